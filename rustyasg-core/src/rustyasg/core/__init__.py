@@ -1,0 +1,37 @@
+"""RustyASG core: symbolic tensors, the op registry, graph-to-graph autograd,
+compilation with graph passes, the executor protocol and plugin discovery.
+
+Example:
+    >>> import numpy as np, rustyasg.core as rg
+    >>> x = rg.input((None, 3), "float32", name="x")
+    >>> w = rg.variable(np.full((3, 1), 0.5, np.float32), name="w")
+    >>> loss = rg.mean((x @ w) ** 2)
+    >>> (gw,) = rg.grad(loss, [w])
+    >>> step = rg.function([x], loss, updates={w: w - 0.1 * gw}, backend="reference")
+    >>> float(step(np.ones((4, 3), np.float32)))
+    2.25
+"""
+
+from __future__ import annotations
+
+from . import tensor_api as _tensor_api  # noqa: F401  (installs Tensor operators and methods)
+from .autograd import grad
+from .backends import get_backend, installed_backends
+from .dtypes import bool_, float16, float32, float64, int32, int64, promote_types
+from .errors import (BackendError, DTypeError, GraphBuildError, MissingKernelError, MissingPartError,
+                     NotDifferentiableError, RustyASGError, ShapeError)
+from .function import Function, evaluate, function, jit
+from .functional import (arange, dropout, expand, expand_dims, flatten, narrow, ones, ones_like, split,
+                         squeeze, stack, std, unsqueeze, unstack, zeros, zeros_like)
+from .graph import Tensor, Variable, apply, as_tensor, constant, input, variable
+from .ops import *  # noqa: F401,F403
+from .ops import matmul, max, min, pow, round, slice_, sum  # noqa: A004 - numpy-style names
+from .ops._define import defop
+from .plugins import plugin_manager, register_plugin, unregister_plugin
+from .registry import KERNELS, OPS, PASSES, Attr, Example, InputSpec, OpDef, TensorType
+from .rng import RNG
+from .shapes import Dim
+
+plugin_manager()  # registers the built-in ops and passes, then every installed plugin's
+
+__version__ = "0.1.0"

@@ -1,0 +1,103 @@
+"""Data types and the one type-promotion table of RustyASG.
+
+Dtypes are plain :class:`numpy.dtype` objects so compiled functions take and
+return numpy arrays without conversion.
+
+Promotion follows a single lattice, lowest first::
+
+    bool < int32 < int64 < float16 < float32 < float64
+
+The result of a binary op between two tensors is the higher of the two.
+Python scalars are *weak*: they never upcast a tensor (``x * 2.0`` stays
+float32 for a float32 ``x``). A Python float meeting an integer or bool
+tensor gives the default float type, float32, as in PyTorch and JAX.
+
+Example:
+    >>> promote_types(float32, float64)
+    dtype('float64')
+    >>> result_type_with_scalar(int32, 2.5)
+    dtype('float32')
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+bool_ = np.dtype(np.bool_)
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
+float16 = np.dtype(np.float16)
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+
+#: All dtypes a symbolic tensor may carry, lowest to highest in promotion order.
+LATTICE = (bool_, int32, int64, float16, float32, float64)
+_RANK = {dt: i for i, dt in enumerate(LATTICE)}
+DEFAULT_FLOAT = float32
+DEFAULT_INT = int64
+
+FLOATING = frozenset({float16, float32, float64})
+INTEGER = frozenset({int32, int64})
+
+_ALIASES = {
+    "bool": bool_, "int32": int32, "int64": int64, "float16": float16, "half": float16,
+    "float32": float32, "float": float32, "float64": float64, "double": float64,
+}
+
+
+def as_dtype(value) -> np.dtype:
+    """Normalise a dtype-like value (name, numpy type, dtype) to a supported dtype.
+
+    >>> as_dtype("float32")
+    dtype('float32')
+    """
+    if isinstance(value, str) and value in _ALIASES:
+        return _ALIASES[value]
+    dt = np.dtype(value)
+    if dt not in _RANK:
+        names = ", ".join(str(d) for d in LATTICE)
+        raise TypeError(f"unsupported dtype {dt}; RustyASG tensors are one of: {names}")
+    return dt
+
+
+def is_floating(dt) -> bool:
+    """True for float16/32/64."""
+    return np.dtype(dt) in FLOATING
+
+
+def is_integer(dt) -> bool:
+    """True for int32/int64."""
+    return np.dtype(dt) in INTEGER
+
+
+def promote_types(a, b) -> np.dtype:
+    """The higher of two dtypes in the promotion lattice."""
+    a, b = as_dtype(a), as_dtype(b)
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+def scalar_kind(value) -> str:
+    """'bool', 'int' or 'float' for a Python/numpy scalar."""
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    raise TypeError(f"not a scalar: {value!r} ({type(value).__name__})")
+
+
+def result_type_with_scalar(dt, value) -> np.dtype:
+    """dtype of ``tensor(dt) <op> python_scalar``: the scalar is weak."""
+    dt = as_dtype(dt)
+    kind = scalar_kind(value)
+    if kind == "float" and not is_floating(dt):
+        return DEFAULT_FLOAT
+    if kind == "int" and dt == bool_:
+        return DEFAULT_INT
+    return dt
+
+
+def scalar_dtype(value) -> np.dtype:
+    """dtype a lone Python scalar becomes when it must be a tensor on its own."""
+    return {"bool": bool_, "int": DEFAULT_INT, "float": DEFAULT_FLOAT}[scalar_kind(value)]

@@ -1,0 +1,116 @@
+"""The executor protocol: what a backend implements.
+
+A backend turns a static :class:`~rustyasg.core.program.Program` into an
+:class:`Executable` once, then runs it many times. It owns the persistent state
+(variables) on its device between calls. The protocol is shaped for device
+backends from the start:
+
+- ``Executable.run`` takes host arrays for the inputs and returns *device
+  handles* for the outputs, without waiting; ``Backend.to_host`` reads one back
+  only when the caller asks for it.
+- Variables are uploaded once and stay resident; updates are applied on the
+  device; ``read_variable`` is the only way a value returns to the host.
+
+Example (the reference backend implements this protocol):
+    >>> import rustyasg.core as rg
+    >>> be = rg.get_backend("reference")
+    >>> be.name
+    'reference'
+"""
+
+from __future__ import annotations
+
+import abc
+import weakref
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from .graph import Variable
+from .program import Program
+
+
+class Executable(abc.ABC):
+    """A program compiled for one input signature."""
+
+    program: Program
+
+    @abc.abstractmethod
+    def run(self, inputs: Sequence[np.ndarray]) -> List[Any]:
+        """Execute once: read inputs and variables, write updates; return output handles."""
+
+    def memory_report(self) -> Dict[str, Any]:
+        """Planned memory use (bytes); backends with a planner fill this in."""
+        return {}
+
+
+class Backend(abc.ABC):
+    """Base class of every backend; subclasses implement the abstract methods.
+
+    ``name`` is the driver name in the ``rustyasg.backends`` entry-point group.
+    """
+
+    name: str = "abstract"
+
+    def __init__(self):
+        # Device copies of variables keyed by node id (ids are never reused; keying by the
+        # tensor itself would compare tensors with ==, which builds graph nodes).
+        self._resident: Dict[int, Any] = {}
+        self._versions: Dict[int, int] = {}
+
+    # -- compilation ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def compile(self, program: Program) -> Executable:
+        """Compile a static program (after the core passes) into an executable."""
+
+    def passes_for(self) -> str:
+        """Name under which backend-specific passes are registered (defaults to ``name``)."""
+        return self.name
+
+    # -- data movement ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def to_device(self, array: np.ndarray) -> Any:
+        """Copy a host array to a device handle."""
+
+    @abc.abstractmethod
+    def to_host(self, handle: Any) -> np.ndarray:
+        """Copy a device handle back to a host array (this may wait for the device)."""
+
+    # -- persistent state ---------------------------------------------------------------------
+    def ensure_resident(self, variables) -> None:
+        """Upload variables whose freshest value is not on this backend."""
+        for var in variables:
+            if var._owner is self:
+                continue
+            vid = var.id
+            if var._owner is None and self._versions.get(vid) == var._version and vid in self._resident:
+                var._owner = self  # the host copy did not change since it was uploaded
+                continue
+            host = var.value() if var._owner is not None else var._host
+            if vid not in self._resident:
+                weakref.finalize(var, self._forget, vid)
+            self._resident[vid] = self.to_device(np.asarray(host, order="C"))
+            self._versions[vid] = var._version
+            var._owner = self
+
+    def _forget(self, vid: int) -> None:
+        self._resident.pop(vid, None)
+        self._versions.pop(vid, None)
+
+    def resident(self, var: Variable) -> Any:
+        """The device handle of a resident variable."""
+        return self._resident[var.id]
+
+    def set_resident(self, var: Variable, handle: Any) -> None:
+        """Record a new device value for ``var`` (used when updates are applied)."""
+        self._resident[var.id] = handle
+        var._version += 1
+        self._versions[var.id] = var._version
+        var._owner = self
+
+    def read_variable(self, var: Variable) -> np.ndarray:
+        """Host copy of a resident variable."""
+        return np.array(self.to_host(self._resident[var.id]), copy=True)
+
+    def synchronize(self) -> None:
+        """Wait until submitted work has finished (no-op for synchronous backends)."""

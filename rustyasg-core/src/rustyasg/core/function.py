@@ -1,0 +1,203 @@
+"""Compiled functions: the whole step, compiled once per input signature.
+
+:func:`function` takes explicit ``inputs``, ``outputs`` and ``updates`` (Theano
+style); :func:`jit` traces a Python function of symbolic inputs (JAX style) and
+builds the same object. Calling it with numpy arrays:
+
+1. binds symbolic dimensions from the input shapes, lowers the graph to a static
+   :class:`~rustyasg.core.program.Program` and runs the passes,
+2. compiles it with the backend, caching the executable by the signature
+   ``((shape, dtype), ...)`` so a repeated call costs only execution,
+3. runs it: variables stay on the backend and are updated in place.
+
+Values that change every step (learning rate, step count) are inputs or
+variables, never constants, so a schedule does not recompile anything.
+
+Example:
+    >>> import numpy as np, rustyasg.core as rg
+    >>> x = rg.input((None,), "float64", name="x")
+    >>> w = rg.variable(np.array(2.0), name="w")
+    >>> step = rg.function([x], (x * w).sum(), updates={w: w + 1.0}, backend="reference")
+    >>> float(step(np.ones(3))), float(step(np.ones(3)))
+    (6.0, 9.0)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import dtypes
+from .graph import Tensor, Variable, as_tensor, input as make_input, toposort
+from .passes import run_passes
+from .program import lower
+
+
+class Function:
+    """A compiled function; see :func:`function`."""
+
+    def __init__(self, inputs: Sequence[Tensor], outputs, updates=None, backend=None,
+                 disabled_passes: Sequence[str] = (), name: Optional[str] = None):
+        from .backends import get_backend
+        from .rng import collect_rng_updates
+
+        self.inputs = list(inputs)
+        for t in self.inputs:
+            if not isinstance(t, Tensor) or t.op != "input":
+                raise TypeError(f"function inputs must be rustyasg.input(...) tensors, got {t!r}")
+        self._single = isinstance(outputs, Tensor)
+        self.outputs = [outputs] if self._single else [as_tensor(o) for o in (outputs or [])]
+        pairs = list(updates.items()) if isinstance(updates, Mapping) else list(updates or [])
+        self.updates = []
+        for var, value in pairs:
+            if not isinstance(var, Variable):
+                raise TypeError(f"updates must assign to variables, got {var!r}")
+            value = as_tensor(value, var)
+            if value.dtype != var.dtype:
+                value = value.astype(var.dtype)
+            self.updates.append((var, value))
+        self.updates += collect_rng_updates(self.outputs + [v for _, v in self.updates],
+                                            {id(v) for v, _ in self.updates})
+        self.backend = get_backend(backend)
+        self.disabled_passes = tuple(disabled_passes)
+        self.name = name
+        self._cache: Dict[Tuple, Any] = {}
+        self.stats = {"compiles": 0, "last_compile_s": 0.0}
+
+    # -- compilation -------------------------------------------------------------------------
+    def signature_of(self, args) -> Tuple:
+        return tuple((a.shape, a.dtype.str) for a in args)
+
+    def lower(self, *args):
+        """The optimised program for these example arguments (for inspection)."""
+        arrays = self._convert(args)
+        sig = [(a.shape, a.dtype) for a in arrays]
+        program = lower(self.inputs, self.outputs, self.updates, sig)
+        return run_passes(program, self.backend.passes_for(), self.disabled_passes)
+
+    def compile(self, *args):
+        """Compile (or fetch from the cache) the executable for these arguments."""
+        arrays = self._convert(args)
+        return self._executable(arrays)
+
+    def _executable(self, arrays):
+        key = self.signature_of(arrays)
+        exe = self._cache.get(key)
+        if exe is None:
+            t0 = time.perf_counter()
+            program = lower(self.inputs, self.outputs, self.updates, [(a.shape, a.dtype) for a in arrays])
+            program = run_passes(program, self.backend.passes_for(), self.disabled_passes)
+            exe = self.backend.compile(program)
+            self._cache[key] = exe
+            self.stats["compiles"] += 1
+            self.stats["last_compile_s"] = time.perf_counter() - t0
+        return exe
+
+    def _convert(self, args):
+        if len(args) != len(self.inputs):
+            names = ", ".join(t.name or "?" for t in self.inputs)
+            raise TypeError(f"expected {len(self.inputs)} argument(s) ({names}), got {len(args)}")
+        out = []
+        for t, a in zip(self.inputs, args):
+            arr = np.asarray(a)
+            if arr.dtype != t.dtype:
+                if (arr.dtype.kind == "f" and t.dtype.kind in "iub") or not np.can_cast(arr.dtype, t.dtype, "same_kind"):
+                    raise TypeError(f"argument {t.name!r}: expected {t.dtype}, got {arr.dtype} "
+                                    f"(cast it explicitly)")
+                arr = arr.astype(t.dtype)
+            out.append(np.asarray(arr, order="C"))
+        return out
+
+    # -- running -------------------------------------------------------------------------------
+    def __call__(self, *args, fetch: bool = True):
+        """Run once. Returns numpy arrays (or device handles with ``fetch=False``)."""
+        arrays = self._convert(args)
+        exe = self._executable(arrays)
+        self.backend.ensure_resident(exe.program.variables.values())
+        handles = exe.run(arrays)
+        if fetch:
+            handles = [self.backend.to_host(h) for h in handles]
+        if self._single:
+            return handles[0]
+        return handles
+
+    def memory_report(self, *args) -> Dict[str, Any]:
+        """The backend's planned memory for these arguments' signature."""
+        return self.compile(*args).memory_report()
+
+
+def function(inputs: Sequence[Tensor], outputs, updates=None, backend=None, **kw) -> Function:
+    """Compile ``outputs`` (a tensor or a list) of ``inputs``, applying ``updates`` to variables.
+
+    ``updates`` maps each :class:`Variable` to its new value (a dict or a list of pairs);
+    all new values are computed from the old ones and written together at the end of the
+    call. ``backend`` is a name or a backend object; by default ``RUSTYASG_BACKEND`` or ``cpu``.
+    """
+    return Function(inputs, outputs, updates, backend, **kw)
+
+
+def jit(fn: Optional[Callable] = None, *, backend=None, static_argnums: Sequence[int] = ()):
+    """Trace ``fn`` on symbolic inputs shaped like the first call's arguments (JAX-style).
+
+    The function returns a tensor, a list of tensors, or ``(outputs, updates)``. The
+    batch dimension stays symbolic, so later calls with another batch size reuse the
+    traced graph and only compile for the new signature.
+
+    >>> import numpy as np, rustyasg.core as rg
+    >>> @rg.jit(backend="reference")
+    ... def f(x):
+    ...     return (x * x).sum()
+    >>> float(f(np.arange(3.0)))
+    5.0
+    """
+    def wrap(f):
+        compiled: Dict[Tuple, Function] = {}
+
+        def call(*args):
+            statics = tuple(args[i] for i in static_argnums)
+            dyn = [np.asarray(a) for i, a in enumerate(args) if i not in static_argnums]
+            key = (statics, tuple((a.ndim, a.dtype.str) + tuple(a.shape[1:]) for a in dyn))
+            func = compiled.get(key)
+            if func is None:
+                sym = [make_input(("batch",) + a.shape[1:] if a.ndim else (), a.dtype, name=f"arg{i}")
+                       for i, a in enumerate(dyn)]
+                it = iter(sym)
+                full = [args[i] if i in static_argnums else next(it) for i in range(len(args))]
+                result = f(*full)
+                updates = None
+                if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], Mapping):
+                    result, updates = result
+                func = compiled[key] = Function(sym, result, updates, backend)
+            return func(*dyn)
+
+        call.__wrapped__ = f
+        call.__doc__ = f.__doc__
+        return call
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def evaluate(outputs: Union[Tensor, Sequence[Tensor]], feed: Optional[Mapping[Tensor, Any]] = None,
+             backend="reference"):
+    """Evaluate tensors once (debugging aid): ``feed`` maps input tensors to values.
+
+    >>> import rustyasg.core as rg
+    >>> x = rg.input((2,), "float64", name="x")
+    >>> rg.evaluate(x * 3, {x: [1.0, 2.0]})
+    array([3., 6.])
+    """
+    feed = dict(feed or {})
+    single = isinstance(outputs, Tensor)
+    outs = [outputs] if single else list(outputs)
+    needed = [n for n in toposort(outs) if n.op == "input"]
+    missing = [n.name for n in needed if n not in feed]
+    if missing:
+        raise ValueError(f"evaluate: no value fed for input(s) {missing}")
+    values = [np.asarray(feed[n], dtype=n.dtype) for n in needed]
+    fn = Function(needed, outs, None, backend)
+    result = fn(*values)
+    return result[0] if single else result
+
+

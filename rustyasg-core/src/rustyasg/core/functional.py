@@ -1,0 +1,149 @@
+"""Composite functions built from core ops, with numpy/PyTorch-style signatures.
+
+These add no new ops: each is a few graph ops, so every backend that runs the
+core set runs them, and their gradients come for free.
+
+Example:
+    >>> import rustyasg.core as rg
+    >>> x = rg.input((2, 3, 4), name="x")
+    >>> rg.stack([x, x], axis=1).shape
+    (2, 2, 3, 4)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from . import dtypes
+from .graph import Tensor, as_tensor, constant
+from .ops import concat, movement, reduce
+from .shapes import Dim, normalize_axis, normalize_axes
+
+
+def squeeze(x: Tensor, axis=None) -> Tensor:
+    """Remove size-1 axes (all of them, or those in ``axis``)."""
+    axes = [i for i, d in enumerate(x.shape) if d == 1] if axis is None else normalize_axes(axis, x.ndim)
+    for a in axes:
+        if x.shape[a] != 1:
+            raise ValueError(f"squeeze: axis {a} of {x.describe()} has size {x.shape[a]}, not 1")
+    return movement.reshape(x, shape=tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+def unsqueeze(x: Tensor, axis: int) -> Tensor:
+    """Insert a size-1 axis at ``axis`` (``expand_dims``)."""
+    ax = normalize_axis(axis, x.ndim + 1)
+    return movement.reshape(x, shape=x.shape[:ax] + (1,) + x.shape[ax:])
+
+
+expand_dims = unsqueeze
+
+
+def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+    """Merge axes ``start_axis..end_axis`` into one (PyTorch's ``flatten``)."""
+    if x.ndim == 0:
+        return movement.reshape(x, shape=(1,))
+    s, e = normalize_axis(start_axis, x.ndim), normalize_axis(end_axis, x.ndim)
+    merged = 1
+    for d in x.shape[s:e + 1]:
+        merged = merged * d
+    return movement.reshape(x, shape=x.shape[:s] + (merged,) + x.shape[e + 1:])
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along a new axis."""
+    tensors = [as_tensor(t) for t in tensors]
+    return concat(*[unsqueeze(t, axis) for t in tensors], axis=axis)
+
+
+def split(x: Tensor, sections, axis: int = 0) -> list:
+    """Split into equal ``sections`` (an int) or at sizes (a list of ints), as ``torch.split`` with sizes."""
+    ax = normalize_axis(axis, x.ndim)
+    n = x.shape[ax]
+    if isinstance(n, Dim):
+        raise ValueError(f"split: axis {axis} of {x.describe()} is symbolic")
+    if isinstance(sections, int):
+        if n % sections:
+            raise ValueError(f"split: {n} is not divisible into {sections} equal sections")
+        sizes = [n // sections] * sections
+    else:
+        sizes = list(sections)
+        if sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} do not add up to {n}")
+    out, offset = [], 0
+    for size in sizes:
+        out.append(narrow(x, ax, offset, size))
+        offset += size
+    return out
+
+
+def narrow(x: Tensor, axis: int, start: int, length: int) -> Tensor:
+    """``x`` restricted to ``start:start+length`` along ``axis``."""
+    ax = normalize_axis(axis, x.ndim)
+    starts = tuple(start if i == ax else 0 for i in range(x.ndim))
+    stops = tuple(start + length if i == ax else None for i in range(x.ndim))
+    return movement.slice_(x, starts=starts, stops=stops, steps=(1,) * x.ndim)
+
+
+def unstack(x: Tensor, axis: int = 0) -> list:
+    """Split along ``axis`` and drop it."""
+    return [squeeze(t, axis) for t in split(x, x.shape[normalize_axis(axis, x.ndim)], axis)]
+
+
+def expand(x: Tensor, *shape) -> Tensor:
+    """PyTorch's ``expand``: broadcast to ``shape``; -1 keeps a dimension."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    lead = len(shape) - x.ndim
+    full = tuple(x.shape[i - lead] if (isinstance(d, int) and d == -1) else d for i, d in enumerate(shape))
+    return reduce.broadcast_to(x, shape=full)
+
+
+def zeros(shape, dtype="float32") -> Tensor:
+    """A constant of zeros."""
+    return constant(np.zeros(shape, dtypes.as_dtype(dtype)))
+
+
+def ones(shape, dtype="float32") -> Tensor:
+    """A constant of ones."""
+    return constant(np.ones(shape, dtypes.as_dtype(dtype)))
+
+
+def zeros_like(x: Tensor) -> Tensor:
+    """Zeros shaped like ``x`` (works with symbolic shapes)."""
+    return movement.zeros_like_shape(x)
+
+
+def ones_like(x: Tensor) -> Tensor:
+    """Ones shaped like ``x``."""
+    from .ops import ones_like_scalar
+
+    return ones_like_scalar(x)
+
+
+def arange(n: int, dtype="int64") -> Tensor:
+    """A constant ``0..n-1``."""
+    return constant(np.arange(n, dtype=dtypes.as_dtype(dtype)))
+
+
+def std(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
+    """Standard deviation (``sqrt(var)``)."""
+    from .ops import sqrt
+
+    return sqrt(reduce.var(x, axis=axis, keepdims=keepdims, correction=correction))
+
+
+def dropout(x: Tensor, p: float, seed: Tensor, salt: int = 0) -> Tensor:
+    """Inverted dropout: zero each element with probability ``p``, scale the rest by ``1/(1-p)``.
+
+    ``seed`` is an int tensor (usually RNG state advanced each step), ``salt`` separates layers.
+    """
+    from .ops import random_uniform, where
+
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if p == 0.0:
+        return x
+    keep = random_uniform(seed, shape=x.shape, salt=salt, dtype=x.dtype) >= p
+    return where(keep, x * (1.0 / (1.0 - p)), 0.0)

@@ -1,0 +1,274 @@
+"""Symbolic tensors: the nodes of the Abstract Semantic Graph.
+
+Every :class:`Tensor` is the single output of one op applied to input tensors
+with attributes. Shapes and dtypes are inferred when the node is created, so a
+mistake raises at once with the op, the operand shapes and the user's file:line.
+
+Example:
+    >>> import rustyasg.core as rg
+    >>> x = rg.input((None, 3), rg.float32, name="x")
+    >>> y = (x * 2.0).sum(axis=1)
+    >>> y.shape, y.dtype
+    ((Dim(x.0),), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import dtypes
+from .errors import AttributeSchemaError, DTypeError, GraphBuildError, ShapeError
+from .registry import OPS, TensorType
+from .shapes import Dim, format_shape, normalize_shape
+from .source import user_location
+
+_ids = itertools.count()
+
+
+class Tensor:
+    """A symbolic tensor: the output of ``op(*inputs, **attrs)``.
+
+    Supports numpy-style operators, methods (``sum``, ``reshape``, ``T``, indexing ...)
+    and broadcasting. Values exist only when a compiled function runs.
+    """
+
+    __slots__ = ("id", "op", "inputs", "attrs", "shape", "dtype", "name", "source", "__weakref__")
+    __array_priority__ = 1000  # numpy scalars/arrays defer to our operators
+
+    def __init__(self, op: str, inputs: Tuple["Tensor", ...], attrs: Mapping[str, Any],
+                 shape: tuple, dtype: np.dtype, name: Optional[str] = None, source: Optional[str] = None):
+        self.id = next(_ids)
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.shape = shape
+        self.dtype = dtype
+        self.name = name
+        self.source = source
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def type(self) -> TensorType:
+        return TensorType(self.shape, self.dtype)
+
+    def describe(self) -> str:
+        """``float32(B, 3)`` style text used in error messages."""
+        return f"{self.dtype}{format_shape(self.shape)}"
+
+    def __repr__(self):
+        label = f" {self.name!r}" if self.name else ""
+        return f"<Tensor{label} {self.op} {self.describe()}>"
+
+    def __bool__(self):
+        raise TypeError("a symbolic Tensor has no truth value while the graph is built; "
+                        "use rustyasg.core.where(...) for data-dependent choices")
+
+    def __hash__(self):
+        return self.id
+
+    def __iter__(self):
+        raise TypeError("a symbolic Tensor is not iterable; index it or use split/unstack")
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        if not isinstance(self.shape[0], int):
+            raise TypeError(f"len() of a tensor whose first dimension {self.shape[0]} is symbolic")
+        return self.shape[0]
+
+
+class Variable(Tensor):
+    """Persistent state held by a backend between calls: parameters, optimizer moments, RNG state.
+
+    A compiled function reads variables and updates them in place through its
+    ``updates``. ``value()`` reads the current value back from wherever it lives.
+
+    >>> import rustyasg.core as rg
+    >>> w = rg.variable(np.ones((2, 2), np.float32), name="w")
+    >>> w.value().sum()
+    4.0
+    """
+
+    __slots__ = ("_host", "trainable", "_owner", "_version")
+
+    def __init__(self, value: np.ndarray, name: Optional[str], trainable: bool, source: Optional[str]):
+        value = np.asarray(value, order="C")
+        super().__init__("variable", (), {}, tuple(value.shape), dtypes.as_dtype(value.dtype), name, source)
+        self._host: Optional[np.ndarray] = value
+        self.trainable = trainable
+        self._owner = None  # backend holding the authoritative copy, if any
+        self._version = 0
+
+    def value(self) -> np.ndarray:
+        """The current value as a numpy array (a copy read back from the owning backend)."""
+        if self._owner is not None:
+            self._host = self._owner.read_variable(self)
+            self._owner = None
+        return self._host.copy()
+
+    numpy = value
+
+    def assign(self, value) -> None:
+        """Replace the value from the host; shape and dtype must not change."""
+        value = np.asarray(value)
+        if tuple(value.shape) != self.shape:
+            raise ValueError(f"variable {self.name!r}: cannot assign shape {value.shape} to {format_shape(self.shape)}")
+        self._host = np.array(value, dtype=self.dtype, order="C", copy=True)
+        self._owner = None
+        self._version += 1
+
+
+def _location() -> Optional[str]:
+    return user_location()
+
+
+def _constant_dtype(value) -> np.dtype:
+    arr = np.asarray(value)
+    if arr.dtype == np.float64 and not isinstance(value, np.ndarray):
+        return dtypes.DEFAULT_FLOAT  # Python floats become float32 tensors
+    if arr.dtype.kind in "iu" and not isinstance(value, np.ndarray):
+        return dtypes.DEFAULT_INT
+    return dtypes.as_dtype(arr.dtype)
+
+
+def constant(value, dtype=None, name: Optional[str] = None) -> Tensor:
+    """A constant tensor baked into the graph (use inputs for values that change per call).
+
+    >>> constant([1.0, 2.0]).describe()
+    'float32(2,)'
+    """
+    dt = dtypes.as_dtype(dtype) if dtype is not None else _constant_dtype(value)
+    arr = np.array(value, dtype=dt, order="C")
+    arr.setflags(write=False)
+    return Tensor("constant", (), {"value": arr}, tuple(arr.shape), dt, name, _location())
+
+
+def input(shape=(), dtype="float32", name: Optional[str] = None) -> Tensor:  # noqa: A001 - mirrors placeholders
+    """A value supplied at each call of a compiled function.
+
+    ``None`` or a string in ``shape`` makes a symbolic dimension; ``None`` gets a
+    fresh name ``<name>.<axis>``, equal strings share one size.
+
+    >>> x = input((None, 784), "float32", name="x")
+    >>> x.shape
+    (Dim(x.0), 784)
+    """
+    if isinstance(shape, (int, str)) or shape is None:
+        shape = (shape,)
+    base = name or f"in{next(_ids)}"
+    shape = tuple(f"{base}.{i}" if d is None else d for i, d in enumerate(shape))
+    return Tensor("input", (), {}, normalize_shape(shape), dtypes.as_dtype(dtype), name or base, _location())
+
+
+def variable(value, name: Optional[str] = None, dtype=None, trainable: bool = True) -> Variable:
+    """A persistent variable initialised from ``value``.
+
+    >>> v = variable(np.zeros(3), dtype="float32", name="bias")
+    >>> v.describe()
+    'float32(3,)'
+    """
+    arr = np.asarray(value)
+    if dtype is not None:
+        arr = arr.astype(dtypes.as_dtype(dtype))
+    elif not isinstance(value, np.ndarray):
+        arr = arr.astype(_constant_dtype(value))
+    dtypes.as_dtype(arr.dtype)
+    return Variable(arr, name, trainable, _location())
+
+
+def as_tensor(value, like: Optional[Tensor] = None) -> Tensor:
+    """Wrap Python/numpy values as constants; tensors pass through."""
+    if isinstance(value, Tensor):
+        return value
+    if like is not None and np.ndim(value) == 0:
+        return constant(value, dtypes.result_type_with_scalar(like.dtype, value)
+                        if not isinstance(value, np.ndarray) else None)
+    return constant(value)
+
+
+def _error_class(exc: Exception):
+    if isinstance(exc, TypeError):
+        return DTypeError
+    if isinstance(exc, KeyError):
+        return AttributeSchemaError
+    return ShapeError
+
+
+def apply(op: str, *inputs, name: Optional[str] = None, **attrs) -> Tensor:
+    """Create the node ``op(*inputs, **attrs)``, checking shapes, dtypes and attributes.
+
+    This is how every op function is built; plugins can call it for their own ops.
+
+    >>> x = input((2, 3), name="x")
+    >>> apply("exp", x).shape
+    (2, 3)
+    """
+    opdef = OPS.get(op)
+    if opdef is None:
+        raise GraphBuildError(op, "no such op is registered (is the plugin that provides it installed?)",
+                              source=_location())
+    if opdef.num_inputs is not None and len(inputs) != opdef.num_inputs:
+        raise GraphBuildError(op, f"takes {opdef.num_inputs} input(s), got {len(inputs)}", source=_location())
+    tensors = _coerce_inputs(inputs, opdef.promote)
+    if opdef.promote and len(tensors) > 1:
+        tensors = _promote(tensors)
+    try:
+        full = opdef.check_attrs(attrs)
+        ttype = opdef.infer([t.type for t in tensors], **full)
+    except (ValueError, TypeError, KeyError) as exc:
+        msg = exc.args[0] if exc.args else str(exc)
+        raise _error_class(exc)(op, str(msg), [t.describe() for t in tensors], _location()) from None
+    return Tensor(op, tuple(tensors), full, tuple(ttype.shape), np.dtype(ttype.dtype), name, _location())
+
+
+def _coerce_inputs(inputs: Sequence, promote: bool):
+    like = next((t for t in inputs if isinstance(t, Tensor)), None)
+    return [as_tensor(v, like if promote else None) for v in inputs]
+
+
+def _promote(tensors):
+    target = tensors[0].dtype
+    for t in tensors[1:]:
+        target = dtypes.promote_types(target, t.dtype)
+    return [t if t.dtype == target else _cast(t, target) for t in tensors]
+
+
+def _cast(t: Tensor, dtype) -> Tensor:
+    if t.op == "constant":  # fold casts of literals right away
+        return constant(t.attrs["value"].astype(dtype), dtype)
+    return apply("cast", t, dtype=dtype)
+
+
+def toposort(outputs: Sequence[Tensor]) -> list:
+    """Nodes reachable from ``outputs`` in dependency order (inputs first)."""
+    order, seen = [], set()
+    stack = [(t, False) for t in reversed(list(outputs))]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        stack.append((node, True))
+        for inp in reversed(node.inputs):
+            if inp.id not in seen:
+                stack.append((inp, False))
+    return order
+
+
+def dims_in(shape) -> set:
+    """Names of the symbolic dims in a shape."""
+    names = set()
+    for d in shape:
+        if isinstance(d, Dim):
+            names |= d.names()
+    return names
+

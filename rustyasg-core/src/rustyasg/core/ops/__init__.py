@@ -1,0 +1,16 @@
+"""The core op set, one module per family, plus the composite functions built on them.
+
+Importing this package registers every core op in :data:`rustyasg.core.registry.OPS`.
+"""
+
+from __future__ import annotations
+
+from . import elementwise, linalg, misc, movement, random, reduce  # noqa: F401  (registers the ops)
+from .elementwise import *  # noqa: F401,F403
+from .linalg import matmul  # noqa: F401
+from .misc import identity, ones_like_scalar, stop_gradient  # noqa: F401
+from .movement import (concat, flip, gather, one_hot, pad, reshape, scatter_add, slice_, take,  # noqa: F401
+                       take_grad, transpose, zeros_like_shape)
+from .random import random_normal, random_uniform  # noqa: F401
+from .reduce import (argmax, argmin, broadcast_to, dim_size, log_softmax, logsumexp, max, mean, min,  # noqa: F401
+                     prod, softmax, sum, sum_to, var)

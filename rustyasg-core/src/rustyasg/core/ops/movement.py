@@ -1,0 +1,317 @@
+"""Shape and movement ops: reshape, transpose, slice, concat, pad, flip, and
+integer-array indexing (take / gather / scatter_add / one_hot).
+
+Example:
+    >>> import rustyasg.core as rg
+    >>> x = rg.input((2, 3, 4), name="x")
+    >>> rg.transpose(x, (2, 0, 1)).shape
+    (4, 2, 3)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..registry import Attr, Example, InputSpec, TensorType, as_int, as_ints
+from ..shapes import Dim, format_shape, normalize_axis, normalize_shape, size_of
+from ._define import defop
+
+
+def _ints_sample(low, high, shape):
+    return InputSpec(shape, dtype="int64", low=low, high=high, differentiable=False)
+
+
+# --- reshape -----------------------------------------------------------------------
+def resolve_reshape(src, target):
+    """Resolve one ``-1`` in ``target`` against ``src`` and check the sizes agree."""
+    target = list(target)
+    total = size_of(src)
+    if target.count(-1) > 1:
+        raise ValueError(f"at most one -1 in reshape target {tuple(target)}")
+    if -1 in target:
+        known = size_of([d for d in target if not (isinstance(d, int) and d == -1)])
+        try:
+            target[target.index(-1)] = total // known
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"cannot reshape {format_shape(src)} to {tuple(target)}") from None
+    target = normalize_shape(target)
+    if size_of(target) != total:
+        raise ValueError(f"cannot reshape {format_shape(src)} ({total} elements) to {format_shape(target)} "
+                         f"({size_of(target)} elements)")
+    return target
+
+
+reshape = defop("reshape", infer=lambda ts, shape: TensorType(resolve_reshape(ts[0].shape, shape), ts[0].dtype),
+                reference=lambda x, shape: x.reshape(shape),
+                grad=lambda g, y, x, shape: (g.reshape(x.shape),),
+                attrs={"shape": Attr(as_ints)}, kind="movement",
+                examples=(Example((InputSpec((2, 6)),), {"shape": (3, -1)}),),
+                doc="Reshape without copying data order (row-major); one dim may be -1.")
+
+
+def _transpose_infer(ts, axes):
+    t = ts[0]
+    if sorted(a % len(t.shape) for a in axes) != list(range(len(t.shape))) or len(axes) != len(t.shape):
+        raise ValueError(f"axes {axes} are not a permutation of the {len(t.shape)} axes of {format_shape(t.shape)}")
+    return TensorType(tuple(t.shape[a] for a in axes), t.dtype)
+
+
+transpose = defop("transpose", infer=_transpose_infer, reference=lambda x, axes: np.transpose(x, axes),
+                  grad=lambda g, y, x, axes: (transpose(g, axes=tuple(int(i) for i in np.argsort([a % len(axes) for a in axes]))),),
+                  attrs={"axes": Attr(as_ints)}, kind="movement",
+                  examples=(Example((InputSpec((2, 3, 4)),), {"axes": (2, 0, 1)}),),
+                  doc="Permute axes (PyTorch's ``permute``).")
+
+
+# --- slice ---------------------------------------------------------------------------
+def _slice_dims(shape, starts, stops, steps):
+    out = []
+    for d, a, b, s in zip(shape, starts, stops, steps):
+        if isinstance(d, Dim):
+            if (a, b, s) != (0, None, 1):
+                raise ValueError(f"only a full slice ':' is possible along symbolic dimension {d}")
+            out.append(d)
+        else:
+            out.append(len(range(*slice(a, b, s).indices(d))))
+    return tuple(out)
+
+
+def _slice_infer(ts, starts, stops, steps):
+    t = ts[0]
+    if not (len(starts) == len(stops) == len(steps) == len(t.shape)):
+        raise ValueError(f"slice needs one (start, stop, step) per axis of {format_shape(t.shape)}")
+    if any(s == 0 for s in steps):
+        raise ValueError("slice step cannot be zero")
+    return TensorType(_slice_dims(t.shape, starts, stops, steps), t.dtype)
+
+
+def _slice_ref(x, starts, stops, steps):
+    return x[tuple(slice(a, b, s) for a, b, s in zip(starts, stops, steps))]
+
+
+def _opt_ints(v):
+    return tuple(None if x is None else int(x) for x in v)
+
+
+slice_ = defop("slice", infer=_slice_infer, reference=_slice_ref,
+               grad=lambda g, y, x, **kw: (slice_grad(g, **kw, shape=x.shape),),
+               attrs={"starts": Attr(_opt_ints), "stops": Attr(_opt_ints), "steps": Attr(as_ints)},
+               kind="movement",
+               examples=(Example((InputSpec((5, 6)),), {"starts": (1, None), "stops": (4, None), "steps": (1, -2)}),),
+               doc="Basic slicing ``x[a:b:s, ...]`` with one (start, stop, step) per axis.")
+
+
+def _slice_grad_ref(g, starts, stops, steps, shape):
+    out = np.zeros(shape, dtype=g.dtype)
+    out[tuple(slice(a, b, s) for a, b, s in zip(starts, stops, steps))] = g
+    return out
+
+
+def _slice_grad_infer(ts, starts, stops, steps, shape):
+    shape = normalize_shape(shape)
+    expected = _slice_dims(shape, starts, stops, steps)
+    if tuple(ts[0].shape) != expected:
+        raise ValueError(f"gradient shape {format_shape(ts[0].shape)} does not match slice shape {format_shape(expected)}")
+    return TensorType(shape, ts[0].dtype)
+
+
+slice_grad = defop("slice_grad", infer=_slice_grad_infer, reference=_slice_grad_ref,
+                   grad=lambda g, y, x, starts, stops, steps, shape: (slice_(g, starts=starts, stops=stops, steps=steps),),
+                   attrs={"starts": Attr(_opt_ints), "stops": Attr(_opt_ints), "steps": Attr(as_ints),
+                          "shape": Attr(as_ints)}, kind="movement",
+                   examples=(Example((InputSpec((3, 3)),), {"starts": (1, None), "stops": (4, None), "steps": (1, -2),
+                                                           "shape": (5, 6)}),),
+                   doc="Scatter a slice's gradient into zeros of the source shape.")
+
+
+# --- concat ----------------------------------------------------------------------------
+def _concat_infer(ts, axis):
+    first = ts[0]
+    ax = normalize_axis(axis, len(first.shape))
+    total = 0
+    for t in ts:
+        if len(t.shape) != len(first.shape) or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != ax):
+            raise ValueError(f"concat along axis {axis}: shapes " + ", ".join(format_shape(u.shape) for u in ts)
+                             + " differ off that axis")
+        if t.dtype != first.dtype:
+            raise TypeError(f"concat of different dtypes {first.dtype} and {t.dtype}")
+        total = total + t.shape[ax]
+    shape = list(first.shape)
+    shape[ax] = total
+    return TensorType(tuple(shape), first.dtype)
+
+
+def _concat_grad(g, y, *inputs, axis):
+    ax = axis % len(y.shape)
+    grads, offset = [], 0
+    for t in inputs:
+        n = t.shape[ax]
+        starts = tuple(offset if i == ax else 0 for i in range(len(y.shape)))
+        stops = tuple(offset + n if i == ax else None for i in range(len(y.shape)))
+        grads.append(slice_(g, starts=starts, stops=stops, steps=(1,) * len(y.shape)))
+        offset = offset + n
+    return grads
+
+
+concat = defop("concat", infer=_concat_infer, reference=lambda *xs, axis: np.concatenate(xs, axis=axis),
+               grad=_concat_grad, attrs={"axis": Attr(as_int, 0)}, kind="movement", num_inputs=None,
+               examples=(Example((InputSpec((2, 3)), InputSpec((2, 5)), InputSpec((2, 1))), {"axis": 1}),),
+               doc="Join tensors along an existing axis (``torch.cat``).")
+
+
+# --- pad / flip ---------------------------------------------------------------------------
+def _pad_infer(ts, pad_width, value):
+    t = ts[0]
+    if len(pad_width) != 2 * len(t.shape):
+        raise ValueError(f"pad_width needs (before, after) for each of the {len(t.shape)} axes")
+    shape = tuple(d + pad_width[2 * i] + pad_width[2 * i + 1] for i, d in enumerate(t.shape))
+    if any(isinstance(d, int) and d < 0 for d in shape):
+        raise ValueError(f"negative padding crops {format_shape(t.shape)} below zero")
+    return TensorType(shape, t.dtype)
+
+
+def _pad_ref(x, pad_width, value):
+    pw = [(pad_width[2 * i], pad_width[2 * i + 1]) for i in range(x.ndim)]
+    return np.pad(x, pw, mode="constant", constant_values=value)
+
+
+def _pad_grad(g, y, x, pad_width, value):
+    nd = len(x.shape)
+    starts = tuple(pad_width[2 * i] for i in range(nd))
+    stops = tuple(pad_width[2 * i] + x.shape[i] if isinstance(x.shape[i], int) else None for i in range(nd))
+    return (slice_(g, starts=starts, stops=stops, steps=(1,) * nd),)
+
+
+pad = defop("pad", infer=_pad_infer, reference=_pad_ref, grad=_pad_grad,
+            attrs={"pad_width": Attr(as_ints), "value": Attr(float, 0.0)}, kind="movement",
+            examples=(Example((InputSpec((2, 3)),), {"pad_width": (1, 0, 2, 1), "value": 0.5}),),
+            doc="Constant padding; ``pad_width`` lists (before, after) per axis, numpy order.")
+
+flip = defop("flip", infer=lambda ts, axes: ts[0], reference=lambda x, axes: np.flip(x, axes).copy(),
+             grad=lambda g, y, x, axes: (flip(g, axes=axes),), attrs={"axes": Attr(as_ints)}, kind="movement",
+             examples=(Example((InputSpec((3, 4)),), {"axes": (1,)}),), doc="Reverse the order along ``axes``.")
+
+
+# --- integer-array indexing ---------------------------------------------------------------
+def _check_index(t):
+    if t.dtype not in (dtypes.int32, dtypes.int64):
+        raise TypeError(f"indices must be int32 or int64, got {t.dtype}")
+
+
+def _take_infer(ts, axis):
+    x, idx = ts
+    _check_index(idx)
+    ax = normalize_axis(axis, len(x.shape))
+    return TensorType(x.shape[:ax] + idx.shape + x.shape[ax + 1:], x.dtype)
+
+
+def _take_grad(g, y, x, idx, axis):
+    return (take_grad(g, idx, axis=axis, size=x.shape[axis % len(x.shape)]), None)
+
+
+take = defop("take", infer=_take_infer, reference=lambda x, idx, axis: np.take(x, idx, axis=axis),
+             grad=_take_grad, attrs={"axis": Attr(as_int, 0)}, kind="movement", num_inputs=2,
+             examples=(Example((InputSpec((6, 3)), _ints_sample(0, 6, (2, 4))), {"axis": 0}),
+                       Example((InputSpec((2, 5, 3)), _ints_sample(0, 5, (7,))), {"axis": 1})),
+             doc="Select entries along ``axis`` by an integer index array (``np.take``; embedding lookup).")
+
+
+def _take_grad_infer(ts, axis, size):
+    g, idx = ts
+    _check_index(idx)
+    ax = normalize_axis(axis, len(g.shape) - len(idx.shape) + 1)
+    shape = g.shape[:ax] + (size,) + g.shape[ax + len(idx.shape):]
+    return TensorType(shape, g.dtype)
+
+
+def _take_grad_ref(g, idx, axis, size):
+    nd_out = g.ndim - idx.ndim + 1
+    ax = axis % nd_out
+    shape = g.shape[:ax] + (size,) + g.shape[ax + idx.ndim:]
+    out = np.zeros(shape, dtype=g.dtype)
+    gm = np.moveaxis(g.reshape(g.shape[:ax] + (-1,) + g.shape[ax + idx.ndim:]), ax, 0)
+    om = np.moveaxis(out, ax, 0)
+    np.add.at(om, idx.reshape(-1), gm)
+    return out
+
+
+take_grad = defop("take_grad", infer=_take_grad_infer, reference=_take_grad_ref,
+                  grad=lambda gg, y, g, idx, axis, size: (take(gg, idx, axis=axis), None),
+                  attrs={"axis": Attr(as_int, 0), "size": Attr(lambda v: v)}, kind="movement", num_inputs=2,
+                  examples=(Example((InputSpec((2, 4, 3)), _ints_sample(0, 6, (2, 4))), {"axis": 0, "size": 6}),),
+                  doc="Scatter-add rows of ``g`` into ``size`` slots by index (the gradient of ``take``).")
+
+
+def _gather_infer(ts, axis):
+    x, idx = ts
+    _check_index(idx)
+    normalize_axis(axis, len(x.shape))
+    if len(idx.shape) != len(x.shape):
+        raise ValueError(f"index rank {len(idx.shape)} must equal input rank {len(x.shape)}")
+    return TensorType(idx.shape, x.dtype)
+
+
+def _gather_ref(x, idx, axis):
+    return np.take_along_axis(x, idx, axis=axis)
+
+
+gather = defop("gather", infer=_gather_infer, reference=_gather_ref,
+               grad=lambda g, y, x, idx, axis: (scatter_add(zeros_like_shape(x), idx, g, axis=axis), None),
+               attrs={"axis": Attr(as_int)}, kind="movement", num_inputs=2,
+               examples=(Example((InputSpec((4, 5)), _ints_sample(0, 5, (4, 3))), {"axis": 1}),),
+               doc="``torch.gather``: ``out[i][j] = x[i][idx[i][j]]`` along ``axis``.")
+
+
+def _scatter_add_infer(ts, axis):
+    x, idx, src = ts
+    _check_index(idx)
+    normalize_axis(axis, len(x.shape))
+    if tuple(idx.shape) != tuple(src.shape):
+        raise ValueError(f"index shape {format_shape(idx.shape)} must equal src shape {format_shape(src.shape)}")
+    if src.dtype != x.dtype:
+        raise TypeError(f"src dtype {src.dtype} differs from destination {x.dtype}")
+    return x
+
+
+def _scatter_add_ref(x, idx, src, axis):
+    out = x.copy()
+    ax = axis % x.ndim
+    grids = list(np.indices(idx.shape, sparse=True))
+    grids[ax] = idx
+    np.add.at(out, tuple(grids), src)
+    return out
+
+
+scatter_add = defop("scatter_add", infer=_scatter_add_infer, reference=_scatter_add_ref,
+                    grad=lambda g, y, x, idx, src, axis: (g, None, gather(g, idx, axis=axis)),
+                    attrs={"axis": Attr(as_int)}, kind="movement", num_inputs=3,
+                    examples=(Example((InputSpec((4, 5)), _ints_sample(0, 5, (4, 3)), InputSpec((4, 3))), {"axis": 1}),),
+                    doc="``torch.scatter_add``: add ``src`` into a copy of ``x`` at ``idx`` along ``axis``.")
+
+
+def _one_hot_infer(ts, num_classes, dtype):
+    _check_index(ts[0])
+    return TensorType(ts[0].shape + (num_classes,), dtype)
+
+
+def _one_hot_ref(idx, num_classes, dtype):
+    return (idx[..., None] == np.arange(num_classes)).astype(dtype)
+
+
+one_hot = defop("one_hot", infer=_one_hot_infer, reference=_one_hot_ref, grad=lambda g, y, i, **_: (None,),
+                attrs={"num_classes": Attr(as_int), "dtype": Attr(dtypes.as_dtype, dtypes.float32)},
+                kind="elementwise",
+                examples=(Example((_ints_sample(0, 5, (6,)),), {"num_classes": 5, "dtype": dtypes.float64},
+                                  check_grad=False),),
+                doc="One-hot encode integer labels into a new last axis.")
+
+
+def _zeros_like_infer(ts):
+    return ts[0]
+
+
+zeros_like_shape = defop("zeros_like", infer=_zeros_like_infer, reference=lambda x: np.zeros_like(x),
+                         grad=lambda g, y, x: (None,), kind="source",
+                         examples=(Example((InputSpec((2, 3)),), check_grad=False),),
+                         doc="Zeros with ``x``'s shape and dtype (``x``'s values are not read).")

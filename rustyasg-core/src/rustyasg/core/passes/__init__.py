@@ -1,0 +1,37 @@
+"""Graph passes run on every compiled program, in order of position.
+
+| position | pass | what it does |
+|---|---|---|
+| 10 | ``simplify`` | algebraic identities (x+0, x*1, double negation, no-op reshape/transpose/cast) |
+| 20 | ``constant_fold`` | evaluates small all-constant subgraphs with the references |
+| 25 | ``simplify_folded`` | ``simplify`` again over what folding exposed |
+| 30 | ``cse`` | merges identical instructions |
+| 40 | ``dce`` | drops what no output or update needs |
+
+Backends and plugins register more (fusion, memory planning) through
+``rustyasg_register_passes`` at higher positions.
+"""
+
+from __future__ import annotations
+
+from ..registry import PASSES
+from .cse import cse
+from .dce import dce
+from .fold import constant_fold
+from .simplify import simplify
+
+PASSES.register("simplify", simplify, 10)
+PASSES.register("constant_fold", constant_fold, 20)
+PASSES.register("simplify_folded", simplify, 25)  # folding exposes new identities (x ** (2 - 1))
+PASSES.register("cse", cse, 30)
+PASSES.register("dce", dce, 40)
+
+__all__ = ["simplify", "constant_fold", "cse", "dce", "run_passes"]
+
+
+def run_passes(program, backend: str | None = None, disabled=()):
+    """Apply every registered pass (for ``backend``) in order; ``disabled`` names passes to skip."""
+    for p in PASSES.ordered(backend):
+        if p.name not in disabled:
+            program = p.fn(program)
+    return program

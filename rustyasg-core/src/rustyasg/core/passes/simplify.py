@@ -1,0 +1,65 @@
+"""Algebraic simplification: rewrite instructions that do nothing.
+
+Rules (each keeps dtype and shape exactly, so the rewrite is invisible):
+``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``x ** 1``, ``neg(neg(x))``, ``identity(x)``,
+reshape/broadcast_to/sum_to to the same shape, identity transposes, casts to the same
+dtype, and transpose-of-transpose; ``x ** 2`` becomes ``square(x)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .rewrite import replace_uses
+
+
+def _const_equals(ins, value) -> bool:
+    if ins is None or ins.op != "constant":
+        return False
+    arr = ins.attrs["value"]
+    return arr.size > 0 and bool(np.all(arr == value))
+
+
+def simplify(program):
+    by_id = program.by_id()
+    mapping = {}
+
+    def src(i):
+        while i in mapping:
+            i = mapping[i]
+        return by_id[i]
+
+    for ins in program.instrs:
+        ins.inputs = tuple(mapping.get(a, a) for a in ins.inputs)
+        args = [src(a) for a in ins.inputs]
+        same = lambda a: a.shape == ins.shape and a.dtype == ins.dtype  # noqa: E731
+        target = None
+        if ins.op in ("add", "sub") and _const_equals(args[1], 0) and same(args[0]):
+            target = args[0]
+        elif ins.op == "add" and _const_equals(args[0], 0) and same(args[1]):
+            target = args[1]
+        elif ins.op in ("mul", "div", "pow") and _const_equals(args[1], 1) and same(args[0]):
+            target = args[0]
+        elif ins.op == "mul" and _const_equals(args[0], 1) and same(args[1]):
+            target = args[1]
+        elif ins.op == "pow" and _const_equals(args[1], 2) and same(args[0]):
+            ins.op, ins.inputs, ins.attrs = "square", (args[0].id,), {}
+        elif ins.op == "neg" and args[0].op == "neg":
+            target = src(args[0].inputs[0])
+        elif ins.op in ("identity", "reshape", "broadcast_to", "sum_to", "cast") and same(args[0]):
+            target = args[0]
+        elif ins.op == "transpose":
+            axes = tuple(ins.attrs["axes"])
+            if axes == tuple(range(len(axes))):
+                target = args[0]
+            elif args[0].op == "transpose":
+                inner = tuple(args[0].attrs["axes"])
+                combined = tuple(inner[a] for a in axes)
+                if combined == tuple(range(len(axes))):
+                    target = src(args[0].inputs[0])
+                else:
+                    ins.inputs, ins.attrs = args[0].inputs, {"axes": combined}
+        if target is not None and target.id != ins.id:
+            mapping[ins.id] = target.id
+    program.instrs = [i for i in program.instrs if i.id not in mapping]
+    return replace_uses(program, mapping)

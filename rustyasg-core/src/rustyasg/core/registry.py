@@ -1,0 +1,200 @@
+"""The op registry: every op declared once, with everything the framework needs to know.
+
+An :class:`OpDef` carries the op's name, attribute schema, shape+dtype rule,
+gradient rule (a VJP built from graph ops), float64 numpy reference, docstring
+and conformance examples. The registry is a dict keyed by name so plugins can
+add ops through the ``rustyasg_register_ops`` hook.
+
+Example:
+    >>> from rustyasg.core.registry import OPS
+    >>> OPS["exp"].reference(np.array([0.0]))
+    array([1.])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute of an op: a converter/validator and a default (``REQUIRED`` if none)."""
+
+    convert: Callable[[Any], Any] = lambda v: v
+    default: Any = REQUIRED
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """Shape and dtype of a symbolic value (shape entries are ints or Dims)."""
+
+    shape: tuple
+    dtype: np.dtype
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How the conformance kit draws a random operand of an op.
+
+    ``low``/``high`` bound a uniform draw (ints for integer dtypes); ``away_from``
+    keeps values at least ``margin`` away from points where the op is not smooth
+    (so finite differences are meaningful); ``differentiable`` says whether the
+    gradient with respect to this operand is checked.
+    """
+
+    shape: tuple
+    dtype: Any = "float64"
+    low: float = -1.0
+    high: float = 1.0
+    away_from: Tuple[float, ...] = ()
+    margin: float = 0.05
+    differentiable: bool = True
+    generator: Optional[Callable[[np.random.Generator], np.ndarray]] = None
+
+
+@dataclass(frozen=True)
+class Example:
+    """A conformance case: operand specs and attributes."""
+
+    inputs: Tuple[InputSpec, ...]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    check_grad: bool = True
+    rtol: float = 1e-5
+    atol: float = 1e-6
+
+
+@dataclass
+class OpDef:
+    """Everything about one op.
+
+    - ``infer(types, **attrs) -> TensorType``: shape+dtype rule; raises ValueError/TypeError
+      with a plain message, which the builder turns into an error naming the op and file:line.
+    - ``reference(*arrays, **attrs) -> ndarray``: the float64 semantic oracle.
+    - ``grad(g, out, inputs, **attrs) -> sequence``: one gradient (a graph tensor) or ``None``
+      per input; ``out`` is the op's own output node. ``None`` as the whole rule means the
+      op is not differentiable.
+    - ``kind``: 'elementwise', 'reduce', 'movement', 'linalg', 'nn', 'random', 'source', 'other';
+      backends use it to decide fusion.
+    - ``num_inputs``: exact arity, or ``None`` for variadic ops (concat).
+    """
+
+    name: str
+    infer: Callable[..., TensorType]
+    reference: Callable[..., np.ndarray]
+    grad: Optional[Callable[..., Sequence]] = None
+    attrs: Mapping[str, Attr] = field(default_factory=dict)
+    doc: str = ""
+    kind: str = "other"
+    num_inputs: Optional[int] = 1
+    examples: Sequence[Example] = ()
+    promote: bool = False
+    plugin: str = "rustyasg.core"
+
+    def check_attrs(self, given: Mapping[str, Any]) -> Dict[str, Any]:
+        """Validate and complete attributes against the schema."""
+        unknown = set(given) - set(self.attrs)
+        if unknown:
+            raise KeyError(f"unknown attribute(s) {sorted(unknown)}; {self.name} takes {sorted(self.attrs) or 'none'}")
+        out = {}
+        for key, spec in self.attrs.items():
+            if key in given:
+                out[key] = spec.convert(given[key])
+            elif spec.default is REQUIRED:
+                raise KeyError(f"missing required attribute {key!r}")
+            else:
+                out[key] = spec.default
+        return out
+
+
+class OpRegistry(dict):
+    """Dict of op name -> :class:`OpDef`; refuses silent redefinition."""
+
+    def register(self, opdef: OpDef, *, replace: bool = False) -> OpDef:
+        if opdef.name in self and not replace and self[opdef.name] is not opdef:
+            raise ValueError(f"op {opdef.name!r} is already registered by {self[opdef.name].plugin}")
+        self[opdef.name] = opdef
+        return opdef
+
+
+class KernelRegistry:
+    """Per-backend tables of op name -> kernel (whatever object the backend understands)."""
+
+    def __init__(self):
+        self._tables: Dict[str, Dict[str, Any]] = {}
+
+    def register(self, backend: str, op: str, kernel: Any) -> None:
+        self._tables.setdefault(backend, {})[op] = kernel
+
+    def table(self, backend: str) -> Dict[str, Any]:
+        return self._tables.setdefault(backend, {})
+
+    def backends_for(self, op: str) -> list:
+        return sorted(b for b, t in self._tables.items() if op in t)
+
+
+@dataclass(order=True)
+class PassDef:
+    """A graph rewrite ``fn(program) -> program`` with an ordering position."""
+
+    position: float
+    name: str = field(compare=False)
+    fn: Callable = field(compare=False)
+    backends: Optional[Tuple[str, ...]] = field(default=None, compare=False)
+
+
+class PassRegistry(dict):
+    """Dict of pass name -> :class:`PassDef`; :meth:`ordered` gives them by position."""
+
+    def register(self, name: str, fn: Callable, position: float, backends=None) -> None:
+        self[name] = PassDef(position, name, fn, tuple(backends) if backends else None)
+
+    def ordered(self, backend: str | None = None):
+        return [p for p in sorted(self.values()) if p.backends is None or backend in p.backends]
+
+
+OPS = OpRegistry()
+KERNELS = KernelRegistry()
+PASSES = PassRegistry()
+
+
+# Attribute converters shared by the op families.
+def as_int(v) -> int:
+    return int(v)
+
+
+def as_float(v) -> float:
+    return float(v)
+
+
+def as_bool(v) -> bool:
+    return bool(v)
+
+
+def as_ints(v) -> tuple:
+    if isinstance(v, (int, np.integer)):
+        return (int(v),)
+    return tuple(int(x) if isinstance(x, (int, np.integer)) else x for x in v)
+
+
+def as_opt_ints(v):
+    return None if v is None else as_ints(v)
+
+
+def as_pair(v) -> tuple:
+    """An int or a pair of ints -> pair (conv/pool hyper-parameters)."""
+    if isinstance(v, (int, np.integer)):
+        return (int(v), int(v))
+    v = tuple(int(x) for x in v)
+    if len(v) != 2:
+        raise ValueError(f"expected an int or a pair, got {v}")
+    return v
+
+
+def as_str(v) -> str:
+    return str(v)

@@ -1,0 +1,172 @@
+"""Operators, methods and indexing of :class:`~rustyasg.core.graph.Tensor`.
+
+Kept apart from ``graph.py`` so the node type does not depend on the op set.
+
+Example:
+    >>> import rustyasg.core as rg
+    >>> x = rg.input((4, 5), name="x")
+    >>> (x[1:, ::2].T @ x[1:]).shape
+    (3, 5)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes, functional as F, ops
+from .graph import Tensor, as_tensor, constant
+from .shapes import Dim, normalize_axis
+
+
+def _binary(op, reverse=False):
+    def method(self, other):
+        return op(other, self) if reverse else op(self, other)
+    return method
+
+
+def _getitem(x: Tensor, key):
+    """numpy basic indexing plus one integer-array index (gathered with ``take``)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = next(i for i, k in enumerate(key) if k is Ellipsis)
+        used = sum(1 for k in key if k is not None and k is not Ellipsis)
+        key = key[:i] + (slice(None),) * (x.ndim - used) + key[i + 1:]
+    used = sum(1 for k in key if k is not None)
+    if used > x.ndim:
+        raise IndexError(f"too many indices ({used}) for {x.describe()}")
+    key = key + (slice(None),) * (x.ndim - used)
+
+    starts, stops, steps, out_shape, advanced = [], [], [], [], None
+    axis = 0
+    for k in key:
+        if k is None:
+            out_shape.append(("new",))
+            continue
+        dim = x.shape[axis]
+        if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            if isinstance(dim, Dim):
+                raise IndexError(f"integer index along symbolic dimension {dim}; use take()")
+            k = int(k)
+            if not -dim <= k < dim:
+                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {dim}")
+            k %= dim
+            starts.append(k), stops.append(k + 1), steps.append(1)
+            out_shape.append(("drop",))
+        elif isinstance(k, slice):
+            starts.append(0 if k.start is None and (k.step or 1) > 0 else k.start)
+            stops.append(k.stop)
+            steps.append(1 if k.step is None else int(k.step))
+            out_shape.append(("keep", axis))
+        else:
+            if advanced is not None:
+                raise IndexError("only one integer-array index is supported; chain take() for more")
+            idx = as_tensor(k) if not isinstance(k, Tensor) else k
+            if idx.dtype == dtypes.bool_:
+                raise IndexError("boolean-mask indexing gives a data-dependent shape; use where() instead")
+            if idx.dtype not in (dtypes.int32, dtypes.int64):
+                raise IndexError(f"array indices must be integers, got {idx.dtype}")
+            advanced = (axis, idx)
+            starts.append(0), stops.append(None), steps.append(1)
+            out_shape.append(("adv", axis))
+        axis += 1
+    y = x
+    if any((a, b, s) != (0, None, 1) for a, b, s in zip(starts, stops, steps)):
+        y = ops.slice_(y, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
+    # Integer indexing drops axes; None adds them; the array index gathers.
+    shape, adv_pos = [], None
+    for entry in out_shape:
+        if entry[0] == "new":
+            shape.append(1)
+        elif entry[0] == "keep":
+            shape.append(y.shape[entry[1]])
+        elif entry[0] == "adv":
+            adv_pos = len(shape)
+            shape.append(y.shape[entry[1]])
+    if tuple(shape) != tuple(y.shape):
+        y = ops.reshape(y, shape=tuple(shape))
+    if advanced is not None:
+        y = ops.take(y, advanced[1], axis=adv_pos)
+    return y
+
+
+def _transpose(self, *axes):
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    if not axes:
+        axes = tuple(reversed(range(self.ndim)))
+    return ops.transpose(self, axes=axes)
+
+
+def _swapaxes(self, a, b):
+    perm = list(range(self.ndim))
+    a, b = normalize_axis(a, self.ndim), normalize_axis(b, self.ndim)
+    perm[a], perm[b] = perm[b], perm[a]
+    return ops.transpose(self, axes=tuple(perm))
+
+
+def _reshape(self, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return ops.reshape(self, shape=shape)
+
+
+def _astype(self, dtype):
+    dtype = dtypes.as_dtype(dtype)
+    return self if dtype == self.dtype else ops.cast(self, dtype=dtype)
+
+
+def _rpow(self, other):
+    return ops.pow(as_tensor(other, self), self)
+
+
+def _reduction(op):
+    def method(self, axis=None, keepdims=False):
+        return op(self, axis=axis, keepdims=keepdims)
+    method.__doc__ = op.__doc__
+    return method
+
+
+_METHODS = {
+    "__add__": _binary(ops.add), "__radd__": _binary(ops.add, True),
+    "__sub__": _binary(ops.sub), "__rsub__": _binary(ops.sub, True),
+    "__mul__": _binary(ops.mul), "__rmul__": _binary(ops.mul, True),
+    "__truediv__": _binary(ops.div), "__rtruediv__": _binary(ops.div, True),
+    "__floordiv__": _binary(ops.floor_divide), "__rfloordiv__": _binary(ops.floor_divide, True),
+    "__mod__": _binary(ops.mod), "__rmod__": _binary(ops.mod, True),
+    "__pow__": _binary(ops.pow), "__rpow__": _rpow,
+    "__matmul__": _binary(ops.matmul), "__rmatmul__": _binary(ops.matmul, True),
+    "__lt__": _binary(ops.less), "__le__": _binary(ops.less_equal),
+    "__gt__": _binary(ops.greater), "__ge__": _binary(ops.greater_equal),
+    "__eq__": _binary(ops.equal), "__ne__": _binary(ops.not_equal),
+    "__and__": _binary(ops.logical_and), "__or__": _binary(ops.logical_or),
+    "__invert__": lambda self: ops.logical_not(self),
+    "__neg__": lambda self: ops.neg(self), "__pos__": lambda self: self,
+    "__abs__": lambda self: ops.abs(self),
+    "__getitem__": _getitem,
+    "sum": _reduction(ops.sum), "mean": _reduction(ops.mean), "max": _reduction(ops.max),
+    "min": _reduction(ops.min), "prod": _reduction(ops.prod), "logsumexp": _reduction(ops.logsumexp),
+    "var": lambda self, axis=None, keepdims=False, correction=1: ops.var(self, axis=axis, keepdims=keepdims,
+                                                                          correction=correction),
+    "std": lambda self, axis=None, keepdims=False, correction=1: F.std(self, axis, keepdims, correction),
+    "argmax": lambda self, axis=None, keepdims=False: ops.argmax(self, axis=axis, keepdims=keepdims),
+    "argmin": lambda self, axis=None, keepdims=False: ops.argmin(self, axis=axis, keepdims=keepdims),
+    "reshape": _reshape, "view": _reshape, "transpose": _transpose, "permute": _transpose,
+    "swapaxes": _swapaxes,
+    "T": property(lambda self: _transpose(self)),
+    "mT": property(lambda self: _swapaxes(self, -1, -2)),
+    "astype": _astype, "cast": _astype,
+    "squeeze": F.squeeze, "unsqueeze": F.unsqueeze, "flatten": F.flatten, "expand": F.expand,
+    "broadcast_to": lambda self, shape: ops.broadcast_to(self, shape=shape),
+    "exp": ops.exp, "log": ops.log, "sqrt": ops.sqrt, "tanh": ops.tanh, "sigmoid": ops.sigmoid,
+    "relu": ops.relu, "abs": ops.abs, "sin": ops.sin, "cos": ops.cos, "square": ops.square,
+    "clamp": lambda self, min=None, max=None: ops.clamp(self, min=min, max=max),
+    "softmax": lambda self, axis=-1: ops.softmax(self, axis=axis),
+    "log_softmax": lambda self, axis=-1: ops.log_softmax(self, axis=axis),
+    "matmul": ops.matmul,
+}
+
+for _name, _fn in _METHODS.items():
+    setattr(Tensor, _name, _fn)
+
+__all__ = ["constant"]
