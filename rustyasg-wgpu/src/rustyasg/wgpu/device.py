@@ -1,0 +1,245 @@
+"""Adapter and device acquisition for the wgpu backend.
+
+One process shares one :class:`GpuContext` per adapter choice: creating a
+wgpu device is slow (tens of milliseconds, more on software adapters) and
+buffers cannot move between devices, so every part of the backend asks
+:func:`get_context` instead of creating its own.
+
+The adapter is chosen by the ``RUSTYASG_WGPU_ADAPTER`` environment variable
+(or the ``spec`` argument): ``high-performance`` or ``low-power`` pick by power
+preference; any other text picks the first adapter whose name, vendor,
+description, backend or type contains it (case-insensitive).
+
+Example::
+
+    >>> from rustyasg.wgpu.device import get_context
+    >>> ctx = get_context()                      # doctest: +SKIP
+    >>> ctx.name, ctx.has("shader-f16")          # doctest: +SKIP
+    ('NVIDIA H100 80GB HBM3', True)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+ADAPTER_ENV = "RUSTYASG_WGPU_ADAPTER"
+
+# Features the backend uses when the adapter offers them. shader-f16 and
+# subgroup change which kernels can be generated; timestamp queries let the
+# autotuner time kernels on the GPU clock. cooperative-matrix is experimental
+# in wgpu and is asked for separately (see ``_request_device``).
+WANTED_FEATURES = (
+    "shader-f16",
+    "subgroup",
+    "subgroup-barrier",
+    "timestamp-query",
+    "timestamp-query-inside-encoders",
+    "timestamp-query-inside-passes",
+)
+EXPERIMENTAL_FEATURES = ("cooperative-matrix",)
+
+# Higher rank is preferred for "high-performance"; a software rasterizer
+# (adapter_type CPU) is the last resort but keeps CI working.
+_TYPE_RANK_FAST = {"DiscreteGPU": 4, "IntegratedGPU": 3, "VirtualGPU": 2, "CPU": 1}
+_TYPE_RANK_LOW_POWER = {"IntegratedGPU": 4, "DiscreteGPU": 3, "VirtualGPU": 2, "CPU": 1}
+# Vulkan/Metal/D3D12 expose compute features (f16, subgroups, large limits)
+# that the OpenGL backend lacks, so they win ties.
+_BACKEND_RANK = {"Vulkan": 3, "Metal": 3, "D3D12": 3, "OpenGL": 1, "OpenGLES": 1}
+
+INSTALL_HINT = (
+    "no GPU adapter is available to wgpu. Install a Vulkan driver: on "
+    "Debian/Ubuntu `apt-get install mesa-vulkan-drivers` gives the lavapipe "
+    "software adapter (slow, but correct); for speed install your GPU vendor's "
+    "driver (NVIDIA, AMD or Intel) with Vulkan support. Check with "
+    "`python -c \"import wgpu; print(wgpu.gpu.enumerate_adapters_sync())\"`."
+)
+
+
+_SYNC_BUFFERS: dict[int, tuple] = {}
+
+
+class NoGpuAdapterError(RuntimeError):
+    """No usable wgpu adapter, or none matching ``RUSTYASG_WGPU_ADAPTER``.
+
+    Example::
+
+        >>> raise NoGpuAdapterError("no adapter")  # doctest: +SKIP
+    """
+
+
+def adapter_summary(info: dict) -> str:
+    """One line naming an adapter, for errors and benchmark reports.
+
+    Example::
+
+        >>> adapter_summary({"device": "llvmpipe", "adapter_type": "CPU",
+        ...                  "backend_type": "Vulkan"})
+        'llvmpipe (CPU) via Vulkan'
+    """
+    return f"{info.get('device', '?')} ({info.get('adapter_type', '?')}) via {info.get('backend_type', '?')}"
+
+
+def _rank(info: dict, power: str) -> tuple:
+    table = _TYPE_RANK_LOW_POWER if power == "low-power" else _TYPE_RANK_FAST
+    return (table.get(info.get("adapter_type", ""), 0), _BACKEND_RANK.get(info.get("backend_type", ""), 2))
+
+
+def _haystack(info: dict) -> str:
+    keys = ("device", "vendor", "description", "backend_type", "adapter_type", "architecture")
+    return " ".join(str(info.get(k, "")) for k in keys).lower()
+
+
+def select_adapter_index(infos: Sequence[dict], spec: str | None) -> int:
+    """Index of the adapter to use among ``infos`` (adapter ``info`` dicts).
+
+    ``spec`` is ``None``/empty/``high-performance`` (fastest kind first),
+    ``low-power`` (integrated first), or a case-insensitive substring.
+
+    Example::
+
+        >>> infos = [{"device": "llvmpipe", "adapter_type": "CPU", "backend_type": "Vulkan"},
+        ...          {"device": "RTX 4090", "adapter_type": "DiscreteGPU", "backend_type": "Vulkan"}]
+        >>> select_adapter_index(infos, None), select_adapter_index(infos, "llvm")
+        (1, 0)
+    """
+    if not infos:
+        raise NoGpuAdapterError(INSTALL_HINT)
+    spec = (spec or "").strip()
+    power = spec.lower() if spec.lower() in ("high-performance", "low-power") else "high-performance"
+    order = sorted(range(len(infos)), key=lambda i: _rank(infos[i], power), reverse=True)
+    if not spec or spec.lower() in ("high-performance", "low-power"):
+        return order[0]
+    needle = spec.lower()
+    for i in order:
+        if needle in _haystack(infos[i]):
+            return i
+    listing = "; ".join(adapter_summary(info) for info in infos)
+    raise NoGpuAdapterError(
+        f"{ADAPTER_ENV}={spec!r} matches no adapter. Available: {listing}. "
+        "Use a substring of one of these names, 'high-performance' or 'low-power'."
+    )
+
+
+@dataclass(frozen=True)
+class GpuContext:
+    """A wgpu adapter + device + queue with the features and limits granted.
+
+    Example::
+
+        >>> ctx = get_context()                       # doctest: +SKIP
+        >>> ctx.limits["max-compute-workgroups-per-dimension"]  # doctest: +SKIP
+        65535
+    """
+
+    adapter: Any
+    device: Any
+    queue: Any
+    info: dict
+    features: frozenset
+    limits: dict = field(hash=False)
+
+    @property
+    def name(self) -> str:
+        """The adapter's device name, e.g. ``'NVIDIA H100 80GB HBM3'``."""
+        return str(self.info.get("device", "unknown"))
+
+    @property
+    def summary(self) -> str:
+        """Name, type and backend in one line (see :func:`adapter_summary`)."""
+        return adapter_summary(self.info)
+
+    @property
+    def cache_key(self) -> str:
+        """Identifies adapter + driver, so tuned choices are not reused on other hardware."""
+        parts = (self.info.get("device"), self.info.get("backend_type"), self.info.get("description"))
+        return "|".join(str(p or "") for p in parts)
+
+    @property
+    def is_software(self) -> bool:
+        """True on CPU rasterizers (lavapipe/llvmpipe): right answers, no speed."""
+        return self.info.get("adapter_type") == "CPU"
+
+    def has(self, feature: str) -> bool:
+        """Whether ``feature`` (a wgpu feature name) was granted on this device."""
+        return feature in self.features
+
+    def synchronize(self) -> None:
+        """Block until all submitted GPU work has finished.
+
+        wgpu-py 0.32's ``queue.on_submitted_work_done_sync`` is broken
+        against its bundled wgpu-native, so this maps a tiny buffer after an
+        empty copy: mapping completes only once the queue has drained.
+        """
+        import wgpu
+
+        bufs = _SYNC_BUFFERS.get(id(self.device))
+        if bufs is None:
+            src = self.device.create_buffer(size=16, usage=wgpu.BufferUsage.COPY_SRC)
+            dst = self.device.create_buffer(size=16, usage=wgpu.BufferUsage.COPY_DST | wgpu.BufferUsage.MAP_READ)
+            bufs = _SYNC_BUFFERS[id(self.device)] = (src, dst)
+        src, dst = bufs
+        enc = self.device.create_command_encoder()
+        enc.copy_buffer_to_buffer(src, 0, dst, 0, 16)
+        self.queue.submit([enc.finish()])
+        dst.map_sync(wgpu.MapMode.READ)
+        dst.unmap()
+
+    def limit(self, name: str) -> int:
+        """A granted limit by its wgpu name, e.g. ``'max-storage-buffers-per-shader-stage'``."""
+        return int(self.limits[name])
+
+
+def _request_device(adapter: Any, extra: Iterable[str]) -> Any:
+    available = set(adapter.features)
+    features = [f for f in WANTED_FEATURES if f in available]
+    # Ask for every limit at the adapter's maximum: the WebGPU defaults (e.g.
+    # 128 MiB storage bindings, 8 storage buffers per stage) are far below
+    # what real GPUs allow. Zero-valued entries are "not applicable" markers.
+    limits = {k: v for k, v in adapter.limits.items() if v}
+    experimental = [f for f in extra if f in available]
+    if experimental:
+        try:
+            return adapter.request_device_sync(
+                required_features=features + experimental, required_limits=limits
+            )
+        except Exception:  # experimental features may be refused; go on without them
+            pass
+    return adapter.request_device_sync(required_features=features, required_limits=limits)
+
+
+@functools.lru_cache(maxsize=None)
+def _context_for(spec: str, experimental: bool) -> GpuContext:
+    import wgpu  # imported here so `import rustyasg.wgpu` works without a GPU stack
+
+    adapters = wgpu.gpu.enumerate_adapters_sync()
+    infos = [dict(a.info) for a in adapters]
+    adapter = adapters[select_adapter_index(infos, spec)]
+    device = _request_device(adapter, EXPERIMENTAL_FEATURES if experimental else ())
+    return GpuContext(
+        adapter=adapter,
+        device=device,
+        queue=device.queue,
+        info=dict(adapter.info),
+        features=frozenset(device.features),
+        limits=dict(device.limits),
+    )
+
+
+def get_context(spec: str | None = None, *, experimental: bool = False) -> GpuContext:
+    """The shared :class:`GpuContext` for ``spec`` (default: ``$RUSTYASG_WGPU_ADAPTER``).
+
+    ``experimental=True`` also asks for wgpu's experimental features
+    (cooperative matrices) when the adapter lists them.
+
+    Example::
+
+        >>> ctx = get_context("llvmpipe")             # doctest: +SKIP
+        >>> ctx.is_software                           # doctest: +SKIP
+        True
+    """
+    if spec is None:
+        spec = os.environ.get(ADAPTER_ENV, "")
+    return _context_for(spec, experimental)

@@ -1,0 +1,1 @@
+"""WGSL kernel generators for the wgpu backend (matmul, fused elementwise)."""

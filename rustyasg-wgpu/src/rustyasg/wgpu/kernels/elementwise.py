@@ -1,0 +1,385 @@
+"""One WGSL kernel for a whole DAG of elementwise ops (fusion target).
+
+A fused group of elementwise graph nodes is described by an
+:class:`ElementwiseSpec`: named inputs, a list of :class:`EwOp` steps over
+inputs, earlier steps, float literals and named f32 scalars (uniforms, so a
+learning rate can change every step without recompiling), and the names to
+write out. :class:`ElementwisePlanner` binds it to buffers with per-input
+broadcasting strides over the output shape.
+
+What the generated code depends on (and so what a pipeline is cached by):
+the op DAG, and for each input its *access kind* after dimension collapsing:
+``contig`` (same layout as the output), ``splat`` (one value, every stride 0)
+or ``strided`` (general broadcast/permutation, decoded from the linear index
+with shape and strides read from the uniform block). Sizes, strides and
+offsets are uniforms, so one pipeline serves every shape with the same kinds.
+
+When the innermost collapsed dimension is a multiple of 4 and every input
+is unit-stride or broadcast along it, each thread handles a ``vec4`` (16-byte
+loads and stores); otherwise one element.
+
+Example::
+
+    >>> spec = ElementwiseSpec(inputs=("x", "y"), ops=(EwOp("s", "add", ("x", "y")),
+    ...                        EwOp("r", "relu", ("s",))), outputs=("r",))
+    >>> "max(" in generate_elementwise_wgsl(spec, ("contig", "contig"), rank=1, vec=True)
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, PipelineCache, UniformLayout, uniform_buffer
+
+WORKGROUP = 256
+
+# op name -> (arity, WGSL template). {0},{1},{2} are operands; {T} is the
+# value type (f32 or vec4<f32>), so constants are written {T}(c) and splat.
+OPS: dict[str, tuple[int, str]] = {
+    "add": (2, "({0} + {1})"),
+    "sub": (2, "({0} - {1})"),
+    "mul": (2, "({0} * {1})"),
+    "div": (2, "({0} / {1})"),
+    "maximum": (2, "max({0}, {1})"),
+    "minimum": (2, "min({0}, {1})"),
+    "pow": (2, "pow({0}, {1})"),
+    "neg": (1, "(-{0})"),
+    "abs": (1, "abs({0})"),
+    "exp": (1, "exp({0})"),
+    "log": (1, "log({0})"),
+    "sqrt": (1, "sqrt({0})"),
+    "rsqrt": (1, "inverseSqrt({0})"),
+    "reciprocal": (1, "({T}(1.0) / {0})"),
+    "square": (1, "({0} * {0})"),
+    "sin": (1, "sin({0})"),
+    "cos": (1, "cos({0})"),
+    # tanh via exp of a clamped argument: the driver's tanh can return NaN
+    # for large |x| on some Vulkan drivers; clamping at 15 is exact in f32.
+    "tanh": (1, "(1.0 - 2.0 / (exp(2.0 * clamp({0}, {T}(-15.0), {T}(15.0))) + 1.0))"),
+    "sigmoid": (1, "({T}(1.0) / ({T}(1.0) + exp(-{0})))"),
+    "relu": (1, "max({0}, {T}(0.0))"),
+    "sign": (1, "sign({0})"),
+    "floor": (1, "floor({0})"),
+    "ceil": (1, "ceil({0})"),
+    "identity": (1, "{0}"),
+    # Comparisons yield 1.0 / 0.0 so masks flow through arithmetic.
+    "greater": (2, "select({T}(0.0), {T}(1.0), {0} > {1})"),
+    "greater_equal": (2, "select({T}(0.0), {T}(1.0), {0} >= {1})"),
+    "less": (2, "select({T}(0.0), {T}(1.0), {0} < {1})"),
+    "less_equal": (2, "select({T}(0.0), {T}(1.0), {0} <= {1})"),
+    "equal": (2, "select({T}(0.0), {T}(1.0), {0} == {1})"),
+    "where": (3, "select({2}, {1}, {0} != {T}(0.0))"),
+}
+
+# float64 numpy twins of OPS, used by tests as the oracle.
+NUMPY_OPS: dict[str, Any] = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+    "maximum": np.maximum, "minimum": np.minimum, "pow": np.power, "neg": np.negative,
+    "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+    "rsqrt": lambda x: 1.0 / np.sqrt(x), "reciprocal": lambda x: 1.0 / x, "square": np.square,
+    "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "relu": lambda x: np.maximum(x, 0.0), "sign": np.sign, "floor": np.floor, "ceil": np.ceil,
+    "identity": lambda x: x,
+    "greater": lambda a, b: (a > b).astype(np.float64), "greater_equal": lambda a, b: (a >= b).astype(np.float64),
+    "less": lambda a, b: (a < b).astype(np.float64), "less_equal": lambda a, b: (a <= b).astype(np.float64),
+    "equal": lambda a, b: (a == b).astype(np.float64), "where": lambda c, a, b: np.where(c != 0, a, b),
+}
+
+
+@dataclass(frozen=True)
+class EwOp:
+    """One step: ``out = op(*args)``; an arg is an input/step name, a float
+    literal, or ``$name`` for a scalar uniform.
+
+    Example::
+
+        >>> EwOp("y", "mul", ("x", "$lr"))
+        EwOp(out='y', op='mul', args=('x', '$lr'))
+    """
+
+    out: str
+    op: str
+    args: tuple
+
+
+@dataclass(frozen=True)
+class ElementwiseSpec:
+    """A fused elementwise DAG: inputs, ordered steps, outputs, scalar names.
+
+    Example::
+
+        >>> ElementwiseSpec(("x",), (EwOp("y", "exp", ("x",)),), ("y",)).outputs
+        ('y',)
+    """
+
+    inputs: tuple
+    ops: tuple
+    outputs: tuple
+    scalars: tuple = ()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad step (unknown op, arity, name)."""
+        known = set(self.inputs)
+        for step in self.ops:
+            if step.op not in OPS:
+                raise ValueError(f"elementwise op {step.op!r} unknown; known: {sorted(OPS)}")
+            arity = OPS[step.op][0]
+            if len(step.args) != arity:
+                raise ValueError(f"elementwise {step.op} takes {arity} args, got {step.args}")
+            for arg in step.args:
+                if isinstance(arg, str) and arg.startswith("$"):
+                    if arg[1:] not in self.scalars:
+                        raise ValueError(f"step {step.out}: scalar {arg} not in scalars {self.scalars}")
+                elif isinstance(arg, str) and arg not in known:
+                    raise ValueError(f"step {step.out}: {arg!r} is used before it is defined")
+            known.add(step.out)
+        for name in self.outputs:
+            if name not in known:
+                raise ValueError(f"output {name!r} is neither an input nor a step")
+
+    def evaluate_numpy(self, arrays: dict, scalars: dict | None = None) -> list[np.ndarray]:
+        """float64 reference: broadcasting numpy evaluation of the DAG."""
+        env = {k: np.asarray(v, np.float64) for k, v in arrays.items()}
+        scalars = scalars or {}
+        for step in self.ops:
+            args = [
+                np.float64(scalars[a[1:]]) if isinstance(a, str) and a.startswith("$")
+                else (env[a] if isinstance(a, str) else np.float64(a))
+                for a in step.args
+            ]
+            env[step.out] = NUMPY_OPS[step.op](*args)
+        shape = np.broadcast_shapes(*(np.shape(v) for v in arrays.values()))
+        return [np.broadcast_to(env[o], shape) for o in self.outputs]
+
+
+def collapse_dims(shape: Sequence[int], strides_list: Sequence[Sequence[int]]) -> tuple[tuple, list[tuple]]:
+    """Merge adjacent dims that every operand walks contiguously; drop size-1 dims.
+
+    Fewer dims mean cheaper index decoding and more vec4-able kernels.
+
+    Example::
+
+        >>> collapse_dims((2, 3, 4), [(12, 4, 1), (0, 0, 1)])
+        ((6, 4), [(4, 1), (0, 1)])
+    """
+    dims = [(n, [s[i] for s in strides_list]) for i, n in enumerate(shape) if n != 1]
+    if not dims:
+        return (), [() for _ in strides_list]
+    merged = [dims[-1]]
+    for n, st in reversed(dims[:-1]):
+        inner_n, inner_st = merged[-1]
+        if all(s == i * inner_n for s, i in zip(st, inner_st)):
+            merged[-1] = (n * inner_n, inner_st)
+        else:
+            merged.append((n, st))
+    merged.reverse()
+    new_shape = tuple(n for n, _ in merged)
+    new_strides = [tuple(st[k] for _, st in merged) for k in range(len(strides_list))]
+    return new_shape, new_strides
+
+
+def access_kind(shape: Sequence[int], strides: Sequence[int]) -> str:
+    """How an input is read over a collapsed output shape.
+
+    ``contig`` (laid out like the output), ``splat`` (one value),
+    ``strided`` (decoded from coordinates, unit stride along the last dim),
+    ``strided0`` (decoded, but broadcast along the last dim) or ``gather``
+    (any other stride along the last dim; scalar kernels only).
+
+    Example::
+
+        >>> access_kind((6, 4), (4, 1)), access_kind((6, 4), (0, 0)), access_kind((6, 4), (0, 1))
+        ('contig', 'splat', 'strided')
+        >>> access_kind((6, 4), (1, 0)), access_kind((6, 4), (1, 6))
+        ('strided0', 'gather')
+    """
+    if all(s == 0 for s in strides):
+        return "splat"
+    expect, ok = 1, True
+    for n, s in zip(reversed(shape), reversed(strides)):
+        ok = ok and s == expect
+        expect *= n
+    if ok:
+        return "contig"
+    return {1: "strided", 0: "strided0"}.get(strides[-1], "gather")
+
+
+_DECODED = ("strided", "strided0", "gather")
+
+
+def uniform_layout(spec: ElementwiseSpec, kinds: Sequence[str], rank: int) -> UniformLayout:
+    """The kernel's uniform block: count, dims, strided inputs' strides, offsets, scalars."""
+    fields = [("n", "u32")] + [(f"d{j}", "u32") for j in range(rank)]
+    for i, kind in enumerate(kinds):
+        if kind in _DECODED:
+            fields += [(f"s{i}_{j}", "u32") for j in range(rank)]
+        fields.append((f"o{i}", "u32"))
+    fields += [(f"c_{name}", "f32") for name in spec.scalars]
+    return UniformLayout(fields)
+
+
+def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank: int, vec: bool) -> str:
+    """WGSL for ``spec`` with inputs of ``kinds`` (see :func:`access_kind`).
+
+    ``vec``: each thread computes 4 consecutive elements along the last dim
+    (``gather`` inputs are not allowed then). Bindings: inputs ``0..k-1``,
+    outputs ``k..k+m-1``, then the uniform block. Dispatch
+    ``ceil(n / 256)`` workgroups, ``n`` counted in vec4s when ``vec``.
+    """
+    spec.validate()
+    if vec and "gather" in kinds:
+        raise ValueError("vec4 elementwise kernels need unit or zero stride along the last dim")
+    T = "vec4<f32>" if vec else "f32"
+    lay = uniform_layout(spec, kinds, rank)
+    lines = [lay.wgsl_struct("Params")]
+    for i, kind in enumerate(kinds):
+        elem = T if kind in ("contig", "strided") else "f32"
+        lines.append(f"@group(0) @binding({i}) var<storage, read> in{i}: array<{elem}>;")
+    k = len(kinds)
+    for j in range(len(spec.outputs)):
+        lines.append(f"@group(0) @binding({k + j}) var<storage, read_write> out{j}: array<{T}>;")
+    lines.append(f"@group(0) @binding({k + len(spec.outputs)}) var<uniform> p: Params;")
+    lines.append(LINEAR_WORKGROUP_WGSL)
+    lines.append(f"@compute @workgroup_size({WORKGROUP})")
+    lines.append(
+        "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, "
+        "@builtin(local_invocation_index) lid: u32) {"
+    )
+    body = [f"let gid = linear_workgroup(wid, nwg) * {WORKGROUP}u + lid;", "if (gid >= p.n) { return; }"]
+    if any(kind in _DECODED for kind in kinds):
+        # Coordinates of this thread's first element, innermost dim last.
+        body.append(f"var rem = gid * {4 if vec else 1}u;")
+        for j in reversed(range(rank)):
+            body.append(f"let c{j} = rem % p.d{j};")
+            body.append(f"rem = rem / p.d{j};")
+    names: dict[str, str] = {}
+    for i, kind in enumerate(kinds):
+        v = f"v{i}"
+        names[spec.inputs[i]] = v
+        if kind == "contig":
+            body.append(f"let {v} = in{i}[gid + p.o{i}" + (" / 4u];" if vec else "];"))
+        elif kind == "splat":
+            body.append(f"let {v} = {T}(in{i}[p.o{i}]);")
+        else:
+            off = " + ".join([f"p.o{i}"] + [f"c{j} * p.s{i}_{j}" for j in range(rank)])
+            if vec and kind == "strided":
+                body.append(f"let {v} = in{i}[({off}) / 4u];")
+            else:
+                body.append(f"let {v} = {T}(in{i}[{off}]);")
+    for step in spec.ops:
+        args = []
+        for a in step.args:
+            if isinstance(a, str) and a.startswith("$"):
+                args.append(f"{T}(p.c_{a[1:]})")
+            elif isinstance(a, str):
+                args.append(names[a])
+            else:
+                args.append(f"{T}({float(a)!r})")
+        v = f"t{len(names)}"
+        body.append(f"let {v} = {OPS[step.op][1].format(*args, T=T)};")
+        names[step.out] = v
+    for j, out in enumerate(spec.outputs):
+        body.append(f"out{j}[gid] = {names[out]};")
+    lines += ["    " + b for b in body]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def contiguous_strides(shape: Sequence[int]) -> tuple:
+    """Row-major element strides of ``shape``.
+
+    Example::
+
+        >>> contiguous_strides((2, 3, 4))
+        (12, 4, 1)
+    """
+    out, acc = [], 1
+    for n in reversed(shape):
+        out.append(acc)
+        acc *= n
+    return tuple(reversed(out))
+
+
+def broadcast_strides(in_shape: Sequence[int], out_shape: Sequence[int]) -> tuple:
+    """Strides that read a contiguous ``in_shape`` array broadcast to ``out_shape``.
+
+    Example::
+
+        >>> broadcast_strides((3, 1), (2, 3, 4))
+        (0, 1, 0)
+    """
+    own = contiguous_strides(in_shape)
+    pad = len(out_shape) - len(in_shape)
+    return tuple(0 if i < pad or in_shape[i - pad] == 1 else own[i - pad] for i in range(len(out_shape)))
+
+
+class ElementwisePlanner:
+    """Binds an :class:`ElementwiseSpec` to buffers as a ready launch.
+
+    ``inputs`` are ``(buffer, strides, offset)`` with strides in elements
+    over the output ``shape`` (0 broadcasts); outputs are contiguous.
+
+    Example::
+
+        >>> ew = ElementwisePlanner(ctx)                                  # doctest: +SKIP
+        >>> ew.launch(spec, (1024,), [(x, (1,), 0), (y, (1,), 0)], [z]).run()   # doctest: +SKIP
+    """
+
+    def __init__(self, ctx: Any, pipelines: PipelineCache | None = None):
+        self.ctx = ctx
+        self.pipelines = pipelines or PipelineCache(ctx)
+
+    def launch(self, spec: ElementwiseSpec, shape: Sequence[int], inputs: Sequence[tuple], outputs: Sequence[Any],
+               scalars: dict | None = None) -> KernelLaunch:
+        """A launch of the fused kernel for this shape and these operands."""
+        if len(inputs) != len(spec.inputs) or len(outputs) != len(spec.outputs):
+            raise ValueError(
+                f"elementwise: spec has {len(spec.inputs)} inputs / {len(spec.outputs)} outputs, "
+                f"got {len(inputs)} / {len(outputs)}"
+            )
+        shape = tuple(int(n) for n in shape)
+        numel = int(np.prod(shape, dtype=np.int64))
+        strides = [tuple(s) for _, s, _ in inputs] + [contiguous_strides(shape)]
+        cshape, cstrides = collapse_dims(shape, strides)
+        rank = len(cshape)
+        in_strides = cstrides[:-1]
+        kinds = [access_kind(cshape, st) for st in in_strides]
+        offsets = [int(off) for _, _, off in inputs]
+        vec = self._vec_ok(cshape, kinds, in_strides, offsets, numel)
+        src = generate_elementwise_wgsl(spec, kinds, rank, vec)
+        pipe = self.pipelines.get(src)
+        n = numel // 4 if vec else numel
+        values: dict = {"n": n}
+        values.update({f"d{j}": cshape[j] for j in range(rank)})
+        for i, kind in enumerate(kinds):
+            values[f"o{i}"] = offsets[i]
+            if kind in _DECODED:
+                values.update({f"s{i}_{j}": in_strides[i][j] for j in range(rank)})
+        scalars = scalars or {}
+        missing = [s for s in spec.scalars if s not in scalars]
+        if missing:
+            raise KeyError(f"elementwise: scalars {missing} not given")
+        values.update({f"c_{k}": float(scalars[k]) for k in spec.scalars})
+        layout = uniform_layout(spec, kinds, rank)
+        ubuf = uniform_buffer(self.ctx, layout.pack(**values))
+        resources = [buf for buf, _, _ in inputs] + list(outputs) + [ubuf]
+        return KernelLaunch(self.ctx, pipe, resources, max(-(-n // WORKGROUP), 1), label="elementwise",
+                            uniforms=(layout, values))
+
+    @staticmethod
+    def _vec_ok(cshape, kinds, strides, offsets, numel) -> bool:
+        if numel % 4 or "gather" in kinds:
+            return False
+        decoded = any(k in _DECODED for k in kinds)
+        if decoded and cshape[-1] % 4:
+            return False  # a vec4 would straddle two rows of the inner dim
+        for kind, st, off in zip(kinds, strides, offsets):
+            if kind in ("contig", "strided") and off % 4:
+                return False
+            if kind == "strided" and any(s % 4 for s in st[:-1]):
+                return False
+        return True
