@@ -1,0 +1,136 @@
+"""CIFAR-10 and CIFAR-100 in their "python version" layout (pickled dict batches).
+
+CIFAR-10: ``cifar-10-batches-py/`` with ``data_batch_1..5``, ``test_batch`` and ``batches.meta``.
+CIFAR-100: ``cifar-100-python/`` with ``train``, ``test`` and ``meta``. Each batch is a dict with
+``data`` (N×3072 uint8, channel-major rows: 1024 red, 1024 green, 1024 blue) and the labels.
+
+>>> train = cifar10("data", "train")  # doctest: +SKIP
+>>> train.inputs.shape, train.classes[3]  # doctest: +SKIP
+((50000, 3, 32, 32), 'cat')
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..datasets import ClassificationDataset
+from ..errors import MalformedDataError
+from ._io import load_pickle, require_file
+
+__all__ = ["read_cifar_batch", "load_cifar", "cifar10", "cifar100"]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    folder: str
+    splits: dict[str, tuple[str, ...]]
+    meta: str
+    label_keys: dict[str, tuple[str, str]]  # label_mode -> (labels key in batches, names key in meta)
+
+
+_LAYOUTS = {
+    "cifar10": _Layout(
+        folder="cifar-10-batches-py",
+        splits={"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
+        meta="batches.meta",
+        label_keys={"fine": ("labels", "label_names")},
+    ),
+    "cifar100": _Layout(
+        folder="cifar-100-python",
+        splits={"train": ("train",), "test": ("test",)},
+        meta="meta",
+        label_keys={"fine": ("fine_labels", "fine_label_names"), "coarse": ("coarse_labels", "coarse_label_names")},
+    ),
+}
+
+_PIXELS = 3 * 32 * 32
+
+
+def _str_keys(obj: Any, path: Path, expected: str) -> dict[str, Any]:
+    """The pickled dict with keys decoded: batches pickled by Python 2 have ``bytes`` keys."""
+    if not isinstance(obj, dict):
+        raise MalformedDataError(path, f"holds a {type(obj).__name__}", expected)
+    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
+
+
+def read_cifar_batch(path: str | os.PathLike, label_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+    """Images (uint8 N×3×32×32) and labels (int64) of one CIFAR python batch file.
+
+    ``label_key`` is ``labels`` for CIFAR-10, ``fine_labels``/``coarse_labels`` for CIFAR-100.
+
+    >>> x, y = read_cifar_batch("cifar-10-batches-py/test_batch")  # doctest: +SKIP
+    """
+    path = require_file(path, "a CIFAR python batch file")
+    expected = f"a pickled dict with 'data' (N×{_PIXELS} uint8) and '{label_key}' (N ints)"
+    batch = _str_keys(load_pickle(path, expected, encoding="bytes"), path, expected)
+    missing = [k for k in ("data", label_key) if k not in batch]
+    if missing:
+        raise MalformedDataError(path, f"has keys {sorted(batch)}, missing {missing}", expected)
+    data = np.asarray(batch["data"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
+        raise MalformedDataError(path, f"'data' is {data.dtype} of shape {data.shape}", f"uint8 of shape (N, {_PIXELS})")
+    labels = np.asarray(batch[label_key])
+    if labels.shape != (len(data),) or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+        raise MalformedDataError(path, f"'{label_key}' has dtype {labels.dtype} shape {labels.shape}",
+                                 f"{len(data)} integer labels")  # fmt: skip
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+def _read_names(path: Path, key: str) -> list[str]:
+    expected = f"a pickled dict with '{key}' (a list of class names)"
+    meta = _str_keys(load_pickle(require_file(path, "the CIFAR meta file"), expected, encoding="bytes"), path, expected)
+    if key not in meta:
+        raise MalformedDataError(path, f"has keys {sorted(meta)}", expected)
+    return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in meta[key]]
+
+
+def load_cifar(root: str | os.PathLike, split: str = "train", variant: str = "cifar10",
+               label_mode: str = "fine") -> ClassificationDataset:
+    """One split of CIFAR-10/100 as float32 (3, 32, 32) images in [0, 1] with int64 labels.
+
+    ``root`` is the extracted folder (``cifar-10-batches-py``) or its parent. ``label_mode``
+    picks CIFAR-100's 100 ``fine`` or 20 ``coarse`` classes.
+
+    >>> test = load_cifar("data", "test", variant="cifar100", label_mode="coarse")  # doctest: +SKIP
+    """
+    if variant not in _LAYOUTS:
+        raise ValueError(f"variant must be one of {sorted(_LAYOUTS)}, got {variant!r}")
+    layout = _LAYOUTS[variant]
+    if split not in layout.splits:
+        raise ValueError(f"split must be one of {sorted(layout.splits)}, got {split!r}")
+    if label_mode not in layout.label_keys:
+        raise ValueError(f"{variant} label_mode must be one of {sorted(layout.label_keys)}, got {label_mode!r}")
+    root = Path(root)
+    folder = root / layout.folder if (root / layout.folder).is_dir() else root
+    label_key, names_key = layout.label_keys[label_mode]
+    parts = [read_cifar_batch(folder / name, label_key) for name in layout.splits[split]]
+    classes = _read_names(folder / layout.meta, names_key)
+    labels = np.concatenate([y for _, y in parts])
+    if labels.size and (labels.min() < 0 or labels.max() >= len(classes)):
+        raise MalformedDataError(folder, f"labels range over [{labels.min()}, {labels.max()}]",
+                                 f"labels in [0, {len(classes)}) to match {layout.meta}")  # fmt: skip
+    images = np.concatenate([x for x, _ in parts]).astype(np.float32) * np.float32(1 / 255)
+    return ClassificationDataset(images, labels, classes)
+
+
+def cifar10(root: str | os.PathLike, split: str = "train") -> ClassificationDataset:
+    """CIFAR-10 (10 classes): ``load_cifar(root, split, "cifar10")``.
+
+    >>> cifar10("data", "test").classes[:2]  # doctest: +SKIP
+    ['airplane', 'automobile']
+    """
+    return load_cifar(root, split, "cifar10")
+
+
+def cifar100(root: str | os.PathLike, split: str = "train", label_mode: str = "fine") -> ClassificationDataset:
+    """CIFAR-100 (100 fine or 20 coarse classes): ``load_cifar(root, split, "cifar100", label_mode)``.
+
+    >>> len(cifar100("data", "test", label_mode="coarse").classes)  # doctest: +SKIP
+    20
+    """
+    return load_cifar(root, split, "cifar100", label_mode)
