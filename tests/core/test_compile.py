@@ -1,0 +1,123 @@
+"""Compilation: signature cache, per-step scalars as inputs, passes, persistent state, updates."""
+
+import numpy as np
+import pytest
+
+import rustyasg.core as rg
+from rustyasg.core.passes import cse, dce, constant_fold, simplify
+from rustyasg.core.program import lower
+
+
+def test_cache_by_signature_and_lr_input_does_not_recompile():
+    x = rg.input(("B", 3), "float32", name="x")
+    lr = rg.input((), "float32", name="lr")
+    w = rg.variable(np.ones((3,), np.float32), name="w")
+    loss = ((x * w).sum(axis=1) ** 2).mean()
+    (g,) = rg.grad(loss, [w])
+    step = rg.function([x, lr], loss, updates={w: w - lr * g}, backend="reference")
+    rng = np.random.default_rng(0)
+    xb = rng.standard_normal((5, 3)).astype(np.float32)
+    for lr_value in (0.1, 0.05, 0.01, 0.001):
+        step(xb, lr_value)
+    assert step.stats["compiles"] == 1
+    step(rng.standard_normal((7, 3)).astype(np.float32), 0.1)   # new batch size: one more compile
+    assert step.stats["compiles"] == 2
+    step(xb, 0.3)
+    assert step.stats["compiles"] == 2
+
+
+def test_training_step_matches_numpy():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((8, 3))
+    y = rng.standard_normal((8,))
+    w0 = rng.standard_normal(3)
+    x_in, y_in = rg.input(("B", 3), "float64", name="x"), rg.input(("B",), "float64", name="y")
+    w = rg.variable(w0.copy(), name="w")
+    loss = rg.mean((x_in @ w - y_in) ** 2)
+    (g,) = rg.grad(loss, [w])
+    step = rg.function([x_in, y_in], loss, updates={w: w - 0.1 * g}, backend="reference")
+    wn = w0.copy()
+    for _ in range(5):
+        got = step(X, y)
+        want = np.mean((X @ wn - y) ** 2)
+        wn = wn - 0.1 * (2 / 8) * X.T @ (X @ wn - y)
+        assert np.isclose(got, want)
+    np.testing.assert_allclose(w.value(), wn, rtol=1e-12)
+
+
+def test_updates_are_simultaneous():
+    a = rg.variable(np.array(1.0), name="a")
+    b = rg.variable(np.array(2.0), name="b")
+    swap = rg.function([], [], updates={a: b, b: a}, backend="reference")
+    swap()
+    assert a.value() == 2.0 and b.value() == 1.0
+
+
+def test_assign_from_host_is_seen_by_next_call():
+    v = rg.variable(np.zeros(2), name="v")
+    f = rg.function([], v * 2, backend="reference")
+    np.testing.assert_array_equal(f(), [0, 0])
+    v.assign([1.0, 2.0])
+    np.testing.assert_array_equal(f(), [2, 4])
+    with pytest.raises(ValueError, match="cannot assign shape"):
+        v.assign(np.zeros(3))
+
+
+def _program(outputs, inputs, sig):
+    return lower(inputs, outputs, [], sig)
+
+
+def test_cse_merges_duplicates_and_dce_drops_dead_code():
+    x = rg.input((4,), "float32", name="x")
+    a = rg.exp(x) + rg.exp(x)
+    rg.sin(x)  # dead
+    p = _program([a], [x], [((4,), np.float32)])
+    p = dce(cse(p))
+    ops = [i.op for i in p.instrs]
+    assert ops.count("exp") == 1 and "sin" not in ops
+
+
+def test_constant_folding_and_simplify():
+    x = rg.input((3,), "float32", name="x")
+    c = rg.constant(np.array([1.0, 2.0, 3.0], np.float32))
+    y = (x * (c * 0.0 + 1.0)) + 0.0
+    p = _program([y], [x], [((3,), np.float32)])
+    p = dce(simplify(constant_fold(p)))
+    assert [i.op for i in p.instrs] == ["input"]
+    assert p.outputs == [p.inputs[0]]
+    f = rg.function([x], y, backend="reference")
+    np.testing.assert_array_equal(f(np.array([1, 2, 3], np.float32)), [1, 2, 3])
+
+
+def test_transpose_pairs_cancel_and_square_rewrite():
+    x = rg.input((2, 3), "float32", name="x")
+    p = _program([(x.T.T) ** 2], [x], [((2, 3), np.float32)])
+    p = dce(simplify(p))
+    assert [i.op for i in p.instrs] == ["input", "square"]
+
+
+def test_dim_size_folds_to_a_constant_once_shapes_are_known():
+    x = rg.input(("B", 4), "float32", name="x")
+    f = rg.function([x], rg.mean(x), backend="reference")
+    prog = f.lower(np.zeros((6, 4), np.float32))
+    assert "dim_size" not in [i.op for i in prog.instrs]
+
+
+def test_program_dump_is_readable():
+    x = rg.input((2,), "float32", name="x")
+    f = rg.function([x], rg.exp(x) * 2.0, backend="reference")
+    text = f.lower(np.zeros(2, np.float32)).dump()
+    assert "exp(%" in text and "outputs:" in text
+
+
+def test_jit_traces_once_per_rank_and_keeps_batch_symbolic():
+    calls = []
+
+    @rg.jit(backend="reference")
+    def f(x):
+        calls.append(1)
+        return (x * 2.0).sum(axis=0)
+
+    np.testing.assert_allclose(f(np.ones((3, 2))), [6, 6])
+    np.testing.assert_allclose(f(np.ones((5, 2))), [10, 10])
+    assert len(calls) == 1
