@@ -61,7 +61,8 @@ def plugin_manager() -> pluggy.PluginManager:
                     warnings.warn(f'plugin "{ep.name}" failed to load: {type(exc).__name__}: {exc}',
                                   PluginLoadWarning, stacklevel=2)
                     continue
-                pm.register(plugin, ep.name)
+                if not pm.is_registered(plugin):
+                    pm.register(plugin, ep.name)
             _pm = pm
             _apply_registrations(pm)
         return _pm

