@@ -258,6 +258,9 @@ def section_experimental(ctx, args, report):
         xctx = get_context(experimental=True)
         out["coop_feature_on_adapter"] = "cooperative-matrix" in xctx.adapter.features
         out["coop_feature_granted"] = xctx.has("cooperative-matrix")
+        out["coop_refused"] = xctx.refused
+        print(f"  cooperative-matrix: on adapter {out['coop_feature_on_adapter']}, granted {out['coop_feature_granted']}"
+              f" {xctx.refused.get('cooperative-matrix', '')[:600]}", flush=True)
         if xctx.has("cooperative-matrix"):
             from rustyasg.wgpu.kernels.coop_matmul import COOP_UNIFORMS, generate_coop_matmul_wgsl
 
@@ -290,11 +293,85 @@ def section_experimental(ctx, args, report):
         print("  coop setup failed:", out["coop_error"][:300])
 
 
+def rowsum_wgsl(use_subgroups: bool) -> str:
+    """Row sums of a (rows, cols) matrix, one 256-thread workgroup per row:
+    a shared-memory tree, or subgroupAdd then one value per subgroup."""
+    head = ""  # naga enables subgroup builtins by the device feature, not a directive
+    builtins = ", @builtin(subgroup_invocation_id) sid: u32, @builtin(subgroup_size) ssz: u32" if use_subgroups else ""
+    if use_subgroups:
+        combine = """
+    let s = subgroupAdd(acc);
+    if (sid == 0u) { part[lid / ssz] = s; }
+    workgroupBarrier();
+    if (lid == 0u) {
+        var t = 0.0;
+        for (var i = 0u; i < 256u / ssz; i = i + 1u) { t = t + part[i]; }
+        y[row] = t;
+    }"""
+    else:
+        combine = """
+    part[lid] = acc;
+    workgroupBarrier();
+    for (var w = 128u; w > 0u; w = w / 2u) {
+        if (lid < w) { part[lid] = part[lid] + part[lid + w]; }
+        workgroupBarrier();
+    }
+    if (lid == 0u) { y[row] = part[0]; }"""
+    return head + f"""
+struct P {{ rows: u32, cols4: u32, }}
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+var<workgroup> part: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32{builtins}) {{
+    let row = wid.x + nwg.x * wid.y;
+    if (row >= p.rows) {{ return; }}
+    var acc = 0.0;
+    for (var c = lid; c < p.cols4; c = c + 256u) {{
+        let v = x[row * p.cols4 + c];
+        acc = acc + v.x + v.y + v.z + v.w;
+    }}{combine}
+}}
+"""
+
+
+def section_reduction(ctx, args, report):
+    from rustyasg.wgpu.pipelines import UniformLayout
+
+    out = report.setdefault("reduction", [])
+    cache, pool, rb = PipelineCache(ctx), BufferPool(ctx), Readback(ctx)
+    lay = UniformLayout([("rows", "u32"), ("cols4", "u32")])
+    for rows, cols in ((args.ew_n // 1024, 1024), (4096, 1024), (args.ew_n // 32768, 32768)):
+        x = random_f32((rows, cols), 21)
+        xb, yb = upload(ctx, x, pool), pool.acquire(rows * 4)
+        ref = x.astype(np.float64).sum(axis=1)
+        ub = uniform_buffer(ctx, lay.pack(rows=rows, cols4=cols // 4))
+        for sub in (False, True):
+            if sub and not ctx.has("subgroup"):
+                continue
+            name = f"rowsum {rows}x{cols} {'subgroupAdd' if sub else 'shared tree'}"
+            try:
+                launch = KernelLaunch(ctx, cache.get(rowsum_wgsl(sub)), [xb, yb, ub], rows)
+                launch.run()
+                err = rel_err(rb.read_array(yb, (rows,), np.float32), ref)
+                secs = time_gpu(ctx, launch.encode, min_seconds=args.min_seconds)
+                gbs = x.nbytes / secs / 1e9
+                out.append({"case": name, "seconds": secs, "gbytes_per_s": gbs, "rel_err": err})
+                print(f"  {name}: {gbs:7.0f} GB/s  {secs * 1e6:8.1f} us  err {err:.1e}", flush=True)
+            except Exception as exc:
+                out.append({"case": name, "error": f"{type(exc).__name__}: {exc}"[:2000]})
+                print(f"  {name} failed: {out[-1]['error'][:300]}", flush=True)
+        pool.release(xb); pool.release(yb)
+    pool.trim()
+
+
 SECTIONS = {
     "features": section_features,
     "matmul": section_matmul,
     "elementwise": section_elementwise,
     "experimental": section_experimental,
+    "reduction": section_reduction,
 }
 
 

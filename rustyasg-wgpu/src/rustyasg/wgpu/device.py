@@ -140,6 +140,7 @@ class GpuContext:
     info: dict
     features: frozenset
     limits: dict = field(hash=False)
+    refused: dict = field(default_factory=dict, hash=False)  # feature -> why the device refused it
 
     @property
     def name(self) -> str:
@@ -192,7 +193,8 @@ class GpuContext:
         return int(self.limits[name])
 
 
-def _request_device(adapter: Any, extra: Iterable[str]) -> Any:
+def _request_device(adapter: Any, extra: Iterable[str]) -> tuple[Any, dict]:
+    """(device, {feature: why it was refused}) with the wanted features and max limits."""
     available = set(adapter.features)
     features = [f for f in WANTED_FEATURES if f in available]
     # Ask for every limit at the adapter's maximum: the WebGPU defaults (e.g.
@@ -200,14 +202,16 @@ def _request_device(adapter: Any, extra: Iterable[str]) -> Any:
     # what real GPUs allow. Zero-valued entries are "not applicable" markers.
     limits = {k: v for k, v in adapter.limits.items() if v}
     experimental = [f for f in extra if f in available]
+    refused = {}
     if experimental:
         try:
-            return adapter.request_device_sync(
+            device = adapter.request_device_sync(
                 required_features=features + experimental, required_limits=limits
             )
-        except Exception:  # experimental features may be refused; go on without them
-            pass
-    return adapter.request_device_sync(required_features=features, required_limits=limits)
+            return device, refused
+        except Exception as exc:  # experimental features may be refused; go on without them
+            refused = {f: f"{type(exc).__name__}: {exc}" for f in experimental}
+    return adapter.request_device_sync(required_features=features, required_limits=limits), refused
 
 
 @functools.lru_cache(maxsize=None)
@@ -217,7 +221,7 @@ def _context_for(spec: str, experimental: bool) -> GpuContext:
     adapters = wgpu.gpu.enumerate_adapters_sync()
     infos = [dict(a.info) for a in adapters]
     adapter = adapters[select_adapter_index(infos, spec)]
-    device = _request_device(adapter, EXPERIMENTAL_FEATURES if experimental else ())
+    device, refused = _request_device(adapter, EXPERIMENTAL_FEATURES if experimental else ())
     return GpuContext(
         adapter=adapter,
         device=device,
@@ -225,6 +229,7 @@ def _context_for(spec: str, experimental: bool) -> GpuContext:
         info=dict(adapter.info),
         features=frozenset(device.features),
         limits=dict(device.limits),
+        refused=refused,
     )
 
 

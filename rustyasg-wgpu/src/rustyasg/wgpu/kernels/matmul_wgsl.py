@@ -56,7 +56,9 @@ MATMUL_UNIFORMS = UniformLayout(
 class TileConfig:
     """How a matmul is split: workgroup tile ``bm x bn``, k-step ``bk``,
     per-thread block ``tm x tn``; ``pad`` floats of shared-row padding;
-    ``group_m`` tile-rows per L2 swizzle group.
+    ``group_m`` tile-rows per L2 swizzle group; ``a_rows``: keep a
+    k-contiguous A as rows in shared memory (no transposing stores) and read
+    4 k-steps of a row per vec4, instead of transposing it to k-major.
 
     Example::
 
@@ -72,6 +74,8 @@ class TileConfig:
     tn: int = 8
     pad: int = 4
     group_m: int = 8
+    a_rows: bool = True
+
 
     @property
     def threads_x(self) -> int:
@@ -87,7 +91,7 @@ class TileConfig:
 
     @property
     def name(self) -> str:
-        return f"{self.bm}x{self.bn}x{self.bk}_{self.tm}x{self.tn}"
+        return f"{self.bm}x{self.bn}x{self.bk}_{self.tm}x{self.tn}" + ("" if self.a_rows else "_kmajor")
 
     def shared_bytes(self, elem_bytes: int = 4) -> int:
         """Workgroup memory used (two buffers of each operand tile, in f32)."""
@@ -191,10 +195,14 @@ class _Operand:
     extent: str      # "M" or "N"
     origin: str      # "row0" or "col0"
     reg: str         # prefetch register prefix
+    rows: bool = False  # shared tile stored [o][k] (k-contiguous rows), else [k][o]
 
 
 def _operands(cfg: TileConfig, lay: MatmulLayout) -> tuple[_Operand, _Operand]:
-    a = _Operand("A", "As", cfg.bm, not lay.trans_a, lay.vec_a, "lda", "sa", "oa", "M", "row0", "pa")
+    # Only A may keep rows: a warp reads 2 distinct A rows per load (cheap);
+    # B rows would put 16 threads on rows 4 apart, an 8-way bank conflict.
+    a_rows = cfg.a_rows and not lay.trans_a and lay.vec_a
+    a = _Operand("A", "As", cfg.bm, not lay.trans_a, lay.vec_a, "lda", "sa", "oa", "M", "row0", "pa", a_rows)
     b = _Operand("B", "Bs", cfg.bn, lay.trans_b, lay.vec_b, "ldb", "sb", "ob", "N", "col0", "pb")
     return a, b
 
@@ -258,7 +266,9 @@ def _emit_shared_stores(w: _Writer, cfg: TileConfig, op: _Operand, buf: int) -> 
             w.open(f"if ({op.reg}in{j})")
         krow = f"{buf * cfg.bk}u + {op.reg}k{j}"
         col, comp = f"{op.reg}o{j} / 4u", f"{op.reg}o{j} % 4u"
-        if vw == 4 and not op.contig_k:
+        if op.rows:
+            w(f"{op.smem}[{buf * op.outer}u + {op.reg}o{j}][{op.reg}k{j} / 4u] = {op.reg}{j};")
+        elif vw == 4 and not op.contig_k:
             w(f"{op.smem}[{krow}][{col}] = {op.reg}{j};")
         elif vw == 4:
             # k-contiguous vec4 -> four k-rows of the k-major tile.
@@ -282,24 +292,33 @@ def _emit_tile_load(w: _Writer, cfg: TileConfig, lay: MatmulLayout, ops, k0: str
     w.close()
 
 
-def _emit_compute(w: _Writer, cfg: TileConfig, buf: int) -> None:
+def _emit_compute(w: _Writer, cfg: TileConfig, ops, buf: int) -> None:
     """bk rank-1 updates of the thread's tm x tn block from shared buffer ``buf``.
 
-    Fully unrolled; the row index is a constant and the column index is
-    loop-invariant, so naga's index clamps are hoisted and the driver folds
-    the constant into the load's address.
+    Fully unrolled, four k-steps per block. Row indices are constants plus
+    loop-invariant terms, so naga's index clamps are hoisted and the driver
+    folds the constants into the loads' addresses. A k-major tile yields a
+    vec4 over 4 rows (or columns) per k; an A kept in rows yields a vec4 over
+    4 k per row, and the same number of loads covers the same 4 k-steps.
     """
-    for kk in range(cfg.bk):
+    a_op = ops[0]
+    for kq in range(cfg.bk // 4):
         w.open("")
-        row = buf * cfg.bk + kk
-        for g in range(cfg.tm // 4):
-            w(f"let a{g} = As[{row}][acol{g}];")
-        for g in range(cfg.tn // 4):
-            w(f"let b{g} = Bs[{row}][bcol{g}];")
-        for r in range(cfg.tm):
-            a = f"a{r // 4}.{'xyzw'[r % 4]}"
-            for c in range(cfg.tn // 4):
-                w(f"acc_{r}_{c} = fma(vec4<f32>({a}), b{c}, acc_{r}_{c});")
+        if a_op.rows:
+            for r in range(cfg.tm):
+                w(f"let ar{r} = As[{buf * cfg.bm}u + arow{r}][{kq}];")
+        else:
+            for kk in range(4):
+                for g in range(cfg.tm // 4):
+                    w(f"let a{g}_{kk} = As[{buf * cfg.bk + 4 * kq + kk}][acol{g}];")
+        for kk in range(4):
+            for g in range(cfg.tn // 4):
+                w(f"let b{g}_{kk} = Bs[{buf * cfg.bk + 4 * kq + kk}][bcol{g}];")
+        for kk in range(4):
+            for r in range(cfg.tm):
+                a = f"ar{r}.{'xyzw'[kk]}" if a_op.rows else f"a{r // 4}_{kk}.{'xyzw'[r % 4]}"
+                for c in range(cfg.tn // 4):
+                    w(f"acc_{r}_{c} = fma(vec4<f32>({a}), b{c}_{kk}, acc_{r}_{c});")
         w.close()
 
 
@@ -354,7 +373,12 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     w(f"@group(0) @binding(2) var<storage, read_write> C: array<{c_t}>;")
     w("@group(0) @binding(3) var<uniform> p: Params;")
     # [2 buffers * bk rows][padded row of vec4]: row index = buffer*bk + k.
-    w(f"var<workgroup> As: array<array<vec4<f32>, {(cfg.bm + cfg.pad) // 4}>, {2 * cfg.bk}>;")
+    if ops[0].rows:
+        # [2 buffers * bm rows][bk/4 vec4]; unpadded: a quarter-warp's vec4
+        # stores then cover 32 consecutive banks.
+        w(f"var<workgroup> As: array<array<vec4<f32>, {cfg.bk // 4}>, {2 * cfg.bm}>;")
+    else:
+        w(f"var<workgroup> As: array<array<vec4<f32>, {(cfg.bm + cfg.pad) // 4}>, {2 * cfg.bk}>;")
     w(f"var<workgroup> Bs: array<array<vec4<f32>, {(cfg.bn + cfg.pad) // 4}>, {2 * cfg.bk}>;")
     w(LINEAR_WORKGROUP_WGSL)
     w(f"@compute @workgroup_size({cfg.threads})")
@@ -388,6 +412,8 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
             w(f"var {op.reg}{j}: {vt};")
     for g in range(cfg.tm // 4):
         w(f"let acol{g} = ty + {g * cfg.threads_y}u;")
+    for r in range(cfg.tm):
+        w(f"let arow{r} = ty * 4u + {(r // 4) * 4 * cfg.threads_y + r % 4}u;")
     for g in range(cfg.tn // 4):
         w(f"let bcol{g} = tx + {g * cfg.threads_x}u;")
     w(f"let nk = (p.K + {cfg.bk - 1}u) / {cfg.bk}u;")
@@ -408,7 +434,7 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
         w.open(f"if (more{phase})")
         _emit_tile_load(w, cfg, lay, ops, f"knext{phase}")
         w.close()
-        _emit_compute(w, cfg, phase)
+        _emit_compute(w, cfg, ops, phase)
         w.open(f"if (more{phase})")
         for op in ops:
             _emit_shared_stores(w, cfg, op, 1 - phase)
