@@ -1,7 +1,7 @@
 """Classification metrics on a streaming confusion matrix: accuracy, precision, recall, F-beta,
 confusion matrix, and top-k accuracy.
 
-Predictions may be class labels, per-class scores/logits (an extra class axis, ``(N, C)`` or
+Predictions may be integer class labels, per-class scores/logits (an extra class axis, ``(N, C)`` or
 ``(N, C, ...)``, reduced with argmax), or binary probabilities/logits of the same shape as the
 targets (thresholded; values outside [0, 1] are taken as logits and passed through a sigmoid), as
 in torchmetrics. Averages follow scikit-learn: ``macro`` and ``weighted`` average over the classes
@@ -55,7 +55,8 @@ def to_labels(preds: Any, target: Any, threshold: float = 0.5) -> tuple[np.ndarr
         p = np.argmax(p, axis=axis)
     elif p.shape != t.shape:
         raise ValueError(f"predictions of shape {p.shape} do not match targets of shape {t.shape}")
-    elif np.issubdtype(p.dtype, np.floating) and not _integral(p):
+    elif np.issubdtype(p.dtype, np.floating):
+        # Same shape and floating: binary scores, never labels (torchmetrics' rule; labels are ints).
         if p.size and (p.min() < 0 or p.max() > 1):
             p = 1.0 / (1.0 + np.exp(-p))  # logits -> probabilities
         p = p >= threshold

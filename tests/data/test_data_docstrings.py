@@ -1,0 +1,40 @@
+"""Every public name documents itself with an example, and every example runs."""
+
+import doctest
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+
+import rustyasg.data
+
+MODULES = sorted(
+    name for _, name, _ in pkgutil.walk_packages(rustyasg.data.__path__, prefix="rustyasg.data.")
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples_in_docstrings_pass(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"
+
+
+def test_every_public_name_has_a_docstring_with_an_example():
+    missing = []
+    for name in rustyasg.data.__all__:
+        obj = getattr(rustyasg.data, name)
+        if isinstance(obj, str):  # constants such as ENTRY_POINT_GROUP
+            continue
+        doc = inspect.getdoc(obj) or ""
+        if ">>>" not in doc:
+            missing.append(name)
+    for name in rustyasg.data.metrics.__all__:
+        obj = getattr(rustyasg.data.metrics, name)
+        if ">>>" not in (inspect.getdoc(obj) or ""):
+            missing.append(f"metrics.{name}")
+    for name in rustyasg.data.transforms.__all__:
+        if ">>>" not in (inspect.getdoc(getattr(rustyasg.data.transforms, name)) or ""):
+            missing.append(f"transforms.{name}")
+    assert not missing, f"public names without an example: {missing}"
