@@ -9,9 +9,7 @@ import pytest
 
 import rustyasg.data
 
-MODULES = sorted(
-    name for _, name, _ in pkgutil.walk_packages(rustyasg.data.__path__, prefix="rustyasg.data.")
-)
+MODULES = sorted(name for _, name, _ in pkgutil.walk_packages(rustyasg.data.__path__, prefix="rustyasg.data."))
 
 
 @pytest.mark.parametrize("name", MODULES)

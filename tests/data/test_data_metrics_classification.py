@@ -116,7 +116,8 @@ def test_confusion_matrix_matches_sklearn(normalize, multiclass, rng):
     np.testing.assert_allclose(got, expected, atol=1e-12)
     binary_t, binary_p = rng.integers(0, 2, 100), rng.random(100)
     np.testing.assert_array_equal(
-        _streamed(ConfusionMatrix(), binary_p, binary_t, rng), skm.confusion_matrix(binary_t, binary_p >= 0.5))
+        _streamed(ConfusionMatrix(), binary_p, binary_t, rng), skm.confusion_matrix(binary_t, binary_p >= 0.5)
+    )
 
 
 def test_confusion_matrix_grows_and_checks_range():

@@ -76,4 +76,6 @@ class EarlyStopping:
             setattr(self, k, v)
 
     def __repr__(self) -> str:
-        return f"EarlyStopping(mode={self.mode!r}, patience={self.patience}, best={self.best}, bad={self.num_bad_steps})"
+        return (
+            f"EarlyStopping(mode={self.mode!r}, patience={self.patience}, best={self.best}, bad={self.num_bad_steps})"
+        )

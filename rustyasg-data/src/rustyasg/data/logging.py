@@ -49,6 +49,15 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"can only log numbers or strings, got {type(value).__name__}")
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _numeric(points: list[tuple[int, Any]]) -> bool:
+    """Whether a metric's history has anything to plot."""
+    return any(_is_number(v) for _, v in points)
+
+
 class MetricLogger:
     """Collect ``step``-indexed scalar metrics; append them to a CSV or JSON Lines file as they come.
 
@@ -128,9 +137,7 @@ class MetricLogger:
         except ImportError:
             raise MissingDependencyError("matplotlib", "MetricLogger.plot") from None
         history = self.history
-        names = list(metrics) if metrics is not None else [
-            k for k, pts in history.items() if any(isinstance(v, (int, float)) and not isinstance(v, bool) for _, v in pts)
-        ]  # fmt: skip
+        names = list(metrics) if metrics is not None else [k for k, pts in history.items() if _numeric(pts)]
         unknown = [n for n in names if n not in history]
         if unknown:
             raise KeyError(f"no metric named {unknown}; logged: {sorted(history)}")
@@ -141,7 +148,7 @@ class MetricLogger:
         FigureCanvasAgg(fig)
         axes = fig.subplots(len(names), 1, squeeze=False)[:, 0]
         for ax, name in zip(axes, names):
-            pts = [(s, v) for s, v in history[name] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            pts = [(s, v) for s, v in history[name] if _is_number(v)]
             steps, values = zip(*pts) if pts else ((), ())
             ax.plot(steps, values, marker="." if len(pts) < 50 else None)
             ax.set_ylabel(name)
@@ -197,6 +204,7 @@ def read_metric_log(path: str | os.PathLike) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise MalformedDataError(p, f"line {number} is not JSON ({e.msg})", "one JSON object per line") from None
+                raise MalformedDataError(
+                    p, f"line {number} is not JSON ({e.msg})", "one JSON object per line"
+                ) from None
     return rows
-

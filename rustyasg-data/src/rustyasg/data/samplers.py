@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sized
-from typing import Any
 
 import numpy as np
 

@@ -109,7 +109,9 @@ class CharTokenizer:
         if not known.all():
             if self.unk is None:
                 first = int(np.flatnonzero(~known)[0])
-                raise ValueError(f"character {text[first]!r} at position {first} is not in the vocabulary (pass unk=...)")
+                raise ValueError(
+                    f"character {text[first]!r} at position {first} is not in the vocabulary (pass unk=...)"
+                )
             ids[~known] = self.chars.index(self.unk)
         return ids
 
@@ -225,7 +227,9 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     try:
         return p.read_bytes().decode(encoding)
     except UnicodeDecodeError as e:
-        raise MalformedDataError(p, f"byte {e.start} is not valid {encoding} ({e.reason})", f"{encoding} text") from None
+        raise MalformedDataError(
+            p, f"byte {e.start} is not valid {encoding} ({e.reason})", f"{encoding} text"
+        ) from None
 
 
 class TokenWindowDataset(DatasetBase):

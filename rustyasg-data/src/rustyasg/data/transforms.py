@@ -202,8 +202,13 @@ class MinMaxScale(_ChannelAffine):
     [0.5, 1.0]
     """
 
-    def __init__(self, data_min: Any, data_max: Any, feature_range: tuple[float, float] = (0.0, 1.0),
-                 channel_axis: int | None = None):
+    def __init__(
+        self,
+        data_min: Any,
+        data_max: Any,
+        feature_range: tuple[float, float] = (0.0, 1.0),
+        channel_axis: int | None = None,
+    ):
         self.data_min = np.asarray(data_min, dtype=np.float64)
         self.data_max = np.asarray(data_max, dtype=np.float64)
         if np.any(self.data_max < self.data_min):
@@ -212,8 +217,9 @@ class MinMaxScale(_ChannelAffine):
         self.channel_axis = channel_axis
 
     @classmethod
-    def fit(cls, data: Any, feature_range: tuple[float, float] = (0.0, 1.0),
-            channel_axis: int | None = None) -> "MinMaxScale":
+    def fit(
+        cls, data: Any, feature_range: tuple[float, float] = (0.0, 1.0), channel_axis: int | None = None
+    ) -> "MinMaxScale":
         """MinMaxScale with the range of ``data`` (a batch), per channel if ``channel_axis`` is set."""
         data = np.asarray(data, dtype=np.float64)
         axes = _reduce_axes(data, channel_axis)
@@ -338,8 +344,9 @@ class RandomNoise(_Random):
     True
     """
 
-    def __init__(self, std: float = 0.1, mean: float = 0.0, clip: tuple[float, float] | None = None,
-                 seed: int | None = None):
+    def __init__(
+        self, std: float = 0.1, mean: float = 0.0, clip: tuple[float, float] | None = None, seed: int | None = None
+    ):
         super().__init__(seed)
         if std < 0:
             raise ValueError(f"RandomNoise: std must be >= 0, got {std}")
@@ -397,8 +404,15 @@ class RandomCrop(_Random):
     (8, 1, 28, 28)
     """
 
-    def __init__(self, size: int | Sequence[int], padding: int | Sequence[int] = 0, fill: float = 0.0,
-                 pad_mode: str = "constant", layout: str = "CHW", seed: int | None = None):
+    def __init__(
+        self,
+        size: int | Sequence[int],
+        padding: int | Sequence[int] = 0,
+        fill: float = 0.0,
+        pad_mode: str = "constant",
+        layout: str = "CHW",
+        seed: int | None = None,
+    ):
         super().__init__(seed)
         self.size = _pair(size, "size")
         self.padding = _pair(padding, "padding")

