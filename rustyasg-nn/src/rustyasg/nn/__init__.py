@@ -11,4 +11,14 @@ Example:
 """
 
 from . import init
+from .activations import (ELU, GELU, ReLU, LeakyReLU, LogSoftmax, Sigmoid, SiLU, Softmax, Softplus, Swish, Tanh,
+                          elu, gelu, get_activation, leaky_relu, log_softmax, relu, sigmoid, silu, softmax, softplus,
+                          swish, tanh)
+from .attention import MultiheadAttention, causal_mask, scaled_dot_product_attention
+from .containers import ModuleDict, ModuleList, Sequential
+from .dropout import Dropout, Dropout2d, SpatialDropout, dropout, dropout2d
+from .embedding import Embedding, EmbeddingBag, embedding, embedding_bag
+from .linear import Flatten, Identity, Linear, linear
 from .module import Module, StateDictError
+from .positional import (ALiBi, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
+                         alibi_bias, alibi_slopes, apply_rotary, rotary_angles, sinusoidal_table)
