@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import elementwise, linalg, misc, movement, random, reduce  # noqa: F401  (registers the ops)
 from .elementwise import *  # noqa: F401,F403
+from .conv import conv2d, conv2d_backward_input, conv2d_backward_weight, conv_transpose2d  # noqa: F401
 from .linalg import matmul  # noqa: F401
 from .misc import identity, ones_like_scalar, stop_gradient  # noqa: F401
 from .movement import (concat, flip, gather, one_hot, pad, reshape, scatter_add, slice_, take,  # noqa: F401
