@@ -10,6 +10,7 @@ what was expected, so a user can tell a missing download from a corrupt one at a
 
 from __future__ import annotations
 
+import errno
 import os
 
 __all__ = [
@@ -55,8 +56,13 @@ class MissingDataFileError(DataFormatError, FileNotFoundError):
     True
     """
 
+    def __init__(self, path: str | os.PathLike, problem: str, expected: str | None = None):
+        super().__init__(path, problem, expected)
+        # Fill OSError's fields the way open() would, for handlers that inspect them.
+        self.errno, self.strerror, self.filename = errno.ENOENT, problem, self.path
+
     def __str__(self) -> str:
-        # OSError.__str__ would print "[Errno ...]" noise built from our positional arguments.
+        # OSError.__str__ would print "[Errno ...]" noise instead of our message.
         return ValueError.__str__(self)
 
 
