@@ -56,6 +56,11 @@ def test_npy_and_png(tmp_path, rng):
     rgb = rng.integers(0, 256, size=(4, 6, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "a.png")
     np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgb)
+    deep = rng.integers(0, 65536, size=(3, 5)).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    pixels, maxval = image_module.decode_image(tmp_path / "deep.png")
+    assert pixels.dtype == np.uint16 and maxval == 65535
+    np.testing.assert_array_equal(pixels, deep)
     data = (tmp_path / "a.png").read_bytes()
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     with pytest.raises((TruncatedDataError, MalformedDataError), match="cut.png"):

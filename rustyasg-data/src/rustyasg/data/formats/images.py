@@ -137,12 +137,14 @@ def _pillow(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise kind(p, f"cannot be decoded ({e})", f"a valid {p.suffix or 'image'} file") from None
     except (ValueError, SyntaxError) as e:  # Pillow raises SyntaxError for some broken headers
         raise MalformedDataError(p, f"cannot be decoded ({e})", f"a valid {p.suffix or 'image'} file") from None
-    maxval = 65535 if array.dtype == np.uint16 else 255
+    # 8- and 16-bit modes scale to [0, 1]; 32-bit integer ("I") and float ("F") modes are kept as is.
+    maxval = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}.get(np.dtype(array.dtype).newbyteorder("="))
     return array, maxval
 
 
 def decode_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
-    """``(pixels, maxval)`` of an image file; ``maxval`` is None for ``.npy`` (values taken as is).
+    """``(pixels, maxval)`` of an image file; ``maxval`` is None when values are to be taken as is
+    (``.npy`` files, 32-bit integer and float images).
 
     >>> decode_image("digit.pgm")  # doctest: +SKIP
     (array([[...]], dtype=uint8), 255)
