@@ -22,3 +22,7 @@ from .linear import Flatten, Identity, Linear, linear
 from .module import Module, StateDictError
 from .positional import (ALiBi, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
                          alibi_bias, alibi_slopes, apply_rotary, rotary_angles, sinusoidal_table)
+
+# Losses, optimizers, schedulers, gradient clipping and checkpoints.
+from . import losses
+from .losses import *  # noqa: F401,F403  (functions and Module classes, PyTorch names)
