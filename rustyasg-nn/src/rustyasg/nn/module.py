@@ -62,17 +62,21 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning {name!r}")
-        for table in (self._parameters, self._buffers, self._modules):
-            table.pop(name, None)
+        if name == "rng":
+            self.set_rng(value)
+            return
+        target = None
         if isinstance(value, Variable):
-            (self._parameters if value.trainable else self._buffers)[name] = value
+            target = self._parameters if value.trainable else self._buffers
             if value.name is None:
                 value.name = name
         elif isinstance(value, Module):
-            self._modules[name] = value
-        elif name == "rng":
-            self.set_rng(value)
-            return
+            target = self._modules
+        for table in (self._parameters, self._buffers, self._modules):
+            if table is not target:
+                table.pop(name, None)
+        if target is not None:
+            target[name] = value  # replacing keeps the registration order (and so state_dict order)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -223,6 +227,37 @@ class Module:
         for k, arr in arrays.items():  # assign only once every key checked out
             own[k].assign(arr.astype(own[k].dtype))
         return missing, unexpected
+
+    # -- dtype ------------------------------------------------------------------------------
+    def to(self, dtype) -> "Module":
+        """Convert floating parameters and buffers to ``dtype`` (new variables; tied ones stay tied).
+
+        Trace graphs after converting: graphs built before still read the old variables.
+
+        >>> from rustyasg.nn import Linear
+        >>> Linear(2, 2).to("float64").weight.dtype
+        dtype('float64')
+        """
+        dtype = np.dtype(dtype)
+        converted: Dict[int, Variable] = {}
+        for mod in self.modules():
+            for table in (mod._parameters, mod._buffers):
+                for k, v in list(table.items()):
+                    if v.dtype.kind != "f" or v.dtype == dtype:
+                        continue
+                    if id(v) not in converted:
+                        converted[id(v)] = rg.variable(v.value().astype(dtype), name=v.name, trainable=v.trainable)
+                    setattr(mod, k, converted[id(v)])
+            mod._pending_updates.clear()
+        return self
+
+    def double(self) -> "Module":
+        """``to("float64")``."""
+        return self.to("float64")
+
+    def float(self) -> "Module":
+        """``to("float32")``."""
+        return self.to("float32")
 
     # -- modes ------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
