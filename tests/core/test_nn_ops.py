@@ -15,7 +15,14 @@ import torch.nn.functional as F
 import rustyasg.core as rg
 from rustyasg.core.testing import check_op
 
-NN_OPS = ["conv2d", "conv2d_backward_input", "conv2d_backward_weight"]
+NN_OPS = sorted(name for name, d in rg.OPS.items() if d.kind == "nn")
+
+
+def test_nn_ops_are_registered():
+    assert {"conv2d", "conv2d_backward_input", "conv2d_backward_weight", "max_pool2d", "max_pool2d_indices",
+            "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d",
+            "adaptive_avg_pool2d_backward", "adaptive_max_pool2d", "adaptive_max_pool2d_indices",
+            "adaptive_max_pool2d_backward"} <= set(NN_OPS)
 
 
 def _line() -> int:
@@ -68,7 +75,9 @@ def assert_double_backward_parity(build, fn, arrays, rng):
     tc = torch.tensor(cot, requires_grad=True)
     first = torch.autograd.grad(fn(*ts), ts, tc, create_graph=True)
     inner = sum((g * torch.tensor(v)).sum() for g, v in zip(first, vs))
-    expected = [g.numpy() for g in torch.autograd.grad(inner, ts + [tc])]
+    wrt = ts + [tc]
+    expected = [np.zeros(t.shape) if g is None else g.numpy()  # None: unused (linear in that input)
+                for t, g in zip(wrt, torch.autograd.grad(inner, wrt, allow_unused=True))]
 
     ins = [rg.input(a.shape, "float64", name=f"a{i}") for i, a in enumerate(arrays)]
     c = rg.input(cot.shape, "float64", name="cot")
@@ -178,3 +187,104 @@ def test_conv_errors_name_op_shapes_and_line():
     line = _line(); err = _expect_error(lambda: rg.conv2d_backward_input(  # noqa: E702
         rg.input((2, 6, 9, 9)), rg.input((6, 4, 3, 3)), input_size=(8, 8)), "exceeds the convolution output (6, 6)")
     assert err.source == f"{__file__}:{line}"
+
+
+# --- pooling --------------------------------------------------------------------------------
+MAX_POOL_CASES = [  # shape, kernel, stride, padding, dilation, ceil_mode
+    ((2, 3, 8, 7), 2, None, 0, 1, False),
+    ((1, 2, 7, 6), (3, 2), (2, 1), 1, (1, 2), True),
+    ((2, 2, 9, 9), 3, 2, 1, 2, True),
+    ((1, 3, 10, 5), (4, 3), (3, 2), (2, 1), 1, True),
+]
+
+
+@pytest.mark.parametrize("case", MAX_POOL_CASES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool2d_matches_torch(case, ties):
+    shape, k, s, p, d, ceil = case
+    rng = np.random.default_rng(MAX_POOL_CASES.index(case))
+    # With ties (few distinct values) PyTorch routes the gradient to the first maximum of each window.
+    x = rng.integers(0, 3, shape).astype(np.float64) if ties else rng.standard_normal(shape)
+    kw = dict(stride=s, padding=p, dilation=d, ceil_mode=ceil)
+    assert_parity(lambda t: rg.max_pool2d(t, k, **kw), lambda t: F.max_pool2d(t, k, **kw), [x], rng)
+    got = rg.evaluate(rg.max_pool2d_indices(rg.constant(x), k, **kw))
+    np.testing.assert_array_equal(got, F.max_pool2d(torch.tensor(x), k, return_indices=True, **kw)[1].numpy())
+    assert_double_backward_parity(lambda t: rg.max_pool2d(t, k, **kw), lambda t: F.max_pool2d(t, k, **kw),
+                                  [x], rng)
+
+
+AVG_POOL_CASES = [  # shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+    ((2, 3, 8, 7), 2, None, 0, False, True, None),
+    ((1, 2, 7, 6), (3, 2), (2, 1), 1, True, False, None),
+    ((1, 2, 7, 6), (3, 2), (2, 1), 1, True, True, None),
+    ((2, 2, 9, 8), 3, 2, 1, True, True, 7),
+    ((1, 1, 6, 5), (4, 3), (3, 2), (2, 1), True, False, None),
+]
+
+
+@pytest.mark.parametrize("case", AVG_POOL_CASES)
+def test_avg_pool2d_matches_torch(case):
+    shape, k, s, p, ceil, cip, div = case
+    rng = np.random.default_rng(AVG_POOL_CASES.index(case))
+    kw = dict(stride=s, padding=p, ceil_mode=ceil, count_include_pad=cip, divisor_override=div)
+    arrays = [rng.standard_normal(shape)]
+    assert_parity(lambda t: rg.avg_pool2d(t, k, **kw), lambda t: F.avg_pool2d(t, k, **kw), arrays, rng)
+    assert_double_backward_parity(lambda t: rg.avg_pool2d(t, k, **kw), lambda t: F.avg_pool2d(t, k, **kw),
+                                  arrays, rng)
+
+
+ADAPTIVE_CASES = [  # input shape, output_size
+    ((2, 3, 7, 5), (3, 2)), ((1, 2, 10, 9), (4, None)), ((1, 2, 2, 3), (3, 5)), ((2, 4, 6, 6), 1),
+    ((1, 1, 13, 11), (5, 3)),
+]
+
+
+@pytest.mark.parametrize("case", ADAPTIVE_CASES)
+@pytest.mark.parametrize("kind", ["avg", "max"])
+def test_adaptive_pool2d_matches_torch(case, kind):
+    shape, size = case
+    rng = np.random.default_rng(ADAPTIVE_CASES.index(case))
+    ours, theirs = ((rg.adaptive_avg_pool2d, F.adaptive_avg_pool2d) if kind == "avg"
+                    else (rg.adaptive_max_pool2d, F.adaptive_max_pool2d))
+    arrays = [rng.standard_normal(shape)]
+    assert_parity(lambda t: ours(t, size), lambda t: theirs(t, size), arrays, rng)
+    assert_double_backward_parity(lambda t: ours(t, size), lambda t: theirs(t, size), arrays, rng)
+    if kind == "max":
+        got = rg.evaluate(rg.adaptive_max_pool2d_indices(rg.constant(arrays[0]), size))
+        np.testing.assert_array_equal(got, F.adaptive_max_pool2d(torch.tensor(arrays[0]), size, True)[1].numpy())
+
+
+def test_global_avg_pool2d_is_the_spatial_mean():
+    x = np.random.default_rng(5).standard_normal((3, 4, 5, 6))
+    got = rg.evaluate(rg.global_avg_pool2d(rg.constant(x)))
+    np.testing.assert_allclose(got, x.mean(axis=(2, 3), keepdims=True), rtol=1e-12, atol=1e-14)
+
+
+def test_pooling_keeps_a_symbolic_batch():
+    x = rg.input((None, 2, 7, 7), "float64", name="x")
+    y = rg.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True) + rg.avg_pool2d(x, 3, stride=2, padding=1)
+    (gx,) = rg.grad(rg.sum(y * y), [x])
+    f = rg.function([x], [y, gx], backend="reference")
+    xv = np.random.default_rng(2).standard_normal((3, 2, 7, 7))
+    tx = torch.tensor(xv, requires_grad=True)
+    ty = F.max_pool2d(tx, 3, stride=2, padding=1, ceil_mode=True) + F.avg_pool2d(tx, 3, stride=2, padding=1)
+    (ty * ty).sum().backward()
+    got_y, got_g = f(xv)
+    np.testing.assert_allclose(got_y, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_g, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_pooling_errors_name_op_shapes_and_line():
+    x = rg.input((2, 3, 6, 6), name="x")
+    _expect_error(lambda: rg.max_pool2d(x, 3, padding=2), "max_pool2d", "padding (2, 2) must be at most half",
+                  "(2, 3, 6, 6)")
+    _expect_error(lambda: rg.max_pool2d(x, 3, padding=2, dilation=2), "max_pool2d", "at most half")
+    _expect_error(lambda: rg.avg_pool2d(x, 7), "avg_pool2d", "output size is too small")
+    _expect_error(lambda: rg.max_pool2d(rg.input((3, 6, 6), name="x3"), 2), "max_pool2d", "rank 4", "(3, 6, 6)")
+    _expect_error(lambda: rg.avg_pool2d(rg.input((2, 3, 6, 6), "int64", name="xi"), 2), "avg_pool2d",
+                  "floating-point", cls=rg.DTypeError)
+    _expect_error(lambda: rg.adaptive_avg_pool2d(x, (0, 2)), "adaptive_avg_pool2d", "output_size must be positive")
+    _expect_error(lambda: rg.adaptive_max_pool2d(x, (1, 2, 3)), "adaptive_max_pool2d", "output_size=(1, 2, 3)")
+    _expect_error(lambda: rg.max_pool2d_backward(rg.input((2, 3, 2, 2)), x, kernel_size=2, stride=2, padding=0,
+                                                 dilation=1, ceil_mode=False),
+                  "max_pool2d_backward", "gradient shape (2, 3, 2, 2) differs from the pooled output (2, 3, 3, 3)")

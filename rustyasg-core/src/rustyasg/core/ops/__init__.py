@@ -10,6 +10,9 @@ from .elementwise import *  # noqa: F401,F403
 from .conv import conv2d, conv2d_backward_input, conv2d_backward_weight, conv_transpose2d  # noqa: F401
 from .linalg import matmul  # noqa: F401
 from .misc import identity, ones_like_scalar, stop_gradient  # noqa: F401
+from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,  # noqa: F401
+                   adaptive_max_pool2d_backward, adaptive_max_pool2d_indices, avg_pool2d, avg_pool2d_backward,
+                   global_avg_pool2d, max_pool2d, max_pool2d_backward, max_pool2d_indices)
 from .movement import (concat, flip, gather, one_hot, pad, reshape, scatter_add, slice_, take,  # noqa: F401
                        take_grad, transpose, zeros_like_shape)
 from .random import random_normal, random_uniform  # noqa: F401
