@@ -8,8 +8,9 @@ instead of a Python loop over samples.
 
 >>> import numpy as np
 >>> ds = InMemoryDataset(np.arange(10.0).reshape(5, 2), np.arange(5))
->>> len(ds), ds[1]
-(5, (array([2., 3.]), np.int64(1)))
+>>> x1, y1 = ds[1]
+>>> len(ds), x1, int(y1)
+(5, array([2., 3.]), 1)
 >>> train, test = train_test_split(ds, test_size=2, seed=0)
 >>> len(train), len(test)
 (3, 2)
@@ -297,8 +298,8 @@ class ConcatDataset(DatasetBase):
     >>> import numpy as np
     >>> a, b = InMemoryDataset(np.arange(3)), InMemoryDataset(np.arange(10, 12))
     >>> c = a + b
-    >>> len(c), c[3], c.get_batch([4, 0])[0].tolist()
-    (5, (np.int64(10),), [11, 0])
+    >>> len(c), int(c[3][0]), c.get_batch([4, 0])[0].tolist()
+    (5, 10, [11, 0])
     """
 
     def __init__(self, datasets: Sequence[Dataset]):
@@ -344,8 +345,8 @@ class SubsetDataset(DatasetBase):
 
     >>> import numpy as np
     >>> s = SubsetDataset(InMemoryDataset(np.arange(10) * 10), [7, 2])
-    >>> len(s), s[0], s.get_batch([1, 0])[0].tolist()
-    (2, (np.int64(70),), [20, 70])
+    >>> len(s), int(s[0][0]), s.get_batch([1, 0])[0].tolist()
+    (2, 70, [20, 70])
     """
 
     def __init__(self, dataset: Dataset, indices: Any):
