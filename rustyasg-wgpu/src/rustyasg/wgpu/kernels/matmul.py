@@ -29,15 +29,16 @@ CANDIDATES: dict[str, TileConfig] = {
     c.name: c
     for c in (
         TileConfig(128, 128, 8, 8, 8),
-        TileConfig(64, 64, 8, 4, 4),
-        TileConfig(32, 32, 8, 4, 4),
-        TileConfig(128, 128, 8, 8, 8, a_rows=False),
-        TileConfig(128, 128, 16, 8, 8),
-        TileConfig(128, 64, 8, 8, 8),
-        TileConfig(64, 128, 8, 8, 8),
         TileConfig(128, 64, 8, 8, 4),
+        TileConfig(32, 32, 8, 4, 4),
+        TileConfig(128, 128, 8, 8, 8, warp_cols=8),
+        TileConfig(128, 128, 8, 8, 8, warp_cols=4),
+        TileConfig(128, 128, 8, 8, 8, a_rows=True),
+        TileConfig(128, 128, 16, 8, 8),
         TileConfig(64, 128, 8, 4, 8),
+        TileConfig(64, 64, 8, 4, 4),
         TileConfig(64, 64, 16, 4, 4),
+        TileConfig(64, 64, 16, 4, 4, a_rows=True),
         TileConfig(64, 64, 8, 8, 8),
         TileConfig(128, 256, 8, 8, 16),
         TileConfig(256, 128, 8, 16, 8),
@@ -79,9 +80,9 @@ def heuristic_config(M: int, N: int, batch: int) -> str:
     tiles128 = -(-M // 128) * -(-N // 128) * batch
     if M >= 128 and N >= 128 and tiles128 >= 64:
         return "128x128x8_8x8"
-    tiles64 = -(-M // 64) * -(-N // 64) * batch
-    if M >= 64 and N >= 64 and tiles64 >= 32:
-        return "64x64x8_4x4"
+    tiles_mid = -(-M // 128) * -(-N // 64) * batch
+    if M >= 64 and N >= 64 and tiles_mid >= 32:
+        return "128x64x8_8x4"
     return "32x32x8_4x4"
 
 
@@ -100,8 +101,13 @@ class MatmulPlanner:
         >>> planner.launch(a, b, c, 7, 13, 5).run()                   # doctest: +SKIP
     """
 
-    def __init__(self, ctx: Any, pipelines: PipelineCache | None = None, tuner: Autotuner | None = None, autotune: bool | None = None):
+    def __init__(self, ctx: Any, pipelines: PipelineCache | None = None, tuner: Autotuner | None = None,
+                 autotune: bool | None = None, candidates: list[str] | None = None):
         self.ctx = ctx
+        self.names = list(candidates) if candidates is not None else list(CANDIDATES)
+        unknown = [n for n in self.names if n not in CANDIDATES]
+        if unknown:
+            raise KeyError(f"unknown matmul tile configs {unknown}; known: {sorted(CANDIDATES)}")
         self.pipelines = pipelines or PipelineCache(ctx)
         self.autotune = autotune_enabled(ctx) if autotune is None else autotune
         self.tuner = tuner if tuner is not None else (Autotuner(ctx, "matmul") if self.autotune else None)
@@ -114,7 +120,7 @@ class MatmulPlanner:
 
     def candidates(self) -> list[str]:
         """Names of the tile configs this adapter can run."""
-        return [name for name, cfg in CANDIDATES.items() if self.fits(cfg)]
+        return [name for name in self.names if self.fits(CANDIDATES[name])]
 
     def layout(self, M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, oa, ob, oc, dtype) -> MatmulLayout:
         """The :class:`MatmulLayout` these sizes and strides allow."""
@@ -169,7 +175,7 @@ class MatmulPlanner:
         """Tile config for this problem: tuned (and cached) or heuristic."""
         guess = heuristic_config(M, N, batch)
         if not self.autotune or self.tuner is None:
-            return guess if self.fits(CANDIDATES[guess]) else self.candidates()[-1]
+            return guess if guess in self.candidates() else self.candidates()[0]
 
         def time_one(name: str) -> float:
             launch = self._build(name, lay, a, b, c, dict(params))

@@ -58,7 +58,10 @@ class TileConfig:
     per-thread block ``tm x tn``; ``pad`` floats of shared-row padding;
     ``group_m`` tile-rows per L2 swizzle group; ``a_rows``: keep a
     k-contiguous A as rows in shared memory (no transposing stores) and read
-    4 k-steps of a row per vec4, instead of transposing it to k-major.
+    4 k-steps of a row per vec4, instead of transposing it to k-major;
+    ``warp_cols``: lay each 32-thread warp out as a ``32/warp_cols x
+    warp_cols`` block of thread tiles (0: threads row-major across the tile),
+    which changes how many distinct shared-memory vec4s a warp reads.
 
     Example::
 
@@ -74,7 +77,8 @@ class TileConfig:
     tn: int = 8
     pad: int = 4
     group_m: int = 8
-    a_rows: bool = True
+    a_rows: bool = False
+    warp_cols: int = 0
 
 
     @property
@@ -91,7 +95,8 @@ class TileConfig:
 
     @property
     def name(self) -> str:
-        return f"{self.bm}x{self.bn}x{self.bk}_{self.tm}x{self.tn}" + ("" if self.a_rows else "_kmajor")
+        return (f"{self.bm}x{self.bn}x{self.bk}_{self.tm}x{self.tn}" + ("_arows" if self.a_rows else "")
+                + (f"_w{32 // self.warp_cols}x{self.warp_cols}" if self.warp_cols else ""))
 
     def shared_bytes(self, elem_bytes: int = 4) -> int:
         """Workgroup memory used (two buffers of each operand tile, in f32)."""
@@ -108,6 +113,9 @@ class TileConfig:
             out.append("pad must be a multiple of 4 (vec4-aligned shared rows)")
         if self.bk % 4:
             out.append("bk must be a multiple of 4")
+        if self.warp_cols and (self.threads_x % self.warp_cols or self.threads_y % (32 // self.warp_cols)
+                               or 32 % self.warp_cols):
+            out.append("warp_cols must divide 32 and the thread grid")
         if self.threads > max_threads:
             out.append(f"{self.threads} threads exceed {max_threads}")
         if self.shared_bytes() > max_shared:
@@ -397,8 +405,16 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     w("let row0 = (first_m + (t % group_size) % rows_here) * " + f"{cfg.bm}u;")
     w("let col0 = ((t % group_size) / rows_here) * " + f"{cfg.bn}u;")
     w(f"let interior = row0 + {cfg.bm}u <= p.M && col0 + {cfg.bn}u <= p.N;")
-    w(f"let tx = lid % {cfg.threads_x}u;")
-    w(f"let ty = lid / {cfg.threads_x}u;")
+    if cfg.warp_cols:
+        wc, wr = cfg.warp_cols, 32 // cfg.warp_cols
+        warps_x = cfg.threads_x // wc
+        w("let lane = lid % 32u;")
+        w("let warp = lid / 32u;")
+        w(f"let tx = (warp % {warps_x}u) * {wc}u + lane % {wc}u;")
+        w(f"let ty = (warp / {warps_x}u) * {wr}u + lane / {wc}u;")
+    else:
+        w(f"let tx = lid % {cfg.threads_x}u;")
+        w(f"let ty = lid / {cfg.threads_x}u;")
     w("let Abase = p.oa + bidx * p.sa;")
     w("let Bbase = p.ob + bidx * p.sb;")
     for r in range(cfg.tm):
