@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from rustyasg.wgpu.kernels.autotune import Autotuner, time_gpu  # noqa: E402
 from rustyasg.wgpu.kernels.elementwise import (  # noqa: E402
     ElementwisePlanner, ElementwiseSpec, EwOp, broadcast_strides, contiguous_strides,
 )
-from rustyasg.wgpu.kernels.matmul import CANDIDATES, MatmulPlanner  # noqa: E402
+from rustyasg.wgpu.kernels.matmul import MatmulPlanner, heuristic_config  # noqa: E402
 from rustyasg.wgpu.pipelines import KernelLaunch, PipelineCache, uniform_buffer  # noqa: E402
 
 try:
@@ -178,6 +177,65 @@ def section_matmul(ctx, args, report):
     if ranking and args.layout_size:
         for layout in ("nt", "tn"):
             out["layouts"] += _matmul_case(ctx, args, planner, pool, rb, args.layout_size, layout, 5, ranking[:2])
+    pool.trim()
+
+
+def parse_case(text):
+    """``"b32:512x512x64:nt"`` -> (batch, M, N, K, layout); batch and layout optional.
+
+    Example::
+
+        >>> parse_case("4095x4095x4095"), parse_case("b8:64x32x16:tn")
+        ((1, 4095, 4095, 4095, 'nn'), (8, 64, 32, 16, 'tn'))
+    """
+    parts = text.split(":")
+    batch = int(parts.pop(0)[1:]) if parts[0].startswith("b") else 1
+    M, N, K = (int(v) for v in parts[0].split("x"))
+    return batch, M, N, K, parts[1] if len(parts) > 1 else "nn"
+
+
+def section_matmul_cases(ctx, args, report):
+    """Model-shaped problems (odd sizes, batches, transposes) through the autotuner."""
+    pool, rb = BufferPool(ctx), Readback(ctx)
+    out = report.setdefault("matmul_cases", [])
+    path = Path(args.out_dir or tempfile.mkdtemp()) / "autotune-cases.json"
+    planner = MatmulPlanner(ctx, tuner=Autotuner(ctx, "matmul", path=path), autotune=True)
+    for text in args.cases.split(","):
+        batch, M, N, K, layout = parse_case(text)
+        ta, tb = layout[0] == "t", layout[1] == "t"
+        a = random_f32((batch,) + ((K, M) if ta else (M, K)), 31)
+        b = random_f32((batch,) + ((N, K) if tb else (K, N)), 32)
+        abuf, bbuf, cbuf = upload(ctx, a, pool), upload(ctx, b, pool), pool.acquire(batch * M * N * 4)
+        row = {"case": text}
+        try:
+            t0 = time.perf_counter()
+            launch = planner.launch(abuf, bbuf, cbuf, M, N, K, batch=batch, trans_a=ta, trans_b=tb)
+            row["tune_seconds"] = time.perf_counter() - t0
+            row["chosen"] = launch.label.split()[-1]
+            heur = planner.launch(abuf, bbuf, cbuf, M, N, K, batch=batch, trans_a=ta, trans_b=tb,
+                                  config=heuristic_config(M, N, batch))
+            launch.run()
+            at = np.swapaxes(a, 1, 2) if ta else a
+            bt = np.swapaxes(b, 1, 2) if tb else b
+            ref = np.stack([reference_matmul(np.ascontiguousarray(at[i]), np.ascontiguousarray(bt[i])) for i in range(batch)])
+            row["rel_err"] = rel_err(rb.read_array(cbuf, (batch, M, N), np.float32), ref)
+            flops = 2.0 * batch * M * N * K
+            row["gflops"] = flops / time_gpu(ctx, launch.encode, min_seconds=args.min_seconds) / 1e9
+            row["heuristic_gflops"] = flops / time_gpu(ctx, heur.encode, min_seconds=args.min_seconds) / 1e9
+            if HAVE_CUDA:
+                ta_, tb_ = torch.from_numpy(a).cuda(), torch.from_numpy(b).cuda()
+                fa = (lambda: ta_.transpose(1, 2)) if ta else (lambda: ta_)
+                fb = (lambda: tb_.transpose(1, 2)) if tb else (lambda: tb_)
+                row["torch_gflops"] = flops / torch_time(lambda: torch.bmm(fa(), fb())) / 1e9
+            print(f"  case {text:>22}: {row['chosen']:>22} {row['gflops']:8.0f} GFLOP/s (heuristic {row['heuristic_gflops']:7.0f},"
+                  f" torch {row.get('torch_gflops', float('nan')):7.0f}) err {row['rel_err']:.1e} tune {row['tune_seconds']:.1f}s",
+                  flush=True)
+        except Exception as exc:
+            row["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+            print(f"  case {text} failed: {row['error'][:300]}", flush=True)
+        out.append(row)
+        for buf in (abuf, bbuf, cbuf):
+            pool.release(buf)
     pool.trim()
 
 
@@ -369,6 +427,7 @@ def section_reduction(ctx, args, report):
 SECTIONS = {
     "features": section_features,
     "matmul": section_matmul,
+    "matmul_cases": section_matmul_cases,
     "elementwise": section_elementwise,
     "experimental": section_experimental,
     "reduction": section_reduction,
@@ -407,6 +466,8 @@ def main(argv=None):
     p.add_argument("--check-max", type=int, default=8192, help="largest size checked against float64")
     p.add_argument("--autotune-sizes", type=int, default=2, help="how many of --sizes to autotune end to end")
     p.add_argument("--layout-size", type=int, default=4096)
+    p.add_argument("--cases", default="4095x4095x4095,4096x4096x4096:nt,8192x3072x768:nt,8192x768x3072,"
+                   "b32:512x512x64:nt,b32:512x64x512,b8:1024x1024x1024,1000x10x784,256x1000x4096:nt")
     p.add_argument("--ew-n", type=int, default=64 * 1024 * 1024)
     p.add_argument("--exp-size", type=int, default=4096)
     p.add_argument("--exp-configs", default="128x128x8_8x8")
