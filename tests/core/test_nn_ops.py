@@ -288,3 +288,82 @@ def test_pooling_errors_name_op_shapes_and_line():
     _expect_error(lambda: rg.max_pool2d_backward(rg.input((2, 3, 2, 2)), x, kernel_size=2, stride=2, padding=0,
                                                  dilation=1, ceil_mode=False),
                   "max_pool2d_backward", "gradient shape (2, 3, 2, 2) differs from the pooled output (2, 3, 3, 3)")
+
+
+# --- normalization ----------------------------------------------------------------------------
+LAYER_NORM_CASES = [((4, 7), 1, 1e-5), ((2, 3, 5), 1, 1e-5), ((2, 3, 4, 5), 2, 1e-3), ((3, 2, 2), 3, 1e-5)]
+
+
+@pytest.mark.parametrize("case", LAYER_NORM_CASES)
+def test_layer_norm_matches_torch(case):
+    shape, k, eps = case
+    rng = np.random.default_rng(LAYER_NORM_CASES.index(case))
+    arrays = [rng.standard_normal(shape) * 3 + 1, rng.standard_normal(shape[-k:]), rng.standard_normal(shape[-k:])]
+    ours = lambda x, g, b: rg.layer_norm(x, g, b, eps=eps)  # noqa: E731
+    theirs = lambda x, g, b: F.layer_norm(x, shape[-k:], g, b, eps=eps)  # noqa: E731
+    assert_parity(ours, theirs, arrays, rng)
+    assert_double_backward_parity(ours, theirs, arrays, rng)
+
+
+BATCH_NORM_CASES = [((6, 3), 1e-5), ((2, 3, 5), 1e-5), ((3, 4, 3, 2), 1e-3), ((1, 2, 2, 3), 1e-5)]
+
+
+@pytest.mark.parametrize("case", BATCH_NORM_CASES)
+def test_batch_norm_matches_torch(case):
+    shape, eps = case
+    rng = np.random.default_rng(BATCH_NORM_CASES.index(case))
+    c = shape[1]
+    arrays = [rng.standard_normal(shape) * 2 - 1, rng.standard_normal(c), rng.standard_normal(c)]
+    ours = lambda x, g, b: rg.batch_norm(x, g, b, eps=eps)  # noqa: E731
+    theirs = lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True, eps=eps)  # noqa: E731
+    assert_parity(ours, theirs, arrays, rng)
+    assert_double_backward_parity(ours, theirs, arrays, rng)
+
+
+def test_batch_norm_on_the_last_axis_matches_torch_with_channels_moved():
+    # axis=-1 (channels last) must equal PyTorch's channel-first batch norm on the moved axis.
+    rng = np.random.default_rng(4)
+    x, g, b = rng.standard_normal((3, 5, 4)), rng.standard_normal(4), rng.standard_normal(4)
+    got = rg.evaluate(rg.batch_norm(rg.constant(x), rg.constant(g), rg.constant(b), axis=-1))
+    expected = F.batch_norm(torch.tensor(x).permute(0, 2, 1), None, None, torch.tensor(g), torch.tensor(b),
+                            training=True).permute(0, 2, 1).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_norms_without_affine_parameters():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 4, 5))
+    got_ln = rg.evaluate(rg.layer_norm(rg.constant(x), normalized_ndim=2))
+    got_bn = rg.evaluate(rg.batch_norm(rg.constant(x)))
+    np.testing.assert_allclose(got_ln, F.layer_norm(torch.tensor(x), (4, 5)).numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got_bn, F.batch_norm(torch.tensor(x), None, None, training=True).numpy(),
+                               rtol=1e-10, atol=1e-10)
+
+
+def test_layer_norm_keeps_symbolic_leading_axes():
+    x = rg.input((None, "T", 6), "float64", name="x")
+    g, b = rg.input((6,), "float64", name="g"), rg.input((6,), "float64", name="b")
+    y = rg.layer_norm(x, g, b)
+    gx, gg, gb = rg.grad(rg.sum(y * y * y), [x, g, b])
+    f = rg.function([x, g, b], [y, gx, gg, gb], backend="reference")
+    rng = np.random.default_rng(8)
+    xv, gv, bv = rng.standard_normal((2, 3, 6)), rng.standard_normal(6), rng.standard_normal(6)
+    ts = [torch.tensor(a, requires_grad=True) for a in (xv, gv, bv)]
+    ty = F.layer_norm(ts[0], (6,), ts[1], ts[2])
+    (ty ** 3).sum().backward()
+    for got, want in zip(f(xv, gv, bv), [ty.detach()] + [t.grad for t in ts]):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_normalization_errors_name_op_shapes_and_line():
+    x = rg.input((4, 3, 5), name="x")
+    _expect_error(lambda: rg.layer_norm(x, rg.input((3,), name="g"), rg.input((3,), name="b")),
+                  "layer_norm", "gamma shape (3,) must be (5,)", "(4, 3, 5)")
+    _expect_error(lambda: rg.layer_norm(x, rg.input((5,), name="g"), rg.input((5,), name="b"), normalized_ndim=4),
+                  "layer_norm", "normalized_ndim=4 must be between 1 and the rank 3")
+    _expect_error(lambda: rg.batch_norm(x, rg.input((5,), name="g"), rg.input((3,), name="b")),
+                  "batch_norm", "gamma shape (5,) must be (3,)")
+    _expect_error(lambda: rg.batch_norm(rg.input((1, 3), name="x1")), "batch_norm", "more than 1 value per channel")
+    _expect_error(lambda: rg.batch_norm(rg.input((6,), name="x0")), "batch_norm", "rank >= 2")
+    _expect_error(lambda: rg.layer_norm_backward(rg.input((4, 3, 6)), x, rg.input((5,))),
+                  "layer_norm_backward", "gradient shape (4, 3, 6) differs from the input's (4, 3, 5)")
