@@ -367,3 +367,25 @@ def test_normalization_errors_name_op_shapes_and_line():
     _expect_error(lambda: rg.batch_norm(rg.input((6,), name="x0")), "batch_norm", "rank >= 2")
     _expect_error(lambda: rg.layer_norm_backward(rg.input((4, 3, 6)), x, rg.input((5,))),
                   "layer_norm_backward", "gradient shape (4, 3, 6) differs from the input's (4, 3, 5)")
+
+
+# --- embedding ------------------------------------------------------------------------------
+@pytest.mark.parametrize("padding_idx", [None, 2, -1])
+@pytest.mark.parametrize("index_dtype", ["int64", "int32"])
+def test_embedding_matches_torch(padding_idx, index_dtype):
+    rng = np.random.default_rng(9)
+    weight = rng.standard_normal((6, 4))
+    idx = rng.integers(0, 6, (3, 5)).astype(index_dtype)
+    idx[0, :2] = (padding_idx or 0) % 6  # make sure the padding row is looked up
+    assert_parity(lambda w, i: rg.embedding(w, i, padding_idx=padding_idx),
+                  lambda w, i: F.embedding(i.long(), w, padding_idx=padding_idx), [weight, idx], rng, wrt=[0])
+
+
+def test_embedding_errors_name_op_shapes_and_line():
+    w = rg.input((6, 4), name="w")
+    _expect_error(lambda: rg.embedding(w, rg.input((3,), "float32", name="i")), "embedding", "int32 or int64",
+                  "(6, 4)", cls=rg.DTypeError)
+    _expect_error(lambda: rg.embedding(w, rg.input((3,), "int64", name="i"), padding_idx=6), "embedding",
+                  "padding_idx 6 is out of range for 6 embeddings")
+    _expect_error(lambda: rg.embedding(rg.input((6,), name="w1"), rg.input((3,), "int64", name="i")), "embedding",
+                  "weight must be (num_embeddings, dim)")

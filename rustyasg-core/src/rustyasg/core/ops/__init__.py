@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import elementwise, linalg, misc, movement, random, reduce  # noqa: F401  (registers the ops)
 from .elementwise import *  # noqa: F401,F403
 from .conv import conv2d, conv2d_backward_input, conv2d_backward_weight, conv_transpose2d  # noqa: F401
+from .embedding_ops import embedding  # noqa: F401
 from .linalg import matmul  # noqa: F401
 from .misc import identity, ones_like_scalar, stop_gradient  # noqa: F401
 from .norm import batch_norm, batch_norm_backward, layer_norm, layer_norm_backward  # noqa: F401

@@ -82,7 +82,7 @@ def adaptive_positions(size: int, out: int):
 
     >>> pos, valid = adaptive_positions(5, 3)
     >>> pos.tolist(), valid.tolist()
-    ([[0, 1], [1, 2], [3, 4]], [[True, True], [True, True], [True, True]])
+    ([[0, 1, 0], [1, 2, 3], [3, 4, 3]], [[True, True, False], [True, True, True], [True, True, False]])
     """
     start, end = adaptive_bounds(size, out)
     width = int((end - start).max())
