@@ -48,6 +48,9 @@ def _as_list(out):
 class Parity:
     """Runs the comparison; see the module docstring."""
 
+    tolerance = TOLERANCE
+    assert_close = staticmethod(assert_close)
+
     def __init__(self, backend: str):
         self.backend = backend
 

@@ -16,10 +16,14 @@ from .activations import (ELU, GELU, ReLU, LeakyReLU, LogSoftmax, Sigmoid, SiLU,
                           swish, tanh)
 from .attention import MultiheadAttention, causal_mask, scaled_dot_product_attention
 from .containers import ModuleDict, ModuleList, Sequential
+from .conv import Conv2d, ConvTranspose2d, conv2d, conv_transpose2d
 from .dropout import Dropout, Dropout2d, SpatialDropout, dropout, dropout2d
 from .embedding import Embedding, EmbeddingBag, embedding, embedding_bag
 from .linear import Flatten, Identity, Linear, linear
 from .module import Module, StateDictError
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, batch_norm, layer_norm
+from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d,
+                      global_avg_pool2d)
 from .positional import (ALiBi, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
                          alibi_bias, alibi_slopes, apply_rotary, rotary_angles, sinusoidal_table)
 
