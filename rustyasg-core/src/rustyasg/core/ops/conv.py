@@ -259,7 +259,7 @@ def _transpose_output_hw(x, w, stride, padding, output_padding, groups, dilation
             raise ValueError(f"output_padding {tuple(output_padding)} must be smaller than either stride "
                              f"{tuple(stride)} or dilation {tuple(dilation)}")
     C, H, W = static_dims(x, (1, 2, 3), "conv_transpose2d")
-    Cw, Cog, kh, kw = static_dims(w, (0, 1, 2, 3), "conv_transpose2d")
+    Cw, _, kh, kw = static_dims(w, (0, 1, 2, 3), "conv_transpose2d")
     if C != Cw:
         raise ValueError(f"channel mismatch: the input has {C} channels, the weight {tuple(w.shape)} takes {Cw}")
     if C % groups:

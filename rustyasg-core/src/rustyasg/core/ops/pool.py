@@ -102,7 +102,7 @@ def _check_grad_shape(g, expected):
 # --- max family -------------------------------------------------------------------------------
 def _argmax_index(x, geometry):
     """Flat ``h*W + w`` input index of each window's maximum (first in row-major window order)."""
-    n, c, h, w = x.shape
+    n, c, _, w = x.shape
     (hp, hv), (wp, wv) = geometry
     oh, ow = len(hp), len(wp)
     win = x[:, :, hp[:, None, :, None], wp[None, :, None, :]]            # (N, C, OH, OW, KH, KW)
