@@ -331,7 +331,12 @@ def adaptive_max_pool2d(x, output_size, name=None):
 
 
 def adaptive_max_pool2d_indices(x, output_size, name=None):
-    """int64 flat positions of :func:`adaptive_max_pool2d`'s maxima (PyTorch's ``return_indices``)."""
+    """int64 flat ``h*W + w`` positions of :func:`adaptive_max_pool2d`'s maxima (PyTorch's ``return_indices``).
+
+    >>> import rustyasg.core as rg
+    >>> rg.adaptive_max_pool2d_indices(rg.input((2, 3, 10, 9)), 3).describe()
+    'int64(2, 3, 3, 3)'
+    """
     x, size = _output_size("adaptive_max_pool2d_indices", x, output_size)
     return _adaptive_max_pool2d_indices(x, output_size=size, name=name)
 
