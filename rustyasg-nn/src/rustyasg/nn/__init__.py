@@ -20,7 +20,7 @@ from .conv import Conv2d, ConvTranspose2d, conv2d, conv_transpose2d
 from .dropout import Dropout, Dropout2d, SpatialDropout, dropout, dropout2d
 from .embedding import Embedding, EmbeddingBag, embedding, embedding_bag
 from .linear import Flatten, Identity, Linear, linear
-from .module import Module, StateDictError
+from .module import Module, StateDictError, clone
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, batch_norm, layer_norm
 from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d,
                       global_avg_pool2d)
@@ -30,3 +30,5 @@ from .positional import (ALiBi, LearnedPositionalEmbedding, RotaryEmbedding, Sin
 # Losses, optimizers, schedulers, gradient clipping and checkpoints.
 from . import losses
 from .losses import *  # noqa: F401,F403  (functions and Module classes, PyTorch names)
+from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+                          TransformerEncoderLayer)

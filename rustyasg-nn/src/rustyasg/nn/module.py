@@ -335,6 +335,30 @@ class Module:
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
 
+def clone(module: Module) -> Module:
+    """A deep copy of ``module`` with fresh variables holding the same values (PyTorch's ``deepcopy`` of a layer).
+
+    Variables tied inside ``module`` stay tied in the copy; RNGs are shared, not copied
+    (a model keeps one stream); recorded state updates are not carried over.
+
+    >>> from rustyasg.nn import Linear
+    >>> a = Linear(2, 2); b = clone(a)
+    >>> b.weight is a.weight, bool((b.weight.value() == a.weight.value()).all())
+    (False, True)
+    """
+    import copy
+
+    memo = {}
+    for m in module.modules():
+        for v in list(m._parameters.values()) + list(m._buffers.values()):
+            if v is not None and id(v) not in memo:
+                memo[id(v)] = rg.variable(v.value(), name=v.name, dtype=v.dtype, trainable=v.trainable)
+        memo[id(m._pending_updates)] = {}
+        if m._rng is not None:
+            memo[id(m._rng)] = m._rng
+    return copy.deepcopy(module, memo)
+
+
 def _to_numpy(value) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
