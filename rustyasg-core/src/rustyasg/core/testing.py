@@ -118,7 +118,7 @@ def check_op(op: str, backend="reference", dtype="float32", seed: int = 0, examp
     for n, example in enumerate(examples if examples is not None else opdef.examples):
         label = f"{op} example {n} on {getattr(backend, 'name', backend)} ({dtype})"
         arrays = [sample_input(s, rng) for s in example.inputs]
-        attrs = dict(example.attrs)
+        attrs = opdef.check_attrs(dict(example.attrs))
         expected = opdef.reference(*arrays, **attrs)
         inputs, out = _build(op, example, arrays, dtype)
         fwd = Function(inputs, out, backend=backend)
