@@ -92,7 +92,8 @@ class Autotuner:
 
     ``choose(cls, candidates, time_fn)`` returns the stored winner for
     ``cls`` or times every candidate with ``time_fn(name) -> seconds``
-    (``inf`` for a candidate that fails) and stores the fastest.
+    (a candidate that raises loses) over ``rounds`` round-robin passes and
+    stores the fastest.
 
     Example::
 
@@ -101,8 +102,9 @@ class Autotuner:
         'y'
     """
 
-    def __init__(self, ctx: Any, kind: str, path: Path | None = None):
+    def __init__(self, ctx: Any, kind: str, path: Path | None = None, rounds: int = 2):
         self.ctx = ctx
+        self.rounds = rounds
         self.kind = kind
         if path is None:
             digest = hashlib.sha256(ctx.cache_key.encode()).hexdigest()[:16]
@@ -142,13 +144,20 @@ class Autotuner:
         best = self.lookup(cls)
         if best in candidates:
             return best
-        times = {}
-        for name in candidates:
-            try:
-                times[name] = float(time_fn(name))
-            except Exception:  # a variant the driver rejects simply loses
-                times[name] = float("inf")
-            self.timings_run += 1
+        # Round-robin, keeping each candidate's best: GPU clocks ramp and
+        # throttle over a sweep, which would otherwise favour whichever
+        # candidate happened to run at the highest clock.
+        times = {name: float("inf") for name in candidates}
+        failed: set[str] = set()
+        for _ in range(self.rounds):
+            for name in candidates:
+                if name in failed:
+                    continue
+                try:
+                    times[name] = min(times[name], float(time_fn(name)))
+                except Exception:  # a variant the driver rejects simply loses
+                    failed.add(name)
+                self.timings_run += 1
         best = min(times, key=times.get)
         if times[best] == float("inf"):
             raise RuntimeError(f"every {self.kind} candidate failed for {cls}: {list(candidates)}")
