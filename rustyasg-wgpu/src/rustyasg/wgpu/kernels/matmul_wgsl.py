@@ -98,8 +98,8 @@ class TileConfig:
         return (f"{self.bm}x{self.bn}x{self.bk}_{self.tm}x{self.tn}" + ("_arows" if self.a_rows else "")
                 + (f"_w{32 // self.warp_cols}x{self.warp_cols}" if self.warp_cols else ""))
 
-    def shared_bytes(self, elem_bytes: int = 4) -> int:
-        """Workgroup memory used (two buffers of each operand tile, in f32)."""
+    def shared_bytes(self) -> int:
+        """Workgroup memory used, at most (two f32 buffers of each padded operand tile)."""
         return 2 * self.bk * ((self.bm + self.pad) + (self.bn + self.pad)) * 4
 
     def problems(self, max_threads: int = 1024, max_shared: int = 16384) -> list[str]:
