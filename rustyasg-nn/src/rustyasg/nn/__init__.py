@@ -32,5 +32,5 @@ from . import losses
 from .losses import *  # noqa: F401,F403  (functions and Module classes, PyTorch names)
 from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
                           TransformerEncoderLayer)
-from . import clip, optim
+from . import clip, optim, schedulers
 from .clip import clip_grad_norm, clip_grad_value
