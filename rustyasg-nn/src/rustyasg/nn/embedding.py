@@ -37,13 +37,7 @@ def embedding(idx: Tensor, weight: Tensor, padding_idx: Optional[int] = None) ->
     >>> embedding(i, w).shape
     (2, 4, 3)
     """
-    _check_indices("embedding", idx)
-    out = rg.take(weight, idx, axis=0)
-    if padding_idx is not None:
-        # Same value, but the lookups of the padding row carry no gradient (as in PyTorch).
-        pad = (idx == padding_idx).reshape(idx.shape + (1,))
-        out = rg.where(pad, rg.stop_gradient(out), out)
-    return out
+    return rg.embedding(weight, idx, padding_idx)
 
 
 def _padding_idx(padding_idx, num_embeddings):

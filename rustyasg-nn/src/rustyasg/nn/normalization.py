@@ -39,16 +39,7 @@ def layer_norm(x: Tensor, normalized_shape: Sequence[int], weight: Optional[Tens
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(x.shape[x.ndim - len(shape):]) != shape or x.ndim < len(shape):
         raise shape_error("layer_norm", f"the trailing axes must be {shape}", x)
-    axes = tuple(range(x.ndim - len(shape), x.ndim))
-    mean = x.mean(axis=axes, keepdims=True)
-    centered = x - mean
-    var = (centered * centered).mean(axis=axes, keepdims=True)
-    y = centered * rg.rsqrt(var + eps)
-    if weight is not None:
-        y = y * weight
-    if bias is not None:
-        y = y + bias
-    return y
+    return rg.layer_norm(x, weight, bias, normalized_ndim=len(shape), eps=eps)
 
 
 class LayerNorm(Module):
@@ -80,32 +71,33 @@ def _channel_view(t: Tensor, ndim: int) -> Tensor:
 
 def batch_norm(x: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
                weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
-               eps: float = 1e-5):
-    """Batch normalization of ``(N, C, ...)`` over every axis but 1.
+               eps: float = 1e-5) -> Tensor:
+    """Batch normalization of ``(N, C, ...)`` over every axis but 1 (``torch.nn.functional.batch_norm``).
 
-    Returns ``(y, batch_mean, batch_var_unbiased)`` in training mode (the statistics
-    feed the running averages), else ``y`` from the running statistics.
+    Training mode normalises with the batch statistics (the core ``batch_norm`` op);
+    otherwise with ``running_mean``/``running_var``. Running averages are not updated
+    here: :class:`BatchNorm2d` records those updates itself.
 
-    >>> batch_norm(rg.input((4, 3)), None, None, training=True)[0].shape
+    >>> batch_norm(rg.input((4, 3)), None, None, training=True).shape
     (4, 3)
     """
-    axes = (0,) + tuple(range(2, x.ndim))
     if training:
-        mean = x.mean(axis=axes, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=axes, keepdims=True)
-        y = centered * rg.rsqrt(var + eps)
-    else:
-        y = (x - _channel_view(running_mean, x.ndim)) * _channel_view(rg.rsqrt(running_var + eps), x.ndim)
+        return rg.batch_norm(x, weight, bias, axis=1, eps=eps)
+    # eval: one scale and shift per channel, folded from the running statistics
+    scale = rg.rsqrt(running_var + eps)
     if weight is not None:
-        y = y * _channel_view(weight, x.ndim)
+        scale = scale * weight
+    shift = -running_mean * scale
     if bias is not None:
-        y = y + _channel_view(bias, x.ndim)
-    if not training:
-        return y
-    n = rg.dim_size(x, axis=axes, dtype=x.dtype)
-    unbiased = var.reshape((-1,)) * (n / rg.maximum(n - 1.0, 1.0))
-    return y, mean.reshape((-1,)), unbiased
+        shift = shift + bias
+    return x * _channel_view(scale, x.ndim) + _channel_view(shift, x.ndim)
+
+
+def batch_statistics(x: Tensor):
+    """``(mean, unbiased variance)`` per channel of ``(N, C, ...)``, as gradient-free ``(C,)`` tensors."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    x = rg.stop_gradient(x)
+    return x.mean(axis=axes), x.var(axis=axes, correction=1)
 
 
 class _BatchNorm(Module):
@@ -136,10 +128,9 @@ class _BatchNorm(Module):
         if not use_batch_stats:
             self.clear_updates()
             return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, self.eps)
-        y, mean, var = batch_norm(x, None, None, self.weight, self.bias, True, self.eps)
         if self.training and self.track_running_stats:
-            self._record_running_stats(mean, var)
-        return y
+            self._record_running_stats(*batch_statistics(x))
+        return batch_norm(x, None, None, self.weight, self.bias, True, self.eps)
 
     def _record_running_stats(self, mean: Tensor, var: Tensor) -> None:
         count = self.num_batches_tracked + 1
@@ -147,7 +138,6 @@ class _BatchNorm(Module):
             factor = 1.0 / count.astype(mean.dtype)
         else:
             factor = float(self.momentum)
-        mean, var = rg.stop_gradient(mean), rg.stop_gradient(var)
         self.record_update(self.running_mean, self.running_mean * (1.0 - factor) + mean * factor)
         self.record_update(self.running_var, self.running_var * (1.0 - factor) + var * factor)
         self.record_update(self.num_batches_tracked, count)
