@@ -10,7 +10,7 @@ Example:
     (Dim(x.0), 2)
 """
 
-from . import init, zoo
+from . import functional, init, zoo
 from .activations import (ELU, GELU, ReLU, LeakyReLU, LogSoftmax, Sigmoid, SiLU, Softmax, Softplus, Swish, Tanh,
                           elu, gelu, get_activation, leaky_relu, log_softmax, relu, sigmoid, silu, softmax, softplus,
                           swish, tanh)

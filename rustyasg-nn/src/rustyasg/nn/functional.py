@@ -1,0 +1,23 @@
+"""The function forms of the layers in one namespace, as ``torch.nn.functional``.
+
+Example:
+    >>> import rustyasg.core as rg
+    >>> import rustyasg.nn.functional as F
+    >>> x = rg.input((None, 3, 8, 8), name="x")
+    >>> F.max_pool2d(F.relu(x), 2).shape
+    (Dim(x.0), 3, 4, 4)
+"""
+
+from rustyasg.core import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d,  # noqa: F401
+                           one_hot)
+
+from .activations import (elu, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax,  # noqa: F401
+                          softplus, swish, tanh)
+from .attention import causal_mask, scaled_dot_product_attention  # noqa: F401
+from .conv import conv2d, conv_transpose2d  # noqa: F401
+from .dropout import dropout, dropout2d  # noqa: F401
+from .embedding import embedding, embedding_bag  # noqa: F401
+from .linear import linear  # noqa: F401
+from .normalization import batch_norm, layer_norm  # noqa: F401
+from .pooling import global_avg_pool2d  # noqa: F401
+from .positional import apply_rotary  # noqa: F401
