@@ -1,0 +1,277 @@
+"""Generate one numba kernel for a fused group of elementwise ops (+ reductions).
+
+A group computes every member for one element of its iteration shape ``S`` in
+a single loop nest, reading each operand once and writing only the values
+needed outside the group. Dimensions are collapsed first: adjacent axes along
+which every operand is either present or broadcast merge into one loop, so a
+``(B, T, C) + (C,)`` bias add is a 2-deep loop ``[B*T, C]`` and a same-shape
+chain is one flat loop. The source depends on the formulas, dtypes and that
+broadcast *pattern* only, never on sizes, so one compiled kernel serves every
+batch size and every layer with the same structure.
+
+Reductions (sum, mean, max, min, sum_to) of a member over some axes accumulate
+in the same loop nest: in a register when the reduced axes are innermost
+(row sums, full reductions), else into the output array (column sums such as
+bias gradients).
+
+Example:
+    >>> import numpy as np
+    >>> from rustyasg.core.program import Instr
+    >>> f32 = np.dtype("float32")
+    >>> a = Instr(0, "input", (), {}, (4, 3), f32); b = Instr(1, "input", (), {}, (3,), f32)
+    >>> s = Instr(2, "add", (0, 1), {}, (4, 3), f32); t = Instr(3, "tanh", (2,), {}, (4, 3), f32)
+    >>> from rustyasg.cpu.kernels.elementwise import KERNELS
+    >>> code = generate([s, t], [3], {0: a, 1: b}, KERNELS)
+    >>> [shape for _, shape in code.operands]
+    [(4, 3), (3,), (4, 3)]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from rustyasg.core.shapes import normalize_axes
+
+from .kernels.protocol import Elementwise, Reduction, literal
+
+
+@dataclass
+class GroupCode:
+    """Generated source for a group and how to call it.
+
+    ``operands``: ``(instr id, collapsed shape)`` in call order (external arrays,
+    then outputs); ``parallel``: a ``kernel_parallel`` variant exists.
+    """
+
+    source: str
+    operands: List[Tuple[int, tuple]]
+    outputs: List[int]
+    parallel: bool
+    size: int
+    loop_shape: tuple = ()
+
+
+def _helpers_stamp() -> str:
+    """Hash of the helper sources the generated files depend on.
+
+    numba caches a kernel by its own file only; embedding this stamp in every
+    generated file means editing a helper produces new files instead of stale code.
+    """
+    here = Path(__file__).parent
+    h = hashlib.sha1()
+    for rel in ("jit.py", "kernels/fastmath.py"):
+        h.update((here / rel).read_bytes())
+    return h.hexdigest()[:16]
+
+
+_STAMP = None
+
+
+def helpers_stamp() -> str:
+    global _STAMP
+    if _STAMP is None:
+        _STAMP = _helpers_stamp()
+    return _STAMP
+
+
+def reduced_axes(ins, in_shape) -> Tuple[int, ...]:
+    """Axes of ``in_shape`` that a reduction instruction sums over."""
+    if ins.op == "sum_to":
+        target = tuple(ins.attrs["shape"])
+        lead = len(in_shape) - len(target)
+        return tuple(range(lead)) + tuple(lead + i for i, d in enumerate(target)
+                                          if d == 1 and in_shape[lead + i] != 1)
+    return normalize_axes(ins.attrs.get("axis"), len(in_shape))
+
+
+def _presence_of(shape, S) -> List[bool]:
+    n = len(S)
+    aligned = [None] * (n - len(shape)) + list(shape)
+    return [aligned[d] is not None and aligned[d] == S[d] and S[d] != 1 for d in range(n)]
+
+
+def _collapse(S, patterns: Sequence[List[bool]]):
+    """Drop size-1 axes and merge neighbours that every operand treats alike."""
+    keep = [d for d in range(len(S)) if S[d] != 1]
+    if not keep:
+        return [1], [[True] for _ in patterns]
+    sizes, pats = [S[keep[0]]], [[p[keep[0]]] for p in patterns]
+    for d in keep[1:]:
+        if all(p[d] == q[-1] for p, q in zip(patterns, pats)):
+            sizes[-1] *= S[d]
+        else:
+            sizes.append(S[d])
+            for p, q in zip(patterns, pats):
+                q.append(p[d])
+    return sizes, pats
+
+
+def _init_value(combine: str, dtype) -> str:
+    dtype = np.dtype(dtype)
+    if combine == "sum":
+        return literal(0, dtype)
+    if dtype.kind == "f":
+        return literal(float("-inf") if combine == "max" else float("inf"), dtype)
+    info = np.iinfo(dtype)
+    return literal(info.min if combine == "max" else info.max, dtype)
+
+
+def _combine(combine: str, target: str, value: str) -> str:
+    if combine == "sum":
+        return f"{target} += {value}"
+    return f"{target} = {combine}({target}, {value})"
+
+
+def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, object], table: Mapping[str, object],
+             parallel_min: int = None) -> GroupCode:
+    """Source of one kernel computing ``members`` (Instrs in topological order).
+
+    ``outputs``: member ids whose values leave the group; ``by_id`` resolves
+    external operands; ``table`` maps op names to their cpu kernels.
+    """
+    from .jit import PARALLEL_MIN
+
+    parallel_min = PARALLEL_MIN if parallel_min is None else parallel_min
+    member_ids = {m.id for m in members}
+    dtype_of = {m.id: m.dtype for m in members}
+    red = [m for m in members if isinstance(table[m.op], Reduction)]
+    ew = [m for m in members if not isinstance(table[m.op], Reduction)]
+    S = tuple(ew[0].shape) if ew else tuple(by_id[red[0].inputs[0]].shape)
+
+    # External operands: scalar constants become literals, everything else an array argument.
+    ext_ids: List[int] = []
+    literals: Dict[int, str] = {}
+    for m in members:
+        for a in m.inputs:
+            if a in member_ids or a in ext_ids or a in literals:
+                continue
+            src = by_id[a]
+            if src.op == "constant" and src.size == 1:
+                literals[a] = literal(np.asarray(src.attrs["value"]).reshape(-1)[0].item(), src.dtype)
+            else:
+                ext_ids.append(a)
+    ew_outs = [o for o in outputs if o not in {r.id for r in red}]
+    red_outs = [r for r in red if r.id in outputs]
+    patterns = [_presence_of(by_id[a].shape, S) for a in ext_ids]
+    patterns += [_presence_of(S, S) for _ in ew_outs]
+    red_axes = {r.id: reduced_axes(r, S) for r in red_outs}
+    patterns += [[d not in red_axes[r.id] and S[d] != 1 for d in range(len(S))] for r in red_outs]
+    sizes, pats = _collapse(S, patterns)
+    rank = len(sizes)
+
+    names: Dict[int, str] = {}
+    arrays = []  # (name, pattern, instr id)
+    for k, a in enumerate(ext_ids):
+        arrays.append((f"x{k}", pats[k], a))
+    off = len(ext_ids)
+    for k, o in enumerate(ew_outs):
+        arrays.append((f"y{k}", pats[off + k], o))
+    off += len(ew_outs)
+    for k, r in enumerate(red_outs):
+        arrays.append((f"r{k}", pats[off + k], r.id))
+
+    def index(pattern):
+        idx = [f"i{d}" for d in range(rank) if pattern[d]]
+        return ", ".join(idx) if idx else "0"
+
+    body: List[str] = []
+    head: List[str] = []
+    # Loop sizes come from any operand that spans the dimension.
+    for d in range(rank):
+        name, pattern, _ = next(x for x in arrays if x[1][d])
+        head.append(f"n{d} = {name}.shape[{sum(pattern[:d])}]")
+    for k, a in enumerate(ext_ids):
+        pattern = pats[k]
+        if any(pattern):
+            body.append(f"a{k} = x{k}[{index(pattern)}]")
+        else:
+            head.append(f"a{k} = x{k}[0]")
+        names[a] = f"a{k}"
+    names.update(literals)
+
+    red_plan = []  # (reduction instr, array name, prefix depth or None, mean inverse expr)
+    for k, r in enumerate(red_outs):
+        pattern = pats[off + k]
+        prefix = next((j for j in range(rank + 1) if pattern[:j] == [True] * j and pattern[j:] == [False] * (rank - j)), None)
+        if prefix == rank:
+            prefix = None  # nothing reduced after collapsing: accumulate directly
+        red_plan.append((r, f"r{k}", prefix, pattern))
+    for m in members:
+        kernel = table[m.op]
+        if isinstance(kernel, Reduction):
+            continue
+        args = []
+        for a in m.inputs:
+            expr = names[a]
+            src_dt = dtype_of[a] if a in member_ids else by_id[a].dtype
+            if kernel.cast_inputs and np.dtype(src_dt) != m.dtype and m.dtype.kind == "f":
+                expr = f"np.{m.dtype.name}({expr})"
+            args.append(expr)
+        expr = kernel.render(args, m.dtype, m.attrs)
+        name = f"v{m.id}"
+        body.append(f"{name} = {expr}" if m.dtype.kind == "b" else f"{name} = np.{m.dtype.name}({expr})")
+        names[m.id] = name
+    for k, o in enumerate(ew_outs):
+        body.append(f"y{k}[{index(pats[len(ext_ids) + k])}] = {names[o]}")
+
+    inits_at: Dict[int, List[str]] = {}
+    stores_at: Dict[int, List[str]] = {}
+    tail: List[str] = []
+    for r, arr, prefix, pattern in red_plan:
+        kernel = table[r.op]
+        value = names[r.inputs[0]]
+        init = _init_value(kernel.combine, r.dtype)
+        count = " * ".join(f"n{d}" for d in range(rank) if not pattern[d]) or "1"
+        scale = f" * np.{r.dtype.name}(1.0 / ({count}))" if kernel.mean else ""
+        if prefix is None:
+            head.append(f"{arr}[:] = {init}")
+            body.append(_combine(kernel.combine, f"{arr}[{index(pattern)}]", value))
+            if kernel.mean:
+                tail.append(f"{arr} *= np.{r.dtype.name}(1.0 / ({count}))")
+        else:
+            acc = f"acc_{arr}"
+            inits_at.setdefault(prefix, []).append(f"{acc} = {init}")
+            body.append(_combine(kernel.combine, acc, value))
+            idx = ", ".join(f"i{d}" for d in range(prefix)) or "0"
+            stores_at.setdefault(prefix, []).append(f"{arr}[{idx}] = {acc}{scale}")
+
+    def nest(loop0: str) -> List[str]:
+        lines = [f"    {x}" for x in head + inits_at.get(0, [])]
+        for d in range(rank):
+            ind = "    " * (d + 1)
+            rng = loop0 if d == 0 else "range"
+            lines.append(f"{ind}for i{d} in {rng}(n{d}):")
+            lines += [f"{ind}    {x}" for x in inits_at.get(d + 1, [])]
+        ind = "    " * (rank + 1)
+        lines += [f"{ind}{x}" for x in body]
+        for d in reversed(range(rank)):
+            ind = "    " * (d + 1)
+            lines += [f"{ind}{x}" for x in stores_at.get(d, [])]
+        lines += [f"    {x}" for x in tail]
+        return lines
+
+    params = ", ".join(name for name, _, _ in arrays)
+    size = int(np.prod(S, dtype=np.int64)) if S else 1
+    # Threads only split the outer loop, and only when no reduction runs along it.
+    can_split = all(pattern[0] for _, _, _, pattern in red_plan) and sizes[0] > 1
+    parallel = can_split and size >= parallel_min
+    src = [f"# Generated by rustyasg.cpu.codegen (helpers {helpers_stamp()}); do not edit.",
+           "import math", "import numpy as np", "from numba import prange",
+           "from rustyasg.cpu.jit import kernel_jit",
+           "from rustyasg.cpu.kernels.fastmath import exp32, tanh32, erf32, sigmoid32, sigmoid64", "",
+           "", "@kernel_jit", f"def kernel({params}):"]
+    src += nest("range")
+    if parallel:
+        src += ["", "", "@kernel_jit(parallel=True)", f"def kernel_parallel({params}):"]
+        src += nest("prange")
+    operands = []
+    for name, pattern, iid in arrays:
+        shape = tuple(sizes[d] for d in range(rank) if pattern[d]) or (1,)
+        operands.append((iid, shape))
+    return GroupCode("\n".join(src) + "\n", operands, list(ew_outs) + [r.id for r in red_outs], parallel, size,
+                     tuple(sizes))

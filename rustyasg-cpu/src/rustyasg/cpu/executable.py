@@ -1,0 +1,385 @@
+"""Compile a program into a flat list of prebound calls over planned buffers.
+
+Compilation (once per input signature):
+
+1. each instruction, or fused group, becomes a *unit* built by its kernel; an
+   op without a cpu kernel is a :class:`MissingKernelError` naming it;
+2. units are ordered (groups run where their last member was);
+3. a probe pass finds which results are views (reshape, transpose, slice ...)
+   and which strided views must be copied before a kernel that needs
+   C-contiguous operands;
+4. lifetimes are computed per storage root; optimizer updates are written in
+   place into the variable when nothing reads the old value afterwards;
+5. every buffer gets an offset in one arena (:mod:`.memory`);
+6. each unit is bound to its arrays, giving a zero-argument callable.
+
+Running is then: copy the inputs into their buffers, call each callable, copy
+the outputs out, apply the few updates that could not be done in place.
+
+Example:
+    >>> import numpy as np, rustyasg.core as rg
+    >>> x = rg.input((2, 3), name="x")
+    >>> f = rg.function([x], rg.tanh(x) * 2.0, backend="cpu")
+    >>> f.compile(np.zeros((2, 3), np.float32)).memory_report()["steps"]
+    1
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from rustyasg.core.errors import MissingKernelError
+from rustyasg.core.executor import Executable
+
+from .fused import GroupKernel
+from .kernels.protocol import Impl
+from .memory import Buffer, allocate, buffer_view, plan_arena
+
+LEAVES = ("input", "variable", "constant")
+END = 1 << 60  # "alive until the end of the call"
+
+
+@dataclass
+class Unit:
+    """One scheduled step: a single instruction or a fused group."""
+
+    kind: str                      # 'single', 'group', 'copy'
+    outs: List[Any]                # value keys it defines
+    ins: List[Any]                 # value keys it reads (in kernel argument order)
+    impl: Optional[Impl] = None
+    group: Optional[GroupKernel] = None
+    label: str = ""
+    order: int = 0
+    views: Dict[Any, Any] = field(default_factory=dict)
+
+
+class CpuExecutable(Executable):
+    """A program compiled for the cpu backend (not re-entrant: buffers are reused)."""
+
+    def __init__(self, backend, program, table):
+        self.backend = backend
+        self.program = program
+        _Builder(self, backend, program, table).build()
+
+    def run(self, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
+        for k, buf in self._input_copies:
+            np.copyto(buf, inputs[k])
+        for step in self._steps:
+            step()
+        outs = [a.copy() for a in self._outputs]
+        for dst, src in self._deferred:
+            np.copyto(dst, src)
+        return outs
+
+    def memory_report(self) -> Dict[str, Any]:
+        """Planned memory (bytes) and how the program was lowered.
+
+        ``arena_bytes`` is the planned peak of everything the executable allocates
+        (inputs' copies, intermediates, scratch); ``naive_bytes`` what one buffer per
+        value would take; ``live_peak_bytes`` the lower bound (most bytes alive at
+        one step).
+        """
+        return dict(self._report)
+
+    def describe(self) -> str:
+        """One line per step: what runs and on which values."""
+        return "\n".join(self._labels)
+
+
+class _Builder:
+    def __init__(self, exe, backend, program, table):
+        self.exe = exe
+        self.backend = backend
+        self.program = program
+        self.table = table
+        self.by_id = program.by_id()
+
+    # -- 1. units ----------------------------------------------------------------------------
+    def _units(self) -> List[Unit]:
+        groups = getattr(self.program, "cpu_groups", None) or []
+        group_of = {}
+        for members, outputs in groups:
+            for m in members:
+                group_of[m] = (members, outputs)
+        units, missing, done = [], {}, set()
+        for pos, ins in enumerate(self.program.instrs):
+            if ins.op in LEAVES:
+                continue
+            g = group_of.get(ins.id)
+            if g is not None:
+                if ins.id != g[0][-1]:
+                    continue  # the group is built at its last member
+                members = [self.by_id[m] for m in g[0]]
+                mset = set(g[0])
+                for m in members:
+                    if m.op not in self.table:
+                        missing.setdefault(m.op, m.source)
+                if any(m.op not in self.table for m in members):
+                    continue
+                kernel = GroupKernel(members, g[1], self.by_id, self.table)
+                ext = [i for i in kernel.inputs if i not in mset]
+                label = "fused[" + ",".join(m.op for m in members) + "]"
+                units.append(Unit("group", list(kernel.outputs), ext, group=kernel, label=label, order=pos))
+                continue
+            kernel = self.table.get(ins.op)
+            if kernel is None:
+                missing.setdefault(ins.op, ins.source)
+                continue
+            impl = kernel(ins, [self.by_id[a] for a in ins.inputs])
+            units.append(Unit("single", [ins.id], list(ins.inputs), impl=impl, label=impl.label or ins.op, order=pos))
+        if missing:
+            where = "; ".join(f"{op} (created at {src})" if src else op for op, src in sorted(missing.items()))
+            raise MissingKernelError(f"the cpu backend has no kernel for op(s): {where}. Ops without a cpu "
+                                     f"kernel are never run by the slow reference; add one with the "
+                                     f"rustyasg_register_kernels hook.")
+        return units
+
+    # -- 2. order ------------------------------------------------------------------------------
+    @staticmethod
+    def _schedule(units: List[Unit]) -> List[Unit]:
+        producer = {}
+        for k, u in enumerate(units):
+            for o in u.outs:
+                producer[o] = k
+        deps = [set() for _ in units]
+        users = [[] for _ in units]
+        for k, u in enumerate(units):
+            for i in u.ins:
+                p = producer.get(i)
+                if p is not None and p != k and p not in deps[k]:
+                    deps[k].add(p)
+                    users[p].append(k)
+        pending = [len(d) for d in deps]
+        ready = [(u.order, k) for k, u in enumerate(units) if not pending[k]]
+        heapq.heapify(ready)
+        out = []
+        while ready:
+            _, k = heapq.heappop(ready)
+            out.append(units[k])
+            for j in users[k]:
+                pending[j] -= 1
+                if not pending[j]:
+                    heapq.heappush(ready, (units[j].order, j))
+        if len(out) != len(units):
+            raise RuntimeError("cpu backend: cyclic schedule (a fusion group is not convex)")
+        return out
+
+    # -- 3. probe --------------------------------------------------------------------------------
+    def _probe(self, units: List[Unit]):
+        """Decide views vs buffers on stand-in arrays (np.empty does not touch memory)."""
+        probes: Dict[Any, np.ndarray] = {}
+        self.root: Dict[Any, Any] = {}
+        self.resident = {}
+        for ins in self.program.instrs:
+            if ins.op == "input":
+                probes[ins.id] = np.empty(ins.shape, ins.dtype)
+                self.root[ins.id] = ins.id
+            elif ins.op == "variable":
+                var = self.program.variables[ins.id]
+                arr = self.backend.resident(var)
+                self.resident[ins.id] = arr
+                probes[ins.id] = arr
+                self.root[ins.id] = ins.id
+            elif ins.op == "constant":
+                probes[ins.id] = np.asarray(ins.attrs["value"]).reshape(ins.shape)
+                self.root[ins.id] = ins.id
+        self.view_of: Dict[Any, tuple] = {}  # key -> (view fn, input keys)
+        final: List[Unit] = []
+        copies = 0
+        for u in units:
+            if u.kind == "single" and u.impl.view is not None:
+                v = u.impl.view(*[probes[i] for i in u.ins])
+                if v is not None:
+                    key = u.outs[0]
+                    probes[key] = v
+                    base = next((i for i in u.ins if np.may_share_memory(v, probes[i])), None)
+                    self.root[key] = self.root[base] if base is not None else key
+                    self.view_of[key] = (u.impl.view, list(u.ins))
+                    if base is None:  # a view of nothing we own: keep it as its own constant
+                        self.view_of.pop(key)
+                        probes[key] = np.array(v)
+                        u.kind = "constant"
+                    final.append(u)
+                    continue
+                if u.impl.run is None and u.impl.bind is None:
+                    raise RuntimeError(f"cpu kernel {u.label}: no view possible and no run function")
+            needs_contig = u.kind == "group" or (u.impl is not None and u.impl.contiguous)
+            if needs_contig:
+                for k, i in enumerate(u.ins):
+                    if not probes[i].flags.c_contiguous:
+                        key = ("copy", copies)
+                        copies += 1
+                        final.append(Unit("copy", [key], [i], impl=Impl(bind=_copy_bind), label="copy"))
+                        probes[key] = np.empty(probes[i].shape, probes[i].dtype)
+                        self.root[key] = key
+                        u.ins[k] = key
+            for o in u.outs:
+                ins = self.by_id.get(o)
+                probes[o] = np.empty(ins.shape, ins.dtype)
+                self.root[o] = o
+            final.append(u)
+        self.probes = probes
+        return final
+
+    # -- 4. lifetimes and in-place updates -------------------------------------------------------
+    def _lifetimes(self, units: List[Unit]):
+        start, last = {}, {}
+        for step, u in enumerate(units):
+            for o in u.outs:
+                start.setdefault(o, step)
+            for i in u.ins:
+                r = self.root[i]
+                last[r] = max(last.get(r, -1), step)
+        for o in self.program.outputs:
+            last[self.root[o]] = END
+        self.start, self.last = start, last
+        self.step_of = {o: k for k, u in enumerate(units) for o in u.outs}
+
+    def _inplace_updates(self, units: List[Unit]):
+        """Which updates write the variable directly (see the module docstring)."""
+        self.inplace: Dict[Any, int] = {}   # value key -> variable instr id it is written into
+        self.deferred: List[tuple] = []     # (variable instr id, value key)
+        output_roots = {self.root[o] for o in self.program.outputs}
+        updated = {var.id for var, _ in self.program.updates}
+        for var, vid in self.program.updates:
+            V = var.id
+            if self.root.get(vid) == V and vid == V:
+                continue  # the variable keeps its value
+            step = self.step_of.get(vid)
+            ok = (step is not None and self.root[vid] == vid and vid not in self.inplace
+                  and V not in output_roots and vid not in self.program.outputs)
+            if ok and V in self.root:
+                last_old = self.last.get(V, -1)
+                if last_old > step:
+                    ok = False
+                elif last_old == step:
+                    ok = self._identity_reads(units[step], V, var)
+            if ok:
+                self.inplace[vid] = V
+            else:
+                self.deferred.append((V, vid))
+        # A deferred update whose value aliases an updated variable must be read before any write.
+        self.snapshots = []
+        for k, (V, vid) in enumerate(self.deferred):
+            if self.root[vid] in updated:
+                key = ("snapshot", k)
+                self.snapshots.append(Unit("copy", [key], [vid], impl=Impl(bind=_copy_bind), label="snapshot"))
+                self.probes[key] = np.empty(self.probes[vid].shape, self.probes[vid].dtype)
+                self.root[key] = key
+                self.deferred[k] = (V, key)
+        for V, vid in self.deferred:
+            self.last[self.root[vid]] = END
+
+    def _identity_reads(self, unit: Unit, V, var) -> bool:
+        """True when ``unit`` reads the variable only element-for-element (safe in place)."""
+        arr = self.resident[V] if V in self.resident else None
+        elementwise = unit.kind == "group" or (unit.impl is not None and getattr(unit.impl, "elementwise", False))
+        if not elementwise or arr is None:
+            return False
+        for i in unit.ins:
+            if self.root[i] != V:
+                continue
+            p = self.probes[i]
+            if p.size != arr.size or p.ctypes.data != arr.ctypes.data or not p.flags.c_contiguous:
+                return False
+            if unit.kind == "group":
+                k = unit.ins.index(i)
+                if unit.group.code.operands[k][1] != unit.group.code.loop_shape:
+                    return False
+        return True
+
+    # -- 5/6. allocate and bind --------------------------------------------------------------------
+    def build(self):
+        units = self._schedule(self._units())
+        units = self._probe(units)
+        self._lifetimes(units)
+        self._inplace_updates(units)
+        if self.snapshots:
+            units = self.snapshots + units
+            self._lifetimes(units)
+            for V, vid in self.deferred:
+                self.last[self.root[vid]] = END
+        program = self.program
+        used_inputs = [(k, iid) for k, iid in enumerate(program.inputs)
+                       if iid in self.last or iid in program.outputs]
+        buffers, scratch_keys = [], []
+        for iid in {iid for _, iid in used_inputs}:
+            buffers.append(Buffer(iid, -1, self.last.get(iid, -1), self.probes[iid].nbytes))
+        for step, u in enumerate(units):
+            if u.kind == "constant":
+                continue
+            for o in u.outs:
+                if o in self.inplace or o in self.view_of:
+                    continue
+                buffers.append(Buffer(o, step, max(self.last.get(o, step), step), self.probes[o].nbytes))
+            if u.impl is not None:
+                for j, (shape, dtype) in enumerate(u.impl.scratch):
+                    key = ("scratch", step, j)
+                    scratch_keys.append((key, shape, dtype))
+                    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                    buffers.append(Buffer(key, step, step, nbytes))
+        plan = plan_arena(buffers)
+        arena = allocate(plan.total)
+        arrays: Dict[Any, np.ndarray] = {}
+        for ins in program.instrs:
+            if ins.op in ("variable", "constant"):
+                arrays[ins.id] = self.probes[ins.id]
+        for b in buffers:
+            if isinstance(b.key, tuple) and b.key[0] == "scratch":
+                continue
+            p = self.probes[b.key]
+            arrays[b.key] = buffer_view(arena, plan.offsets[b.key], p.shape, p.dtype)
+        for vid, V in self.inplace.items():
+            arrays[vid] = self.resident[V]
+        steps, labels = [], []
+        for step, u in enumerate(units):
+            if u.kind == "constant":
+                arrays[u.outs[0]] = self.probes[u.outs[0]]
+                continue
+            if u.kind == "single" and u.outs[0] in self.view_of:
+                fn, ins_keys = self.view_of[u.outs[0]]
+                arrays[u.outs[0]] = fn(*[arrays[i] for i in ins_keys])
+                continue
+            if u.kind == "group":
+                mapping = {orig: arrays[key] for orig, key in zip(u.group.inputs, u.ins)}
+                mapping.update({o: arrays[o] for o in u.outs})
+                steps.append(u.group.bound(mapping))
+            else:
+                scratch = [buffer_view(arena, plan.offsets[key], shape, dtype)
+                           for key, shape, dtype in scratch_keys if key[1] == step]
+                steps.append(u.impl.bound([arrays[i] for i in u.ins] + [arrays[u.outs[0]]] + scratch))
+            labels.append(f"{u.label}({', '.join(_name(i) for i in u.ins)}) -> {', '.join(_name(o) for o in u.outs)}")
+        exe = self.exe
+        exe._input_copies = [(k, arrays[iid]) for k, iid in used_inputs]
+        exe._steps = steps
+        exe._outputs = [arrays[o] for o in program.outputs]
+        exe._deferred = [(self.resident[V], arrays[vid]) for V, vid in self.deferred]
+        exe._labels = labels
+        exe._arena = arena
+        exe._report = {
+            "arena_bytes": int(plan.total),
+            "naive_bytes": int(plan.naive),
+            "live_peak_bytes": int(plan.live_peak),
+            "buffers": len(buffers),
+            "steps": len(steps),
+            "fused_groups": sum(1 for u in units if u.kind == "group"),
+            "views": len(self.view_of),
+            "copies": sum(1 for u in units if u.kind == "copy"),
+            "variable_bytes": int(sum(a.nbytes for a in self.resident.values())),
+            "inplace_updates": len(self.inplace),
+            "deferred_updates": len(self.deferred),
+        }
+
+
+def _copy_bind(src, out):
+    import functools
+
+    return functools.partial(np.copyto, out, src)
+
+
+def _name(key) -> str:
+    return f"%{key}" if isinstance(key, int) else str(key)

@@ -1,0 +1,84 @@
+"""Fused-group kernels: compile generated source and bind it to buffers.
+
+:class:`GroupKernel` turns a group (from the ``cpu_fusion`` pass, or a single
+elementwise op running alone) into one numba call with every operand reshaped
+once, at bind time, to its collapsed loop shape.
+
+Example:
+    >>> import numpy as np
+    >>> from rustyasg.core.program import Instr
+    >>> from rustyasg.cpu.kernels.elementwise import KERNELS
+    >>> f32 = np.dtype("float32")
+    >>> x = Instr(0, "input", (), {}, (2, 3), f32)
+    >>> g = GroupKernel([Instr(1, "sigmoid", (0,), {}, (2, 3), f32)], [1], {0: x}, KERNELS)
+    >>> out = np.empty((2, 3), f32); g.bound({0: np.zeros((2, 3), f32), 1: out})(); float(out[0, 0])
+    0.5
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Dict, Mapping, Sequence
+
+import numpy as np
+
+from .cache import load_source
+from .codegen import generate
+from .jit import num_threads
+from .kernels.protocol import Impl
+
+
+def as_loop_shape(array: np.ndarray, shape: tuple) -> np.ndarray:
+    """A view of C-contiguous ``array`` with ``shape`` (never a silent copy)."""
+    try:
+        return np.reshape(array, shape, copy=False)  # raises instead of copying
+    except TypeError:  # numpy < 2.1 has no copy=; setting .shape also refuses to copy
+        view = array.view()
+        view.shape = shape
+        return view
+
+
+class GroupKernel:
+    """One generated numba kernel computing a group of instructions."""
+
+    def __init__(self, members: Sequence, outputs: Sequence[int], by_id: Mapping[int, object],
+                 table: Mapping[str, object]):
+        code = generate(members, outputs, by_id, table)
+        module = load_source(code.source, prefix="fused")
+        self.code = code
+        self.fn = module.kernel_parallel if code.parallel and num_threads() > 1 else module.kernel
+        self.inputs = [iid for iid, _ in code.operands[:len(code.operands) - len(code.outputs)]]
+        self.outputs = list(code.outputs)
+
+    def bound(self, arrays: Mapping[int, np.ndarray]):
+        """Zero-argument call of the kernel on ``arrays`` (instr id -> array)."""
+        args = [as_loop_shape(arrays[iid], shape) for iid, shape in self.code.operands]
+        return functools.partial(self.fn, *args)
+
+
+def _numpy_fits(ins, args, kernel) -> bool:
+    if kernel.numpy is None:
+        return False
+    dts = {a.dtype for a in args}
+    if len(dts) != 1:
+        return False
+    return kernel.predicate or ins.dtype in dts
+
+
+def build_single(ins, args, kernel) -> Impl:
+    """Kernel for an elementwise op that runs alone (not part of a fused group)."""
+    if kernel.template == "{0}" and args[0].dtype == ins.dtype:
+        return Impl(view=lambda x: x, label=ins.op)  # identity, stop_gradient: no work at all
+    if _numpy_fits(ins, args, kernel):
+        return Impl(run=kernel.numpy, elementwise=True,
+                    label=f"numpy.{getattr(kernel.numpy, '__name__', ins.op)}")
+    by_id: Dict[int, object] = {a.id: a for a in args}
+    group = GroupKernel([ins], [ins.id], by_id, {ins.op: kernel})
+
+    def bind(*arrays):
+        *inputs, out = arrays
+        mapping = dict(zip(ins.inputs, inputs))
+        mapping[ins.id] = out
+        return group.bound(mapping)
+
+    return Impl(bind=bind, contiguous=True, elementwise=True, label=f"numba.{ins.op}")

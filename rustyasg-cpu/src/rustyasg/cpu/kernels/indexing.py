@@ -1,0 +1,84 @@
+"""numba kernels for integer-array indexing: take (embedding lookup), its
+scatter-add gradient, gather and scatter_add.
+
+``take`` along an axis is a row copy in the ``(A, N, B)`` layout; ``gather`` and
+``scatter_add`` use per-element base offsets precomputed at bind time, so one
+kernel serves every rank and axis. Indices are checked (negative ones wrap, as
+in numpy); an index out of range raises IndexError.
+
+Example:
+    >>> import numpy as np
+    >>> out = np.empty((1, 2, 1)); take_rows(np.arange(3.0).reshape(1, 3, 1), np.array([2, 0]), out)
+    >>> out.ravel()
+    array([2., 0.])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..jit import kernel_jit
+
+
+@kernel_jit
+def take_rows(x, idx, out):
+    A, N, B = x.shape
+    for a in range(A):
+        for m in range(idx.shape[0]):
+            j = idx[m]
+            if j < 0:
+                j += N
+            if j < 0 or j >= N:
+                raise IndexError("take: index out of range")
+            for b in range(B):
+                out[a, m, b] = x[a, j, b]
+
+
+@kernel_jit
+def take_rows_grad(g, idx, out):
+    out[:] = 0
+    A, N, B = out.shape
+    for a in range(A):
+        for m in range(idx.shape[0]):
+            j = idx[m]
+            if j < 0:
+                j += N
+            if j < 0 or j >= N:
+                raise IndexError("take_grad: index out of range")
+            for b in range(B):
+                out[a, j, b] += g[a, m, b]
+
+
+@kernel_jit
+def gather_flat(x, idx, base, stride, n, out):
+    for m in range(idx.shape[0]):
+        j = idx[m]
+        if j < 0:
+            j += n
+        if j < 0 or j >= n:
+            raise IndexError("gather: index out of range")
+        out[m] = x[base[m] + j * stride]
+
+
+@kernel_jit
+def scatter_add_flat(x, idx, src, base, stride, n, out):
+    for k in range(x.shape[0]):
+        out[k] = x[k]
+    for m in range(idx.shape[0]):
+        j = idx[m]
+        if j < 0:
+            j += n
+        if j < 0 or j >= n:
+            raise IndexError("scatter_add: index out of range")
+        out[base[m] + j * stride] += src[m]
+
+
+def base_offsets(x_shape, idx_shape, axis: int) -> np.ndarray:
+    """Flat offset in ``x`` of each index position with the ``axis`` coordinate at 0."""
+    strides = np.cumprod((1,) + tuple(x_shape[::-1]))[:-1][::-1]
+    grids = np.indices(idx_shape, sparse=True)
+    base = np.zeros(idx_shape, np.int64)
+    for d, g in enumerate(grids):
+        if d != axis:
+            base = base + g * int(strides[d])
+    return np.ascontiguousarray(base.reshape(-1))

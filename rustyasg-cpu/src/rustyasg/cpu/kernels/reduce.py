@@ -1,0 +1,124 @@
+"""Reductions: sum/mean/max/min/prod/var/argmax/argmin through numpy's reduce loops,
+softmax/log_softmax/logsumexp through numba (:mod:`.rowwise`), and sum_to.
+
+sum, mean, max, min and sum_to are :class:`~.protocol.Reduction` kernels: when
+their operand is computed by a fused group they are accumulated inside that
+group's loop; alone they use numpy's pairwise-summing reduce with ``out=``.
+
+Example:
+    >>> KERNELS["mean"].combine, KERNELS["mean"].mean
+    ('sum', True)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from rustyasg.core.ops.reduce import reduced_shape
+from rustyasg.core.shapes import normalize_axes, normalize_axis
+
+from ..codegen import reduced_axes
+from .layout import arb
+from .protocol import Impl, Reduction
+from . import rowwise
+
+
+def _reduce_build(ufunc, mean=False):
+    def build(ins, args):
+        x = args[0]
+        axes = reduced_axes(ins, x.shape)
+        kshape = reduced_shape(x.shape, axes, True)
+        inv = ins.dtype.type(1.0 / max(1, math.prod(x.shape[a] for a in axes))) if mean else None
+        dtype = ins.dtype
+
+        def bind(xa, out):
+            ok = out.reshape(kshape)
+            if mean:
+                def run():
+                    ufunc.reduce(xa, axes, dtype, ok, True)
+                    np.multiply(ok, inv, out=ok)
+                return run
+            return functools.partial(ufunc.reduce, xa, axes, dtype, ok, True)
+
+        return Impl(bind=bind, label=f"numpy.{ufunc.__name__}.reduce")
+    return build
+
+
+def _var(ins, args):
+    x = args[0]
+    axes = normalize_axes(ins.attrs["axis"], len(x.shape))
+    kshape = reduced_shape(x.shape, axes, True)
+
+    def bind(xa, out):
+        return functools.partial(np.var, xa, axes, ins.dtype, out.reshape(kshape), ins.attrs["correction"], True)
+
+    return Impl(bind=bind, label="numpy.var")
+
+
+def _arg(fn):
+    def build(ins, args):
+        axis = ins.attrs["axis"]
+        nd = len(args[0].shape)
+
+        def bind(xa, out):
+            if axis is None:
+                return functools.partial(fn, xa.reshape(-1), None, out.reshape(()))
+            ax = normalize_axis(axis, nd)
+            ok = out.reshape(reduced_shape(args[0].shape, (ax,), True))
+            return functools.partial(fn, xa, ax, ok, keepdims=True)
+
+        return Impl(bind=bind, label=f"numpy.{fn.__name__}")
+    return build
+
+
+def _rowwise(rows, general):
+    """softmax-like ops along one axis: ``rows`` for the last axis, ``general`` for (A, R, B)."""
+    def build(ins, args):
+        shape = args[0].shape
+        A, R, B = arb(shape, (normalize_axis(ins.attrs["axis"], len(shape)),))
+        if A * R * B == 0:
+            return Impl(run=lambda x, out: None)
+        if B == 1:
+            return Impl(bind=lambda x, out: functools.partial(rows, x.reshape(A, R), out.reshape(A, R)),
+                        contiguous=True, label=f"numba.{rows.__name__}")
+        return Impl(bind=lambda x, out: functools.partial(general, x.reshape(A, R, B), out.reshape(A, R, B)),
+                    contiguous=True, label=f"numba.{general.__name__}")
+    return build
+
+
+def _logsumexp(ins, args):
+    shape = args[0].shape
+    axes = normalize_axes(ins.attrs["axis"], len(shape))
+    layout = arb(shape, axes)
+    if layout is not None and math.prod(shape) > 0:
+        A, R, B = layout
+        return Impl(bind=lambda x, out: functools.partial(rowwise.logsumexp_arb, x.reshape(A, R, B), out.reshape(A, B)),
+                    contiguous=True, label="numba.logsumexp_arb")
+    kshape = reduced_shape(shape, axes, True)
+
+    def run(x, out):  # axes that are not adjacent: rare, so numpy's composite is enough
+        m = np.max(x, axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True), out=out.reshape(kshape))
+        np.add(out.reshape(kshape), m, out=out.reshape(kshape))
+
+    return Impl(run=run, label="numpy.logsumexp")
+
+
+KERNELS = {
+    "sum": Reduction("sum", _reduce_build(np.add)),
+    "mean": Reduction("sum", _reduce_build(np.add, mean=True), mean=True),
+    "max": Reduction("max", _reduce_build(np.maximum)),
+    "min": Reduction("min", _reduce_build(np.minimum)),
+    "sum_to": Reduction("sum", _reduce_build(np.add)),
+    "prod": _reduce_build(np.multiply),
+    "var": _var,
+    "argmax": _arg(np.argmax),
+    "argmin": _arg(np.argmin),
+    "softmax": _rowwise(rowwise.softmax_rows, rowwise.softmax_arb),
+    "log_softmax": _rowwise(rowwise.log_softmax_rows, rowwise.log_softmax_arb),
+    "logsumexp": _logsumexp,
+}

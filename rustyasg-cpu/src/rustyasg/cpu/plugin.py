@@ -1,0 +1,34 @@
+"""The cpu backend's plugin: registers its kernels and passes through the core hooks.
+
+Importing this module is cheap (no numba); kernels are imported when the cpu
+backend first asks for its table.
+
+Example:
+    >>> from rustyasg.core.plugins import load_kernels
+    >>> "matmul" in load_kernels("cpu")
+    True
+"""
+
+from __future__ import annotations
+
+from rustyasg.core.hookspecs import hookimpl
+
+
+@hookimpl
+def rustyasg_register_kernels(backend, registry):
+    if backend != "cpu":
+        return
+    from .kernels import families
+
+    for module in families():
+        for op, kernel in module.KERNELS.items():
+            registry.register("cpu", op, kernel)
+
+
+@hookimpl
+def rustyasg_register_passes(registry):
+    from .fusion import cpu_fusion
+    from .rewrites import broadcast_elim
+
+    registry.register("cpu_broadcast_elim", broadcast_elim, 100, backends=("cpu",))
+    registry.register("cpu_fusion", cpu_fusion, 110, backends=("cpu",))
