@@ -1,0 +1,378 @@
+"""The wgpu kernel interface: what a kernel is, what it gets, what it returns.
+
+A **kernel** is a plain function, called once when a program is compiled (never per run)::
+
+    def kernel(kb: KernelBuilder, instr: Instr, inputs: list[TensorView], out: TensorView) -> list[KernelLaunch]
+
+* ``kb`` (:class:`KernelBuilder`) gives the device context, the shared pipeline cache, the
+  matmul and elementwise planners, scratch buffers, and :meth:`KernelBuilder.launch` which
+  turns WGSL text + resources + a workgroup count (+ a uniform block) into a
+  :class:`~rustyasg.wgpu.pipelines.KernelLaunch`.
+* ``instr`` is the program instruction (``instr.op``, ``instr.attrs``, ``instr.shape``,
+  ``instr.dtype``, ``instr.source`` = the user's file:line for error messages).
+* ``inputs`` / ``out`` are :class:`TensorView`: a whole GPU buffer holding a contiguous,
+  row-major tensor starting at element 0 (the executor never hands out offset views), its
+  shape, its numpy dtype and its device :class:`Storage`.
+* The kernel returns the launches that compute ``out``, in order; the executor records them
+  into the step's single compute pass (wgpu orders dispatches and inserts the barriers).
+  A kernel must write every element of ``out`` (buffers are recycled, never zeroed) and must
+  not write its inputs. Temporaries come from :meth:`KernelBuilder.scratch`.
+
+Kernels are registered per op name in the core's kernel registry for backend ``"wgpu"``:
+any module of this package with a module-level ``KERNELS = {op_name: kernel}`` dict is
+picked up by :mod:`rustyasg.wgpu.plugin` (``nn_conv.py``, ``nn_pool.py``, ... included).
+
+**Dtypes on the device** (WGSL has no 64-bit types and no bytes), see :func:`storage_for`:
+
+========== ============ =====================================================================
+dtype      storage      notes
+========== ============ =====================================================================
+float32    ``f32``
+float16    ``f16``      when the adapter grants ``shader-f16``, else ``f32``; math in f32
+float64    ``f32``      computed in float32 (WGSL has no f64); read back as float64
+int32      ``i32``
+int64      ``i64``      ``vec2<u32>`` (lo, hi): numpy's bytes as they are, so RNG seeds and
+                        counters keep all 64 bits; index kernels use the low word
+                        (:meth:`Storage.index`), exact for indices below 2**31
+bool       ``bool``     one ``u32`` (0/1) per element; converted on upload/readback
+========== ============ =====================================================================
+
+Each :class:`Storage` writes the WGSL for reading an element as ``f32`` (:meth:`Storage.load`),
+storing one from ``f32`` (:meth:`Storage.store`), reading an index as ``i32`` and writing an
+``i32`` index, so one kernel generator serves every dtype. :meth:`KernelBuilder.header` returns
+the ``enable f16;`` line and helper functions the storages used need (put it first).
+
+Example (a complete kernel: ``out = 2 * x`` for any float dtype)::
+
+    def twice(kb, instr, inputs, out):
+        (x,) = inputs
+        src = kb.header(x.storage, out.storage) + f'''
+    @group(0) @binding(0) var<storage, read> xs: {x.storage.array};
+    @group(0) @binding(1) var<storage, read_write> ys: {out.storage.array};
+    struct P {{ n: u32, }}
+    @group(0) @binding(2) var<uniform> p: P;
+    {LINEAR_WORKGROUP_WGSL}
+    @compute @workgroup_size(256)
+    fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>,
+            @builtin(local_invocation_index) l: u32) {{
+        let i = linear_workgroup(w, nw) * 256u + l;
+        if (i >= p.n) {{ return; }}
+        {out.storage.store("ys", "i", "2.0 * " + x.storage.load("xs", "i"))};
+    }}'''
+        lay = UniformLayout([("n", "u32")])
+        return [kb.launch(src, [x, out], kb.groups(out.size, 256), (lay, {"n": out.size}), "twice")]
+
+    KERNELS = {"twice": twice}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, PipelineCache, UniformLayout, uniform_buffer
+
+__all__ = ["Kernel", "TensorView", "Storage", "STORAGES", "storage_for", "KernelBuilder", "KernelError",
+           "LINEAR_WORKGROUP_WGSL", "UniformLayout", "KernelLaunch", "I64_WGSL"]
+
+# WGSL helpers for the (lo, hi) int64 storage: conversions through f32 and i32.
+I64_WGSL = """
+fn i64_to_f32(v: vec2<u32>) -> f32 {
+    if ((v.y & 0x80000000u) != 0u) {
+        let lo = ~v.x + 1u;
+        let hi = ~v.y + select(0u, 1u, lo == 0u);
+        return -(f32(hi) * 4294967296.0 + f32(lo));
+    }
+    return f32(v.y) * 4294967296.0 + f32(v.x);
+}
+fn i64_from_i32(v: i32) -> vec2<u32> {
+    return vec2<u32>(bitcast<u32>(v), select(0u, 0xffffffffu, v < 0));
+}
+fn i64_from_f32(x: f32) -> vec2<u32> {
+    // Truncation toward zero, as numpy's astype; |x| < 2**63 assumed.
+    let a = trunc(abs(x));
+    let hi = floor(a / 4294967296.0);
+    let lo = a - hi * 4294967296.0;
+    var v = vec2<u32>(u32(lo), u32(hi));
+    if (x < 0.0) {
+        let nlo = ~v.x + 1u;
+        v = vec2<u32>(nlo, ~v.y + select(0u, 1u, nlo == 0u));
+    }
+    return v;
+}
+"""
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How one dtype is laid out in a GPU buffer, and the WGSL to read and write it.
+
+    ``name`` is one of ``f32``, ``f16``, ``i32``, ``i64``, ``bool``; ``elem`` the WGSL
+    element type; ``itemsize`` bytes per element on the device.
+
+    Example::
+
+        >>> STORAGES["f16"].load("xs", "i")
+        'f32(xs[i])'
+        >>> STORAGES["i64"].store("ys", "i", "v")
+        'ys[i] = i64_from_f32(v)'
+    """
+
+    name: str
+    elem: str
+    itemsize: int
+
+    @property
+    def array(self) -> str:
+        """WGSL type of a storage binding of this storage: ``array<elem>``."""
+        return f"array<{self.elem}>"
+
+    @property
+    def is_float(self) -> bool:
+        return self.name in ("f32", "f16")
+
+    def load(self, arr: str, idx: str) -> str:
+        """WGSL expression: element ``idx`` of ``arr`` as ``f32``."""
+        if self.name == "f32":
+            return f"{arr}[{idx}]"
+        if self.name == "i64":
+            return f"i64_to_f32({arr}[{idx}])"
+        return f"f32({arr}[{idx}])"
+
+    def from_f32(self, value: str) -> str:
+        """WGSL expression converting the ``f32`` expression ``value`` to ``elem``."""
+        return {"f32": f"{value}", "f16": f"f16({value})", "i32": f"i32({value})",
+                "i64": f"i64_from_f32({value})", "bool": f"select(0u, 1u, ({value}) != 0.0)"}[self.name]
+
+    def store(self, arr: str, idx: str, value: str) -> str:
+        """WGSL statement (no ``;``): store the ``f32`` expression ``value`` at ``arr[idx]``."""
+        return f"{arr}[{idx}] = {self.from_f32(value)}"
+
+    def index(self, arr: str, idx: str) -> str:
+        """WGSL expression: element ``idx`` of an integer array as ``i32`` (for index operands)."""
+        if self.name == "i64":
+            return f"bitcast<i32>({arr}[{idx}].x)"
+        if self.name == "i32":
+            return f"{arr}[{idx}]"
+        return f"i32({arr}[{idx}])"
+
+    def store_index(self, arr: str, idx: str, value: str) -> str:
+        """WGSL statement: store the ``i32`` expression ``value`` (argmax, pooling indices)."""
+        if self.name == "i64":
+            return f"{arr}[{idx}] = i64_from_i32({value})"
+        return f"{arr}[{idx}] = {self.from_i32(value)}"
+
+    def from_i32(self, value: str) -> str:
+        return {"f32": f"f32({value})", "f16": f"f16(f32({value}))", "i32": f"{value}",
+                "i64": f"i64_from_i32({value})", "bool": f"select(0u, 1u, ({value}) != 0)"}[self.name]
+
+    def literal(self, value: float) -> str:
+        """WGSL constant of this storage's element type holding ``value`` (e.g. a pad value)."""
+        if self.name == "f32":
+            return f"bitcast<f32>({np.array(value, np.float32).view(np.uint32)}u)"
+        if self.name == "f16":
+            return f"f16({float(np.float16(value))!r})"
+        if self.name == "i32":
+            return f"i32({int(value)})"
+        if self.name == "bool":
+            return "1u" if value else "0u"
+        word = int(value) & 0xFFFFFFFFFFFFFFFF
+        return f"vec2<u32>({word & 0xFFFFFFFF}u, {word >> 32}u)"
+
+    def to_device(self, array: np.ndarray) -> np.ndarray:
+        """Host array converted to the bytes this storage keeps on the device."""
+        host = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "i64": np.int64, "bool": np.uint32}
+        return np.ascontiguousarray(array, dtype=host[self.name])
+
+    def to_host(self, raw: bytes, shape, dtype) -> np.ndarray:
+        """Device bytes back to a numpy array of ``dtype``."""
+        host = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "i64": np.int64, "bool": np.uint32}
+        count = int(np.prod(shape, dtype=np.int64))
+        arr = np.frombuffer(raw, dtype=host[self.name], count=count).reshape(shape)
+        return arr.astype(dtype) if arr.dtype != dtype else arr.copy()
+
+
+STORAGES: Dict[str, Storage] = {
+    "f32": Storage("f32", "f32", 4),
+    "f16": Storage("f16", "f16", 2),
+    "i32": Storage("i32", "i32", 4),
+    "i64": Storage("i64", "vec2<u32>", 8),
+    "bool": Storage("bool", "u32", 4),
+}
+
+
+def storage_for(dtype, has_f16: bool) -> Storage:
+    """The :class:`Storage` a numpy dtype gets on an adapter (see the module table).
+
+    Example::
+
+        >>> storage_for(np.float64, True).name, storage_for(np.float16, False).name
+        ('f32', 'f32')
+    """
+    dt = np.dtype(dtype)
+    if dt == np.float16:
+        return STORAGES["f16" if has_f16 else "f32"]
+    if dt.kind == "f":
+        return STORAGES["f32"]
+    if dt == np.bool_:
+        return STORAGES["bool"]
+    if dt == np.int64:
+        return STORAGES["i64"]
+    if dt.kind in "iu":
+        return STORAGES["i32"]
+    raise TypeError(f"wgpu backend: no device storage for dtype {dt}")
+
+
+@dataclass(frozen=True)
+class TensorView:
+    """A tensor in a GPU buffer: contiguous, row-major, from element 0.
+
+    Several views may share a buffer (a reshape is the same buffer with another shape).
+
+    Example::
+
+        >>> v = TensorView(None, (2, 3), np.dtype("float32"), STORAGES["f32"])
+        >>> v.size, v.nbytes
+        (6, 24)
+    """
+
+    buffer: Any
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+    storage: Storage
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.storage.itemsize
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+#: ``kernel(kb, instr, inputs, out) -> launches``; see the module docstring.
+Kernel = Callable[["KernelBuilder", Any, Sequence[TensorView], TensorView], Sequence[KernelLaunch]]
+
+
+class KernelError(ValueError):
+    """A kernel cannot handle an instruction (a limit, an unsupported case).
+
+    The message names the op, the operand shapes and the user's file:line.
+    """
+
+    @classmethod
+    def of(cls, instr, inputs: Sequence[TensorView], message: str) -> "KernelError":
+        shapes = ", ".join(f"{v.dtype}{tuple(v.shape)}" for v in inputs)
+        where = f"\n  created at {instr.source}" if getattr(instr, "source", None) else ""
+        return cls(f"{instr.op} (wgpu): {message}\n  operands: {shapes}{where}")
+
+
+class KernelBuilder:
+    """What kernels get at compile time: device, caches, planners, scratch, launches.
+
+    Example::
+
+        >>> kb = KernelBuilder(get_context())              # doctest: +SKIP
+        >>> kb.groups(1000, 256)                           # doctest: +SKIP
+        4
+    """
+
+    def __init__(self, ctx: Any, pipelines: Optional[PipelineCache] = None, matmul: Any = None,
+                 elementwise: Any = None, scratch_alloc: Optional[Callable[[int, str], Any]] = None):
+        self.ctx = ctx
+        self.pipelines = pipelines or PipelineCache(ctx)
+        self._matmul = matmul
+        self._elementwise = elementwise
+        self._scratch_alloc = scratch_alloc
+        self.scratch_bytes = 0
+
+    # -- capabilities -------------------------------------------------------------------
+    @property
+    def has_f16(self) -> bool:
+        """Whether float16 tensors are stored as ``f16`` (``shader-f16`` granted)."""
+        return self.ctx.has("shader-f16")
+
+    @property
+    def has_subgroups(self) -> bool:
+        """Whether WGSL subgroup builtins (``subgroupAdd`` ...) may be used."""
+        return self.ctx.has("subgroup")
+
+    def limit(self, name: str, default: int = 0) -> int:
+        return int(self.ctx.limits.get(name, default))
+
+    def storage(self, dtype) -> Storage:
+        """Device storage of a numpy dtype on this adapter."""
+        return storage_for(dtype, self.has_f16)
+
+    # -- planners (created on first use, shared by every kernel of the backend) -------------
+    @property
+    def matmul(self):
+        """The shared :class:`~rustyasg.wgpu.kernels.matmul.MatmulPlanner`."""
+        if self._matmul is None:
+            from .matmul import MatmulPlanner
+
+            self._matmul = MatmulPlanner(self.ctx, self.pipelines)
+        return self._matmul
+
+    @property
+    def elementwise(self):
+        """The shared :class:`~rustyasg.wgpu.kernels.elementwise.ElementwisePlanner`."""
+        if self._elementwise is None:
+            from .elementwise import ElementwisePlanner
+
+            self._elementwise = ElementwisePlanner(self.ctx, self.pipelines)
+        return self._elementwise
+
+    # -- code and launches -------------------------------------------------------------------
+    @staticmethod
+    def header(*storages: Storage) -> str:
+        """WGSL prelude for kernels using these storages (``enable f16;``, int64 helpers)."""
+        names = {s.name for s in storages}
+        text = "enable f16;\n" if "f16" in names else ""
+        if "i64" in names:
+            text += I64_WGSL
+        return text
+
+    @staticmethod
+    def groups(count: int, per_group: int) -> int:
+        """Workgroups needed for ``count`` items at ``per_group`` each (at least 1)."""
+        return max(-(-int(count) // int(per_group)), 1)
+
+    def scratch(self, nbytes: int, label: str = "scratch") -> Any:
+        """A temporary storage buffer of at least ``nbytes``, owned by the executable.
+
+        Only this instruction's launches may use it; its contents are undefined on entry.
+        """
+        self.scratch_bytes += int(nbytes)
+        if self._scratch_alloc is not None:
+            return self._scratch_alloc(max(int(nbytes), 4), label)
+        from ..buffers import _usage_storage, size_class
+
+        return self.ctx.device.create_buffer(size=size_class(nbytes), usage=_usage_storage(), label=label)
+
+    def launch(self, wgsl: str, resources: Sequence[Any], workgroups, uniforms: Optional[Tuple[UniformLayout, dict]] = None,
+               label: str = "") -> KernelLaunch:
+        """A launch of ``wgsl`` (entry ``main``) with ``resources`` bound at 0, 1, ...
+
+        A resource is a :class:`TensorView`, a buffer, or ``(buffer, offset, size)``. With
+        ``uniforms=(layout, values)`` a uniform buffer holding ``layout.pack(**values)`` is
+        bound last. ``workgroups`` is a linear count (split over x/y/z as needed; index with
+        ``linear_workgroup``) or an explicit ``(x, y, z)``.
+        """
+        res: List[Any] = [r.buffer if isinstance(r, TensorView) else r for r in resources]
+        if uniforms is not None:
+            layout, values = uniforms
+            res.append(uniform_buffer(self.ctx, layout.pack(**values)))
+        limit = self.limit("max-storage-buffers-per-shader-stage", 8)
+        n_storage = len(resources)
+        if n_storage > limit:
+            raise ValueError(f"kernel {label!r} binds {n_storage} storage buffers; this adapter allows {limit}")
+        pipe = self.pipelines.get(wgsl)
+        return KernelLaunch(self.ctx, pipe, res, workgroups, label=label,
+                            uniforms=(uniforms[0], dict(uniforms[1])) if uniforms is not None else None)
