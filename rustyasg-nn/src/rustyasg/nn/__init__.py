@@ -34,3 +34,4 @@ from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLay
                           TransformerEncoderLayer)
 from . import clip, optim, schedulers
 from .clip import clip_grad_norm, clip_grad_value
+from .training import Trainer, fit  # noqa: E402  (the training loop: rustyasg.nn.training)
