@@ -26,12 +26,13 @@ from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, GlobalAvg
                       global_avg_pool2d)
 from .positional import (ALiBi, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
                          alibi_bias, alibi_slopes, apply_rotary, rotary_angles, sinusoidal_table)
-
-# Losses, optimizers, schedulers, gradient clipping and checkpoints.
-from . import losses
-from .losses import *  # noqa: F401,F403  (functions and Module classes, PyTorch names)
 from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
                           TransformerEncoderLayer)
-from . import clip, optim, schedulers
+
+# Losses, optimizers, schedulers, gradient clipping and checkpoints.
+from . import checkpoint, clip, losses, optim, schedulers, serialization
+from .checkpoint import CheckpointManager, load_checkpoint, read_checkpoint, save_checkpoint
 from .clip import clip_grad_norm, clip_grad_value
+from .losses import *  # noqa: F401,F403  (functions and Module classes, PyTorch names)
+from .serialization import CheckpointError, load_safetensors, load_safetensors_into, save_safetensors
 from .training import Trainer, fit  # noqa: E402  (the training loop: rustyasg.nn.training)
