@@ -1,0 +1,195 @@
+"""Pooling kernels (numba): max and average pooling, plain and adaptive, with backward.
+
+Window geometry comes from the core (:mod:`rustyasg.core.ops.window_geometry`),
+so the kernels and the references agree on ceil mode, padding and adaptive
+bounds by construction. Per axis a pooling is a table of input positions per
+output index, ``(O, K)``, plus a weight per slot:
+
+- max pooling: the weight says whether the slot is inside the input (padding
+  never wins); the first maximum in row-major window order wins ties, and its
+  flat ``h*W + w`` index is what ``*_indices`` returns and ``*_backward`` routes to;
+- average pooling: the weights are the rows of the core's separable averaging
+  matrices, so every divisor rule is inherited, not re-derived.
+
+Example:
+    >>> import numpy as np
+    >>> hp = np.array([[0, 1]]); hv = np.ones((1, 2), np.bool_)
+    >>> out = np.empty((1, 1, 1)); idx = np.empty((1, 1, 1), np.int64)
+    >>> max_pool_planes(np.array([[[1.0, 5.0], [7.0, 2.0]]]), hp, hv, hp, hv, out, idx); out.item(), idx.item()
+    (7.0, 2)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from rustyasg.core.ops.window_geometry import adaptive_avg_matrix, adaptive_positions, avg_pool_matrix, pool_positions
+
+from ..jit import kernel_jit
+from .protocol import Impl
+
+
+@kernel_jit
+def max_pool_planes(x, hp, hv, wp, wv, out, idx):
+    P, H, W = x.shape
+    OH, KH = hp.shape
+    OW, KW = wp.shape
+    for p in range(P):
+        for oh in range(OH):
+            for ow in range(OW):
+                best = -np.inf
+                at = -1
+                for i in range(KH):
+                    if not hv[oh, i]:
+                        continue
+                    h = hp[oh, i]
+                    for j in range(KW):
+                        if not wv[ow, j]:
+                            continue
+                        v = x[p, h, wp[ow, j]]
+                        if v > best or at < 0:
+                            best = v
+                            at = h * W + wp[ow, j]
+                out[p, oh, ow] = best
+                idx[p, oh, ow] = at
+
+
+@kernel_jit
+def unpool_planes(g, idx, dx):
+    """dx[p, idx[p, o]] += g[p, o]: route the gradient to each window's maximum."""
+    P = dx.shape[0]
+    flat = dx.reshape(P, -1)
+    flat[:] = 0
+    for p in range(P):
+        for o in range(g.shape[1]):
+            flat[p, idx[p, o]] += g[p, o]
+
+
+@kernel_jit
+def avg_pool_planes(x, hp, hw, wp, ww, out):
+    P = x.shape[0]
+    OH, KH = hp.shape
+    OW, KW = wp.shape
+    for p in range(P):
+        for oh in range(OH):
+            for ow in range(OW):
+                acc = 0.0
+                for i in range(KH):
+                    for j in range(KW):
+                        acc += hw[oh, i] * ww[ow, j] * x[p, hp[oh, i], wp[ow, j]]
+                out[p, oh, ow] = acc
+
+
+@kernel_jit
+def avg_unpool_planes(g, hp, hw, wp, ww, dx):
+    dx[:] = 0
+    P = dx.shape[0]
+    OH, KH = hp.shape
+    OW, KW = wp.shape
+    for p in range(P):
+        for oh in range(OH):
+            for ow in range(OW):
+                v = g[p, oh, ow]
+                for i in range(KH):
+                    for j in range(KW):
+                        dx[p, hp[oh, i], wp[ow, j]] += hw[oh, i] * ww[ow, j] * v
+
+
+def _sparse_rows(mat: np.ndarray):
+    """(positions, weights) ``(O, K)`` of the nonzeros of each row of an averaging matrix."""
+    k = max(1, int((mat != 0).sum(axis=1).max()))
+    pos = np.zeros((mat.shape[0], k), np.int64)
+    wts = np.zeros((mat.shape[0], k), np.float64)
+    for o, row in enumerate(mat):
+        nz = np.flatnonzero(row)
+        pos[o, :len(nz)] = nz
+        wts[o, :len(nz)] = row[nz]
+    return pos, wts
+
+
+def _max_geometry(op, hw, attrs):
+    if op.startswith("adaptive"):
+        return tuple(adaptive_positions(n, o) for n, o in zip(hw, attrs["output_size"]))
+    return tuple(pool_positions(n, k, s, p, d, attrs["ceil_mode"]) for n, k, s, p, d in
+                 zip(hw, attrs["kernel_size"], attrs["stride"], attrs["padding"], attrs["dilation"]))
+
+
+def _avg_geometry(op, hw, attrs):
+    if op.startswith("adaptive"):
+        mats = tuple(adaptive_avg_matrix(n, o) for n, o in zip(hw, attrs["output_size"]))
+    else:
+        override = attrs["divisor_override"]
+        # As the core: an override divides once, so it goes on the width axis only.
+        divisors = (0.0, 0.0) if override is None else (1.0, float(override))
+        mats = tuple(avg_pool_matrix(n, k, s, p, attrs["ceil_mode"], attrs["count_include_pad"], div)
+                     for n, k, s, p, div in zip(hw, attrs["kernel_size"], attrs["stride"], attrs["padding"], divisors))
+    return tuple(_sparse_rows(m) for m in mats)
+
+
+def _max_pool(base: str, what: str):
+    """Kernel builder for ``base`` (max_pool2d / adaptive_max_pool2d): forward, indices or backward."""
+    def build(ins, args):
+        x = args[-1] if what == "backward" else args[0]
+        N, C, H, W = x.shape
+        (hp, hv), (wp, wv) = _max_geometry(base, (H, W), ins.attrs)
+        hp, wp = np.ascontiguousarray(hp, np.int64), np.ascontiguousarray(wp, np.int64)
+        hv, wv = np.ascontiguousarray(hv), np.ascontiguousarray(wv)
+        OH, OW = hp.shape[0], wp.shape[0]
+        val_dt = x.dtype
+        scratch = (((N * C, OH, OW), np.int64),) if what != "indices" else (((N * C, OH, OW), val_dt),)
+        if what == "backward":
+            scratch += (((N * C, OH, OW), val_dt),)
+
+        def bind(*arrays):
+            if what == "forward":
+                xa, out, idx = arrays
+                return functools.partial(max_pool_planes, xa.reshape(N * C, H, W), hp, hv, wp, wv,
+                                         out.reshape(N * C, OH, OW), idx)
+            if what == "indices":
+                xa, out, vals = arrays
+                return functools.partial(max_pool_planes, xa.reshape(N * C, H, W), hp, hv, wp, wv, vals,
+                                         out.reshape(N * C, OH, OW))
+            ga, xa, out, idx, vals = arrays
+            x3, g2, i2, d3 = xa.reshape(N * C, H, W), ga.reshape(N * C, OH * OW), idx.reshape(N * C, OH * OW), \
+                out.reshape(N * C, H, W)
+
+            def run():
+                max_pool_planes(x3, hp, hv, wp, wv, vals, idx)
+                unpool_planes(g2, i2, d3)
+            return run
+
+        return Impl(bind=bind, scratch=scratch, contiguous=True, label=f"numba.{base}.{what}")
+    return build
+
+
+def _avg_pool(base: str, backward: bool):
+    def build(ins, args):
+        if backward:
+            N, C = ins.shape[:2]
+            H, W = ins.shape[2:]
+        else:
+            N, C, H, W = args[0].shape
+        (hp, hw), (wp, ww) = _avg_geometry(base, (H, W), ins.attrs)
+        OH, OW = hp.shape[0], wp.shape[0]
+
+        def bind(src, out):
+            if backward:
+                return functools.partial(avg_unpool_planes, src.reshape(N * C, OH, OW), hp, hw, wp, ww,
+                                         out.reshape(N * C, H, W))
+            return functools.partial(avg_pool_planes, src.reshape(N * C, H, W), hp, hw, wp, ww,
+                                     out.reshape(N * C, OH, OW))
+
+        return Impl(bind=bind, contiguous=True, label=f"numba.{base}{'.backward' if backward else ''}")
+    return build
+
+
+KERNELS = {}
+for _base in ("max_pool2d", "adaptive_max_pool2d"):
+    KERNELS[_base] = _max_pool(_base, "forward")
+    KERNELS[f"{_base}_indices"] = _max_pool(_base, "indices")
+    KERNELS[f"{_base}_backward"] = _max_pool(_base, "backward")
+for _base in ("avg_pool2d", "adaptive_avg_pool2d"):
+    KERNELS[_base] = _avg_pool(_base, False)
+    KERNELS[f"{_base}_backward"] = _avg_pool(_base, True)
