@@ -1,44 +1,43 @@
-"""What the nn-primitive kernel planners share: the device environment and launch building.
+"""What the nn-primitive kernels (convolution, pooling, normalization) share.
 
-The nn ops (convolution, pooling, normalization) are planned when a program is
-compiled: a *planner* turns one op with concrete shapes and attributes into a
-list of :class:`~rustyasg.wgpu.pipelines.KernelLaunch` that a compiled step
-replays in order. Planners get an :class:`NnEnv`: the device, the shared
-pipeline cache, the matmul planner (convolutions are GEMMs) and a ``scratch``
-allocator for intermediate buffers (im2col columns, argmax indices, partial
-sums). Scratch buffers belong to the launches that use them; they stay alive
-as long as the compiled step, and :meth:`NnEnv.release` gives them back.
+The kernels follow the interface of :mod:`rustyasg.wgpu.kernels.api`: called once
+at compile time with a :class:`~rustyasg.wgpu.kernels.api.KernelBuilder`, they
+return the launches that compute one instruction. Their WGSL is written once
+for a float element type ``F`` declared by :func:`float_prelude` (``f32``, or
+``f16`` where the adapter stores float16 as such); arithmetic is always in
+``f32`` (loads are wrapped in ``f32(...)``, stores in ``F(...)``).
 
-Kernels here use one thread per output element in 256-thread workgroups,
-dispatched through :func:`~rustyasg.wgpu.pipelines.split_workgroups` so any
-size fits the 65535-per-dimension limit.
+One-thread-per-element kernels use 256-thread workgroups dispatched through
+:func:`~rustyasg.wgpu.pipelines.split_workgroups` (by :class:`KernelLaunch`), so
+any size fits the 65535-per-dimension limit.
 
 Example::
 
-    >>> env = NnEnv.create(get_context())                               # doctest: +SKIP
-    >>> launch = env.launch(src, layout, {"n": 10}, [x, y], 1, "demo")  # doctest: +SKIP
+    >>> print(float_prelude("f32"))
+    alias F = f32;
+    >>> storage_decls(["x", "y"], writable=["y"]).splitlines()[1]
+    '@group(0) @binding(1) var<storage, read_write> y: array<F>;'
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..pipelines import KernelLaunch, PipelineCache, UniformLayout, uniform_buffer
+from ..pipelines import KernelLaunch, UniformLayout
 
 # Threads per workgroup of the one-thread-per-element kernels (im2col, pooling).
 THREADS = 256
 
-# WGSL prelude of the one-thread-per-element kernels: the element this thread
-# owns, from a dispatch split over x/y/z by `split_workgroups`.
+# WGSL: the element this thread owns, from a dispatch split over x/y/z.
 ELEMENT_INDEX_WGSL = f"""
 fn element_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {{
     return (wid.x + nwg.x * (wid.y + nwg.y * wid.z)) * {THREADS}u + lid;
 }}
 """
 
+# WGSL: entry point of a one-thread-per-element kernel up to its body (which closes it).
 ELEMENT_MAIN_WGSL = (f"@compute @workgroup_size({THREADS})\n"
                      "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,\n"
                      "        @builtin(local_invocation_index) lid: u32) {\n"
@@ -46,39 +45,53 @@ ELEMENT_MAIN_WGSL = (f"@compute @workgroup_size({THREADS})\n"
                      "    if (id >= p.total) { return; }\n")
 
 
-def storage_decls(names: Sequence[str], writable: Sequence[str] = (), types: dict | None = None) -> str:
-    """``@binding`` declarations of f32 storage arrays ``names`` (in order), then the uniform ``p``.
+def float_prelude(elem: str) -> str:
+    """WGSL declaring ``F``, the float element type of the kernel's tensors (``f32`` or ``f16``).
 
     Example::
 
-        >>> print(storage_decls(["x", "y"], writable=["y"]))
-        @group(0) @binding(0) var<storage, read> x: array<f32>;
-        @group(0) @binding(1) var<storage, read_write> y: array<f32>;
+        >>> float_prelude("f16").splitlines()
+        ['enable f16;', 'alias F = f16;']
+    """
+    if elem not in ("f32", "f16"):
+        raise ValueError(f"nn kernels store floats as f32 or f16, not {elem}")
+    return ("enable f16;\n" if elem == "f16" else "") + f"alias F = {elem};"
+
+
+def storage_decls(names: Sequence[str], writable: Sequence[str] = (), types: dict | None = None) -> str:
+    """``@binding`` declarations of storage arrays ``names`` (element ``F`` unless ``types``
+    says otherwise), in order, then the uniform block ``p: Params``.
+
+    Example::
+
+        >>> print(storage_decls(["x", "idx"], writable=["idx"], types={"idx": "u32"}))
+        @group(0) @binding(0) var<storage, read> x: array<F>;
+        @group(0) @binding(1) var<storage, read_write> idx: array<u32>;
         @group(0) @binding(2) var<uniform> p: Params;
     """
     types = types or {}
     lines = []
     for i, name in enumerate(names):
         access = "read_write" if name in writable else "read"
-        lines.append(f"@group(0) @binding({i}) var<storage, {access}> {name}: array<{types.get(name, 'f32')}>;")
+        lines.append(f"@group(0) @binding({i}) var<storage, {access}> {name}: array<{types.get(name, 'F')}>;")
     lines.append(f"@group(0) @binding({len(names)}) var<uniform> p: Params;")
     return "\n".join(lines)
 
 
-def require_float32(op: str, *dtypes: Any) -> None:
-    """The nn kernels are written for float32; say so clearly for anything else.
+def float_elem(op: str, *views: Any) -> str:
+    """The common float storage (``f32``/``f16``) of ``views``; a clear error otherwise.
 
     Example::
 
-        >>> require_float32("conv2d", np.float32)
-        >>> require_float32("conv2d", np.float64)
-        Traceback (most recent call last):
-        ...
-        TypeError: wgpu conv2d kernels support float32 tensors, got float64
+        >>> from rustyasg.wgpu.kernels.api import STORAGES, TensorView
+        >>> float_elem("conv2d", TensorView(None, (1,), np.dtype("float32"), STORAGES["f32"]))
+        'f32'
     """
-    for dt in dtypes:
-        if np.dtype(dt) != np.float32:
-            raise TypeError(f"wgpu {op} kernels support float32 tensors, got {np.dtype(dt)}")
+    names = {v.storage.name for v in views}
+    if len(names) != 1 or not names <= {"f32", "f16"}:
+        dts = ", ".join(str(v.dtype) for v in views)
+        raise TypeError(f"wgpu {op} kernels need float operands of one dtype, got {dts}")
+    return names.pop()
 
 
 def numel(shape: Sequence[int]) -> int:
@@ -92,71 +105,17 @@ def numel(shape: Sequence[int]) -> int:
     return int(np.prod(tuple(shape), dtype=np.int64))
 
 
-@dataclass
-class NnEnv:
-    """Device environment of the nn planners.
-
-    ``scratch(nbytes)`` returns a storage buffer the planner may use freely
-    within its launches; ``release()`` returns every scratch buffer handed
-    out (call it when the compiled step that holds the launches is dropped).
+def element_launch(kb: Any, wgsl: str, layout: UniformLayout, values: dict, resources: Sequence[Any],
+                   label: str) -> KernelLaunch:
+    """A launch of a one-thread-per-element kernel over ``values['total']`` elements.
 
     Example::
 
-        >>> env = NnEnv.create(get_context())          # doctest: +SKIP
-        >>> buf = env.scratch(1024); env.release()     # doctest: +SKIP
+        >>> element_launch(kb, src, layout, {"total": 1000}, [x, y], "im2col")   # doctest: +SKIP
     """
+    return kb.launch(wgsl, resources, kb.groups(values["total"], THREADS), (layout, values), label)
 
-    ctx: Any
-    pipelines: PipelineCache
-    matmul: Any  # MatmulPlanner (imported lazily: the autotuner touches the disk)
-    acquire: Callable[[int], Any]
-    give_back: Callable[[Any], None] | None = None
-    held: list = field(default_factory=list)
 
-    @classmethod
-    def create(cls, ctx: Any, pipelines: PipelineCache | None = None, matmul: Any = None, pool: Any = None,
-               autotune: bool | None = None) -> "NnEnv":
-        """An environment on ``ctx``; scratch comes from ``pool`` (a ``BufferPool``) when given."""
-        from .matmul import MatmulPlanner
-        from ..buffers import BufferPool
-
-        pipelines = pipelines or PipelineCache(ctx)
-        matmul = matmul or MatmulPlanner(ctx, pipelines, autotune=autotune)
-        pool = pool or BufferPool(ctx)
-        return cls(ctx, pipelines, matmul, pool.acquire, pool.release)
-
-    def scratch(self, nbytes: int) -> Any:
-        """A scratch storage buffer of at least ``nbytes`` (kept until :meth:`release`)."""
-        buf = self.acquire(max(int(nbytes), 16))
-        self.held.append(buf)
-        return buf
-
-    def release(self) -> None:
-        """Give back every scratch buffer handed out so far."""
-        if self.give_back is not None:
-            for buf in self.held:
-                self.give_back(buf)
-        self.held.clear()
-
-    @property
-    def max_binding(self) -> int:
-        """Largest storage buffer binding, in bytes."""
-        return int(self.ctx.limits.get("max-storage-buffer-binding-size", 1 << 27))
-
-    @property
-    def has_subgroups(self) -> bool:
-        """Whether WGSL subgroup operations may be used."""
-        return self.ctx.has("subgroup")
-
-    def launch(self, wgsl: str, layout: UniformLayout, values: dict, buffers: Sequence[Any], workgroups: int,
-               label: str) -> KernelLaunch:
-        """A launch of ``wgsl`` on ``buffers`` with the uniform block ``layout`` filled from ``values``."""
-        pipe = self.pipelines.get(wgsl)
-        ubuf = uniform_buffer(self.ctx, layout.pack(**values))
-        return KernelLaunch(self.ctx, pipe, list(buffers) + [ubuf], max(int(workgroups), 1), label=label,
-                            uniforms=(layout, dict(values)))
-
-    def elementwise_launch(self, wgsl: str, layout: UniformLayout, values: dict, buffers: Sequence[Any],
-                           label: str) -> KernelLaunch:
-        """A launch of a one-thread-per-element kernel over ``values['total']`` elements."""
-        return self.launch(wgsl, layout, values, buffers, -(-int(values["total"]) // THREADS), label)
+def max_binding(kb: Any) -> int:
+    """Largest storage-buffer binding of the adapter, in bytes."""
+    return kb.limit("max-storage-buffer-binding-size", 1 << 27)

@@ -23,9 +23,8 @@ per-image products with :func:`sum_rows_wgsl`, accumulating across chunks.
 
 Example::
 
-    >>> env = NnEnv.create(get_context())                                       # doctest: +SKIP
-    >>> launches = plan_conv2d(env, [x, w], [(2, 3, 8, 8), (4, 3, 3, 3)], y, (2, 4, 6, 6),
-    ...                        stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)  # doctest: +SKIP
+    >>> "cols[id]" in im2col_wgsl("f32")
+    True
 """
 
 from __future__ import annotations
@@ -35,7 +34,9 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 from ..pipelines import KernelLaunch, UniformLayout
-from .nn_common import ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL, NnEnv, storage_decls
+from .api import KernelError
+from .nn_common import (ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL, element_launch, float_elem, float_prelude,
+                        max_binding, storage_decls)
 
 # Column-matrix bytes per chunk of images: bounds scratch memory on large batches.
 COLUMN_BUDGET = 256 << 20
@@ -46,16 +47,16 @@ SUM_UNIFORMS = UniformLayout([("total", "u32"), ("rows", "u32"), ("accumulate", 
 
 
 @lru_cache(maxsize=None)
-def im2col_wgsl() -> str:
+def im2col_wgsl(elem: str = "f32") -> str:
     """WGSL: ``cols[n, c, i, j, oh, ow] = x[base + (n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW)]`` (0 outside).
 
     Example::
 
-        >>> "cols[id] = v;" in im2col_wgsl()
+        >>> "cols[id] = F(v);" in im2col_wgsl()
         True
     """
     return "\n".join([
-        CONV_UNIFORMS.wgsl_struct("Params"), storage_decls(["x", "cols"], ["cols"]), ELEMENT_INDEX_WGSL,
+        float_prelude(elem), CONV_UNIFORMS.wgsl_struct("Params"), storage_decls(["x", "cols"], ["cols"]), ELEMENT_INDEX_WGSL,
         ELEMENT_MAIN_WGSL + """
     var r = id;
     let ow = r % p.OW; r = r / p.OW;
@@ -67,24 +68,24 @@ def im2col_wgsl() -> str:
     let w = i32(ow * p.SW + j * p.DW) - i32(p.PW);
     var v = 0.0;
     if (h >= 0 && h < i32(p.H) && w >= 0 && w < i32(p.W)) {
-        v = x[p.base + (plane * p.H + u32(h)) * p.W + u32(w)];
+        v = f32(x[p.base + (plane * p.H + u32(h)) * p.W + u32(w)]);
     }
-    cols[id] = v;
+    cols[id] = F(v);
 }
 """])
 
 
 @lru_cache(maxsize=None)
-def col2im_wgsl() -> str:
+def col2im_wgsl(elem: str = "f32") -> str:
     """WGSL: each ``dx`` pixel sums the ``cols`` entries of every window tap that reads it.
 
     Example::
 
-        >>> "dx[p.base + id] = acc;" in col2im_wgsl()
+        >>> "dx[p.base + id] = F(acc);" in col2im_wgsl()
         True
     """
     return "\n".join([
-        CONV_UNIFORMS.wgsl_struct("Params"), storage_decls(["cols", "dx"], ["dx"]), ELEMENT_INDEX_WGSL,
+        float_prelude(elem), CONV_UNIFORMS.wgsl_struct("Params"), storage_decls(["cols", "dx"], ["dx"]), ELEMENT_INDEX_WGSL,
         ELEMENT_MAIN_WGSL + """
     var r = id;
     let w = r % p.W; r = r / p.W;
@@ -103,16 +104,16 @@ def col2im_wgsl() -> str:
             if (u32(tw) % p.SW != 0u) { continue; }
             let ow = u32(tw) / p.SW;
             if (ow >= p.OW) { continue; }
-            acc += cols[((plane * p.KH + i) * p.KW + j) * p.OH * p.OW + oh * p.OW + ow];
+            acc += f32(cols[((plane * p.KH + i) * p.KW + j) * p.OH * p.OW + oh * p.OW + ow]);
         }
     }
-    dx[p.base + id] = acc;
+    dx[p.base + id] = F(acc);
 }
 """])
 
 
 @lru_cache(maxsize=None)
-def sum_rows_wgsl() -> str:
+def sum_rows_wgsl(elem: str = "f32") -> str:
     """WGSL: ``out[i] = (accumulate ? out[i] : 0) + sum_r part[r * total + i]``.
 
     Example::
@@ -121,12 +122,12 @@ def sum_rows_wgsl() -> str:
         True
     """
     return "\n".join([
-        SUM_UNIFORMS.wgsl_struct("Params"), storage_decls(["part", "out"], ["out"]), ELEMENT_INDEX_WGSL,
+        float_prelude(elem), SUM_UNIFORMS.wgsl_struct("Params"), storage_decls(["part", "out"], ["out"]), ELEMENT_INDEX_WGSL,
         ELEMENT_MAIN_WGSL + """
     var acc = 0.0;
-    if (p.accumulate != 0u) { acc = out[id]; }
-    for (var r = 0u; r < p.rows; r = r + 1u) { acc += part[r * p.total + id]; }
-    out[id] = acc;
+    if (p.accumulate != 0u) { acc = f32(out[id]); }
+    for (var r = 0u; r < p.rows; r = r + 1u) { acc += f32(part[r * p.total + id]); }
+    out[id] = F(acc);
 }
 """])
 
@@ -185,15 +186,6 @@ class ConvGeometry:
         return dict(total=total, C=self.C, H=self.H, W=self.W, OH=self.OH, OW=self.OW, KH=self.KH, KW=self.KW,
                     SH=sh, SW=sw, PH=ph, PW=pw, DH=dh, DW=dw, base=base)
 
-    def chunk(self, budget: int, max_binding: int, extra_per_image: int = 0) -> int:
-        """Images per chunk so that one chunk's scratch stays under ``budget`` bytes."""
-        per_image = 4 * (self.C * self.KH * self.KW * self.P + extra_per_image)
-        if per_image > max_binding:
-            raise ValueError(f"conv2d: one image's column matrix ({per_image} bytes for C={self.C}, kernel "
-                             f"{self.KH}x{self.KW}, {self.OH}x{self.OW} outputs) exceeds the adapter's "
-                             f"storage binding limit of {max_binding} bytes")
-        return max(1, min(self.N, min(budget, max_binding) // per_image))
-
 
 def _geometry(x_shape, w_shape, out_hw, attrs) -> ConvGeometry:
     N, C, H, W = x_shape
@@ -214,22 +206,26 @@ class Operand:
     per_group: int
 
 
-def grouped_gemm(env: NnEnv, a: Operand, b: Operand, c: Operand, images: int, groups: int, M: int, N: int, K: int,
-                 trans_a: bool = False, trans_b: bool = False, lda: int | None = None,
-                 ldb: int | None = None) -> list[KernelLaunch]:
+def grouped_gemm(kb: Any, a: Operand, b: Operand, c: Operand, images: int, groups: int, M: int, N: int, K: int,
+                 trans_a: bool = False, trans_b: bool = False, dtype: str = "f32") -> list[KernelLaunch]:
     """``C[n, g] = op(A[n, g]) @ op(B[n, g])`` for every image and group, in as few matmul launches as possible.
 
-    One launch when (image, group) pairs are a linear batch for all three operands,
+    One launch when (image, group) pairs form a linear batch for all three operands,
     or when either count is 1; otherwise one launch per group or per image,
     whichever is fewer.
+
+    Example::
+
+        >>> grouped_gemm(kb, Operand(w, 0, 0, 27), Operand(cols, 0, 27 * 9, 0), Operand(y, 0, 4 * 9, 0),
+        ...              images=2, groups=1, M=4, N=9, K=27)                       # doctest: +SKIP
     """
 
     def run(batch, stride, offset):
         sa, sb, sc = stride
         oa, ob, oc = offset
-        return env.matmul.launch(a.buf, b.buf, c.buf, M, N, K, batch=batch, trans_a=trans_a, trans_b=trans_b,
-                                 lda=lda, ldb=ldb, stride_a=sa, stride_b=sb, stride_c=sc,
-                                 offset_a=oa, offset_b=ob, offset_c=oc)
+        return kb.matmul.launch(a.buf, b.buf, c.buf, M, N, K, batch=batch, trans_a=trans_a, trans_b=trans_b,
+                                stride_a=sa, stride_b=sb, stride_c=sc, offset_a=oa, offset_b=ob, offset_c=oc,
+                                dtype=dtype)
 
     ops = (a, b, c)
     bases = tuple(o.base for o in ops)
@@ -249,93 +245,129 @@ def _chunks(total: int, size: int):
         yield start, min(size, total - start)
 
 
-def plan_conv2d(env: NnEnv, ins: Sequence[Any], in_shapes: Sequence[tuple], out: Any, out_shape: tuple,
-                budget: int = COLUMN_BUDGET, **attrs) -> list[KernelLaunch]:
-    """Launches computing ``out = conv2d(x, w)``; ``ins = [x, w]`` are contiguous float32 buffers.
+class _Plan:
+    """One conv instruction being planned: geometry, element type, chunking, scratch."""
+
+    def __init__(self, kb, instr, inputs, out, x_shape, w_shape, out_hw, extra_per_image=0):
+        self.kb, self.elem = kb, float_elem(instr.op, *inputs, out)
+        self.geo = geo = _geometry(x_shape, w_shape, out_hw, instr.attrs)
+        self.itemsize = out.storage.itemsize
+        limit = max_binding(kb)
+        per_image = self.itemsize * (geo.C * geo.KH * geo.KW * geo.P + extra_per_image)
+        if per_image > limit:
+            raise KernelError.of(instr, inputs, f"one image's column matrix needs {per_image} bytes (C={geo.C}, "
+                                 f"kernel {geo.KH}x{geo.KW}, {geo.OH}x{geo.OW} positions), over this adapter's "
+                                 f"storage binding limit of {limit} bytes")
+        self.chunk = max(1, min(geo.N, min(COLUMN_BUDGET, limit) // per_image))
+        self.label = instr.op
+
+    def scratch(self, elements: int, what: str):
+        return self.kb.scratch(self.itemsize * elements, f"{self.label} {what}")
+
+    def columns(self):
+        """Scratch for one chunk's column matrix, or None when the input is its own columns."""
+        geo = self.geo
+        return None if geo.identity_columns else self.scratch(self.chunk * geo.C * geo.KH * geo.KW * geo.P, "cols")
+
+    def chunks(self):
+        return _chunks(self.geo.N, self.chunk)
+
+    def im2col(self, x, cols, n0, m):
+        geo = self.geo
+        values = geo.uniforms(m * geo.C * geo.KH * geo.KW * geo.P, n0 * geo.C * geo.H * geo.W)
+        return element_launch(self.kb, im2col_wgsl(self.elem), CONV_UNIFORMS, values, [x, cols],
+                              f"{self.label} im2col")
+
+    def col2im(self, cols, dx, n0, m):
+        geo = self.geo
+        values = geo.uniforms(m * geo.C * geo.H * geo.W, n0 * geo.C * geo.H * geo.W)
+        return element_launch(self.kb, col2im_wgsl(self.elem), CONV_UNIFORMS, values, [cols, dx],
+                              f"{self.label} col2im")
+
+    def gemm(self, *args, **kw):
+        return grouped_gemm(self.kb, *args, dtype=self.elem, **kw)
+
+
+def conv2d(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelLaunch]:
+    """Kernel of ``conv2d(x, w)`` (interface of :mod:`.api`): im2col per chunk, then ``W @ cols``.
 
     Example::
 
-        >>> plan_conv2d(env, [x, w], [(1, 3, 5, 5), (2, 3, 3, 3)], y, (1, 2, 3, 3))   # doctest: +SKIP
+        >>> launches = conv2d(kb, instr, [x_view, w_view], y_view)                   # doctest: +SKIP
     """
-    x, w = ins
-    geo = _geometry(in_shapes[0], in_shapes[1], out_shape[2:], attrs)
+    x, w = (v.buffer for v in inputs)
+    plan = _Plan(kb, instr, inputs, out, inputs[0].shape, inputs[1].shape, out.shape[2:])
+    geo = plan.geo
     G, K, P = geo.G, geo.K, geo.P
-    nb = geo.chunk(budget, env.max_binding)
-    cols = None if geo.identity_columns else env.scratch(4 * nb * geo.C * geo.KH * geo.KW * P)
+    cols = plan.columns()
     launches = []
-    for n0, m in _chunks(geo.N, nb):
-        x_base = n0 * geo.C * geo.H * geo.W
+    for n0, m in plan.chunks():
         if cols is None:
-            b = Operand(x, x_base, G * K * P, K * P)
+            b = Operand(x, n0 * geo.C * geo.H * geo.W, G * K * P, K * P)
         else:
-            total = m * geo.C * geo.KH * geo.KW * P
-            launches.append(env.elementwise_launch(im2col_wgsl(), CONV_UNIFORMS, geo.uniforms(total, x_base),
-                                                   [x, cols], "conv2d im2col"))
+            launches.append(plan.im2col(x, cols, n0, m))
             b = Operand(cols, 0, G * K * P, K * P)
-        launches += grouped_gemm(env, Operand(w, 0, 0, geo.Og * K), b,
-                                 Operand(out, n0 * geo.O * P, geo.O * P, geo.Og * P), m, G, geo.Og, P, K)
+        launches += plan.gemm(Operand(w, 0, 0, geo.Og * K), b,
+                              Operand(out.buffer, n0 * geo.O * P, geo.O * P, geo.Og * P), m, G, geo.Og, P, K)
     return launches
 
 
-def plan_conv2d_backward_input(env: NnEnv, ins: Sequence[Any], in_shapes: Sequence[tuple], out: Any,
-                               out_shape: tuple, budget: int = COLUMN_BUDGET, **attrs) -> list[KernelLaunch]:
-    """Launches computing ``dx = conv2d_backward_input(g, w)``; ``ins = [g, w]``.
+def conv2d_backward_input(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelLaunch]:
+    """Kernel of ``conv2d_backward_input(g, w)``: ``W^T @ g`` per chunk, then col2im into ``dx``.
 
     Example::
 
-        >>> plan_conv2d_backward_input(env, [g, w], [(1, 2, 3, 3), (2, 3, 3, 3)], dx, (1, 3, 5, 5),
-        ...                            input_size=(5, 5))                          # doctest: +SKIP
+        >>> launches = conv2d_backward_input(kb, instr, [g_view, w_view], dx_view)   # doctest: +SKIP
     """
-    g, w = ins
-    geo = _geometry(out_shape, in_shapes[1], in_shapes[0][2:], attrs)
+    g, w = (v.buffer for v in inputs)
+    plan = _Plan(kb, instr, inputs, out, out.shape, inputs[1].shape, inputs[0].shape[2:])
+    geo = plan.geo
     G, K, P = geo.G, geo.K, geo.P
-    nb = geo.chunk(budget, env.max_binding)
-    cols = None if geo.identity_columns else env.scratch(4 * nb * geo.C * geo.KH * geo.KW * P)
+    cols = plan.columns()
     launches = []
-    for n0, m in _chunks(geo.N, nb):
-        x_base = n0 * geo.C * geo.H * geo.W
-        c = Operand(out, x_base, G * K * P, K * P) if cols is None else Operand(cols, 0, G * K * P, K * P)
-        launches += grouped_gemm(env, Operand(w, 0, 0, geo.Og * K),
-                                 Operand(g, n0 * geo.O * P, geo.O * P, geo.Og * P), c, m, G, K, P, geo.Og,
-                                 trans_a=True, lda=K)
+    for n0, m in plan.chunks():
+        if cols is None:  # 1x1, stride 1, unpadded: the products land in dx directly
+            c = Operand(out.buffer, n0 * geo.C * geo.H * geo.W, G * K * P, K * P)
+        else:
+            c = Operand(cols, 0, G * K * P, K * P)
+        launches += plan.gemm(Operand(w, 0, 0, geo.Og * K), Operand(g, n0 * geo.O * P, geo.O * P, geo.Og * P),
+                              c, m, G, K, P, geo.Og, trans_a=True)
         if cols is not None:
-            total = m * geo.C * geo.H * geo.W
-            launches.append(env.elementwise_launch(col2im_wgsl(), CONV_UNIFORMS, geo.uniforms(total, x_base),
-                                                   [cols, out], "conv2d_backward_input col2im"))
+            launches.append(plan.col2im(cols, out.buffer, n0, m))
     return launches
 
 
-def plan_conv2d_backward_weight(env: NnEnv, ins: Sequence[Any], in_shapes: Sequence[tuple], out: Any,
-                                out_shape: tuple, budget: int = COLUMN_BUDGET, **attrs) -> list[KernelLaunch]:
-    """Launches computing ``dw = conv2d_backward_weight(g, x)``; ``ins = [g, x]``.
+def conv2d_backward_weight(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelLaunch]:
+    """Kernel of ``conv2d_backward_weight(g, x)``: per image ``g @ cols^T``, summed over images.
 
     Example::
 
-        >>> plan_conv2d_backward_weight(env, [g, x], [(1, 2, 3, 3), (1, 3, 5, 5)], dw, (2, 3, 3, 3),
-        ...                             kernel_size=(3, 3))                        # doctest: +SKIP
+        >>> launches = conv2d_backward_weight(kb, instr, [g_view, x_view], dw_view)  # doctest: +SKIP
     """
-    g, x = ins
-    geo = _geometry(in_shapes[1], out_shape, in_shapes[0][2:], attrs)
-    G, K, P, O = geo.G, geo.K, geo.P, geo.O
-    nb = geo.chunk(budget, env.max_binding, extra_per_image=O * K)
-    direct = geo.N == 1  # a single image's product is the gradient itself: no partial sums
-    cols = None if geo.identity_columns else env.scratch(4 * nb * geo.C * geo.KH * geo.KW * P)
-    part = None if direct else env.scratch(4 * nb * O * K)
+    g, x = (v.buffer for v in inputs)
+    O, Cg, KH, KW = out.shape
+    plan = _Plan(kb, instr, inputs, out, inputs[1].shape, out.shape, inputs[0].shape[2:],
+                 extra_per_image=O * Cg * KH * KW)
+    geo = plan.geo
+    G, K, P = geo.G, geo.K, geo.P
+    direct = geo.N == 1  # one image's product is the gradient itself: no partial sums
+    cols = plan.columns()
+    part = None if direct else plan.scratch(plan.chunk * O * K, "partial sums")
     launches = []
-    for n0, m in _chunks(geo.N, nb):
-        x_base = n0 * geo.C * geo.H * geo.W
+    for n0, m in plan.chunks():
         if cols is None:
-            b = Operand(x, x_base, G * K * P, K * P)
+            b = Operand(x, n0 * geo.C * geo.H * geo.W, G * K * P, K * P)
         else:
-            total = m * geo.C * geo.KH * geo.KW * P
-            launches.append(env.elementwise_launch(im2col_wgsl(), CONV_UNIFORMS, geo.uniforms(total, x_base),
-                                                   [x, cols], "conv2d_backward_weight im2col"))
+            launches.append(plan.im2col(x, cols, n0, m))
             b = Operand(cols, 0, G * K * P, K * P)
-        c = Operand(out, 0, 0, geo.Og * K) if direct else Operand(part, 0, O * K, geo.Og * K)
-        launches += grouped_gemm(env, Operand(g, n0 * O * P, O * P, geo.Og * P), b, c, m, G, geo.Og, K, P,
-                                 trans_b=True, ldb=P)
+        c = Operand(out.buffer, 0, 0, geo.Og * K) if direct else Operand(part, 0, O * K, geo.Og * K)
+        launches += plan.gemm(Operand(g, n0 * O * P, O * P, geo.Og * P), b, c, m, G, geo.Og, K, P, trans_b=True)
         if not direct:
             values = dict(total=O * K, rows=m, accumulate=int(n0 > 0))
-            launches.append(env.elementwise_launch(sum_rows_wgsl(), SUM_UNIFORMS, values, [part, out],
-                                                   "conv2d_backward_weight sum"))
+            launches.append(element_launch(kb, sum_rows_wgsl(plan.elem), SUM_UNIFORMS, values, [part, out.buffer],
+                                           f"{instr.op} sum"))
     return launches
+
+
+KERNELS = {"conv2d": conv2d, "conv2d_backward_input": conv2d_backward_input,
+           "conv2d_backward_weight": conv2d_backward_weight}

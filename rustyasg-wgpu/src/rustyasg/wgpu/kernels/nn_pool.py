@@ -21,7 +21,7 @@ and for w; sizes live in a uniform block so one pipeline serves every shape.
 Example::
 
     >>> src = pool_wgsl(PoolSpec("max", adaptive=False, index="i64", value=False))
-    >>> "fn window_h" in src and "idx[2u * id]" in src
+    >>> "fn window_h" in src and "idx[id] = i64_from_i32(arg)" in src
     True
 """
 
@@ -32,7 +32,9 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 from ..pipelines import KernelLaunch, UniformLayout
-from .nn_common import ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL, NnEnv, numel, storage_decls
+from .api import STORAGES, KernelBuilder
+from .nn_common import (ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL, element_launch, float_elem, float_prelude, numel,
+                        storage_decls)
 
 POOL_UNIFORMS = UniformLayout([(n, "u32") for n in (
     "total", "H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW")] + [("divisor", "f32")])
@@ -92,8 +94,10 @@ class PoolSpec:
 
     ``reduce``: ``max``/``avg``; ``adaptive``: adaptive windows; ``divisor``:
     ``valid``/``pad``/``override`` (avg); ``backward``: gather the gradient into
-    the input; ``value``: write pooled values; ``index``: ``None``, ``"i64"``
-    (two u32 words per element, PyTorch's int64 indices) or ``"u32"`` (scratch).
+    the input; ``value``: write pooled values; ``index``: ``None``, ``"u32"``
+    (scratch for the backward kernel) or the name of the output's
+    :class:`~rustyasg.wgpu.kernels.api.Storage` (``"i64"`` for PyTorch's int64
+    indices); ``elem``: the float element type (``f32``/``f16``).
 
     Example::
 
@@ -109,6 +113,7 @@ class PoolSpec:
     backward: bool = False
     value: bool = True
     index: str | None = None
+    elem: str = "f32"
 
     @property
     def inputs(self) -> tuple:
@@ -136,11 +141,11 @@ def _forward_body(spec: PoolSpec) -> str:
         result = f"acc / {_DIVISORS[spec.divisor]}"
     writes = []
     if spec.value:
-        writes.append(f"y[id] = {result};")
-    if spec.index == "i64":
-        writes += ["idx[2u * id] = u32(arg);", "idx[2u * id + 1u] = 0u;"]
-    elif spec.index == "u32":
+        writes.append(f"y[id] = F({result});")
+    if spec.index == "u32":
         writes.append("idx[id] = u32(arg);")
+    elif spec.index:
+        writes.append(STORAGES[spec.index].store_index("idx", "id", "arg") + ";")
     store = "\n    ".join(writes)
     return f"""
     var r = id;
@@ -157,7 +162,7 @@ def _forward_body(spec: PoolSpec) -> str:
         for (var j = 0; j < ww.y; j = j + 1) {{
             let w = ww.x + j * ww.z;
             if (w < 0 || w >= i32(p.W)) {{ continue; }}
-            let v = x[base + u32(h) * p.W + u32(w)];
+            let v = f32(x[base + u32(h) * p.W + u32(w)]);
             {update}
         }}
     }}
@@ -168,10 +173,10 @@ def _forward_body(spec: PoolSpec) -> str:
 
 def _backward_body(spec: PoolSpec) -> str:
     if spec.reduce == "max":
-        add = "if (idx[o] == h * p.W + w) { acc += g[o]; }"
+        add = "if (idx[o] == h * p.W + w) { acc += f32(g[o]); }"
     else:
         add = f"let wh = window_h(u32(oh));\n            let ww = window_w(u32(ow));\n" \
-              f"            acc += g[o] / {_DIVISORS[spec.divisor]};"
+              f"            acc += f32(g[o]) / {_DIVISORS[spec.divisor]};"
     return f"""
     var r = id;
     let w = r % p.W; r = r / p.W;
@@ -189,7 +194,7 @@ def _backward_body(spec: PoolSpec) -> str:
             {add}
         }}
     }}
-    dx[id] = acc;
+    dx[id] = F(acc);
 }}
 """
 
@@ -200,9 +205,13 @@ def pool_wgsl(spec: PoolSpec) -> str:
     kind = "adaptive" if spec.adaptive else "window"
     axes = "".join(_AXIS_TEMPLATES[kind].format(a=a, A=A, I=I) for a, A, I in (("h", "H", "H"), ("w", "W", "W")))
     names = spec.inputs + spec.outputs
-    types = {"idx": "u32"}
+    index = STORAGES.get(spec.index) if spec.index != "u32" else None
+    types = {"idx": index.elem if index else "u32"}
     body = _backward_body(spec) if spec.backward else _forward_body(spec)
-    return "\n".join([POOL_UNIFORMS.wgsl_struct("Params"), storage_decls(names, spec.outputs, types), axes,
+    header = KernelBuilder.header(index) if index else ""
+    # enable directives (f16) must come before the int64 helper functions
+    return "\n".join([float_prelude(spec.elem), header, POOL_UNIFORMS.wgsl_struct("Params"),
+                      storage_decls(names, spec.outputs, types), axes,
                       _TAP_WGSL, ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL + body])
 
 
@@ -222,50 +231,50 @@ def _divisor_rule(attrs: dict) -> str:
     return "pad" if attrs.get("count_include_pad", False) else "valid"
 
 
-def _pool_launch(env: NnEnv, spec: PoolSpec, buffers: Sequence[Any], in_shape, out_hw, attrs, label):
+def _pool_launch(kb: Any, spec: PoolSpec, resources: Sequence[Any], in_shape, out_hw, attrs, label):
     total = numel(in_shape) if spec.backward else numel(in_shape[:2]) * out_hw[0] * out_hw[1]
     values = _uniforms(total, in_shape[2:], out_hw, attrs)
-    return env.elementwise_launch(pool_wgsl(spec), POOL_UNIFORMS, values, buffers, label)
+    return element_launch(kb, pool_wgsl(spec), POOL_UNIFORMS, values, resources, label)
 
 
-def make_pool_planner(op: str, reduce: str, adaptive: bool, what: str):
-    """Planner of one pooling op; ``what`` is ``forward``, ``indices`` or ``backward``.
-
-    The planner's signature is ``(env, ins, in_shapes, out, out_shape, **attrs) -> [KernelLaunch]``.
+def make_pool_kernel(op: str, reduce: str, adaptive: bool, what: str):
+    """The kernel (interface of :mod:`.api`) of one pooling op; ``what`` is ``forward``,
+    ``indices`` or ``backward``.
 
     Example::
 
-        >>> plan = make_pool_planner("max_pool2d", "max", False, "forward")
-        >>> plan.__name__
-        'plan_max_pool2d'
+        >>> make_pool_kernel("max_pool2d", "max", False, "forward").__name__
+        'max_pool2d'
     """
 
-    def plan(env: NnEnv, ins: Sequence[Any], in_shapes: Sequence[tuple], out: Any, out_shape: tuple,
-             **attrs) -> list[KernelLaunch]:
+    def kernel(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelLaunch]:
+        attrs = instr.attrs
         divisor = _divisor_rule(attrs) if reduce == "avg" else "valid"
+        x = inputs[-1] if what == "backward" and reduce == "max" else inputs[0]
         if what == "indices":
-            spec = PoolSpec(reduce, adaptive, value=False, index="i64")
-            return [_pool_launch(env, spec, [ins[0], out], in_shapes[0], out_shape[2:], attrs, op)]
+            spec = PoolSpec(reduce, adaptive, value=False, index=out.storage.name,
+                            elem=float_elem(op, x))
+            return [_pool_launch(kb, spec, [x, out], x.shape, out.shape[2:], attrs, op)]
+        elem = float_elem(op, *inputs, out)
         if what == "forward":
-            spec = PoolSpec(reduce, adaptive, divisor)
-            return [_pool_launch(env, spec, [ins[0], out], in_shapes[0], out_shape[2:], attrs, op)]
-        g_shape = in_shapes[0]
-        out_hw = g_shape[2:]
+            spec = PoolSpec(reduce, adaptive, divisor, elem=elem)
+            return [_pool_launch(kb, spec, [x, out], x.shape, out.shape[2:], attrs, op)]
+        g = inputs[0]
         launches = []
-        if reduce == "max":  # route by the window maxima of x, found by the forward kernel
-            idx = env.scratch(4 * numel(g_shape))
-            spec = PoolSpec("max", adaptive, value=False, index="u32")
-            launches.append(_pool_launch(env, spec, [ins[1], idx], in_shapes[1], out_hw, attrs, f"{op} argmax"))
-            buffers = [ins[0], idx, out]
+        if reduce == "max":  # route by the window maxima of x, found by the forward kernel in index mode
+            idx = kb.scratch(4 * g.size, f"{op} argmax")
+            spec = PoolSpec("max", adaptive, value=False, index="u32", elem=elem)
+            launches.append(_pool_launch(kb, spec, [x, idx], x.shape, g.shape[2:], attrs, f"{op} argmax"))
+            resources = [g, idx, out]
         else:
-            buffers = [ins[0], out]
-        spec = PoolSpec(reduce, adaptive, divisor, backward=True)
-        launches.append(_pool_launch(env, spec, buffers, out_shape, out_hw, attrs, op))
+            resources = [g, out]
+        spec = PoolSpec(reduce, adaptive, divisor, backward=True, elem=elem)
+        launches.append(_pool_launch(kb, spec, resources, out.shape, g.shape[2:], attrs, op))
         return launches
 
-    plan.__name__ = plan.__qualname__ = f"plan_{op}"
-    plan.__doc__ = f"Launches computing ``{op}`` (see :mod:`rustyasg.wgpu.kernels.nn_pool`)."
-    return plan
+    kernel.__name__ = kernel.__qualname__ = op
+    kernel.__doc__ = f"Kernel of ``{op}`` (see :mod:`rustyasg.wgpu.kernels.nn_pool`)."
+    return kernel
 
 
 # op name -> (reduce, adaptive, what); the backward ops of max pooling take (g, x),
@@ -283,4 +292,4 @@ POOL_OPS = {
     "adaptive_avg_pool2d_backward": ("avg", True, "backward"),
 }
 
-POOL_PLANNERS = {op: make_pool_planner(op, *how) for op, how in POOL_OPS.items()}
+KERNELS = {op: make_pool_kernel(op, *how) for op, how in POOL_OPS.items()}
