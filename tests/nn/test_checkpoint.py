@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import doctest
+import importlib
 import os
 
 import numpy as np
@@ -177,3 +178,9 @@ def test_restore_latest_skips_a_damaged_file(tmp_path):
     with pytest.warns(UserWarning, match="unreadable"):
         ckpt = mgr.restore_latest(model={"w": w})
     assert ckpt.step == 1 and w.value()[0] == 1
+
+
+@pytest.mark.parametrize("name", ['rustyasg.nn.checkpoint'])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted and not result.failed, f"{result.failed} of {result.attempted} examples failed in {name}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -72,3 +75,9 @@ def test_bad_arguments():
         clip_grad_norm([None], 1.0)
     with pytest.raises(ValueError, match="clip_value"):
         clip_grad_value([g], -1.0)
+
+
+@pytest.mark.parametrize("name", ['rustyasg.nn.clip'])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted and not result.failed, f"{result.failed} of {result.attempted} examples failed in {name}"

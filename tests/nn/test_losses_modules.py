@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -102,3 +105,9 @@ def test_symbolic_batch_and_ignored_everything():
     # every target ignored: PyTorch gives nan for the mean (0 / 0), and so do we
     with np.errstate(invalid="ignore"):
         assert np.isnan(fn(xv[:2], np.array([-100, -100])))
+
+
+@pytest.mark.parametrize("name", ['rustyasg.nn.losses', 'rustyasg.nn.losses._common', 'rustyasg.nn.losses.regression', 'rustyasg.nn.losses.classification', 'rustyasg.nn.losses.margin', 'rustyasg.nn.losses.modules'])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted and not result.failed, f"{result.failed} of {result.attempted} examples failed in {name}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -146,7 +149,7 @@ def test_loads_a_pytorch_state_dict(rng):
         tw = torch.tensor(rng.normal(size=3), requires_grad=True)
         topt = getattr(torch.optim, name)([tw], **settings)
 
-        def torch_step():
+        def torch_step(topt=topt, tw=tw):
             topt.zero_grad()
             loss = ((torch.tensor(a) @ tw - torch.tensor(b)) ** 2).sum()
             loss.backward()
@@ -188,3 +191,9 @@ def test_mixed_dtype_group(rng):
     before = w32.value()
     rg.function([], loss, updates=upd, backend="reference")()
     assert w32.value().dtype == np.float32 and np.all(np.abs(w32.value()) < np.abs(before))
+
+
+@pytest.mark.parametrize("name", ['rustyasg.nn.optim', 'rustyasg.nn.optim.optimizer', 'rustyasg.nn.optim.param_group', 'rustyasg.nn.optim.sgd', 'rustyasg.nn.optim.adam', 'rustyasg.nn.optim.rmsprop'])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted and not result.failed, f"{result.failed} of {result.attempted} examples failed in {name}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 import warnings
 
@@ -128,3 +130,9 @@ def test_bad_arguments():
         S.WarmupCosineAnnealingLR(opt, warmup_steps=10, total_steps=10)
     with pytest.raises(KeyError, match="initial_lr"):
         S.ExponentialLR(optim.SGD([rg.variable(np.zeros(2), name="w")]), gamma=0.9, last_epoch=5)
+
+
+@pytest.mark.parametrize("name", ['rustyasg.nn.schedulers'])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted and not result.failed, f"{result.failed} of {result.attempted} examples failed in {name}"

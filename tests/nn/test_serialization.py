@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import os
 
 import numpy as np
@@ -135,3 +137,9 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         atomic_write(path, broken)
     np.testing.assert_array_equal(load_safetensors(path)["w"], np.ones(3))
     assert os.listdir(tmp_path) == ["keep.safetensors"]
+
+
+@pytest.mark.parametrize("name", ['rustyasg.nn.serialization'])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted and not result.failed, f"{result.failed} of {result.attempted} examples failed in {name}"

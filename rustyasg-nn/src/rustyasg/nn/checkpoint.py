@@ -230,7 +230,7 @@ class CheckpointManager:
             try:
                 metrics = json.loads(safetensors_metadata(entry.path).get("metrics", "{}"))
             except (CorruptFileError, ValueError) as exc:
-                warnings.warn(f"skipping unreadable checkpoint {entry.path}: {exc}")
+                warnings.warn(f"skipping unreadable checkpoint {entry.path}: {exc}", stacklevel=2)
                 continue
             self._records[int(m.group(1))] = (Path(entry.path), metrics)
 
@@ -298,7 +298,7 @@ class CheckpointManager:
             try:
                 return load_checkpoint(path, **objects)
             except CorruptFileError as exc:  # a mismatch is not the file's fault: it propagates
-                warnings.warn(f"checkpoint {path} is unreadable, trying an older one: {exc}")
+                warnings.warn(f"checkpoint {path} is unreadable, trying an older one: {exc}", stacklevel=2)
         return None
 
     def restore_best(self, **objects) -> Optional[Checkpoint]:

@@ -19,6 +19,10 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, List
 
+import numpy as np  # noqa: F401  (the examples use np)
+
+import rustyasg.core as rg  # noqa: F401  (the examples use rg)
+
 
 class LRScheduler:
     """Base class: subclasses implement ``lr_at(step, base_lr)``.
@@ -67,7 +71,13 @@ class LRScheduler:
 
 
 class StepLR(LRScheduler):
-    """``base_lr * gamma ** (step // step_size)`` (``torch.optim.lr_scheduler.StepLR``)."""
+    """``base_lr * gamma ** (step // step_size)`` (``torch.optim.lr_scheduler.StepLR``).
+
+    >>> from rustyasg.nn.optim import SGD
+    >>> opt = SGD([rg.variable(np.zeros(1), name="w")], lr=1.0)
+    >>> s = StepLR(opt, step_size=10, gamma=0.5); s.lr_at(25, 1.0)
+    0.25
+    """
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
         if step_size < 1:
@@ -80,7 +90,13 @@ class StepLR(LRScheduler):
 
 
 class ExponentialLR(LRScheduler):
-    """``base_lr * gamma ** step`` (``torch.optim.lr_scheduler.ExponentialLR``)."""
+    """``base_lr * gamma ** step`` (``torch.optim.lr_scheduler.ExponentialLR``).
+
+    >>> from rustyasg.nn.optim import SGD
+    >>> opt = SGD([rg.variable(np.zeros(1), name="w")], lr=1.0)
+    >>> round(ExponentialLR(opt, gamma=0.9).lr_at(2, 1.0), 6)
+    0.81
+    """
 
     def __init__(self, optimizer, gamma: float, last_epoch: int = -1):
         self.gamma = float(gamma)
@@ -104,6 +120,11 @@ class CosineAnnealingLR(LRScheduler):
     """``eta_min + (base_lr - eta_min) (1 + cos(pi step / T_max)) / 2`` (``CosineAnnealingLR``).
 
     As in PyTorch, past ``T_max`` the cosine continues (the rate rises again).
+
+    >>> from rustyasg.nn.optim import SGD
+    >>> opt = SGD([rg.variable(np.zeros(1), name="w")], lr=1.0)
+    >>> CosineAnnealingLR(opt, T_max=10, eta_min=0.1).lr_at(5, 1.0)
+    0.55
     """
 
     def __init__(self, optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):  # noqa: N803
@@ -121,6 +142,11 @@ class LinearWarmupLR(LRScheduler):
 
     With ``start_factor > 0`` this is PyTorch's ``LinearLR(start_factor, end_factor, total_iters)``;
     the default ramps from 0 as usual for warmup.
+
+    >>> from rustyasg.nn.optim import SGD
+    >>> opt = SGD([rg.variable(np.zeros(1), name="w")], lr=1.0)
+    >>> LinearWarmupLR(opt, warmup_steps=4).lr_at(1, 1.0)
+    0.25
     """
 
     def __init__(self, optimizer, warmup_steps: int, start_factor: float = 0.0, end_factor: float = 1.0,
@@ -142,6 +168,12 @@ class WarmupCosineAnnealingLR(LRScheduler):
 
     Equals PyTorch's ``SequentialLR([LinearLR(f, 1, W), CosineAnnealingLR(total - W, eta_min)], [W])``
     up to ``total_steps`` (where PyTorch's cosine would start rising again).
+
+    >>> from rustyasg.nn.optim import SGD
+    >>> opt = SGD([rg.variable(np.zeros(1), name="w")], lr=1.0)
+    >>> s = WarmupCosineAnnealingLR(opt, warmup_steps=2, total_steps=12)
+    >>> [round(s.lr_at(t, 1.0), 3) for t in (0, 1, 2, 7, 12, 20)]
+    [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
     """
 
     def __init__(self, optimizer, warmup_steps: int, total_steps: int, eta_min: float = 0.0,

@@ -55,6 +55,10 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     ``input`` is (C,), (N, C) or (N, C, d1, ...); ``target`` holds class indices shaped like
     ``input`` without the class axis. The mean is weighted: ``sum(w[t] * l) / sum(w[t])``
     over entries whose target is not ``ignore_index``.
+
+    >>> logp, y = rg.input((2, 3), "float64", name="logp"), rg.input((2,), "int64", name="y")
+    >>> round(float(rg.evaluate(nll_loss(logp, y), {logp: np.log(np.full((2, 3), 0.25)), y: [0, 2]})), 4)
+    1.3863
     """
     check_reduction("nll_loss", reduction)
     logp = as_float("nll_loss", input)
@@ -91,6 +95,10 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
       floating class probabilities shaped like ``input``.
     - ``weight``: per-class weights (C,); ``ignore_index`` (index targets only) contributes nothing.
     - ``label_smoothing`` in [0, 1]: mixes the target with the uniform distribution.
+
+    >>> x, y = rg.input((2, 3), "float64", name="x"), rg.input((2,), "int64", name="y")
+    >>> round(float(rg.evaluate(cross_entropy(x, y, ignore_index=2), {x: np.zeros((2, 3)), y: [0, 2]})), 4)
+    1.0986
     """
     check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -115,6 +123,10 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean") ->
     """Binary cross entropy of probabilities in [0, 1] (``F.binary_cross_entropy``).
 
     Each log is clamped at -100, as PyTorch does, so saturated probabilities give a finite loss.
+
+    >>> p, t = rg.input((2,), "float64", name="p"), rg.input((2,), "float64", name="t")
+    >>> round(float(rg.evaluate(binary_cross_entropy(p, t), {p: [0.5, 0.5], t: [1.0, 0.0]})), 4)
+    0.6931
     """
     x = as_float("binary_cross_entropy", input)
     t = as_float("binary_cross_entropy", target, x, "target")
@@ -131,6 +143,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
 
     ``loss = (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x)``; ``pos_weight`` (broadcast along the
     last axis, one entry per class) scales the positive term.
+
+    >>> x, t = rg.input((2,), "float64", name="x"), rg.input((2,), "float64", name="t")
+    >>> loss = binary_cross_entropy_with_logits(x, t, pos_weight=np.array([3.0, 3.0]), reduction="none")
+    >>> np.round(rg.evaluate(loss, {x: [0.0, 0.0], t: [1.0, 0.0]}), 4)
+    array([2.0794, 0.6931])
     """
     x = as_float("binary_cross_entropy_with_logits", input)
     t = as_float("binary_cross_entropy_with_logits", target, x, "target")
@@ -150,6 +167,10 @@ def kl_div(input, target, reduction: str = "mean", log_target: bool = False) -> 
 
     ``log_target=True`` takes the target in log space too. ``reduction='batchmean'`` divides
     the sum by the batch size (the mathematically correct KL); ``'mean'`` averages every element.
+
+    >>> logq, p = rg.input((2,), "float64", name="logq"), rg.input((2,), "float64", name="p")
+    >>> float(rg.evaluate(kl_div(logq, p, reduction="sum"), {logq: np.log([0.5, 0.5]), p: [0.5, 0.5]}))
+    0.0
     """
     check_reduction("kl_div", reduction, ("mean", "batchmean", "sum", "none"))
     x = as_float("kl_div", input)
@@ -169,6 +190,10 @@ def sigmoid_focal_loss(inputs, targets, alpha: float = 0.25, gamma: float = 2.0,
     """Focal loss of RetinaNet on logits (``torchvision.ops.sigmoid_focal_loss``, same defaults).
 
     ``alpha_t * (1 - p_t) ** gamma * BCEWithLogits``; a negative ``alpha`` disables the weighting.
+
+    >>> x, t = rg.input((2,), "float64", name="x"), rg.input((2,), "float64", name="t")
+    >>> np.round(rg.evaluate(sigmoid_focal_loss(x, t), {x: [0.0, 0.0], t: [1.0, 0.0]}), 4)
+    array([0.0433, 0.13  ])
     """
     check_reduction("sigmoid_focal_loss", reduction)
     if gamma < 0:

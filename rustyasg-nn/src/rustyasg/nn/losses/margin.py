@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np  # noqa: F401  (the examples use np)
+
 import rustyasg.core as rg
 from rustyasg.core import Tensor
 from rustyasg.core.shapes import format_shape
@@ -27,7 +29,12 @@ def _sign_target(loss: str, target, like: Tensor) -> Tensor:
 
 
 def hinge_embedding_loss(input, target, margin: float = 1.0, reduction: str = "mean") -> Tensor:  # noqa: A002
-    """``x`` where the target is 1, ``max(0, margin - x)`` where it is -1 (``F.hinge_embedding_loss``)."""
+    """``x`` where the target is 1, ``max(0, margin - x)`` where it is -1 (``F.hinge_embedding_loss``).
+
+    >>> x = rg.input((2,), "float64", name="x")
+    >>> rg.evaluate(hinge_embedding_loss(x, np.array([1.0, -1.0]), reduction="none"), {x: [0.3, 0.4]})
+    array([0.3, 0.6])
+    """
     x = as_float("hinge_embedding_loss", input)
     t = _sign_target("hinge_embedding_loss", target, x)
     same_shape("hinge_embedding_loss", x, t)
@@ -41,6 +48,10 @@ def multi_margin_loss(input, target, p: int = 1, margin: float = 1.0, weight=Non
 
     For each sample, ``sum_{j != y} max(0, margin - x[y] + x[j]) ** p * w[y] / C`` with
     ``input`` (N, C) or (C,) and integer ``target`` (N,) or ().
+
+    >>> x = rg.input((3,), "float64", name="x")
+    >>> round(float(rg.evaluate(multi_margin_loss(x, np.array(0)), {x: [1.0, 0.5, 0.2]})), 4)
+    0.2333
     """
     name = "multi_margin_loss"
     if p not in (1, 2):
@@ -69,6 +80,10 @@ def cosine_embedding_loss(input1, input2, target, margin: float = 0.0, reduction
     """``1 - cos`` for target 1, ``max(0, cos - margin)`` for target -1 (``F.cosine_embedding_loss``).
 
     Inputs are (N, D) or (D,), compared along the last axis.
+
+    >>> a, b = rg.input((1, 2), "float64", name="a"), rg.input((1, 2), "float64", name="b")
+    >>> float(rg.evaluate(cosine_embedding_loss(a, b, np.array([1.0])), {a: [[1.0, 0.0]], b: [[0.0, 1.0]]}))
+    1.0
     """
     name = "cosine_embedding_loss"
     a = as_float(name, input1)
@@ -110,6 +125,10 @@ def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: floa
     """``max(0, margin + d(a, p) - d(a, n))`` with the p-norm distance (``F.triplet_margin_loss``).
 
     ``swap=True`` uses ``min(d(a, n), d(p, n))`` as the negative distance (Balntas et al.).
+
+    >>> a, p, n = (rg.input((1, 2), "float64", name=k) for k in "apn")
+    >>> float(rg.evaluate(triplet_margin_loss(a, p, n, eps=0.0), {a: [[0.0, 0.0]], p: [[0.0, 1.0]], n: [[0.0, 1.5]]}))
+    0.5
     """
     name = "triplet_margin_loss"
     a = as_float(name, anchor)
@@ -127,7 +146,12 @@ def triplet_margin_loss(anchor, positive, negative, margin: float = 1.0, p: floa
 
 
 def margin_ranking_loss(input1, input2, target, margin: float = 0.0, reduction: str = "mean") -> Tensor:
-    """``max(0, -y (x1 - x2) + margin)``: rank ``x1`` above ``x2`` where ``y = 1`` (``F.margin_ranking_loss``)."""
+    """``max(0, -y (x1 - x2) + margin)``: rank ``x1`` above ``x2`` where ``y = 1`` (``F.margin_ranking_loss``).
+
+    >>> a, b = rg.input((2,), "float64", name="a"), rg.input((2,), "float64", name="b")
+    >>> rg.evaluate(margin_ranking_loss(a, b, np.array([1.0, -1.0]), reduction="none"), {a: [2.0, 2.0], b: [1.0, 1.0]})
+    array([0., 1.])
+    """
     name = "margin_ranking_loss"
     a = as_float(name, input1)
     b = as_float(name, input2, a, "input2")

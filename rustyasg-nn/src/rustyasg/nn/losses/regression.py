@@ -24,12 +24,22 @@ def _difference(loss: str, input, target) -> Tensor:
 
 
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:  # noqa: A002 - PyTorch's names
-    """Squared error ``(input - target) ** 2``, reduced (``torch.nn.functional.mse_loss``)."""
+    """Squared error ``(input - target) ** 2``, reduced (``torch.nn.functional.mse_loss``).
+
+    >>> x, t = rg.input((2,), "float64", name="x"), rg.input((2,), "float64", name="t")
+    >>> float(rg.evaluate(mse_loss(x, t), {x: [0.0, 3.0], t: [1.0, 1.0]}))
+    2.5
+    """
     return reduce_loss(rg.square(_difference("mse_loss", input, target)), reduction, "mse_loss")
 
 
 def l1_loss(input, target, reduction: str = "mean") -> Tensor:  # noqa: A002
-    """Absolute error ``|input - target|``, reduced (``F.l1_loss``)."""
+    """Absolute error ``|input - target|``, reduced (``F.l1_loss``).
+
+    >>> x, t = rg.input((2,), "float64", name="x"), rg.input((2,), "float64", name="t")
+    >>> float(rg.evaluate(l1_loss(x, t), {x: [0.0, 3.0], t: [1.0, 1.0]}))
+    1.5
+    """
     return reduce_loss(rg.abs(_difference("l1_loss", input, target)), reduction, "l1_loss")
 
 
@@ -37,6 +47,10 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) ->
     """Quadratic below ``beta``, linear above: ``0.5 d**2 / beta`` or ``|d| - 0.5 beta`` (``F.smooth_l1_loss``).
 
     ``beta = 0`` is exactly the L1 loss, as in PyTorch.
+
+    >>> x, t = rg.input((2,), "float64", name="x"), rg.input((2,), "float64", name="t")
+    >>> rg.evaluate(smooth_l1_loss(x, t, reduction="none"), {x: [0.0, 3.0], t: [1.0, 1.0]})
+    array([0.5, 1.5])
     """
     if beta < 0:
         fail("smooth_l1_loss", f"beta must be >= 0, got {beta}")
@@ -47,7 +61,12 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0) ->
 
 
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:  # noqa: A002
-    """Quadratic below ``delta``, linear above: ``0.5 d**2`` or ``delta (|d| - 0.5 delta)`` (``F.huber_loss``)."""
+    """Quadratic below ``delta``, linear above: ``0.5 d**2`` or ``delta (|d| - 0.5 delta)`` (``F.huber_loss``).
+
+    >>> x, t = rg.input((2,), "float64", name="x"), rg.input((2,), "float64", name="t")
+    >>> rg.evaluate(huber_loss(x, t, reduction="none", delta=0.5), {x: [0.0, 3.0], t: [0.2, 1.0]})
+    array([0.02 , 0.875])
+    """
     if delta <= 0:
         fail("huber_loss", f"delta must be > 0, got {delta}")
     d = _difference("huber_loss", input, target)

@@ -15,13 +15,20 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np  # noqa: F401  (the examples use np)
+
 import rustyasg.core as rg
 
 from .optimizer import Optimizer, log_or_ninf
 
 
 class Adam(Optimizer):
-    """Adam with L2 ``weight_decay`` added to the gradient; ``amsgrad`` keeps the running maximum of ``v``."""
+    """Adam with L2 ``weight_decay`` added to the gradient; ``amsgrad`` keeps the running maximum of ``v``.
+
+    >>> w = rg.variable(np.zeros(3, np.float32), name="w")
+    >>> Adam([{"params": [w], "lr": 1e-2}], amsgrad=True).param_groups[0]["lr"]
+    0.01
+    """
 
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False,
                 "maximize": False}
@@ -76,7 +83,12 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay: ``p *= 1 - lr * weight_decay`` before the Adam step."""
+    """Adam with decoupled weight decay: ``p *= 1 - lr * weight_decay`` before the Adam step.
+
+    >>> w = rg.variable(np.zeros(3, np.float32), name="w")
+    >>> AdamW([w]).param_groups[0]["weight_decay"]   # PyTorch's default
+    0.01
+    """
 
     defaults = {**Adam.defaults, "weight_decay": 1e-2}
     decoupled = True

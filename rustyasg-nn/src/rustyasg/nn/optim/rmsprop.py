@@ -11,13 +11,20 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np  # noqa: F401  (the examples use np)
+
 import rustyasg.core as rg
 
 from .optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
-    """Divide the gradient by a running RMS of past gradients (``centered``: by their running std)."""
+    """Divide the gradient by a running RMS of past gradients (``centered``: by their running std).
+
+    >>> w = rg.variable(np.zeros(3, np.float32), name="w")
+    >>> RMSprop([w], centered=True).param_groups[0]["alpha"]
+    0.99
+    """
 
     defaults = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False,
                 "maximize": False}

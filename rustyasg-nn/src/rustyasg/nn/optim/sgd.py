@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np  # noqa: F401  (the examples use np)
+
 import rustyasg.core as rg
 
 from .optimizer import Optimizer
@@ -21,6 +23,10 @@ class SGD(Optimizer):
 
     The momentum buffer starts as the first gradient (no dampening on the first step), like
     PyTorch's lazily created buffer; a per-parameter ``step`` counter tells the first step apart.
+
+    >>> w = rg.variable(np.zeros(3, np.float32), name="w")
+    >>> SGD([w], lr=0.1, momentum=0.9, nesterov=True).param_groups[0]["nesterov"]
+    True
     """
 
     defaults = {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
