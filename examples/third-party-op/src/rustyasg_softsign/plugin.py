@@ -1,0 +1,51 @@
+"""The plugin module named by this package's ``rustyasg.plugins`` entry point.
+
+Two hooks, nothing else: the op declaration (for every backend: shape rule,
+gradient rule, float64 reference, conformance examples) and a kernel for the
+``cpu`` backend (an elementwise formula, so it fuses with the built-in ops).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rustyasg.core.hookspecs import hookimpl
+from rustyasg.core.registry import Example, InputSpec, OpDef, TensorType
+
+
+def _infer(types):
+    (x,) = types
+    if x.dtype.kind != "f":
+        raise TypeError(f"softsign needs a floating-point tensor, got {x.dtype}")
+    return TensorType(x.shape, x.dtype)
+
+
+def _reference(x):
+    return x / (1.0 + np.abs(x))
+
+
+def _grad(g, y, x):
+    # d/dx x/(1+|x|) = 1/(1+|x|)^2, written with core ops so it is differentiable again.
+    denom = 1.0 + abs(x)
+    return (g / (denom * denom),)
+
+
+SOFTSIGN = OpDef(
+    name="softsign", infer=_infer, reference=_reference, grad=_grad, kind="elementwise",
+    doc="softsign(x) = x / (1 + |x|)", plugin="rustyasg-softsign",
+    examples=(Example((InputSpec((4, 5), low=-3.0, high=3.0, away_from=(0.0,)),)),),
+)
+
+
+@hookimpl
+def rustyasg_register_ops(registry):
+    registry.register(SOFTSIGN, replace=True)
+
+
+@hookimpl
+def rustyasg_register_kernels(backend, registry):
+    if backend == "cpu":
+        # Imported only when the cpu backend asks, so the op works without rustyasg-cpu.
+        from rustyasg.cpu.kernels.protocol import Elementwise
+
+        registry.register("cpu", "softsign", Elementwise("{0} / ({T}(1) + abs({0}))"))
