@@ -10,6 +10,7 @@ trainer's own state rides in the file's user metadata under ``"rustyasg.trainer"
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Any, Dict, Mapping
@@ -74,15 +75,31 @@ def resume(trainer, source) -> None:
     if trainer.scheduler is not None:
         objects["scheduler"] = trainer.scheduler
     if isinstance(source, (str, os.PathLike)):
+        _require_trainer_state(source)  # before anything is assigned
         ckpt = load_checkpoint(source, **objects)
     elif hasattr(source, "restore_latest"):
-        ckpt = source.restore_latest(**objects)
-        if ckpt is None:
+        latest = source.latest()
+        if latest is None:
             raise FileNotFoundError(f"resume_from: no checkpoint in {getattr(source, 'directory', source)}")
+        ckpt = source.restore_latest(**objects)  # falls back to an older file if the newest is damaged
+        if ckpt is None:
+            raise FileNotFoundError(f"resume_from: no readable checkpoint in {getattr(source, 'directory', source)}")
     else:
         raise TypeError(f"resume_from must be a checkpoint path or a CheckpointManager, got {type(source).__name__}")
-    state = ckpt.metadata.get(TRAINER_KEY)
-    if state is None:
-        raise ValueError(f"{ckpt.path}: no trainer state in the checkpoint (not written by Trainer); "
-                         f"load it with rustyasg.nn.load_checkpoint to start a new run from its weights")
-    restore_trainer_state(trainer, state)
+    if TRAINER_KEY not in ckpt.metadata:
+        raise ValueError(_not_ours(ckpt.path))
+    restore_trainer_state(trainer, ckpt.metadata[TRAINER_KEY])
+
+
+def _require_trainer_state(path) -> None:
+    """Fail early, naming the file, on a checkpoint that Trainer did not write."""
+    from ..serialization import safetensors_metadata
+
+    user = json.loads(safetensors_metadata(path).get("user", "{}"))
+    if TRAINER_KEY not in user:
+        raise ValueError(_not_ours(path))
+
+
+def _not_ours(path) -> str:
+    return (f"{path}: no trainer state in the checkpoint (not written by Trainer); "
+            f"load it with rustyasg.nn.load_checkpoint to start a new run from its weights")

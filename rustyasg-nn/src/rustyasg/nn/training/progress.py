@@ -72,7 +72,7 @@ class LineProgress(Progress):
         self.interval = interval
         self._last_print = time.perf_counter()
         self._postfix: Dict[str, Any] = {}
-        self._printed_at = -1
+        self._dirty = True  # something changed since the last line
 
     def _line(self) -> str:
         count = f"{self.n}/{self.total}" if self.total else f"{self.n}"
@@ -83,6 +83,7 @@ class LineProgress(Progress):
         self.n += n
         if postfix:
             self._postfix = dict(postfix)
+        self._dirty = True
         now = time.perf_counter()
         if now - self._last_print >= self.interval:
             self._emit()
@@ -90,13 +91,13 @@ class LineProgress(Progress):
 
     def _emit(self) -> None:
         print(self._line(), file=self.stream, flush=True)
-        self._printed_at = self.n
+        self._dirty = False
 
     def write(self, message: str) -> None:
         print(message, file=self.stream, flush=True)
 
     def close(self) -> None:
-        if self._printed_at != self.n:
+        if self._dirty:
             self._emit()
 
 
