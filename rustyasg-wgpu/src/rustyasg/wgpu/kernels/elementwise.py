@@ -73,7 +73,65 @@ OPS: dict[str, tuple[int, str]] = {
     "less_equal": (2, "select({T}(0.0), {T}(1.0), {0} <= {1})"),
     "equal": (2, "select({T}(0.0), {T}(1.0), {0} == {1})"),
     "where": (3, "select({2}, {1}, {0} != {T}(0.0))"),
+    # The rest of the core's elementwise set. {S} names the helper variant (f32 or v4),
+    # {U} the matching u32 type. Attributes (slopes, bounds) arrive as literal args.
+    "not_equal": (2, "select({T}(0.0), {T}(1.0), {0} != {1})"),
+    "log1p": (1, "log1p_{S}({0})"),
+    "expm1": (1, "expm1_{S}({0})"),
+    "erf": (1, "erf_{S}({0})"),
+    "gelu": (1, "({0} * 0.5 * ({T}(1.0) + erf_{S}({0} * 0.7071067811865476)))"),
+    "gelu_tanh": (1, "({0} * 0.5 * ({T}(1.0) + tanh_{S}(0.7978845608028654 * ({0} + 0.044715 * {0} * {0} * {0}))))"),
+    "silu": (1, "({0} / ({T}(1.0) + exp(-{0})))"),
+    "softplus": (3, "softplus_{S}({0}, {1}, {2})"),
+    "elu": (2, "select({1} * expm1_{S}(min({0}, {T}(0.0))), {0}, {0} > {T}(0.0))"),
+    "leaky_relu": (2, "select({0} * {1}, {0}, {0} > {T}(0.0))"),
+    "clamp": (3, "min(max({0}, {1}), {2})"),
+    "round": (1, "round({0})"),
+    "mod": (2, "({0} - {1} * floor({0} / {1}))"),
+    "floor_divide": (2, "floor({0} / {1})"),
+    "logical_not": (1, "select({T}(0.0), {T}(1.0), {0} == {T}(0.0))"),
+    "logical_and": (2, "select({T}(0.0), {T}(1.0), ({0} != {T}(0.0)) & ({1} != {T}(0.0)))"),
+    "logical_or": (2, "select({T}(0.0), {T}(1.0), ({0} != {T}(0.0)) | ({1} != {T}(0.0)))"),
+    # Bit test, not x != x: drivers may fold self-comparisons away under fast math.
+    "isnan": (1, "select({T}(0.0), {T}(1.0), (bitcast<{U}>({0}) & {U}(0x7fffffffu)) > {U}(0x7f800000u))"),
 }
+
+# Helper functions some templates call, written once for {T}=f32 ({S}=f32) and
+# {T}=vec4<f32> ({S}=v4); a kernel includes only those its ops use.
+HELPERS: dict[str, str] = {
+    # exp/log near 0 lose relative precision; Kahan's correction factor restores it.
+    "expm1": """fn expm1_{S}(x: {T}) -> {T} {
+    let u = exp(x);
+    let k = select((u - 1.0) * (x / log(u)), x, u == {T}(1.0));
+    return select(k, u - 1.0, abs(x) > {T}(0.5));
+}""",
+    "log1p": """fn log1p_{S}(x: {T}) -> {T} {
+    let u = {T}(1.0) + x;
+    let k = select(log(u) * (x / (u - 1.0)), x, u == {T}(1.0));
+    return select(k, log(u), abs(x) > {T}(0.5));
+}""",
+    # Taylor series near 0 (relative accuracy), Abramowitz-Stegun 7.1.26 elsewhere (|err| < 1.5e-7).
+    "erf": """fn erf_{S}(x: {T}) -> {T} {
+    let a = abs(x);
+    let x2 = x * x;
+    let small = x * (1.1283791670955126 + x2 * (-0.37612638903183754 + x2 * (0.11283791670955126
+        + x2 * (-0.026866170645131252 + x2 * 0.005223977625442188))));
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+    let big = sign(x) * (1.0 - poly * exp(-x2));
+    return select(big, small, a < {T}(0.5));
+}""",
+    "tanh": """fn tanh_{S}(x: {T}) -> {T} {
+    return 1.0 - 2.0 / (exp(2.0 * clamp(x, {T}(-15.0), {T}(15.0))) + 1.0);
+}""",
+    "softplus": """fn softplus_{S}(x: {T}, beta: {T}, threshold: {T}) -> {T} {
+    let bx = beta * x;
+    return select((max(bx, {T}(0.0)) + log1p_{S}(exp(-abs(bx)))) / beta, x, bx > threshold);
+}""",
+}
+# Helpers that call other helpers.
+HELPER_NEEDS: dict[str, tuple] = {"softplus": ("log1p",), "elu": ("expm1",), "gelu": ("erf",),
+                                  "gelu_tanh": ("tanh",)}
 
 # float64 numpy twins of OPS, used by tests as the oracle.
 NUMPY_OPS: dict[str, Any] = {
@@ -87,7 +145,50 @@ NUMPY_OPS: dict[str, Any] = {
     "greater": lambda a, b: (a > b).astype(np.float64), "greater_equal": lambda a, b: (a >= b).astype(np.float64),
     "less": lambda a, b: (a < b).astype(np.float64), "less_equal": lambda a, b: (a <= b).astype(np.float64),
     "equal": lambda a, b: (a == b).astype(np.float64), "where": lambda c, a, b: np.where(c != 0, a, b),
+    "not_equal": lambda a, b: (a != b).astype(np.float64),
+    "log1p": np.log1p, "expm1": np.expm1,
+    "erf": lambda x: _erf64(x),
+    "gelu": lambda x: 0.5 * x * (1.0 + _erf64(x / np.sqrt(2.0))),
+    "gelu_tanh": lambda x: 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3))),
+    "silu": lambda x: x / (1.0 + np.exp(-x)),
+    "softplus": lambda x, b, t: np.where(b * x > t, x, np.logaddexp(0.0, b * x) / b),
+    "elu": lambda x, a: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0.0))),
+    "leaky_relu": lambda x, s: np.where(x > 0, x, x * s),
+    "clamp": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
+    "round": np.round, "mod": np.mod, "floor_divide": np.floor_divide,
+    "logical_not": lambda x: (x == 0).astype(np.float64),
+    "logical_and": lambda a, b: ((a != 0) & (b != 0)).astype(np.float64),
+    "logical_or": lambda a, b: ((a != 0) | (b != 0)).astype(np.float64),
+    "isnan": lambda x: np.isnan(x).astype(np.float64),
 }
+
+
+def _erf64(x):
+    import math
+
+    return np.vectorize(math.erf, otypes=[np.float64])(np.asarray(x, np.float64))
+
+
+def helpers_for(ops, vec: bool) -> str:
+    """WGSL helper functions the ops (names) need, in dependency order.
+
+    Example::
+
+        >>> "fn log1p_f32" in helpers_for(["softplus"], vec=False)
+        True
+    """
+    need: list[str] = []
+
+    def add(name):
+        for dep in HELPER_NEEDS.get(name, ()):
+            add(dep)
+        if name in HELPERS and name not in need:
+            need.append(name)
+
+    for op in ops:
+        add(op)
+    T, S = ("vec4<f32>", "v4") if vec else ("f32", "f32")
+    return "\n".join(HELPERS[n].replace("{T}", T).replace("{S}", S) for n in need)
 
 
 @dataclass(frozen=True)
@@ -222,28 +323,56 @@ def uniform_layout(spec: ElementwiseSpec, kinds: Sequence[str], rank: int) -> Un
     return UniformLayout(fields)
 
 
-def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank: int, vec: bool) -> str:
+def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank: int, vec: bool,
+                              storages: Sequence[str] | None = None, inplace: dict | None = None) -> str:
     """WGSL for ``spec`` with inputs of ``kinds`` (see :func:`access_kind`).
 
     ``vec``: each thread computes 4 consecutive elements along the last dim
     (``gather`` inputs are not allowed then). Bindings: inputs ``0..k-1``,
     outputs ``k..k+m-1``, then the uniform block. Dispatch
     ``ceil(n / 256)`` workgroups, ``n`` counted in vec4s when ``vec``.
+    ``storages`` names the device storage (``f32``, ``f16``, ``i32``, ``i64``,
+    ``bool``; see :mod:`.api`) of each input then each output; values are
+    computed in f32 and converted on load and store. Default: all ``f32``.
+    ``inplace`` maps an input index to an output index whose buffer it shares
+    (read, then overwritten at the same index): that input has no binding of
+    its own and is read from the output (a buffer may not be bound read-only
+    and read-write in one dispatch). Bindings are then numbered over the
+    remaining inputs.
     """
+    inplace = dict(inplace or {})
+    from .api import STORAGES, KernelBuilder
+
     spec.validate()
     if vec and "gather" in kinds:
         raise ValueError("vec4 elementwise kernels need unit or zero stride along the last dim")
-    T = "vec4<f32>" if vec else "f32"
+    stores = [STORAGES[n] for n in (storages or ["f32"] * (len(kinds) + len(spec.outputs)))]
+    if len(stores) != len(kinds) + len(spec.outputs):
+        raise ValueError(f"storages: need {len(kinds) + len(spec.outputs)} names, got {len(stores)}")
+    if vec and any(st.name != "f32" for st in stores):
+        raise ValueError("vec4 elementwise kernels need f32 storage everywhere")
+    T, S, U = ("vec4<f32>", "v4", "vec4<u32>") if vec else ("f32", "f32", "u32")
     lay = uniform_layout(spec, kinds, rank)
-    lines = [lay.wgsl_struct("Params")]
+    lines = [KernelBuilder.header(*stores) + lay.wgsl_struct("Params")]
+    slot = 0
     for i, kind in enumerate(kinds):
-        elem = T if kind in ("contig", "strided") else "f32"
-        lines.append(f"@group(0) @binding({i}) var<storage, read> in{i}: array<{elem}>;")
+        if i in inplace:
+            if kind != "contig" or stores[i].name != stores[len(kinds) + inplace[i]].name:
+                raise ValueError(f"in-place input {i} must be contiguous and share the output's storage")
+            continue
+        if stores[i].name == "f32":
+            elem = T if kind in ("contig", "strided") else "f32"
+            lines.append(f"@group(0) @binding({slot}) var<storage, read> in{i}: array<{elem}>;")
+        else:
+            lines.append(f"@group(0) @binding({slot}) var<storage, read> in{i}: {stores[i].array};")
+        slot += 1
     k = len(kinds)
     for j in range(len(spec.outputs)):
-        lines.append(f"@group(0) @binding({k + j}) var<storage, read_write> out{j}: array<{T}>;")
-    lines.append(f"@group(0) @binding({k + len(spec.outputs)}) var<uniform> p: Params;")
+        arr = f"array<{T}>" if stores[k + j].name == "f32" else stores[k + j].array
+        lines.append(f"@group(0) @binding({slot + j}) var<storage, read_write> out{j}: {arr};")
+    lines.append(f"@group(0) @binding({slot + len(spec.outputs)}) var<uniform> p: Params;")
     lines.append(LINEAR_WORKGROUP_WGSL)
+    lines.append(helpers_for([step.op for step in spec.ops], vec))
     lines.append(f"@compute @workgroup_size({WORKGROUP})")
     lines.append(
         "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, "
@@ -260,16 +389,20 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
     for i, kind in enumerate(kinds):
         v = f"v{i}"
         names[spec.inputs[i]] = v
-        if kind == "contig":
-            body.append(f"let {v} = in{i}[gid + p.o{i}" + (" / 4u];" if vec else "];"))
+        load = stores[i].load
+        if i in inplace:
+            body.append(f"let {v} = {load(f'out{inplace[i]}', 'gid')};")
+        elif kind == "contig":
+            idx = f"gid + p.o{i}" + (" / 4u" if vec else "")
+            body.append(f"let {v} = {load(f'in{i}', idx)};")
         elif kind == "splat":
-            body.append(f"let {v} = {T}(in{i}[p.o{i}]);")
+            body.append(f"let {v} = {T}({load(f'in{i}', f'p.o{i}')});")
         else:
             off = " + ".join([f"p.o{i}"] + [f"c{j} * p.s{i}_{j}" for j in range(rank)])
             if vec and kind == "strided":
                 body.append(f"let {v} = in{i}[({off}) / 4u];")
             else:
-                body.append(f"let {v} = {T}(in{i}[{off}]);")
+                body.append(f"let {v} = {T}({load(f'in{i}', off)});")
     for step in spec.ops:
         args = []
         for a in step.args:
@@ -278,15 +411,21 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
             elif isinstance(a, str):
                 args.append(names[a])
             else:
-                args.append(f"{T}({float(a)!r})")
+                args.append(f"{T}({_f32_literal(a)})")
         v = f"t{len(names)}"
-        body.append(f"let {v} = {OPS[step.op][1].format(*args, T=T)};")
+        body.append(f"let {v} = {OPS[step.op][1].format(*args, T=T, S=S, U=U)};")
         names[step.out] = v
     for j, out in enumerate(spec.outputs):
-        body.append(f"out{j}[gid] = {names[out]};")
+        body.append(stores[k + j].store(f"out{j}", "gid", names[out]) + ";")
     lines += ["    " + b for b in body]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _f32_literal(value: float) -> str:
+    """A WGSL float literal for ``value`` clipped to the f32 range (inf is no WGSL literal)."""
+    v = float(np.clip(np.float64(value), -3.4028234663852886e38, 3.4028234663852886e38))
+    return repr(float(np.float32(v))) if np.isfinite(v) else "0.0"
 
 
 def contiguous_strides(shape: Sequence[int]) -> tuple:
@@ -334,8 +473,14 @@ class ElementwisePlanner:
         self.pipelines = pipelines or PipelineCache(ctx)
 
     def launch(self, spec: ElementwiseSpec, shape: Sequence[int], inputs: Sequence[tuple], outputs: Sequence[Any],
-               scalars: dict | None = None) -> KernelLaunch:
-        """A launch of the fused kernel for this shape and these operands."""
+               scalars: dict | None = None, storages: Sequence[str] | None = None,
+               inplace: dict | None = None) -> KernelLaunch:
+        """A launch of the fused kernel for this shape and these operands.
+
+        ``storages``: device storage name of each input, then each output (default f32);
+        ``inplace``: input index -> output index sharing its buffer (see the generator).
+        """
+        inplace = dict(inplace or {})
         if len(inputs) != len(spec.inputs) or len(outputs) != len(spec.outputs):
             raise ValueError(
                 f"elementwise: spec has {len(spec.inputs)} inputs / {len(spec.outputs)} outputs, "
@@ -350,7 +495,9 @@ class ElementwisePlanner:
         kinds = [access_kind(cshape, st) for st in in_strides]
         offsets = [int(off) for _, _, off in inputs]
         vec = self._vec_ok(cshape, kinds, in_strides, offsets, numel)
-        src = generate_elementwise_wgsl(spec, kinds, rank, vec)
+        if storages is not None and any(name != "f32" for name in storages):
+            vec = False
+        src = generate_elementwise_wgsl(spec, kinds, rank, vec, storages, inplace)
         pipe = self.pipelines.get(src)
         n = numel // 4 if vec else numel
         values: dict = {"n": n}
@@ -366,7 +513,7 @@ class ElementwisePlanner:
         values.update({f"c_{k}": float(scalars[k]) for k in spec.scalars})
         layout = uniform_layout(spec, kinds, rank)
         ubuf = uniform_buffer(self.ctx, layout.pack(**values))
-        resources = [buf for buf, _, _ in inputs] + list(outputs) + [ubuf]
+        resources = [buf for i, (buf, _, _) in enumerate(inputs) if i not in inplace] + list(outputs) + [ubuf]
         return KernelLaunch(self.ctx, pipe, resources, max(-(-n // WORKGROUP), 1), label="elementwise",
                             uniforms=(layout, values))
 
