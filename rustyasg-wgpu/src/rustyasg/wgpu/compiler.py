@@ -1,0 +1,228 @@
+"""Compile a static :class:`~rustyasg.core.program.Program` into a replayable GPU step.
+
+Everything that can be decided once is decided here, so a run only writes the inputs,
+records the prepared launches into one compute pass, and submits:
+
+1. **Aliases** — ``reshape``, ``identity``, ``stop_gradient`` and casts that keep the
+   device storage (float64 <-> float32) are views of their input's buffer (no kernel).
+2. **Matmul operands** — a ``transpose`` swapping only the last two axes that feeds a
+   matmul is not materialized: the matmul reads the source with ``trans_a``/``trans_b``.
+3. **Fusion** — float elementwise instructions are grouped (:mod:`.fusion`); each group
+   is one generated kernel; 0-d float constants become uniforms of that kernel.
+4. **Scheduling** of units (groups and single-instruction kernels).
+5. **Memory** — buffers are assigned by liveness (:mod:`.memory`): a value's buffer is
+   reused once its last reader ran. A variable's update is written straight into the
+   variable's buffer when the fused kernel computing it is the last reader of the old
+   value and reads it elementwise; otherwise it is copied in at the end of the step
+   (updates are simultaneous: every reader sees the old value).
+6. **Launches** — each unit's kernel builds its :class:`KernelLaunch` list with real
+   buffers, so bind groups and uniform blocks exist before the first run.
+
+Example::
+
+    >>> exe = backend.compile(program)        # doctest: +SKIP
+    >>> exe.memory_report()["plan_bytes"]     # doctest: +SKIP
+    1048576
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from rustyasg.core.errors import MissingKernelError
+from rustyasg.core.plugins import load_kernels
+from rustyasg.core.program import Instr, Program
+
+from .fusion import Unit, ew_step, fusable, group_elementwise, scalar_constant, schedule
+from .kernels.api import KernelError, TensorView
+from .kernels.elementwise import ElementwiseSpec, EwOp, broadcast_strides
+from .memory import MemoryPlan
+
+LEAVES = ("input", "variable", "constant")
+
+
+def _is_last_two_transpose(instr: Instr) -> bool:
+    axes = [a % len(instr.shape) for a in instr.attrs["axes"]] if instr.op == "transpose" else []
+    n = len(axes)
+    return n >= 2 and axes[: n - 2] == list(range(n - 2)) and axes[n - 2:] == [n - 1, n - 2]
+
+
+class ProgramCompiler:
+    """One compilation: analysis, fusion, scheduling, memory plan and launches."""
+
+    def __init__(self, backend: Any, program: Program):
+        self.backend = backend
+        self.program = program
+        self.kb = backend.kernel_builder
+        self.by_id: Dict[int, Instr] = program.by_id()
+        self.kernels = load_kernels("wgpu")
+        self.base: Dict[int, int] = {}        # value id -> id whose buffer holds it
+        self.mm_operands: Dict[int, List[Tuple[int, bool]]] = {}
+        self.storage = {i.id: self.kb.storage(i.dtype) for i in program.instrs}
+
+    # -- analysis -----------------------------------------------------------------------------
+    def is_alias(self, ins: Instr) -> bool:
+        if ins.op in LEAVES or not ins.inputs:
+            return False
+        if ins.op in ("reshape", "identity", "stop_gradient"):
+            return True
+        return ins.op == "cast" and self.storage[ins.inputs[0]] == self.storage[ins.id]
+
+    def reads(self, ins: Instr) -> List[int]:
+        """Value ids an instruction's kernel reads (matmul operands folded through transposes)."""
+        if ins.id in self.mm_operands:
+            return [v for v, _ in self.mm_operands[ins.id]]
+        return list(ins.inputs)
+
+    def analyse(self) -> None:
+        for ins in self.program.instrs:
+            self.base[ins.id] = self.base[ins.inputs[0]] if self.is_alias(ins) else ins.id
+        for ins in self.program.instrs:
+            if ins.op == "matmul":
+                ops = []
+                for v in ins.inputs:
+                    src = self.by_id[v]
+                    if _is_last_two_transpose(src):
+                        ops.append((src.inputs[0], True))
+                    else:
+                        ops.append((v, False))
+                self.mm_operands[ins.id] = ops
+        # Needed instructions: reachable from the roots through what kernels actually read.
+        needed, stack = set(), list(self.program.roots())
+        while stack:
+            v = stack.pop()
+            if v in needed:
+                continue
+            needed.add(v)
+            ins = self.by_id[v]
+            stack.extend(self.reads(ins) if not self.is_alias(ins) else ins.inputs)
+        self.needed = needed
+        missing = sorted({i.op for i in self.program.instrs if i.id in needed and i.op not in LEAVES
+                          and not self.is_alias(i) and i.op not in self.kernels})
+        if missing:
+            raise MissingKernelError(f"the wgpu backend has no kernel for op(s) {missing}; installed wgpu "
+                                     f"kernels: {len(self.kernels)} ops")
+
+    # -- units ----------------------------------------------------------------------------------
+    def build_units(self) -> List[Unit]:
+        order = [i.id for i in self.program.instrs
+                 if i.id in self.needed and i.op not in LEAVES and not self.is_alias(i)]
+        pos = {v: k for k, v in enumerate(order)}
+        dtypes = {i.id: i.dtype for i in self.program.instrs}
+
+        def is_fusable(iid):
+            ins = self.by_id[iid]
+            return fusable(ins, [dtypes[v] for v in ins.inputs])
+
+        def group_key(v):
+            b = self.base[v]
+            return b if b in pos else None
+
+        limit = self.kb.limit("max-storage-buffers-per-shader-stage", 8)
+        units = group_elementwise(order, lambda i: self.reads(self.by_id[i]), is_fusable,
+                                  lambda i: self.by_id[i].shape, group_key, max(limit, 4))
+        unit_of = {m: k for k, u in enumerate(units) for m in u.members}
+
+        def unit_deps(k):
+            out = []
+            for m in units[k].members:
+                for v in self.reads(self.by_id[m]):
+                    b = self.base[v]
+                    if b in unit_of:
+                        out.append(unit_of[b])
+            return out
+
+        units = schedule(units, unit_deps)
+        roots = {self.base[v] for v in self.program.roots()}
+        readers: Dict[int, set] = {}
+        for k, u in enumerate(units):
+            for m in u.members:
+                for v in self.reads(self.by_id[m]):
+                    readers.setdefault(self.base[v], set()).add(k)
+        for k, u in enumerate(units):
+            members = set(u.members)
+            ext = []
+            for m in u.members:
+                for v in self.reads(self.by_id[m]):
+                    if v not in members and v not in ext:
+                        ext.append(v)
+            u.reads = ext
+            u.writes = [m for m in u.members
+                        if u.kind == "kernel" or m in roots or any(r != k for r in readers.get(m, ()))]
+        self.units = units
+        return units
+
+    # -- launches --------------------------------------------------------------------------------
+    def view(self, v: int, plan: MemoryPlan) -> TensorView:
+        ins = self.by_id[v]
+        return TensorView(plan.buffer_of(self.base[v]), ins.shape, ins.dtype, self.storage[v])
+
+    def fused_launches(self, u: Unit, plan: MemoryPlan):
+        names: Dict[int, str] = {}
+        inputs, scalars, args_in = [], {}, []
+        for v in u.reads:
+            c = scalar_constant(self.by_id[v])
+            if c is not None:
+                key = f"c{len(scalars)}"
+                scalars[key] = c
+                names[v] = "$" + key
+                continue
+            names[v] = f"x{len(inputs)}"
+            view = self.view(v, plan)
+            inputs.append(names[v])
+            args_in.append((view.buffer, broadcast_strides(view.shape, u.shape), 0))
+            args_in[-1] = args_in[-1] + (view.storage.name,)
+        steps = []
+        for m in u.members:
+            ins = self.by_id[m]
+            plan_steps, arity = ew_step(ins)
+            prev = None
+            for k, (op, lits) in enumerate(plan_steps):
+                operands = [names[v] for v in ins.inputs[:arity]] if k == 0 else [prev]
+                out = f"v{m}" if k == len(plan_steps) - 1 else f"v{m}_{k}"
+                steps.append(EwOp(out, op, tuple(operands) + tuple(lits)))
+                prev = out
+            names[m] = f"v{m}"
+        spec = ElementwiseSpec(tuple(inputs), tuple(steps), tuple(names[w] for w in u.writes), tuple(scalars))
+        outs = [self.view(w, plan) for w in u.writes]
+        storages = [a[3] for a in args_in] + [o.storage.name for o in outs]
+        # Inputs living in a buffer this kernel also writes (in-place variable updates).
+        inplace = {}
+        for i, (buf, _, _, _) in enumerate(args_in):
+            for j, o in enumerate(outs):
+                if o.buffer is buf:
+                    inplace[i] = j
+        return [self.kb.elementwise.launch(spec, u.shape, [a[:3] for a in args_in], [o.buffer for o in outs],
+                                           scalars, storages, inplace)]
+
+    def kernel_launches(self, u: Unit, plan: MemoryPlan):
+        ins = self.by_id[u.members[0]]
+        kernel = self.kernels[ins.op]
+        out = self.view(ins.id, plan)
+        if ins.id in self.mm_operands:
+            # Folded transposes: the kernel gets the sources and the flags in attrs["_trans"].
+            operands = self.mm_operands[ins.id]
+            ins = Instr(ins.id, ins.op, tuple(v for v, _ in operands),
+                        {**ins.attrs, "_trans": tuple(t for _, t in operands)}, ins.shape, ins.dtype,
+                        ins.source, ins.name)
+        inputs = [self.view(v, plan) for v in ins.inputs]
+        try:
+            return list(kernel(self.kb, ins, inputs, out))
+        except KernelError:
+            raise
+        except (ValueError, TypeError, MemoryError) as exc:
+            raise KernelError.of(ins, inputs, str(exc)) from exc
+
+    def compile(self):
+        from .executable import WgpuExecutable
+
+        self.analyse()
+        units = self.build_units()
+        plan = MemoryPlan(self, units)
+        plan.assign()
+        launches = []
+        for u in units:
+            launches += self.fused_launches(u, plan) if u.kind == "fused" else self.kernel_launches(u, plan)
+        return WgpuExecutable(self.backend, self.program, self, plan, launches)

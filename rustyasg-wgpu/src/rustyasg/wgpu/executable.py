@@ -1,0 +1,92 @@
+"""A compiled step on the GPU: write inputs, replay launches, one submit, return handles.
+
+``run`` does no per-node work: the launches (pipelines, bind groups, uniform blocks)
+were built by :mod:`.compiler`. It writes the inputs into their persistent buffers,
+records every launch into one compute pass, appends the buffer copies for outputs and
+variable updates to the same command encoder, and submits once. Outputs come back as
+:class:`~rustyasg.wgpu.handles.GpuArray` handles; nothing is read back.
+
+Example::
+
+    >>> exe = backend.compile(program)          # doctest: +SKIP
+    >>> handles = exe.run([x])                  # doctest: +SKIP
+    >>> backend.to_host(handles[0])             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Sequence
+
+import numpy as np
+
+from rustyasg.core.executor import Executable
+from rustyasg.core.program import Program
+
+from .handles import GpuArray
+
+
+def _words(nbytes: int) -> int:
+    return -(-int(nbytes) // 4) * 4  # buffer copies move whole 4-byte words
+
+
+class WgpuExecutable(Executable):
+    """See the module docstring; built by :class:`~rustyasg.wgpu.compiler.ProgramCompiler`."""
+
+    def __init__(self, backend: Any, program: Program, compiler: Any, plan: Any, launches: List[Any]):
+        self.backend = backend
+        self.program = program
+        self.plan = plan
+        self.launches = launches
+        self.ctx = backend.ctx
+        by_id = compiler.by_id
+        self.outputs = []
+        for o in program.outputs:
+            ins = by_id[o]
+            self.outputs.append((plan.buffer_of(compiler.base[o]), ins.shape, ins.dtype, compiler.storage[o]))
+        # Variables whose resident buffers the launches are bound to.
+        self.bound = [(var, plan._buffers[iid]) for iid, var in program.variables.items()]
+        self.updated = [var for var, _ in program.updates]
+        self.copies = [(s, d, _words(n)) for s, d, n in plan.snapshot_copies]
+        self.update_copies = [(s, d, _words(n)) for s, d, n in plan.update_copies]
+        self.runs = 0
+
+    def run(self, inputs: Sequence[np.ndarray]) -> List[GpuArray]:
+        backend, queue = self.backend, self.ctx.queue
+        for var, buf in self.bound:
+            if backend.resident(var).buffer is not buf:
+                raise RuntimeError(f"variable {var.name!r} moved to another GPU buffer after compilation")
+        for slot, arr in zip(self.plan.inputs, inputs):
+            if slot is None:
+                continue
+            data = slot[1].to_device(np.asarray(arr))
+            buf = slot[0]
+            if data.nbytes:
+                queue.write_buffer(buf, 0, data)
+        enc = self.ctx.device.create_command_encoder()
+        if self.launches:
+            cpass = enc.begin_compute_pass()
+            for launch in self.launches:
+                launch.encode(cpass)
+            cpass.end()
+        for src, dst, n in self.copies:
+            enc.copy_buffer_to_buffer(src, 0, dst, 0, n)
+        handles = []
+        for src, shape, dtype, storage in self.outputs:
+            h = backend.empty(shape, dtype)
+            n = _words(h.nbytes)
+            if n:
+                enc.copy_buffer_to_buffer(src, 0, h.buffer, 0, n)
+            handles.append(h)
+        for src, dst, n in self.update_copies:
+            if n:
+                enc.copy_buffer_to_buffer(src, 0, dst, 0, n)
+        backend.submit([enc.finish()])
+        for var in self.updated:
+            backend.set_resident(var, backend.resident(var))
+        self.runs += 1
+        return handles
+
+    def memory_report(self):
+        report = self.plan.report()
+        report["launches"] = len(self.launches)
+        return report
