@@ -1,0 +1,65 @@
+"""Kernel for ``matmul``: batched, broadcasting, through :class:`~.matmul.MatmulPlanner`.
+
+Batch dimensions broadcast (numpy rules): each operand's batch stride is 0 where it has
+size 1 or is missing. Adjacent batch dims that every operand walks contiguously are
+merged; when one merged batch dim remains the whole product is one launch, otherwise
+one launch per index of the outer batch dims (element offsets select the matrices).
+The executor folds a ``transpose`` of the last two axes into the operand: then
+``instr.attrs["_trans"]`` flags it and the input view is the untransposed source.
+
+Example::
+
+    >>> batch_strides((2, 1), (2, 3), 12)
+    (12, 0)
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .api import KernelError
+from .elementwise import collapse_dims, contiguous_strides
+from .movement_ops import fill_launch
+
+
+def batch_strides(own: tuple, out: tuple, matrix: int) -> tuple:
+    """Element strides of an operand with batch shape ``own`` over the output batch ``out``."""
+    pad = len(out) - len(own)
+    st = contiguous_strides(own)
+    return tuple(0 if i < pad or own[i - pad] == 1 else st[i - pad] * matrix for i in range(len(out)))
+
+
+def matmul(kb, instr, inputs, out):
+    a, b = inputs
+    ta, tb = instr.attrs.get("_trans", (False, False))
+    if out.storage.name not in ("f32", "f16"):
+        raise KernelError.of(instr, inputs, f"matmul of {out.dtype} is not supported on wgpu (float only)")
+    M, N = out.shape[-2], out.shape[-1]
+    K = a.shape[-2] if ta else a.shape[-1]
+    if out.size == 0:
+        return []
+    if K == 0:
+        return [fill_launch(kb, out, 0.0, "matmul (K=0)")]
+    batch = tuple(out.shape[:-2])
+    sa = batch_strides(tuple(a.shape[:-2]), batch, M * K)
+    sb = batch_strides(tuple(b.shape[:-2]), batch, K * N)
+    sc = batch_strides(batch, batch, M * N)
+    cshape, (sa, sb, sc) = collapse_dims(batch, [sa, sb, sc])
+    dtype = out.storage.name
+    if not cshape:
+        return [kb.matmul.launch(a.buffer, b.buffer, out.buffer, M, N, K, trans_a=ta, trans_b=tb, dtype=dtype)]
+    inner, outer = cshape[-1], cshape[:-1]
+    launches = []
+    for idx in itertools.product(*[range(d) for d in outer]):
+        oa = sum(i * s for i, s in zip(idx, sa[:-1]))
+        ob = sum(i * s for i, s in zip(idx, sb[:-1]))
+        oc = sum(i * s for i, s in zip(idx, sc[:-1]))
+        launches.append(kb.matmul.launch(a.buffer, b.buffer, out.buffer, M, N, K, batch=inner, trans_a=ta,
+                                         trans_b=tb, stride_a=sa[-1], stride_b=sb[-1], stride_c=sc[-1],
+                                         offset_a=oa, offset_b=ob, offset_c=oc, dtype=dtype))
+    return launches
+
+
+KERNELS = {"matmul": matmul}

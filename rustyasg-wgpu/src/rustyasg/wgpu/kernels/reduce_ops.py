@@ -1,0 +1,290 @@
+"""Reductions, softmax/log_softmax and sum_to from one generator with two layouts.
+
+Every reduction is first brought to the form ``[A, R, B]`` (outer, reduced, inner)
+by collapsing dims; reduced axes that are not one contiguous block are first moved
+last by a strided copy into scratch. Then:
+
+* **rows** (``B == 1``): one workgroup per row; threads stride over the row and combine
+  through a shared-memory tree (a second/third pass over the row for ``var``,
+  ``logsumexp``, ``softmax``, ``log_softmax``, which need the max or the mean first).
+* **cols** (``B > 1``): one thread per ``(a, b)`` walks ``r`` — adjacent threads read
+  adjacent memory. When ``A*B`` is too small to fill the GPU and the op is associative
+  (``sum`` ``mean`` ``max`` ``min`` ``prod``), the ``R`` axis is split into chunks whose
+  partial results land in scratch and are combined by a second cols pass (bias
+  gradients: ``(8192, 512) -> (512,)``).
+
+Values are accumulated in f32 whatever the storage; ``argmax``/``argmin`` keep the
+first index on ties (numpy's rule).
+
+Example::
+
+    >>> reduce_form((2, 3, 4), (1,))
+    ((2, 3, 4), None)
+    >>> reduce_form((2, 3, 4), (0, 2))[1]
+    (1, 0, 2)
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from rustyasg.core.shapes import normalize_axes, normalize_axis
+
+from .api import STORAGES, KernelBuilder, LINEAR_WORKGROUP_WGSL, TensorView, UniformLayout
+from .elementwise import contiguous_strides
+from .movement_ops import copy_view_launch
+
+# op -> (identity, combine(a, b), finalize(acc) with {R} = row length as f32)
+SIMPLE = {
+    "sum": ("0.0", "{a} + {b}", "{acc}"),
+    "mean": ("0.0", "{a} + {b}", "{acc} / {R}"),
+    "prod": ("1.0", "{a} * {b}", "{acc}"),
+    "max": ("-3.4028234663852886e38", "max({a}, {b})", "{acc}"),
+    "min": ("3.4028234663852886e38", "min({a}, {b})", "{acc}"),
+}
+ASSOCIATIVE = {"sum": "sum", "mean": "sum", "prod": "prod", "max": "max", "min": "min"}
+LAYOUT = UniformLayout([("A", "u32"), ("R", "u32"), ("B", "u32"), ("C", "u32"), ("chunk", "u32"),
+                        ("extra", "f32")])
+COLS_THREADS = 65536  # enough (a, b, chunk) threads to keep a big GPU busy
+
+
+def reduce_form(shape: Sequence[int], axes: Sequence[int]) -> Tuple[Tuple[int, int, int], Optional[tuple]]:
+    """``((A, R, B), permutation)``: the reduce shape, and the transpose needed first (or None)."""
+    axes = sorted(set(axes))
+    keep = [i for i, d in enumerate(shape) if d != 1 or i in axes]
+    red = [i for i in axes if shape[i] != 1]
+    if not red:
+        size = int(np.prod(shape, dtype=np.int64))
+        return (size, 1, 1), None
+    lo, hi = red[0], red[-1]
+    block = [i for i in keep if lo <= i <= hi]
+    if block == red:
+        A = int(np.prod(shape[:lo], dtype=np.int64))
+        R = int(np.prod([shape[i] for i in red], dtype=np.int64))
+        B = int(np.prod(shape[hi + 1:], dtype=np.int64))
+        return (A, R, B), None
+    perm = tuple(i for i in range(len(shape)) if i not in red) + tuple(red)
+    A = int(np.prod([shape[i] for i in range(len(shape)) if i not in red], dtype=np.int64))
+    return (A, int(np.prod([shape[i] for i in red], dtype=np.int64)), 1), perm
+
+
+def _tree(var: str, combine: str, wg: int, kind: str = "f32") -> str:
+    """WGSL: workgroup-wide combine of each thread's ``var`` into ``sh[0]`` (all threads call)."""
+    return (f"    sh[lid] = {var};\n    workgroupBarrier();\n"
+            f"    for (var s = {wg // 2}u; s > 0u; s = s >> 1u) {{\n"
+            f"        if (lid < s) {{ sh[lid] = {combine.format(a='sh[lid]', b='sh[lid + s]')}; }}\n"
+            "        workgroupBarrier();\n    }\n")
+
+
+def _header(x: TensorView, out: TensorView, extra: str = "") -> str:
+    return (KernelBuilder.header(x.storage, out.storage) + LAYOUT.wgsl_struct("Params") + "\n"
+            f"@group(0) @binding(0) var<storage, read> xs: {x.storage.array};\n"
+            f"@group(0) @binding(1) var<storage, read_write> dst: {out.storage.array};\n"
+            "@group(0) @binding(2) var<uniform> p: Params;\n" + extra + LINEAR_WORKGROUP_WGSL)
+
+
+def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int) -> str:
+    """One workgroup per row of length R (B == 1)."""
+    load = x.storage.load("xs", "base + r")
+    loop = "    for (var r = lid; r < p.R; r = r + {wg}u) {{\n{body}    }}\n"
+    arg = op in ("argmax", "argmin")
+    extra = f"var<workgroup> sh: array<f32, {wg}>;\n" + (f"var<workgroup> shi: array<u32, {wg}>;\n" if arg else "")
+    src = [_header(x, out, extra), f"@compute @workgroup_size({wg})",
+           "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
+           "        @builtin(local_invocation_index) lid: u32) {",
+           "    let row = linear_workgroup(wid, nwg);",
+           "    if (row >= p.A) { return; }",
+           "    let base = row * p.R;",
+           "    let Rf = f32(p.R);"]
+    b = []
+    if op in SIMPLE:
+        ident, comb, fin = SIMPLE[op]
+        b.append(f"    var acc = {ident};")
+        b.append(loop.format(wg=wg, body=f"        acc = {comb.format(a='acc', b=load)};\n"))
+        b.append(_tree("acc", comb, wg))
+        b.append("    if (lid == 0u) { " + out.storage.store("dst", "row", fin.format(acc="sh[0]", R="Rf")) + "; }")
+    elif arg:
+        better = ">" if op == "argmax" else "<"
+        b += ["    var best = " + ("-3.4028234663852886e38;" if op == "argmax" else "3.4028234663852886e38;"),
+              "    var bi = 0xffffffffu;",
+              loop.format(wg=wg, body=f"        let v = {load};\n"
+                                      f"        if (v {better} best || bi == 0xffffffffu) {{ best = v; bi = r; }}\n"),
+              "    sh[lid] = best;\n    shi[lid] = bi;\n    workgroupBarrier();",
+              f"    for (var s = {wg // 2}u; s > 0u; s = s >> 1u) {{",
+              "        if (lid < s) {",
+              "            let v = sh[lid + s]; let i = shi[lid + s];",
+              f"            if (i != 0xffffffffu && (shi[lid] == 0xffffffffu || v {better} sh[lid] || (v == sh[lid] && i < shi[lid]))) {{",
+              "                sh[lid] = v; shi[lid] = i;",
+              "            }",
+              "        }",
+              "        workgroupBarrier();",
+              "    }",
+              "    if (lid == 0u) { " + out.storage.store_index("dst", "row", "i32(shi[0])") + "; }"]
+    else:
+        # Two-pass ops: the first pass finds the max (or the mean), the second sums.
+        if op == "var":
+            b += ["    var acc = 0.0;", loop.format(wg=wg, body=f"        acc = acc + {load};\n"),
+                  _tree("acc", "{a} + {b}", wg), "    let mu = sh[0] / Rf;", "    workgroupBarrier();",
+                  "    var acc2 = 0.0;",
+                  loop.format(wg=wg, body=f"        let d = {load} - mu;\n        acc2 = acc2 + d * d;\n"),
+                  _tree("acc2", "{a} + {b}", wg),
+                  "    if (lid == 0u) { " + out.storage.store("dst", "row", "sh[0] / (Rf - p.extra)") + "; }"]
+        else:
+            b += ["    var m = -3.4028234663852886e38;",
+                  loop.format(wg=wg, body=f"        m = max(m, {load});\n"),
+                  _tree("m", "max({a}, {b})", wg),
+                  "    var mx = sh[0];",
+                  "    if (abs(mx) > 3.0e38) { mx = 0.0; }",
+                  "    workgroupBarrier();",
+                  "    var acc = 0.0;",
+                  loop.format(wg=wg, body=f"        acc = acc + exp({load} - mx);\n"),
+                  _tree("acc", "{a} + {b}", wg),
+                  "    let total = sh[0];"]
+            if op == "logsumexp":
+                b.append("    if (lid == 0u) { " + out.storage.store("dst", "row", "log(total) + mx") + "; }")
+            else:
+                expr = f"exp({load} - mx) / total" if op == "softmax" else f"{load} - mx - log(total)"
+                b.append(loop.format(wg=wg, body="        " + out.storage.store("dst", "base + r", expr) + ";\n"))
+    return "\n".join(src + b) + "\n}\n"
+
+
+def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool) -> str:
+    """One thread per (a, [chunk,] b), walking r with stride B (B > 1 or chunked)."""
+    wg = 256
+    at = "(a * p.R + r) * p.B + b"
+    load = x.storage.load("xs", at)
+    src = [_header(x, out), f"@compute @workgroup_size({wg})",
+           "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
+           "        @builtin(local_invocation_index) lid: u32) {",
+           f"    let gid = linear_workgroup(wid, nwg) * {wg}u + lid;",
+           "    if (gid >= p.A * p.C * p.B) { return; }",
+           "    let b = gid % p.B;",
+           "    let ac = gid / p.B;",
+           "    let c = ac % p.C;",
+           "    let a = ac / p.C;",
+           "    let r0 = c * p.chunk;",
+           "    let r1 = min(r0 + p.chunk, p.R);",
+           "    let Rf = f32(p.R);"]
+    loop = "    for (var r = r0; r < r1; r = r + 1u) {{\n{body}    }}\n"
+    b = []
+    oi = "(a * p.C + c) * p.B + b"
+    if op in SIMPLE:
+        ident, comb, fin = SIMPLE[op]
+        fin = "{acc}" if chunked else fin
+        b += [f"    var acc = {ident};", loop.format(body=f"        acc = {comb.format(a='acc', b=load)};\n"),
+              "    " + out.storage.store("dst", oi, fin.format(acc="acc", R="Rf")) + ";"]
+    elif op in ("argmax", "argmin"):
+        better = ">" if op == "argmax" else "<"
+        b += ["    var best = 0.0;", "    var bi = 0u;",
+              loop.format(body=f"        let v = {load};\n        if (r == r0 || v {better} best) {{ best = v; bi = r; }}\n"),
+              "    " + out.storage.store_index("dst", oi, "i32(bi)") + ";"]
+    elif op == "var":
+        b += ["    var acc = 0.0;", loop.format(body=f"        acc = acc + {load};\n"), "    let mu = acc / Rf;",
+              "    var acc2 = 0.0;", loop.format(body=f"        let d = {load} - mu;\n        acc2 = acc2 + d * d;\n"),
+              "    " + out.storage.store("dst", oi, "acc2 / (Rf - p.extra)") + ";"]
+    else:
+        b += ["    var mx = -3.4028234663852886e38;", loop.format(body=f"        mx = max(mx, {load});\n"),
+              "    if (abs(mx) > 3.0e38) { mx = 0.0; }",
+              "    var total = 0.0;", loop.format(body=f"        total = total + exp({load} - mx);\n")]
+        if op == "logsumexp":
+            b.append("    " + out.storage.store("dst", oi, "log(total) + mx") + ";")
+        else:
+            expr = f"exp({load} - mx) / total" if op == "softmax" else f"{load} - mx - log(total)"
+            b.append(loop.format(body="        " + out.storage.store("dst", at, expr) + ";\n"))
+    return "\n".join(src + b) + "\n}\n"
+
+
+def _values(A, R, B, C=1, chunk=None, extra=0.0):
+    return {"A": A, "R": R, "B": B, "C": C, "chunk": chunk if chunk is not None else max(R, 1), "extra": extra}
+
+
+def reduce_launches(kb: KernelBuilder, op: str, x: TensorView, out: TensorView, axes: Sequence[int],
+                    extra: float = 0.0) -> List:
+    """Launches reducing ``x`` over ``axes`` with ``op`` into ``out`` (same element count as the kept dims,
+    or as ``x`` for softmax/log_softmax)."""
+    (A, R, B), perm = reduce_form(x.shape, axes)
+    launches = []
+    if perm is not None:  # move the reduced axes last (a strided copy into scratch)
+        moved_shape = tuple(x.shape[i] for i in perm)
+        st = contiguous_strides(x.shape)
+        buf = kb.scratch(x.nbytes, "reduce transpose")
+        launches.append(copy_view_launch(kb, x, buf, moved_shape, 0, [st[i] for i in perm], 0,
+                                         contiguous_strides(moved_shape), "reduce transpose"))
+        x = TensorView(buf, moved_shape, x.dtype, x.storage)
+        if op in ("softmax", "log_softmax"):
+            raise ValueError("softmax over non-adjacent axes")  # single-axis ops never get here
+    if B == 1:
+        wg = 64 if R <= 512 else 256
+        launches.append(kb.launch(rows_wgsl(op, x, out, wg), [x, out], (max(A, 1), 1, 1) if A <= 65535 else A,
+                                  (LAYOUT, _values(A, R, 1, extra=extra)), f"reduce rows {op}"))
+        return launches
+    chunks = 1
+    if op in ASSOCIATIVE and A * B < COLS_THREADS and R >= 64:
+        chunks = int(min(-(-COLS_THREADS // (A * B)), -(-R // 32)))
+    if chunks <= 1:
+        launches.append(kb.launch(cols_wgsl(op, x, out, False), [x, out], kb.groups(A * B, 256),
+                                  (LAYOUT, _values(A, R, B, extra=extra)), f"reduce cols {op}"))
+        return launches
+    chunk = -(-R // chunks)
+    chunks = -(-R // chunk)
+    part = TensorView(kb.scratch(A * chunks * B * 4, "reduce partials"), (A, chunks, B), np.dtype(np.float32),
+                      STORAGES["f32"])
+    launches.append(kb.launch(cols_wgsl(op, x, part, True), [x, part], kb.groups(A * chunks * B, 256),
+                              (LAYOUT, _values(A, R, B, chunks, chunk)), f"reduce partial {op}"))
+    second = ASSOCIATIVE[op]
+    vals = _values(A, chunks, B)
+    if op == "mean":
+        second = "mean_of_sums"
+    src = cols_wgsl(second if second != "mean_of_sums" else "sum", part, out, False)
+    if op == "mean":  # the second pass sums partial sums; divide by the full length
+        src = src.replace(out.storage.store("dst", "(a * p.C + c) * p.B + b", "acc"),
+                          out.storage.store("dst", "(a * p.C + c) * p.B + b", "acc / p.extra"))
+        vals["extra"] = float(R)
+    launches.append(kb.launch(src, [part, out], kb.groups(A * B, 256), (LAYOUT, vals), f"reduce final {op}"))
+    return launches
+
+
+def _axes(instr, ndim):
+    return list(normalize_axes(instr.attrs["axis"], ndim))
+
+
+def reduction(kb, instr, inputs, out):
+    """sum, mean, max, min, prod, logsumexp over ``axis`` (None: all)."""
+    (x,) = inputs
+    return reduce_launches(kb, instr.op, x, out, _axes(instr, x.ndim))
+
+
+def variance(kb, instr, inputs, out):
+    (x,) = inputs
+    return reduce_launches(kb, "var", x, out, _axes(instr, x.ndim), float(instr.attrs["correction"]))
+
+
+def arg_reduction(kb, instr, inputs, out):
+    (x,) = inputs
+    axis = instr.attrs["axis"]
+    axes = list(range(x.ndim)) if axis is None else [normalize_axis(axis, x.ndim)]
+    if axis is None:
+        x = TensorView(x.buffer, (x.size,), x.dtype, x.storage)
+        axes = [0]
+    return reduce_launches(kb, instr.op, x, out, axes)
+
+
+def softmax_like(kb, instr, inputs, out):
+    (x,) = inputs
+    return reduce_launches(kb, instr.op, x, out, [normalize_axis(instr.attrs["axis"], x.ndim)])
+
+
+def sum_to(kb, instr, inputs, out):
+    """Sum a broadcast result down to ``shape``: the leading extra axes and the size-1 ones."""
+    (x,) = inputs
+    shape = tuple(instr.attrs["shape"])
+    lead = x.ndim - len(shape)
+    axes = list(range(lead)) + [lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1]
+    return reduce_launches(kb, "sum", x, out, axes)
+
+
+KERNELS = {name: reduction for name in ("sum", "mean", "max", "min", "prod", "logsumexp")}
+KERNELS.update({"var": variance, "argmax": arg_reduction, "argmin": arg_reduction, "softmax": softmax_like,
+                "log_softmax": softmax_like, "sum_to": sum_to})
