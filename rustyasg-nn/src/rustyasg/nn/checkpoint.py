@@ -69,7 +69,7 @@ def _rng_variables(model, rng, saved=()) -> Dict[str, rg.Variable]:
         modules = dict(model.named_modules())
         for name in saved:
             path = name[:-len("rng")].rstrip(".") if name.endswith("rng") else None
-            if path in modules and modules[path]._rng is None:
+            if path in modules and getattr(modules[path], "_rng", None) is None:
                 _ = modules[path].rng  # materialise the lazily created RNG
         out.update(model.rng_states())
     if rng is None:

@@ -128,7 +128,8 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}.updates: give either loss or grads")
         if loss is not None:
             if not isinstance(loss, Tensor) or loss.shape != ():
-                raise ValueError(f"{type(self).__name__}.updates: loss must be a scalar tensor, got {loss!r}")
+                where = f" (created at {loss.source})" if isinstance(loss, Tensor) and loss.source else ""
+                raise ValueError(f"{type(self).__name__}.updates: loss must be a scalar tensor, got {loss!r}{where}")
             return rg.grad(loss, params, unconnected="none")
         if isinstance(grads, Mapping):
             by_id = {id(k): v for k, v in grads.items()}
@@ -183,7 +184,8 @@ class Optimizer:
                                      f"but parameter {params[i].name!r} needs {tuple(expected)}")
                 staged[(i, key)] = arr
         for saved, group in zip(groups, self.param_groups):
-            group.update({k: v for k, v in saved.items() if k != "params" and k in self.defaults or k == "initial_lr"})
+            # settings this optimizer knows, and the schedulers' initial_lr; PyTorch-only flags are dropped
+            group.update({k: v for k, v in saved.items() if k in self.defaults or k == "initial_lr"})
         for (i, key), arr in staged.items():
             StateView(self, i, params[i]).load(key, arr)
 
