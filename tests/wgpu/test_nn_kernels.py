@@ -1,0 +1,319 @@
+"""nn-primitive kernels (convolution, pooling, normalization) against the core's float64 references.
+
+Kernels are called through the backend's kernel interface (KernelBuilder, TensorView,
+program Instr) and their launches replayed in one compute pass, as the executor does.
+Shapes and hyper-parameters are drawn at random (valid ones: the core's shape rule
+decides), plus every conformance example of every op, PyTorch parity, and the paths
+that only large or odd inputs take (image chunking, group/image loop orders, rows past
+65535 workgroups, ties, both reduction strategies).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rustyasg.core import dtypes
+from rustyasg.core.program import Instr
+from rustyasg.core.registry import OPS, TensorType
+from rustyasg.wgpu.buffers import upload
+from rustyasg.wgpu.kernels import nn_conv, nn_norm, nn_pool
+from rustyasg.wgpu.kernels.api import KernelBuilder, KernelError, TensorView, storage_for
+from rustyasg.wgpu.kernels.matmul import MatmulPlanner
+from rustyasg.wgpu.pipelines import PipelineCache
+
+from conftest import rel_err
+
+KERNELS = {**nn_conv.KERNELS, **nn_pool.KERNELS, **nn_norm.KERNELS}
+TOL = 2e-6  # relative (Frobenius) error of float32 sums of a few hundred products
+
+
+@pytest.fixture()
+def kb(ctx, pipelines, pool):
+    return KernelBuilder(ctx, pipelines, matmul=MatmulPlanner(ctx, pipelines, autotune=False),
+                         scratch_alloc=lambda nbytes, label: pool.acquire(nbytes))
+
+
+def _view(kb, pool, array):
+    st = storage_for(array.dtype, kb.has_f16)
+    return TensorView(upload(kb.ctx, st.to_device(array), pool), tuple(array.shape), array.dtype, st)
+
+
+def run_op(kb, pool, readback, op, arrays, attrs, dtype=np.float32):
+    """(GPU result, float64 reference) of ``op`` on ``arrays`` with complete ``attrs``."""
+    attrs = OPS[op].check_attrs(attrs)
+    # The reference sees the same (rounded) inputs as the GPU: only the kernel's error is measured.
+    arrays = [np.asarray(a, dtype).astype(np.float64) for a in arrays]
+    ref = OPS[op].reference(*arrays, **attrs)
+    out_dtype = np.dtype(dtype) if ref.dtype.kind == "f" else ref.dtype
+    st = storage_for(out_dtype, kb.has_f16)
+    nbytes = max(ref.size * st.itemsize, 4)
+    out = TensorView(pool.acquire(nbytes), ref.shape, out_dtype, st)
+    # Poison the output: an element the kernel forgets shows up as NaN (or a huge index).
+    kb.ctx.queue.write_buffer(out.buffer, 0, np.full(nbytes // 4, np.nan, np.float32).tobytes())
+    instr = Instr(0, op, (), attrs, ref.shape, out_dtype, source="test_nn_kernels.py")
+    launches = KERNELS[op](kb, instr, [_view(kb, pool, a.astype(dtype)) for a in arrays], out)
+    enc = kb.ctx.device.create_command_encoder()
+    cpass = enc.begin_compute_pass()
+    for launch in launches:
+        launch.encode(cpass)
+    cpass.end()
+    got = st.to_host(readback.read(out.buffer, ref.size * st.itemsize, enc), ref.shape, out_dtype)
+    return got, ref
+
+
+def check(kb, pool, readback, op, arrays, attrs, tol=TOL):
+    got, ref = run_op(kb, pool, readback, op, arrays, attrs)
+    if ref.dtype.kind == "i":
+        np.testing.assert_array_equal(got, ref)
+    else:
+        assert np.all(np.isfinite(got)), f"{op}: unwritten or non-finite outputs"
+        assert rel_err(got, ref) < tol, (op, attrs, rel_err(got, ref))
+    return got
+
+
+def _out_shape(op, in_shape, attrs):
+    return tuple(OPS[op].infer([TensorType(tuple(in_shape), dtypes.float64)], **OPS[op].check_attrs(attrs)).shape)
+
+
+# --- every conformance example of every op -----------------------------------------------------
+@pytest.mark.parametrize("op", sorted(KERNELS))
+def test_conformance_examples(kb, pool, readback, rng, op):
+    for example in OPS[op].examples:
+        arrays = [rng.standard_normal(spec.shape) for spec in example.inputs]
+        check(kb, pool, readback, op, arrays, dict(example.attrs))
+
+
+def test_dispatches_split_over_x_y_z(ctx, pool, readback, rng):
+    # With at most 8 workgroups per dimension every launch spreads over x, y and z (as past 65535 on
+    # a real device): each kernel must rebuild its linear index and skip the rounding excess.
+    small = dataclasses.replace(ctx, limits={**ctx.limits, "max-compute-workgroups-per-dimension": 8})
+    pipes = PipelineCache(small)
+    kb = KernelBuilder(small, pipes, matmul=MatmulPlanner(small, pipes, autotune=False),
+                       scratch_alloc=lambda nbytes, label: pool.acquire(nbytes))
+    cases = [("conv2d", [(3, 4, 9, 9), (6, 2, 3, 3)], {"groups": 2, "padding": (1, 1)}),
+             ("conv2d_backward_input", [(2, 4, 5, 5), (4, 3, 3, 3)], {"input_size": (7, 7)}),
+             ("conv2d_backward_weight", [(2, 4, 5, 5), (2, 3, 7, 7)], {"kernel_size": (3, 3)}),
+             ("max_pool2d_backward", [(3, 5, 4, 4), (3, 5, 9, 9)], {"kernel_size": (3, 3), "stride": (2, 2)}),
+             ("avg_pool2d", [(3, 5, 9, 9)], {"kernel_size": (2, 2), "stride": (1, 1)}),
+             ("adaptive_max_pool2d_indices", [(3, 5, 9, 9)], {"output_size": (5, 4)}),
+             ("layer_norm", [(300, 5), (5,), (5,)], {"normalized_ndim": 1}),
+             ("batch_norm_backward", [(9, 301), (9, 301), (301,)], {"axis": 1})]
+    for op, shapes, attrs in cases:
+        check(kb, pool, readback, op, [rng.standard_normal(s) for s in shapes], attrs)
+    x = _view(kb, pool, rng.standard_normal((300, 5)).astype(np.float32))
+    instr = Instr(0, "layer_norm", (), {"normalized_ndim": 1, "eps": 1e-5}, (300, 5), np.dtype(np.float32))
+    gamma = _view(kb, pool, np.ones(5, np.float32))
+    (launch,) = nn_norm.KERNELS["layer_norm"](kb, instr, [x, gamma, gamma], _view(kb, pool, np.zeros((300, 5), np.float32)))
+    assert max(launch.workgroups) <= 8 and launch.workgroups[2] > 1  # 300 rows: really split over z
+
+
+# --- convolution ----------------------------------------------------------------------------------
+def _random_conv(rng):
+    """A valid random conv2d configuration: (x shape, w shape, attrs)."""
+    while True:
+        groups = int(rng.choice([1, 1, 2, 3]))
+        cg, og = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        k = tuple(int(v) for v in rng.integers(1, 4, 2))
+        attrs = {"stride": tuple(int(v) for v in rng.integers(1, 3, 2)),
+                 "padding": tuple(int(v) for v in rng.integers(0, 3, 2)),
+                 "dilation": tuple(int(v) for v in rng.integers(1, 3, 2)), "groups": groups}
+        x_shape = (int(rng.integers(1, 4)), cg * groups) + tuple(int(v) for v in rng.integers(3, 10, 2))
+        w_shape = (og * groups, cg) + k
+        try:
+            OPS["conv2d"].infer([TensorType(x_shape, dtypes.float64), TensorType(w_shape, dtypes.float64)],
+                                **OPS["conv2d"].check_attrs(attrs))
+            return x_shape, w_shape, attrs
+        except ValueError:
+            continue
+
+
+def _conv_trio(kb, pool, readback, rng, x_shape, w_shape, attrs, crop=(0, 0)):
+    """conv2d and both backward ops; the gradient is ``crop`` positions shorter than the output."""
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    y = check(kb, pool, readback, "conv2d", [x, w], attrs)
+    gh, gw = max(y.shape[2] - crop[0], 1), max(y.shape[3] - crop[1], 1)
+    g = rng.standard_normal(y.shape[:2] + (gh, gw))
+    check(kb, pool, readback, "conv2d_backward_input", [g, w], {"input_size": x_shape[2:], **attrs})
+    check(kb, pool, readback, "conv2d_backward_weight", [g, x], {"kernel_size": w_shape[2:], **attrs})
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_conv_random_configurations(kb, pool, readback, rng, case):
+    x_shape, w_shape, attrs = _random_conv(rng)
+    _conv_trio(kb, pool, readback, rng, x_shape, w_shape, attrs, crop=(case % 2, case % 3 // 2))
+
+
+@pytest.mark.parametrize("x_shape,w_shape,attrs", [
+    ((2, 6, 5, 4), (4, 6, 1, 1), {}),                                # 1x1: the input is its own im2col
+    ((3, 6, 5, 4), (9, 2, 1, 1), {"groups": 3}),                      # grouped 1x1
+    ((2, 4, 6, 6), (4, 1, 3, 3), {"groups": 4, "padding": (1, 1)}),  # depthwise
+    ((1, 3, 9, 7), (5, 3, 3, 2), {"stride": (2, 3), "dilation": (2, 1), "padding": (2, 1)}),
+], ids=["pointwise", "grouped-pointwise", "depthwise", "strided-dilated"])
+def test_conv_special_layouts(kb, pool, readback, rng, x_shape, w_shape, attrs):
+    _conv_trio(kb, pool, readback, rng, x_shape, w_shape, attrs)
+
+
+def test_conv_pointwise_with_short_gradient_builds_columns(kb, pool, readback, rng):
+    # A 1x1 conv normally skips im2col/col2im; a cropped gradient must not.
+    _conv_trio(kb, pool, readback, rng, (2, 4, 5, 5), (3, 4, 1, 1), {}, crop=(1, 2))
+
+
+@pytest.mark.parametrize("groups,images", [(2, 5), (4, 2)], ids=["per-group-launches", "per-image-launches"])
+def test_conv_chunks_images_under_a_column_budget(kb, pool, readback, rng, monkeypatch, groups, images):
+    # A budget of ~2 images per chunk: several chunks, partial weight sums accumulated across them.
+    x_shape, w_shape = (images, 2 * groups, 6, 5), (3 * groups, 2, 3, 3)
+    per_image = 4 * x_shape[1] * 9 * 4 * 3
+    monkeypatch.setattr(nn_conv, "COLUMN_BUDGET", 2 * per_image + 100)
+    _conv_trio(kb, pool, readback, rng, x_shape, w_shape, {"groups": groups, "stride": (1, 1)})
+
+
+def test_conv_grouped_gemm_launch_counts(kb, pool, rng):
+    # groups <= images: a launch per group; images < groups: a launch per image; linear batches: one.
+    buf = pool.acquire(4096)
+    a, b, c = (nn_conv.Operand(buf, 0, 0, 4), nn_conv.Operand(buf, 0, 40, 8), nn_conv.Operand(buf, 0, 30, 6))
+    assert len(nn_conv.grouped_gemm(kb, a, b, c, images=5, groups=2, M=1, N=2, K=2)) == 2
+    assert len(nn_conv.grouped_gemm(kb, a, b, c, images=2, groups=5, M=1, N=2, K=2)) == 2
+    linear = nn_conv.Operand(buf, 0, 20, 4)
+    assert len(nn_conv.grouped_gemm(kb, linear, nn_conv.Operand(buf, 0, 40, 8), nn_conv.Operand(buf, 0, 30, 6),
+                                    images=3, groups=5, M=1, N=2, K=2)) == 1
+
+
+def test_conv_image_over_the_binding_limit_is_a_clear_error(kb, pool, rng, monkeypatch):
+    monkeypatch.setattr(nn_conv, "max_binding", lambda kb: 1000)
+    x, w = rng.standard_normal((1, 3, 8, 8)).astype(np.float32), rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    instr = Instr(0, "conv2d", (), OPS["conv2d"].check_attrs({}), (1, 2, 6, 6), np.dtype(np.float32),
+                  source="model.py:12")
+    out = TensorView(pool.acquire(4 * 72), (1, 2, 6, 6), np.dtype(np.float32), storage_for(np.float32, False))
+    with pytest.raises(KernelError, match=r"conv2d \(wgpu\).*column matrix.*binding limit(.|\n)*model.py:12"):
+        nn_conv.conv2d(kb, instr, [_view(kb, pool, x), _view(kb, pool, w)], out)
+
+
+# --- pooling ----------------------------------------------------------------------------------------
+def _random_window(rng, op):
+    """Valid random window attributes for ``op`` on a random input shape."""
+    while True:
+        k = tuple(int(v) for v in rng.integers(1, 5, 2))
+        attrs = {"kernel_size": k, "stride": tuple(int(v) for v in rng.integers(1, 4, 2)),
+                 "padding": tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k),
+                 "ceil_mode": bool(rng.integers(0, 2))}
+        if op == "max_pool2d":
+            attrs["dilation"] = tuple(int(v) for v in rng.integers(1, 3, 2))
+        else:
+            attrs["count_include_pad"] = bool(rng.integers(0, 2))
+            attrs["divisor_override"] = int(rng.integers(1, 7)) if rng.random() < 0.25 else None
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + tuple(int(v) for v in rng.integers(2, 12, 2))
+        try:
+            _out_shape(op, shape, attrs)
+            return shape, attrs
+        except ValueError:
+            continue
+
+
+def _pool_family(kb, pool, readback, rng, op, shape, attrs, x=None):
+    x = rng.standard_normal(shape) if x is None else x
+    y = check(kb, pool, readback, op, [x], attrs)
+    g = rng.standard_normal(y.shape)
+    if "max" in op:
+        check(kb, pool, readback, f"{op}_indices", [x], attrs)
+        check(kb, pool, readback, f"{op}_backward", [g, x], attrs)
+    else:
+        check(kb, pool, readback, f"{op}_backward", [g], {"input_size": shape[2:], **attrs})
+
+
+@pytest.mark.parametrize("op", ["max_pool2d", "avg_pool2d"])
+def test_pool_random_windows(kb, pool, readback, rng, op):
+    for _ in range(6):
+        shape, attrs = _random_window(rng, op)
+        _pool_family(kb, pool, readback, rng, op, shape, attrs)
+
+
+@pytest.mark.parametrize("op", ["adaptive_max_pool2d", "adaptive_avg_pool2d"])
+def test_adaptive_pool_random_sizes_including_upsampling(kb, pool, readback, rng, op):
+    for _ in range(4):
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + tuple(int(v) for v in rng.integers(1, 11, 2))
+        out = tuple(int(v) for v in rng.integers(1, 13, 2))  # larger than the input too: overlapping windows
+        _pool_family(kb, pool, readback, rng, op, shape, {"output_size": out})
+
+
+@pytest.mark.parametrize("op,attrs", [
+    ("max_pool2d", {"kernel_size": (3, 3), "stride": (1, 1), "padding": (1, 1), "ceil_mode": False}),
+    ("adaptive_max_pool2d", {"output_size": (4, 3)}),
+])
+def test_max_pool_ties_pick_the_first_maximum(kb, pool, readback, rng, op, attrs):
+    x = rng.integers(0, 3, (2, 3, 7, 6)).astype(np.float64)  # many equal values per window
+    _pool_family(kb, pool, readback, rng, op, x.shape, attrs, x=x)
+
+
+def test_pool_and_conv_match_pytorch(kb, pool, readback, rng):
+    x = rng.standard_normal((2, 4, 11, 9))
+    w = rng.standard_normal((6, 2, 3, 2))
+    got, _ = run_op(kb, pool, readback, "conv2d", [x, w],
+                    {"stride": (2, 1), "padding": (1, 2), "dilation": (2, 1), "groups": 2})
+    want = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=(2, 1), padding=(1, 2), dilation=(2, 1),
+                    groups=2).numpy()
+    assert rel_err(got, want) < TOL
+    t = torch.from_numpy(x)
+    want, want_idx = F.max_pool2d(t, 3, 2, 1, dilation=(1, 2), ceil_mode=True, return_indices=True)
+    attrs = {"kernel_size": (3, 3), "stride": (2, 2), "padding": (1, 1), "dilation": (1, 2), "ceil_mode": True}
+    got, _ = run_op(kb, pool, readback, "max_pool2d", [x], attrs)
+    idx, _ = run_op(kb, pool, readback, "max_pool2d_indices", [x], attrs)
+    assert rel_err(got, want.numpy()) < TOL
+    np.testing.assert_array_equal(idx, want_idx.numpy())
+    want = F.avg_pool2d(t, (3, 2), (2, 2), (1, 1), ceil_mode=True, count_include_pad=True).numpy()
+    got, _ = run_op(kb, pool, readback, "avg_pool2d", [x], {"kernel_size": (3, 2), "stride": (2, 2),
+                                                            "padding": (1, 1), "ceil_mode": True})
+    assert rel_err(got, want) < TOL
+
+
+# --- normalization ----------------------------------------------------------------------------------
+def _norm_pair(kb, pool, readback, rng, name, shape, pshape, attrs, tol=5e-6):
+    x = rng.standard_normal(shape) * 3 + 1.5
+    gamma, beta, g = rng.standard_normal(pshape), rng.standard_normal(pshape), rng.standard_normal(shape)
+    check(kb, pool, readback, name, [x, gamma, beta], attrs, tol)
+    check(kb, pool, readback, f"{name}_backward", [g, x, gamma], attrs, tol * 2)
+
+
+@pytest.mark.parametrize("subgroups", [True, False], ids=["subgroup-reduction", "shared-memory-tree"])
+def test_norms_random_shapes_both_reductions(kb, pool, readback, rng, monkeypatch, subgroups):
+    if subgroups and not kb.has_subgroups:
+        subgroups = False  # the adapter decides; the tree path is then what runs anyway
+    monkeypatch.setattr(KernelBuilder, "has_subgroups", property(lambda self: subgroups))
+    for length in (1, 7, 300, 1500):  # shorter than, around and longer than each workgroup size
+        rows = int(rng.integers(1, 6))
+        _norm_pair(kb, pool, readback, rng, "layer_norm", (rows, length), (length,),
+                   {"normalized_ndim": 1, "eps": 1e-5})
+    _norm_pair(kb, pool, readback, rng, "layer_norm", (2, 3, 5, 7), (5, 7), {"normalized_ndim": 2, "eps": 1e-3})
+    for shape, axis in (((8, 5), 1), ((4, 3, 6, 5), 1), ((3, 4, 70), -1), ((600, 3), 1)):
+        _norm_pair(kb, pool, readback, rng, "batch_norm", shape, (shape[axis],), {"axis": axis, "eps": 1e-5})
+
+
+def test_norm_wgsl_variants_differ_only_where_they_should():
+    base = nn_norm.NormSpec("layer")
+    assert "subgroupAdd" in nn_norm.norm_wgsl(nn_norm.NormSpec("layer", subgroups=True))
+    assert "subgroupAdd" not in nn_norm.norm_wgsl(base)
+    assert "j / p.B" in nn_norm.norm_wgsl(nn_norm.NormSpec("batch")) and "j / p.B" not in nn_norm.norm_wgsl(base)
+    assert nn_norm.threads_for(1) == 64 and nn_norm.threads_for(10**6) == 256
+
+
+def test_non_float_operands_are_refused_with_the_op_name(kb, pool, rng):
+    x = _view(kb, pool, rng.integers(0, 5, (2, 3)).astype(np.int32))
+    instr = Instr(0, "layer_norm", (), {"normalized_ndim": 1, "eps": 1e-5}, (2, 3), np.dtype(np.int32))
+    with pytest.raises(TypeError, match="wgpu layer_norm kernels need float operands"):
+        nn_norm.KERNELS["layer_norm"](kb, instr, [x, x, x], x)
+
+
+def test_float16_tensors_on_either_storage(kb, pool, readback, rng):
+    # f16 storage where the adapter grants shader-f16, else f32 storage; results are float16 either way.
+    assert storage_for(np.float16, kb.has_f16).name == ("f16" if kb.has_f16 else "f32")
+    x, w = rng.standard_normal((2, 4, 7, 7)), rng.standard_normal((4, 4, 3, 3))
+    cases = [("conv2d", [x, w], {"padding": (1, 1)}),
+             ("layer_norm", [x, rng.standard_normal(7), rng.standard_normal(7)], {"normalized_ndim": 1}),
+             ("max_pool2d_backward", [rng.standard_normal((2, 4, 3, 3)), x], {"kernel_size": (2, 2), "stride": (2, 2)})]
+    for op, arrays, attrs in cases:
+        got, ref = run_op(kb, pool, readback, op, arrays, attrs, dtype=np.float16)
+        assert got.dtype == np.float16 and rel_err(got, ref) < 3e-3, (op, rel_err(got, ref))
