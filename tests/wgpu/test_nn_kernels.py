@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from rustyasg.core import dtypes
+from rustyasg.core.plugins import load_kernels
 from rustyasg.core.program import Instr
 from rustyasg.core.registry import OPS, TensorType
+from rustyasg.core.testing import check_op
 from rustyasg.wgpu.buffers import upload
 from rustyasg.wgpu.kernels import nn_conv, nn_norm, nn_pool
 from rustyasg.wgpu.kernels.api import KernelBuilder, KernelError, TensorView, storage_for
@@ -86,6 +88,17 @@ def test_conformance_examples(kb, pool, readback, rng, op):
     for example in OPS[op].examples:
         arrays = [rng.standard_normal(spec.shape) for spec in example.inputs]
         check(kb, pool, readback, op, arrays, dict(example.attrs))
+
+
+@pytest.mark.parametrize("op", sorted(KERNELS))
+def test_conformance_kit_through_the_wgpu_backend(rng, op):
+    # Forward against the reference and the gradient rule (compiled on wgpu) against finite differences.
+    check_op(op, backend="wgpu", dtype="float32", seed=int(rng.integers(2**31)))
+
+
+def test_the_plugin_registers_every_nn_kernel():
+    table = load_kernels("wgpu")
+    assert all(table[op] is KERNELS[op] for op in KERNELS), sorted(set(KERNELS) - set(table))
 
 
 def test_dispatches_split_over_x_y_z(ctx, pool, readback, rng):
