@@ -291,12 +291,16 @@ def _norm_pair(kb, pool, readback, rng, name, shape, pshape, attrs, tol=5e-6):
     check(kb, pool, readback, f"{name}_backward", [g, x, gamma], attrs, tol * 2)
 
 
+@pytest.mark.parametrize("segment", [nn_norm.SEGMENT, 37, 2], ids=["rows-fused", "rows-split", "many-segments"])
 @pytest.mark.parametrize("subgroups", [True, False], ids=["subgroup-reduction", "shared-memory-tree"])
-def test_norms_random_shapes_both_reductions(kb, pool, readback, rng, monkeypatch, subgroups):
+def test_norms_random_shapes(kb, pool, readback, rng, monkeypatch, subgroups, segment):
+    # Rows shorter than, around and longer than a workgroup; fused, split into segments, and split
+    # into more segments than a workgroup has threads (merged in a strided loop).
     if subgroups and not kb.has_subgroups:
         subgroups = False  # the adapter decides; the tree path is then what runs anyway
     monkeypatch.setattr(KernelBuilder, "has_subgroups", property(lambda self: subgroups))
-    for length in (1, 7, 300, 1500):  # shorter than, around and longer than each workgroup size
+    monkeypatch.setattr(nn_norm, "SEGMENT", segment)
+    for length in (1, 7, 300, 1500):
         rows = int(rng.integers(1, 6))
         _norm_pair(kb, pool, readback, rng, "layer_norm", (rows, length), (length,),
                    {"normalized_ndim": 1, "eps": 1e-5})
@@ -305,11 +309,22 @@ def test_norms_random_shapes_both_reductions(kb, pool, readback, rng, monkeypatc
         _norm_pair(kb, pool, readback, rng, "batch_norm", shape, (shape[axis],), {"axis": axis, "eps": 1e-5})
 
 
+def test_long_rows_are_split_into_segments():
+    lay = nn_norm.row_layout("batch", (32, 64, 56, 56), {"axis": 1})
+    assert lay["S"] > 1 and lay["S"] * lay["SEG"] >= lay["L"] > (lay["S"] - 1) * lay["SEG"]
+    assert nn_norm.row_layout("layer", (4, 768), {"normalized_ndim": 1})["S"] == 1
+    for L in range(1, 200):  # every segment non-empty, whatever the length
+        lay = nn_norm.row_layout("layer", (1, L), {"normalized_ndim": 1}, segment=7)
+        assert lay["SEG"] <= 7 and (lay["S"] - 1) * lay["SEG"] < L <= lay["S"] * lay["SEG"]
+
+
 def test_norm_wgsl_variants_differ_only_where_they_should():
     base = nn_norm.NormSpec("layer")
     assert "subgroupAdd" in nn_norm.norm_wgsl(nn_norm.NormSpec("layer", subgroups=True))
     assert "subgroupAdd" not in nn_norm.norm_wgsl(base)
     assert "j / p.B" in nn_norm.norm_wgsl(nn_norm.NormSpec("batch")) and "j / p.B" not in nn_norm.norm_wgsl(base)
+    assert "merged_stats(row)" in nn_norm.norm_wgsl(nn_norm.NormSpec("layer", "apply_forward"))
+    assert "merged_stats(row)" not in nn_norm.norm_wgsl(base)
     assert nn_norm.threads_for(1) == 64 and nn_norm.threads_for(10**6) == 256
 
 

@@ -8,17 +8,23 @@ before the channel axis, ``B`` those after). Only the addressing differs, so a
 row ``r`` is; ``pidx``: which ``gamma``/``beta`` entry it uses) and the rest of
 the kernel is shared.
 
-One workgroup per row, for any row length: each thread strides over the row,
-then the workgroup reduces with ``subgroupAdd`` and one shared-memory slot per
-subgroup where the adapter has subgroups (faster on NVIDIA), else a
-shared-memory tree. The mean and the variance are two passes over the row
-(exact, no ``E[x^2] - E[x]^2`` cancellation); the backward pass adds one more
-reduction of ``(a, a * xh)`` with ``a = g * gamma``:
-``dx = r * (a - mean(a) - xh * mean(a * xh))``.
+Workgroups reduce with ``subgroupAdd`` and one shared-memory slot per subgroup
+where the adapter has subgroups (faster on NVIDIA), else with a shared-memory
+tree. Statistics are exact two-pass ones (mean, then the sum of squared
+deviations: no ``E[x^2] - E[x]^2`` cancellation). The backward pass also
+reduces ``(a, a * xh)`` with ``a = g * gamma``: ``dx = r * (a - mean(a) - xh * mean(a * xh))``.
+
+Rows of any length. A row short enough for one workgroup (every layer norm of
+a transformer) is one fused kernel: statistics, then the output. A long row
+(batch norm over ``N*H*W`` values of a channel) would leave the GPU idle with
+one workgroup per channel, so it is cut into ``S`` segments, each its own
+workgroup, in stages (:data:`STAGES`): per-segment ``(mean, M2)``, merged by
+every consumer with Chan's formula; in the backward direction per-segment
+``(sum a, sum a*xh)`` as well; then the output, segment by segment.
 
 Example::
 
-    >>> src = norm_wgsl(NormSpec("layer", backward=False, subgroups=False, threads=64))
+    >>> src = norm_wgsl(NormSpec("layer", stage="fused_forward", subgroups=False, threads=64))
     >>> "fn wg_sum" in src and "workgroupBarrier" in src
     True
 """
@@ -32,7 +38,12 @@ from typing import Any, Sequence
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, UniformLayout
 from .nn_common import float_elem, float_prelude, numel, storage_decls
 
-NORM_UNIFORMS = UniformLayout([("rows", "u32"), ("L", "u32"), ("C", "u32"), ("B", "u32"), ("eps", "f32")])
+NORM_UNIFORMS = UniformLayout([("rows", "u32"), ("L", "u32"), ("C", "u32"), ("B", "u32"), ("S", "u32"),
+                               ("SEG", "u32"), ("groups", "u32"), ("eps", "f32")])
+
+# Values per workgroup below which a row is not split: 16 per thread of a
+# 256-thread workgroup keeps enough loads in flight to stream memory.
+SEGMENT = 4096
 
 # Row addressing per layout: element j of row r, and its parameter index.
 _ADDRESSING = {
@@ -74,82 +85,135 @@ fn wg_sum(v: vec2<f32>) -> vec2<f32> {
 """,
 }
 
-_FORWARD = """
-    for (var j = lane; j < p.L; j = j + WG) {
+# Statistics helpers: this workgroup's segment [lo, hi) of row `row`.
+_STATS_WGSL = """
+fn segment_stats(row: u32, lo: u32, hi: u32) -> vec2<f32> {
+    // (mean, M2) of the segment, in two passes
+    var s = 0.0;
+    for (var j = lo + lane; j < hi; j = j + WG) { s += f32(x[addr(row, j)]); }
+    let m = wg_sum(vec2<f32>(s, 0.0)).x / f32(hi - lo);
+    var q = 0.0;
+    for (var j = lo + lane; j < hi; j = j + WG) { let d = f32(x[addr(row, j)]) - m; q += d * d; }
+    return vec2<f32>(m, wg_sum(vec2<f32>(q, 0.0)).x);
+}
+fn segment_count(k: u32) -> f32 { return f32(min(p.SEG, p.L - k * p.SEG)); }
+fn merged_stats(row: u32) -> vec2<f32> {
+    // (mean, 1/sqrt(var + eps)) of the row from its segments' (mean, M2), by Chan's formula
+    var t = vec2<f32>(0.0);
+    for (var k = lane; k < p.S; k = k + WG) { t.x += segment_count(k) * part[row * p.S + k].x; }
+    let mean = wg_sum(t).x / f32(p.L);
+    var q = vec2<f32>(0.0);
+    for (var k = lane; k < p.S; k = k + WG) {
+        let d = part[row * p.S + k].x - mean;
+        q.x += part[row * p.S + k].y + segment_count(k) * d * d;
+    }
+    return vec2<f32>(mean, inverseSqrt(wg_sum(q).x / f32(p.L) + p.eps));
+}
+fn merged_sums(row: u32) -> vec2<f32> {
+    var t = vec2<f32>(0.0);
+    for (var k = lane; k < p.S; k = k + WG) { t += sums[row * p.S + k]; }
+    return wg_sum(t) / f32(p.L);
+}
+"""
+
+_APPLY_FORWARD = """
+    for (var j = lo + lane; j < hi; j = j + WG) {
         let a = addr(row, j);
         let k = pidx(row, j);
         y[a] = F((f32(x[a]) - mean) * r * f32(gamma[k]) + f32(beta[k]));
-    }
-"""
+    }"""
 
-_BACKWARD = """
+_BACKWARD_SUMS = """
     var t = vec2<f32>(0.0);
-    for (var j = lane; j < p.L; j = j + WG) {
+    for (var j = lo + lane; j < hi; j = j + WG) {
         let a = addr(row, j);
         let ga = f32(g[a]) * f32(gamma[pidx(row, j)]);
         t += vec2<f32>(ga, ga * (f32(x[a]) - mean) * r);
-    }
-    let m = wg_sum(t) / n;
-    for (var j = lane; j < p.L; j = j + WG) {
+    }"""
+
+_APPLY_BACKWARD = """
+    for (var j = lo + lane; j < hi; j = j + WG) {
         let a = addr(row, j);
         let xh = (f32(x[a]) - mean) * r;
         dx[a] = F(r * (f32(g[a]) * f32(gamma[pidx(row, j)]) - m.x - xh * m.y));
-    }
-"""
+    }"""
+
+_LOCAL_STATS = ("    let st = segment_stats(row, lo, hi);\n    let mean = st.x;\n"
+                "    let r = inverseSqrt(st.y / f32(p.L) + p.eps);")
+_MERGED_STATS = "    let st = merged_stats(row);\n    let mean = st.x;\n    let r = st.y;"
+
+# stage -> (bindings, body). The fused stages do a whole row in one workgroup; the
+# others run one workgroup per segment, in the order: stats, apply_forward, or
+# stats, sums, apply_backward. `part` holds each segment's (mean, M2) and `sums`
+# its (sum a, sum a*xh). The output is always bound last.
+STAGES = {
+    "fused_forward": (("x", "gamma", "beta", "y"), _LOCAL_STATS + _APPLY_FORWARD),
+    "fused_backward": (("g", "x", "gamma", "dx"),
+                       _LOCAL_STATS + _BACKWARD_SUMS + "\n    let m = wg_sum(t) / f32(p.L);" + _APPLY_BACKWARD),
+    "stats": (("x", "part"), "    let st = segment_stats(row, lo, hi);\n    if (lane == 0u) { part[wg] = st; }"),
+    "apply_forward": (("x", "gamma", "beta", "part", "y"), _MERGED_STATS + _APPLY_FORWARD),
+    "sums": (("g", "x", "gamma", "part", "sums"),
+             _MERGED_STATS + _BACKWARD_SUMS + "\n    let s = wg_sum(t);\n    if (lane == 0u) { sums[wg] = s; }"),
+    "apply_backward": (("g", "x", "gamma", "part", "sums", "dx"),
+                       _MERGED_STATS + "\n    let m = merged_sums(row);" + _APPLY_BACKWARD),
+}
+_VEC2 = {"part": "vec2<f32>", "sums": "vec2<f32>"}
 
 
 @dataclass(frozen=True)
 class NormSpec:
-    """One normalization kernel: ``layout`` (``layer``/``batch``), direction, reduction, size, float type.
+    """One normalization kernel: ``layout`` (``layer``/``batch``), ``stage`` (see :data:`STAGES`),
+    reduction, workgroup size, float type.
 
     Example::
 
-        >>> NormSpec("batch", backward=True).bindings
-        ('g', 'x', 'gamma', 'dx')
+        >>> NormSpec("batch", stage="apply_backward").bindings
+        ('g', 'x', 'gamma', 'part', 'sums', 'dx')
     """
 
     layout: str
-    backward: bool = False
+    stage: str = "fused_forward"
     subgroups: bool = False
     threads: int = 256
     elem: str = "f32"
 
     @property
     def bindings(self) -> tuple:
-        return ("g", "x", "gamma", "dx") if self.backward else ("x", "gamma", "beta", "y")
+        return STAGES[self.stage][0]
 
 
 @lru_cache(maxsize=None)
 def norm_wgsl(spec: NormSpec) -> str:
-    """WGSL of the normalization kernel ``spec``: one workgroup of ``spec.threads`` per row."""
-    out = spec.bindings[-1]
+    """WGSL of the normalization kernel ``spec``: one workgroup of ``spec.threads`` per row segment."""
+    names, body = STAGES[spec.stage]
     sg_params = (", @builtin(subgroup_invocation_id) sgl: u32, @builtin(subgroup_size) sgs: u32"
                  if spec.subgroups else "")
     # Subgroups of a 1-D workgroup are consecutive runs of local_invocation_index.
     sg_setup = ("    sg_lane = sgl;\n    sg_index = lid / sgs;\n    sg_count = (WG + sgs - 1u) / sgs;\n"
                 if spec.subgroups else "")
+    helpers = _STATS_WGSL if "x" in names else ""
+    if "part" not in names:  # the fused stages do not merge segments
+        helpers = helpers[:helpers.index("fn segment_count")]
+    elif "sums" not in names:
+        helpers = helpers[:helpers.index("fn merged_sums")]
     return "\n".join([
         float_prelude(spec.elem),
         f"const WG: u32 = {spec.threads}u;",
         NORM_UNIFORMS.wgsl_struct("Params"),
-        storage_decls(spec.bindings, [out]),
+        storage_decls(names, names[-1:], _VEC2),  # the output is bound last
         "var<workgroup> red: array<vec2<f32>, WG>;",
         "var<private> lane: u32;\nvar<private> sg_lane: u32;\nvar<private> sg_index: u32;\nvar<private> sg_count: u32;",
-        LINEAR_WORKGROUP_WGSL, _ADDRESSING[spec.layout], _REDUCTIONS[spec.subgroups],
+        LINEAR_WORKGROUP_WGSL, _ADDRESSING[spec.layout], _REDUCTIONS[spec.subgroups], helpers,
         "@compute @workgroup_size(WG)",
         "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
         f"        @builtin(local_invocation_index) lid: u32{sg_params}) {{",
         "    lane = lid;",
-        sg_setup + "    let row = linear_workgroup(wid, nwg);",
-        "    if (row >= p.rows) { return; }",
-        "    let n = f32(p.L);",
-        "    var s = 0.0;",
-        "    for (var j = lane; j < p.L; j = j + WG) { s += f32(x[addr(row, j)]); }",
-        "    let mean = wg_sum(vec2<f32>(s, 0.0)).x / n;",
-        "    var q = 0.0;",
-        "    for (var j = lane; j < p.L; j = j + WG) { let d = f32(x[addr(row, j)]) - mean; q += d * d; }",
-        "    let r = inverseSqrt(wg_sum(vec2<f32>(q, 0.0)).x / n + p.eps);",
-        (_BACKWARD if spec.backward else _FORWARD).rstrip("\n"),
+        sg_setup + "    let wg = linear_workgroup(wid, nwg);",
+        "    if (wg >= p.groups) { return; }",
+        "    let row = wg / p.S;",
+        "    let lo = (wg % p.S) * p.SEG;",
+        "    let hi = min(lo + p.SEG, p.L);",
+        body,
         "}",
     ]) + "\n"
 
@@ -165,15 +229,26 @@ def threads_for(row_length: int) -> int:
     return 64 if row_length <= 256 else (128 if row_length <= 1024 else 256)
 
 
-def _rows(layout: str, shape: Sequence[int], attrs: dict) -> dict:
-    """Uniform values: rows, row length L, and the batch layout's (C, B)."""
+def row_layout(layout: str, shape: Sequence[int], attrs: dict, segment: int | None = None) -> dict:
+    """Uniform values: rows, row length ``L``, the batch layout's ``(C, B)``, segments ``S`` of ``SEG``.
+
+    Example::
+
+        >>> row_layout("batch", (32, 64, 56, 56), {"axis": 1})
+        {'rows': 64, 'L': 100352, 'C': 64, 'B': 3136, 'S': 25, 'SEG': 4015, 'groups': 1600}
+        >>> row_layout("layer", (8, 10, 768), {"normalized_ndim": 1})["S"]
+        1
+    """
     if layout == "layer":
         k = int(attrs["normalized_ndim"])
-        L = numel(shape[len(shape) - k:])
-        return dict(rows=numel(shape[:len(shape) - k]), L=L, C=1, B=1)
-    ax = int(attrs.get("axis", 1)) % len(shape)
-    C, B = int(shape[ax]), numel(shape[ax + 1:])
-    return dict(rows=C, L=numel(shape[:ax]) * B, C=C, B=B)
+        rows, L, C, B = numel(shape[:len(shape) - k]), numel(shape[len(shape) - k:]), 1, 1
+    else:
+        ax = int(attrs.get("axis", 1)) % len(shape)
+        C, B = int(shape[ax]), numel(shape[ax + 1:])
+        rows, L = C, numel(shape[:ax]) * B
+    seg = -(-L // max(1, -(-L // (segment or SEGMENT))))  # balanced segments of at most `segment`
+    S = -(-L // seg)  # every segment non-empty
+    return dict(rows=rows, L=L, C=C, B=B, S=S, SEG=seg, groups=rows * S)
 
 
 def make_norm_kernel(op: str, layout: str, backward: bool):
@@ -189,9 +264,24 @@ def make_norm_kernel(op: str, layout: str, backward: bool):
     def kernel(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelLaunch]:
         elem = float_elem(op, *inputs, out)
         shape = inputs[1].shape if backward else inputs[0].shape
-        values = dict(_rows(layout, shape, instr.attrs), eps=float(instr.attrs.get("eps", 1e-5)))
-        spec = NormSpec(layout, backward, kb.has_subgroups, threads_for(values["L"]), elem)
-        return [kb.launch(norm_wgsl(spec), list(inputs) + [out], values["rows"], (NORM_UNIFORMS, values), op)]
+        values = dict(row_layout(layout, shape, instr.attrs), eps=float(instr.attrs.get("eps", 1e-5)))
+        uniforms = (NORM_UNIFORMS, values)
+
+        def launch(stage, buffers, label=op):
+            spec = NormSpec(layout, stage, kb.has_subgroups, threads_for(values["SEG"]), elem)
+            return kb.launch(norm_wgsl(spec), list(buffers), values["groups"], uniforms, label)
+
+        direction = "backward" if backward else "forward"
+        if values["S"] == 1:
+            return [launch(f"fused_{direction}", list(inputs) + [out])]
+        part = kb.scratch(8 * values["groups"], f"{op} segment statistics")
+        x = inputs[1] if backward else inputs[0]
+        launches = [launch("stats", [x, part], f"{op} statistics")]
+        if not backward:
+            return launches + [launch("apply_forward", list(inputs) + [part, out])]
+        sums = kb.scratch(8 * values["groups"], f"{op} segment sums")
+        return launches + [launch("sums", list(inputs) + [part, sums], f"{op} sums"),
+                           launch("apply_backward", list(inputs) + [part, sums, out])]
 
     kernel.__name__ = kernel.__qualname__ = op
     kernel.__doc__ = f"Kernel of ``{op}`` (see :mod:`rustyasg.wgpu.kernels.nn_norm`)."
