@@ -297,88 +297,100 @@ class Trainer:
     def _epoch_batches(self, train_data: Iterable, epoch: int):
         if hasattr(train_data, "set_epoch"):
             train_data.set_epoch(epoch)  # the same shuffle as an uninterrupted run would draw
-        batches = iter(train_data)
+        source = iter(train_data)
+        batches = source
         if self.state.batch:
             # Resuming mid-epoch: skip the batches already trained on (loaded, not computed).
-            batches = itertools.islice(batches, self.state.batch, None)
-        return batches
+            batches = itertools.islice(source, self.state.batch, None)
+        return source, batches
 
     def _run_epoch(self, train_data, epochs: int, val_data, result: FitResult) -> Optional[Dict[str, Any]]:
+        """Train one epoch, then evaluate, log, checkpoint; ``None`` when Ctrl-C cut the epoch short."""
         epoch = self.state.epoch
         self.callbacks.on_epoch_start(self, epoch)
         total = len(train_data) if hasattr(train_data, "__len__") else None
         self._bar = make_progress(self.progress, total, f"epoch {epoch + 1}/{epochs}", self.stream)
         if self.state.batch:
             self._bar.update(self.state.batch)
-        window = _LossWindow()
-        samples = 0
-        compile_s = 0.0
         t_start = time.perf_counter()
-        # Throughput window: samples and compile-free seconds since the last report.
-        t_window, samples_window, compile_window = t_start, 0, 0.0
-        for batch in self._epoch_batches(train_data, epoch):
-            if self._guard.interrupted:
-                break
-            self._ensure_train_step(batch)
-            compiles = self.train_step.stats["compiles"]
-            handle = self.train_step(*flatten_batch(batch), fetch=False)
-            if self.train_step.stats["compiles"] != compiles:
-                compile_window += self.train_step.stats["last_compile_s"]
-            n = batch_size(batch)
-            window.add(handle, n)
-            samples += n
-            samples_window += n
-            self.state.batch += 1
-            self.state.global_step += 1
-            if self.scheduler is not None and self.scheduler_interval == "step":
-                self.scheduler.step()
-            self._bar.update(1)
-            self.callbacks.on_step_end(self, self.state.global_step)
-            if len(window.pending) >= self.log_every:
-                now = time.perf_counter()
-                self._report(window, samples_window, now - t_window - compile_window)
-                compile_s += compile_window
-                t_window, samples_window, compile_window = now, 0, 0.0
-        if window.pending:
-            self._report(window, samples_window, time.perf_counter() - t_window - compile_window)
-        compile_s += compile_window
+        window, samples, compile_s = self._train_steps(train_data, epoch)
         self._bar.close()
         train_s = time.perf_counter() - t_start
         result.train_time_s += train_s
         result.compile_time_s += compile_s
         if self._guard.interrupted:
             return None
-
         logs: Dict[str, Any] = {"epoch": epoch + 1, "train_loss": window.epoch_mean, "lr": self.lr,
                                 "train_time_s": train_s,
                                 "samples_per_s": samples / max(train_s - compile_s, 1e-9)}
         if val_data is not None:
             t0 = time.perf_counter()
-            val = self.evaluate(val_data)
+            logs.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
             result.eval_time_s += time.perf_counter() - t0
-            logs.update({f"val_{k}": v for k, v in val.items()})
+        self._end_epoch(logs, result)
+        summary = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, float) and k != "train_time_s")
+        self._bar.write(f"epoch {epoch + 1}/{epochs}: {summary}")
+        self.callbacks.on_epoch_end(self, epoch, logs)
+        return logs
+
+    def _train_steps(self, train_data, epoch: int):
+        """Run the epoch's (remaining) steps; returns ``(loss window, samples, compile seconds)``."""
+        window = _LossWindow()
+        samples = 0
+        compile_s = 0.0
+        # Throughput window: samples and compile-free seconds since the last report.
+        t_window, samples_window, compile_window = time.perf_counter(), 0, 0.0
+        source, batches = self._epoch_batches(train_data, epoch)
+        try:
+            for batch in batches:
+                if self._guard.interrupted:
+                    break
+                self._ensure_train_step(batch)
+                compiles = self.train_step.stats["compiles"]
+                handle = self.train_step(*flatten_batch(batch), fetch=False)
+                if self.train_step.stats["compiles"] != compiles:
+                    compile_window += self.train_step.stats["last_compile_s"]
+                n = batch_size(batch)
+                window.add(handle, n)
+                samples += n
+                samples_window += n
+                self.state.batch += 1
+                self.state.global_step += 1
+                if self.scheduler is not None and self.scheduler_interval == "step":
+                    self.scheduler.step()
+                self._bar.update(1)
+                self.callbacks.on_step_end(self, self.state.global_step)
+                if len(window.pending) >= self.log_every:
+                    now = time.perf_counter()
+                    self._report(window, samples_window, now - t_window - compile_window)
+                    compile_s += compile_window
+                    t_window, samples_window, compile_window = now, 0, 0.0
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # stops a prefetching loader's thread when the loop ends early
+        if window.pending:
+            self._report(window, samples_window, time.perf_counter() - t_window - compile_window)
+        return window, samples, compile_s + compile_window
+
+    def _end_epoch(self, logs: Dict[str, Any], result: FitResult) -> None:
+        """Advance the position, then schedule, log, early-stop and checkpoint with the epoch's logs."""
         if self.scheduler is not None and self.scheduler_interval == "epoch":
             self.scheduler.step()
         self.state.epoch += 1
         self.state.batch = 0
         # The per-window rows already carry the learning rate; epoch rows add the epoch's numbers.
         self._log({k: v for k, v in logs.items() if isinstance(v, (int, float)) and k != "lr"})
-        monitored = logs.get(self.monitor)
         if self.early_stopping is not None and not self._guard.interrupted:
-            if monitored is None:
+            if self.monitor not in logs:
                 raise KeyError(f"early stopping monitors {self.monitor!r}, which is not among the epoch logs "
                                f"{sorted(logs)}")
-            if self.early_stopping.step(monitored):
+            if self.early_stopping.step(logs[self.monitor]):
                 result.stopped_early = True
                 self._stop_requested = True
         path = self._save_checkpoint(logs)
         if path is not None:
             result.checkpoint = path
-        summary = ", ".join(f"{k}={v:.4g}" for k, v in logs.items()
-                            if isinstance(v, float) and k not in ("train_time_s",))
-        self._bar.write(f"epoch {epoch + 1}/{epochs}: {summary}")
-        self.callbacks.on_epoch_end(self, epoch, logs)
-        return logs
 
     def _report(self, window: _LossWindow, samples: int, seconds: float) -> None:
         """Read the pending losses back, then update the bar and the logger."""
