@@ -185,6 +185,34 @@ def test_conv_chunks_images_under_a_column_budget(kb, pool, readback, rng, monke
     _conv_trio(kb, pool, readback, rng, x_shape, w_shape, {"groups": groups, "stride": (1, 1)})
 
 
+@pytest.mark.parametrize("x_shape,w_shape,attrs,budget_splits", [
+    ((6, 4, 3, 3), (12, 4, 2, 2), {}, None),                      # 2 splits of 3 images, one chunk
+    ((4, 4, 3, 3), (16, 2, 2, 2), {"groups": 2}, None),           # grouped, 2 splits of 2
+    ((3, 2, 2, 2), (20, 2, 2, 2), {"padding": (1, 1)}, None),     # one split holds every image
+    ((8, 3, 4, 4), (12, 3, 2, 2), {"stride": (1, 2)}, 1),         # one split per chunk: sums across chunks
+], ids=["two-splits", "grouped", "single-split", "chunked"])
+def test_conv_weight_gradient_folds_images_into_the_reduction(kb, pool, readback, rng, monkeypatch, x_shape, w_shape,
+                                                              attrs, budget_splits):
+    attrs = {"kernel_size": w_shape[2:], **attrs}
+    full = OPS["conv2d_backward_weight"].check_attrs(attrs)
+    x = rng.standard_normal(x_shape)
+    y_shape = _out_shape_conv(x_shape, w_shape, full)
+    geo = nn_conv.ConvGeometry(x_shape[0], x_shape[1], *x_shape[2:], w_shape[0], full["groups"], *w_shape[2:],
+                               *y_shape[2:], full["stride"], full["padding"], full["dilation"])
+    split = nn_conv.images_per_split(geo, x_shape[0])
+    assert split > 1
+    if budget_splits:  # room for one split per chunk
+        per_split = 4 * split * (x_shape[1] * geo.KH * geo.KW + w_shape[0]) * geo.P + 4 * w_shape[0] * geo.K
+        monkeypatch.setattr(nn_conv, "COLUMN_BUDGET", per_split + 4 * w_shape[0] * geo.K + 64)
+    check(kb, pool, readback, "conv2d_backward_weight", [rng.standard_normal(y_shape), x], attrs)
+
+
+def _out_shape_conv(x_shape, w_shape, attrs):
+    kw = {k: v for k, v in attrs.items() if k != "kernel_size"}
+    return tuple(OPS["conv2d"].infer([TensorType(x_shape, dtypes.float64), TensorType(w_shape, dtypes.float64)],
+                                     **kw).shape)
+
+
 def test_conv_grouped_gemm_launch_counts(kb, pool, rng):
     # groups <= images: a launch per group; images < groups: a launch per image; linear batches: one.
     buf = pool.acquire(4096)

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 
 from ..pipelines import KernelLaunch, UniformLayout
 from .api import KernelError
+from .elementwise import ElementwiseSpec, EwOp
 from .nn_common import (ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL, element_launch, float_elem, float_prelude,
                         max_binding, storage_decls)
 
@@ -42,13 +43,14 @@ from .nn_common import (ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL, element_launch, f
 COLUMN_BUDGET = 256 << 20
 
 CONV_UNIFORMS = UniformLayout([(n, "u32") for n in (
-    "total", "C", "H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW", "base")])
+    "total", "C", "H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW", "base", "SPLIT")])
 SUM_UNIFORMS = UniformLayout([("total", "u32"), ("rows", "u32"), ("accumulate", "u32")])
 
 
 @lru_cache(maxsize=None)
 def im2col_wgsl(elem: str = "f32") -> str:
-    """WGSL: ``cols[n, c, i, j, oh, ow] = x[base + (n, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW)]`` (0 outside).
+    """WGSL: ``cols[q, c, i, j, t, oh, ow] = x[base + (q*SPLIT + t, c, oh*SH - PH + i*DH, ow*SW - PW + j*DW)]``
+    (0 outside): images in splits of ``SPLIT``, each split's columns ``(C*kh*kw) x (SPLIT*OH*OW)``.
 
     Example::
 
@@ -61,9 +63,11 @@ def im2col_wgsl(elem: str = "f32") -> str:
     var r = id;
     let ow = r % p.OW; r = r / p.OW;
     let oh = r % p.OH; r = r / p.OH;
+    let t = r % p.SPLIT; r = r / p.SPLIT;
     let j = r % p.KW; r = r / p.KW;
-    let i = r % p.KH;
-    let plane = r / p.KH;
+    let i = r % p.KH; r = r / p.KH;
+    let c = r % p.C;
+    let plane = (r / p.C * p.SPLIT + t) * p.C + c;
     let h = i32(oh * p.SH + i * p.DH) - i32(p.PH);
     let w = i32(ow * p.SW + j * p.DW) - i32(p.PW);
     var v = 0.0;
@@ -181,10 +185,10 @@ class ConvGeometry:
         return ((self.KH, self.KW, self.OH, self.OW) == (1, 1, self.H, self.W)
                 and tuple(self.stride) == (1, 1) and tuple(self.padding) == (0, 0))
 
-    def uniforms(self, total: int, base: int) -> dict:
+    def uniforms(self, total: int, base: int, split: int = 1) -> dict:
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
         return dict(total=total, C=self.C, H=self.H, W=self.W, OH=self.OH, OW=self.OW, KH=self.KH, KW=self.KW,
-                    SH=sh, SW=sw, PH=ph, PW=pw, DH=dh, DW=dw, base=base)
+                    SH=sh, SW=sw, PH=ph, PW=pw, DH=dh, DW=dw, base=base, SPLIT=split)
 
 
 def _geometry(x_shape, w_shape, out_hw, attrs) -> ConvGeometry:
@@ -248,17 +252,18 @@ def _chunks(total: int, size: int):
 class _Plan:
     """One conv instruction being planned: geometry, element type, chunking, scratch."""
 
-    def __init__(self, kb, instr, inputs, out, x_shape, w_shape, out_hw, extra_per_image=0):
+    def __init__(self, kb, instr, inputs, out, x_shape, w_shape, out_hw, extra_per_image=0, split=1):
         self.kb, self.elem = kb, float_elem(instr.op, *inputs, out)
         self.geo = geo = _geometry(x_shape, w_shape, out_hw, instr.attrs)
         self.itemsize = out.storage.itemsize
         limit = max_binding(kb)
         per_image = self.itemsize * (geo.C * geo.KH * geo.KW * geo.P + extra_per_image)
-        if per_image > limit:
-            raise KernelError.of(instr, inputs, f"one image's column matrix needs {per_image} bytes (C={geo.C}, "
+        if per_image * split > limit:
+            raise KernelError.of(instr, inputs, f"the column matrix of {split} image(s) needs {per_image * split} bytes (C={geo.C}, "
                                  f"kernel {geo.KH}x{geo.KW}, {geo.OH}x{geo.OW} positions), over this adapter's "
                                  f"storage binding limit of {limit} bytes")
-        self.chunk = max(1, min(geo.N, min(COLUMN_BUDGET, limit) // per_image))
+        # Whole splits per chunk: N is a multiple of `split`, so every chunk is too.
+        self.chunk = max(split, min(geo.N, min(COLUMN_BUDGET, limit) // (per_image * split) * split))
         self.label = instr.op
 
     def scratch(self, elements: int, what: str):
@@ -272,9 +277,9 @@ class _Plan:
     def chunks(self):
         return _chunks(self.geo.N, self.chunk)
 
-    def im2col(self, x, cols, n0, m):
+    def im2col(self, x, cols, n0, m, split=1):
         geo = self.geo
-        values = geo.uniforms(m * geo.C * geo.KH * geo.KW * geo.P, n0 * geo.C * geo.H * geo.W)
+        values = geo.uniforms(m * geo.C * geo.KH * geo.KW * geo.P, n0 * geo.C * geo.H * geo.W, split)
         return element_launch(self.kb, im2col_wgsl(self.elem), CONV_UNIFORMS, values, [x, cols],
                               f"{self.label} im2col")
 
@@ -337,8 +342,31 @@ def conv2d_backward_input(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) 
     return launches
 
 
+def images_per_split(geo: ConvGeometry, max_images: int) -> int:
+    """Images whose products the weight gradient sums inside one GEMM (its reduction runs over them).
+
+    Per-image products cost ``O*K`` partial sums each; late layers (few positions, many
+    channels) would write far more partials than columns. Folding ``s`` images into
+    the reduction makes the partials no larger than the columns: the smallest divisor
+    ``s`` of ``N`` with ``s * G * OH*OW >= O`` (and at most ``max_images``).
+
+    Example::
+
+        >>> geo = ConvGeometry(32, 512, 7, 7, 512, 1, 3, 3, 7, 7, (1, 1), (1, 1), (1, 1))
+        >>> images_per_split(geo, 32), images_per_split(geo, 8)
+        (16, 8)
+    """
+    want = -(-geo.O // (geo.G * geo.P))
+    fits = [d for d in range(1, geo.N + 1) if geo.N % d == 0 and d <= max(max_images, 1)]
+    return next((d for d in fits if d >= want), fits[-1])
+
+
 def conv2d_backward_weight(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelLaunch]:
-    """Kernel of ``conv2d_backward_weight(g, x)``: per image ``g @ cols^T``, summed over images.
+    """Kernel of ``conv2d_backward_weight(g, x)``: ``g @ cols^T`` per split of images, summed over splits.
+
+    With one image per split ``g`` is used in place; with ``s > 1`` (see
+    :func:`images_per_split`) ``g`` is first permuted to ``(splits, O, s, OH*OW)`` so each
+    split's reduction runs over its ``s`` images' positions.
 
     Example::
 
@@ -346,24 +374,36 @@ def conv2d_backward_weight(kb: Any, instr: Any, inputs: Sequence[Any], out: Any)
     """
     g, x = (v.buffer for v in inputs)
     O, Cg, KH, KW = out.shape
+    geo = _geometry(inputs[1].shape, out.shape, inputs[0].shape[2:], instr.attrs)
+    item = out.storage.itemsize
+    budget = min(COLUMN_BUDGET, max_binding(kb)) - item * O * geo.K
+    s = images_per_split(geo, budget // (item * (geo.C * KH * KW + O) * geo.P))
     plan = _Plan(kb, instr, inputs, out, inputs[1].shape, out.shape, inputs[0].shape[2:],
-                 extra_per_image=O * Cg * KH * KW)
-    geo = plan.geo
-    G, K, P = geo.G, geo.K, geo.P
-    direct = geo.N == 1  # one image's product is the gradient itself: no partial sums
-    cols = plan.columns()
-    part = None if direct else plan.scratch(plan.chunk * O * K, "partial sums")
+                 extra_per_image=-(-O * geo.K // s) + (O * geo.P if s > 1 else 0), split=s)
+    G, K, P, sP = geo.G, geo.K, geo.P, s * geo.P
+    direct = geo.N == s  # a single split's product is the gradient itself: no partial sums
+    cols = None if geo.identity_columns and s == 1 else plan.columns()
+    part = None if direct else plan.scratch(plan.chunk // s * O * K, "partial sums")
+    g_split = plan.scratch(plan.chunk * O * P, "gradient by split") if s > 1 else None
+    identity = ElementwiseSpec(("g",), (EwOp("t", "identity", ("g",)),), ("t",))
     launches = []
     for n0, m in plan.chunks():
+        if s == 1:
+            a = Operand(g, n0 * O * P, O * P, geo.Og * P)
+        else:  # (m/s, s, O, P) -> (m/s, O, s, P)
+            launches.append(kb.elementwise.launch(identity, (m // s, O, s, P),
+                                                  [(g, (s * O * P, P, O * P, 1), n0 * O * P)], [g_split],
+                                                  storages=[inputs[0].storage.name, inputs[0].storage.name]))
+            a = Operand(g_split, 0, O * sP, geo.Og * sP)
         if cols is None:
             b = Operand(x, n0 * geo.C * geo.H * geo.W, G * K * P, K * P)
         else:
-            launches.append(plan.im2col(x, cols, n0, m))
-            b = Operand(cols, 0, G * K * P, K * P)
+            launches.append(plan.im2col(x, cols, n0, m, s))
+            b = Operand(cols, 0, G * K * sP, K * sP)
         c = Operand(out.buffer, 0, 0, geo.Og * K) if direct else Operand(part, 0, O * K, geo.Og * K)
-        launches += plan.gemm(Operand(g, n0 * O * P, O * P, geo.Og * P), b, c, m, G, geo.Og, K, P, trans_b=True)
+        launches += plan.gemm(a, b, c, m // s, G, geo.Og, K, sP, trans_b=True)
         if not direct:
-            values = dict(total=O * K, rows=m, accumulate=int(n0 > 0))
+            values = dict(total=O * K, rows=m // s, accumulate=int(n0 > 0))
             launches.append(element_launch(kb, sum_rows_wgsl(plan.elem), SUM_UNIFORMS, values, [part, out.buffer],
                                            f"{instr.op} sum"))
     return launches
