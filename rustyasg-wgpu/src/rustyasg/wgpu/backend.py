@@ -35,6 +35,7 @@ from rustyasg.core.executor import Backend
 from rustyasg.core.program import Program
 
 from .buffers import BufferPool, Readback
+from .buffers import _padded_bytes as padded_bytes
 from .device import get_context
 from .handles import GpuArray
 from .kernels.api import KernelBuilder, storage_for
@@ -84,9 +85,7 @@ class WgpuBackend(Backend):
     def _write(self, handle: GpuArray, array: np.ndarray) -> None:
         data = handle.storage.to_device(array)
         if data.nbytes:
-            raw = memoryview(data).cast("B")
-            pad = (-len(raw)) % 4
-            self.ctx.queue.write_buffer(handle.buffer, 0, bytes(raw) + b"\0" * pad if pad else raw)
+            self.ctx.queue.write_buffer(handle.buffer, 0, padded_bytes(data))
         self.stats["uploads"] += 1
 
     def to_host(self, handle: Any) -> np.ndarray:

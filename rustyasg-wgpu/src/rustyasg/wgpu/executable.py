@@ -22,6 +22,7 @@ import numpy as np
 from rustyasg.core.executor import Executable
 from rustyasg.core.program import Program
 
+from .buffers import _padded_bytes as padded_bytes
 from .handles import GpuArray
 
 
@@ -59,9 +60,8 @@ class WgpuExecutable(Executable):
             if slot is None:
                 continue
             data = slot[1].to_device(np.asarray(arr))
-            buf = slot[0]
             if data.nbytes:
-                queue.write_buffer(buf, 0, data)
+                queue.write_buffer(slot[0], 0, padded_bytes(data))
         enc = self.ctx.device.create_command_encoder()
         if self.launches:
             cpass = enc.begin_compute_pass()

@@ -7,17 +7,21 @@ f32 inside the kernel (bool as 0/1, ints converted on load or store). Integer
 arithmetic and comparisons stay exact in their own kernels (:mod:`.kernels.ew_ops`).
 
 Grouping walks the program in order and puts an instruction into the group of one
-of its producers when the shapes agree and joining cannot create a cycle between
-kernels: every value carries the bit set of groups it depends on (through anything),
-and an instruction may not join group ``G`` if one of its inputs from outside ``G``
-already depends on ``G`` (PyTorch/PyTensor's "convex group" rule). The group graph is
-then acyclic and :func:`schedule` orders the kernels.
+of its producers (else into a recent group of the same shape) when the shapes agree
+and joining cannot create a cycle between kernels: every unit carries the set of
+units it depends on, kept transitively closed as groups grow, and an instruction may
+not join group ``G`` if the producer of one of its other inputs already depends on
+``G`` (PyTensor's "convex group" rule). The unit graph is then acyclic and
+:func:`schedule` orders the kernels.
 
 Example::
 
-    >>> # exp(x) * 2 + y  ->  one group with outputs [the add]
-    >>> group_elementwise  # doctest: +ELLIPSIS
-    <function group_elementwise at ...>
+    >>> shapes = {1: (4,), 2: (4,), 3: (4,)}          # 1 = exp(x), 2 = 1 * 2, 3 = 2 + y
+    >>> inputs = {1: [0], 2: [1], 3: [2, 9]}
+    >>> units = group_elementwise([1, 2, 3], inputs.get, lambda i: True, shapes.get,
+    ...                           lambda v: v if v in shapes else None, max_bindings=8)
+    >>> [(u.kind, u.members) for u in units]
+    [('fused', [1, 2, 3])]
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ INT_OPS = frozenset({
     "stop_gradient", "cast", "floor_divide", "mod", "floor", "ceil", "round",
     "logical_not", "logical_and", "logical_or",
 })
+#: How many recent same-shape groups an instruction without a producer group may join.
+RECENT_GROUPS = 4
 #: Ops the fused float kernel computes (the generator's table plus those lowered onto it).
 FLOAT_EW_OPS = frozenset(EW_OPS) | {"cast", "stop_gradient", "identity", "leaky_relu", "elu", "softplus", "clamp"}
 
@@ -129,56 +135,69 @@ def group_elementwise(order: Sequence, inputs_of: Callable[[int], Sequence[int]]
     """
     units: List[Unit] = []
     unit_of: Dict[int, int] = {}
-    anc: Dict[int, int] = {}
+    # anc[u]: bit set of the units u depends on, itself included, kept transitively closed
+    # as groups grow (a join adds the new member's dependencies to every unit below it).
+    anc: List[int] = []
     ext_count: List[int] = []
+    recent: Dict[tuple, List[int]] = {}
 
-    def anc_of(v):
+    def unit_anc(v):
         k = group_key(v)
-        return anc.get(k, 0) if k is not None else 0
+        return anc[unit_of[k]] if k is not None and k in unit_of else 0
+
+    def direct_member(w, g):
+        k = group_key(w)
+        return k is not None and k == w and unit_of.get(k) == g
 
     for pos, iid in enumerate(order):
         ins = list(inputs_of(iid))
         deps = 0
         for v in ins:
-            deps |= anc_of(v)
+            deps |= unit_anc(v)
         chosen = None
         if is_fusable(iid):
             shape = shape_of(iid)
-            for v in ins:
-                k = group_key(v)
-                if k is None or k != v or k not in unit_of:
-                    continue  # only direct (non-alias) producers are fused into
-                g = unit_of[k]
+            # Producers' groups first; then recent groups of the same shape (independent work
+            # sharing one kernel, e.g. sigmoid(x) next to exp(x)).
+            candidates = [unit_of[group_key(v)] for v in ins
+                          if group_key(v) is not None and group_key(v) == v and v in unit_of]
+            candidates += list(reversed(recent.get(shape, [])))
+            for g in dict.fromkeys(candidates):
                 u = units[g]
-                if u.kind != "fused" or u.shape != shape or g == chosen:
+                if u.kind != "fused" or u.shape != shape:
                     continue
-                blocked = False
-                for w in ins:
-                    kw = group_key(w)
-                    if kw is not None and kw == w and unit_of.get(kw) == g:
-                        continue
-                    if (anc_of(w) >> g) & 1:
-                        blocked = True
-                        break
-                new_ext = sum(1 for w in ins if not (group_key(w) == w and unit_of.get(w) == g))
-                if blocked or ext_count[g] + new_ext + len(u.members) + 1 > max_bindings:
+                # Joining g adds edges (producer of w) -> g: a cycle iff that producer depends on g.
+                if any(not direct_member(w, g) and (unit_anc(w) >> g) & 1 for w in ins):
+                    continue
+                new_ext = sum(1 for w in ins if not direct_member(w, g))
+                if ext_count[g] + new_ext + len(u.members) + 1 > max_bindings:
                     continue
                 chosen = g
                 break
             if chosen is None:
                 chosen = len(units)
                 units.append(Unit("fused", [], shape))
+                anc.append(1 << chosen)
                 ext_count.append(0)
+                recent.setdefault(shape, []).append(chosen)
+                del recent[shape][:-RECENT_GROUPS]
             u = units[chosen]
-            ext_count[chosen] += sum(1 for w in ins if not (group_key(w) == w and unit_of.get(w) == chosen))
+            ext_count[chosen] += sum(1 for w in ins if not direct_member(w, chosen))
             u.members.append(iid)
             u.order = pos
         else:
             chosen = len(units)
             units.append(Unit("kernel", [iid], shape_of(iid), order=pos))
+            anc.append(1 << chosen)
             ext_count.append(0)
         unit_of[iid] = chosen
-        anc[iid] = deps | (1 << chosen)
+        grown = anc[chosen] | deps
+        if grown != anc[chosen]:
+            bit = 1 << chosen
+            anc[chosen] = grown
+            for d in range(len(anc)):
+                if d != chosen and anc[d] & bit:
+                    anc[d] |= grown
     return units
 
 

@@ -286,7 +286,7 @@ class KernelBuilder:
     def __init__(self, ctx: Any, pipelines: Optional[PipelineCache] = None, matmul: Any = None,
                  elementwise: Any = None, scratch_alloc: Optional[Callable[[int, str], Any]] = None):
         self.ctx = ctx
-        self.pipelines = pipelines or PipelineCache(ctx)
+        self.pipelines = pipelines if pipelines is not None else PipelineCache(ctx)
         self._matmul = matmul
         self._elementwise = elementwise
         self._scratch_alloc = scratch_alloc

@@ -357,7 +357,8 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
     slot = 0
     for i, kind in enumerate(kinds):
         if i in inplace:
-            if kind != "contig" or stores[i].name != stores[len(kinds) + inplace[i]].name:
+            # "splat" here is the one-element case (in-place operands have the output's shape).
+            if kind not in ("contig", "splat") or stores[i].name != stores[len(kinds) + inplace[i]].name:
                 raise ValueError(f"in-place input {i} must be contiguous and share the output's storage")
             continue
         if stores[i].name == "f32":
@@ -391,7 +392,7 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
         names[spec.inputs[i]] = v
         load = stores[i].load
         if i in inplace:
-            body.append(f"let {v} = {load(f'out{inplace[i]}', 'gid')};")
+            body.append(f"let {v} = {T}({load(f'out{inplace[i]}', 'gid')});")
         elif kind == "contig":
             idx = f"gid + p.o{i}" + (" / 4u" if vec else "")
             body.append(f"let {v} = {load(f'in{i}', idx)};")
@@ -470,7 +471,7 @@ class ElementwisePlanner:
 
     def __init__(self, ctx: Any, pipelines: PipelineCache | None = None):
         self.ctx = ctx
-        self.pipelines = pipelines or PipelineCache(ctx)
+        self.pipelines = pipelines if pipelines is not None else PipelineCache(ctx)
 
     def launch(self, spec: ElementwiseSpec, shape: Sequence[int], inputs: Sequence[tuple], outputs: Sequence[Any],
                scalars: dict | None = None, storages: Sequence[str] | None = None,

@@ -108,7 +108,7 @@ class MatmulPlanner:
         unknown = [n for n in self.names if n not in CANDIDATES]
         if unknown:
             raise KeyError(f"unknown matmul tile configs {unknown}; known: {sorted(CANDIDATES)}")
-        self.pipelines = pipelines or PipelineCache(ctx)
+        self.pipelines = pipelines if pipelines is not None else PipelineCache(ctx)
         self.autotune = autotune_enabled(ctx) if autotune is None else autotune
         self.tuner = tuner if tuner is not None else (Autotuner(ctx, "matmul") if self.autotune else None)
         self.max_threads = int(ctx.limits.get("max-compute-invocations-per-workgroup", 256))

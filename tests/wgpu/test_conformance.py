@@ -1,0 +1,49 @@
+"""The conformance kit over every registered op on the wgpu backend (float32, and float16
+where the adapter grants shader-f16), with the kit's own tolerances.
+
+WGSL has no float64: the wgpu backend computes float64 in float32 (see
+``rustyasg.wgpu.kernels.api``), so examples whose attributes ask for a float64 result
+(``one_hot``, ``random_*``, ``dim_size``) are checked with that attribute set to the
+dtype under test, i.e. at that dtype's tolerance.
+"""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import rustyasg.core as rg
+from rustyasg.core.plugins import load_kernels
+from rustyasg.core.testing import check_op
+from rustyasg.wgpu.device import get_context
+
+CHECKED = sorted(name for name, d in rg.OPS.items() if d.examples)
+LEAVES = {"input", "variable", "constant"}
+
+
+def examples_in(op, dtype):
+    """The op's examples with float dtype attributes set to ``dtype``."""
+    out = []
+    for ex in rg.OPS[op].examples:
+        attrs = {k: (np.dtype(dtype) if isinstance(v, np.dtype) and v.kind == "f" else v) for k, v in ex.attrs.items()}
+        out.append(replace(ex, attrs=attrs))
+    return out
+
+
+def test_every_op_has_a_wgpu_kernel():
+    missing = sorted(set(rg.OPS) - set(load_kernels("wgpu")) - LEAVES)
+    assert not missing, f"ops without a wgpu kernel: {missing}"
+
+
+@pytest.mark.parametrize("op", CHECKED)
+def test_op_conforms_float32(op):
+    check_op(op, backend="wgpu", dtype="float32", examples=examples_in(op, "float32"),
+             seed=np.random.default_rng().integers(1 << 31))
+
+
+@pytest.mark.parametrize("op", CHECKED)
+def test_op_conforms_float16(op):
+    if not get_context().has("shader-f16"):
+        pytest.fail("this adapter lacks shader-f16; the float16 half of the kit cannot run here")
+    check_op(op, backend="wgpu", dtype="float16", examples=examples_in(op, "float16"),
+             seed=np.random.default_rng().integers(1 << 31))
