@@ -213,7 +213,7 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
                 expr = f"np.{m.dtype.name}({expr})"
             args.append(expr)
         expr = kernel.render(args, m.dtype, m.attrs)
-        name = f"v{m.id}"
+        name = f"v{len(names)}"
         body.append(f"{name} = {expr}" if m.dtype.kind == "b" else f"{name} = np.{m.dtype.name}({expr})")
         names[m.id] = name
     for k, o in enumerate(ew_outs):

@@ -70,8 +70,9 @@ def build_single(ins, args, kernel) -> Impl:
     if kernel.template == "{0}" and args[0].dtype == ins.dtype:
         return Impl(view=lambda x: x, label=ins.op)  # identity, stop_gradient: no work at all
     if _numpy_fits(ins, args, kernel):
-        return Impl(run=kernel.numpy, elementwise=True,
-                    label=f"numpy.{getattr(kernel.numpy, '__name__', ins.op)}")
+        fn = kernel.numpy
+        return Impl(bind=lambda *arrays: functools.partial(fn, *arrays[:-1], out=arrays[-1]), elementwise=True,
+                    label=f"numpy.{getattr(fn, '__name__', ins.op)}")
     by_id: Dict[int, object] = {a.id: a for a in args}
     group = GroupKernel([ins], [ins.id], by_id, {ins.op: kernel})
 

@@ -1,4 +1,4 @@
-"""CPU graph rewrites that run before fusion.
+"""CPU graph rewrites that run before fusion (see each function).
 
 ``cpu_broadcast_elim``: an explicit ``broadcast_to`` feeding elementwise ops is
 dropped when the op's own broadcasting gives the same result. Gradients of
@@ -16,6 +16,8 @@ Example:
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from rustyasg.core.shapes import broadcast_shapes
 
@@ -46,6 +48,56 @@ def broadcast_elim(program):
         if tuple(new) != ins.inputs:
             ins.inputs = tuple(new)
             changed = True
+    if changed:
+        from rustyasg.core.passes import dce
+
+        program = dce(program)
+    return program
+
+
+def matmul_batch_fold(program):
+    """``sum_to(transpose(X) @ G)`` over batch dims -> one GEMM on the flattened batch.
+
+    The weight gradient of ``x @ W`` with a batched ``x`` (``(B, T, K) @ (K, N)``)
+    comes out of autograd as ``sum_to(mT(x) @ g, (K, N))``: B small GEMMs and a
+    reduction. Summing per-batch products is one product of the stacked
+    matrices: ``reshape(x, (B*T, K)).T @ reshape(g, (B*T, N))``.
+    """
+    from rustyasg.core.program import Instr
+
+    by_id = program.by_id()
+    users = program.users()
+    roots = set(program.roots())
+    new_instrs, changed = [], False
+    next_id = program.new_id()
+    for ins in program.instrs:
+        m = by_id.get(ins.inputs[0]) if ins.op == "sum_to" and ins.inputs else None
+        fold = None
+        if (m is not None and m.op == "matmul" and len(ins.shape) == 2 and len(m.shape) > 2
+                and users[m.id] == [ins.id] and m.id not in roots):
+            a, g = by_id[m.inputs[0]], by_id[m.inputs[1]]
+            nd = len(m.shape)
+            swap = tuple(range(nd - 2)) + (nd - 1, nd - 2)
+            if (a.op == "transpose" and tuple(a.attrs["axes"]) == swap and len(g.shape) == nd
+                    and tuple(by_id[a.inputs[0]].shape[:-2]) == tuple(g.shape[:-2]) == tuple(m.shape[:-2])
+                    and tuple(m.shape[-2:]) == tuple(ins.shape)):
+                fold = (by_id[a.inputs[0]], g)
+        if fold is None:
+            new_instrs.append(ins)
+            continue
+        x, g = fold
+        rows = int(np.prod(x.shape[:-1]))
+        x2 = Instr(next_id, "reshape", (x.id,), {"shape": (rows, x.shape[-1])}, (rows, x.shape[-1]), x.dtype,
+                   ins.source)
+        xt = Instr(next_id + 1, "transpose", (x2.id,), {"axes": (1, 0)}, (x.shape[-1], rows), x.dtype, ins.source)
+        g2 = Instr(next_id + 2, "reshape", (g.id,), {"shape": (rows, g.shape[-1])}, (rows, g.shape[-1]), g.dtype,
+                   ins.source)
+        next_id += 3
+        new_instrs += [x2, xt, g2]
+        ins.op, ins.inputs, ins.attrs = "matmul", (xt.id, g2.id), {}
+        new_instrs.append(ins)
+        changed = True
+    program.instrs = new_instrs
     if changed:
         from rustyasg.core.passes import dce
 
