@@ -424,6 +424,57 @@ def section_reduction(ctx, args, report):
     pool.trim()
 
 
+def section_training(ctx, args, report):
+    """W2/W4/W5 training steps: rustyasg.nn on wgpu next to torch.cuda eager (fp32, TF32 off)."""
+    import training
+
+    out = report.setdefault("training", [])
+    for name in args.workloads.split(","):
+        t0 = time.perf_counter()
+        try:
+            r = training.run_workload(name, warmup=args.train_warmup, steps=args.train_steps, with_torch=HAVE_CUDA)
+        except Exception as exc:
+            r = {"workload": name, "error": traceback.format_exc()[-3000:]}
+            print(f"  {name} failed: {exc}", flush=True)
+        r["section_s"] = time.perf_counter() - t0
+        out.append(r)
+        if "rustyasg" in r:
+            t = r.get("torch", {}).get("ms", float("nan"))
+            print(f"  {name}: rustyasg-wgpu {r['rustyasg']['ms']:.2f} ms/step (compile {r['rustyasg']['compile_s']:.1f} s, "
+                  f"{r['rustyasg']['plan']['launches']} launches), torch {t:.2f} ms, ratio {r.get('ratio', float('nan')):.2f}, "
+                  f"first-loss rel diff {r.get('first_losses_max_rel_diff', float('nan')):.1e}", flush=True)
+
+
+def section_profile(ctx, args, report):
+    """Per-launch GPU time of one compiled training step (where the time goes)."""
+    import training
+    from collections import defaultdict
+
+    training.ensure_backend()
+    cfg = training.WORKLOADS[args.profile_workload]
+    model, build = training.rustyasg_model(cfg)
+    data = training.batches(cfg, 1)
+    step = build("wgpu")
+    step(*data[0])
+    exe = step.compile(*data[0])
+    rows = []
+    for i, launch in enumerate(exe.launches):
+        rows.append({"i": i, "label": launch.label, "us": time_gpu(ctx, launch.encode, min_seconds=0.002, max_reps=50) * 1e6})
+    total = sum(r["us"] for r in rows)
+    by_kind = defaultdict(float)
+    for r in rows:
+        by_kind[r["label"].split(":")[-1].strip().split(" ")[0] if "matmul" in r["label"] else
+                r["label"].split(":")[0].split(" ")[0].split("[")[0]] += r["us"]
+    top = sorted(rows, key=lambda r: -r["us"])[:args.profile_top]
+    report["profile"] = {"workload": args.profile_workload, "launches": len(rows), "sum_us": total,
+                         "by_kind_us": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])), "top": top}
+    print(f"  {args.profile_workload}: {len(rows)} launches, sum of isolated times {total / 1e3:.2f} ms")
+    for k, v in list(report["profile"]["by_kind_us"].items())[:12]:
+        print(f"    {k:>24}: {v / 1e3:8.3f} ms")
+    for r in top:
+        print(f"    {r['us']:9.1f} us  {r['label'][:110]}")
+
+
 SECTIONS = {
     "features": section_features,
     "matmul": section_matmul,
@@ -431,6 +482,8 @@ SECTIONS = {
     "elementwise": section_elementwise,
     "experimental": section_experimental,
     "reduction": section_reduction,
+    "training": section_training,
+    "profile": section_profile,
 }
 
 
@@ -457,6 +510,20 @@ def print_summary(report):
         print(f"elementwise {case:>24}: {r['gbytes_per_s']:7.0f} GB/s {ratio}")
 
 
+def print_training(report):
+    rows = report.get("training", [])
+    if not rows:
+        return
+    print(f"{'workload':>8} {'rustyasg-wgpu ms':>17} {'torch.cuda ms':>14} {'ratio':>6} {'compile s':>9} {'launches':>8}")
+    for r in rows:
+        if "rustyasg" not in r:
+            print(f"{r['workload']:>8} failed")
+            continue
+        t = r.get("torch", {}).get("ms", float("nan"))
+        print(f"{r['workload']:>8} {r['rustyasg']['ms']:>17.2f} {t:>14.2f} {r.get('ratio', float('nan')):>6.2f} "
+              f"{r['rustyasg']['compile_s']:>9.1f} {r['rustyasg']['plan']['launches']:>8}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sections", default=",".join(SECTIONS))
@@ -472,6 +539,11 @@ def main(argv=None):
     p.add_argument("--exp-size", type=int, default=4096)
     p.add_argument("--exp-configs", default="128x128x8_8x8")
     p.add_argument("--min-seconds", type=float, default=0.1)
+    p.add_argument("--workloads", default="W2,W4,W5")
+    p.add_argument("--train-warmup", type=int, default=3)
+    p.add_argument("--train-steps", type=int, default=20)
+    p.add_argument("--profile-workload", default="W5")
+    p.add_argument("--profile-top", type=int, default=30)
     p.add_argument("--json", default=None, help="write the full report here")
     p.add_argument("--out-dir", default=None, help="where the autotune cache file is kept")
     args = p.parse_args(argv)
@@ -489,6 +561,7 @@ def main(argv=None):
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=1, default=str))
     print_summary(report)
+    print_training(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=str))
 

@@ -149,7 +149,7 @@ def test_more_than_65535_workgroups(be, rng):
     np.testing.assert_allclose(s, rv.sum(axis=1), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape,axes", [((3, 700), (1,)), ((4000, 6), (0,)), ((5, 300, 7), (1,)),
+@pytest.mark.parametrize("shape,axes", [((3, 700), (1,)), ((4000, 6), (0,)), ((5, 300, 7), (1,)), ((2, 40000), (1,)),
                                         ((6, 5, 4, 3), (0, 2)), ((2, 3000), None)])
 @pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "var", "logsumexp"])
 def test_reductions_at_every_layout(be, rng, op, shape, axes):
@@ -236,3 +236,16 @@ def test_no_adapter_gives_the_install_hint(monkeypatch):
     monkeypatch.setattr(wgpu.gpu, "enumerate_adapters_sync", lambda: [])
     with pytest.raises(device.NoGpuAdapterError, match="apt-get install mesa-vulkan-drivers"):
         device._context_for.__wrapped__("", False)  # uncached: the shared context stays as it is
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_long_k_matmul_is_split_and_exact(be, rng, ta, tb):
+    M, K, N = 24, 2048, 40  # one output tile: K is sliced into partial products, then summed
+    a = rg.input((K, M) if ta else (M, K), name="a")
+    b = rg.input((N, K) if tb else (K, N), name="b")
+    f = rg.function([a, b], rg.matmul(a.mT if ta else a, b.mT if tb else b), backend=be)
+    av = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
+    bv = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32)
+    want = (av.T if ta else av).astype(np.float64) @ (bv.T if tb else bv)
+    np.testing.assert_allclose(f(av, bv), want, rtol=1e-4, atol=1e-3)
+    assert f.memory_report(av, bv)["launches"] == 2, "partial products and their sum"

@@ -224,5 +224,10 @@ class ProgramCompiler:
         plan.assign()
         launches = []
         for u in units:
-            launches += self.fused_launches(u, plan) if u.kind == "fused" else self.kernel_launches(u, plan)
+            made = self.fused_launches(u, plan) if u.kind == "fused" else self.kernel_launches(u, plan)
+            what = (f"fused[{len(u.members)}] {u.shape}" if u.kind == "fused"
+                    else f"{self.by_id[u.head].op} {self.by_id[u.head].shape}")
+            for launch in made:  # labels name the work in profiles and validation errors
+                launch.label = f"{what}: {launch.label}"
+            launches += made
         return WgpuExecutable(self.backend, self.program, self, plan, launches)

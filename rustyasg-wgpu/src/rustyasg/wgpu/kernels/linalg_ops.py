@@ -49,6 +49,9 @@ def matmul(kb, instr, inputs, out):
     cshape, (sa, sb, sc) = collapse_dims(batch, [sa, sb, sc])
     dtype = out.storage.name
     if not cshape:
+        splits = split_k(M, N, K)
+        if splits > 1:
+            return _split_k_launches(kb, a, b, out, M, N, K, ta, tb, splits)
         return [kb.matmul.launch(a.buffer, b.buffer, out.buffer, M, N, K, trans_a=ta, trans_b=tb, dtype=dtype)]
     inner, outer = cshape[-1], cshape[:-1]
     launches = []
@@ -60,6 +63,45 @@ def matmul(kb, instr, inputs, out):
                                          trans_b=tb, stride_a=sa[-1], stride_b=sb[-1], stride_c=sc[-1],
                                          offset_a=oa, offset_b=ob, offset_c=oc, dtype=dtype))
     return launches
+
+
+def split_k(M: int, N: int, K: int) -> int:
+    """How many slices of K to compute separately (1: none).
+
+    A product with few output tiles (weight gradients: ``512 x 512`` over ``K = 8192``
+    tokens is 16 tiles of 128x128) leaves most of a big GPU idle; slicing K multiplies
+    the workgroups. Slices are powers of two dividing K, at least ``MIN_SLICE`` long.
+
+    Example::
+
+        >>> split_k(512, 512, 8192), split_k(4096, 4096, 4096), split_k(64, 64, 100)
+        (16, 1, 1)
+    """
+    tiles = -(-M // 128) * -(-N // 128)
+    splits = 1
+    while (tiles * splits < TARGET_WORKGROUPS and K % (2 * splits) == 0 and K // (2 * splits) >= MIN_SLICE):
+        splits *= 2
+    return splits
+
+
+#: Workgroups that keep a large GPU busy (an H100 has 132 multiprocessors).
+TARGET_WORKGROUPS = 256
+MIN_SLICE = 256
+
+
+def _split_k_launches(kb, a, b, out, M, N, K, ta, tb, splits):
+    """Partial products of K slices into scratch (one batched launch), then their sum."""
+    from .api import STORAGES, TensorView
+    from .reduce_ops import reduce_launches
+
+    kc = K // splits
+    part = TensorView(kb.scratch(splits * M * N * 4, "split-K partials"), (splits, M * N), np.dtype(np.float32),
+                      STORAGES["f32"])
+    lda, ldb = (M if ta else K), (K if tb else N)
+    launches = [kb.matmul.launch(a.buffer, b.buffer, part.buffer, M, N, kc, batch=splits, trans_a=ta, trans_b=tb,
+                                 lda=lda, ldb=ldb, ldc=N, stride_a=kc * M if ta else kc,
+                                 stride_b=kc if tb else kc * N, stride_c=M * N, dtype="f32")]
+    return launches + reduce_launches(kb, "sum", part, out, [0])
 
 
 KERNELS = {"matmul": matmul}

@@ -48,6 +48,8 @@ ASSOCIATIVE = {"sum": "sum", "mean": "sum", "prod": "prod", "max": "max", "min":
 LAYOUT = UniformLayout([("A", "u32"), ("R", "u32"), ("B", "u32"), ("C", "u32"), ("chunk", "u32"),
                         ("extra", "f32")])
 COLS_THREADS = 65536  # enough (a, b, chunk) threads to keep a big GPU busy
+ROWS_CHUNK_BELOW = 512  # fewer rows than this (a GPU has ~100 multiprocessors) ...
+ROW_CHUNK = 16384  # ... and rows at least twice this long are reduced in chunks of this length
 
 
 def reduce_form(shape: Sequence[int], axes: Sequence[int]) -> Tuple[Tuple[int, int, int], Optional[tuple]]:
@@ -85,18 +87,21 @@ def _header(x: TensorView, out: TensorView, extra: str = "") -> str:
             "@group(0) @binding(2) var<uniform> p: Params;\n" + extra + LINEAR_WORKGROUP_WGSL)
 
 
-def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int) -> str:
-    """One workgroup per row of length R (B == 1)."""
+def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = False) -> str:
+    """One workgroup per row of length R (B == 1), or per chunk of a row when ``chunked``."""
     load = x.storage.load("xs", "base + r")
-    loop = "    for (var r = lid; r < p.R; r = r + {wg}u) {{\n{body}    }}\n"
+    loop = "    for (var r = lid; r < len; r = r + {wg}u) {{\n{body}    }}\n"
     arg = op in ("argmax", "argmin")
     extra = f"var<workgroup> sh: array<f32, {wg}>;\n" + (f"var<workgroup> shi: array<u32, {wg}>;\n" if arg else "")
+    # A workgroup reduces chunk c of row a (C chunks per row; C == 1 unless the rows are
+    # few and long, then partial results go to scratch and a second pass combines them).
     src = [_header(x, out, extra), f"@compute @workgroup_size({wg})",
            "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
            "        @builtin(local_invocation_index) lid: u32) {",
            "    let row = linear_workgroup(wid, nwg);",
-           "    if (row >= p.A) { return; }",
-           "    let base = row * p.R;",
+           "    if (row >= p.A * p.C) { return; }",
+           "    let base = (row / p.C) * p.R + (row % p.C) * p.chunk;",
+           "    let len = min(p.chunk, p.R - (row % p.C) * p.chunk);",
            "    let Rf = f32(p.R);"]
     b = []
     if op in SIMPLE:
@@ -104,6 +109,7 @@ def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int) -> str:
         b.append(f"    var acc = {ident};")
         b.append(loop.format(wg=wg, body=f"        acc = {comb.format(a='acc', b=load)};\n"))
         b.append(_tree("acc", comb, wg))
+        fin = "{acc}" if chunked else fin
         b.append("    if (lid == 0u) { " + out.storage.store("dst", "row", fin.format(acc="sh[0]", R="Rf")) + "; }")
     elif arg:
         better = ">" if op == "argmax" else "<"
@@ -217,7 +223,20 @@ def reduce_launches(kb: KernelBuilder, op: str, x: TensorView, out: TensorView, 
             raise ValueError("softmax over non-adjacent axes")  # single-axis ops never get here
     if B == 1:
         wg = 64 if R <= 512 else 256
-        launches.append(kb.launch(rows_wgsl(op, x, out, wg), [x, out], (max(A, 1), 1, 1) if A <= 65535 else A,
+        if op in ASSOCIATIVE and A < ROWS_CHUNK_BELOW and R >= 2 * ROW_CHUNK:
+            chunks = -(-R // ROW_CHUNK)
+            part = TensorView(kb.scratch(A * chunks * 4, "reduce partials"), (A, chunks), np.dtype(np.float32),
+                              STORAGES["f32"])
+            launches.append(kb.launch(rows_wgsl(op, x, part, 256, chunked=True), [x, part], A * chunks,
+                                      (LAYOUT, _values(A, R, 1, chunks, ROW_CHUNK)), f"reduce row chunks {op}"))
+            src = rows_wgsl("sum" if op == "mean" else ASSOCIATIVE[op], part, out, 256)
+            vals = _values(A, chunks, 1)
+            if op == "mean":  # the second pass sums partial sums; divide by the full length
+                src = src.replace(out.storage.store("dst", "row", "sh[0]"), out.storage.store("dst", "row", "sh[0] / p.extra"))
+                vals["extra"] = float(R)
+            launches.append(kb.launch(src, [part, out], max(A, 1), (LAYOUT, vals), f"reduce rows final {op}"))
+            return launches
+        launches.append(kb.launch(rows_wgsl(op, x, out, wg), [x, out], max(A, 1),
                                   (LAYOUT, _values(A, R, 1, extra=extra)), f"reduce rows {op}"))
         return launches
     chunks = 1

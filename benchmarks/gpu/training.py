@@ -1,0 +1,240 @@
+"""GPU training-step workloads: rustyasg.nn models on the wgpu backend next to torch.cuda eager.
+
+* ``W2``: MLP 784-512-512-10, ReLU, batch 128, cross-entropy, Adam (lr 1e-3).
+* ``W4``: GPT-mini: vocab 256, d 128, 4 heads, 2 pre-LN blocks, causal, GELU (tanh) MLP,
+  T 64, batch 16, AdamW (lr 3e-4, weight decay 0.01).
+* ``W5``: GPT: vocab 256, d 512, 8 heads, 6 blocks, T 256, batch 32, AdamW (same settings).
+
+Both sides start from the same weights (torch's modules get the rustyasg model's state dict,
+which uses PyTorch's names and layouts) and see the same batches; torch runs fp32 with TF32
+off (``F.scaled_dot_product_attention`` with ``is_causal``: its fastest eager path). A step is
+forward + backward + optimizer update. RustyASG steps are queued with ``fetch=False`` and the
+clock stops when the last loss is read back (which waits for the GPU); torch's clock stops at
+``torch.cuda.synchronize()``. The first losses of both are recorded as a parity check.
+
+Example::
+
+    python benchmarks/gpu/run_gpu.py --sections training --workloads W2,W4
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict
+
+import numpy as np
+
+WORKLOADS: Dict[str, dict] = {
+    "W2": {"kind": "mlp", "sizes": (784, 512, 512, 10), "batch": 128, "lr": 1e-3},
+    "W4": {"kind": "gpt", "vocab": 256, "d": 128, "heads": 4, "layers": 2, "T": 64, "batch": 16, "lr": 3e-4},
+    "W5": {"kind": "gpt", "vocab": 256, "d": 512, "heads": 8, "layers": 6, "T": 256, "batch": 32, "lr": 3e-4},
+}
+WEIGHT_DECAY = 0.01
+
+
+# --- rustyasg side ------------------------------------------------------------------------------
+def ensure_backend() -> None:
+    """Make ``backend="wgpu"`` work when the parts are on ``sys.path`` but not pip-installed
+    (the GPU machine: no entry points there), by registering the plugin and an instance."""
+    from rustyasg.core.backends import installed_backends, register_backend_instance
+
+    if "wgpu" in installed_backends():
+        return
+    import rustyasg.wgpu.plugin as plugin
+    from rustyasg.core.plugins import plugin_names, register_plugin
+    from rustyasg.wgpu.backend import WgpuBackend
+
+    if "wgpu" not in plugin_names():
+        register_plugin(plugin, "wgpu")
+    register_backend_instance("wgpu", WgpuBackend())
+
+
+def rustyasg_model(cfg, seed: int = 0):
+    """(model, step function builder) with rustyasg.nn."""
+    import rustyasg.core as rg
+    import rustyasg.nn as nn
+    from rustyasg.nn import optim
+    from rustyasg.nn.zoo import GPT, GPTConfig
+
+    if cfg["kind"] == "mlp":
+        s = cfg["sizes"]
+        layers = []
+        for k, (a, b) in enumerate(zip(s[:-1], s[1:])):
+            layers.append(nn.Linear(a, b))
+            if k < len(s) - 2:
+                layers.append(nn.ReLU())
+        model = nn.Sequential(*layers)
+
+        def build(backend):
+            x, y = rg.input(("B", s[0]), name="x"), rg.input(("B",), "int64", name="y")
+            loss = nn.cross_entropy(model(x), y)
+            opt = optim.Adam(model.parameters(), lr=cfg["lr"])
+            return rg.function([x, y], loss, updates=opt.updates(loss), backend=backend)
+        return model, build
+
+    gcfg = GPTConfig(vocab_size=cfg["vocab"], block_size=cfg["T"], n_layer=cfg["layers"], n_head=cfg["heads"],
+                     n_embd=cfg["d"], dropout=0.0)
+    model = GPT(gcfg, seed=seed)
+
+    def build(backend):
+        idx = rg.input(("B", cfg["T"]), "int64", name="idx")
+        tgt = rg.input(("B", cfg["T"]), "int64", name="tgt")
+        loss = GPT.loss(model(idx), tgt)
+        opt = optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=WEIGHT_DECAY)
+        return rg.function([idx, tgt], loss, updates=opt.updates(loss), backend=backend)
+    return model, build
+
+
+def batches(cfg, n: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    if cfg["kind"] == "mlp":
+        s = cfg["sizes"]
+        return [(rng.standard_normal((cfg["batch"], s[0])).astype(np.float32),
+                 rng.integers(0, s[-1], cfg["batch"]).astype(np.int64)) for _ in range(n)]
+    out = []
+    for _ in range(n):
+        seq = rng.integers(0, cfg["vocab"], (cfg["batch"], cfg["T"] + 1)).astype(np.int64)
+        out.append((np.ascontiguousarray(seq[:, :-1]), np.ascontiguousarray(seq[:, 1:])))
+    return out
+
+
+# --- torch side ----------------------------------------------------------------------------------
+def torch_model(cfg, state: dict, device: str = "cuda"):
+    """The torch twin of ``rustyasg_model`` loaded with ``state`` (a rustyasg state dict)."""
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as F
+
+    if cfg["kind"] == "mlp":
+        s = cfg["sizes"]
+        layers = []
+        for k, (a, b) in enumerate(zip(s[:-1], s[1:])):
+            layers.append(tnn.Linear(a, b))
+            if k < len(s) - 2:
+                layers.append(tnn.ReLU())
+        model = tnn.Sequential(*layers)
+
+        def loss_fn(x, y):
+            return F.cross_entropy(model(x), y)
+    else:
+        d, h, T = cfg["d"], cfg["heads"], cfg["T"]
+
+        class Block(tnn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ln_1, self.ln_2 = tnn.LayerNorm(d), tnn.LayerNorm(d)
+                self.attn = tnn.Module()
+                self.attn.c_attn, self.attn.c_proj = tnn.Linear(d, 3 * d), tnn.Linear(d, d)
+                self.mlp = tnn.Module()
+                self.mlp.c_fc, self.mlp.c_proj = tnn.Linear(d, 4 * d), tnn.Linear(4 * d, d)
+
+            def forward(self, x):
+                n, t, c = x.shape
+                q, k, v = self.attn.c_attn(self.ln_1(x)).split(c, dim=-1)
+                q, k, v = (z.view(n, t, h, c // h).transpose(1, 2) for z in (q, k, v))
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(n, t, c)
+                x = x + self.attn.c_proj(y)
+                return x + self.mlp.c_proj(F.gelu(self.mlp.c_fc(self.ln_2(x)), approximate="tanh"))
+
+        class GPT(tnn.Module):
+            def __init__(self):
+                super().__init__()
+                self.transformer = tnn.ModuleDict({"wte": tnn.Embedding(cfg["vocab"], d),
+                                                   "wpe": tnn.Embedding(T, d),
+                                                   "h": tnn.ModuleList([Block() for _ in range(cfg["layers"])]),
+                                                   "ln_f": tnn.LayerNorm(d)})
+                self.lm_head = tnn.Linear(d, cfg["vocab"], bias=False)
+                self.lm_head.weight = self.transformer.wte.weight
+
+            def forward(self, idx):
+                x = self.transformer.wte(idx) + self.transformer.wpe.weight[: idx.shape[1]]
+                for block in self.transformer.h:
+                    x = block(x)
+                return self.lm_head(self.transformer.ln_f(x))
+
+        model = GPT()
+
+        def loss_fn(idx, tgt):
+            logits = model(idx)
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1))
+
+    own = model.state_dict()
+    if "lm_head.weight" in own and "lm_head.weight" not in state:  # tied to the token embedding
+        state = {**state, "lm_head.weight": state["transformer.wte.weight"]}
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise KeyError(f"torch twin: parameters {missing} not in the rustyasg state dict")
+    model.load_state_dict({k: torch.from_numpy(np.asarray(state[k], np.float32)) for k in own})
+    model = model.to(device)
+    params = list(model.parameters())
+    if cfg["kind"] == "mlp":
+        opt = torch.optim.Adam(params, lr=cfg["lr"])
+    else:
+        opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=WEIGHT_DECAY)
+
+    def step(*batch):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(*batch)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+# --- timing --------------------------------------------------------------------------------------
+def time_rustyasg(step: Callable, data, warmup: int, steps: int):
+    import rustyasg.core as rg  # noqa: F401
+
+    t0 = time.perf_counter()
+    first = float(step(*data[0]))
+    compile_s = time.perf_counter() - t0
+    losses = [first] + [float(step(*data[i % len(data)])) for i in range(1, warmup)]
+    be = step.backend
+    t0 = time.perf_counter()
+    handle = None
+    for i in range(steps):
+        handle = step(*data[(warmup + i) % len(data)], fetch=False)
+    last = float(be.to_host(handle))
+    seconds = (time.perf_counter() - t0) / steps
+    return {"ms": seconds * 1e3, "compile_s": compile_s, "losses": losses, "last_loss": last}
+
+
+def time_torch(step: Callable, data, warmup: int, steps: int, device: str = "cuda"):
+    import torch
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    dev = [tuple(torch.from_numpy(a).to(device) for a in b) for b in data]
+    losses = [float(step(*dev[i % len(dev)])) for i in range(warmup)]
+    sync()
+    t0 = time.perf_counter()
+    for i in range(steps):
+        loss = step(*dev[(warmup + i) % len(dev)])
+    sync()
+    seconds = (time.perf_counter() - t0) / steps
+    return {"ms": seconds * 1e3, "losses": losses, "last_loss": float(loss)}
+
+
+def run_workload(name: str, warmup: int = 3, steps: int = 20, backend: str = "wgpu", with_torch: bool = True,
+                 device: str = "cuda", overrides: dict | None = None):
+    """One workload: rustyasg-wgpu and torch.cuda step times, first losses, launch counts."""
+    ensure_backend()
+    cfg = {**WORKLOADS[name], **(overrides or {})}
+    model, build = rustyasg_model(cfg)
+    state = {k: np.array(v) for k, v in model.state_dict().items()}
+    data = batches(cfg, 8)
+    step = build(backend)
+    out = {"workload": name, "config": {k: v for k, v in cfg.items()}}
+    out["rustyasg"] = time_rustyasg(step, data, warmup, steps)
+    exe = step.compile(*data[0])
+    out["rustyasg"]["plan"] = exe.memory_report()
+    if with_torch:
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        out["torch"] = time_torch(torch_model(cfg, state, device), data, warmup, steps, device)
+        out["ratio"] = out["rustyasg"]["ms"] / out["torch"]["ms"]
+        a, b = np.array(out["rustyasg"]["losses"]), np.array(out["torch"]["losses"])
+        out["first_losses_max_rel_diff"] = float(np.max(np.abs(a - b) / np.abs(b)))
+    return out
