@@ -68,13 +68,15 @@ def run_op(kb, pool, readback, op, arrays, attrs, dtype=np.float32):
     return got, ref
 
 
-def check(kb, pool, readback, op, arrays, attrs, tol=TOL):
+def check(kb, pool, readback, op, arrays, attrs, tol=TOL, atol=0.0):
+    """Assert the GPU result is within ``tol`` (relative, Frobenius) or ``atol`` (max abs) of the reference."""
     got, ref = run_op(kb, pool, readback, op, arrays, attrs)
     if ref.dtype.kind == "i":
         np.testing.assert_array_equal(got, ref)
     else:
         assert np.all(np.isfinite(got)), f"{op}: unwritten or non-finite outputs"
-        assert rel_err(got, ref) < tol, (op, attrs, rel_err(got, ref))
+        err, worst = rel_err(got, ref), float(np.max(np.abs(got - ref)))
+        assert err < tol or worst <= atol, (op, attrs, err, worst)
     return got
 
 
@@ -316,7 +318,16 @@ def _norm_pair(kb, pool, readback, rng, name, shape, pshape, attrs, tol=5e-6):
     x = rng.standard_normal(shape) * 3 + 1.5
     gamma, beta, g = rng.standard_normal(pshape), rng.standard_normal(pshape), rng.standard_normal(shape)
     check(kb, pool, readback, name, [x, gamma, beta], attrs, tol)
-    check(kb, pool, readback, f"{name}_backward", [g, x, gamma], attrs, tol * 2)
+    # dx = r * (a - mean(a) - xh * mean(a*xh)) subtracts nearly equal terms; rounding them (fused or not
+    # into an FMA, as drivers please) leaves ~1 ulp of |a| times r = 1/sqrt(var + eps) -- all there is
+    # of a row of length 1, whose exact gradient is 0.
+    if name == "layer_norm":
+        axes = tuple(range(x.ndim - attrs["normalized_ndim"], x.ndim))
+    else:
+        axes = tuple(i for i in range(x.ndim) if i != attrs["axis"] % x.ndim)
+    r_max = 1 / np.sqrt(x.astype(np.float32).astype(np.float64).var(axis=axes).min() + attrs["eps"])
+    ulps = 4 * np.finfo(np.float32).eps * np.abs(g).max() * np.abs(gamma).max() * r_max
+    check(kb, pool, readback, f"{name}_backward", [g, x, gamma], attrs, tol * 2, atol=ulps)
 
 
 @pytest.mark.parametrize("segment", [nn_norm.SEGMENT, 37, 2], ids=["rows-fused", "rows-split", "many-segments"])
