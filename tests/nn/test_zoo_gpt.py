@@ -109,10 +109,11 @@ def test_gpt_errors():
         model(rg.input((1, 9), "int64", name="idx"))
 
 
-@pytest.mark.parametrize("positions", ["learned", "rotary"])
-def test_gpt_trains_with_decreasing_loss(positions, backend):
-    """Learn a fixed cyclic sequence: next-token loss falls quickly with Adam (and dropout on)."""
-    cfg = GPTConfig(vocab_size=7, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.1, positions=positions)
+def test_gpt_trains_with_decreasing_loss(backend):
+    """Learn a fixed cyclic sequence: next-token loss falls quickly with Adam (rotary positions, dropout on).
+
+    Learned positions train in the generation test below."""
+    cfg = GPTConfig(vocab_size=7, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.1, positions="rotary")
     model = GPT(cfg, seed=1)
     idx = rg.input(("B", 8), "int64", name="idx")
     targets = rg.input(("B", 8), "int64", name="targets")
