@@ -36,5 +36,5 @@ def test_demo_trains_on_a_subset_and_writes_curve_and_checkpoint(tmp_path):
     assert ckpt_path.parent == out_dir / "checkpoints"
     ckpt = read_checkpoint(ckpt_path)
     assert ckpt.step == 15 and ckpt.metadata["rustyasg.trainer"]["epoch"] == 1
-    assert ckpt.model["0.weight"].shape == (16, 1, 3, 3) and "1.running_mean" in ckpt.model
+    assert ckpt.model["0.weight"].shape == (16, 1, 5, 5) and "1.running_mean" in ckpt.model
     assert (out_dir / "metrics.csv").read_text().startswith("step,")

@@ -12,7 +12,6 @@ import sys
 import numpy as np
 import pytest
 
-import rustyasg.core as rg
 import rustyasg.nn as nn
 from rustyasg.data import DataLoader, EarlyStopping, InMemoryDataset, MetricLogger
 from rustyasg.data.metrics import Accuracy
