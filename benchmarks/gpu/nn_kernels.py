@@ -35,7 +35,7 @@ from rustyasg.core.registry import OPS, TensorType  # noqa: E402
 from rustyasg.core import dtypes  # noqa: E402
 from rustyasg.wgpu.buffers import BufferPool, Readback, upload  # noqa: E402
 from rustyasg.wgpu.device import get_context  # noqa: E402
-from rustyasg.wgpu.kernels import nn_conv, nn_norm, nn_pool  # noqa: E402
+from rustyasg.wgpu.kernels import nn_conv, nn_conv_direct, nn_norm, nn_pool  # noqa: E402
 from rustyasg.wgpu.kernels.api import KernelBuilder, TensorView, storage_for  # noqa: E402
 from rustyasg.wgpu.kernels.autotune import time_gpu  # noqa: E402
 from rustyasg.wgpu.pipelines import PipelineCache  # noqa: E402
@@ -141,6 +141,8 @@ def patched(obj, name, value):
 
 VARIANTS = {
     "s=1": lambda: patched(nn_conv, "images_per_split", lambda geo, m: 1),
+    "gemm": lambda: patched(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 0),
+    "direct": lambda: patched(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 1 << 30),
     "fused rows": lambda: patched(nn_norm, "SEGMENT", 1 << 40),
     "tree reduce": lambda: patched(KernelBuilder, "has_subgroups", property(lambda self: False)),
 }
@@ -210,9 +212,11 @@ def conv_cases(b: Bench, batch: int):
         hp = OPS["conv2d"].check_attrs(hp)
         y = tuple(OPS["conv2d"].infer([TensorType(xs, dtypes.float32), TensorType(ws, dtypes.float32)], **hp).shape)
         flops = 2.0 * np.prod(y) * np.prod(ws[1:])
-        b.case(name, "conv2d", [xs, ws], hp, flops)
-        b.case(name, "conv2d_backward_input", [y, ws], dict(hp, input_size=xs[2:]), flops)
-        b.case(name, "conv2d_backward_weight", [y, xs], dict(hp, kernel_size=ws[2:]), flops, variants=("s=1",))
+        other = ("gemm",) if ws[0] // hp["groups"] <= nn_conv_direct.DIRECT_MAX_OUT_PER_GROUP else ()
+        b.case(name, "conv2d", [xs, ws], hp, flops, variants=other)
+        b.case(name, "conv2d_backward_input", [y, ws], dict(hp, input_size=xs[2:]), flops, variants=other)
+        b.case(name, "conv2d_backward_weight", [y, xs], dict(hp, kernel_size=ws[2:]), flops,
+               variants=other or ("s=1",))
 
 
 def pool_cases(b: Bench, batch: int):

@@ -23,7 +23,7 @@ from rustyasg.core.program import Instr
 from rustyasg.core.registry import OPS, TensorType
 from rustyasg.core.testing import check_op
 from rustyasg.wgpu.buffers import upload
-from rustyasg.wgpu.kernels import nn_conv, nn_norm, nn_pool
+from rustyasg.wgpu.kernels import nn_conv, nn_conv_direct, nn_norm, nn_pool
 from rustyasg.wgpu.kernels.api import KernelBuilder, KernelError, TensorView, storage_for
 from rustyasg.wgpu.kernels.matmul import MatmulPlanner
 from rustyasg.wgpu.pipelines import PipelineCache
@@ -38,6 +38,21 @@ TOL = 2e-6  # relative (Frobenius) error of float32 sums of a few hundred produc
 def kb(ctx, pipelines, pool):
     return KernelBuilder(ctx, pipelines, matmul=MatmulPlanner(ctx, pipelines, autotune=False),
                          scratch_alloc=lambda nbytes, label: pool.acquire(nbytes))
+
+
+CONV_PATHS = {"gemm": 0, "direct": 1 << 30}  # largest Og that takes the direct kernels
+
+
+@pytest.fixture(params=sorted(CONV_PATHS))
+def conv_path(request, monkeypatch):
+    """Run a conv test through im2col + GEMM and through the direct kernels."""
+    monkeypatch.setattr(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", CONV_PATHS[request.param])
+    return request.param
+
+
+@pytest.fixture()
+def gemm_path(monkeypatch):
+    monkeypatch.setattr(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 0)
 
 
 def _view(kb, pool, array):
@@ -86,7 +101,7 @@ def _out_shape(op, in_shape, attrs):
 
 # --- every conformance example of every op -----------------------------------------------------
 @pytest.mark.parametrize("op", sorted(KERNELS))
-def test_conformance_examples(kb, pool, readback, rng, op):
+def test_conformance_examples(kb, pool, readback, rng, conv_path, op):
     for example in OPS[op].examples:
         arrays = [rng.standard_normal(spec.shape) for spec in example.inputs]
         check(kb, pool, readback, op, arrays, dict(example.attrs))
@@ -103,7 +118,7 @@ def test_the_plugin_registers_every_nn_kernel():
     assert all(table[op] is KERNELS[op] for op in KERNELS), sorted(set(KERNELS) - set(table))
 
 
-def test_dispatches_split_over_x_y_z(ctx, pool, readback, rng):
+def test_dispatches_split_over_x_y_z(ctx, pool, readback, rng, conv_path):
     # With at most 8 workgroups per dimension every launch spreads over x, y and z (as past 65535 on
     # a real device): each kernel must rebuild its linear index and skip the rounding excess.
     small = dataclasses.replace(ctx, limits={**ctx.limits, "max-compute-workgroups-per-dimension": 8})
@@ -158,7 +173,7 @@ def _conv_trio(kb, pool, readback, rng, x_shape, w_shape, attrs, crop=(0, 0)):
 
 
 @pytest.mark.parametrize("case", range(6))
-def test_conv_random_configurations(kb, pool, readback, rng, case):
+def test_conv_random_configurations(kb, pool, readback, rng, conv_path, case):
     x_shape, w_shape, attrs = _random_conv(rng)
     _conv_trio(kb, pool, readback, rng, x_shape, w_shape, attrs, crop=(case % 2, case % 3 // 2))
 
@@ -169,17 +184,17 @@ def test_conv_random_configurations(kb, pool, readback, rng, case):
     ((2, 4, 6, 6), (4, 1, 3, 3), {"groups": 4, "padding": (1, 1)}),  # depthwise
     ((1, 3, 9, 7), (5, 3, 3, 2), {"stride": (2, 3), "dilation": (2, 1), "padding": (2, 1)}),
 ], ids=["pointwise", "grouped-pointwise", "depthwise", "strided-dilated"])
-def test_conv_special_layouts(kb, pool, readback, rng, x_shape, w_shape, attrs):
+def test_conv_special_layouts(kb, pool, readback, rng, conv_path, x_shape, w_shape, attrs):
     _conv_trio(kb, pool, readback, rng, x_shape, w_shape, attrs)
 
 
-def test_conv_pointwise_with_short_gradient_builds_columns(kb, pool, readback, rng):
+def test_conv_pointwise_with_short_gradient_builds_columns(kb, pool, readback, rng, gemm_path):
     # A 1x1 conv normally skips im2col/col2im; a cropped gradient must not.
     _conv_trio(kb, pool, readback, rng, (2, 4, 5, 5), (3, 4, 1, 1), {}, crop=(1, 2))
 
 
 @pytest.mark.parametrize("groups,images", [(2, 5), (4, 2)], ids=["per-group-launches", "per-image-launches"])
-def test_conv_chunks_images_under_a_column_budget(kb, pool, readback, rng, monkeypatch, groups, images):
+def test_conv_chunks_images_under_a_column_budget(kb, pool, readback, rng, monkeypatch, gemm_path, groups, images):
     # A budget of ~2 images per chunk: several chunks, partial weight sums accumulated across them.
     x_shape, w_shape = (images, 2 * groups, 6, 5), (3 * groups, 2, 3, 3)
     per_image = 4 * x_shape[1] * 9 * 4 * 3
@@ -193,8 +208,8 @@ def test_conv_chunks_images_under_a_column_budget(kb, pool, readback, rng, monke
     ((3, 2, 2, 2), (20, 2, 2, 2), {"padding": (1, 1)}, None),     # one split holds every image
     ((8, 3, 4, 4), (12, 3, 2, 2), {"stride": (1, 2)}, 1),         # one split per chunk: sums across chunks
 ], ids=["two-splits", "grouped", "single-split", "chunked"])
-def test_conv_weight_gradient_folds_images_into_the_reduction(kb, pool, readback, rng, monkeypatch, x_shape, w_shape,
-                                                              attrs, budget_splits):
+def test_conv_weight_gradient_folds_images_into_the_reduction(kb, pool, readback, rng, monkeypatch, gemm_path, x_shape,
+                                                              w_shape, attrs, budget_splits):
     attrs = {"kernel_size": w_shape[2:], **attrs}
     full = OPS["conv2d_backward_weight"].check_attrs(attrs)
     x = rng.standard_normal(x_shape)
@@ -215,6 +230,20 @@ def _out_shape_conv(x_shape, w_shape, attrs):
                                      **kw).shape)
 
 
+def test_conv_path_choice(kb, pool, rng):
+    # Depthwise (one output per group) runs direct, one launch; a wide conv runs im2col + GEMM.
+    def labels(x_shape, w_shape, attrs):
+        attrs = OPS["conv2d"].check_attrs(attrs)
+        x = _view(kb, pool, rng.standard_normal(x_shape).astype(np.float32))
+        w = _view(kb, pool, rng.standard_normal(w_shape).astype(np.float32))
+        y_shape = _out_shape_conv(x_shape, w_shape, attrs)
+        y = TensorView(pool.acquire(4 * int(np.prod(y_shape))), y_shape, np.dtype(np.float32), x.storage)
+        return [launch.label for launch in nn_conv.conv2d(kb, Instr(0, "conv2d", (), attrs, y_shape, y.dtype),
+                                                          [x, w], y)]
+    assert labels((2, 8, 6, 6), (8, 1, 3, 3), {"groups": 8}) == ["conv2d"]
+    assert labels((2, 8, 6, 6), (16, 8, 3, 3), {})[0] == "conv2d im2col"
+
+
 def test_conv_grouped_gemm_launch_counts(kb, pool, rng):
     # groups <= images: a launch per group; images < groups: a launch per image; linear batches: one.
     buf = pool.acquire(4096)
@@ -226,7 +255,7 @@ def test_conv_grouped_gemm_launch_counts(kb, pool, rng):
                                     images=3, groups=5, M=1, N=2, K=2)) == 1
 
 
-def test_conv_image_over_the_binding_limit_is_a_clear_error(kb, pool, rng, monkeypatch):
+def test_conv_image_over_the_binding_limit_is_a_clear_error(kb, pool, rng, monkeypatch, gemm_path):
     monkeypatch.setattr(nn_conv, "max_binding", lambda kb: 1000)
     x, w = rng.standard_normal((1, 3, 8, 8)).astype(np.float32), rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
     instr = Instr(0, "conv2d", (), OPS["conv2d"].check_attrs({}), (1, 2, 6, 6), np.dtype(np.float32),
@@ -292,7 +321,7 @@ def test_max_pool_ties_pick_the_first_maximum(kb, pool, readback, rng, op, attrs
     _pool_family(kb, pool, readback, rng, op, x.shape, attrs, x=x)
 
 
-def test_pool_and_conv_match_pytorch(kb, pool, readback, rng):
+def test_pool_and_conv_match_pytorch(kb, pool, readback, rng, conv_path):
     x = rng.standard_normal((2, 4, 11, 9))
     w = rng.standard_normal((6, 2, 3, 2))
     got, _ = run_op(kb, pool, readback, "conv2d", [x, w],

@@ -45,6 +45,62 @@ ELEMENT_MAIN_WGSL = (f"@compute @workgroup_size({THREADS})\n"
                      "    if (id >= p.total) { return; }\n")
 
 
+# Workgroup sums of a vec2 (two statistics at once) for kernels with one workgroup of
+# `WG` threads per reduction. Both versions start with a barrier so a previous call's
+# readers are done with `red` before it is reused. The subgroup version adds within
+# each subgroup, then across the (at most WG/4) subgroup partials.
+_WORKGROUP_SUMS = {
+    True: """
+fn wg_sum(v: vec2<f32>) -> vec2<f32> {
+    let s = subgroupAdd(v);
+    workgroupBarrier();
+    if (sg_lane == 0u) { red[sg_index] = s; }
+    workgroupBarrier();
+    var t = vec2<f32>(0.0);
+    for (var k = 0u; k < sg_count; k = k + 1u) { t += red[k]; }
+    return t;
+}
+""",
+    False: """
+fn wg_sum(v: vec2<f32>) -> vec2<f32> {
+    workgroupBarrier();
+    red[lane] = v;
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        workgroupBarrier();
+        if (lane < s) { red[lane] += red[lane + s]; }
+    }
+    workgroupBarrier();
+    return red[0];
+}
+""",
+}
+
+
+def workgroup_reduction(threads: int, subgroups: bool) -> tuple[str, str, str]:
+    """WGSL pieces of ``fn wg_sum(v: vec2<f32>) -> vec2<f32>`` for ``threads``-wide workgroups:
+    (module-scope declarations and the function, extra ``main`` parameters, ``main`` prologue).
+
+    The prologue must run first in ``main``; ``wg_sum`` must be called in uniform control flow.
+    ``WG`` (the workgroup size) and ``lane`` (the local index) are declared for the kernel too.
+
+    Example::
+
+        >>> decls, params, setup = workgroup_reduction(64, subgroups=False)
+        >>> "const WG: u32 = 64u;" in decls and params == "" and setup.strip() == "lane = lid;"
+        True
+    """
+    decls = "\n".join([
+        f"const WG: u32 = {threads}u;",
+        "var<workgroup> red: array<vec2<f32>, WG>;",
+        "var<private> lane: u32;\nvar<private> sg_lane: u32;\nvar<private> sg_index: u32;\nvar<private> sg_count: u32;",
+        _WORKGROUP_SUMS[subgroups]])
+    if not subgroups:
+        return decls, "", "    lane = lid;\n"
+    # Subgroups of a 1-D workgroup are consecutive runs of local_invocation_index.
+    return (decls, ", @builtin(subgroup_invocation_id) sgl: u32, @builtin(subgroup_size) sgs: u32",
+            "    lane = lid;\n    sg_lane = sgl;\n    sg_index = lid / sgs;\n    sg_count = (WG + sgs - 1u) / sgs;\n")
+
+
 def float_prelude(elem: str) -> str:
     """WGSL declaring ``F``, the float element type of the kernel's tensors (``f32`` or ``f16``).
 

@@ -38,12 +38,12 @@ from .api import KernelError
 from .elementwise import ElementwiseSpec, EwOp
 from .nn_common import (ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL, element_launch, float_elem, float_prelude,
                         max_binding, storage_decls)
+from .nn_conv_direct import direct_applies, direct_conv
+from .nn_conv_geometry import CONV_UNIFORMS, ConvGeometry, conv_geometry
 
 # Column-matrix bytes per chunk of images: bounds scratch memory on large batches.
 COLUMN_BUDGET = 256 << 20
 
-CONV_UNIFORMS = UniformLayout([(n, "u32") for n in (
-    "total", "C", "H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW", "base", "SPLIT")])
 SUM_UNIFORMS = UniformLayout([("total", "u32"), ("rows", "u32"), ("accumulate", "u32")])
 
 
@@ -137,69 +137,6 @@ def sum_rows_wgsl(elem: str = "f32") -> str:
 
 
 @dataclass(frozen=True)
-class ConvGeometry:
-    """Sizes of one convolution; ``OH, OW`` are those of the output (or of the given gradient).
-
-    Example::
-
-        >>> geo = ConvGeometry(2, 4, 9, 9, 6, 2, 3, 3, 7, 7, (1, 1), (0, 0), (1, 1))
-        >>> geo.Cg, geo.Og, geo.K, geo.P
-        (2, 3, 18, 49)
-    """
-
-    N: int
-    C: int
-    H: int
-    W: int
-    O: int
-    G: int
-    KH: int
-    KW: int
-    OH: int
-    OW: int
-    stride: tuple
-    padding: tuple
-    dilation: tuple
-
-    @property
-    def Cg(self) -> int:
-        return self.C // self.G
-
-    @property
-    def Og(self) -> int:
-        return self.O // self.G
-
-    @property
-    def K(self) -> int:
-        """Reduction length of the forward GEMM: ``C/groups * kh * kw``."""
-        return self.Cg * self.KH * self.KW
-
-    @property
-    def P(self) -> int:
-        """Output positions per image."""
-        return self.OH * self.OW
-
-    @property
-    def identity_columns(self) -> bool:
-        """True when the input *is* its column matrix (1x1 kernel, stride 1, no padding, full output)."""
-        return ((self.KH, self.KW, self.OH, self.OW) == (1, 1, self.H, self.W)
-                and tuple(self.stride) == (1, 1) and tuple(self.padding) == (0, 0))
-
-    def uniforms(self, total: int, base: int, split: int = 1) -> dict:
-        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
-        return dict(total=total, C=self.C, H=self.H, W=self.W, OH=self.OH, OW=self.OW, KH=self.KH, KW=self.KW,
-                    SH=sh, SW=sw, PH=ph, PW=pw, DH=dh, DW=dw, base=base, SPLIT=split)
-
-
-def _geometry(x_shape, w_shape, out_hw, attrs) -> ConvGeometry:
-    N, C, H, W = x_shape
-    O, _, KH, KW = w_shape
-    return ConvGeometry(N, C, H, W, O, int(attrs.get("groups", 1)), KH, KW, out_hw[0], out_hw[1],
-                        tuple(attrs.get("stride", (1, 1))), tuple(attrs.get("padding", (0, 0))),
-                        tuple(attrs.get("dilation", (1, 1))))
-
-
-@dataclass(frozen=True)
 class Operand:
     """A matrix operand of a grouped GEMM: element offset of image ``n``, group ``g`` is
     ``base + n * per_image + g * per_group``."""
@@ -254,7 +191,7 @@ class _Plan:
 
     def __init__(self, kb, instr, inputs, out, x_shape, w_shape, out_hw, extra_per_image=0, split=1):
         self.kb, self.elem = kb, float_elem(instr.op, *inputs, out)
-        self.geo = geo = _geometry(x_shape, w_shape, out_hw, instr.attrs)
+        self.geo = geo = conv_geometry(x_shape, w_shape, out_hw, instr.attrs)
         self.itemsize = out.storage.itemsize
         limit = max_binding(kb)
         per_image = self.itemsize * (geo.C * geo.KH * geo.KW * geo.P + extra_per_image)
@@ -301,8 +238,10 @@ def conv2d(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelL
         >>> launches = conv2d(kb, instr, [x_view, w_view], y_view)                   # doctest: +SKIP
     """
     x, w = (v.buffer for v in inputs)
+    geo = conv_geometry(inputs[0].shape, inputs[1].shape, out.shape[2:], instr.attrs)
+    if direct_applies(geo):
+        return direct_conv(kb, "forward", geo, float_elem(instr.op, *inputs, out), x, w, out.buffer, instr.op)
     plan = _Plan(kb, instr, inputs, out, inputs[0].shape, inputs[1].shape, out.shape[2:])
-    geo = plan.geo
     G, K, P = geo.G, geo.K, geo.P
     cols = plan.columns()
     launches = []
@@ -325,8 +264,10 @@ def conv2d_backward_input(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) 
         >>> launches = conv2d_backward_input(kb, instr, [g_view, w_view], dx_view)   # doctest: +SKIP
     """
     g, w = (v.buffer for v in inputs)
+    geo = conv_geometry(out.shape, inputs[1].shape, inputs[0].shape[2:], instr.attrs)
+    if direct_applies(geo):
+        return direct_conv(kb, "backward_input", geo, float_elem(instr.op, *inputs, out), g, w, out.buffer, instr.op)
     plan = _Plan(kb, instr, inputs, out, out.shape, inputs[1].shape, inputs[0].shape[2:])
-    geo = plan.geo
     G, K, P = geo.G, geo.K, geo.P
     cols = plan.columns()
     launches = []
@@ -374,7 +315,9 @@ def conv2d_backward_weight(kb: Any, instr: Any, inputs: Sequence[Any], out: Any)
     """
     g, x = (v.buffer for v in inputs)
     O, Cg, KH, KW = out.shape
-    geo = _geometry(inputs[1].shape, out.shape, inputs[0].shape[2:], instr.attrs)
+    geo = conv_geometry(inputs[1].shape, out.shape, inputs[0].shape[2:], instr.attrs)
+    if direct_applies(geo):
+        return direct_conv(kb, "backward_weight", geo, float_elem(instr.op, *inputs, out), g, x, out.buffer, instr.op)
     item = out.storage.itemsize
     budget = min(COLUMN_BUDGET, max_binding(kb)) - item * O * geo.K
     s = images_per_split(geo, budget // (item * (geo.C * KH * KW + O) * geo.P))

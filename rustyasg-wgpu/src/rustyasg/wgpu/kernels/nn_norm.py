@@ -36,7 +36,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, UniformLayout
-from .nn_common import float_elem, float_prelude, numel, storage_decls
+from .nn_common import float_elem, float_prelude, numel, storage_decls, workgroup_reduction
 
 NORM_UNIFORMS = UniformLayout([("rows", "u32"), ("L", "u32"), ("C", "u32"), ("B", "u32"), ("S", "u32"),
                                ("SEG", "u32"), ("groups", "u32"), ("eps", "f32")])
@@ -54,34 +54,6 @@ fn pidx(r: u32, j: u32) -> u32 { return j; }
     "batch": """
 fn addr(r: u32, j: u32) -> u32 { return (j / p.B) * p.C * p.B + r * p.B + j % p.B; }
 fn pidx(r: u32, j: u32) -> u32 { return r; }
-""",
-}
-
-# Workgroup sums of a vec2 (two statistics at once). Both versions start with a
-# barrier so a previous call's readers are done with `red` before it is reused.
-_REDUCTIONS = {
-    True: """
-fn wg_sum(v: vec2<f32>) -> vec2<f32> {
-    let s = subgroupAdd(v);
-    workgroupBarrier();
-    if (sg_lane == 0u) { red[sg_index] = s; }
-    workgroupBarrier();
-    var t = vec2<f32>(0.0);
-    for (var k = 0u; k < sg_count; k = k + 1u) { t += red[k]; }
-    return t;
-}
-""",
-    False: """
-fn wg_sum(v: vec2<f32>) -> vec2<f32> {
-    workgroupBarrier();
-    red[lane] = v;
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        workgroupBarrier();
-        if (lane < s) { red[lane] += red[lane + s]; }
-    }
-    workgroupBarrier();
-    return red[0];
-}
 """,
 }
 
@@ -186,11 +158,7 @@ class NormSpec:
 def norm_wgsl(spec: NormSpec) -> str:
     """WGSL of the normalization kernel ``spec``: one workgroup of ``spec.threads`` per row segment."""
     names, body = STAGES[spec.stage]
-    sg_params = (", @builtin(subgroup_invocation_id) sgl: u32, @builtin(subgroup_size) sgs: u32"
-                 if spec.subgroups else "")
-    # Subgroups of a 1-D workgroup are consecutive runs of local_invocation_index.
-    sg_setup = ("    sg_lane = sgl;\n    sg_index = lid / sgs;\n    sg_count = (WG + sgs - 1u) / sgs;\n"
-                if spec.subgroups else "")
+    reduce_decls, sg_params, setup = workgroup_reduction(spec.threads, spec.subgroups)
     helpers = _STATS_WGSL if "x" in names else ""
     if "part" not in names:  # the fused stages do not merge segments
         helpers = helpers[:helpers.index("fn segment_count")]
@@ -198,17 +166,13 @@ def norm_wgsl(spec: NormSpec) -> str:
         helpers = helpers[:helpers.index("fn merged_sums")]
     return "\n".join([
         float_prelude(spec.elem),
-        f"const WG: u32 = {spec.threads}u;",
         NORM_UNIFORMS.wgsl_struct("Params"),
         storage_decls(names, names[-1:], _VEC2),  # the output is bound last
-        "var<workgroup> red: array<vec2<f32>, WG>;",
-        "var<private> lane: u32;\nvar<private> sg_lane: u32;\nvar<private> sg_index: u32;\nvar<private> sg_count: u32;",
-        LINEAR_WORKGROUP_WGSL, _ADDRESSING[spec.layout], _REDUCTIONS[spec.subgroups], helpers,
+        reduce_decls, LINEAR_WORKGROUP_WGSL, _ADDRESSING[spec.layout], helpers,
         "@compute @workgroup_size(WG)",
         "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
         f"        @builtin(local_invocation_index) lid: u32{sg_params}) {{",
-        "    lane = lid;",
-        sg_setup + "    let wg = linear_workgroup(wid, nwg);",
+        setup + "    let wg = linear_workgroup(wid, nwg);",
         "    if (wg >= p.groups) { return; }",
         "    let row = wg / p.S;",
         "    let lo = (wg % p.S) * p.SEG;",
