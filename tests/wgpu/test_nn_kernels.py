@@ -138,7 +138,8 @@ def test_dispatches_split_over_x_y_z(ctx, pool, readback, rng, conv_path):
     x = _view(kb, pool, rng.standard_normal((300, 5)).astype(np.float32))
     instr = Instr(0, "layer_norm", (), {"normalized_ndim": 1, "eps": 1e-5}, (300, 5), np.dtype(np.float32))
     gamma = _view(kb, pool, np.ones(5, np.float32))
-    (launch,) = nn_norm.KERNELS["layer_norm"](kb, instr, [x, gamma, gamma], _view(kb, pool, np.zeros((300, 5), np.float32)))
+    y = _view(kb, pool, np.zeros((300, 5), np.float32))
+    (launch,) = nn_norm.KERNELS["layer_norm"](kb, instr, [x, gamma, gamma], y)
     assert max(launch.workgroups) <= 8 and launch.workgroups[2] > 1  # 300 rows: really split over z
 
 

@@ -134,6 +134,22 @@ def storage_decls(names: Sequence[str], writable: Sequence[str] = (), types: dic
     return "\n".join(lines)
 
 
+def element_kernel_wgsl(elem: str, layout: UniformLayout, names: Sequence[str], body: str, helpers: str = "",
+                        types: dict | None = None) -> str:
+    """A whole one-thread-per-element kernel: float type, uniform struct ``p``, storage arrays
+    ``names`` (the last one written), ``helpers``, and ``main`` running ``body`` for element ``id``
+    (``body`` ends with the closing brace of ``main``).
+
+    Example::
+
+        >>> src = element_kernel_wgsl("f32", UniformLayout([("total", "u32")]), ["x", "y"], "y[id] = x[id];}")
+        >>> "var<storage, read_write> y" in src and src.rstrip().endswith("y[id] = x[id];}")
+        True
+    """
+    return "\n".join([float_prelude(elem), layout.wgsl_struct("Params"), storage_decls(names, names[-1:], types),
+                      helpers, ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL + body])
+
+
 def float_elem(op: str, *views: Any) -> str:
     """The common float storage (``f32``/``f16``) of ``views``; a clear error otherwise.
 

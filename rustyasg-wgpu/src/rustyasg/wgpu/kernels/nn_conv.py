@@ -36,8 +36,7 @@ from typing import Any, Sequence
 from ..pipelines import KernelLaunch, UniformLayout
 from .api import KernelError
 from .elementwise import ElementwiseSpec, EwOp
-from .nn_common import (ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL, element_launch, float_elem, float_prelude,
-                        max_binding, storage_decls)
+from .nn_common import element_kernel_wgsl, element_launch, float_elem, max_binding
 from .nn_conv_direct import direct_applies, direct_conv
 from .nn_conv_geometry import CONV_UNIFORMS, ConvGeometry, conv_geometry
 
@@ -57,9 +56,7 @@ def im2col_wgsl(elem: str = "f32") -> str:
         >>> "cols[id] = F(v);" in im2col_wgsl()
         True
     """
-    return "\n".join([
-        float_prelude(elem), CONV_UNIFORMS.wgsl_struct("Params"), storage_decls(["x", "cols"], ["cols"]), ELEMENT_INDEX_WGSL,
-        ELEMENT_MAIN_WGSL + """
+    return element_kernel_wgsl(elem, CONV_UNIFORMS, ["x", "cols"], """
     var r = id;
     let ow = r % p.OW; r = r / p.OW;
     let oh = r % p.OH; r = r / p.OH;
@@ -76,7 +73,7 @@ def im2col_wgsl(elem: str = "f32") -> str:
     }
     cols[id] = F(v);
 }
-"""])
+""")
 
 
 @lru_cache(maxsize=None)
@@ -88,9 +85,7 @@ def col2im_wgsl(elem: str = "f32") -> str:
         >>> "dx[p.base + id] = F(acc);" in col2im_wgsl()
         True
     """
-    return "\n".join([
-        float_prelude(elem), CONV_UNIFORMS.wgsl_struct("Params"), storage_decls(["cols", "dx"], ["dx"]), ELEMENT_INDEX_WGSL,
-        ELEMENT_MAIN_WGSL + """
+    return element_kernel_wgsl(elem, CONV_UNIFORMS, ["cols", "dx"], """
     var r = id;
     let w = r % p.W; r = r / p.W;
     let h = r % p.H;
@@ -113,7 +108,7 @@ def col2im_wgsl(elem: str = "f32") -> str:
     }
     dx[p.base + id] = F(acc);
 }
-"""])
+""")
 
 
 @lru_cache(maxsize=None)
@@ -125,15 +120,13 @@ def sum_rows_wgsl(elem: str = "f32") -> str:
         >>> "part[r * p.total + id]" in sum_rows_wgsl()
         True
     """
-    return "\n".join([
-        float_prelude(elem), SUM_UNIFORMS.wgsl_struct("Params"), storage_decls(["part", "out"], ["out"]), ELEMENT_INDEX_WGSL,
-        ELEMENT_MAIN_WGSL + """
+    return element_kernel_wgsl(elem, SUM_UNIFORMS, ["part", "out"], """
     var acc = 0.0;
     if (p.accumulate != 0u) { acc = f32(out[id]); }
     for (var r = 0u; r < p.rows; r = r + 1u) { acc += f32(part[r * p.total + id]); }
     out[id] = F(acc);
 }
-"""])
+""")
 
 
 @dataclass(frozen=True)
@@ -196,9 +189,9 @@ class _Plan:
         limit = max_binding(kb)
         per_image = self.itemsize * (geo.C * geo.KH * geo.KW * geo.P + extra_per_image)
         if per_image * split > limit:
-            raise KernelError.of(instr, inputs, f"the column matrix of {split} image(s) needs {per_image * split} bytes (C={geo.C}, "
-                                 f"kernel {geo.KH}x{geo.KW}, {geo.OH}x{geo.OW} positions), over this adapter's "
-                                 f"storage binding limit of {limit} bytes")
+            raise KernelError.of(instr, inputs, f"the column matrix of {split} image(s) needs {per_image * split} "
+                                 f"bytes (C={geo.C}, kernel {geo.KH}x{geo.KW}, {geo.OH}x{geo.OW} positions), "
+                                 f"over this adapter's storage binding limit of {limit} bytes")
         # Whole splits per chunk: N is a multiple of `split`, so every chunk is too.
         self.chunk = max(split, min(geo.N, min(COLUMN_BUDGET, limit) // (per_image * split) * split))
         self.label = instr.op

@@ -24,8 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch
-from .nn_common import (ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL, element_launch, float_prelude, storage_decls,
-                        workgroup_reduction)
+from .nn_common import element_kernel_wgsl, element_launch, float_prelude, storage_decls, workgroup_reduction
 from .nn_conv_geometry import CONV_UNIFORMS, ConvGeometry
 
 # Output channels per group up to which the direct kernels beat a GEMM's 32-row tiles.
@@ -144,9 +143,9 @@ def direct_applies(geo: ConvGeometry) -> bool:
 def direct_conv_wgsl(mode: str, elem: str = "f32", subgroups: bool = False) -> str:
     """WGSL of the direct ``mode`` kernel (``forward``, ``backward_input``, ``backward_weight``)."""
     names, body = _MODES[mode]
-    head = [float_prelude(elem), CONV_UNIFORMS.wgsl_struct("Params"), storage_decls(names, names[-1:])]
     if mode != "backward_weight":
-        return "\n".join(head + [ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL + body])
+        return element_kernel_wgsl(elem, CONV_UNIFORMS, names, body)
+    head = [float_prelude(elem), CONV_UNIFORMS.wgsl_struct("Params"), storage_decls(names, names[-1:])]
     decls, params, setup = workgroup_reduction(REDUCE_THREADS, subgroups)
     return "\n".join(head + [decls, LINEAR_WORKGROUP_WGSL, "@compute @workgroup_size(WG)",
                              "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",

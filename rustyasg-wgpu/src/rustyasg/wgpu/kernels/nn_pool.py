@@ -33,8 +33,7 @@ from typing import Any, Sequence
 
 from ..pipelines import KernelLaunch, UniformLayout
 from .api import STORAGES, KernelBuilder
-from .nn_common import (ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL, element_launch, float_elem, float_prelude, numel,
-                        storage_decls)
+from .nn_common import element_kernel_wgsl, element_launch, float_elem, numel
 
 POOL_UNIFORMS = UniformLayout([(n, "u32") for n in (
     "total", "H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW")] + [("divisor", "f32")])
@@ -209,10 +208,9 @@ def pool_wgsl(spec: PoolSpec) -> str:
     types = {"idx": index.elem if index else "u32"}
     body = _backward_body(spec) if spec.backward else _forward_body(spec)
     header = KernelBuilder.header(index) if index else ""
-    # enable directives (f16) must come before the int64 helper functions
-    return "\n".join([float_prelude(spec.elem), header, POOL_UNIFORMS.wgsl_struct("Params"),
-                      storage_decls(names, spec.outputs, types), axes,
-                      _TAP_WGSL, ELEMENT_INDEX_WGSL, ELEMENT_MAIN_WGSL + body])
+    if len(spec.outputs) != 1:
+        raise ValueError(f"a pooling kernel writes one output, {spec} asks for {spec.outputs}")
+    return element_kernel_wgsl(spec.elem, POOL_UNIFORMS, names, body, header + axes + _TAP_WGSL, types)
 
 
 def _uniforms(total: int, in_hw: Sequence[int], out_hw: Sequence[int], attrs: dict) -> dict:
