@@ -130,4 +130,8 @@ def trainer_backend_name(name) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # outside training (loading data, the final evaluation): nothing to save
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -55,8 +55,9 @@ class InterruptGuard:
     def __enter__(self) -> "InterruptGuard":
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            if self._previous is not signal.SIG_IGN:  # a process started to ignore Ctrl-C keeps ignoring it
+                signal.signal(signal.SIGINT, self._handle)
+                self._installed = True
         return self
 
     def __exit__(self, *exc) -> None:
