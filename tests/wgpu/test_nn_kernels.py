@@ -404,7 +404,7 @@ def test_non_float_operands_are_refused_with_the_op_name(kb, pool, rng):
         nn_norm.KERNELS["layer_norm"](kb, instr, [x, x, x], x)
 
 
-def test_float16_tensors_on_either_storage(kb, pool, readback, rng):
+def test_float16_tensors_on_either_storage(kb, pool, readback, rng, conv_path):
     # f16 storage where the adapter grants shader-f16, else f32 storage; results are float16 either way.
     assert storage_for(np.float16, kb.has_f16).name == ("f16" if kb.has_f16 else "f32")
     x, w = rng.standard_normal((2, 4, 7, 7)), rng.standard_normal((4, 4, 3, 3))
