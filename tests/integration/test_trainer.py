@@ -3,6 +3,8 @@ callbacks, progress output and errors. Tiny models on synthetic data, so the sui
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import io
 import math
 import os
@@ -233,3 +235,10 @@ def test_bad_training_data_is_reported_clearly(backend):
         fit(model, nn.cross_entropy, opt, [(x, y[:5])], epochs=1, backend=backend, progress=False)
     with pytest.raises(ValueError, match="scheduler_interval"):
         Trainer(model, nn.cross_entropy, opt, scheduler_interval="batch")
+
+
+@pytest.mark.parametrize("name", ["callbacks", "checkpointing", "interrupts", "progress", "steps", "trainer"])
+def test_docstring_examples_run(name):
+    module = importlib.import_module(f"rustyasg.nn.training.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted and not result.failed, f"{result.failed} of {result.attempted} examples failed in {name}"

@@ -6,6 +6,17 @@ trainer's position (epoch, batch in the epoch, global step) and the early-stoppi
 tracker's state. Saving goes through the ``CheckpointManager`` given to the trainer
 (``rustyasg.nn.checkpoint``), which writes one crash-safe SafeTensors file; the
 trainer's own state rides in the file's user metadata under ``"rustyasg.trainer"``.
+
+Example:
+    >>> import tempfile, numpy as np, rustyasg.nn as nn
+    >>> from rustyasg.nn.training import Trainer
+    >>> model = nn.Linear(2, 1)
+    >>> trainer = Trainer(model, nn.mse_loss, nn.optim.SGD(model.parameters(), lr=0.1), backend="reference",
+    ...                   checkpoints=nn.CheckpointManager(tempfile.mkdtemp()), progress=False)
+    >>> batch = (np.ones((4, 2), np.float32), np.zeros((4, 1), np.float32))
+    >>> path = trainer.fit([batch, batch], epochs=1).checkpoint
+    >>> nn.read_checkpoint(path).metadata[TRAINER_KEY]
+    {'epoch': 1, 'batch': 0, 'global_step': 2}
 """
 
 from __future__ import annotations
