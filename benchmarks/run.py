@@ -12,7 +12,9 @@ Step times are medians (p10, p90) over ``--steps`` calls after ``--warmup``.
 Compile times are measured in fresh subprocesses: ``compile_cold_s`` with empty
 RustyASG and numba caches (temporary ``RUSTYASG_CACHE_DIR`` and ``NUMBA_CACHE_DIR``),
 ``compile_warm_s`` in a second process reusing them; both are the first call's
-time minus one steady step. ``peak_rss_mb`` is the peak resident memory of such a
+time minus one steady step. The backend's one-time start-up when it is created
+(for cpu: starting numba's runtime) is reported apart, as ``backend_init_cold_s``
+and ``backend_init_warm_s``. ``peak_rss_mb`` is the peak resident memory of such a
 process after the warm-up (it includes the interpreter and the libraries).
 
 Usage::
@@ -98,6 +100,13 @@ def child(workload: str, impl: str, warmup: int) -> dict:
     import numpy as np
 
     t0 = time.perf_counter()
+    init = 0.0
+    if impl.startswith("rustyasg-"):
+        from rustyasg.core.backends import get_backend
+
+        get_backend(impl.split("-", 1)[1])  # backend start-up (JIT runtime), reported on its own
+        init = time.perf_counter() - t0
+        t0 = time.perf_counter()
     step, batches = build(workload, impl)
     loss = float(step(*batches[0]))
     first = time.perf_counter() - t0
@@ -105,7 +114,7 @@ def child(workload: str, impl: str, warmup: int) -> dict:
     steady = float(np.median(times))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"first_call_s": first, "step_s": steady, "compile_s": max(first - steady, 0.0), "peak_rss_mb": rss,
-            "loss": loss}
+            "loss": loss, "backend_init_s": init}
 
 
 def run_child(workload: str, impl: str, env_extra: dict, threads: int, warmup: int, timeout: float) -> dict:
@@ -184,6 +193,8 @@ def main(argv=None):
                         warm = run_child(workload, impl, env, args.threads, 3, timeout)
                     rec["compile_cold_s"] = cold.get("compile_s")
                     rec["compile_warm_s"] = warm.get("compile_s")
+                    rec["backend_init_cold_s"] = cold.get("backend_init_s")
+                    rec["backend_init_warm_s"] = warm.get("backend_init_s")
                     rec["peak_rss_mb"] = warm.get("peak_rss_mb")
                     if "error" in cold or "error" in warm:
                         rec["compile_error"] = cold.get("error") or warm.get("error")

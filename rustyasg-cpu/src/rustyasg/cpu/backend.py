@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 import weakref
 
 import numpy as np
@@ -27,6 +28,11 @@ class CpuBackend(Backend):
     """The default backend (driver name ``cpu``)."""
 
     name = "cpu"
+
+    def __init__(self):
+        super().__init__()
+        #: Seconds spent starting the JIT runtime when the backend was created (see _start_jit).
+        self.startup_seconds = _start_jit()
 
     def compile(self, program: Program):
         from rustyasg.core.plugins import load_kernels
@@ -62,3 +68,21 @@ class CpuBackend(Backend):
                 self._resident[vid] = self.to_device(host)
             self._versions[vid] = var._version
             var._owner = self
+
+
+def _start_jit() -> float:
+    """Register the kernels and start numba's runtime now, not inside the first compiled call.
+
+    The first compiled function numba loads in a process costs ~0.5 s of one-time setup
+    (it imports its numpy support, and through it scipy's BLAS bindings). Paying it when
+    the backend is created keeps the first call of every compiled step down to its own
+    compilation (or cache loading).
+    """
+    t0 = time.perf_counter()
+    from rustyasg.core.plugins import load_kernels
+
+    from .kernels.fastmath import exp32
+
+    load_kernels("cpu")
+    exp32(np.float32(0.0))
+    return time.perf_counter() - t0

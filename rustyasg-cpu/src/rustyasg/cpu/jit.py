@@ -73,6 +73,9 @@ def num_threads() -> int:
     return numba.get_num_threads()
 
 
-#: Below this many elements a kernel runs single-threaded: starting the thread pool
-#: costs more than it saves (override with RUSTYASG_CPU_PARALLEL_MIN).
-PARALLEL_MIN = int(os.environ.get("RUSTYASG_CPU_PARALLEL_MIN", 1 << 18))
+#: Fused kernels with at least this many elements get a multi-threaded variant. Off by
+#: default: numba's OpenMP pool and the BLAS pool both spin-wait between calls, and on a
+#: machine with few cores they take turns at scheduler-tick granularity (a 2-core run
+#: measured 16 ms steps instead of 3 ms). BLAS alone uses the cores; set
+#: RUSTYASG_CPU_PARALLEL_MIN (elements) to opt in.
+PARALLEL_MIN = int(os.environ.get("RUSTYASG_CPU_PARALLEL_MIN", 1 << 62))

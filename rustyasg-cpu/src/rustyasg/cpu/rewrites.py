@@ -103,3 +103,52 @@ def matmul_batch_fold(program):
 
         program = dce(program)
     return program
+
+
+def conv_im2col(program):
+    """Give ``conv2d`` and ``conv2d_backward_weight`` one shared column matrix.
+
+    Both ops read the same im2col of the same input; as separate kernels they
+    would build it twice (the largest memory traffic of a small CNN's step).
+    Each becomes a GEMM on an explicit ``cpu.im2col`` instruction, deduplicated
+    by (input, geometry). The columns then live from the forward pass to the
+    weight gradient, which the memory planner accounts for.
+    """
+    from rustyasg.core.program import Instr
+
+    from .kernels.conv import hyper, is_pointwise
+
+    by_id = program.by_id()
+    made, out, next_id = {}, [], program.new_id()
+    for ins in program.instrs:
+        if ins.op == "conv2d":
+            x, w = by_id[ins.inputs[0]], by_id[ins.inputs[1]]
+            kernel, out_hw = tuple(w.shape[2:]), tuple(ins.shape[2:])
+        elif ins.op == "conv2d_backward_weight":
+            x = by_id[ins.inputs[1]]
+            kernel, out_hw = tuple(ins.attrs["kernel_size"]), tuple(by_id[ins.inputs[0]].shape[2:])
+        else:
+            out.append(ins)
+            continue
+        stride, padding, dilation, groups = hyper(ins.attrs)
+        if is_pointwise(kernel, stride, padding):
+            out.append(ins)
+            continue
+        key = (x.id, kernel, stride, padding, dilation, out_hw)
+        cols = made.get(key)
+        if cols is None:
+            n, c = x.shape[:2]
+            shape = (c * kernel[0] * kernel[1], n * out_hw[0] * out_hw[1])
+            cols = Instr(next_id, "cpu.im2col", (x.id,), {"kernel_size": kernel, "stride": stride,
+                         "padding": padding, "dilation": dilation, "out_hw": out_hw}, shape, x.dtype, ins.source)
+            next_id += 1
+            made[key] = cols
+            out.append(cols)
+        if ins.op == "conv2d":
+            ins.op, ins.inputs = "cpu.conv2d_gemm", (cols.id, ins.inputs[1])
+        else:
+            ins.op, ins.inputs = "cpu.conv2d_gemm_weight", (ins.inputs[0], cols.id)
+        ins.attrs = {"groups": groups}
+        out.append(ins)
+    program.instrs = out
+    return program

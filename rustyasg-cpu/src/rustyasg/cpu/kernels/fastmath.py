@@ -114,21 +114,3 @@ FAST = {
     "erf": ("erf32", "math.erf"),
     "sigmoid": ("sigmoid32", "sigmoid64"),
 }
-
-
-# --- dtype-dispatching names for hand-written kernels ----------------------------------
-# ``fexp(x)`` compiles to exp32 for float32 operands and to libm's exp for float64, so one
-# kernel source serves both dtypes at full speed.
-from numba.extending import overload  # noqa: E402
-
-
-def fexp(x):
-    """e**x (the fast float32 version inside numba kernels)."""
-    return math.exp(x)
-
-
-@overload(fexp)
-def _fexp(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
-        return lambda x: exp32(x)
-    return lambda x: math.exp(x)

@@ -33,27 +33,28 @@ from .protocol import Impl
 
 @kernel_jit
 def max_pool_planes(x, hp, hv, wp, wv, out, idx):
+    """Window maxima and their flat indices; rows of outputs are updated tap by tap."""
     P, H, W = x.shape
     OH, KH = hp.shape
     OW, KW = wp.shape
     for p in range(P):
         for oh in range(OH):
             for ow in range(OW):
-                best = -np.inf
-                at = -1
-                for i in range(KH):
-                    if not hv[oh, i]:
-                        continue
-                    h = hp[oh, i]
-                    for j in range(KW):
+                idx[p, oh, ow] = -1
+            for i in range(KH):
+                if not hv[oh, i]:
+                    continue
+                h = hp[oh, i]
+                for j in range(KW):
+                    # taps in row-major window order: the first maximum wins ties
+                    for ow in range(OW):
                         if not wv[ow, j]:
                             continue
-                        v = x[p, h, wp[ow, j]]
-                        if v > best or at < 0:
-                            best = v
-                            at = h * W + wp[ow, j]
-                out[p, oh, ow] = best
-                idx[p, oh, ow] = at
+                        w = wp[ow, j]
+                        v = x[p, h, w]
+                        if idx[p, oh, ow] < 0 or v > out[p, oh, ow]:
+                            out[p, oh, ow] = v
+                            idx[p, oh, ow] = h * W + w
 
 
 @kernel_jit

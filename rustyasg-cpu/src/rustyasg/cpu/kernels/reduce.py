@@ -81,11 +81,11 @@ def _rowwise(rows, general):
         A, R, B = arb(shape, (normalize_axis(ins.attrs["axis"], len(shape)),))
         if A * R * B == 0:
             return Impl(run=lambda x, out: None)
-        if B == 1:
-            return Impl(bind=lambda x, out: functools.partial(rows, x.reshape(A, R), out.reshape(A, R)),
-                        contiguous=True, label=f"numba.{rows.__name__}")
-        return Impl(bind=lambda x, out: functools.partial(general, x.reshape(A, R, B), out.reshape(A, R, B)),
-                    contiguous=True, label=f"numba.{general.__name__}")
+        name = rows if B == 1 else general
+        fn = rowwise.kernel(name, ins.dtype)
+        view = (A, R) if B == 1 else (A, R, B)
+        return Impl(bind=lambda x, out: functools.partial(fn, x.reshape(view), out.reshape(view)),
+                    contiguous=True, label=f"numba.{name}")
     return build
 
 
@@ -95,7 +95,8 @@ def _logsumexp(ins, args):
     layout = arb(shape, axes)
     if layout is not None and math.prod(shape) > 0:
         A, R, B = layout
-        return Impl(bind=lambda x, out: functools.partial(rowwise.logsumexp_arb, x.reshape(A, R, B), out.reshape(A, B)),
+        fn = rowwise.kernel("logsumexp_arb", ins.dtype)
+        return Impl(bind=lambda x, out: functools.partial(fn, x.reshape(A, R, B), out.reshape(A, B)),
                     contiguous=True, label="numba.logsumexp_arb")
     kshape = reduced_shape(shape, axes, True)
 
@@ -118,7 +119,7 @@ KERNELS = {
     "var": _var,
     "argmax": _arg(np.argmax),
     "argmin": _arg(np.argmin),
-    "softmax": _rowwise(rowwise.softmax_rows, rowwise.softmax_arb),
-    "log_softmax": _rowwise(rowwise.log_softmax_rows, rowwise.log_softmax_arb),
+    "softmax": _rowwise("softmax_rows", "softmax_arb"),
+    "log_softmax": _rowwise("log_softmax_rows", "log_softmax_arb"),
     "logsumexp": _logsumexp,
 }
