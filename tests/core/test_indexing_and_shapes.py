@@ -76,3 +76,19 @@ def test_matmul_1d_rules():
     M, V = rg.input((3, 4), "float64", name="m"), rg.input((4,), "float64", name="v")
     np.testing.assert_allclose(rg.evaluate(M @ V, {M: m, V: v}), m @ v)
     np.testing.assert_allclose(rg.evaluate(V @ V, {V: v}), v @ v)
+
+
+def test_anonymous_batch_dims_unify_and_mismatch_is_caught_at_call():
+    x, y = rg.input((None, 4), name="xa"), rg.input((None, 1), name="ya")
+    d = (x - y).sum(axis=1)
+    f = rg.function([x, y], d, backend="reference")
+    assert f(np.ones((3, 4), np.float32), np.ones((3, 1), np.float32)).shape == (3,)
+    with pytest.raises(rg.GraphBuildError, match="sub") as info:
+        f(np.ones((3, 4), np.float32), np.ones((5, 1), np.float32))
+    assert __file__ in str(info.value)
+
+
+def test_differently_named_dims_do_not_broadcast():
+    a, b = rg.input(("B", 4), name="a"), rg.input(("T", 4), name="b")
+    with pytest.raises(rg.ShapeError, match="do not broadcast"):
+        a + b

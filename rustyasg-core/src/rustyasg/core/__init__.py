@@ -27,11 +27,13 @@ from .graph import Tensor, Variable, apply, as_tensor, constant, input, variable
 from .ops import *  # noqa: F401,F403
 from .ops import matmul, max, min, pow, round, slice_, sum  # noqa: A004 - numpy-style names
 from .ops._define import defop
+from .parts import install as install_missing_part_finder
 from .plugins import plugin_manager, register_plugin, unregister_plugin
 from .registry import KERNELS, OPS, PASSES, Attr, Example, InputSpec, OpDef, TensorType
 from .rng import RNG
 from .shapes import Dim
 
+install_missing_part_finder()
 plugin_manager()  # registers the built-in ops and passes, then every installed plugin's
 
 __version__ = "0.1.0"

@@ -47,7 +47,7 @@ class BackendError(RustyASGError, RuntimeError):
     """A backend is unknown, not installed, or cannot run a program."""
 
 
-class MissingPartError(RustyASGError, ImportError):
+class MissingPartError(RustyASGError, ModuleNotFoundError):
     """A RustyASG part that is not installed was used; the message names the pip command."""
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from . import dtypes
 from .errors import AttributeSchemaError, DTypeError, GraphBuildError, ShapeError
 from .registry import OPS, TensorType
-from .shapes import Dim, format_shape, normalize_shape
+from .shapes import ANONYMOUS_DIMS, Dim, format_shape, normalize_shape
 from .source import user_location
 
 _ids = itertools.count()
@@ -163,6 +163,7 @@ def input(shape=(), dtype="float32", name: Optional[str] = None) -> Tensor:  # n
         shape = (shape,)
     base = name or f"in{next(_ids)}"
     shape = tuple(f"{base}.{i}" if d is None else d for i, d in enumerate(shape))
+    ANONYMOUS_DIMS.update(f"{base}.{i}" for i, d in enumerate(shape) if d == f"{base}.{i}")
     return Tensor("input", (), {}, normalize_shape(shape), dtypes.as_dtype(dtype), name or base, _location())
 
 

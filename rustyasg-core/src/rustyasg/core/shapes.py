@@ -152,8 +152,27 @@ def format_shape(shape: Sequence[DimLike]) -> str:
     return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
+#: Names of dims created for ``None`` in ``rustyasg.input`` shapes: anonymous, so two of
+#: them may stand for the same run-time size (every batch input gets its own).
+ANONYMOUS_DIMS: set = set()
+
+
+def _anonymous(d) -> bool:
+    return isinstance(d, Dim) and len(d.factors) == 1 and d.coef == 1 and d.factors[0][0] in ANONYMOUS_DIMS
+
+
+def same_dim(a: DimLike, b: DimLike) -> bool:
+    """Equal dims, or two symbolic dims of which one is anonymous (checked again at call time)."""
+    return a == b or (isinstance(a, Dim) and isinstance(b, Dim) and (_anonymous(a) or _anonymous(b)))
+
+
 def broadcast_shapes(*shapes: Sequence[DimLike]) -> Shape:
-    """numpy broadcasting over static or symbolic shapes; raises ValueError on mismatch."""
+    """numpy broadcasting over static or symbolic shapes; raises ValueError on mismatch.
+
+    Two different symbolic dims broadcast only if one is anonymous (from ``None``): they are
+    assumed equal, and the assumption is checked when the graph is specialised to concrete
+    shapes at call time. Differently named dims ("B" vs "T") are a mistake caught now.
+    """
     ndim = max((len(s) for s in shapes), default=0)
     result = []
     for axis in range(ndim):
@@ -167,6 +186,8 @@ def broadcast_shapes(*shapes: Sequence[DimLike]) -> Shape:
                 continue
             if dim == 1:
                 dim = d
+            elif dim != d and same_dim(dim, d):
+                dim = d if _anonymous(dim) else dim  # keep the named one
             elif dim != d:
                 raise ValueError("shapes " + " and ".join(format_shape(s) for s in shapes)
                                  + f" do not broadcast (axis {axis - ndim}: {dim} vs {d})")

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import dtypes
 from ..registry import Attr, Example, InputSpec, TensorType, as_bool, as_float, as_int, as_ints, as_opt_ints
-from ..shapes import format_shape, normalize_axes, normalize_axis, normalize_shape
+from ..shapes import format_shape, same_dim, normalize_axes, normalize_axis, normalize_shape
 from ._define import defop
 from .elementwise import exp, where
 
@@ -188,7 +188,7 @@ def _broadcast_to_infer(types, shape):
     if len(shape) < len(t.shape):
         raise ValueError(f"cannot broadcast {format_shape(t.shape)} to fewer dims {format_shape(shape)}")
     for d, s in zip(t.shape[::-1], shape[::-1]):
-        if d != 1 and d != s:
+        if d != 1 and not same_dim(d, s):
             raise ValueError(f"cannot broadcast {format_shape(t.shape)} to {format_shape(shape)}")
     return TensorType(shape, t.dtype)
 
