@@ -249,3 +249,40 @@ def test_long_k_matmul_is_split_and_exact(be, rng, ta, tb):
     want = (av.T if ta else av).astype(np.float64) @ (bv.T if tb else bv)
     np.testing.assert_allclose(f(av, bv), want, rtol=1e-4, atol=1e-3)
     assert f.memory_report(av, bv)["launches"] == 2, "partial products and their sum"
+
+
+MOVES = {
+    "transpose (0,2,1,3)": lambda x: rg.transpose(x, axes=(0, 2, 1, 3)),
+    "transpose (0,3,1,2)": lambda x: rg.transpose(x, axes=(0, 3, 1, 2)),
+    "slice": lambda x: x[:, 1:3, ::-1, 4:12],
+    "flip": lambda x: rg.flip(x, axes=(1, 3)),
+    "pad": lambda x: rg.pad(x, pad_width=(0, 1, 2, 0, 0, 0, 4, 4), value=1.0),
+    "concat": lambda x: rg.concat(x, x[:, :, :, :8], axis=3),
+    "broadcast": lambda x: rg.broadcast_to(x[:, :1], shape=(2, 4, 3, 16)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int64", "bool"])
+@pytest.mark.parametrize("move", sorted(MOVES))
+def test_movement_every_dtype_and_vector_path(be, rng, move, dtype):
+    x = rg.input((2, 4, 3, 16), dtype, name="x")
+    out = MOVES[move](x)
+    f = rg.function([x], out, backend=be)
+    xv = (rng.standard_normal((2, 4, 3, 16)) * 1e3)
+    xv = (xv > 0) if dtype == "bool" else xv.astype(dtype)
+    got = f(xv)
+    want = rg.evaluate(MOVES[move](rg.constant(xv)), backend="reference")
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_bool_mask_constant_keeps_the_fused_kernel_vectorized(be, rng):
+    mask = np.tril(np.ones((16, 16), bool))
+    s = rg.input((8, 16, 16), name="s")
+    f = rg.function([s], rg.softmax(rg.where(rg.constant(mask), s, -np.inf), axis=-1), backend=be)
+    sv = rng.standard_normal((8, 16, 16)).astype(np.float32)
+    z = np.where(mask, sv, -np.inf)
+    want = np.exp(z - z.max(-1, keepdims=True))
+    np.testing.assert_allclose(f(sv), want / want.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
+    fused = [launch for launch in f.compile(sv).launches if launch.label.startswith("fused")]
+    assert [launch.workgroups for launch in fused] == [(2, 1, 1)], "2048 elements as 512 vec4s: 2 workgroups"

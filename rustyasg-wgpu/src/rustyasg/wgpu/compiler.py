@@ -36,7 +36,7 @@ from rustyasg.core.plugins import load_kernels
 from rustyasg.core.program import Instr, Program
 
 from .fusion import Unit, ew_step, fusable, group_elementwise, scalar_constant, schedule
-from .kernels.api import KernelError, TensorView
+from .kernels.api import STORAGES, KernelError, TensorView
 from .kernels.elementwise import ElementwiseSpec, EwOp, broadcast_strides
 from .memory import MemoryPlan
 
@@ -171,6 +171,10 @@ class ProgramCompiler:
                 continue
             names[v] = f"x{len(inputs)}"
             view = self.view(v, plan)
+            if self.by_id[self.base[v]].op == "constant" and view.storage.name != "f32":
+                # The kernel computes in f32 anyway: an f32 copy of a bool/int constant (a causal
+                # mask) keeps the kernel on the vec4 path.
+                view = TensorView(plan.f32_constant(self.base[v]), view.shape, np.dtype(np.float32), STORAGES["f32"])
             inputs.append(names[v])
             args_in.append((view.buffer, broadcast_strides(view.shape, u.shape), 0))
             args_in[-1] = args_in[-1] + (view.storage.name,)

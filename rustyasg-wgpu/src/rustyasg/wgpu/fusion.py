@@ -237,4 +237,5 @@ def scalar_constant(instr) -> Optional[float]:
     value = np.asarray(instr.attrs["value"])
     if value.dtype.kind in "iu" and abs(int(value)) >= (1 << 24):
         return None  # not exact in f32: keep it a buffer
-    return float(value)
+    with np.errstate(over="ignore"):  # beyond the f32 range is +-inf in the kernel, as a cast would give
+        return float(np.float32(value))

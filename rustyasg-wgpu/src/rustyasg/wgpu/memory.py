@@ -66,6 +66,17 @@ class MemoryPlan:
             self._buffers[b] = buf
         return buf
 
+    def f32_constant(self, b: int) -> Any:
+        """An f32 copy of constant ``b`` (for fused kernels, which compute in f32)."""
+        key = ("f32", b)
+        buf = self._buffers.get(key)
+        if buf is None:
+            data = np.ascontiguousarray(np.asarray(self.c.by_id[b].attrs["value"]), dtype=np.float32)
+            buf = upload(self.ctx, data, buffer=self._new_buffer(data.nbytes, "constant f32"))
+            self.constant_bytes += buf.size
+            self._buffers[key] = buf
+        return buf
+
     def nbytes(self, v: int) -> int:
         ins = self.c.by_id[v]
         return ins.size * self.c.storage[v].itemsize

@@ -47,7 +47,7 @@ SIMPLE = {
 ASSOCIATIVE = {"sum": "sum", "mean": "sum", "prod": "prod", "max": "max", "min": "min"}
 LAYOUT = UniformLayout([("A", "u32"), ("R", "u32"), ("B", "u32"), ("C", "u32"), ("chunk", "u32"),
                         ("extra", "f32")])
-COLS_THREADS = 65536  # enough (a, b, chunk) threads to keep a big GPU busy
+COLS_THREADS = 262144  # enough (a, b, chunk) threads to keep a big GPU busy
 ROWS_CHUNK_BELOW = 512  # fewer rows than this (a GPU has ~100 multiprocessors) ...
 ROW_CHUNK = 16384  # ... and rows at least twice this long are reduced in chunks of this length
 
@@ -179,7 +179,14 @@ def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool) -> str:
     if op in SIMPLE:
         ident, comb, fin = SIMPLE[op]
         fin = "{acc}" if chunked else fin
-        b += [f"    var acc = {ident};", loop.format(body=f"        acc = {comb.format(a='acc', b=load)};\n"),
+        # Four independent accumulators: four loads in flight per thread instead of one.
+        unrolled = "".join(f"        acc{k} = {comb.format(a=f'acc{k}', b=x.storage.load('xs', f'(a * p.R + r + {k}u) * p.B + b'))};\n"
+                           for k in range(4))
+        b += [f"    var acc0 = {ident};", f"    var acc1 = {ident};", f"    var acc2 = {ident};", f"    var acc3 = {ident};",
+              "    var r = r0;",
+              f"    for (; r + 4u <= r1; r = r + 4u) {{\n{unrolled}    }}",
+              f"    for (; r < r1; r = r + 1u) {{ acc0 = {comb.format(a='acc0', b=load)}; }}",
+              f"    let acc = {comb.format(a=comb.format(a='acc0', b='acc1'), b=comb.format(a='acc2', b='acc3'))};",
               "    " + out.storage.store("dst", oi, fin.format(acc="acc", R="Rf")) + ";"]
     elif op in ("argmax", "argmin"):
         better = ">" if op == "argmax" else "<"
