@@ -286,3 +286,13 @@ def test_bool_mask_constant_keeps_the_fused_kernel_vectorized(be, rng):
     np.testing.assert_allclose(f(sv), want / want.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
     fused = [launch for launch in f.compile(sv).launches if launch.label.startswith("fused")]
     assert [launch.workgroups for launch in fused] == [(2, 1, 1)], "2048 elements as 512 vec4s: 2 workgroups"
+
+
+def test_tensor_beyond_the_binding_limit_is_a_clear_error(be):
+    limit = be.ctx.limits["max-storage-buffer-binding-size"]
+    n = limit // 4 + 1024
+    x = rg.input((n,), name="x")
+    out = rg.exp(x) * 2.0
+    f = rg.function([x], out.sum(), backend=be)
+    with pytest.raises(KernelError, match=r"max-storage-buffer-binding-size.*\n.*\n.*test_executor.py"):
+        f.compile(np.zeros(n, np.float32))

@@ -58,6 +58,26 @@ def size_class(nbytes: int) -> int:
     return -(-n // step) * step
 
 
+def bindable_size(nbytes: int, ctx: Any) -> int:
+    """Bytes to allocate for a storage buffer of ``nbytes`` that kernels bind whole.
+
+    The size class, unless that would pass the adapter's
+    ``max-storage-buffer-binding-size`` while ``nbytes`` itself fits: then ``nbytes``
+    rounded up to 16.
+
+    Example::
+
+        >>> class Ctx: limits = {"max-storage-buffer-binding-size": 1_000_000}
+        >>> bindable_size(1000, Ctx()), bindable_size(999_000, Ctx())
+        (1024, 999008)
+    """
+    cls = size_class(nbytes)
+    limit = int(getattr(ctx, "limits", {}).get("max-storage-buffer-binding-size", 1 << 62))
+    if cls > limit >= nbytes:
+        return -(-max(int(nbytes), 4) // 16) * 16
+    return cls
+
+
 def _usage_storage():
     import wgpu
 
@@ -97,7 +117,7 @@ class BufferPool:
 
     def acquire(self, nbytes: int, label: str = "") -> Any:
         """A buffer with ``size >= nbytes``; reused when one of its class is free."""
-        cls = size_class(nbytes)
+        cls = bindable_size(nbytes, self.ctx)
         max_size = self.ctx.limits.get("max-buffer-size", 1 << 31)
         if cls > max_size:
             raise MemoryError(

@@ -159,6 +159,15 @@ class ProgramCompiler:
         ins = self.by_id[v]
         return TensorView(plan.buffer_of(self.base[v]), ins.shape, ins.dtype, self.storage[v])
 
+    def check_bindable(self, instr: Instr, views) -> None:
+        """A clear error when a tensor is larger than one binding may be on this adapter."""
+        limit = self.kb.limit("max-storage-buffer-binding-size", 1 << 62)
+        for v in views:
+            if v.nbytes > limit:
+                raise KernelError.of(instr, views, f"a {v.dtype}{tuple(v.shape)} tensor ({v.nbytes} bytes) exceeds "
+                                     f"this adapter's max-storage-buffer-binding-size ({limit} bytes, "
+                                     f"{self.kb.ctx.summary}); split the work into smaller tensors")
+
     def fused_launches(self, u: Unit, plan: MemoryPlan):
         names: Dict[int, str] = {}
         inputs, scalars, args_in = [], {}, []
@@ -191,6 +200,8 @@ class ProgramCompiler:
             names[m] = f"v{m}"
         spec = ElementwiseSpec(tuple(inputs), tuple(steps), tuple(names[w] for w in u.writes), tuple(scalars))
         outs = [self.view(w, plan) for w in u.writes]
+        self.check_bindable(self.by_id[u.head], [self.view(v, plan) for v in u.reads if v in names
+                                                 and not names[v].startswith("$")] + outs)
         storages = [a[3] for a in args_in] + [o.storage.name for o in outs]
         # Inputs living in a buffer this kernel also writes (in-place variable updates).
         inplace = {}
@@ -212,6 +223,7 @@ class ProgramCompiler:
                         {**ins.attrs, "_trans": tuple(t for _, t in operands)}, ins.shape, ins.dtype,
                         ins.source, ins.name)
         inputs = [self.view(v, plan) for v in ins.inputs]
+        self.check_bindable(ins, inputs + [out])
         try:
             return list(kernel(self.kb, ins, inputs, out))
         except KernelError:

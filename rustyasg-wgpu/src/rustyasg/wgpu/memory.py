@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from .buffers import _usage_storage, size_class, upload
+from .buffers import _usage_storage, bindable_size, upload
 
 
 class MemoryPlan:
@@ -49,7 +49,8 @@ class MemoryPlan:
 
     # -- buffers --------------------------------------------------------------------------------
     def _new_buffer(self, nbytes: int, label: str) -> Any:
-        buf = self.ctx.device.create_buffer(size=size_class(max(nbytes, 4)), usage=_usage_storage(), label=label)
+        buf = self.ctx.device.create_buffer(size=bindable_size(max(nbytes, 4), self.ctx), usage=_usage_storage(),
+                                            label=label)
         self._owned.append(buf)
         return buf
 
@@ -129,7 +130,7 @@ class MemoryPlan:
             for w in u.writes:
                 if w in self._buffers:
                     continue
-                cls = size_class(max(self.nbytes(w), 4))
+                cls = bindable_size(max(self.nbytes(w), 4), self.ctx)
                 if free[cls]:
                     self._buffers[w] = free[cls].pop()
                 else:

@@ -352,9 +352,10 @@ class KernelBuilder:
         self.scratch_bytes += int(nbytes)
         if self._scratch_alloc is not None:
             return self._scratch_alloc(max(int(nbytes), 4), label)
-        from ..buffers import _usage_storage, size_class
+        from ..buffers import _usage_storage, bindable_size
 
-        return self.ctx.device.create_buffer(size=size_class(nbytes), usage=_usage_storage(), label=label)
+        return self.ctx.device.create_buffer(size=bindable_size(nbytes, self.ctx), usage=_usage_storage(),
+                                             label=label)
 
     def launch(self, wgsl: str, resources: Sequence[Any], workgroups, uniforms: Optional[Tuple[UniformLayout, dict]] = None,
                label: str = "") -> KernelLaunch:
