@@ -296,3 +296,19 @@ def test_tensor_beyond_the_binding_limit_is_a_clear_error(be):
     f = rg.function([x], out.sum(), backend=be)
     with pytest.raises(KernelError, match=r"max-storage-buffer-binding-size.*\n.*\n.*test_executor.py"):
         f.compile(np.zeros(n, np.float32))
+
+
+@pytest.mark.parametrize("subgroups", ["1", "0"])
+def test_row_reductions_with_and_without_subgroups(be, rng, monkeypatch, subgroups):
+    monkeypatch.setenv("RUSTYASG_WGPU_SUBGROUPS", subgroups)
+    x = rg.input((37, 1000), name="x")
+    f = rg.function([x], [rg.sum(x, axis=1), rg.max(x, axis=1), rg.min(x, axis=1), rg.var(x, axis=1),
+                          rg.logsumexp(x, axis=1), rg.softmax(x, axis=1), rg.mean(rg.reshape(x, shape=(-1,)))],
+                    backend=be)
+    xv = rng.standard_normal((37, 1000)).astype(np.float32)
+    x64 = xv.astype(np.float64)
+    e = np.exp(x64 - x64.max(1, keepdims=True))
+    want = [x64.sum(1), x64.max(1), x64.min(1), x64.var(1, ddof=1),
+            np.log(e.sum(1)) + x64.max(1), e / e.sum(1, keepdims=True), x64.mean()]
+    for got, w in zip(f(xv), want):
+        np.testing.assert_allclose(got, w, rtol=1e-4, atol=1e-5)

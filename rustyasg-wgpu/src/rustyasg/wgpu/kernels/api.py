@@ -300,8 +300,12 @@ class KernelBuilder:
 
     @property
     def has_subgroups(self) -> bool:
-        """Whether WGSL subgroup builtins (``subgroupAdd`` ...) may be used."""
-        return self.ctx.has("subgroup")
+        """Whether WGSL subgroup builtins (``subgroupAdd`` ...) may be used: the adapter grants
+        ``subgroup`` and ``$RUSTYASG_WGPU_SUBGROUPS`` is not ``0`` (the switch to the
+        shared-memory fallbacks)."""
+        import os
+
+        return self.ctx.has("subgroup") and os.environ.get("RUSTYASG_WGPU_SUBGROUPS", "1") != "0"
 
     def limit(self, name: str, default: int = 0) -> int:
         return int(self.ctx.limits.get(name, default))

@@ -72,8 +72,23 @@ def reduce_form(shape: Sequence[int], axes: Sequence[int]) -> Tuple[Tuple[int, i
     return (A, int(np.prod([shape[i] for i in red], dtype=np.int64)), 1), perm
 
 
-def _tree(var: str, combine: str, wg: int, kind: str = "f32") -> str:
-    """WGSL: workgroup-wide combine of each thread's ``var`` into ``sh[0]`` (all threads call)."""
+SUBGROUP_OPS = {"{a} + {b}": "subgroupAdd", "max({a}, {b})": "subgroupMax", "min({a}, {b})": "subgroupMin"}
+
+
+def _tree(var: str, combine: str, wg: int, subgroups: bool = False) -> str:
+    """WGSL: workgroup-wide combine of each thread's ``var`` into ``sh[0]`` (all threads call).
+
+    With ``subgroups``, each subgroup combines in registers first and one value per
+    subgroup goes through shared memory (subgroups of a 1-D workgroup are consecutive
+    invocations on Vulkan drivers); otherwise a shared-memory tree.
+    """
+    if subgroups and combine in SUBGROUP_OPS:
+        return (f"    let sgv_{var} = {SUBGROUP_OPS[combine]}({var});\n"
+                f"    if (sg_lane == 0u) {{ sh[lid / sg_size] = sgv_{var}; }}\n    workgroupBarrier();\n"
+                "    if (lid == 0u) {\n        var t = sh[0];\n"
+                f"        for (var i = 1u; i < ({wg}u + sg_size - 1u) / sg_size; i = i + 1u) {{ "
+                f"t = {combine.format(a='t', b='sh[i]')}; }}\n"
+                "        sh[0] = t;\n    }\n    workgroupBarrier();\n")
     return (f"    sh[lid] = {var};\n    workgroupBarrier();\n"
             f"    for (var s = {wg // 2}u; s > 0u; s = s >> 1u) {{\n"
             f"        if (lid < s) {{ sh[lid] = {combine.format(a='sh[lid]', b='sh[lid + s]')}; }}\n"
@@ -87,8 +102,11 @@ def _header(x: TensorView, out: TensorView, extra: str = "") -> str:
             "@group(0) @binding(2) var<uniform> p: Params;\n" + extra + LINEAR_WORKGROUP_WGSL)
 
 
-def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = False) -> str:
-    """One workgroup per row of length R (B == 1), or per chunk of a row when ``chunked``."""
+def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = False,
+              subgroups: bool = False) -> str:
+    """One workgroup per row of length R (B == 1), or per chunk of a row when ``chunked``;
+    ``subgroups`` combines through subgroup operations (see :func:`_tree`)."""
+    sg = subgroups and op not in ("argmax", "argmin", "prod")
     load = x.storage.load("xs", "base + r")
     loop = "    for (var r = lid; r < len; r = r + {wg}u) {{\n{body}    }}\n"
     arg = op in ("argmax", "argmin")
@@ -97,7 +115,9 @@ def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = 
     # few and long, then partial results go to scratch and a second pass combines them).
     src = [_header(x, out, extra), f"@compute @workgroup_size({wg})",
            "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
-           "        @builtin(local_invocation_index) lid: u32) {",
+           "        @builtin(local_invocation_index) lid: u32" + (
+               ", @builtin(subgroup_invocation_id) sg_lane: u32, @builtin(subgroup_size) sg_size: u32) {"
+               if sg else ") {"),
            "    let row = linear_workgroup(wid, nwg);",
            "    if (row >= p.A * p.C) { return; }",
            "    let base = (row / p.C) * p.R + (row % p.C) * p.chunk;",
@@ -108,7 +128,7 @@ def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = 
         ident, comb, fin = SIMPLE[op]
         b.append(f"    var acc = {ident};")
         b.append(loop.format(wg=wg, body=f"        acc = {comb.format(a='acc', b=load)};\n"))
-        b.append(_tree("acc", comb, wg))
+        b.append(_tree("acc", comb, wg, sg))
         fin = "{acc}" if chunked else fin
         b.append("    if (lid == 0u) { " + out.storage.store("dst", "row", fin.format(acc="sh[0]", R="Rf")) + "; }")
     elif arg:
@@ -132,21 +152,21 @@ def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = 
         # Two-pass ops: the first pass finds the max (or the mean), the second sums.
         if op == "var":
             b += ["    var acc = 0.0;", loop.format(wg=wg, body=f"        acc = acc + {load};\n"),
-                  _tree("acc", "{a} + {b}", wg), "    let mu = sh[0] / Rf;", "    workgroupBarrier();",
+                  _tree("acc", "{a} + {b}", wg, sg), "    let mu = sh[0] / Rf;", "    workgroupBarrier();",
                   "    var acc2 = 0.0;",
                   loop.format(wg=wg, body=f"        let d = {load} - mu;\n        acc2 = acc2 + d * d;\n"),
-                  _tree("acc2", "{a} + {b}", wg),
+                  _tree("acc2", "{a} + {b}", wg, sg),
                   "    if (lid == 0u) { " + out.storage.store("dst", "row", "sh[0] / (Rf - p.extra)") + "; }"]
         else:
             b += ["    var m = -3.4028234663852886e38;",
                   loop.format(wg=wg, body=f"        m = max(m, {load});\n"),
-                  _tree("m", "max({a}, {b})", wg),
+                  _tree("m", "max({a}, {b})", wg, sg),
                   "    var mx = sh[0];",
                   "    if (abs(mx) > 3.0e38) { mx = 0.0; }",
                   "    workgroupBarrier();",
                   "    var acc = 0.0;",
                   loop.format(wg=wg, body=f"        acc = acc + exp({load} - mx);\n"),
-                  _tree("acc", "{a} + {b}", wg),
+                  _tree("acc", "{a} + {b}", wg, sg),
                   "    let total = sh[0];"]
             if op == "logsumexp":
                 b.append("    if (lid == 0u) { " + out.storage.store("dst", "row", "log(total) + mx") + "; }")
@@ -234,16 +254,16 @@ def reduce_launches(kb: KernelBuilder, op: str, x: TensorView, out: TensorView, 
             chunks = -(-R // ROW_CHUNK)
             part = TensorView(kb.scratch(A * chunks * 4, "reduce partials"), (A, chunks), np.dtype(np.float32),
                               STORAGES["f32"])
-            launches.append(kb.launch(rows_wgsl(op, x, part, 256, chunked=True), [x, part], A * chunks,
+            launches.append(kb.launch(rows_wgsl(op, x, part, 256, True, kb.has_subgroups), [x, part], A * chunks,
                                       (LAYOUT, _values(A, R, 1, chunks, ROW_CHUNK)), f"reduce row chunks {op}"))
-            src = rows_wgsl("sum" if op == "mean" else ASSOCIATIVE[op], part, out, 256)
+            src = rows_wgsl("sum" if op == "mean" else ASSOCIATIVE[op], part, out, 256, False, kb.has_subgroups)
             vals = _values(A, chunks, 1)
             if op == "mean":  # the second pass sums partial sums; divide by the full length
                 src = src.replace(out.storage.store("dst", "row", "sh[0]"), out.storage.store("dst", "row", "sh[0] / p.extra"))
                 vals["extra"] = float(R)
             launches.append(kb.launch(src, [part, out], max(A, 1), (LAYOUT, vals), f"reduce rows final {op}"))
             return launches
-        launches.append(kb.launch(rows_wgsl(op, x, out, wg), [x, out], max(A, 1),
+        launches.append(kb.launch(rows_wgsl(op, x, out, wg, False, kb.has_subgroups), [x, out], max(A, 1),
                                   (LAYOUT, _values(A, R, 1, extra=extra)), f"reduce rows {op}"))
         return launches
     chunks = 1
