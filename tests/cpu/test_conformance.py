@@ -12,10 +12,11 @@ CHECKED = sorted(name for name, d in OPS.items() if d.examples)
 LEAVES = {"input", "variable", "constant"}
 
 
-def test_every_registered_op_has_a_cpu_kernel():
-    missing = sorted(set(OPS) - set(load_kernels("cpu")) - LEAVES)
+def test_every_core_op_has_a_cpu_kernel():
+    core_ops = {name for name, d in OPS.items() if d.plugin == "rustyasg.core"}
+    missing = sorted(core_ops - set(load_kernels("cpu")) - LEAVES)
     assert missing == []
-    assert len(CHECKED) > 80
+    assert len(core_ops) > 80
 
 
 @pytest.mark.parametrize("op", CHECKED)

@@ -67,6 +67,8 @@ def _numpy_fits(ins, args, kernel) -> bool:
 
 def build_single(ins, args, kernel) -> Impl:
     """Kernel for an elementwise op that runs alone (not part of a fused group)."""
+    if kernel.alone is not None:
+        return kernel.alone(ins, args)
     if kernel.template == "{0}" and args[0].dtype == ins.dtype:
         return Impl(view=lambda x: x, label=ins.op)  # identity, stop_gradient: no work at all
     if _numpy_fits(ins, args, kernel):

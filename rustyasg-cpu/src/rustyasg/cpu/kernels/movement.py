@@ -21,7 +21,7 @@ import numpy as np
 from rustyasg.core.shapes import normalize_axis
 
 from . import indexing
-from .protocol import Impl
+from .protocol import Elementwise, Impl
 
 
 def _reshape_view(shape):
@@ -189,7 +189,8 @@ KERNELS = {
     "slice": _slice,
     "slice_grad": _slice_grad,
     "flip": _flip,
-    "broadcast_to": _broadcast_to,
+    # Inside a fused loop a broadcast is just an operand read with a broadcast index pattern.
+    "broadcast_to": Elementwise("{0}", alone=_broadcast_to),
     "concat": _concat,
     "pad": _pad,
     "take": _take,

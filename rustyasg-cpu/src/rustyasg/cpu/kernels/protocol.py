@@ -78,6 +78,7 @@ class Elementwise:
     cast_inputs: bool = False
     formula: Optional[Callable[..., str]] = None
     predicate: bool = False  # the result is bool computed from same-dtype operands
+    alone: Optional[Callable] = None  # builder used when the op is not fused (e.g. a view)
 
     def render(self, args: Sequence[str], dtype: np.dtype, attrs: Mapping[str, Any]) -> str:
         """The numba expression for one element, given operand expressions."""

@@ -1,0 +1,139 @@
+"""Fusion: fused groups compute exactly what the unfused program computes (and the reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rustyasg.core as rg
+from rustyasg.core import OPS
+from rustyasg.core.plugins import load_kernels
+from rustyasg.cpu.kernels.protocol import Elementwise
+from rustyasg.cpu import cache
+
+TABLE = load_kernels("cpu")
+UNARY_FLOAT = sorted(n for n, k in TABLE.items() if isinstance(k, Elementwise) and OPS[n].num_inputs == 1
+                     and OPS[n].kind == "elementwise"
+                     and n not in ("logical_not", "isnan", "cast", "sign", "floor", "ceil", "round"))
+BINARY_FLOAT = ["add", "sub", "mul", "div", "maximum", "minimum", "pow", "mod", "floor_divide"]
+DOMAIN = {"log": (0.2, 2.0), "log1p": (0.2, 2.0), "sqrt": (0.2, 2.0), "rsqrt": (0.2, 2.0), "reciprocal": (0.2, 2.0)}
+
+
+def _chain(x, ops):
+    """Every unary op applied to x and summed with its neighbour: one long elementwise chain."""
+    acc = None
+    for op in ops:
+        lo, hi = DOMAIN.get(op, (None, None))
+        arg = rg.clamp(x, min=lo, max=hi) if lo is not None else x
+        y = getattr(rg, op)(arg) if op not in ("leaky_relu", "elu", "softplus", "clamp") else \
+            rg.apply(op, arg, **OPS[op].examples[0].attrs)
+        acc = y if acc is None else acc * 0.5 + y
+    return acc
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_unary_op_in_one_fused_kernel_matches_unfused_and_reference(dtype, rng):
+    x = rg.input((6, 7), dtype, name="x")
+    out = _chain(x, UNARY_FLOAT)
+    xv = rng.uniform(-2, 2, (6, 7)).astype(dtype)
+    fused = rg.function([x], out, backend="cpu")
+    plain = rg.function([x], out, backend="cpu", disabled_passes=("cpu_fusion",))
+    ref = rg.function([x], out, backend="reference")
+    groups = fused.lower(xv).cpu_groups
+    assert len(groups) == 1 and len(groups[0][0]) > 2 * len(UNARY_FLOAT)
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(fused(xv), ref(xv), rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(plain(xv), ref(xv), rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_binary_ops_with_broadcasting_fuse_and_agree(dtype, rng):
+    a = rg.input((4, 5, 6), dtype, name="a")
+    b = rg.input((5, 1), dtype, name="b")
+    c = rg.input((), dtype, name="c")
+    acc = a
+    for op in BINARY_FLOAT:
+        rhs = rg.abs(b) + 0.5 if op in ("div", "mod", "floor_divide", "pow") else b
+        lhs = rg.abs(acc) + 0.5 if op == "pow" else acc
+        acc = getattr(rg, op)(lhs, rhs) * c + acc * 0.25
+    av, bv = rng.uniform(-1, 1, (4, 5, 6)).astype(dtype), rng.uniform(-1, 1, (5, 1)).astype(dtype)
+    cv = np.asarray(0.7, dtype)
+    fused = rg.function([a, b, c], acc, backend="cpu")
+    ref = rg.function([a, b, c], acc, backend="reference")
+    assert fused.compile(av, bv, cv).memory_report()["fused_groups"] >= 1
+    rtol = 1e-4 if dtype == "float32" else 1e-11
+    np.testing.assert_allclose(fused(av, bv, cv), ref(av, bv, cv), rtol=rtol, atol=rtol)
+
+
+def test_predicates_where_and_casts_fuse(rng):
+    x = rg.input((3, 8), "float32", name="x")
+    i = rg.input((8,), "int64", name="i")
+    mask = rg.logical_and(x > 0.1, rg.logical_not(rg.isnan(x)))
+    y = rg.where(mask, rg.floor(x * 3.0) + i.astype("float32"), rg.sign(x) * rg.round(x * 5.0))
+    z = rg.where(rg.logical_or(x < -0.5, mask), y, rg.ceil(x)).astype("int64") + i
+    xv = rng.uniform(-1, 1, (3, 8)).astype(np.float32)
+    iv = rng.integers(-4, 4, 8)
+    fused = rg.function([x, i], z, backend="cpu")
+    assert fused.compile(xv, iv).memory_report()["fused_groups"] == 1
+    np.testing.assert_array_equal(fused(xv, iv), rg.function([x, i], z, backend="reference")(xv, iv))
+
+
+@pytest.mark.parametrize("axis,keepdims", [(None, False), ((1,), True), ((0, 2), False), ((2,), False),
+                                           ((0,), False)])
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min"])
+def test_reductions_fused_into_their_producer(op, axis, keepdims, rng):
+    x = rg.input((5, 4, 6), "float64", name="x")
+    y = rg.input((4, 6), "float64", name="y")
+    e = rg.tanh(x * y) + y
+    r = getattr(rg, op)(e, axis=axis, keepdims=keepdims)
+    xv, yv = rng.standard_normal((5, 4, 6)), rng.standard_normal((4, 6))
+    fused, plain = rg.function([x, y], [r, e], backend="cpu"), rg.function([x, y], [r, e], backend="reference")
+    (members, outputs), = fused.lower(xv, yv).cpu_groups
+    assert op in [fused.lower(xv, yv).by_id()[m].op for m in members]
+    for got, want in zip(fused(xv, yv), plain(xv, yv)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_bias_gradient_sum_to_is_fused_with_the_elementwise_gradient(rng):
+    x = rg.input((32, 16), "float32", name="x")
+    b = rg.variable(rng.standard_normal(16).astype(np.float32), name="b")
+    loss = rg.mean(rg.tanh(x + b) ** 2)
+    (gb,) = rg.grad(loss, [b])
+    xv = rng.standard_normal((32, 16)).astype(np.float32)
+    f = rg.function([x], gb, backend="cpu")
+    ops = {f.lower(xv).by_id()[m].op for members, _ in f.lower(xv).cpu_groups for m in members}
+    assert "sum_to" in ops
+    np.testing.assert_allclose(f(xv), rg.function([x], gb, backend="reference")(xv), rtol=1e-4, atol=1e-6)
+
+
+def test_groups_stay_convex_around_a_matmul(rng):
+    # e feeds both the matmul and the final add: fusing e with the add would need the matmul inside the group.
+    x = rg.input((8, 8), "float64", name="x")
+    e = rg.exp(x * 0.1)
+    out = rg.sigmoid(e @ x) + e
+    xv = rng.standard_normal((8, 8))
+    f = rg.function([x], out, backend="cpu")
+    np.testing.assert_allclose(f(xv), rg.function([x], out, backend="reference")(xv), rtol=1e-12)
+
+
+def test_one_generated_kernel_serves_every_batch_size(rng):
+    x = rg.input(("B", 3, 5), "float32", name="x")
+    b = rg.input((5,), "float32", name="b")
+    f = rg.function([x, b], rg.gelu(x + b) * 2.0, backend="cpu")
+    kernels = set()
+    for n in (1, 7, 64):
+        exe = f.compile(rng.standard_normal((n, 3, 5)).astype(np.float32), np.zeros(5, np.float32))
+        kernels.add(exe._steps[0].func)
+        xv = rng.standard_normal((n, 3, 5)).astype(np.float32)
+        bv = rng.standard_normal(5).astype(np.float32)
+        want = rg.function([x, b], rg.gelu(x + b) * 2.0, backend="reference")(xv, bv)
+        np.testing.assert_allclose(f(xv, bv), want, rtol=1e-5, atol=1e-6)
+    assert len(kernels) == 1
+
+
+def test_generated_source_is_written_to_the_cache_dir():
+    x = rg.input((4,), "float64", name="x")
+    f = rg.function([x], rg.erf(x) * rg.silu(x), backend="cpu")
+    f(np.linspace(-1, 1, 4))
+    files = list(cache.kernel_dir().glob("fused_*.py"))
+    assert files and all("numba" in p.read_text() or "kernel_jit" in p.read_text() for p in files)
