@@ -44,9 +44,12 @@ def ensure_backend() -> None:
     from rustyasg.core.plugins import plugin_names, register_plugin
     from rustyasg.wgpu.backend import WgpuBackend
 
+    from rustyasg.core.reference import ReferenceBackend
+
     if "wgpu" not in plugin_names():
         register_plugin(plugin, "wgpu")
     register_backend_instance("wgpu", WgpuBackend())
+    register_backend_instance("reference", ReferenceBackend())  # the tests compare against it
 
 
 def rustyasg_model(cfg, seed: int = 0):

@@ -187,6 +187,19 @@ def test_int64_arithmetic_is_exact(be, rng):
         np.testing.assert_array_equal(g, w)
 
 
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integer_floor_division_and_modulo_all_signs(be, rng, dtype):
+    a, b = rg.input((3000,), dtype, name="a"), rg.input((3000,), dtype, name="b")
+    f = rg.function([a, b], [a // b, a % b, a // 7, a % -5], backend=be)
+    av = rng.integers(-(1 << 30), 1 << 30, 3000).astype(dtype)
+    bv = rng.integers(-1000, 1000, 3000).astype(dtype)
+    bv[bv == 0] = 3
+    av[:8] = [-998970, 998970, -7, 7, -1, 0, -14, 13]  # exact divisions and small negatives
+    bv[:8] = 7
+    for got, want in zip(f(av, bv), [av // bv, av % bv, av // 7, av % -5]):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_rng_state_advances_on_the_gpu_and_matches_reference(be):
     seed = int(np.random.default_rng().integers(1 << 30))
     draws = {}

@@ -59,10 +59,14 @@ fn sign64(a: vec2<u32>) -> vec2<u32> {
     return b64(nz64(a));
 }
 fn floordiv32(x: i32, y: i32) -> i32 {
+    // Unsigned division of the magnitudes, then the sign: no signed division or remainder,
+    // whose lowering gave off-by-one floors for negative operands on one Vulkan driver.
     if (y == 0) { return 0; }
-    var q = x / y;
-    if ((x % y != 0) && ((x < 0) != (y < 0))) { q = q - 1; }
-    return q;
+    let ax = select(u32(x), ~u32(x) + 1u, x < 0);
+    let ay = select(u32(y), ~u32(y) + 1u, y < 0);
+    let q = ax / ay;
+    if ((x < 0) == (y < 0)) { return bitcast<i32>(q); }
+    return -bitcast<i32>(q + select(0u, 1u, ax - q * ay != 0u));
 }
 fn fdiv64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     return i64_from_i32(floordiv32(bitcast<i32>(a.x), bitcast<i32>(b.x)));
