@@ -2,7 +2,8 @@
 
 For each workload (``benchmarks/workloads``: W1 MLP/tanh/SGD, W2 MLP/Adam,
 W3 LeNet-5/momentum, W4 GPT-mini/AdamW) it times, in one run, on the same
-inputs and with the same thread count:
+inputs and with the same thread count (each implementation in a fresh process,
+so no two frameworks' thread pools meet):
 
 - ``rustyasg-<backend>`` for each installed RustyASG backend,
 - ``torch-cpu``: PyTorch eager,
@@ -38,26 +39,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "RUSTYASG_CPU_THREADS")
 
 
 def set_thread_env(threads: int) -> None:
-    """Pin every thread pool (BLAS, OpenMP, numba, torch) to ``threads`` before they start."""
+    """Pin every thread pool (BLAS, OpenMP, numba, torch) to ``threads`` before any of them starts.
+
+    Only environment variables: starting a pool at run time (``numba.set_num_threads``,
+    ``threadpoolctl``) leaves its threads next to torch's OpenMP pool, and on a small
+    machine the two fight (torch's W4 step went from 28 ms to 944 ms, measured).
+    """
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
-
-
-def apply_threads(threads: int) -> None:
-    """Also set the libraries' runtime knobs (the env vars only act at import)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
-    try:
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
 
 
 def build(workload: str, impl: str):
@@ -93,8 +86,8 @@ def time_steps(step, batches, warmup: int, steps: int, max_seconds: float):
     return times
 
 
-def child(workload: str, impl: str, warmup: int) -> dict:
-    """Run in a fresh process: time the first call, a few steps, and report peak RSS."""
+def child(workload: str, impl: str, warmup: int, steps: int, max_seconds: float) -> dict:
+    """Run in a fresh process: start-up, the first call, then the timed steps and the peak RSS."""
     import resource
 
     import numpy as np
@@ -110,23 +103,26 @@ def child(workload: str, impl: str, warmup: int) -> dict:
     step, batches = build(workload, impl)
     loss = float(step(*batches[0]))
     first = time.perf_counter() - t0
-    times = time_steps(step, batches, 0, max(3, warmup), 30.0)
+    times = np.array(time_steps(step, batches, warmup, steps, max_seconds))
     steady = float(np.median(times))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return {"first_call_s": first, "step_s": steady, "compile_s": max(first - steady, 0.0), "peak_rss_mb": rss,
-            "loss": loss, "backend_init_s": init}
+    return {"first_call_s": first, "compile_s": max(first - steady, 0.0), "backend_init_s": init,
+            "median_ms": steady * 1e3, "p10_ms": float(np.percentile(times, 10)) * 1e3,
+            "p90_ms": float(np.percentile(times, 90)) * 1e3, "steps_timed": int(times.size),
+            "peak_rss_mb": rss, "loss_first_step": loss}
 
 
-def run_child(workload: str, impl: str, env_extra: dict, threads: int, warmup: int, timeout: float) -> dict:
+def run_child(workload: str, impl: str, env_extra: dict, args, steps: int, timeout: float = 900.0) -> dict:
     env = dict(os.environ, **env_extra)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", workload, impl, "--threads", str(threads),
-           "--warmup", str(warmup)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", workload, impl, "--threads", str(args.threads),
+           "--warmup", str(args.warmup), "--steps", str(steps), "--max-seconds", str(args.max_seconds)]
     try:
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f}s"}
     if out.returncode != 0:
-        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+        lines = out.stderr.strip().splitlines() or ["failed"]
+        return {"error": lines[-1][:300]}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -143,6 +139,32 @@ def implementations(requested):
     return impls
 
 
+def measure(workload: str, impl: str, args) -> dict:
+    """One record: timings from a fresh process, compile times from cold- and warm-cache processes."""
+    rec = {"workload": workload, "impl": impl, "median_ms": None, "p10_ms": None, "p90_ms": None,
+           "compile_cold_s": None, "compile_warm_s": None, "peak_rss_mb": None, "threads": args.threads}
+    if impl == "jax-cpu":
+        rec["error"] = "jax workloads are not written yet"
+        return rec
+    keys = ("median_ms", "p10_ms", "p90_ms", "steps_timed", "peak_rss_mb", "loss_first_step")
+    if not impl.startswith("rustyasg-") or args.no_compile:
+        res = run_child(workload, impl, {}, args, args.steps)
+        rec.update({k: res.get(k) for k in keys})
+        if "error" in res:
+            rec["error"] = res["error"]
+        return rec
+    with tempfile.TemporaryDirectory() as rcache, tempfile.TemporaryDirectory() as ncache:
+        env = {"RUSTYASG_CACHE_DIR": rcache, "NUMBA_CACHE_DIR": ncache}
+        cold = run_child(workload, impl, env, args, 3)
+        warm = run_child(workload, impl, env, args, args.steps)
+    rec.update({k: warm.get(k) for k in keys})
+    rec.update(compile_cold_s=cold.get("compile_s"), compile_warm_s=warm.get("compile_s"),
+               backend_init_cold_s=cold.get("backend_init_s"), backend_init_warm_s=warm.get("backend_init_s"))
+    if "error" in cold or "error" in warm:
+        rec["error"] = warm.get("error") or cold.get("error")
+    return rec
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workloads", default="W1,W2,W3,W4")
@@ -151,57 +173,21 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--max-seconds", type=float, default=20.0, help="time budget per implementation and workload")
-    ap.add_argument("--no-compile", action="store_true", help="skip the compile-time and memory subprocesses")
+    ap.add_argument("--no-compile", action="store_true", help="skip the cold/warm-cache compile measurements")
     ap.add_argument("--json", default=None, help="write the records here")
     ap.add_argument("--child", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     set_thread_env(args.threads)
     if args.child:
-        apply_threads(args.threads)
-        print(json.dumps(child(args.child[0], args.child[1], args.warmup)))
+        print(json.dumps(child(args.child[0], args.child[1], args.warmup, args.steps, args.max_seconds)))
         return 0
-
-    import numpy as np
-
-    apply_threads(args.threads)
     impls = implementations(args.impls)
     records = []
     print(f"threads={args.threads}  steps={args.steps}  warmup={args.warmup}  impls={','.join(impls)}", flush=True)
     for workload in [w for w in args.workloads.split(",") if w]:
         for impl in impls:
-            rec = {"workload": workload, "impl": impl, "median_ms": None, "p10_ms": None, "p90_ms": None,
-                   "compile_cold_s": None, "compile_warm_s": None, "peak_rss_mb": None, "threads": args.threads}
-            if impl == "jax-cpu":
-                rec["error"] = "jax workloads are not written yet"
-                records.append(rec)
-                continue
-            try:
-                step, batches = build(workload, impl)
-                rec["loss_first_step"] = float(step(*batches[0]))
-                times = np.array(time_steps(step, batches, args.warmup, args.steps, args.max_seconds)) * 1e3
-                rec.update(median_ms=float(np.median(times)), p10_ms=float(np.percentile(times, 10)),
-                           p90_ms=float(np.percentile(times, 90)), steps_timed=len(times))
-                del step
-            except Exception as exc:  # one broken backend must not stop the suite
-                rec["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            if not args.no_compile and "error" not in rec:
-                timeout = 600.0
-                if impl.startswith("rustyasg-"):
-                    with tempfile.TemporaryDirectory() as rcache, tempfile.TemporaryDirectory() as ncache:
-                        env = {"RUSTYASG_CACHE_DIR": rcache, "NUMBA_CACHE_DIR": ncache}
-                        cold = run_child(workload, impl, env, args.threads, 3, timeout)
-                        warm = run_child(workload, impl, env, args.threads, 3, timeout)
-                    rec["compile_cold_s"] = cold.get("compile_s")
-                    rec["compile_warm_s"] = warm.get("compile_s")
-                    rec["backend_init_cold_s"] = cold.get("backend_init_s")
-                    rec["backend_init_warm_s"] = warm.get("backend_init_s")
-                    rec["peak_rss_mb"] = warm.get("peak_rss_mb")
-                    if "error" in cold or "error" in warm:
-                        rec["compile_error"] = cold.get("error") or warm.get("error")
-                else:
-                    rec["peak_rss_mb"] = run_child(workload, impl, {}, args.threads, 3, timeout).get("peak_rss_mb")
-            records.append(rec)
-            print(_row(rec, records), flush=True)
+            records.append(measure(workload, impl, args))
+            print(_row(records[-1], records), flush=True)
     print()
     print(table(records))
     if args.json:

@@ -78,17 +78,21 @@ def torch_step(params):
     p = torch_params(params)
     hd = D // H
 
+    def linear(x, w, b=None):  # one addmm over the flattened tokens, as nn.Linear does
+        y = x.reshape(-1, x.shape[-1]) @ w if b is None else torch.addmm(b, x.reshape(-1, x.shape[-1]), w)
+        return y.reshape(*x.shape[:-1], w.shape[1])
+
     def loss_fn(idx, tgt):
         x = p["tok"][idx] + p["pos"]
         for b in range(L):
             h = F.layer_norm(x, (D,), p[f"{b}.ln1.g"], p[f"{b}.ln1.b"])
-            qkv = (h @ p[f"{b}.qkv.w"] + p[f"{b}.qkv.b"]).reshape(BATCH, T, 3, H, hd).permute(2, 0, 3, 1, 4)
+            qkv = linear(h, p[f"{b}.qkv.w"], p[f"{b}.qkv.b"]).reshape(BATCH, T, 3, H, hd).permute(2, 0, 3, 1, 4)
             o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=True)
-            x = x + o.transpose(1, 2).reshape(BATCH, T, D) @ p[f"{b}.proj.w"] + p[f"{b}.proj.b"]
+            x = x + linear(o.transpose(1, 2).reshape(BATCH, T, D), p[f"{b}.proj.w"], p[f"{b}.proj.b"])
             h = F.layer_norm(x, (D,), p[f"{b}.ln2.g"], p[f"{b}.ln2.b"])
-            x = x + F.gelu(h @ p[f"{b}.fc1.w"] + p[f"{b}.fc1.b"]) @ p[f"{b}.fc2.w"] + p[f"{b}.fc2.b"]
+            x = x + linear(F.gelu(linear(h, p[f"{b}.fc1.w"], p[f"{b}.fc1.b"])), p[f"{b}.fc2.w"], p[f"{b}.fc2.b"])
         h = F.layer_norm(x, (D,), p["lnf.g"], p["lnf.b"])
-        return F.cross_entropy((h @ p["head.w"]).reshape(BATCH * T, V), tgt.reshape(-1))
+        return F.cross_entropy(linear(h, p["head.w"]).reshape(BATCH * T, V), tgt.reshape(-1))
 
     opt = torch.optim.AdamW(list(p.values()), lr=LR, weight_decay=WD)
     return torch_trainer(list(p.values()), loss_fn, opt)

@@ -57,7 +57,7 @@ def torch_step(params):
         h = F.max_pool2d(F.relu(F.conv2d(x, p["c1"], p["cb1"], padding=2)), 2)
         h = F.max_pool2d(F.relu(F.conv2d(h, p["c2"], p["cb2"])), 2).reshape(x.shape[0], 400)
         for k in range(3):
-            h = h @ p[f"w{k}"] + p[f"b{k}"]
+            h = torch.addmm(p[f"b{k}"], h, p[f"w{k}"])
             if k < 2:
                 h = F.relu(h)
         return F.cross_entropy(h, y)

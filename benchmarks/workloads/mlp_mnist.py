@@ -51,7 +51,7 @@ def torch_step(params):
     def loss_fn(x, y):
         h = x
         for k in range(n):
-            h = h @ p[f"w{k}"] + p[f"b{k}"]
+            h = torch.addmm(p[f"b{k}"], h, p[f"w{k}"])
             if k < n - 1:
                 h = torch.relu(h)
         return torch.nn.functional.cross_entropy(h, y)

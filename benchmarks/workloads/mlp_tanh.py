@@ -39,7 +39,7 @@ def torch_step(params):
     p = torch_params(params)
 
     def loss_fn(x, y):
-        pred = torch.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+        pred = torch.addmm(p["b2"], torch.tanh(torch.addmm(p["b1"], x, p["w1"])), p["w2"])
         return torch.nn.functional.mse_loss(pred, y)
 
     return torch_trainer(list(p.values()), loss_fn, torch.optim.SGD(list(p.values()), lr=LR))

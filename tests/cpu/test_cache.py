@@ -20,7 +20,7 @@ b = rg.input((3,), "float64", name="b")
 f = rg.function([x, b], rg.softplus(x * 1.25 + b, beta=0.75) - rg.cos(b), backend="cpu")
 xv = np.linspace(-2, 2, 15).reshape(5, 3)
 out = f(xv, np.arange(3.0))
-(kernel,) = [s.func for s in f.compile(xv, np.arange(3.0))._steps if hasattr(getattr(s, "func", None), "stats")]
+(kernel,) = f.compile(xv, np.arange(3.0)).generated_kernels()
 print(json.dumps({"hits": sum(kernel.stats.cache_hits.values()), "misses": sum(kernel.stats.cache_misses.values()),
                   "out": out.tolist(), "dir": str(cache.kernel_dir())}))
 """

@@ -89,6 +89,10 @@ class CpuExecutable(Executable):
         """One line per step: what runs and on which values."""
         return "\n".join(self._labels)
 
+    def generated_kernels(self) -> list:
+        """The numba dispatchers of this program's fused groups (for inspection and tests)."""
+        return [g.fn for g in self._groups]
+
 
 class _Builder:
     def __init__(self, exe, backend, program, table):
@@ -359,6 +363,7 @@ class _Builder:
         exe._outputs = [arrays[o] for o in program.outputs]
         exe._deferred = [(self.resident[V], arrays[vid]) for V, vid in self.deferred]
         exe._labels = labels
+        exe._groups = [u.group for u in units if u.kind == "group"]
         exe._arena = arena
         exe._report = {
             "arena_bytes": int(plan.total),

@@ -24,8 +24,8 @@ import numpy as np
 
 from .cache import load_source
 from .codegen import generate
-from .jit import num_threads
 from .kernels.protocol import Impl
+from .threads import splitter
 
 
 def as_loop_shape(array: np.ndarray, shape: tuple) -> np.ndarray:
@@ -46,13 +46,15 @@ class GroupKernel:
         code = generate(members, outputs, by_id, table)
         module = load_source(code.source, prefix="fused")
         self.code = code
-        self.fn = module.kernel_parallel if code.parallel and num_threads() > 1 else module.kernel
+        self.fn = module.kernel
         self.inputs = [iid for iid, _ in code.operands[:len(code.operands) - len(code.outputs)]]
         self.outputs = list(code.outputs)
 
     def bound(self, arrays: Mapping[int, np.ndarray]):
         """Zero-argument call of the kernel on ``arrays`` (instr id -> array)."""
         args = [as_loop_shape(arrays[iid], shape) for iid, shape in self.code.operands]
+        if self.code.split:
+            return splitter(self.fn, self.code.loop_shape[0], self.code.work, *args)
         return functools.partial(self.fn, *args)
 
 

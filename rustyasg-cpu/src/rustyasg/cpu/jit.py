@@ -24,8 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-
 from numba import njit
 from numba.core.compiler import Compiler
 
@@ -45,37 +43,15 @@ class NoAliasCompiler(Compiler):
         super().__init__(typingctx, targetctx, library, args, return_type, flags, locals)
 
 
-def _options(parallel: bool = False, fastmath=FASTMATH) -> dict:
-    opts = dict(cache=True, fastmath=set(fastmath), error_model="numpy", nogil=True)
-    if parallel:
-        opts["parallel"] = True
-    else:
-        opts["pipeline_class"] = NoAliasCompiler
-    return opts
+def kernel_jit(fn):
+    """``numba.njit`` with the backend's kernel options (cached, noalias, fast-math, no GIL).
 
-
-def kernel_jit(fn=None, *, parallel: bool = False):
-    """``numba.njit`` with the backend's kernel options (cached, noalias, fast-math)."""
-    if fn is None:
-        return lambda f: njit(**_options(parallel))(f)
-    return njit(**_options(parallel))(fn)
+    Kernels release the GIL so :mod:`.threads` can run chunks of one on several cores.
+    """
+    return njit(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True,
+                pipeline_class=NoAliasCompiler)(fn)
 
 
 def helper_jit(fn):
     """``numba.njit`` for scalar helpers that kernels call (and LLVM inlines)."""
     return njit(cache=True, fastmath=set(HELPER_FASTMATH), error_model="numpy")(fn)
-
-
-def num_threads() -> int:
-    """Threads numba kernels may use (``numba.get_num_threads``)."""
-    import numba
-
-    return numba.get_num_threads()
-
-
-#: Fused kernels with at least this many elements get a multi-threaded variant. Off by
-#: default: numba's OpenMP pool and the BLAS pool both spin-wait between calls, and on a
-#: machine with few cores they take turns at scheduler-tick granularity (a 2-core run
-#: measured 16 ms steps instead of 3 ms). BLAS alone uses the cores; set
-#: RUSTYASG_CPU_PARALLEL_MIN (elements) to opt in.
-PARALLEL_MIN = int(os.environ.get("RUSTYASG_CPU_PARALLEL_MIN", 1 << 62))

@@ -20,7 +20,7 @@ padding needs no columns at all: it is a batched matmul on the input.
 Example:
     >>> import numpy as np
     >>> x = np.arange(9.0).reshape(1, 1, 3, 3); cols = np.empty((4, 1, 4))
-    >>> im2col(x, cols, 2, 2, 1, 1, 1, 1, 2, 2); cols[:, 0, 0]
+    >>> im2col(x, cols, 2, 2, 1, 1, 1, 1, 2, 2, 0, 1); cols[:, 0, 0]
     array([0., 1., 3., 4.])
 """
 
@@ -31,15 +31,16 @@ import functools
 import numpy as np
 
 from ..jit import kernel_jit
+from ..threads import splitter
 from .protocol import Impl
 
 
 @kernel_jit
-def pad_into(x, xp, p0, p1):
-    """xp = x zero-padded by (p0, p1) on both sides of the last two axes."""
+def pad_into(x, xp, p0, p1, lo, hi):
+    """xp[lo:hi] = x[lo:hi] zero-padded by (p0, p1) on both sides of the last two axes."""
     N, C, H, W = x.shape
-    xp[:] = 0
-    for n in range(N):
+    for n in range(lo, hi):
+        xp[n] = 0
         for c in range(C):
             for h in range(H):
                 for w in range(W):
@@ -47,10 +48,10 @@ def pad_into(x, xp, p0, p1):
 
 
 @kernel_jit
-def crop_from(xp, x, p0, p1):
-    """x = the interior of xp (the inverse of pad_into)."""
+def crop_from(xp, x, p0, p1, lo, hi):
+    """x[lo:hi] = the interior of xp[lo:hi] (the inverse of pad_into)."""
     N, C, H, W = x.shape
-    for n in range(N):
+    for n in range(lo, hi):
         for c in range(C):
             for h in range(H):
                 for w in range(W):
@@ -58,18 +59,18 @@ def crop_from(xp, x, p0, p1):
 
 
 @kernel_jit
-def im2col(xp, cols, kh, kw, s0, s1, d0, d1, oh, ow):
-    """cols[(c*kh + i)*kw + j, n, y*ow + z] = xp[n, c, y*s0 + i*d0, z*s1 + j*d1] (xp is already padded).
+def im2col(xp, cols, kh, kw, s0, s1, d0, d1, oh, ow, lo, hi):
+    """cols[(c*kh + i)*kw + j, n, y*ow + z] = xp[n, c, y*s0 + i*d0, z*s1 + j*d1] for images lo..hi.
 
-    Reading a padded copy keeps the loops free of bounds tests, so the row copies
-    vectorize: 8x faster than testing each row against the padding (measured).
+    ``xp`` is already padded: loops free of bounds tests let the row copies
+    vectorize, 8x faster than testing each row against the padding (measured).
     """
-    N, C = xp.shape[:2]
-    for c in range(C):
-        for i in range(kh):
-            for j in range(kw):
-                row = (c * kh + i) * kw + j
-                for n in range(N):
+    C = xp.shape[1]
+    for n in range(lo, hi):
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
                     for y in range(oh):
                         h = y * s0 + i * d0
                         base = y * ow
@@ -82,15 +83,15 @@ def im2col(xp, cols, kh, kw, s0, s1, d0, d1, oh, ow):
 
 
 @kernel_jit
-def col2im(cols, dxp, kh, kw, s0, s1, d0, d1, oh, ow):
-    """The transpose of im2col: dxp[n, c, h, w] = sum of the column entries that read (h, w)."""
-    N, C = dxp.shape[:2]
-    dxp[:] = 0
-    for c in range(C):
-        for i in range(kh):
-            for j in range(kw):
-                row = (c * kh + i) * kw + j
-                for n in range(N):
+def col2im(cols, dxp, kh, kw, s0, s1, d0, d1, oh, ow, lo, hi):
+    """The transpose of im2col for images lo..hi: dxp[n, c, h, w] = sum of the entries that read it."""
+    C = dxp.shape[1]
+    for n in range(lo, hi):
+        dxp[n] = 0
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
                     for y in range(oh):
                         h = y * s0 + i * d0
                         base = y * ow
@@ -120,13 +121,16 @@ def padded_shape(x_shape, padding):
 def _im2col_call(xa, cols, xp, kernel, stride, padding, dilation, out_hw):
     """Zero-argument im2col of ``xa`` into ``cols`` (through the padded scratch ``xp`` if padding)."""
     (kh, kw), (s0, s1), (p0, p1), (d0, d1), (oh, ow) = kernel, stride, padding, dilation, out_hw
-    c3 = cols.reshape(cols.shape[0], xa.shape[0], oh * ow)
+    n = xa.shape[0]
+    c3 = cols.reshape(cols.shape[0], n, oh * ow)
+    fill = splitter(im2col, n, cols.size, xa if xp is None else xp, c3, kh, kw, s0, s1, d0, d1, oh, ow)
     if xp is None:
-        return functools.partial(im2col, xa, c3, kh, kw, s0, s1, d0, d1, oh, ow)
+        return fill
+    pad = splitter(pad_into, n, xp.size, xa, xp, p0, p1)
 
     def run():
-        pad_into(xa, xp, p0, p1)
-        im2col(xp, c3, kh, kw, s0, s1, d0, d1, oh, ow)
+        pad()
+        fill()
     return run
 
 
@@ -245,13 +249,15 @@ def _backward_input(ins, args):
         wt = wa.reshape(g, O // g, K).transpose(0, 2, 1)
         c3 = dcols.reshape(g * K, N, oh * ow)
         dxp = xp[0] if xp else out
+        scatter = splitter(col2im, N, dcols.size, c3, dxp, kh, kw, s0, s1, d0, d1, oh, ow)
+        crop = splitter(crop_from, N, out.size, dxp, out, p0, p1) if xp else None
 
         def run():
             np.copyto(gt, src)
             np.matmul(wt, g3, dcols)
-            col2im(c3, dxp, kh, kw, s0, s1, d0, d1, oh, ow)
-            if xp:
-                crop_from(dxp, out, p0, p1)
+            scatter()
+            if crop is not None:
+                crop()
         return run
 
     return Impl(bind=bind, scratch=scratch, contiguous=True, label="gemm+col2im(dX)")

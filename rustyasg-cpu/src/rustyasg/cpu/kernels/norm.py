@@ -16,14 +16,13 @@ of ``x``, cheaper than storing and planning two more buffers per call.
 
 Example:
     >>> import numpy as np
-    >>> out = np.empty((1, 2)); layer_norm_rows(np.array([[1.0, 3.0]]), np.ones(2), np.zeros(2), 0.0, out)
+    >>> out = np.empty((1, 2)); layer_norm_rows(np.array([[1.0, 3.0]]), np.ones(2), np.zeros(2), 0.0, out, 0, 1)
     >>> out
     array([[-1.,  1.]])
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -31,13 +30,14 @@ import numpy as np
 from rustyasg.core.shapes import normalize_axis
 
 from ..jit import kernel_jit
+from ..threads import splitter
 from .protocol import Impl
 
 
 @kernel_jit
-def layer_norm_rows(x, gamma, beta, eps, out):
-    A, D = x.shape
-    for a in range(A):
+def layer_norm_rows(x, gamma, beta, eps, out, lo, hi):
+    D = x.shape[1]
+    for a in range(lo, hi):
         s = 0.0
         for d in range(D):
             s += x[a, d]
@@ -52,9 +52,9 @@ def layer_norm_rows(x, gamma, beta, eps, out):
 
 
 @kernel_jit
-def layer_norm_rows_backward(g, x, gamma, eps, out):
-    A, D = x.shape
-    for a in range(A):
+def layer_norm_rows_backward(g, x, gamma, eps, out, lo, hi):
+    D = x.shape[1]
+    for a in range(lo, hi):
         s = 0.0
         for d in range(D):
             s += x[a, d]
@@ -78,59 +78,54 @@ def layer_norm_rows_backward(g, x, gamma, eps, out):
 
 
 @kernel_jit
-def _channel_stats(x, eps, mu, r):
-    A, C, B = x.shape
+def _channel_stats(x, eps, c):
+    """(mean, 1/sqrt(var + eps)) of channel c over the A and B axes."""
+    A, _, B = x.shape
     n = A * B
-    for c in range(C):
-        s = 0.0
-        for a in range(A):
-            for b in range(B):
-                s += x[a, c, b]
-        m = s / n
-        v = 0.0
-        for a in range(A):
-            for b in range(B):
-                t = x[a, c, b] - m
-                v += t * t
-        mu[c] = m
-        r[c] = 1.0 / math.sqrt(v / n + eps)
+    s = 0.0
+    for a in range(A):
+        for b in range(B):
+            s += x[a, c, b]
+    m = s / n
+    v = 0.0
+    for a in range(A):
+        for b in range(B):
+            t = x[a, c, b] - m
+            v += t * t
+    return m, 1.0 / math.sqrt(v / n + eps)
 
 
 @kernel_jit
-def batch_norm_channels(x, gamma, beta, eps, out):
-    A, C, B = x.shape
-    mu = np.empty(C)
-    r = np.empty(C)
-    _channel_stats(x, eps, mu, r)
-    for a in range(A):
-        for c in range(C):
-            scale = r[c] * gamma[c]
-            shift = beta[c] - mu[c] * scale
+def batch_norm_channels(x, gamma, beta, eps, out, lo, hi):
+    A, _, B = x.shape
+    for c in range(lo, hi):
+        mu, r = _channel_stats(x, eps, c)
+        scale = r * gamma[c]
+        shift = beta[c] - mu * scale
+        for a in range(A):
             for b in range(B):
                 out[a, c, b] = x[a, c, b] * scale + shift
 
 
 @kernel_jit
-def batch_norm_channels_backward(g, x, gamma, eps, out):
-    A, C, B = x.shape
+def batch_norm_channels_backward(g, x, gamma, eps, out, lo, hi):
+    A, _, B = x.shape
     n = A * B
-    mu = np.empty(C)
-    r = np.empty(C)
-    _channel_stats(x, eps, mu, r)
-    for c in range(C):
+    for c in range(lo, hi):
+        mu, r = _channel_stats(x, eps, c)
         sa = 0.0
         sax = 0.0
         for a in range(A):
             for b in range(B):
                 ad = g[a, c, b] * gamma[c]
                 sa += ad
-                sax += ad * (x[a, c, b] - mu[c]) * r[c]
+                sax += ad * (x[a, c, b] - mu) * r
         ma = sa / n
         max_ = sax / n
         for a in range(A):
             for b in range(B):
-                xh = (x[a, c, b] - mu[c]) * r[c]
-                out[a, c, b] = r[c] * (g[a, c, b] * gamma[c] - ma - xh * max_)
+                xh = (x[a, c, b] - mu) * r
+                out[a, c, b] = r * (g[a, c, b] * gamma[c] - ma - xh * max_)
 
 
 def _ln_layout(ins, shape):
@@ -149,8 +144,8 @@ def _layer_norm(ins, args):
     eps = ins.attrs["eps"]
 
     def bind(x, gamma, beta, out):
-        return functools.partial(layer_norm_rows, x.reshape(A, D), gamma.reshape(D), beta.reshape(D), eps,
-                                 out.reshape(A, D))
+        return splitter(layer_norm_rows, A, A * D, x.reshape(A, D), gamma.reshape(D), beta.reshape(D), eps,
+                        out.reshape(A, D))
 
     return Impl(bind=bind, contiguous=True, label="numba.layer_norm")
 
@@ -160,8 +155,8 @@ def _layer_norm_backward(ins, args):
     eps = ins.attrs["eps"]
 
     def bind(g, x, gamma, out):
-        return functools.partial(layer_norm_rows_backward, g.reshape(A, D), x.reshape(A, D), gamma.reshape(D), eps,
-                                 out.reshape(A, D))
+        return splitter(layer_norm_rows_backward, A, 2 * A * D, g.reshape(A, D), x.reshape(A, D), gamma.reshape(D),
+                        eps, out.reshape(A, D))
 
     return Impl(bind=bind, contiguous=True, label="numba.layer_norm_backward")
 
@@ -171,7 +166,8 @@ def _batch_norm(ins, args):
     eps = ins.attrs["eps"]
 
     def bind(x, gamma, beta, out):
-        return functools.partial(batch_norm_channels, x.reshape(layout), gamma, beta, eps, out.reshape(layout))
+        return splitter(batch_norm_channels, layout[1], x.size, x.reshape(layout), gamma, beta, eps,
+                        out.reshape(layout))
 
     return Impl(bind=bind, contiguous=True, label="numba.batch_norm")
 
@@ -181,8 +177,8 @@ def _batch_norm_backward(ins, args):
     eps = ins.attrs["eps"]
 
     def bind(g, x, gamma, out):
-        return functools.partial(batch_norm_channels_backward, g.reshape(layout), x.reshape(layout), gamma, eps,
-                                 out.reshape(layout))
+        return splitter(batch_norm_channels_backward, layout[1], 2 * x.size, g.reshape(layout), x.reshape(layout),
+                        gamma, eps, out.reshape(layout))
 
     return Impl(bind=bind, contiguous=True, label="numba.batch_norm_backward")
 

@@ -15,29 +15,28 @@ Example:
     >>> import numpy as np
     >>> hp = np.array([[0, 1]]); hv = np.ones((1, 2), np.bool_)
     >>> out = np.empty((1, 1, 1)); idx = np.empty((1, 1, 1), np.int64)
-    >>> max_pool_planes(np.array([[[1.0, 5.0], [7.0, 2.0]]]), hp, hv, hp, hv, out, idx); out.item(), idx.item()
+    >>> max_pool_planes(np.array([[[1.0, 5.0], [7.0, 2.0]]]), hp, hv, hp, hv, out, idx, 0, 1); out.item(), idx.item()
     (7.0, 2)
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
 from rustyasg.core.ops.window_geometry import adaptive_avg_matrix, adaptive_positions, avg_pool_matrix, pool_positions
 
 from ..jit import kernel_jit
+from ..threads import splitter
 from .protocol import Impl
 
 
 @kernel_jit
-def max_pool_planes(x, hp, hv, wp, wv, out, idx):
-    """Window maxima and their flat indices; rows of outputs are updated tap by tap."""
+def max_pool_planes(x, hp, hv, wp, wv, out, idx, lo, hi):
+    """Window maxima and their flat indices for planes lo..hi; output rows are updated tap by tap."""
     P, H, W = x.shape
     OH, KH = hp.shape
     OW, KW = wp.shape
-    for p in range(P):
+    for p in range(lo, hi):
         for oh in range(OH):
             for ow in range(OW):
                 idx[p, oh, ow] = -1
@@ -58,22 +57,21 @@ def max_pool_planes(x, hp, hv, wp, wv, out, idx):
 
 
 @kernel_jit
-def unpool_planes(g, idx, dx):
-    """dx[p, idx[p, o]] += g[p, o]: route the gradient to each window's maximum."""
+def unpool_planes(g, idx, dx, lo, hi):
+    """dx[p, idx[p, o]] += g[p, o] for planes lo..hi: route the gradient to each window's maximum."""
     P = dx.shape[0]
     flat = dx.reshape(P, -1)
-    flat[:] = 0
-    for p in range(P):
+    for p in range(lo, hi):
+        flat[p] = 0
         for o in range(g.shape[1]):
             flat[p, idx[p, o]] += g[p, o]
 
 
 @kernel_jit
-def avg_pool_planes(x, hp, hw, wp, ww, out):
-    P = x.shape[0]
+def avg_pool_planes(x, hp, hw, wp, ww, out, lo, hi):
     OH, KH = hp.shape
     OW, KW = wp.shape
-    for p in range(P):
+    for p in range(lo, hi):
         for oh in range(OH):
             for ow in range(OW):
                 acc = 0.0
@@ -84,12 +82,11 @@ def avg_pool_planes(x, hp, hw, wp, ww, out):
 
 
 @kernel_jit
-def avg_unpool_planes(g, hp, hw, wp, ww, dx):
-    dx[:] = 0
-    P = dx.shape[0]
+def avg_unpool_planes(g, hp, hw, wp, ww, dx, lo, hi):
     OH, KH = hp.shape
     OW, KW = wp.shape
-    for p in range(P):
+    for p in range(lo, hi):
+        dx[p] = 0
         for oh in range(OH):
             for ow in range(OW):
                 v = g[p, oh, ow]
@@ -143,22 +140,26 @@ def _max_pool(base: str, what: str):
         if what == "backward":
             scratch += (((N * C, OH, OW), val_dt),)
 
+        P = N * C
+        work = P * OH * OW * hp.shape[1] * wp.shape[1]
+
         def bind(*arrays):
             if what == "forward":
                 xa, out, idx = arrays
-                return functools.partial(max_pool_planes, xa.reshape(N * C, H, W), hp, hv, wp, wv,
-                                         out.reshape(N * C, OH, OW), idx)
+                return splitter(max_pool_planes, P, work, xa.reshape(P, H, W), hp, hv, wp, wv,
+                                out.reshape(P, OH, OW), idx)
             if what == "indices":
                 xa, out, vals = arrays
-                return functools.partial(max_pool_planes, xa.reshape(N * C, H, W), hp, hv, wp, wv, vals,
-                                         out.reshape(N * C, OH, OW))
+                return splitter(max_pool_planes, P, work, xa.reshape(P, H, W), hp, hv, wp, wv, vals,
+                                out.reshape(P, OH, OW))
             ga, xa, out, idx, vals = arrays
-            x3, g2, i2, d3 = xa.reshape(N * C, H, W), ga.reshape(N * C, OH * OW), idx.reshape(N * C, OH * OW), \
-                out.reshape(N * C, H, W)
+            pool = splitter(max_pool_planes, P, work, xa.reshape(P, H, W), hp, hv, wp, wv, vals, idx)
+            scatter = splitter(unpool_planes, P, out.size, ga.reshape(P, OH * OW), idx.reshape(P, OH * OW),
+                               out.reshape(P, H, W))
 
             def run():
-                max_pool_planes(x3, hp, hv, wp, wv, vals, idx)
-                unpool_planes(g2, i2, d3)
+                pool()
+                scatter()
             return run
 
         return Impl(bind=bind, scratch=scratch, contiguous=True, label=f"numba.{base}.{what}")
@@ -175,12 +176,14 @@ def _avg_pool(base: str, backward: bool):
         (hp, hw), (wp, ww) = _avg_geometry(base, (H, W), ins.attrs)
         OH, OW = hp.shape[0], wp.shape[0]
 
+        P = N * C
+        work = P * OH * OW * hp.shape[1] * wp.shape[1]
+
         def bind(src, out):
             if backward:
-                return functools.partial(avg_unpool_planes, src.reshape(N * C, OH, OW), hp, hw, wp, ww,
-                                         out.reshape(N * C, H, W))
-            return functools.partial(avg_pool_planes, src.reshape(N * C, H, W), hp, hw, wp, ww,
-                                     out.reshape(N * C, OH, OW))
+                return splitter(avg_unpool_planes, P, work, src.reshape(P, OH, OW), hp, hw, wp, ww,
+                                out.reshape(P, H, W))
+            return splitter(avg_pool_planes, P, work, src.reshape(P, H, W), hp, hw, wp, ww, out.reshape(P, OH, OW))
 
         return Impl(bind=bind, contiguous=True, label=f"numba.{base}{'.backward' if backward else ''}")
     return build

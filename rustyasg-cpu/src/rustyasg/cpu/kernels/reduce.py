@@ -21,6 +21,7 @@ from rustyasg.core.ops.reduce import reduced_shape
 from rustyasg.core.shapes import normalize_axes, normalize_axis
 
 from ..codegen import reduced_axes
+from ..threads import splitter
 from .layout import arb
 from .protocol import Impl, Reduction
 from . import rowwise
@@ -84,7 +85,7 @@ def _rowwise(rows, general):
         name = rows if B == 1 else general
         fn = rowwise.kernel(name, ins.dtype)
         view = (A, R) if B == 1 else (A, R, B)
-        return Impl(bind=lambda x, out: functools.partial(fn, x.reshape(view), out.reshape(view)),
+        return Impl(bind=lambda x, out: splitter(fn, A, 3 * A * R * B, x.reshape(view), out.reshape(view)),
                     contiguous=True, label=f"numba.{name}")
     return build
 
@@ -96,7 +97,7 @@ def _logsumexp(ins, args):
     if layout is not None and math.prod(shape) > 0:
         A, R, B = layout
         fn = rowwise.kernel("logsumexp_arb", ins.dtype)
-        return Impl(bind=lambda x, out: functools.partial(fn, x.reshape(A, R, B), out.reshape(A, B)),
+        return Impl(bind=lambda x, out: splitter(fn, A, 2 * A * R * B, x.reshape(A, R, B), out.reshape(A, B)),
                     contiguous=True, label="numba.logsumexp_arb")
     kshape = reduced_shape(shape, axes, True)
 

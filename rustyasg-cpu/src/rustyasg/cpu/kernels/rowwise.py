@@ -1,6 +1,7 @@
 """Row-wise normalisations: softmax, log_softmax, logsumexp, generated per dtype.
 
-All normalise along ``R`` of an ``(A, R, B)`` view (:mod:`.layout`); the common
+All normalise along ``R`` of an ``(A, R, B)`` view (:mod:`.layout`), for the
+rows ``lo..hi`` of ``A`` (so :mod:`..threads` can split them); the common
 last-axis case (``B == 1``) has ``*_rows`` variants whose inner loops run over
 contiguous memory and vectorize. Each kernel is one template rendered with the
 fastest ``exp`` for the dtype (``exp32`` for float32, libm for float64) and
@@ -9,7 +10,7 @@ machinery and its compile time.
 
 Example:
     >>> import numpy as np
-    >>> out = np.empty((1, 2)); kernel("softmax_rows", np.float64)(np.zeros((1, 2)), out); out
+    >>> out = np.empty((1, 2)); kernel("softmax_rows", np.float64)(np.zeros((1, 2)), out, 0, 1); out
     array([[0.5, 0.5]])
 """
 
@@ -33,9 +34,9 @@ from rustyasg.cpu.kernels.fastmath import exp32
 """
 
 TEMPLATES = {
-    "softmax_rows": """def kernel(x, out):
-    A, R = x.shape
-    for a in range(A):
+    "softmax_rows": """def kernel(x, out, lo, hi):
+    R = x.shape[1]
+    for a in range(lo, hi):
         m = x[a, 0]
         for r in range(1, R):
             m = max(m, x[a, r])
@@ -48,9 +49,9 @@ TEMPLATES = {
         for r in range(R):
             out[a, r] *= inv
 """,
-    "log_softmax_rows": """def kernel(x, out):
-    A, R = x.shape
-    for a in range(A):
+    "log_softmax_rows": """def kernel(x, out, lo, hi):
+    R = x.shape[1]
+    for a in range(lo, hi):
         m = x[a, 0]
         for r in range(1, R):
             m = max(m, x[a, r])
@@ -61,9 +62,9 @@ TEMPLATES = {
         for r in range(R):
             out[a, r] = x[a, r] - shift
 """,
-    "softmax_arb": """def kernel(x, out):
+    "softmax_arb": """def kernel(x, out, lo, hi):
     A, R, B = x.shape
-    for a in range(A):
+    for a in range(lo, hi):
         for b in range(B):
             m = x[a, 0, b]
             for r in range(1, R):
@@ -77,9 +78,9 @@ TEMPLATES = {
             for r in range(R):
                 out[a, r, b] *= inv
 """,
-    "log_softmax_arb": """def kernel(x, out):
+    "log_softmax_arb": """def kernel(x, out, lo, hi):
     A, R, B = x.shape
-    for a in range(A):
+    for a in range(lo, hi):
         for b in range(B):
             m = x[a, 0, b]
             for r in range(1, R):
@@ -91,9 +92,9 @@ TEMPLATES = {
             for r in range(R):
                 out[a, r, b] = x[a, r, b] - shift
 """,
-    "logsumexp_arb": """def kernel(x, out):
+    "logsumexp_arb": """def kernel(x, out, lo, hi):
     A, R, B = x.shape
-    for a in range(A):
+    for a in range(lo, hi):
         for b in range(B):
             m = x[a, 0, b]
             for r in range(1, R):
