@@ -48,10 +48,10 @@ def _gpt(backend, template=None):
 
 def _batches(kind, rng):
     """Learnable data: labels from a random linear teacher; next tokens of an affine sequence."""
-    if kind == "mlp":
+    if kind == "mlp":  # four batches, cycled: a steady decrease to check learning against
         teacher = rng.standard_normal((20, 5))
-        xs = [rng.standard_normal((16, 20)).astype(np.float32) for _ in range(STEPS)]
-        return [(x, np.argmax(x @ teacher, axis=1)) for x in xs]
+        xs = [rng.standard_normal((16, 20)).astype(np.float32) for _ in range(4)]
+        return [(x, np.argmax(x @ teacher, axis=1)) for x in xs] * (STEPS // 4)
     out = []
     for _ in range(STEPS):
         start = rng.integers(0, 31, (4, 1))
@@ -71,7 +71,7 @@ def test_twenty_steps_match_cpu(kind):
         losses["cpu"].append(float(cpu_step(*batch)))
         losses["wgpu"].append(float(gpu_step(*batch)))
     cpu, gpu = np.array(losses["cpu"]), np.array(losses["wgpu"])
-    assert cpu[-1] < cpu[0] * 0.9, f"the {kind} did not learn on cpu: {cpu}"
+    assert cpu[-4:].mean() < cpu[:4].mean() * 0.9, f"the {kind} did not learn on cpu: {cpu}"
     np.testing.assert_allclose(gpu, cpu, rtol=2e-4, atol=1e-5, err_msg=f"{kind} losses, wgpu vs cpu")
     ref, got = cpu_model.state_dict(), gpu_model.state_dict()
     for name in ref:
