@@ -61,3 +61,25 @@ def test_a_needed_broadcast_is_read_inside_the_fused_loop(rng):
     exe = f.compile(xv, cv)
     assert exe.memory_report()["copies"] == 0 and len(exe.describe().splitlines()) == 1
     np.testing.assert_allclose(f(xv, cv), rg.function([x, cot], g, backend="reference")(xv, cv), rtol=1e-5)
+
+
+def test_gradients_of_disjoint_slices_are_assembled_without_adds(rng):
+    x = rg.input((3, 4, 5), "float64", name="x")
+    parts = [x[0] * 2.0, rg.tanh(x[1]), x[2, 1:] ** 2]  # the last piece leaves x[2, 0] uncovered
+    loss = sum((p * p).sum() for p in parts)
+    (g,) = rg.grad(loss, [x])
+    on, off = _pair([x], g, "cpu_slice_assemble")
+    xv = rng.standard_normal((3, 4, 5))
+    ops_on, ops_off = [i.op for i in on.lower(xv).instrs], [i.op for i in off.lower(xv).instrs]
+    assert ops_off.count("slice_grad") == 3 and ops_on.count("cpu.assemble") == 1 and "slice_grad" not in ops_on
+    np.testing.assert_allclose(on(xv), off(xv), rtol=1e-12)
+    np.testing.assert_allclose(on(xv), rg.function([x], g, backend="reference")(xv), rtol=1e-12)
+
+
+def test_overlapping_slices_are_left_alone(rng):
+    x = rg.input((6,), "float64", name="x")
+    (g,) = rg.grad((x[:4] ** 2).sum() + (x[2:] ** 3).sum(), [x])
+    on = rg.function([x], g, backend="cpu")
+    xv = rng.standard_normal(6)
+    assert "cpu.assemble" not in [i.op for i in on.lower(xv).instrs]
+    np.testing.assert_allclose(on(xv), rg.function([x], g, backend="reference")(xv), rtol=1e-12)

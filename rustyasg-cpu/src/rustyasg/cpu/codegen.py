@@ -46,7 +46,8 @@ class GroupCode:
 
     ``operands``: ``(instr id, collapsed shape)`` in call order (external arrays,
     then outputs); ``split``: the kernel takes ``(lo, hi)``, a range of its outer loop,
-    and can run in chunks on several threads; ``work``: elements times members.
+    and can run in chunks on several threads; ``work``: elements times the members'
+    weights (:data:`HEAVY_OPS` count 8).
     """
 
     source: str
@@ -88,6 +89,12 @@ def reduced_axes(ins, in_shape) -> Tuple[int, ...]:
         return tuple(range(lead)) + tuple(lead + i for i, d in enumerate(target)
                                           if d == 1 and in_shape[lead + i] != 1)
     return normalize_axes(ins.attrs.get("axis"), len(in_shape))
+
+
+#: Ops that cost many instructions per element (polynomials, divisions): they weigh more
+#: when deciding whether a kernel is worth splitting across threads.
+HEAVY_OPS = frozenset({"exp", "log", "log1p", "expm1", "tanh", "erf", "sigmoid", "gelu", "gelu_tanh", "silu",
+                       "softplus", "elu", "sin", "cos", "sqrt", "rsqrt", "pow", "div", "reciprocal", "mod"})
 
 
 def _presence_of(shape, S) -> List[bool]:
@@ -269,4 +276,4 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
         shape = tuple(sizes[d] for d in range(rank) if pattern[d]) or (1,)
         operands.append((iid, shape))
     return GroupCode("\n".join(src) + "\n", operands, list(ew_outs) + [r.id for r in red_outs], split,
-                     size * len(members), tuple(sizes))
+                     size * sum(8 if m.op in HEAVY_OPS else 1 for m in members), tuple(sizes))

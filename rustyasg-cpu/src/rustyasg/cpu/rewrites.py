@@ -152,3 +152,55 @@ def conv_im2col(program):
         out.append(ins)
     program.instrs = out
     return program
+
+
+def _slice_ranges(attrs, shape):
+    """Per axis, the set of indices a basic slice selects."""
+    return [set(range(*slice(a, b, s).indices(d))) for a, b, s, d in
+            zip(attrs["starts"], attrs["stops"], attrs["steps"], shape)]
+
+
+def _disjoint(r1, r2) -> bool:
+    return any(not (a & b) for a, b in zip(r1, r2))
+
+
+def slice_assemble(program):
+    """Sums of ``slice_grad`` pieces that do not overlap -> one ``cpu.assemble``.
+
+    Splitting a tensor (``q, k, v = qkv[0], qkv[1], qkv[2]``) makes each piece's
+    gradient a zero tensor of the full shape with the piece copied in, and the
+    pieces are then added: two full-size temporaries and two adds per split.
+    When the pieces are disjoint the sum is just the pieces written side by side.
+    """
+    by_id = program.by_id()
+    users = program.users()
+    roots = set(program.roots())
+    pieces = {}  # instr id -> [(input id, slice attrs)] for slice_grad / assembled values
+    for ins in program.instrs:
+        if ins.op == "slice_grad":
+            pieces[ins.id] = [(ins.inputs[0], {k: ins.attrs[k] for k in ("starts", "stops", "steps")})]
+    changed = False
+    for ins in program.instrs:
+        if ins.op != "add" or len(ins.inputs) != 2:
+            continue
+        a, b = ins.inputs
+        if a == b or a not in pieces or b not in pieces:
+            continue
+        if any(len(users[x]) != 1 or x in roots for x in (a, b)):
+            continue
+        if by_id[a].shape != ins.shape or by_id[b].shape != ins.shape or by_id[a].dtype != ins.dtype:
+            continue
+        parts = pieces[a] + pieces[b]
+        ranges = [_slice_ranges(p, ins.shape) for _, p in parts]
+        if not all(_disjoint(ranges[i], ranges[j]) for i in range(len(parts)) for j in range(i)):
+            continue
+        ins.op, ins.inputs = "cpu.assemble", tuple(src for src, _ in parts)
+        ins.attrs = {"slices": tuple(tuple((p["starts"][k], p["stops"][k], p["steps"][k])
+                                           for k in range(len(ins.shape))) for _, p in parts)}
+        pieces[ins.id] = parts
+        changed = True
+    if changed:
+        from rustyasg.core.passes import dce
+
+        program = dce(program)
+    return program

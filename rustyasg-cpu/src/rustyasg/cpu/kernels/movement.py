@@ -183,7 +183,27 @@ def _one_hot(ins, args):
     return Impl(bind=bind, label="numpy.one_hot")
 
 
+def _assemble(ins, args):
+    """Disjoint pieces written side by side (from the ``cpu_slice_assemble`` rewrite)."""
+    slices = [tuple(slice(*axis) for axis in piece) for piece in ins.attrs["slices"]]
+    covered = sum(np.zeros(ins.shape, np.int8)[sl].size for sl in slices) == int(np.prod(ins.shape))
+
+    def bind(*arrays):
+        *pieces, out = arrays
+        views = [(out[sl], p) for sl, p in zip(slices, pieces)]
+
+        def run():
+            if not covered:
+                out.fill(0)
+            for view, piece in views:
+                np.copyto(view, piece)
+        return run
+
+    return Impl(bind=bind, label="assemble")
+
+
 KERNELS = {
+    "cpu.assemble": _assemble,
     "reshape": _reshape,
     "transpose": _transpose,
     "slice": _slice,
