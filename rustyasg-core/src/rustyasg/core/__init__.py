@@ -21,11 +21,12 @@ from .dtypes import bool_, float16, float32, float64, int32, int64, promote_type
 from .errors import (BackendError, DTypeError, GraphBuildError, MissingKernelError, MissingPartError,
                      NotDifferentiableError, RustyASGError, ShapeError)
 from .function import Function, evaluate, function, jit
-from .functional import (arange, dropout, expand, expand_dims, flatten, narrow, ones, ones_like, split,
-                         squeeze, stack, std, unsqueeze, unstack, zeros, zeros_like)
+from .functional import (arange, dropout, expand, expand_dims, flatten, narrow, ones, ones_like, permute,  # noqa: F401
+                         reshape, split, squeeze, stack, std, transpose, unsqueeze, unstack, zeros, zeros_like)
 from .graph import Tensor, Variable, apply, as_tensor, constant, input, variable
 from .ops import *  # noqa: F401,F403
 from .ops import matmul, max, min, pow, round, slice_, sum  # noqa: A004 - numpy-style names
+from .functional import permute, reshape, transpose  # noqa: F811  (user forms over the raw op builders)
 from .ops._define import defop
 from .parts import install as install_missing_part_finder
 from .plugins import plugin_manager, register_plugin, unregister_plugin

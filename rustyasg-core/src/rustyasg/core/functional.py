@@ -22,6 +22,28 @@ from .ops import concat, movement, reduce
 from .shapes import Dim, normalize_axis, normalize_axes
 
 
+def reshape(x: Tensor, *shape) -> Tensor:
+    """Reshape (one dim may be -1): ``reshape(x, (2, -1))`` or ``reshape(x, 2, -1)``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return movement.reshape(as_tensor(x), shape=shape)
+
+
+def transpose(x: Tensor, axes=None) -> Tensor:
+    """Permute axes (reverse them when ``axes`` is None), as ``np.transpose``.
+
+    >>> import rustyasg.core as rg
+    >>> rg.transpose(rg.input((2, 3, 4), name="t"), (0, 2, 1)).shape
+    (2, 4, 3)
+    """
+    x = as_tensor(x)
+    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(axes)
+    return movement.transpose(x, axes=axes)
+
+
+permute = transpose
+
+
 def squeeze(x: Tensor, axis=None) -> Tensor:
     """Remove size-1 axes (all of them, or those in ``axis``)."""
     axes = [i for i, d in enumerate(x.shape) if d == 1] if axis is None else normalize_axes(axis, x.ndim)
