@@ -22,7 +22,7 @@ echo "nn_kernels.py exit $?"
 timeout "${TEST_S:-90}" python3 -c "
 import sys, pytest, training
 training.ensure_backend()  # no entry points on this machine: register the wgpu plugin and backend
-sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/wgpu/test_conformance.py', 'tests/wgpu/test_executor.py']))
+sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/wgpu/test_wgpu_conformance.py', 'tests/wgpu/test_executor.py']))
 " > "$OUT/tests.log" 2>&1
 echo "tests exit $?"
 grep -v XDG "$OUT/suite.log" | sed -n '/==== summary/,$p'
