@@ -137,3 +137,17 @@ def test_generated_source_is_written_to_the_cache_dir():
     f(np.linspace(-1, 1, 4))
     files = list(cache.kernel_dir().glob("fused_*.py"))
     assert files and all("numba" in p.read_text() or "kernel_jit" in p.read_text() for p in files)
+
+
+def test_several_reductions_over_different_axes_share_one_loop(rng):
+    # One reduction keeps the outer axis and runs along the middle one, another runs along the
+    # outer axis: the kernel cannot be split by rows, and each output is still initialised once.
+    x = rg.input((5, 4, 6), "float64", name="x")
+    e = rg.sin(x) * x
+    outs = [rg.sum(e, axis=1), rg.max(e, axis=0), rg.mean(e, axis=(0, 2), keepdims=True), rg.min(e, axis=2)]
+    xv = rng.standard_normal((5, 4, 6))
+    f = rg.function([x], outs, backend="cpu")
+    ((members, _),) = f.lower(xv).cpu_groups
+    assert len(members) == 6
+    for got, want in zip(f(xv), rg.function([x], outs, backend="reference")(xv)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
