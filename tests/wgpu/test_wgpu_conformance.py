@@ -7,6 +7,7 @@ WGSL has no float64: the wgpu backend computes float64 in float32 (see
 dtype under test, i.e. at that dtype's tolerance.
 """
 
+import zlib
 from dataclasses import replace
 
 import numpy as np
@@ -17,6 +18,8 @@ from rustyasg.core.plugins import load_kernels
 from rustyasg.core.testing import check_op, sample_input
 from rustyasg.wgpu.device import get_context
 
+# Snapshot at collection: tests elsewhere register throw-away plugin ops while they run.
+CORE_OPS = set(rg.OPS)
 CHECKED = sorted(name for name, d in rg.OPS.items() if d.examples)
 LEAVES = {"input", "variable", "constant"}
 
@@ -48,14 +51,13 @@ def examples_in(op, dtype):
 
 
 def test_every_op_has_a_wgpu_kernel():
-    missing = sorted(set(rg.OPS) - set(load_kernels("wgpu")) - LEAVES)
+    missing = sorted(CORE_OPS - set(load_kernels("wgpu")) - LEAVES)
     assert not missing, f"ops without a wgpu kernel: {missing}"
 
 
 @pytest.mark.parametrize("op", CHECKED)
 def test_op_conforms_float32(op):
-    seed = int(np.random.default_rng().integers(1 << 31))
-    print(f"kit seed {seed}")  # shown with a failure, to replay it
+    seed = zlib.crc32(op.encode())  # random inputs, the same on every run
     check_op(op, backend="wgpu", dtype="float32", examples=examples_in(op, "float32"), seed=seed)
 
 
@@ -63,6 +65,5 @@ def test_op_conforms_float32(op):
 def test_op_conforms_float16(op):
     if not get_context().has("shader-f16"):
         pytest.fail("this adapter lacks shader-f16; the float16 half of the kit cannot run here")
-    seed = int(np.random.default_rng().integers(1 << 31))
-    print(f"kit seed {seed}")  # shown with a failure, to replay it
+    seed = zlib.crc32(op.encode())  # random inputs, the same on every run
     check_op(op, backend="wgpu", dtype="float16", examples=examples_in(op, "float16"), seed=seed)

@@ -22,8 +22,12 @@ from .ops import concat, movement, reduce
 from .shapes import Dim, normalize_axis, normalize_axes
 
 
-def reshape(x: Tensor, *shape) -> Tensor:
-    """Reshape (one dim may be -1): ``reshape(x, (2, -1))`` or ``reshape(x, 2, -1)``."""
+def reshape(x: Tensor, *shape, **kw) -> Tensor:
+    """Reshape (one dim may be -1): ``reshape(x, (2, -1))``, ``reshape(x, 2, -1)`` or ``reshape(x, shape=...)``."""
+    if "shape" in kw:
+        shape = (kw.pop("shape"),)
+    if kw:
+        raise TypeError(f"reshape() got unexpected keyword arguments {sorted(kw)}")
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     return movement.reshape(as_tensor(x), shape=shape)
