@@ -24,7 +24,7 @@ import numpy as np
 
 from .cache import load_source
 from .codegen import generate
-from .kernels.protocol import Impl
+from .kernels.protocol import Impl, Reduction
 from .threads import splitter
 
 
@@ -68,12 +68,12 @@ def _numpy_fits(ins, args, kernel) -> bool:
 
 
 def build_single(ins, args, kernel) -> Impl:
-    """Kernel for an elementwise op that runs alone (not part of a fused group)."""
-    if kernel.alone is not None:
+    """Kernel for an elementwise op or a reduction that runs alone (not in a fused group)."""
+    if getattr(kernel, "alone", None) is not None:
         return kernel.alone(ins, args)
-    if kernel.template == "{0}" and args[0].dtype == ins.dtype:
+    if getattr(kernel, "template", None) == "{0}" and args[0].dtype == ins.dtype:
         return Impl(view=lambda x: x, label=ins.op)  # identity, stop_gradient: no work at all
-    if _numpy_fits(ins, args, kernel):
+    if getattr(kernel, "numpy", None) is not None and _numpy_fits(ins, args, kernel):
         fn = kernel.numpy
         return Impl(bind=lambda *arrays: functools.partial(fn, *arrays[:-1], out=arrays[-1]), elementwise=True,
                     label=f"numpy.{getattr(fn, '__name__', ins.op)}")
@@ -86,4 +86,5 @@ def build_single(ins, args, kernel) -> Impl:
         mapping[ins.id] = out
         return group.bound(mapping)
 
-    return Impl(bind=bind, contiguous=True, elementwise=True, label=f"numba.{ins.op}")
+    elementwise = not isinstance(kernel, Reduction)
+    return Impl(bind=bind, contiguous=True, elementwise=elementwise, label=f"numba.{ins.op}")
