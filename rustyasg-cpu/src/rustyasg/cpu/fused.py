@@ -25,7 +25,7 @@ import numpy as np
 from .cache import load_source
 from .codegen import generate
 from .kernels.protocol import Impl, Reduction
-from .threads import splitter
+from .threads import MIN_WORK, splitter, threads
 
 
 def as_loop_shape(array: np.ndarray, shape: tuple) -> np.ndarray:
@@ -61,6 +61,8 @@ class GroupKernel:
 def _numpy_fits(ins, args, kernel) -> bool:
     if kernel.numpy is None:
         return False
+    if ins.size >= MIN_WORK and threads() > 1:
+        return False  # large: a generated kernel can be split across threads, numpy's loop cannot
     dts = {a.dtype for a in args}
     if len(dts) != 1:
         return False
