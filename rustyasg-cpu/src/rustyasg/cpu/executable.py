@@ -231,16 +231,14 @@ class _Builder:
 
     # -- 4. lifetimes and in-place updates -------------------------------------------------------
     def _lifetimes(self, units: List[Unit]):
-        start, last = {}, {}
+        last = {}
         for step, u in enumerate(units):
-            for o in u.outs:
-                start.setdefault(o, step)
             for i in u.ins:
                 r = self.root[i]
                 last[r] = max(last.get(r, -1), step)
         for o in self.program.outputs:
             last[self.root[o]] = END
-        self.start, self.last = start, last
+        self.last = last
         self.step_of = {o: k for k, u in enumerate(units) for o in u.outs}
 
     def _inplace_updates(self, units: List[Unit]):

@@ -12,14 +12,11 @@ across processes:
   stays correct under noalias.
 - :func:`helper_jit`: small scalar functions inlined by LLVM into kernels.
 
-Example:
+Example (kernels are defined in modules, so numba can cache them by file):
     >>> import numpy as np
-    >>> @kernel_jit
-    ... def axpy(a, x, y):
-    ...     for i in range(x.shape[0]):
-    ...         y[i] += a * x[i]
-    >>> y = np.zeros(3); axpy(2.0, np.ones(3), y); y
-    array([2., 2., 2.])
+    >>> from rustyasg.cpu.kernels.conv import pad_into   # defined with @kernel_jit
+    >>> xp = np.empty((1, 1, 3, 3)); pad_into(np.ones((1, 1, 1, 1)), xp, 1, 1, 0, 1); float(xp.sum())
+    1.0
 """
 
 from __future__ import annotations

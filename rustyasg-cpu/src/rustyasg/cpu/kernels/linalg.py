@@ -11,8 +11,9 @@ Example:
     >>> f32 = np.dtype("float32")
     >>> a, b = Instr(0, "input", (), {}, (4, 2, 3), f32), Instr(1, "input", (), {}, (3, 5), f32)
     >>> out = np.empty((4, 2, 5), f32)
-    >>> KERNELS["matmul"](Instr(2, "matmul", (0, 1), {}, (4, 2, 5), f32), [a, b]).bound(
-    ...     [np.ones((4, 2, 3), f32), np.ones((3, 5), f32), out])(); float(out[0, 0, 0])
+    >>> run = KERNELS["matmul"](Instr(2, "matmul", (0, 1), {}, (4, 2, 5), f32), [a, b]).bound(
+    ...     [np.ones((4, 2, 3), f32), np.ones((3, 5), f32), out])
+    >>> _ = run(); float(out[0, 0, 0])
     3.0
 """
 

@@ -24,7 +24,7 @@ with the built-in ones.
 Example:
     >>> import numpy as np
     >>> impl = Impl(run=np.add)
-    >>> out = np.empty(2); impl.bound([np.ones(2), np.ones(2), out])(); out
+    >>> out = np.empty(2); _ = impl.bound([np.ones(2), np.ones(2), out])(); out
     array([2., 2.])
 """
 
