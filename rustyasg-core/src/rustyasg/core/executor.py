@@ -78,20 +78,31 @@ class Backend(abc.ABC):
 
     # -- persistent state ---------------------------------------------------------------------
     def ensure_resident(self, variables) -> None:
-        """Upload variables whose freshest value is not on this backend."""
+        """Upload variables whose freshest value is not on this backend.
+
+        A variable that already has a device copy is refilled in place (:meth:`write_into`),
+        because compiled executables stay bound to that handle; a new handle is made only
+        the first time or when the backend cannot overwrite the old one.
+        """
         for var in variables:
             if var._owner is self:
                 continue
             vid = var.id
-            if var._owner is None and self._versions.get(vid) == var._version and vid in self._resident:
+            current = self._resident.get(vid)
+            if var._owner is None and current is not None and self._versions.get(vid) == var._version:
                 var._owner = self  # the host copy did not change since it was uploaded
                 continue
-            host = var.value() if var._owner is not None else var._host
-            if vid not in self._resident:
-                weakref.finalize(var, self._forget, vid)
-            self._resident[vid] = self.to_device(np.asarray(host, order="C"))
+            host = np.asarray(var.value() if var._owner is not None else var._host, order="C")
+            if current is None or not self.write_into(current, host):
+                if current is None:
+                    weakref.finalize(var, self._forget, vid)
+                self._resident[vid] = self.to_device(host)
             self._versions[vid] = var._version
             var._owner = self
+
+    def write_into(self, handle: Any, array: np.ndarray) -> bool:
+        """Overwrite ``handle``'s contents with ``array`` in place; False if this backend cannot."""
+        return False
 
     def _forget(self, vid: int) -> None:
         self._resident.pop(vid, None)

@@ -102,29 +102,10 @@ class WgpuBackend(Backend):
         self.stats["submits"] += 1
 
     # -- persistent state ---------------------------------------------------------------------
-    def ensure_resident(self, variables) -> None:
-        """Upload variables whose freshest value is on the host, into their existing buffer if any.
-
-        Compiled steps are bound to a variable's buffer, so a host ``assign`` must not move it.
-        """
-        for var in variables:
-            if var._owner is self:
-                continue
-            vid = var.id
-            current = self._resident.get(vid)
-            if var._owner is None and current is not None and self._versions.get(vid) == var._version:
-                var._owner = self
-                continue
-            host = var.value() if var._owner is not None else var._host
-            if current is None:
-                import weakref
-
-                weakref.finalize(var, self._forget, vid)
-                self._resident[vid] = self.to_device(np.asarray(host, order="C"))
-            else:
-                self._write(current, np.asarray(host, order="C"))
-            self._versions[vid] = var._version
-            var._owner = self
+    def write_into(self, handle, array: np.ndarray) -> bool:
+        """Compiled steps are bound to a variable's buffer, so a host ``assign`` refills it."""
+        self._write(handle, array)
+        return True
 
     def synchronize(self) -> None:
         self.ctx.synchronize()
