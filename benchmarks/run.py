@@ -9,7 +9,9 @@ so no two frameworks' thread pools meet):
 - ``torch-cpu``: PyTorch eager,
 - ``jax-cpu``: ``jax.jit`` when jax is importable (not implemented: reported as missing).
 
-Step times are medians (p10, p90) over ``--steps`` calls after ``--warmup``.
+Step times are medians (p10, p90) over ``--steps`` calls after ``--warmup``; with
+``--repeat N`` each implementation is timed in N fresh processes and the median of
+the runs is reported (the runs' medians are kept in the JSON).
 Compile times are measured in fresh subprocesses: ``compile_cold_s`` with empty
 RustyASG and numba caches (temporary ``RUSTYASG_CACHE_DIR`` and ``NUMBA_CACHE_DIR``),
 ``compile_warm_s`` in a second process reusing them; both are the first call's
@@ -139,6 +141,21 @@ def implementations(requested):
     return impls
 
 
+def combine(runs):
+    """Median over repeated runs of each timing statistic (a neighbour's burst spoils one run, not all)."""
+    import numpy as np
+
+    ok = [r for r in runs if r.get("median_ms") is not None]
+    if not ok:
+        return runs[0]
+    out = dict(ok[0])
+    for key in ("median_ms", "p10_ms", "p90_ms"):
+        out[key] = float(np.median([r[key] for r in ok]))
+    out["repeats"] = len(ok)
+    out["run_medians_ms"] = [round(r["median_ms"], 4) for r in ok]
+    return out
+
+
 def measure(workload: str, impl: str, args) -> dict:
     """One record: timings from a fresh process, compile times from cold- and warm-cache processes."""
     rec = {"workload": workload, "impl": impl, "median_ms": None, "p10_ms": None, "p90_ms": None,
@@ -146,9 +163,10 @@ def measure(workload: str, impl: str, args) -> dict:
     if impl == "jax-cpu":
         rec["error"] = "jax workloads are not written yet"
         return rec
-    keys = ("median_ms", "p10_ms", "p90_ms", "steps_timed", "peak_rss_mb", "loss_first_step")
+    keys = ("median_ms", "p10_ms", "p90_ms", "steps_timed", "peak_rss_mb", "loss_first_step", "repeats",
+            "run_medians_ms")
     if not impl.startswith("rustyasg-") or args.no_compile:
-        res = run_child(workload, impl, {}, args, args.steps)
+        res = combine([run_child(workload, impl, {}, args, args.steps) for _ in range(args.repeat)])
         rec.update({k: res.get(k) for k in keys})
         if "error" in res:
             rec["error"] = res["error"]
@@ -156,7 +174,8 @@ def measure(workload: str, impl: str, args) -> dict:
     with tempfile.TemporaryDirectory() as rcache, tempfile.TemporaryDirectory() as ncache:
         env = {"RUSTYASG_CACHE_DIR": rcache, "NUMBA_CACHE_DIR": ncache}
         cold = run_child(workload, impl, env, args, 3)
-        warm = run_child(workload, impl, env, args, args.steps)
+        runs = [run_child(workload, impl, env, args, args.steps) for _ in range(args.repeat)]
+        warm = combine(runs)
     rec.update({k: warm.get(k) for k in keys})
     rec.update(compile_cold_s=cold.get("compile_s"), compile_warm_s=warm.get("compile_s"),
                backend_init_cold_s=cold.get("backend_init_s"), backend_init_warm_s=warm.get("backend_init_s"))
@@ -174,6 +193,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--max-seconds", type=float, default=20.0, help="time budget per implementation and workload")
     ap.add_argument("--no-compile", action="store_true", help="skip the cold/warm-cache compile measurements")
+    ap.add_argument("--repeat", type=int, default=1, help="timing processes per implementation (median taken)")
     ap.add_argument("--json", default=None, help="write the records here")
     ap.add_argument("--child", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
