@@ -79,3 +79,14 @@ def test_sources_are_content_addressed_and_never_rewritten(monkeypatch, tmp_path
 def _forget_modules():
     yield
     cache.clear_memory()
+
+
+def test_an_unwritable_cache_root_falls_back_to_the_temp_dir(monkeypatch, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("RUSTYASG_CACHE_DIR", str(blocker / "sub"))
+    with pytest.warns(RuntimeWarning, match="not writable"):
+        path = cache.kernel_dir()
+    assert path.is_dir() and not path.is_relative_to(blocker)
+    mod = cache.load_source("VALUE = 3\n", prefix="fallback")
+    assert mod.VALUE == 3

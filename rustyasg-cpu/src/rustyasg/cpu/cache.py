@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Dict
@@ -31,6 +32,7 @@ from typing import Dict
 ENV_VAR = "RUSTYASG_CACHE_DIR"
 _modules: Dict[str, ModuleType] = {}
 _lock = threading.Lock()
+_warned: set = set()
 
 
 def cache_root() -> Path:
@@ -46,10 +48,33 @@ def cache_root() -> Path:
 
 
 def kernel_dir() -> Path:
-    """Where generated CPU kernels live (created on demand)."""
+    """Where generated CPU kernels live (created on demand).
+
+    If the cache root cannot be written (a read-only home, a sandbox), a per-user
+    folder in the temporary directory is used instead, with a warning: kernels then
+    still compile and cache, just not where the user asked.
+    """
     path = cache_root() / "cpu" / "kernels"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if os.access(path, os.W_OK):
+            return path
+    except OSError:
+        pass
+    fallback = Path(tempfile.gettempdir()) / f"rustyasg-{_user()}" / "cpu" / "kernels"
+    if fallback not in _warned:
+        _warned.add(fallback)
+        warnings.warn(f"rustyasg: cache directory {path} is not writable; using {fallback} "
+                      f"(set {ENV_VAR} to choose another)", RuntimeWarning, stacklevel=2)
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
+def _user() -> str:
+    try:
+        return str(os.getuid())
+    except AttributeError:  # Windows
+        return os.environ.get("USERNAME", "user")
 
 
 def _write_once(path: Path, source: str) -> None:
