@@ -1,8 +1,9 @@
 """The cpu backend: numba kernels, fusion and memory planning behind the executor protocol.
 
 Variables live in host numpy arrays owned by the backend. Their arrays never
-change identity (a re-upload copies into the same array), because compiled
-executables bind them once; optimizer updates are written into them in place.
+change identity (a re-upload copies into the same array through
+:meth:`CpuBackend.write_into`), because compiled executables bind them once;
+optimizer updates are written into them in place.
 
 Example:
     >>> import numpy as np, rustyasg.core as rg
@@ -16,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import time
-import weakref
 
 import numpy as np
 
@@ -49,25 +49,12 @@ class CpuBackend(Backend):
     def to_host(self, handle: np.ndarray) -> np.ndarray:
         return handle
 
-    def ensure_resident(self, variables) -> None:
-        """Make each variable's freshest value resident, keeping the resident array's identity."""
-        for var in variables:
-            if var._owner is self:
-                continue
-            vid = var.id
-            current = self._resident.get(vid)
-            if var._owner is None and current is not None and self._versions.get(vid) == var._version:
-                var._owner = self  # the host copy did not change since it was uploaded
-                continue
-            host = np.asarray(var.value() if var._owner is not None else var._host)
-            if current is not None and current.shape == host.shape and current.dtype == host.dtype:
-                np.copyto(current, host)  # executables hold this array: refill it, never replace it
-            else:
-                if current is None:
-                    weakref.finalize(var, self._forget, vid)
-                self._resident[vid] = self.to_device(host)
-            self._versions[vid] = var._version
-            var._owner = self
+    def write_into(self, handle: np.ndarray, array: np.ndarray) -> bool:
+        """Refill a resident variable's array in place: executables stay bound to it."""
+        if handle.shape != array.shape or handle.dtype != array.dtype:
+            return False
+        np.copyto(handle, array)
+        return True
 
 
 def _start_jit() -> float:
