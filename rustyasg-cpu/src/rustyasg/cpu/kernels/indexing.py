@@ -16,8 +16,19 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..jit import kernel_jit
+
+
+@njit(inline="always", cache=True)
+def _checked_index(j, n, message):
+    """``j`` wrapped into ``0..n-1`` as numpy does (negative counts from the end); IndexError if out of range."""
+    if j < 0:
+        j += n
+    if j < 0 or j >= n:
+        raise IndexError(message)
+    return j
 
 
 @kernel_jit
@@ -25,11 +36,7 @@ def take_rows(x, idx, out):
     A, N, B = x.shape
     for a in range(A):
         for m in range(idx.shape[0]):
-            j = idx[m]
-            if j < 0:
-                j += N
-            if j < 0 or j >= N:
-                raise IndexError("take: index out of range")
+            j = _checked_index(idx[m], N, "take: index out of range")
             for b in range(B):
                 out[a, m, b] = x[a, j, b]
 
@@ -40,11 +47,7 @@ def take_rows_grad(g, idx, out):
     A, N, B = out.shape
     for a in range(A):
         for m in range(idx.shape[0]):
-            j = idx[m]
-            if j < 0:
-                j += N
-            if j < 0 or j >= N:
-                raise IndexError("take_grad: index out of range")
+            j = _checked_index(idx[m], N, "take_grad: index out of range")
             for b in range(B):
                 out[a, j, b] += g[a, m, b]
 
@@ -52,11 +55,7 @@ def take_rows_grad(g, idx, out):
 @kernel_jit
 def gather_flat(x, idx, base, stride, n, out):
     for m in range(idx.shape[0]):
-        j = idx[m]
-        if j < 0:
-            j += n
-        if j < 0 or j >= n:
-            raise IndexError("gather: index out of range")
+        j = _checked_index(idx[m], n, "gather: index out of range")
         out[m] = x[base[m] + j * stride]
 
 
@@ -65,11 +64,7 @@ def scatter_add_flat(x, idx, src, base, stride, n, out):
     for k in range(x.shape[0]):
         out[k] = x[k]
     for m in range(idx.shape[0]):
-        j = idx[m]
-        if j < 0:
-            j += n
-        if j < 0 or j >= n:
-            raise IndexError("scatter_add: index out of range")
+        j = _checked_index(idx[m], n, "scatter_add: index out of range")
         out[base[m] + j * stride] += src[m]
 
 
