@@ -35,18 +35,25 @@ from .protocol import Impl
 
 
 @kernel_jit
+def _row_stats(x, eps, a):
+    """(mean, 1/sqrt(var + eps)) of row a."""
+    D = x.shape[1]
+    s = 0.0
+    for d in range(D):
+        s += x[a, d]
+    mu = s / D
+    v = 0.0
+    for d in range(D):
+        t = x[a, d] - mu
+        v += t * t
+    return mu, 1.0 / math.sqrt(v / D + eps)
+
+
+@kernel_jit
 def layer_norm_rows(x, gamma, beta, eps, out, lo, hi):
     D = x.shape[1]
     for a in range(lo, hi):
-        s = 0.0
-        for d in range(D):
-            s += x[a, d]
-        mu = s / D
-        v = 0.0
-        for d in range(D):
-            t = x[a, d] - mu
-            v += t * t
-        r = 1.0 / math.sqrt(v / D + eps)
+        mu, r = _row_stats(x, eps, a)
         for d in range(D):
             out[a, d] = (x[a, d] - mu) * r * gamma[d] + beta[d]
 
@@ -55,15 +62,7 @@ def layer_norm_rows(x, gamma, beta, eps, out, lo, hi):
 def layer_norm_rows_backward(g, x, gamma, eps, out, lo, hi):
     D = x.shape[1]
     for a in range(lo, hi):
-        s = 0.0
-        for d in range(D):
-            s += x[a, d]
-        mu = s / D
-        v = 0.0
-        for d in range(D):
-            t = x[a, d] - mu
-            v += t * t
-        r = 1.0 / math.sqrt(v / D + eps)
+        mu, r = _row_stats(x, eps, a)
         sa = 0.0
         sax = 0.0
         for d in range(D):
