@@ -33,14 +33,26 @@ from rustyasg.cpu.kernels.fastmath import exp32
 @kernel_jit
 """
 
-TEMPLATES = {
-    "softmax_rows": """def kernel(x, out, lo, hi):
+# Shared opening of every template: the running maximum ``m`` of the row being normalised
+# (``x[a, :]`` for the last-axis variants, ``x[a, :, b]`` for the arbitrary-axis ones).
+_ROWS_MAX = """def kernel(x, out, lo, hi):
     R = x.shape[1]
     for a in range(lo, hi):
         m = x[a, 0]
         for r in range(1, R):
             m = max(m, x[a, r])
-        s = x.dtype.type(0)
+"""
+_ARB_MAX = """def kernel(x, out, lo, hi):
+    A, R, B = x.shape
+    for a in range(lo, hi):
+        for b in range(B):
+            m = x[a, 0, b]
+            for r in range(1, R):
+                m = max(m, x[a, r, b])
+"""
+
+TEMPLATES = {
+    "softmax_rows": _ROWS_MAX + """        s = x.dtype.type(0)
         for r in range(R):
             e = {exp}(x[a, r] - m)
             out[a, r] = e
@@ -49,27 +61,14 @@ TEMPLATES = {
         for r in range(R):
             out[a, r] *= inv
 """,
-    "log_softmax_rows": """def kernel(x, out, lo, hi):
-    R = x.shape[1]
-    for a in range(lo, hi):
-        m = x[a, 0]
-        for r in range(1, R):
-            m = max(m, x[a, r])
-        s = x.dtype.type(0)
+    "log_softmax_rows": _ROWS_MAX + """        s = x.dtype.type(0)
         for r in range(R):
             s += {exp}(x[a, r] - m)
         shift = m + x.dtype.type(math.log(s))
         for r in range(R):
             out[a, r] = x[a, r] - shift
 """,
-    "softmax_arb": """def kernel(x, out, lo, hi):
-    A, R, B = x.shape
-    for a in range(lo, hi):
-        for b in range(B):
-            m = x[a, 0, b]
-            for r in range(1, R):
-                m = max(m, x[a, r, b])
-            s = x.dtype.type(0)
+    "softmax_arb": _ARB_MAX + """            s = x.dtype.type(0)
             for r in range(R):
                 e = {exp}(x[a, r, b] - m)
                 out[a, r, b] = e
@@ -78,28 +77,14 @@ TEMPLATES = {
             for r in range(R):
                 out[a, r, b] *= inv
 """,
-    "log_softmax_arb": """def kernel(x, out, lo, hi):
-    A, R, B = x.shape
-    for a in range(lo, hi):
-        for b in range(B):
-            m = x[a, 0, b]
-            for r in range(1, R):
-                m = max(m, x[a, r, b])
-            s = x.dtype.type(0)
+    "log_softmax_arb": _ARB_MAX + """            s = x.dtype.type(0)
             for r in range(R):
                 s += {exp}(x[a, r, b] - m)
             shift = m + x.dtype.type(math.log(s))
             for r in range(R):
                 out[a, r, b] = x[a, r, b] - shift
 """,
-    "logsumexp_arb": """def kernel(x, out, lo, hi):
-    A, R, B = x.shape
-    for a in range(lo, hi):
-        for b in range(B):
-            m = x[a, 0, b]
-            for r in range(1, R):
-                m = max(m, x[a, r, b])
-            if not math.isfinite(m):
+    "logsumexp_arb": _ARB_MAX + """            if not math.isfinite(m):
                 m = x.dtype.type(0)  # as the reference: all -inf rows give -inf, not NaN
             s = x.dtype.type(0)
             for r in range(R):
