@@ -157,11 +157,14 @@ def _im2col_call(xa, cols, xp, kernel, stride, padding, dilation, out_hw):
     fill = splitter(kernel, n, cols.size, xa if xp is None else xp, c3, kh, kw, s0, s1, d0, d1, oh, ow)
     if xp is None:
         return fill
-    pad = splitter(pad_into, n, xp.size, xa, xp, p0, p1)
+    return _in_order(splitter(pad_into, n, xp.size, xa, xp, p0, p1), fill)
 
+
+def _in_order(first, second):
+    """Zero-argument call running ``first()`` then ``second()``."""
     def run():
-        pad()
-        fill()
+        first()
+        second()
     return run
 
 
@@ -215,12 +218,7 @@ def _conv2d(ins, args):
 
     def bind(xa, wa, out, cols, tmp, *xp):
         fill = _im2col_call(xa, cols, xp[0] if xp else None, (kh, kw), stride, padding, dilation, (oh, ow))
-        gemm = _gemm_forward(cols, wa, out, tmp, g)
-
-        def run():
-            fill()
-            gemm()
-        return run
+        return _in_order(fill, _gemm_forward(cols, wa, out, tmp, g))
 
     return Impl(bind=bind, scratch=scratch, contiguous=True, label="im2col+gemm")
 
@@ -249,12 +247,7 @@ def _backward_weight(ins, args):
 
     def bind(ga, xa, out, cols, gt, *xp):
         fill = _im2col_call(xa, cols, xp[0] if xp else None, (kh, kw), stride, padding, dilation, (oh, ow))
-        gemm = _gemm_weight(ga, cols, out, gt, g)
-
-        def run():
-            fill()
-            gemm()
-        return run
+        return _in_order(fill, _gemm_weight(ga, cols, out, gt, g))
 
     return Impl(bind=bind, scratch=scratch, contiguous=True, label="im2col+gemm(dW)")
 
