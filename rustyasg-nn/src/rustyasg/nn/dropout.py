@@ -28,6 +28,17 @@ def _check_p(p: float) -> float:
     return float(p)
 
 
+def _without_mask(name: str, x: Tensor, p: float, training: bool, rng) -> Tensor | None:
+    """The result when no mask is drawn (eval mode, ``p`` 0 or 1), else None after checking that ``rng`` is set."""
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    if rng is None:
+        raise ValueError(f"{name} in training mode needs an rng (rustyasg.core.RNG)")
+    return None
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: rg.RNG = None) -> Tensor:
     """Inverted dropout: zero each element with probability ``p``, scale survivors by ``1/(1-p)``.
 
@@ -35,12 +46,9 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: rg.RNG = None
     'input'
     """
     p = _check_p(p)
-    if not training or p == 0.0:
-        return x
-    if p == 1.0:
-        return x * 0.0
-    if rng is None:
-        raise ValueError("dropout in training mode needs an rng (rustyasg.core.RNG)")
+    trivial = _without_mask("dropout", x, p, training, rng)
+    if trivial is not None:
+        return trivial
     return rng.dropout(x, p)
 
 
@@ -52,43 +60,38 @@ def dropout2d(x: Tensor, p: float = 0.5, training: bool = True, rng: rg.RNG = No
     """
     check_rank("dropout2d", x, (3, 4))
     p = _check_p(p)
-    if not training or p == 0.0:
-        return x
-    if p == 1.0:
-        return x * 0.0
-    if rng is None:
-        raise ValueError("dropout2d in training mode needs an rng (rustyasg.core.RNG)")
+    trivial = _without_mask("dropout2d", x, p, training, rng)
+    if trivial is not None:
+        return trivial
     mask_shape = x.shape[:-2] + (1, 1)
     keep = rng.uniform(mask_shape, dtype=x.dtype) >= p
     return rg.where(keep, x * (1.0 / (1.0 - p)), 0.0)
 
 
-class Dropout(Module):
+class _DropoutLayer(Module):
+    """A dropout module: applies its functional form ``_function`` with probability ``p``."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = _check_p(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._function(x, self.p, self.training, self.rng if self.training and self.p > 0 else None)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Dropout(_DropoutLayer):
     """Element-wise dropout in training mode; identity in eval mode."""
 
-    def __init__(self, p: float = 0.5):
-        super().__init__()
-        self.p = _check_p(p)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return dropout(x, self.p, self.training, self.rng if self.training and self.p > 0 else None)
-
-    def extra_repr(self):
-        return f"p={self.p}"
+    _function = staticmethod(dropout)
 
 
-class Dropout2d(Module):
+class Dropout2d(_DropoutLayer):
     """Spatial (channel-wise) dropout of ``(N, C, H, W)`` inputs, as ``torch.nn.Dropout2d``."""
 
-    def __init__(self, p: float = 0.5):
-        super().__init__()
-        self.p = _check_p(p)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return dropout2d(x, self.p, self.training, self.rng if self.training and self.p > 0 else None)
-
-    def extra_repr(self):
-        return f"p={self.p}"
+    _function = staticmethod(dropout2d)
 
 
 SpatialDropout = Dropout2d
