@@ -31,8 +31,14 @@ from .module import Module, clone
 from .normalization import LayerNorm
 
 
-class _FeedForward:
-    """``linear2(dropout(activation(linear1(x))))`` shared by both layer kinds."""
+class _LayerBlocks:
+    """The blocks shared by both layer kinds: ``dropout1(self_attn(x, x, x))`` and
+    ``linear2(dropout(activation(linear1(x))))``."""
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+        out, _ = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False,
+                                is_causal=is_causal)
+        return self.dropout1(out)
 
     def _ff_block(self, x: Tensor) -> Tensor:
         return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
@@ -44,7 +50,7 @@ class _FeedForward:
         self.activation = get_activation(activation)
 
 
-class TransformerEncoderLayer(_FeedForward, Module):
+class TransformerEncoderLayer(_LayerBlocks, Module):
     """Self-attention then a feed-forward block, each with residual, dropout and LayerNorm.
 
     ``forward(src, src_mask=None, src_key_padding_mask=None, is_causal=False)``; masks follow
@@ -67,11 +73,6 @@ class TransformerEncoderLayer(_FeedForward, Module):
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
 
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        out, _ = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False,
-                                is_causal=is_causal)
-        return self.dropout1(out)
-
     def forward(self, src: Tensor, src_mask: Optional[Tensor] = None, src_key_padding_mask: Optional[Tensor] = None,
                 is_causal: bool = False) -> Tensor:
         x = src if self.batch_first else src.transpose((1, 0, 2))
@@ -84,7 +85,7 @@ class TransformerEncoderLayer(_FeedForward, Module):
         return x if self.batch_first else x.transpose((1, 0, 2))
 
 
-class TransformerDecoderLayer(_FeedForward, Module):
+class TransformerDecoderLayer(_LayerBlocks, Module):
     """Self-attention, cross-attention over ``memory``, then a feed-forward block (PyTorch's layout).
 
     >>> layer = TransformerDecoderLayer(8, 2, dim_feedforward=16)
@@ -110,11 +111,6 @@ class TransformerDecoderLayer(_FeedForward, Module):
 
     def _ff_block(self, x: Tensor) -> Tensor:  # the decoder's last dropout is dropout3
         return self.dropout3(self.linear2(self.dropout(self.activation(self.linear1(x)))))
-
-    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        out, _ = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False,
-                                is_causal=is_causal)
-        return self.dropout1(out)
 
     def _mha_block(self, x, mem, attn_mask, key_padding_mask, is_causal):
         out, _ = self.multihead_attn(x, mem, mem, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
