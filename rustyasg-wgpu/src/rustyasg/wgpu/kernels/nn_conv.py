@@ -38,7 +38,7 @@ from .api import KernelError
 from .elementwise import ElementwiseSpec, EwOp
 from .nn_common import element_kernel_wgsl, element_launch, float_elem, max_binding
 from .nn_conv_direct import direct_applies, direct_conv
-from .nn_conv_geometry import CONV_UNIFORMS, ConvGeometry, conv_geometry
+from .nn_conv_geometry import CONV_UNIFORMS, ConvGeometry, conv_geometry, transposed_taps_wgsl
 
 # Column-matrix bytes per chunk of images: bounds scratch memory on large batches.
 COLUMN_BUDGET = 256 << 20
@@ -91,21 +91,7 @@ def col2im_wgsl(elem: str = "f32") -> str:
     let h = r % p.H;
     let plane = r / p.H;
     var acc = 0.0;
-    for (var i = 0u; i < p.KH; i = i + 1u) {
-        let th = i32(h + p.PH) - i32(i * p.DH);
-        if (th < 0) { break; }  // later taps start further up
-        if (u32(th) % p.SH != 0u) { continue; }
-        let oh = u32(th) / p.SH;
-        if (oh >= p.OH) { continue; }
-        for (var j = 0u; j < p.KW; j = j + 1u) {
-            let tw = i32(w + p.PW) - i32(j * p.DW);
-            if (tw < 0) { break; }
-            if (u32(tw) % p.SW != 0u) { continue; }
-            let ow = u32(tw) / p.SW;
-            if (ow >= p.OW) { continue; }
-            acc += f32(cols[((plane * p.KH + i) * p.KW + j) * p.OH * p.OW + oh * p.OW + ow]);
-        }
-    }
+""" + transposed_taps_wgsl("acc += f32(cols[((plane * p.KH + i) * p.KW + j) * p.OH * p.OW + oh * p.OW + ow]);") + """\
     dx[p.base + id] = F(acc);
 }
 """)

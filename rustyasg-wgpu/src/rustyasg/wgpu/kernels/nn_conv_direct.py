@@ -25,7 +25,7 @@ from typing import Any
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch
 from .nn_common import element_kernel_wgsl, element_launch, float_prelude, storage_decls, workgroup_reduction
-from .nn_conv_geometry import CONV_UNIFORMS, ConvGeometry
+from .nn_conv_geometry import CONV_UNIFORMS, ConvGeometry, transposed_taps_wgsl
 
 # Output channels per group up to which the direct kernels beat a GEMM's 32-row tiles.
 DIRECT_MAX_OUT_PER_GROUP = 4
@@ -73,21 +73,7 @@ _BACKWARD_INPUT = """
     for (var og = 0u; og < og_n; og = og + 1u) {
         let gb = (n * p.O + o0 + og) * p.OH * p.OW;
         let wb = ((o0 + og) * cg_n + cg) * p.KH * p.KW;
-        for (var i = 0u; i < p.KH; i = i + 1u) {
-            let th = i32(h + p.PH) - i32(i * p.DH);
-            if (th < 0) { break; }  // later taps start further up
-            if (u32(th) % p.SH != 0u) { continue; }
-            let oh = u32(th) / p.SH;
-            if (oh >= p.OH) { continue; }
-            for (var j = 0u; j < p.KW; j = j + 1u) {
-                let tw = i32(w + p.PW) - i32(j * p.DW);
-                if (tw < 0) { break; }
-                if (u32(tw) % p.SW != 0u) { continue; }
-                let ow = u32(tw) / p.SW;
-                if (ow >= p.OW) { continue; }
-                acc += f32(gr[gb + oh * p.OW + ow]) * f32(wt[wb + i * p.KW + j]);
-            }
-        }
+""" + transposed_taps_wgsl("acc += f32(gr[gb + oh * p.OW + ow]) * f32(wt[wb + i * p.KW + j]);", " " * 8) + """\
     }
     dx[id] = F(acc);
 }

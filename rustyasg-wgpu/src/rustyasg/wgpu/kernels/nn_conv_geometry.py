@@ -89,3 +89,34 @@ def conv_geometry(x_shape, w_shape, out_hw, attrs) -> ConvGeometry:
     return ConvGeometry(N, C, H, W, O, int(attrs.get("groups", 1)), KH, KW, out_hw[0], out_hw[1],
                         tuple(attrs.get("stride", (1, 1))), tuple(attrs.get("padding", (0, 0))),
                         tuple(attrs.get("dilation", (1, 1))))
+
+
+def transposed_taps_wgsl(accumulate: str, indent: str = "    ") -> str:
+    """WGSL loops over the window taps ``(i, j)`` whose output position ``(oh, ow)`` reads input pixel ``(h, w)``.
+
+    Shared by col2im and the direct backward-input kernel; ``accumulate`` is the
+    statement run for each tap (it may use ``i``, ``j``, ``oh``, ``ow``).
+
+    Example::
+
+        >>> "let ow = u32(tw) / p.SW;" in transposed_taps_wgsl("acc += 1.0;")
+        True
+    """
+    lines = [
+        "for (var i = 0u; i < p.KH; i = i + 1u) {",
+        "    let th = i32(h + p.PH) - i32(i * p.DH);",
+        "    if (th < 0) { break; }  // later taps start further up",
+        "    if (u32(th) % p.SH != 0u) { continue; }",
+        "    let oh = u32(th) / p.SH;",
+        "    if (oh >= p.OH) { continue; }",
+        "    for (var j = 0u; j < p.KW; j = j + 1u) {",
+        "        let tw = i32(w + p.PW) - i32(j * p.DW);",
+        "        if (tw < 0) { break; }",
+        "        if (u32(tw) % p.SW != 0u) { continue; }",
+        "        let ow = u32(tw) / p.SW;",
+        "        if (ow >= p.OW) { continue; }",
+        f"        {accumulate}",
+        "    }",
+        "}",
+    ]
+    return "".join(indent + line + "\n" for line in lines)
