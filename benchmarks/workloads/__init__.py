@@ -9,8 +9,8 @@ from a seeded generator so both see identical inputs:
 - ``rustyasg_step(params, backend) -> step(*batch) -> loss``
 - ``torch_step(params) -> step(*batch) -> loss``
 
-The models are built from core ops for now; switching them to ``rustyasg.nn``
-modules only touches these files.
+The RustyASG models are ``rustyasg.nn`` modules with ``rustyasg.nn.optim`` optimizers,
+compiled as one step; ``init_params`` returns their state dict (PyTorch names and layouts).
 
 Example:
     >>> sorted(WORKLOADS)

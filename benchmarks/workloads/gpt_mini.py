@@ -1,44 +1,34 @@
 """W4: GPT-mini: vocab 256, d 128, 4 heads, 2 pre-LN blocks (causal attention, GELU MLP),
 T 64, batch 16, next-token cross-entropy, AdamW (lr 3e-4, weight decay 0.01).
 
-Both implementations use the same formulation: token + learned position
-embeddings, per block ``x += proj(attn(LN(x)))`` and ``x += W2 gelu(W1 LN(x))``,
-a final LN and an untied output head. PyTorch runs its fused
-``scaled_dot_product_attention`` (its fastest eager path); RustyASG builds the
-attention from matmul, a causal mask and softmax.
+RustyASG runs ``rustyasg.nn.zoo.GPT`` (learned positions, untied output head, GELU in
+its tanh form as GPT-2); the PyTorch twin has the same names and formulation: token +
+learned position embeddings, per block ``x += c_proj(attn(ln_1(x)))`` and
+``x += c_proj(gelu(c_fc(ln_2(x))))``, a final LN and ``lm_head``. PyTorch runs its fused
+``scaled_dot_product_attention`` (its fastest eager path).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .common import adam, cross_entropy, torch_params, torch_trainer, uniform_init, variables
+from .common import nn_state, nn_step, torch_load, torch_trainer
 
 NAME = "GPT-mini V256 d128 h4 L2 T64, batch 16, AdamW"
 V, D, H, L, T, BATCH = 256, 128, 4, 2, 64, 16
 LR, WD = 3e-4, 0.01
 
 
+def rustyasg_model():
+    from rustyasg.nn.zoo import GPT, GPTConfig
+
+    cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=D, dropout=0.0,
+                    positions="learned", tie_weights=False)
+    return GPT(cfg)
+
+
 def init_params(rng):
-    p = {"tok": (rng.standard_normal((V, D)) * 0.02).astype(np.float32),
-         "pos": (rng.standard_normal((T, D)) * 0.02).astype(np.float32)}
-    for b in range(L):
-        for ln in ("ln1", "ln2"):
-            p[f"{b}.{ln}.g"] = np.ones(D, np.float32)
-            p[f"{b}.{ln}.b"] = np.zeros(D, np.float32)
-        p[f"{b}.qkv.w"] = uniform_init(rng, (D, 3 * D), D)
-        p[f"{b}.qkv.b"] = np.zeros(3 * D, np.float32)
-        p[f"{b}.proj.w"] = uniform_init(rng, (D, D), D)
-        p[f"{b}.proj.b"] = np.zeros(D, np.float32)
-        p[f"{b}.fc1.w"] = uniform_init(rng, (D, 4 * D), D)
-        p[f"{b}.fc1.b"] = np.zeros(4 * D, np.float32)
-        p[f"{b}.fc2.w"] = uniform_init(rng, (4 * D, D), 4 * D)
-        p[f"{b}.fc2.b"] = np.zeros(D, np.float32)
-    p["lnf.g"], p["lnf.b"] = np.ones(D, np.float32), np.zeros(D, np.float32)
-    p["head.w"] = uniform_init(rng, (D, V), D)
-    return p
+    return nn_state(rustyasg_model, rng)
 
 
 def make_batch(rng):
@@ -48,51 +38,56 @@ def make_batch(rng):
 
 def rustyasg_step(params, backend):
     import rustyasg.core as rg
+    from rustyasg.nn import optim
+    from rustyasg.nn.losses import cross_entropy
 
-    p = variables(params)
+    model = rustyasg_model()
     idx, tgt = rg.input((BATCH, T), "int64", name="idx"), rg.input((BATCH, T), "int64", name="targets")
-    mask = rg.constant(np.triu(np.full((T, T), -np.inf, np.float32), k=1))
-    hd = D // H
-    x = rg.take(p["tok"], idx, axis=0) + p["pos"]                       # (B, T, D)
-    for b in range(L):
-        h = rg.layer_norm(x, p[f"{b}.ln1.g"], p[f"{b}.ln1.b"])
-        qkv = (h @ p[f"{b}.qkv.w"] + p[f"{b}.qkv.b"]).reshape((BATCH, T, 3, H, hd))
-        qkv = rg.transpose(qkv, axes=(2, 0, 3, 1, 4))                    # (3, B, H, T, hd)
-        q, k, v = (qkv[i] for i in range(3))
-        att = rg.softmax((q @ rg.transpose(k, axes=(0, 1, 3, 2))) * (1.0 / math.sqrt(hd)) + mask, axis=-1)
-        o = rg.transpose(att @ v, axes=(0, 2, 1, 3)).reshape((BATCH, T, D))
-        x = x + o @ p[f"{b}.proj.w"] + p[f"{b}.proj.b"]
-        h = rg.layer_norm(x, p[f"{b}.ln2.g"], p[f"{b}.ln2.b"])
-        x = x + rg.gelu(h @ p[f"{b}.fc1.w"] + p[f"{b}.fc1.b"]) @ p[f"{b}.fc2.w"] + p[f"{b}.fc2.b"]
-    h = rg.layer_norm(x, p["lnf.g"], p["lnf.b"])
-    loss = cross_entropy((h @ p["head.w"]).reshape((BATCH * T, V)), tgt.reshape((BATCH * T,)), V)
-    ws = list(p.values())
-    updates = adam(ws, rg.grad(loss, ws), LR, weight_decay=WD, decoupled=True)
-    return rg.function([idx, tgt], loss, updates=updates, backend=backend)
+    loss = cross_entropy(model(idx).reshape((BATCH * T, V)), tgt.reshape((BATCH * T,)))
+    opt = optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
+    return nn_step(model, params, [idx, tgt], loss, opt, backend)
 
 
 def torch_step(params):
     import torch
+    import torch.nn as tnn
     import torch.nn.functional as F
 
-    p = torch_params(params)
-    hd = D // H
+    class Block(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = tnn.LayerNorm(D), tnn.LayerNorm(D)
+            self.attn = tnn.Module()
+            self.attn.c_attn, self.attn.c_proj = tnn.Linear(D, 3 * D), tnn.Linear(D, D)
+            self.mlp = tnn.Module()
+            self.mlp.c_fc, self.mlp.c_proj = tnn.Linear(D, 4 * D), tnn.Linear(4 * D, D)
 
-    def linear(x, w, b=None):  # one addmm over the flattened tokens, as nn.Linear does
-        y = x.reshape(-1, x.shape[-1]) @ w if b is None else torch.addmm(b, x.reshape(-1, x.shape[-1]), w)
-        return y.reshape(*x.shape[:-1], w.shape[1])
+        def forward(self, x):
+            n, t, c = x.shape
+            q, k, v = self.attn.c_attn(self.ln_1(x)).split(c, dim=-1)
+            q, k, v = (z.view(n, t, H, c // H).transpose(1, 2) for z in (q, k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(n, t, c)
+            x = x + self.attn.c_proj(y)
+            return x + self.mlp.c_proj(F.gelu(self.mlp.c_fc(self.ln_2(x)), approximate="tanh"))
+
+    class GPT(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = tnn.ModuleDict({"wte": tnn.Embedding(V, D), "wpe": tnn.Embedding(T, D),
+                                               "h": tnn.ModuleList([Block() for _ in range(L)]),
+                                               "ln_f": tnn.LayerNorm(D)})
+            self.lm_head = tnn.Linear(D, V, bias=False)
+
+        def forward(self, idx):
+            x = self.transformer.wte(idx) + self.transformer.wpe.weight[: idx.shape[1]]
+            for block in self.transformer.h:
+                x = block(x)
+            return self.lm_head(self.transformer.ln_f(x))
+
+    model = torch_load(GPT(), params)
 
     def loss_fn(idx, tgt):
-        x = p["tok"][idx] + p["pos"]
-        for b in range(L):
-            h = F.layer_norm(x, (D,), p[f"{b}.ln1.g"], p[f"{b}.ln1.b"])
-            qkv = linear(h, p[f"{b}.qkv.w"], p[f"{b}.qkv.b"]).reshape(BATCH, T, 3, H, hd).permute(2, 0, 3, 1, 4)
-            o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=True)
-            x = x + linear(o.transpose(1, 2).reshape(BATCH, T, D), p[f"{b}.proj.w"], p[f"{b}.proj.b"])
-            h = F.layer_norm(x, (D,), p[f"{b}.ln2.g"], p[f"{b}.ln2.b"])
-            x = x + linear(F.gelu(linear(h, p[f"{b}.fc1.w"], p[f"{b}.fc1.b"])), p[f"{b}.fc2.w"], p[f"{b}.fc2.b"])
-        h = F.layer_norm(x, (D,), p["lnf.g"], p["lnf.b"])
-        return F.cross_entropy(linear(h, p["head.w"]).reshape(BATCH * T, V), tgt.reshape(-1))
+        return F.cross_entropy(model(idx).reshape(BATCH * T, V), tgt.reshape(-1))
 
-    opt = torch.optim.AdamW(list(p.values()), lr=LR, weight_decay=WD)
-    return torch_trainer(list(p.values()), loss_fn, opt)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
+    return torch_trainer(list(model.parameters()), loss_fn, opt)

@@ -7,18 +7,29 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import adam, cross_entropy, torch_params, torch_trainer, uniform_init, variables
+from .common import nn_state, nn_step, torch_load, torch_trainer
 
 NAME = "MLP 784-512-512-10 ReLU, batch 128, cross-entropy, Adam"
 BATCH, SIZES, LR = 128, (784, 512, 512, 10), 1e-3
 
 
-def init_params(rng):
-    out = {}
+def _layers(linear, relu):
+    layers = []
     for k, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
-        out[f"w{k}"] = uniform_init(rng, (a, b), a)
-        out[f"b{k}"] = uniform_init(rng, (b,), a)
-    return out
+        layers.append(linear(a, b))
+        if k < len(SIZES) - 2:
+            layers.append(relu())
+    return layers
+
+
+def rustyasg_model():
+    import rustyasg.nn as nn
+
+    return nn.Sequential(*_layers(nn.Linear, nn.ReLU))
+
+
+def init_params(rng):
+    return nn_state(rustyasg_model, rng)
 
 
 def make_batch(rng):
@@ -28,32 +39,22 @@ def make_batch(rng):
 
 def rustyasg_step(params, backend):
     import rustyasg.core as rg
+    from rustyasg.nn import optim
+    from rustyasg.nn.losses import cross_entropy
 
-    p = variables(params)
+    model = rustyasg_model()
     x, y = rg.input(("B", SIZES[0]), name="x"), rg.input(("B",), "int64", name="y")
-    h = x
-    n = len(SIZES) - 1
-    for k in range(n):
-        h = h @ p[f"w{k}"] + p[f"b{k}"]
-        if k < n - 1:
-            h = rg.relu(h)
-    loss = cross_entropy(h, y, SIZES[-1])
-    ws = list(p.values())
-    return rg.function([x, y], loss, updates=adam(ws, rg.grad(loss, ws), LR), backend=backend)
+    loss = cross_entropy(model(x), y)
+    return nn_step(model, params, [x, y], loss, optim.Adam(model.parameters(), lr=LR), backend)
 
 
 def torch_step(params):
     import torch
+    import torch.nn as tnn
 
-    p = torch_params(params)
-    n = len(SIZES) - 1
+    model = torch_load(tnn.Sequential(*_layers(tnn.Linear, tnn.ReLU)), params)
 
     def loss_fn(x, y):
-        h = x
-        for k in range(n):
-            h = torch.addmm(p[f"b{k}"], h, p[f"w{k}"])
-            if k < n - 1:
-                h = torch.relu(h)
-        return torch.nn.functional.cross_entropy(h, y)
+        return tnn.functional.cross_entropy(model(x), y)
 
-    return torch_trainer(list(p.values()), loss_fn, torch.optim.Adam(list(p.values()), lr=LR))
+    return torch_trainer(list(model.parameters()), loss_fn, torch.optim.Adam(model.parameters(), lr=LR))

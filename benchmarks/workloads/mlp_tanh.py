@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import sgd, torch_params, torch_trainer, uniform_init, variables
+from .common import nn_state, nn_step, torch_load, torch_trainer
 
 NAME = "MLP 32-64-1 tanh, batch 32, MSE, SGD"
 BATCH, IN, HID, OUT, LR = 32, 32, 64, 1, 0.01
 
 
+def rustyasg_model():
+    import rustyasg.nn as nn
+
+    return nn.Sequential(nn.Linear(IN, HID), nn.Tanh(), nn.Linear(HID, OUT))
+
+
 def init_params(rng):
-    return {"w1": uniform_init(rng, (IN, HID), IN), "b1": uniform_init(rng, (HID,), IN),
-            "w2": uniform_init(rng, (HID, OUT), HID), "b2": uniform_init(rng, (OUT,), HID)}
+    return nn_state(rustyasg_model, rng)
 
 
 def make_batch(rng):
@@ -24,22 +29,22 @@ def make_batch(rng):
 
 def rustyasg_step(params, backend):
     import rustyasg.core as rg
+    from rustyasg.nn import optim
+    from rustyasg.nn.losses import mse_loss
 
-    p = variables(params)
+    model = rustyasg_model()
     x, y = rg.input(("B", IN), name="x"), rg.input(("B", OUT), name="y")
-    pred = rg.tanh(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
-    loss = rg.mean(rg.square(pred - y))
-    ws = [p["w1"], p["b1"], p["w2"], p["b2"]]
-    return rg.function([x, y], loss, updates=sgd(ws, rg.grad(loss, ws), LR), backend=backend)
+    loss = mse_loss(model(x), y)
+    return nn_step(model, params, [x, y], loss, optim.SGD(model.parameters(), lr=LR), backend)
 
 
 def torch_step(params):
     import torch
+    import torch.nn as tnn
 
-    p = torch_params(params)
+    model = torch_load(tnn.Sequential(tnn.Linear(IN, HID), tnn.Tanh(), tnn.Linear(HID, OUT)), params)
 
     def loss_fn(x, y):
-        pred = torch.addmm(p["b2"], torch.tanh(torch.addmm(p["b1"], x, p["w1"])), p["w2"])
-        return torch.nn.functional.mse_loss(pred, y)
+        return tnn.functional.mse_loss(model(x), y)
 
-    return torch_trainer(list(p.values()), loss_fn, torch.optim.SGD(list(p.values()), lr=LR))
+    return torch_trainer(list(model.parameters()), loss_fn, torch.optim.SGD(model.parameters(), lr=LR))
