@@ -121,3 +121,18 @@ def test_jit_traces_once_per_rank_and_keeps_batch_symbolic():
     np.testing.assert_allclose(f(np.ones((3, 2))), [6, 6])
     np.testing.assert_allclose(f(np.ones((5, 2))), [10, 10])
     assert len(calls) == 1
+
+
+def test_transpose_of_matmul_is_computed_in_place_layout():
+    rng = np.random.default_rng(5)
+    xv, gv = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+    x, g = rg.input((6, 4), "float64", name="x"), rg.input((6, 3), "float64", name="g")
+    y = (x.T @ g).T   # the weight-gradient shape of x @ W.T
+    p = dce(simplify(simplify(_program([y], [x, g], [((6, 4), np.float64), ((6, 3), np.float64)]))))
+    by_id = p.by_id()
+    out = by_id[p.outputs[0]]
+    assert out.op == "matmul"   # no transpose after the product: g.T @ x directly
+    assert [by_id[i].op for i in out.inputs] == ["transpose", "input"]
+    assert [i.op for i in p.instrs].count("transpose") == 1
+    f = rg.function([x, g], y, backend="reference")
+    np.testing.assert_allclose(f(xv, gv), gv.T @ xv)

@@ -3,13 +3,15 @@
 Rules (each keeps dtype and shape exactly, so the rewrite is invisible):
 ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``x ** 1``, ``neg(neg(x))``, ``identity(x)``,
 reshape/broadcast_to/sum_to to the same shape, identity transposes, casts to the same
-dtype, and transpose-of-transpose; ``x ** 2`` becomes ``square(x)``.
+dtype, and transpose-of-transpose; ``x ** 2`` becomes ``square(x)``; the transpose of a
+matmul used once becomes the matmul of the swapped, transposed operands.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..program import Instr
 from .rewrite import replace_uses
 
 
@@ -20,9 +22,30 @@ def _const_equals(ins, value) -> bool:
     return arr.size > 0 and bool(np.all(arr == value))
 
 
+def _swap_last_two(ndim: int) -> tuple:
+    return tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+
+
 def simplify(program):
     by_id = program.by_id()
     mapping = {}
+    uses = {i: len(u) for i, u in program.users().items()}
+    for root in program.roots():
+        uses[root] = uses.get(root, 0) + 1
+    next_id = [program.new_id()]
+    kept = []
+
+    def transposed(arg):
+        """``arg`` with its last two axes swapped: an existing source if arg is such a swap, else a new node."""
+        swap = _swap_last_two(len(arg.shape))
+        if arg.op == "transpose" and tuple(arg.attrs["axes"]) == swap:
+            return src(arg.inputs[0])
+        new = Instr(next_id[0], "transpose", (arg.id,), {"axes": swap}, tuple(arg.shape[a] for a in swap),
+                    arg.dtype, arg.source)
+        next_id[0] += 1
+        by_id[new.id] = new
+        kept.append(new)
+        return new
 
     def src(i):
         while i in mapping:
@@ -48,6 +71,15 @@ def simplify(program):
             target = src(args[0].inputs[0])
         elif ins.op in ("identity", "reshape", "broadcast_to", "sum_to", "cast") and same(args[0]):
             target = args[0]
+        elif (ins.op == "transpose" and len(ins.shape) >= 2 and tuple(ins.attrs["axes"]) == _swap_last_two(len(ins.shape))
+              and args[0].op == "matmul" and uses.get(args[0].id) == 1
+              and all(len(by_id[a].shape) == len(ins.shape) for a in args[0].inputs)
+              and by_id[args[0].inputs[0]].shape[:-2] == by_id[args[0].inputs[1]].shape[:-2]):
+            # (A @ B)^T = B^T @ A^T: the product is written in the layout its user wants, and
+            # transposes of transposed operands cancel (a weight gradient of x @ W.T, say).
+            a, b = (src(i) for i in args[0].inputs)
+            bt, at = transposed(b), transposed(a)
+            ins.op, ins.inputs, ins.attrs = "matmul", (bt.id, at.id), {}
         elif ins.op == "transpose":
             axes = tuple(ins.attrs["axes"])
             if axes == tuple(range(len(axes))):
@@ -61,5 +93,6 @@ def simplify(program):
                     ins.inputs, ins.attrs = args[0].inputs, {"axes": combined}
         if target is not None and target.id != ins.id:
             mapping[ins.id] = target.id
-    program.instrs = [i for i in program.instrs if i.id not in mapping]
+        kept.append(ins)
+    program.instrs = [i for i in kept if i.id not in mapping]
     return replace_uses(program, mapping)
