@@ -9,7 +9,7 @@ set -u
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD/rustyasg-core/src:$PWD/rustyasg-wgpu/src:$PWD/rustyasg-nn/src:$PWD/benchmarks/gpu
+export PYTHONPATH=/tmp/site:$PWD/rustyasg-core/src:$PWD/rustyasg-wgpu/src:$PWD/rustyasg-nn/src:$PWD/benchmarks/gpu:$PWD/benchmarks
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json PYTHONUNBUFFERED=1
 export RUSTYASG_CACHE_DIR=$OUT/cache
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv > "$OUT/gpu.csv" 2>&1

@@ -122,40 +122,9 @@ def torch_model(cfg, state: dict, device: str = "cuda"):
     else:
         d, h, T = cfg["d"], cfg["heads"], cfg["T"]
 
-        class Block(tnn.Module):
-            def __init__(self):
-                super().__init__()
-                self.ln_1, self.ln_2 = tnn.LayerNorm(d), tnn.LayerNorm(d)
-                self.attn = tnn.Module()
-                self.attn.c_attn, self.attn.c_proj = tnn.Linear(d, 3 * d), tnn.Linear(d, d)
-                self.mlp = tnn.Module()
-                self.mlp.c_fc, self.mlp.c_proj = tnn.Linear(d, 4 * d), tnn.Linear(4 * d, d)
+        from torch_gpt import torch_gpt  # benchmarks/ is on the suite's path
 
-            def forward(self, x):
-                n, t, c = x.shape
-                q, k, v = self.attn.c_attn(self.ln_1(x)).split(c, dim=-1)
-                q, k, v = (z.view(n, t, h, c // h).transpose(1, 2) for z in (q, k, v))
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(n, t, c)
-                x = x + self.attn.c_proj(y)
-                return x + self.mlp.c_proj(F.gelu(self.mlp.c_fc(self.ln_2(x)), approximate="tanh"))
-
-        class GPT(tnn.Module):
-            def __init__(self):
-                super().__init__()
-                self.transformer = tnn.ModuleDict({"wte": tnn.Embedding(cfg["vocab"], d),
-                                                   "wpe": tnn.Embedding(T, d),
-                                                   "h": tnn.ModuleList([Block() for _ in range(cfg["layers"])]),
-                                                   "ln_f": tnn.LayerNorm(d)})
-                self.lm_head = tnn.Linear(d, cfg["vocab"], bias=False)
-                self.lm_head.weight = self.transformer.wte.weight
-
-            def forward(self, idx):
-                x = self.transformer.wte(idx) + self.transformer.wpe.weight[: idx.shape[1]]
-                for block in self.transformer.h:
-                    x = block(x)
-                return self.lm_head(self.transformer.ln_f(x))
-
-        model = GPT()
+        model = torch_gpt(cfg["vocab"], d, h, cfg["layers"], T)
 
         def loss_fn(idx, tgt):
             logits = model(idx)

@@ -50,41 +50,11 @@ def rustyasg_step(params, backend):
 
 def torch_step(params):
     import torch
-    import torch.nn as tnn
     import torch.nn.functional as F
 
-    class Block(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ln_1, self.ln_2 = tnn.LayerNorm(D), tnn.LayerNorm(D)
-            self.attn = tnn.Module()
-            self.attn.c_attn, self.attn.c_proj = tnn.Linear(D, 3 * D), tnn.Linear(D, D)
-            self.mlp = tnn.Module()
-            self.mlp.c_fc, self.mlp.c_proj = tnn.Linear(D, 4 * D), tnn.Linear(4 * D, D)
+    from benchmarks.torch_gpt import torch_gpt
 
-        def forward(self, x):
-            n, t, c = x.shape
-            q, k, v = self.attn.c_attn(self.ln_1(x)).split(c, dim=-1)
-            q, k, v = (z.view(n, t, H, c // H).transpose(1, 2) for z in (q, k, v))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(n, t, c)
-            x = x + self.attn.c_proj(y)
-            return x + self.mlp.c_proj(F.gelu(self.mlp.c_fc(self.ln_2(x)), approximate="tanh"))
-
-    class GPT(tnn.Module):
-        def __init__(self):
-            super().__init__()
-            self.transformer = tnn.ModuleDict({"wte": tnn.Embedding(V, D), "wpe": tnn.Embedding(T, D),
-                                               "h": tnn.ModuleList([Block() for _ in range(L)]),
-                                               "ln_f": tnn.LayerNorm(D)})
-            self.lm_head = tnn.Linear(D, V, bias=False)
-
-        def forward(self, idx):
-            x = self.transformer.wte(idx) + self.transformer.wpe.weight[: idx.shape[1]]
-            for block in self.transformer.h:
-                x = block(x)
-            return self.lm_head(self.transformer.ln_f(x))
-
-    model = torch_load(GPT(), params)
+    model = torch_load(torch_gpt(V, D, H, L, T, tie=False), params)
 
     def loss_fn(idx, tgt):
         return F.cross_entropy(model(idx).reshape(BATCH * T, V), tgt.reshape(-1))
