@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from rustyasg.core.ops.window_geometry import adaptive_avg_matrix, adaptive_positions, avg_pool_matrix, pool_positions
 
@@ -105,6 +106,27 @@ def max_unpool_regular(g, x, kh, kw, s0, s1, dx, lo, hi):
                 dx[p, bh, bw] += g[p, oh, ow]
 
 
+@njit(inline="always", cache=True)
+def _window_max_2x2(r0, r1, h0, w0, W):
+    """(max, flat index) of the 2x2 window at (h0, w0) of rows r0, r1: taps in window order,
+    branch-free selects, strict ``>`` so the first maximum wins (as PyTorch)."""
+    best = r0[w0]
+    bi = h0 * W + w0
+    v = r0[w0 + 1]
+    t = v > best
+    best = v if t else best
+    bi = h0 * W + w0 + 1 if t else bi
+    v = r1[w0]
+    t = v > best
+    best = v if t else best
+    bi = (h0 + 1) * W + w0 if t else bi
+    v = r1[w0 + 1]
+    t = v > best
+    best = v if t else best
+    bi = (h0 + 1) * W + w0 + 1 if t else bi
+    return best, bi
+
+
 @kernel_jit
 def max_pool_2x2(x, out, idx, lo, hi):
     """:func:`max_pool_regular` for 2x2 windows of stride 2 (the common case), unrolled: the
@@ -119,21 +141,7 @@ def max_pool_2x2(x, out, idx, lo, hi):
             o = out[p, oh]
             ix = idx[p, oh]
             for ow in range(OW):
-                w0 = 2 * ow
-                best = r0[w0]
-                bi = h0 * W + w0
-                v = r0[w0 + 1]  # taps in window order, strict >: the first maximum wins
-                t = v > best
-                best = v if t else best
-                bi = h0 * W + w0 + 1 if t else bi
-                v = r1[w0]
-                t = v > best
-                best = v if t else best
-                bi = (h0 + 1) * W + w0 if t else bi
-                v = r1[w0 + 1]
-                t = v > best
-                best = v if t else best
-                bi = (h0 + 1) * W + w0 + 1 if t else bi
+                best, bi = _window_max_2x2(r0, r1, h0, 2 * ow, W)
                 o[ow] = best
                 ix[ow] = bi
 
@@ -154,20 +162,7 @@ def max_unpool_2x2(g, x, dx, lo, hi):
             r1 = x[p, h0 + 1]
             go = g[p, oh]
             for ow in range(OW):
-                w0 = 2 * ow
-                best = r0[w0]
-                bi = h0 * W + w0
-                v = r0[w0 + 1]
-                t = v > best
-                best = v if t else best
-                bi = h0 * W + w0 + 1 if t else bi
-                v = r1[w0]
-                t = v > best
-                best = v if t else best
-                bi = (h0 + 1) * W + w0 if t else bi
-                v = r1[w0 + 1]
-                t = v > best
-                bi = (h0 + 1) * W + w0 + 1 if t else bi
+                _, bi = _window_max_2x2(r0, r1, h0, 2 * ow, W)
                 fp[bi] += go[ow]
 
 
