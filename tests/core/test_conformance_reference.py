@@ -5,11 +5,13 @@ import pytest
 from rustyasg.core import OPS
 from rustyasg.core.testing import check_op, ops_without_examples
 
+# Snapshot at collection: other tests register throw-away plugin ops while they run.
+REGISTERED = set(OPS)
 CHECKED = sorted(name for name, d in OPS.items() if d.examples)
 
 
 def test_every_non_leaf_op_has_conformance_examples():
-    assert ops_without_examples() == []
+    assert [op for op in ops_without_examples() if op in REGISTERED] == []
     assert len(CHECKED) > 60
 
 
