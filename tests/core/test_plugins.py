@@ -115,3 +115,46 @@ def test_cli_lists_backends_plugins_and_ops():
     assert "backends:" in out and "reference" in out and "rustyasg.core.builtin" in out
     line = next(l for l in out.splitlines() if l.strip().startswith("matmul "))
     assert "reference" in line
+
+
+class HelloCommandPlugin:
+    """A plugin adding a ``rustyasg`` subcommand, as the parts do."""
+
+    @hookimpl
+    def rustyasg_add_commands(self, subparsers):
+        p = subparsers.add_parser("hello-test", help="greet")
+        p.add_argument("who")
+        p.set_defaults(handler=lambda args: print(f"hello {args.who}") or 3)
+
+
+def test_plugin_adds_a_cli_subcommand(capsys):
+    from rustyasg.core import cli
+
+    plugin = HelloCommandPlugin()
+    plugins.register_plugin(plugin, "hello-test")
+    try:
+        assert cli.main(["hello-test", "world"]) == 3
+        assert capsys.readouterr().out == "hello world\n"
+    finally:
+        plugins.unregister_plugin(plugin)
+    with pytest.raises(SystemExit):
+        cli.main(["hello-test", "world"])
+
+
+def test_part_api_names_resolve_through_entry_points(monkeypatch):
+    from rustyasg.core import part_api
+    from rustyasg.core.errors import MissingPartError
+
+    real = md.entry_points
+    fake = md.EntryPoint(name="test_api_dumps", value="json:dumps", group=part_api.GROUP)
+    monkeypatch.setattr(part_api.md, "entry_points",
+                        lambda group=None: [fake] if group == part_api.GROUP else real(group=group))
+    import json
+
+    assert rg.test_api_dumps is json.dumps
+    monkeypatch.delitem(vars(rg), "test_api_dumps")
+    monkeypatch.setattr(part_api, "KNOWN_NAMES", {"test_missing": "rustyasg-test-missing"})
+    with pytest.raises(MissingPartError, match="pip install rustyasg-test-missing"):
+        rg.test_missing
+    with pytest.raises(AttributeError, match="no attribute 'definitely_not_a_name'"):
+        rg.definitely_not_a_name

@@ -38,3 +38,14 @@ install_missing_part_finder()
 plugin_manager()  # registers the built-in ops and passes, then every installed plugin's
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Names contributed by installed parts (``rg.view``, ``rg.onnx``, ...): see :mod:`.part_api`."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from .part_api import resolve
+
+    value = resolve(name)
+    globals()[name] = value
+    return value

@@ -4,6 +4,10 @@
 ``rustyasg ops``      lists the registered ops with their kind and docstring.
 ``rustyasg check BACKEND``  runs the conformance kit on a backend.
 
+Installed parts add their own subcommands through the ``rustyasg_add_commands`` hook
+(``rustyasg view``, ``rustyasg convert``, ...); a part whose command fails to register is
+reported like any broken plugin and the other commands still work.
+
 Example:
     $ rustyasg plugins
 """
@@ -72,13 +76,24 @@ def _cmd_check(args) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="rustyasg", description="RustyASG command line")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("plugins", help="installed backends, plugins, and which backend implements each op")
-    sub.add_parser("ops", help="registered ops")
+    sub.add_parser("plugins", help="installed backends, plugins, and which backend implements each op"
+                   ).set_defaults(handler=_cmd_plugins)
+    sub.add_parser("ops", help="registered ops").set_defaults(handler=_cmd_ops)
     check = sub.add_parser("check", help="run the conformance kit on a backend")
     check.add_argument("backend")
     check.add_argument("--dtype", default="float32")
+    check.set_defaults(handler=_cmd_check)
+    _add_part_commands(sub)
     args = parser.parse_args(argv)
-    return {"plugins": _cmd_plugins, "ops": _cmd_ops, "check": _cmd_check}[args.command](args)
+    return int(args.handler(args) or 0)
+
+
+def _add_part_commands(sub) -> None:
+    """Let every installed part and plugin add its subcommands (``rustyasg_add_commands``)."""
+    from . import plugins
+
+    for impl in plugins.plugin_manager().hook.rustyasg_add_commands.get_hookimpls():
+        plugins.call_guarded(impl.plugin_name, impl.function, subparsers=sub)
 
 
 if __name__ == "__main__":

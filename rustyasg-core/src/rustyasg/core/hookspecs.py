@@ -47,3 +47,18 @@ def rustyasg_register_passes(registry) -> None:
     ``fn(program) -> program``; positions below 100 run for every backend before
     backend passes (fusion, memory planning) at 100 and above.
     """
+
+
+@hookspec
+def rustyasg_add_commands(subparsers) -> None:
+    """Add subcommands to the ``rustyasg`` console command.
+
+    ``subparsers`` is the :mod:`argparse` sub-parser action; add a parser and set its
+    handler with ``set_defaults(handler=fn)``, where ``fn(args) -> int`` is the exit code.
+
+    Example:
+        >>> @hookimpl
+        ... def rustyasg_add_commands(subparsers):
+        ...     p = subparsers.add_parser("hello", help="say hello")
+        ...     p.set_defaults(handler=lambda args: print("hello") or 0)
+    """

@@ -20,7 +20,8 @@ from .errors import MissingPartError
 
 #: Import name under ``rustyasg.`` -> distribution that provides it.
 PARTS = {"core": "rustyasg-core", "cpu": "rustyasg-cpu", "wgpu": "rustyasg-wgpu", "nn": "rustyasg-nn",
-         "data": "rustyasg-data"}
+         "data": "rustyasg-data", "viz": "rustyasg-viz", "distributed": "rustyasg-dist",
+         "onnx": "rustyasg-onnx", "web": "rustyasg-web", "serve": "rustyasg-serve"}
 
 
 class MissingPartFinder(MetaPathFinder):

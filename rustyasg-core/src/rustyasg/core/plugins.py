@@ -70,12 +70,13 @@ def plugin_manager() -> pluggy.PluginManager:
 
 def _apply_registrations(pm: pluggy.PluginManager) -> None:
     for impl in pm.hook.rustyasg_register_ops.get_hookimpls():
-        _call_guarded(impl.plugin_name, impl.function, registry=OPS)
+        call_guarded(impl.plugin_name, impl.function, registry=OPS)
     for impl in pm.hook.rustyasg_register_passes.get_hookimpls():
-        _call_guarded(impl.plugin_name, impl.function, registry=PASSES)
+        call_guarded(impl.plugin_name, impl.function, registry=PASSES)
 
 
-def _call_guarded(name, fn, **kw):
+def call_guarded(name, fn, **kw):
+    """Call a plugin's hook; a failure warns, is listed by :func:`failed_plugins`, and the rest go on."""
     try:
         fn(**kw)
     except Exception as exc:
@@ -91,11 +92,11 @@ def register_plugin(plugin, name: Optional[str] = None) -> None:
     for hook, registry in (("rustyasg_register_ops", OPS), ("rustyasg_register_passes", PASSES)):
         fn = getattr(plugin, hook, None)
         if fn is not None:
-            _call_guarded(name or repr(plugin), fn, registry=registry)
+            call_guarded(name or repr(plugin), fn, registry=registry)
     for backend in list(_kernels_done):
         fn = getattr(plugin, "rustyasg_register_kernels", None)
         if fn is not None:
-            _call_guarded(name or repr(plugin), fn, backend=backend, registry=KERNELS)
+            call_guarded(name or repr(plugin), fn, backend=backend, registry=KERNELS)
 
 
 def unregister_plugin(plugin) -> None:
@@ -110,7 +111,7 @@ def load_kernels(backend: str) -> dict:
         if backend not in _kernels_done:
             _kernels_done.add(backend)
             for impl in pm.hook.rustyasg_register_kernels.get_hookimpls():
-                _call_guarded(impl.plugin_name, impl.function, backend=backend, registry=KERNELS)
+                call_guarded(impl.plugin_name, impl.function, backend=backend, registry=KERNELS)
     return KERNELS.table(backend)
 
 
