@@ -1,6 +1,7 @@
 """examples/third-party-op installed into a fresh virtual environment and used in a compiled graph."""
 
 import os
+import site
 import subprocess
 import sys
 import textwrap
@@ -33,12 +34,29 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def _layered_venv(path: Path) -> Path:
+    """A fresh venv isolated from the base interpreter's packages (no --system-site-packages) that sees
+    this test environment's site-packages -- the RustyASG parts and hatchling, which scripts/_env.sh
+    installs -- through a .pth file. `site.addsitedir` (not a bare path line) so the editable installs'
+    own .pth files there are processed too. Returns the venv's python."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    py = path / "bin" / "python"
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    outer = "; ".join(f"site.addsitedir({d!r})" for d in site.getsitepackages())
+    (Path(purelib) / "_rustyasg_test_environment.pth").write_text(f"import site; {outer}\n")
+    return py
+
+
 def test_plugin_installs_into_fresh_venv_and_runs_with_gradients(tmp_path):
-    venv = tmp_path / "venv"
-    # The venv sees the parts installed in the test environment; only the plugin is new in it.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    py = _layered_venv(tmp_path / "venv")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    # Nothing of the base interpreter leaks in: its site-packages are not on the fresh venv's path.
+    paths = subprocess.run([str(py), "-c", "import sys; print('\\n'.join(sys.path))"], capture_output=True,
+                           text=True, env=env, check=True).stdout.splitlines()
+    base_site = Path(sys.base_prefix) / "lib"
+    assert not [p for p in paths if p.endswith("site-packages") and Path(p).is_relative_to(base_site)], paths
+    # The build backend comes from the test environment (no build isolation: no index needed).
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     str(ROOT / "examples" / "third-party-op")], check=True, env=env)
     run = subprocess.run([str(py), "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=tmp_path)
