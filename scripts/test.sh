@@ -9,5 +9,5 @@ if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
 fi
 export RUSTYASG_EXTRA_PARTS="-e ./rustyasg-wgpu"
 # shellcheck disable=SC1091
-source scripts/_env.sh "pytest>=7 torch==2.13.0 scikit-learn>=1.3 tqdm>=4.60 matplotlib>=3.5 tokenizers>=0.15"
+source scripts/_env.sh "pytest>=7 torch==2.13.0 scikit-learn>=1.3 tqdm>=4.60 matplotlib>=3.5 tokenizers>=0.15 Pillow>=9"
 python -m pytest "$@"
