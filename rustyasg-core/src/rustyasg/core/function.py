@@ -132,6 +132,16 @@ class Function:
             return handles[0]
         return handles
 
+    def save(self, path) -> None:
+        """Write this function's optimised graph and current weights to one file (see :mod:`.saved_program`).
+
+        ``rustyasg.core.load_program(path)`` runs it again, on any installed backend, without
+        the Python code that built it. The write is atomic.
+        """
+        from .saved_program import save_program
+
+        save_program(self, path)
+
     def memory_report(self, *args) -> Dict[str, Any]:
         """The backend's planned memory for these arguments' signature."""
         return self.compile(*args).memory_report()
