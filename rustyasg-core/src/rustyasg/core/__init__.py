@@ -17,9 +17,10 @@ from __future__ import annotations
 from . import tensor_api as _tensor_api  # noqa: F401  (installs Tensor operators and methods)
 from .autograd import grad
 from .backends import get_backend, installed_backends
+from .builders import builder
 from .dtypes import bool_, float16, float32, float64, int32, int64, promote_types
-from .errors import (BackendError, DTypeError, GraphBuildError, MissingKernelError, MissingPartError,
-                     NotDifferentiableError, RustyASGError, ShapeError)
+from .errors import (BackendError, DTypeError, GraphBuildError, IndexingError, MissingKernelError,
+                     MissingPartError, NotDifferentiableError, RustyASGError, ShapeError)
 from .function import Function, evaluate, function, jit
 from .functional import (arange, dropout, expand, expand_dims, flatten, narrow, ones, ones_like, permute,  # noqa: F401
                          reshape, split, squeeze, stack, std, transpose, unsqueeze, unstack, zeros, zeros_like)

@@ -31,6 +31,10 @@ class ShapeError(GraphBuildError):
     """Operand shapes are incompatible."""
 
 
+class IndexingError(ShapeError, IndexError):
+    """An index is out of range or there are more indices than axes."""
+
+
 class DTypeError(GraphBuildError, TypeError):
     """Operand dtypes are incompatible."""
 

@@ -17,11 +17,13 @@ from typing import Sequence
 import numpy as np
 
 from . import dtypes
+from .builders import builder
 from .graph import Tensor, as_tensor, constant
 from .ops import concat, movement, reduce
-from .shapes import Dim, normalize_axis, normalize_axes
+from .shapes import Dim, format_shape, normalize_axis, normalize_axes, same_dim
 
 
+@builder()
 def reshape(x: Tensor, *shape, **kw) -> Tensor:
     """Reshape (one dim may be -1): ``reshape(x, (2, -1))``, ``reshape(x, 2, -1)`` or ``reshape(x, shape=...)``."""
     if "shape" in kw:
@@ -33,6 +35,7 @@ def reshape(x: Tensor, *shape, **kw) -> Tensor:
     return movement.reshape(as_tensor(x), shape=shape)
 
 
+@builder()
 def transpose(x: Tensor, axes=None) -> Tensor:
     """Permute axes (reverse them when ``axes`` is None), as ``np.transpose``.
 
@@ -48,17 +51,29 @@ def transpose(x: Tensor, axes=None) -> Tensor:
 permute = transpose
 
 
+@builder()
 def squeeze(x: Tensor, axis=None) -> Tensor:
-    """Remove size-1 axes (all of them, or those in ``axis``)."""
+    """Remove size-1 axes (all of them, or those in ``axis``); a 0-d tensor accepts axis 0 / -1.
+
+    >>> import rustyasg.core as rg
+    >>> rg.squeeze(rg.input((1, 3, 1), name="q"), -1).shape
+    (1, 3)
+    """
+    x = as_tensor(x)
     axes = [i for i, d in enumerate(x.shape) if d == 1] if axis is None else normalize_axes(axis, x.ndim)
     for a in axes:
         if x.shape[a] != 1:
-            raise ValueError(f"squeeze: axis {a} of {x.describe()} has size {x.shape[a]}, not 1")
+            raise ValueError(f"axis {a} of {x.describe()} has size {x.shape[a]}, not 1")
     return movement.reshape(x, shape=tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
+@builder()
 def unsqueeze(x: Tensor, axis: int) -> Tensor:
     """Insert a size-1 axis at ``axis`` (``expand_dims``)."""
+    x = as_tensor(x)
+    if not -(x.ndim + 1) <= int(axis) <= x.ndim:
+        raise ValueError(f"axis {axis} is out of range for a new axis of a rank-{x.ndim} tensor "
+                         f"(valid: [{-(x.ndim + 1)}, {x.ndim}])")
     ax = normalize_axis(axis, x.ndim + 1)
     return movement.reshape(x, shape=x.shape[:ax] + (1,) + x.shape[ax:])
 
@@ -66,6 +81,7 @@ def unsqueeze(x: Tensor, axis: int) -> Tensor:
 expand_dims = unsqueeze
 
 
+@builder()
 def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     """Merge axes ``start_axis..end_axis`` into one (PyTorch's ``flatten``)."""
     if x.ndim == 0:
@@ -77,26 +93,49 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     return movement.reshape(x, shape=x.shape[:s] + (merged,) + x.shape[e + 1:])
 
 
+@builder()
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along a new axis."""
+    """Join tensors along a new axis (``torch.stack``); they must all have one shape.
+
+    >>> import rustyasg.core as rg
+    >>> rg.stack([rg.input((), name="s0"), rg.input((), name="s1")]).shape
+    (2,)
+    """
     tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("needs at least one tensor")
+    first = tensors[0]
+    for t in tensors[1:]:
+        if len(t.shape) != len(first.shape) or any(not same_dim(a, b) for a, b in zip(t.shape, first.shape)):
+            raise ValueError("all tensors must have the same shape, got "
+                             + ", ".join(format_shape(u.shape) for u in tensors))
+    normalize_axis(axis, first.ndim + 1)
     return concat(*[unsqueeze(t, axis) for t in tensors], axis=axis)
 
 
+@builder()
 def split(x: Tensor, sections, axis: int = 0) -> list:
-    """Split into equal ``sections`` (an int) or at sizes (a list of ints), as ``torch.split`` with sizes."""
+    """Split into equal ``sections`` (an int) or at sizes (a list of ints), as ``torch.split`` with sizes.
+
+    >>> import rustyasg.core as rg
+    >>> [t.shape for t in rg.split(rg.input((5, 2), name="sp"), [2, 3])]
+    [(2, 2), (3, 2)]
+    """
+    x = as_tensor(x)
     ax = normalize_axis(axis, x.ndim)
+    if x.ndim == 0:
+        raise ValueError("cannot split a 0-d tensor")
     n = x.shape[ax]
     if isinstance(n, Dim):
-        raise ValueError(f"split: axis {axis} of {x.describe()} is symbolic")
-    if isinstance(sections, int):
-        if n % sections:
-            raise ValueError(f"split: {n} is not divisible into {sections} equal sections")
-        sizes = [n // sections] * sections
+        raise ValueError(f"axis {axis} of {x.describe()} is symbolic")
+    if isinstance(sections, (int, np.integer)):
+        if sections <= 0 or n % sections:
+            raise ValueError(f"{n} is not divisible into {sections} equal sections along axis {axis}")
+        sizes = [n // int(sections)] * int(sections)
     else:
-        sizes = list(sections)
-        if sum(sizes) != n:
-            raise ValueError(f"split: sizes {sizes} do not add up to {n}")
+        sizes = [int(s) for s in sections]
+        if any(s < 0 for s in sizes) or sum(sizes) != n:
+            raise ValueError(f"sizes {sizes} are not >= 0 or do not add up to {n} (axis {axis})")
     out, offset = [], 0
     for size in sizes:
         out.append(narrow(x, ax, offset, size))
@@ -104,19 +143,25 @@ def split(x: Tensor, sections, axis: int = 0) -> list:
     return out
 
 
+@builder()
 def narrow(x: Tensor, axis: int, start: int, length: int) -> Tensor:
     """``x`` restricted to ``start:start+length`` along ``axis``."""
     ax = normalize_axis(axis, x.ndim)
+    n = x.shape[ax] if x.ndim else 1
+    if isinstance(n, int) and not (0 <= start and 0 <= length and start + length <= n):
+        raise ValueError(f"start {start} and length {length} do not fit axis {axis} of size {n}")
     starts = tuple(start if i == ax else 0 for i in range(x.ndim))
     stops = tuple(start + length if i == ax else None for i in range(x.ndim))
     return movement.slice_(x, starts=starts, stops=stops, steps=(1,) * x.ndim)
 
 
+@builder()
 def unstack(x: Tensor, axis: int = 0) -> list:
     """Split along ``axis`` and drop it."""
     return [squeeze(t, axis) for t in split(x, x.shape[normalize_axis(axis, x.ndim)], axis)]
 
 
+@builder()
 def expand(x: Tensor, *shape) -> Tensor:
     """PyTorch's ``expand``: broadcast to ``shape``; -1 keeps a dimension."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -153,13 +198,25 @@ def arange(n: int, dtype="int64") -> Tensor:
     return constant(np.arange(n, dtype=dtypes.as_dtype(dtype)))
 
 
+@builder()
 def std(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
-    """Standard deviation (``sqrt(var)``)."""
-    from .ops import sqrt
+    """Standard deviation (``sqrt(var)``); its gradient at zero variance is 0, as in PyTorch.
 
-    return sqrt(reduce.var(x, axis=axis, keepdims=keepdims, correction=correction))
+    ``sqrt``'s derivative is infinite at 0 and the centred values are all 0 there, so the plain
+    chain rule gives 0 * inf = NaN; both ``where`` branches keep the sqrt away from 0 instead.
+
+    >>> import rustyasg.core as rg
+    >>> rg.std(rg.input((4, 3), name="sd"), axis=0).shape
+    (3,)
+    """
+    from .ops import sqrt, where
+
+    v = reduce.var(x, axis=axis, keepdims=keepdims, correction=correction)
+    nonzero = v != 0.0  # NaN variance stays on the sqrt branch and propagates
+    return where(nonzero, sqrt(where(nonzero, v, 1.0)), 0.0)
 
 
+@builder()
 def dropout(x: Tensor, p: float, seed: Tensor, salt: int = 0) -> Tensor:
     """Inverted dropout: zero each element with probability ``p``, scale the rest by ``1/(1-p)``.
 

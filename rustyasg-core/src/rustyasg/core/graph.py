@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from . import dtypes
-from .errors import AttributeSchemaError, DTypeError, GraphBuildError, ShapeError
+from .errors import AttributeSchemaError, DTypeError, GraphBuildError, IndexingError, ShapeError
 from .registry import OPS, TensorType
 from .shapes import ANONYMOUS_DIMS, Dim, format_shape, normalize_shape
 from .source import user_location
@@ -196,6 +196,8 @@ def as_tensor(value, like: Optional[Tensor] = None) -> Tensor:
 def _error_class(exc: Exception):
     if isinstance(exc, TypeError):
         return DTypeError
+    if isinstance(exc, IndexError):
+        return IndexingError
     if isinstance(exc, KeyError):
         return AttributeSchemaError
     return ShapeError
@@ -216,13 +218,20 @@ def apply(op: str, *inputs, name: Optional[str] = None, **attrs) -> Tensor:
                               source=_location())
     if opdef.num_inputs is not None and len(inputs) != opdef.num_inputs:
         raise GraphBuildError(op, f"takes {opdef.num_inputs} input(s), got {len(inputs)}", source=_location())
-    tensors = _coerce_inputs(inputs, opdef.promote)
+    try:
+        tensors = _coerce_inputs(inputs, opdef.promote)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise DTypeError(op, f"an operand cannot be a tensor: {exc}; for a Python int that does not fit the "
+                         "other operand's dtype, cast that tensor first (x.astype('int64') or 'float32')",
+                         [t.describe() if isinstance(t, Tensor) else repr(t) for t in inputs], _location()) from None
     if opdef.promote and len(tensors) > 1:
         tensors = _promote(tensors)
     try:
         full = opdef.check_attrs(attrs)
         ttype = opdef.infer([t.type for t in tensors], **full)
-    except (ValueError, TypeError, KeyError) as exc:
+        if opdef.check_values is not None:
+            opdef.check_values(tensors, **full)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
         msg = exc.args[0] if exc.args else str(exc)
         raise _error_class(exc)(op, str(msg), [t.describe() for t in tensors], _location()) from None
     return Tensor(op, tuple(tensors), full, tuple(ttype.shape), np.dtype(ttype.dtype), name, _location())

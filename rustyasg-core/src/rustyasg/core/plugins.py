@@ -22,6 +22,7 @@ import pluggy
 
 from . import hookspecs
 from .registry import KERNELS, OPS, PASSES
+from .source import mark_builder_package
 
 ENTRY_POINT_GROUP = "rustyasg.plugins"
 DEFAULT_PLUGINS = ("rustyasg.core.builtin",)
@@ -63,6 +64,8 @@ def plugin_manager() -> pluggy.PluginManager:
                     continue
                 if not pm.is_registered(plugin):
                     pm.register(plugin, ep.name)
+                # The plugin's package builds ops: its frames are never the user's "created at" line.
+                mark_builder_package(getattr(plugin, "__name__", None) or type(plugin).__module__)
             _pm = pm
             _apply_registrations(pm)
         return _pm

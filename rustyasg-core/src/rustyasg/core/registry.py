@@ -82,6 +82,8 @@ class OpDef:
     - ``kind``: 'elementwise', 'reduce', 'movement', 'linalg', 'nn', 'random', 'source', 'other';
       backends use it to decide fusion.
     - ``num_inputs``: exact arity, or ``None`` for variadic ops (concat).
+    - ``check_values(tensors, **attrs)``: optional build-time check of constant operands'
+      values (an index out of range); raises ValueError/IndexError like ``infer``.
     """
 
     name: str
@@ -95,6 +97,7 @@ class OpDef:
     examples: Sequence[Example] = ()
     promote: bool = False
     plugin: str = "rustyasg.core"
+    check_values: Optional[Callable[..., None]] = None
 
     def check_attrs(self, given: Mapping[str, Any]) -> Dict[str, Any]:
         """Validate and complete attributes against the schema."""

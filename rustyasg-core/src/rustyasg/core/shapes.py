@@ -196,20 +196,37 @@ def broadcast_shapes(*shapes: Sequence[DimLike]) -> Shape:
 
 
 def normalize_axis(axis: int, ndim: int, what: str = "axis") -> int:
-    """Map a possibly negative axis into ``range(ndim)``."""
-    if not -ndim <= axis < max(ndim, 1):
-        raise ValueError(f"{what} {axis} is out of range for a tensor of rank {ndim}")
+    """Map a possibly negative axis into ``range(ndim)``.
+
+    A 0-d tensor accepts axis 0 and -1, as PyTorch does (both name the tensor itself).
+
+    >>> normalize_axis(-1, 3), normalize_axis(-1, 0)
+    (2, 0)
+    """
+    axis = int(axis)
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
+        valid = f"[{-max(ndim, 1)}, {max(ndim, 1) - 1}]"
+        raise ValueError(f"{what} {axis} is out of range for a tensor of rank {ndim} (valid: {valid})")
     return axis % ndim if ndim else 0
 
 
 def normalize_axes(axis, ndim: int) -> Tuple[int, ...]:
-    """``None`` means all axes; ints and sequences are normalised and sorted."""
+    """``None`` means all axes; ints and sequences are normalised and sorted.
+
+    Repeated axes are a mistake (numpy and PyTorch refuse them too). On a 0-d tensor
+    axis 0 / -1 names the tensor itself, so there is no axis left to reduce.
+
+    >>> normalize_axes((-1, 0), 3), normalize_axes(0, 0), normalize_axes(None, 2)
+    ((0, 2), (), (0, 1))
+    """
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
+    if not isinstance(axis, (tuple, list)):
         axis = (axis,)
-    axes = sorted({normalize_axis(a, ndim) for a in axis})
-    return tuple(axes)
+    axes = [normalize_axis(a, ndim) for a in axis]
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis {tuple(axis)} names the same axis more than once")
+    return tuple(sorted(axes)) if ndim else ()
 
 
 def substitute(value, bindings: Mapping[str, int]):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import dtypes, functional as F, ops
+from .builders import builder
 from .graph import Tensor, as_tensor, constant
 from .shapes import Dim, normalize_axis
 
@@ -24,10 +25,13 @@ def _binary(op, reverse=False):
     return method
 
 
+@builder("getitem")
 def _getitem(x: Tensor, key):
     """numpy basic indexing plus one integer-array index (gathered with ``take``)."""
     if not isinstance(key, tuple):
         key = (key,)
+    if sum(1 for k in key if k is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
     if any(k is Ellipsis for k in key):
         i = next(i for i, k in enumerate(key) if k is Ellipsis)
         used = sum(1 for k in key if k is not None and k is not Ellipsis)
@@ -90,6 +94,7 @@ def _getitem(x: Tensor, key):
     return y
 
 
+@builder("transpose")
 def _transpose(self, *axes):
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
@@ -98,6 +103,7 @@ def _transpose(self, *axes):
     return ops.transpose(self, axes=axes)
 
 
+@builder("swapaxes")
 def _swapaxes(self, a, b):
     perm = list(range(self.ndim))
     a, b = normalize_axis(a, self.ndim), normalize_axis(b, self.ndim)
@@ -105,6 +111,7 @@ def _swapaxes(self, a, b):
     return ops.transpose(self, axes=tuple(perm))
 
 
+@builder("reshape")
 def _reshape(self, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])

@@ -29,7 +29,7 @@ _erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def erf_ref(x):
-    return _erf(np.asarray(x, np.float64)).astype(np.float64)
+    return np.asarray(_erf(np.asarray(x, np.float64)), np.float64)  # frompyfunc gives a bare float on 0-d
 
 
 def _float_result(types, **_):
@@ -211,7 +211,8 @@ div = _b("div", np.true_divide, lambda g, y, a, b: (g / b, -g * y / b), "``a / b
 
 
 def _pow_grad(g, y, a, b):
-    return (g * b * a ** (b - 1.0), g * y * log(where(a > 0, a, 1.0)))
+    # d/da a**0 is 0 everywhere, also at a = 0 where a**-1 is inf (PyTorch masks it the same way).
+    return (where(b == 0, 0.0, g * b * a ** (b - 1.0)), g * y * log(where(a > 0, a, 1.0)))
 
 
 pow = _b("pow", np.power, _pow_grad, "``a ** b``; the exponent's gradient uses ``log(a)`` (a > 0).",

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import dtypes
 from ..registry import Example, InputSpec, TensorType
-from ..shapes import broadcast_shapes, format_shape
+from ..builders import builder
+from ..shapes import broadcast_shapes, format_shape, same_dim
 from ._define import defop
 
 
@@ -50,6 +51,7 @@ matmul_op = defop("matmul", infer=_matmul_infer, reference=np.matmul, grad=_matm
                   doc="Batched matrix product; batch dimensions broadcast.")
 
 
+@builder("matmul")
 def matmul(a, b, name=None):
     """``a @ b`` with numpy's rules, including 1-D operands.
 
@@ -61,6 +63,12 @@ def matmul(a, b, name=None):
     from ..graph import as_tensor
 
     a, b = as_tensor(a), as_tensor(b)
+    if not a.shape or not b.shape:
+        raise ValueError(f"{a.describe()} @ {b.describe()}: a 0-d operand has no matrix dimension; use * for scaling")
+    inner_a, inner_b = a.shape[-1], b.shape[-2 if len(b.shape) > 1 else -1]
+    if not same_dim(inner_a, inner_b):  # checked here so the message shows the shapes as written
+        raise ValueError(f"inner dimensions differ: {format_shape(a.shape)} @ {format_shape(b.shape)} "
+                         f"({inner_a} != {inner_b})")
     squeeze_a, squeeze_b = len(a.shape) == 1, len(b.shape) == 1
     if squeeze_a:
         a = a.reshape((1,) + a.shape)

@@ -15,6 +15,7 @@ import numpy as np
 from .. import dtypes
 from ..registry import Attr, Example, InputSpec, TensorType, as_int, as_ints
 from ..shapes import Dim, format_shape, normalize_axis, normalize_shape, size_of
+from ..builders import builder
 from ._define import defop
 
 
@@ -127,7 +128,11 @@ slice_grad = defop("slice_grad", infer=_slice_grad_infer, reference=_slice_grad_
 
 # --- concat ----------------------------------------------------------------------------
 def _concat_infer(ts, axis):
+    if not ts:
+        raise ValueError("needs at least one tensor")
     first = ts[0]
+    if any(len(t.shape) == 0 for t in ts):
+        raise ValueError("cannot concatenate 0-d tensors (they have no axis); use rustyasg.core.stack")
     ax = normalize_axis(axis, len(first.shape))
     total = 0
     for t in ts:
@@ -165,9 +170,10 @@ def _pad_infer(ts, pad_width, value):
     t = ts[0]
     if len(pad_width) != 2 * len(t.shape):
         raise ValueError(f"pad_width needs (before, after) for each of the {len(t.shape)} axes")
+    if any(w < 0 for w in pad_width):
+        raise ValueError(f"the pad op takes widths >= 0, got {tuple(pad_width)}; "
+                         "rustyasg.core.pad crops negative widths with a slice first")
     shape = tuple(d + pad_width[2 * i] + pad_width[2 * i + 1] for i, d in enumerate(t.shape))
-    if any(isinstance(d, int) and d < 0 for d in shape):
-        raise ValueError(f"negative padding crops {format_shape(t.shape)} below zero")
     return TensorType(shape, t.dtype)
 
 
@@ -183,10 +189,41 @@ def _pad_grad(g, y, x, pad_width, value):
     return (slice_(g, starts=starts, stops=stops, steps=(1,) * nd),)
 
 
-pad = defop("pad", infer=_pad_infer, reference=_pad_ref, grad=_pad_grad,
-            attrs={"pad_width": Attr(as_ints), "value": Attr(float, 0.0)}, kind="movement",
-            examples=(Example((InputSpec((2, 3)),), {"pad_width": (1, 0, 2, 1), "value": 0.5}),),
-            doc="Constant padding; ``pad_width`` lists (before, after) per axis, numpy order.")
+pad_op = defop("pad", infer=_pad_infer, reference=_pad_ref, grad=_pad_grad,
+               attrs={"pad_width": Attr(as_ints), "value": Attr(float, 0.0)}, kind="movement",
+               examples=(Example((InputSpec((2, 3)),), {"pad_width": (1, 0, 2, 1), "value": 0.5}),),
+               doc="Constant padding by widths >= 0; ``pad_width`` lists (before, after) per axis, numpy order.")
+
+
+@builder("pad")
+def pad(x, pad_width, value: float = 0.0, name=None):
+    """Constant padding; ``pad_width`` lists (before, after) per axis, numpy order.
+
+    A negative width crops that many elements, as in ``torch.nn.functional.pad``: the
+    crop is a slice and the rest a ``pad`` op, so every backend and the gradient agree.
+
+    >>> import rustyasg.core as rg
+    >>> rg.pad(rg.input((4, 5), name="p"), pad_width=(1, -2, 0, 3)).shape
+    (3, 8)
+    """
+    from ..graph import as_tensor
+
+    x = as_tensor(x)
+    widths = as_ints(pad_width)
+    if len(widths) != 2 * x.ndim:
+        return pad_op(x, pad_width=widths, value=value, name=name)  # the op names the mistake
+    if any(w < 0 for w in widths):
+        crop = [(-min(widths[2 * i], 0), -min(widths[2 * i + 1], 0)) for i in range(x.ndim)]
+        for i, ((a, b), d) in enumerate(zip(crop, x.shape)):
+            if isinstance(d, Dim) and (a or b):
+                raise ValueError(f"cannot crop symbolic dimension {d} (axis {i})")
+            if isinstance(d, int) and a + b > d:
+                raise ValueError(f"pad widths {tuple(widths)} crop axis {i} of size {d} below zero")
+        x = slice_(x, starts=tuple(a for a, _ in crop),
+                   stops=tuple(None if b == 0 else -b for _, b in crop), steps=(1,) * x.ndim)
+        widths = tuple(max(w, 0) for w in widths)
+    return pad_op(x, pad_width=widths, value=value, name=name)
+
 
 flip = defop("flip", infer=lambda ts, axes: ts[0], reference=lambda x, axes: np.flip(x, axes).copy(),
              grad=lambda g, y, x, axes: (flip(g, axes=axes),), attrs={"axes": Attr(as_ints)}, kind="movement",
@@ -197,6 +234,18 @@ flip = defop("flip", infer=lambda ts, axes: ts[0], reference=lambda x, axes: np.
 def _check_index(t):
     if t.dtype not in (dtypes.int32, dtypes.int64):
         raise TypeError(f"indices must be int32 or int64, got {t.dtype}")
+
+
+def _check_constant_index(tensors, axis, **_):
+    """A constant index (``x[[0, 5]]``, ``take(x, constant(...))``) must fit the axis it indexes: checked now."""
+    x, idx = tensors[0], tensors[1]
+    if idx.op != "constant":
+        return
+    n = x.shape[normalize_axis(axis, x.ndim)] if x.ndim else 1
+    values = idx.attrs["value"]
+    if isinstance(n, int) and values.size and (values.min() < -n or values.max() >= n):
+        bad = values[(values < -n) | (values >= n)].reshape(-1)[0]
+        raise IndexError(f"index {int(bad)} is out of bounds for axis {axis} with size {n}")
 
 
 def _take_infer(ts, axis):
@@ -211,6 +260,7 @@ def _take_grad(g, y, x, idx, axis):
 
 
 take = defop("take", infer=_take_infer, reference=lambda x, idx, axis: np.take(x, idx, axis=axis),
+             check_values=_check_constant_index,
              grad=_take_grad, attrs={"axis": Attr(as_int, 0)}, kind="movement", num_inputs=2,
              examples=(Example((InputSpec((6, 3)), _ints_sample(0, 6, (2, 4))), {"axis": 0}),
                        Example((InputSpec((2, 5, 3)), _ints_sample(0, 5, (7,))), {"axis": 1})),
@@ -243,20 +293,41 @@ take_grad = defop("take_grad", infer=_take_grad_infer, reference=_take_grad_ref,
                   doc="Scatter-add rows of ``g`` into ``size`` slots by index (the gradient of ``take``).")
 
 
+def _check_index_fits(x, idx, axis, what):
+    """PyTorch's rule for gather/scatter: off ``axis`` the index may be smaller than ``x``, never larger."""
+    for d, (n, m) in enumerate(zip(idx.shape, x.shape)):
+        if d != axis and isinstance(n, int) and isinstance(m, int) and n > m:
+            raise ValueError(f"index shape {format_shape(idx.shape)} exceeds {what} shape {format_shape(x.shape)} "
+                             f"along axis {d} ({n} > {m}); off the {'gather' if what == 'input' else 'scatter'} "
+                             f"axis the index may only be smaller")
+
+
 def _gather_infer(ts, axis):
     x, idx = ts
     _check_index(idx)
-    normalize_axis(axis, len(x.shape))
+    ax = normalize_axis(axis, len(x.shape))
     if len(idx.shape) != len(x.shape):
         raise ValueError(f"index rank {len(idx.shape)} must equal input rank {len(x.shape)}")
+    _check_index_fits(x, idx, ax, "input")
     return TensorType(idx.shape, x.dtype)
 
 
+def index_grids(idx, axis):
+    """Open index grids over ``idx``'s shape with ``idx`` itself along ``axis`` (torch.gather/scatter addressing)."""
+    if idx.ndim == 0:  # 0-d: the tensor is its own axis (callers view it as shape (1,))
+        return (idx,)
+    grids = list(np.indices(idx.shape, sparse=True))
+    grids[axis % idx.ndim] = idx
+    return tuple(grids)
+
+
 def _gather_ref(x, idx, axis):
-    return np.take_along_axis(x, idx, axis=axis)
+    # Not take_along_axis: that broadcasts idx against x; torch.gather reads out[i][j] = x[i][idx[i][j]]
+    # for every (i, j) of idx, which may be smaller than x off the gather axis.
+    return x.reshape(x.shape or (1,))[index_grids(idx, axis)]
 
 
-gather = defop("gather", infer=_gather_infer, reference=_gather_ref,
+gather = defop("gather", infer=_gather_infer, reference=_gather_ref, check_values=_check_constant_index,
                grad=lambda g, y, x, idx, axis: (scatter_add(zeros_like_shape(x), idx, g, axis=axis), None),
                attrs={"axis": Attr(as_int)}, kind="movement", num_inputs=2,
                examples=(Example((InputSpec((4, 5)), _ints_sample(0, 5, (4, 3))), {"axis": 1}),),
@@ -266,9 +337,12 @@ gather = defop("gather", infer=_gather_infer, reference=_gather_ref,
 def _scatter_add_infer(ts, axis):
     x, idx, src = ts
     _check_index(idx)
-    normalize_axis(axis, len(x.shape))
+    ax = normalize_axis(axis, len(x.shape))
     if tuple(idx.shape) != tuple(src.shape):
         raise ValueError(f"index shape {format_shape(idx.shape)} must equal src shape {format_shape(src.shape)}")
+    if len(idx.shape) != len(x.shape):
+        raise ValueError(f"index rank {len(idx.shape)} must equal destination rank {len(x.shape)}")
+    _check_index_fits(x, idx, ax, "destination")
     if src.dtype != x.dtype:
         raise TypeError(f"src dtype {src.dtype} differs from destination {x.dtype}")
     return x
@@ -276,14 +350,12 @@ def _scatter_add_infer(ts, axis):
 
 def _scatter_add_ref(x, idx, src, axis):
     out = x.copy()
-    ax = axis % x.ndim
-    grids = list(np.indices(idx.shape, sparse=True))
-    grids[ax] = idx
-    np.add.at(out, tuple(grids), src)
+    np.add.at(out.reshape(out.shape or (1,)), index_grids(idx, axis), src)
     return out
 
 
 scatter_add = defop("scatter_add", infer=_scatter_add_infer, reference=_scatter_add_ref,
+                    check_values=_check_constant_index,
                     grad=lambda g, y, x, idx, src, axis: (g, None, gather(g, idx, axis=axis)),
                     attrs={"axis": Attr(as_int)}, kind="movement", num_inputs=3,
                     examples=(Example((InputSpec((4, 5)), _ints_sample(0, 5, (4, 3)), InputSpec((4, 3))), {"axis": 1}),),
@@ -292,6 +364,10 @@ scatter_add = defop("scatter_add", infer=_scatter_add_infer, reference=_scatter_
 
 def _one_hot_infer(ts, num_classes, dtype):
     _check_index(ts[0])
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}; a graph's shapes are fixed before "
+                         "the labels are seen, so it cannot be inferred from them (PyTorch's -1): "
+                         "pass the number of classes")
     return TensorType(ts[0].shape + (num_classes,), dtype)
 
 

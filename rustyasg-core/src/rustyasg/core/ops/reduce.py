@@ -43,7 +43,7 @@ def _float_reduce_infer(types, axis, keepdims, **kw):
 
 
 def _np_axes(x, axis):
-    return None if axis is None else tuple(a % (x.ndim or 1) for a in axis)
+    return None if axis is None else normalize_axes(axis, x.ndim)
 
 
 def expand_back(g, x, axis, keepdims):
@@ -136,7 +136,7 @@ def _arg_infer(types, axis, keepdims):
 
 def _arg_ref(fn):
     def ref(x, axis, keepdims):
-        if axis is None:
+        if axis is None or x.ndim == 0:
             out = fn(x.reshape(-1))
             return np.asarray(out).reshape((1,) * x.ndim if keepdims else ())
         return fn(x, axis=axis, keepdims=keepdims)
@@ -153,12 +153,14 @@ argmin = _r("argmin", _arg_ref(np.argmin), None, "Index of the minimum along ``a
 
 # --- softmax family --------------------------------------------------------------
 def _softmax_ref(x, axis):
+    axis = normalize_axes(axis, x.ndim)  # a 0-d tensor is its own (single-element) axis
     z = x - np.max(x, axis=axis, keepdims=True)
     e = np.exp(z)
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _log_softmax_ref(x, axis):
+    axis = normalize_axes(axis, x.ndim)
     z = x - np.max(x, axis=axis, keepdims=True)
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
@@ -226,8 +228,7 @@ def _dim_size_infer(types, axis, dtype):
 
 
 def _dim_size_ref(x, axis, dtype):
-    axes = range(x.ndim) if axis is None else axis
-    return np.asarray(np.prod([x.shape[a] for a in axes]), dtype=dtype)
+    return np.asarray(np.prod([x.shape[a] for a in normalize_axes(axis, x.ndim)]), dtype=dtype)
 
 
 dim_size = defop("dim_size", infer=_dim_size_infer, reference=_dim_size_ref, grad=lambda g, y, x, **_: (None,),
