@@ -21,6 +21,7 @@ from typing import Dict, Optional, Sequence
 from . import dtypes
 from .errors import NotDifferentiableError
 from .graph import Tensor, as_tensor, toposort
+from .naming import gradient_of
 from .registry import OPS
 
 _NON_DIFF_OUTPUT = (dtypes.bool_, dtypes.int32, dtypes.int64)
@@ -79,18 +80,19 @@ def grad(y: Tensor, wrt: Sequence[Tensor], grad_y: Optional[Tensor] = None,
             raise NotDifferentiableError(
                 f"op {node.op!r} (created at {node.source}) has no gradient rule, but the gradient "
                 f"flows through it; wrap the input in stop_gradient() if that is intended")
-        grads = opdef.grad(g, node, *node.inputs, **node.attrs)
-        if len(grads) != len(node.inputs):
-            raise RuntimeError(f"gradient rule of {node.op!r} returned {len(grads)} gradients "
-                               f"for {len(node.inputs)} inputs")
-        for inp, gi, need in zip(node.inputs, grads, needs):
-            if gi is None or not need:
-                continue
-            gi = _unbroadcast(as_tensor(gi, inp), inp)
-            if gi.dtype != inp.dtype:
-                gi = gi.astype(inp.dtype)
-            prev = cotangents.get(inp.id)
-            cotangents[inp.id] = gi if prev is None else prev + gi
+        with gradient_of(node):  # every node built here records which forward node it differentiates
+            grads = opdef.grad(g, node, *node.inputs, **node.attrs)
+            if len(grads) != len(node.inputs):
+                raise RuntimeError(f"gradient rule of {node.op!r} returned {len(grads)} gradients "
+                                   f"for {len(node.inputs)} inputs")
+            for inp, gi, need in zip(node.inputs, grads, needs):
+                if gi is None or not need:
+                    continue
+                gi = _unbroadcast(as_tensor(gi, inp), inp)
+                if gi.dtype != inp.dtype:
+                    gi = gi.astype(inp.dtype)
+                prev = cotangents.get(inp.id)
+                cotangents[inp.id] = gi if prev is None else prev + gi
 
     results = []
     for t in wrt:

@@ -21,6 +21,7 @@ Example (the reference backend implements this protocol):
 from __future__ import annotations
 
 import abc
+import contextlib
 import weakref
 from typing import Any, Dict, List, Sequence
 
@@ -122,6 +123,14 @@ class Backend(abc.ABC):
     def read_variable(self, var: Variable) -> np.ndarray:
         """Host copy of a resident variable."""
         return np.array(self.to_host(self._resident[var.id]), copy=True)
+
+    def instrument(self, executable: Executable, observer) -> "contextlib.AbstractContextManager":
+        """A context in which runs of ``executable`` report each kernel to ``observer``.
+
+        See :mod:`rustyasg.core.observe`. The default offers no per-kernel view (a profiler
+        then records whole runs only); backends override it.
+        """
+        return contextlib.nullcontext()
 
     def synchronize(self) -> None:
         """Wait until submitted work has finished (no-op for synchronous backends)."""

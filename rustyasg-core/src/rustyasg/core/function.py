@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, observe
 from .graph import Tensor, Variable, as_tensor, input as make_input, toposort
 from .passes import run_passes
 from .program import lower
@@ -89,11 +89,19 @@ class Function:
         if exe is None:
             t0 = time.perf_counter()
             program = lower(self.inputs, self.outputs, self.updates, [(a.shape, a.dtype) for a in arrays])
+            t1 = time.perf_counter()
             program = run_passes(program, self.backend.passes_for(), self.disabled_passes)
+            t2 = time.perf_counter()
             exe = self.backend.compile(program)
             self._cache[key] = exe
             self.stats["compiles"] += 1
             self.stats["last_compile_s"] = time.perf_counter() - t0
+            if observe.ACTIVE is not None:
+                observe.compile_event("cache_miss", 0.0, function=self.name, signature=key)
+                observe.compile_event("lower", t1 - t0, function=self.name)
+                observe.compile_event("backend_compile", time.perf_counter() - t2, function=self.name)
+        elif observe.ACTIVE is not None:
+            observe.compile_event("cache_hit", 0.0, function=self.name, signature=key)
         return exe
 
     def _convert(self, args):
@@ -118,7 +126,9 @@ class Function:
         compiles = self.stats["compiles"]
         exe = self._executable(arrays)
         self.backend.ensure_resident(exe.program.variables.values())
-        if self.stats["compiles"] != compiles:
+        if observe.ACTIVE is not None:  # a profiler or debugger watches this run (see observe.py)
+            handles = observe.ACTIVE.run(self, exe, arrays, first=self.stats["compiles"] != compiles)
+        elif self.stats["compiles"] != compiles:
             # Backends may JIT kernels lazily on the first run (numba does): count that run as compile time.
             t0 = time.perf_counter()
             handles = exe.run(arrays)
@@ -141,6 +151,24 @@ class Function:
         from .saved_program import save_program
 
         save_program(self, path)
+
+    def watch(self, tensors: Sequence[Tensor]) -> "Function":
+        """This step, also returning the values of intermediate ``tensors``: ``outs, values = step.watch([h])(x)``.
+
+        The watched variant is compiled once per signature (a second ``watch`` of the same
+        tensors reuses it) and applies the same updates, so it can stand in for the step.
+
+        >>> import numpy as np, rustyasg.core as rg
+        >>> x = rg.input((2,), "float64", name="x")
+        >>> h = x * 3.0
+        >>> f = rg.function([x], h.sum(), backend="reference")
+        >>> out, values = f.watch([h])(np.ones(2))
+        >>> float(out), values[h].tolist()
+        (6.0, [3.0, 3.0])
+        """
+        from .watch import watched
+
+        return watched(self, tensors)
 
     def memory_report(self, *args) -> Dict[str, Any]:
         """The backend's planned memory for these arguments' signature."""

@@ -23,6 +23,7 @@ from . import dtypes
 from .errors import AttributeSchemaError, DTypeError, GraphBuildError, IndexingError, ShapeError
 from .registry import OPS, TensorType
 from .shapes import ANONYMOUS_DIMS, Dim, format_shape, normalize_shape
+from .naming import current as current_scope
 from .source import user_location
 
 _ids = itertools.count()
@@ -35,7 +36,7 @@ class Tensor:
     and broadcasting. Values exist only when a compiled function runs.
     """
 
-    __slots__ = ("id", "op", "inputs", "attrs", "shape", "dtype", "name", "source", "__weakref__")
+    __slots__ = ("id", "op", "inputs", "attrs", "shape", "dtype", "name", "source", "scope", "__weakref__")
     __array_priority__ = 1000  # numpy scalars/arrays defer to our operators
 
     def __init__(self, op: str, inputs: Tuple["Tensor", ...], attrs: Mapping[str, Any],
@@ -48,6 +49,7 @@ class Tensor:
         self.dtype = dtype
         self.name = name
         self.source = source
+        self.scope = current_scope()  # module path / gradient origin (see naming.py)
 
     @property
     def ndim(self) -> int:

@@ -30,6 +30,7 @@ import numpy as np
 
 import rustyasg.core as rg
 from rustyasg.core import Tensor, Variable
+from rustyasg.core.naming import name_scope
 
 class StateDictError(rg.RustyASGError, KeyError):
     """A state dict does not fit the module: missing or unexpected keys, or a shape mismatch."""
@@ -41,6 +42,9 @@ class StateDictError(rg.RustyASGError, KeyError):
 # Default RNG seeds: modules that draw random numbers without an explicit RNG get
 # distinct, reproducible streams in creation order.
 _default_seeds = itertools.count(0x5EED)
+
+# Modules whose forward is running (innermost last): a child's scope name is its path in its caller.
+_calling: List["Module"] = []
 
 
 class Module:
@@ -122,7 +126,22 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        # Nodes built by forward record the module path (rustyasg.core.naming), e.g.
+        # "transformer.h.0/attn/c_attn": what the viewer and profiler group by.
+        caller = _calling[-1] if _calling else None
+        _calling.append(self)
+        try:
+            with name_scope(caller._path_of(self) if caller is not None else ""):
+                return self.forward(*args, **kwargs)
+        finally:
+            _calling.pop()
+
+    def _path_of(self, child: "Module") -> str:
+        """``child``'s dotted name below this module (its class name when it is not registered here)."""
+        for name, mod in self.named_modules():
+            if mod is child and name:
+                return name
+        return type(child).__name__
 
     # -- traversal ----------------------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:

@@ -14,6 +14,8 @@ Backends and plugins register more (fusion, memory planning) through
 
 from __future__ import annotations
 
+import time
+
 from ..registry import PASSES
 from .cse import cse
 from .dce import dce
@@ -31,7 +33,14 @@ __all__ = ["simplify", "constant_fold", "cse", "dce", "run_passes"]
 
 def run_passes(program, backend: str | None = None, disabled=()):
     """Apply every registered pass (for ``backend``) in order; ``disabled`` names passes to skip."""
+    from .. import observe
+
     for p in PASSES.ordered(backend):
         if p.name not in disabled:
+            if observe.ACTIVE is None:
+                program = p.fn(program)
+                continue
+            t0 = time.perf_counter()
             program = p.fn(program)
+            observe.compile_event(f"pass:{p.name}", time.perf_counter() - t0)
     return program
