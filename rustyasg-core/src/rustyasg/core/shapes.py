@@ -166,6 +166,15 @@ def same_dim(a: DimLike, b: DimLike) -> bool:
     return a == b or (isinstance(a, Dim) and isinstance(b, Dim) and (_anonymous(a) or _anonymous(b)))
 
 
+def same_shape(a: Sequence[DimLike], b: Sequence[DimLike]) -> bool:
+    """Equal ranks and :func:`same_dim` on every axis (two ``None`` batch dims agree).
+
+    >>> same_shape((Dim("B"), 3), (Dim("B"), 3)), same_shape((2, 3), (3, 2))
+    (True, False)
+    """
+    return len(a) == len(b) and all(same_dim(x, y) for x, y in zip(a, b))
+
+
 def broadcast_shapes(*shapes: Sequence[DimLike]) -> Shape:
     """numpy broadcasting over static or symbolic shapes; raises ValueError on mismatch.
 

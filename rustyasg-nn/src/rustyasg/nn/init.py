@@ -115,6 +115,21 @@ def constant(shape, value: float, *, generator=None, dtype="float32") -> np.ndar
     return np.full(tuple(shape), value, dtype)
 
 
+def _empty_if_no_elements(fn):
+    """A zero-element tensor has nothing to draw: return it without computing fans (which may be 0).
+
+    PyTorch's kaiming initialisers treat it as a no-op the same way.
+    """
+    def init(shape, *args, generator=None, dtype="float32", **kwargs):
+        if 0 in tuple(shape):
+            return np.zeros(tuple(shape), dtype)
+        return fn(shape, *args, generator=generator, dtype=dtype, **kwargs)
+    init.__name__, init.__qualname__, init.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    init.__wrapped__ = fn
+    return init
+
+
+@_empty_if_no_elements
 def xavier_uniform(shape, gain: float = 1.0, *, generator=None, dtype="float32") -> np.ndarray:
     """Glorot uniform: ``U(-a, a)``, ``a = gain * sqrt(6 / (fan_in + fan_out))``."""
     fan_in, fan_out = fan_in_and_fan_out(shape)
@@ -122,12 +137,14 @@ def xavier_uniform(shape, gain: float = 1.0, *, generator=None, dtype="float32")
     return uniform(shape, -bound, bound, generator=generator, dtype=dtype)
 
 
+@_empty_if_no_elements
 def xavier_normal(shape, gain: float = 1.0, *, generator=None, dtype="float32") -> np.ndarray:
     """Glorot normal: ``N(0, std)``, ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
     fan_in, fan_out = fan_in_and_fan_out(shape)
     return normal(shape, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator=generator, dtype=dtype)
 
 
+@_empty_if_no_elements
 def kaiming_uniform(shape, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
                     generator=None, dtype="float32") -> np.ndarray:
     """He uniform: ``U(-b, b)``, ``b = gain * sqrt(3 / fan)``.
@@ -138,6 +155,7 @@ def kaiming_uniform(shape, a: float = 0.0, mode: str = "fan_in", nonlinearity: s
     return uniform(shape, -bound, bound, generator=generator, dtype=dtype)
 
 
+@_empty_if_no_elements
 def kaiming_normal(shape, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
                    generator=None, dtype="float32") -> np.ndarray:
     """He normal: ``N(0, gain / sqrt(fan))``."""

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import rustyasg.core as rg
 from rustyasg.core import Tensor
 from rustyasg.core.errors import DTypeError, GraphBuildError, ShapeError
-from rustyasg.core.shapes import format_shape
+from rustyasg.core.shapes import format_shape, same_shape as shapes_agree
 from rustyasg.core.source import user_location
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -66,7 +66,7 @@ def as_index(loss: str, value, what: str = "target") -> Tensor:
 
 def same_shape(loss: str, a: Tensor, b: Tensor, what: str = "input and target") -> None:
     """Refuse silently broadcasting losses: PyTorch warns there, we stop."""
-    if tuple(a.shape) != tuple(b.shape):
+    if not shapes_agree(a.shape, b.shape):  # two None batch dims agree, as in the core ops
         fail(loss, f"{what} must have the same shape, got {format_shape(a.shape)} and {format_shape(b.shape)}",
              a, b)
 

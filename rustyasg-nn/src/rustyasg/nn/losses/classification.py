@@ -22,7 +22,7 @@ import numpy as np
 
 import rustyasg.core as rg
 from rustyasg.core import Tensor
-from rustyasg.core.shapes import format_shape
+from rustyasg.core.shapes import format_shape, same_shape as same_shape_dims
 
 from ._common import along, as_float, as_index, check_reduction, class_weight, fail, reduce_loss, same_shape
 
@@ -38,12 +38,12 @@ def _pick(loss: str, logp: Tensor, target, weight, ignore_index: int) -> Tuple[T
     axis = _class_axis(loss, logp)
     t = as_index(loss, target)
     expected = logp.shape[:axis] + logp.shape[axis + 1:]
-    if tuple(t.shape) != tuple(expected):
+    if not same_shape_dims(t.shape, expected):
         fail(loss, f"target of class indices must have shape {format_shape(expected)} for input "
                    f"{format_shape(logp.shape)} (classes on axis {axis})", logp, t)
     valid = t != ignore_index
     safe = rg.where(valid, t, 0)  # ignored rows gather class 0, then get weight 0
-    picked = rg.gather(logp, rg.unsqueeze(safe, axis), axis=axis).reshape(expected)
+    picked = rg.squeeze(rg.gather(logp, rg.unsqueeze(safe, axis), axis=axis), axis)
     mask = valid.astype(logp.dtype)
     w = mask if weight is None else rg.take(class_weight(loss, weight, logp.shape[axis], logp), safe) * mask
     return -picked * w, w, mask
