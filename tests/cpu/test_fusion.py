@@ -39,8 +39,8 @@ def test_every_unary_op_in_one_fused_kernel_matches_unfused_and_reference(dtype,
     fused = rg.function([x], out, backend="cpu")
     plain = rg.function([x], out, backend="cpu", disabled_passes=("cpu_fusion",))
     ref = rg.function([x], out, backend="reference")
-    groups = fused.lower(xv).cpu_groups
-    assert len(groups) == 1 and len(groups[0][0]) > 2 * len(UNARY_FLOAT)
+    groups = fused.lower(xv).plan.groups
+    assert len(groups) == 1 and len(groups[0].members) > 2 * len(UNARY_FLOAT)
     rtol = 1e-5 if dtype == "float32" else 1e-12
     np.testing.assert_allclose(fused(xv), ref(xv), rtol=rtol, atol=rtol)
     np.testing.assert_allclose(plain(xv), ref(xv), rtol=rtol, atol=rtol)
@@ -88,7 +88,8 @@ def test_reductions_fused_into_their_producer(op, axis, keepdims, rng):
     r = getattr(rg, op)(e, axis=axis, keepdims=keepdims)
     xv, yv = rng.standard_normal((5, 4, 6)), rng.standard_normal((4, 6))
     fused, plain = rg.function([x, y], [r, e], backend="cpu"), rg.function([x, y], [r, e], backend="reference")
-    (members, outputs), = fused.lower(xv, yv).cpu_groups
+    (group,) = fused.lower(xv, yv).plan.groups
+    members = group.members
     assert op in [fused.lower(xv, yv).by_id()[m].op for m in members]
     for got, want in zip(fused(xv, yv), plain(xv, yv)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
@@ -101,7 +102,7 @@ def test_bias_gradient_sum_to_is_fused_with_the_elementwise_gradient(rng):
     (gb,) = rg.grad(loss, [b])
     xv = rng.standard_normal((32, 16)).astype(np.float32)
     f = rg.function([x], gb, backend="cpu")
-    ops = {f.lower(xv).by_id()[m].op for members, _ in f.lower(xv).cpu_groups for m in members}
+    ops = {f.lower(xv).by_id()[m].op for g in f.lower(xv).plan.groups for m in g.members}
     assert "sum_to" in ops
     np.testing.assert_allclose(f(xv), rg.function([x], gb, backend="reference")(xv), rtol=1e-4, atol=1e-6)
 
@@ -147,7 +148,8 @@ def test_several_reductions_over_different_axes_share_one_loop(rng):
     outs = [rg.sum(e, axis=1), rg.max(e, axis=0), rg.mean(e, axis=(0, 2), keepdims=True), rg.min(e, axis=2)]
     xv = rng.standard_normal((5, 4, 6))
     f = rg.function([x], outs, backend="cpu")
-    ((members, _),) = f.lower(xv).cpu_groups
+    (group,) = f.lower(xv).plan.groups
+    members = group.members
     assert len(members) == 6
     for got, want in zip(f(xv), rg.function([x], outs, backend="reference")(xv)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

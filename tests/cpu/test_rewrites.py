@@ -56,7 +56,8 @@ def test_a_needed_broadcast_is_read_inside_the_fused_loop(rng):
     f = rg.function([x, cot], g, backend="cpu")
     xv, cv = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
     program = f.lower(xv, cv)
-    ((members, _),) = program.cpu_groups
+    (group,) = program.plan.groups
+    members = group.members
     assert "broadcast_to" in [program.by_id()[m].op for m in members]
     exe = f.compile(xv, cv)
     assert exe.memory_report()["copies"] == 0 and len(exe.describe().splitlines()) == 1

@@ -54,6 +54,8 @@ class Program:
 
     ``updates`` pairs a :class:`Variable` with the instruction id of its new value; all
     updates read the values from before the call (they are applied together at the end).
+    ``plan`` is what a backend's planning pass decided (a :class:`~rustyasg.core.compile.Plan`:
+    fused groups and their order), ``None`` until one ran.
     """
 
     instrs: List[Instr]
@@ -61,6 +63,7 @@ class Program:
     outputs: List[int]
     variables: Dict[int, Variable] = field(default_factory=dict)
     updates: List[Tuple[Variable, int]] = field(default_factory=list)
+    plan: Optional[Any] = None
 
     def by_id(self) -> Dict[int, Instr]:
         return {i.id: i for i in self.instrs}

@@ -2,16 +2,16 @@
 
 Compilation (once per input signature):
 
-1. each instruction, or fused group, becomes a *unit* built by its kernel; an
-   op without a cpu kernel is a :class:`MissingKernelError` naming it;
-2. units are ordered (groups run where their last member was);
-3. a probe pass finds which results are views (reshape, transpose, slice ...)
+1. each unit of the program's plan (``program.plan``, see :mod:`.fusion`; every
+   instruction alone when fusion is disabled) is built by its kernel, in the plan's
+   order; an op without a cpu kernel is a :class:`MissingKernelError` naming it;
+2. a probe pass finds which results are views (reshape, transpose, slice ...)
    and which strided views must be copied before a kernel that needs
    C-contiguous operands;
-4. lifetimes are computed per storage root; optimizer updates are written in
+3. lifetimes are computed per storage root; optimizer updates are written in
    place into the variable when nothing reads the old value afterwards;
-5. every buffer gets an offset in one arena (:mod:`.memory`);
-6. each unit is bound to its arrays, giving a zero-argument callable.
+4. every buffer gets an offset in one arena (:mod:`.memory`);
+5. each unit is bound to its arrays, giving a zero-argument callable.
 
 Running is then: copy the inputs into their buffers, call each callable, copy
 the outputs out, apply the few updates that could not be done in place.
@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -36,10 +35,10 @@ from rustyasg.core.errors import MissingKernelError
 from rustyasg.core.executor import Executable
 
 from .fused import GroupKernel
+from .fusion import cpu_plan
 from .kernels.protocol import Impl
 from .memory import Buffer, allocate, buffer_view, plan_arena
 
-LEAVES = ("input", "variable", "constant")
 END = 1 << 60  # "alive until the end of the call"
 
 
@@ -102,75 +101,34 @@ class _Builder:
         self.table = table
         self.by_id = program.by_id()
 
-    # -- 1. units ----------------------------------------------------------------------------
+    # -- 1/2. units, in the plan's order ------------------------------------------------------
     def _units(self) -> List[Unit]:
-        groups = getattr(self.program, "cpu_groups", None) or []
-        group_of = {}
-        for members, outputs in groups:
+        plan = self.program.plan or cpu_plan(self.program, fuse=False, table=self.table)
+        units, missing = [], {}
+        for pu in plan.units:
+            members = [self.by_id[m] for m in pu.members]
             for m in members:
-                group_of[m] = (members, outputs)
-        units, missing, done = [], {}, set()
-        for pos, ins in enumerate(self.program.instrs):
-            if ins.op in LEAVES:
+                if m.op not in self.table:
+                    missing.setdefault(m.op, m.source)
+            if any(m.op not in self.table for m in members):
                 continue
-            g = group_of.get(ins.id)
-            if g is not None:
-                if ins.id != g[0][-1]:
-                    continue  # the group is built at its last member
-                members = [self.by_id[m] for m in g[0]]
-                mset = set(g[0])
-                for m in members:
-                    if m.op not in self.table:
-                        missing.setdefault(m.op, m.source)
-                if any(m.op not in self.table for m in members):
-                    continue
-                kernel = GroupKernel(members, g[1], self.by_id, self.table)
+            if pu.kind == "fused":
+                kernel = GroupKernel(members, pu.writes, self.by_id, self.table)
+                mset = set(pu.members)
                 ext = [i for i in kernel.inputs if i not in mset]
                 label = "fused[" + ",".join(m.op for m in members) + "]"
-                units.append(Unit("group", list(kernel.outputs), ext, group=kernel, label=label, order=pos))
+                units.append(Unit("group", list(kernel.outputs), ext, group=kernel, label=label, order=pu.order))
                 continue
-            kernel = self.table.get(ins.op)
-            if kernel is None:
-                missing.setdefault(ins.op, ins.source)
-                continue
-            impl = kernel(ins, [self.by_id[a] for a in ins.inputs])
-            units.append(Unit("single", [ins.id], list(ins.inputs), impl=impl, label=impl.label or ins.op, order=pos))
+            ins = members[0]
+            impl = self.table[ins.op](ins, [self.by_id[a] for a in ins.inputs])
+            units.append(Unit("single", [ins.id], list(ins.inputs), impl=impl, label=impl.label or ins.op,
+                              order=pu.order))
         if missing:
             where = "; ".join(f"{op} (created at {src})" if src else op for op, src in sorted(missing.items()))
             raise MissingKernelError(f"the cpu backend has no kernel for op(s): {where}. Ops without a cpu "
                                      f"kernel are never run by the slow reference; add one with the "
                                      f"rustyasg_register_kernels hook.")
         return units
-
-    # -- 2. order ------------------------------------------------------------------------------
-    @staticmethod
-    def _schedule(units: List[Unit]) -> List[Unit]:
-        producer = {}
-        for k, u in enumerate(units):
-            for o in u.outs:
-                producer[o] = k
-        deps = [set() for _ in units]
-        users = [[] for _ in units]
-        for k, u in enumerate(units):
-            for i in u.ins:
-                p = producer.get(i)
-                if p is not None and p != k and p not in deps[k]:
-                    deps[k].add(p)
-                    users[p].append(k)
-        pending = [len(d) for d in deps]
-        ready = [(u.order, k) for k, u in enumerate(units) if not pending[k]]
-        heapq.heapify(ready)
-        out = []
-        while ready:
-            _, k = heapq.heappop(ready)
-            out.append(units[k])
-            for j in users[k]:
-                pending[j] -= 1
-                if not pending[j]:
-                    heapq.heappush(ready, (units[j].order, j))
-        if len(out) != len(units):
-            raise RuntimeError("cpu backend: cyclic schedule (a fusion group is not convex)")
-        return out
 
     # -- 3. probe --------------------------------------------------------------------------------
     def _probe(self, units: List[Unit]):
@@ -296,7 +254,7 @@ class _Builder:
 
     # -- 5/6. allocate and bind --------------------------------------------------------------------
     def build(self):
-        units = self._schedule(self._units())
+        units = self._units()
         units = self._probe(units)
         self._lifetimes(units)
         self._inplace_updates(units)

@@ -1,42 +1,32 @@
-"""The ``cpu_fusion`` pass: choose groups of instructions that run as one kernel.
+"""The ``cpu_fusion`` pass: the compiler kit's plan for the cpu backend.
 
-Greedy, in program order: an elementwise instruction joins the group of an
-operand with the same shape, or merges several such groups, as long as the
-result stays *convex* (no path leaves the group and comes back, which would
-make it impossible to run the group as one step). A reduction (sum, mean, max,
-min, sum_to) whose operand is computed in a group joins it as a terminal node.
-Members whose values are needed elsewhere become the group's outputs; the rest
-never touch memory.
+The cpu backend declares what it fuses: an instruction whose kernel is an
+:class:`~rustyasg.cpu.kernels.protocol.Elementwise` formula, iterated over its own
+shape, and a reduction (sum, mean, max, min, sum_to) of a numeric operand, iterated
+over the operand's shape and accumulated in the same loop. The grouping and the
+order come from :func:`rustyasg.core.compile.plan_units` (convex by construction);
+the pass writes the result to ``program.plan`` and the executable generates and
+binds one kernel per fused unit. Members whose values are needed elsewhere are
+the unit's ``writes``; the rest never touch memory.
 
-The pass only annotates the program (``program.cpu_groups``: a list of
-``(member ids, output ids)``); the executor generates and binds the kernels.
-Disable it with ``rustyasg.function(..., disabled_passes=("cpu_fusion",))``.
+Disable fusion with ``rustyasg.function(..., disabled_passes=("cpu_fusion",))``:
+the executable then plans every instruction as its own unit.
 
 Example:
     >>> import numpy as np, rustyasg.core as rg
     >>> x = rg.input((4, 3), name="x")
     >>> f = rg.function([x], rg.tanh(x * 2.0 + 1.0).sum(), backend="cpu")
-    >>> [len(members) for members, _ in f.lower(np.ones((4, 3), np.float32)).cpu_groups]
+    >>> [len(u.members) for u in f.lower(np.ones((4, 3), np.float32)).plan.groups]
     [4]
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Set
+from rustyasg.core.compile import ELEMENTWISE, REDUCTION, Plan, plan_units
 
 from .kernels.protocol import Elementwise, Reduction
 
-
-class _Group:
-    __slots__ = ("members", "mask", "ext", "shape", "reductions", "consumed")
-
-    def __init__(self, shape):
-        self.members: List[int] = []
-        self.mask = 0
-        self.ext: Set[int] = set()
-        self.shape = shape
-        self.reductions: Set[int] = set()
-        self.consumed: Set[int] = set()  # every operand of every member
+LEAVES = ("input", "variable", "constant")
 
 
 def _kernel_table():
@@ -45,94 +35,31 @@ def _kernel_table():
     return load_kernels("cpu")
 
 
-def find_groups(program, table=None) -> List[tuple]:
-    """``[(member ids in program order, output ids)]`` for groups of two or more."""
+def cpu_plan(program, fuse: bool = True, table=None) -> Plan:
+    """The units (fused groups of two or more, single instructions) of ``program`` in order."""
     table = _kernel_table() if table is None else table
     by_id = program.by_id()
-    pos = {ins.id: k for k, ins in enumerate(program.instrs)}
-    anc: Dict[int, int] = {}
-    for ins in program.instrs:
-        m = 0
-        for a in ins.inputs:
-            m |= anc[a] | (1 << pos[a])
-        anc[ins.id] = m
-    group_of: Dict[int, _Group] = {}
 
-    def legal(groups, ins) -> bool:
-        members = set().union(*(g.members for g in groups)) | {ins.id}
-        mask = 0
-        for g in groups:
-            mask |= g.mask
-        mask |= 1 << pos[ins.id]
-        ext = set().union(*(g.ext for g in groups)) | set(ins.inputs)
-        ext -= members
-        reds = set().union(*(g.reductions for g in groups))
-        consumed = set().union(*(g.consumed for g in groups)) | set(ins.inputs)
-        if reds & consumed:
-            return False  # a reduction's result is not available per element
-        return all(not (anc[u] & mask) for u in ext)
-
-    def join(groups, ins, reduction):
-        g = groups[0]
-        for other in groups[1:]:
-            g.members += other.members
-            g.mask |= other.mask
-            g.ext |= other.ext
-            g.reductions |= other.reductions
-            g.consumed |= other.consumed
-            for mid in other.members:
-                group_of[mid] = g
-        g.members.append(ins.id)
-        g.mask |= 1 << pos[ins.id]
-        g.ext = (g.ext | set(ins.inputs)) - set(g.members)
-        g.consumed |= set(ins.inputs)
-        if reduction:
-            g.reductions.add(ins.id)
-        group_of[ins.id] = g
-
-    for ins in program.instrs:
+    def role(iid):
+        ins = by_id[iid]
         kernel = table.get(ins.op)
+        if not fuse:
+            return None
         if isinstance(kernel, Elementwise):
-            shape, reduction = tuple(ins.shape), False
-        elif isinstance(kernel, Reduction) and ins.dtype.kind in "fiu":
-            shape, reduction = tuple(by_id[ins.inputs[0]].shape), True
-        else:
-            continue
-        cands = []
-        for a in ins.inputs:
-            g = group_of.get(a)
-            if g is not None and g.shape == shape and a not in g.reductions and all(g is not c for c in cands):
-                cands.append(g)
-        chosen = None
-        if len(cands) > 1 and legal(cands, ins):
-            chosen = cands
-        else:
-            for g in sorted(cands, key=lambda c: -len(c.members)):
-                if legal([g], ins):
-                    chosen = [g]
-                    break
-        if chosen is not None:
-            join(chosen, ins, reduction)
-        elif not reduction:
-            g = _Group(shape)
-            join([g], ins, False)
+            return ELEMENTWISE
+        if isinstance(kernel, Reduction) and ins.dtype.kind in "fiu":
+            return REDUCTION
+        return None
 
-    roots = set(program.roots())
-    users = program.users()
-    result, seen = [], set()
-    for ins in program.instrs:
-        g = group_of.get(ins.id)
-        if g is None or id(g) in seen or len(g.members) < 2:
-            continue
-        seen.add(id(g))
-        members = sorted(g.members, key=pos.__getitem__)
-        mset = set(members)
-        outputs = [m for m in members if m in roots or any(u not in mset for u in users[m])]
-        result.append((members, outputs))
-    return result
+    def shape(iid):
+        ins = by_id[iid]
+        return by_id[ins.inputs[0]].shape if role(iid) == REDUCTION else ins.shape
+
+    order = [i.id for i in program.instrs if i.op not in LEAVES]
+    return plan_units(order, lambda i: by_id[i].inputs, role, shape, roots=program.roots(), min_group=2)
 
 
 def cpu_fusion(program):
-    """Annotate ``program`` with ``cpu_groups`` (see the module docstring)."""
-    program.cpu_groups = find_groups(program)
+    """Write the cpu plan onto ``program`` (see the module docstring)."""
+    program.plan = cpu_plan(program)
     return program

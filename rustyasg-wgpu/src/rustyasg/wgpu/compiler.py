@@ -31,16 +31,20 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from rustyasg.core.compile import ELEMENTWISE, Unit, plan_units
 from rustyasg.core.errors import MissingKernelError
 from rustyasg.core.plugins import load_kernels
 from rustyasg.core.program import Instr, Program
 
-from .fusion import Unit, ew_step, fusable, group_elementwise, scalar_constant, schedule
+from .fusion import ew_step, fusable, scalar_constant
 from .kernels.api import STORAGES, KernelError, TensorView
 from .kernels.elementwise import ElementwiseSpec, EwOp, broadcast_strides
 from .memory import MemoryPlan
 
 LEAVES = ("input", "variable", "constant")
+#: How many recent same-shape groups an instruction without a producer group may join
+#: (independent work sharing one kernel, e.g. sigmoid(x) next to exp(x)).
+RECENT_GROUPS = 4
 
 
 def _is_last_two_transpose(instr: Instr) -> bool:
@@ -109,50 +113,24 @@ class ProgramCompiler:
     def build_units(self) -> List[Unit]:
         order = [i.id for i in self.program.instrs
                  if i.id in self.needed and i.op not in LEAVES and not self.is_alias(i)]
-        pos = {v: k for k, v in enumerate(order)}
+        pos = set(order)
         dtypes = {i.id: i.dtype for i in self.program.instrs}
 
-        def is_fusable(iid):
+        def role(iid):
             ins = self.by_id[iid]
-            return fusable(ins, [dtypes[v] for v in ins.inputs])
+            return ELEMENTWISE if fusable(ins, [dtypes[v] for v in ins.inputs]) else None
 
         def group_key(v):
             b = self.base[v]
             return b if b in pos else None
 
         limit = self.kb.limit("max-storage-buffers-per-shader-stage", 8)
-        units = group_elementwise(order, lambda i: self.reads(self.by_id[i]), is_fusable,
-                                  lambda i: self.by_id[i].shape, group_key, max(limit, 4))
-        unit_of = {m: k for k, u in enumerate(units) for m in u.members}
-
-        def unit_deps(k):
-            out = []
-            for m in units[k].members:
-                for v in self.reads(self.by_id[m]):
-                    b = self.base[v]
-                    if b in unit_of:
-                        out.append(unit_of[b])
-            return out
-
-        units = schedule(units, unit_deps)
-        roots = {self.base[v] for v in self.program.roots()}
-        readers: Dict[int, set] = {}
-        for k, u in enumerate(units):
-            for m in u.members:
-                for v in self.reads(self.by_id[m]):
-                    readers.setdefault(self.base[v], set()).add(k)
-        for k, u in enumerate(units):
-            members = set(u.members)
-            ext = []
-            for m in u.members:
-                for v in self.reads(self.by_id[m]):
-                    if v not in members and v not in ext:
-                        ext.append(v)
-            u.reads = ext
-            u.writes = [m for m in u.members
-                        if u.kind == "kernel" or m in roots or any(r != k for r in readers.get(m, ()))]
-        self.units = units
-        return units
+        plan = plan_units(order, lambda i: self.reads(self.by_id[i]), role, lambda i: self.by_id[i].shape,
+                          key_of=group_key, roots=self.program.roots(), max_bindings=max(limit, 4),
+                          recent=RECENT_GROUPS)
+        self.program.plan = plan
+        self.units = plan.units
+        return plan.units
 
     # -- launches --------------------------------------------------------------------------------
     def view(self, v: int, plan: MemoryPlan) -> TensorView:
