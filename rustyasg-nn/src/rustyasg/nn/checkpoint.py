@@ -5,7 +5,8 @@ Layout of a checkpoint file (plain SafeTensors; the model part is an ordinary st
 
 - tensors ``model/<name>`` (PyTorch names), ``optimizer/<param index>/<state key>``, ``rng/<name>``;
 - header metadata: ``format``, ``step``, ``optimizer`` (class and param groups, JSON),
-  ``scheduler`` (JSON), ``metrics`` and ``user`` (JSON), plus per-tensor CRC-32s.
+  ``scheduler`` (JSON), ``metrics`` and ``user`` (JSON), ``finite`` (``"true"`` when every
+  float tensor of the model and optimizer is finite), plus per-tensor CRC-32s.
 
 Loading restores everything into fresh objects so training continues exactly as if it had
 not stopped; any file, key or shape problem raises :class:`CheckpointError` naming the file.
@@ -25,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import warnings
@@ -41,6 +43,16 @@ from .serialization import (CheckpointError, CorruptFileError, MismatchError, Pa
                             state_shapes)
 
 FORMAT = "rustyasg.checkpoint/1"
+FINITE_KEY = "finite"  # header entry: "true" when the weights and optimizer state are all finite
+
+
+def all_finite(arrays) -> bool:
+    """True when every float array of ``arrays`` is free of NaN and +-inf.
+
+    >>> all_finite([np.ones(2), np.arange(3)]), all_finite([np.array([1.0, np.nan])])
+    (True, False)
+    """
+    return all(bool(np.isfinite(a).all()) for a in map(np.asarray, arrays) if a.dtype.kind in "fc")
 
 
 @dataclass
@@ -105,6 +117,7 @@ def save_checkpoint(path: PathLike, *, model=None, optimizer=None, scheduler=Non
             tensors.update({f"optimizer/{index}/{k}": v for k, v in entries.items()})
         meta["optimizer"] = _json({"class": type(optimizer).__name__, "param_groups": sd["param_groups"]},
                                   "optimizer settings")
+    meta[FINITE_KEY] = "true" if all_finite(tensors.values()) else "false"
     if scheduler is not None:
         meta["scheduler"] = _json({"class": type(scheduler).__name__, "state": scheduler.state_dict()},
                                   "scheduler state")
@@ -193,7 +206,9 @@ class CheckpointManager:
 
     Files are ``<prefix>-<step>.safetensors``; the best are ranked by ``metrics[metric]`` passed
     to :meth:`save` (``mode='min'`` or ``'max'``). Files outside both sets are deleted after each
-    save. Temporary files left by a save that was killed are removed on start.
+    save, except the newest checkpoint whose weights and optimizer state are all finite: a run
+    whose weights turned NaN never rotates its last good state out (:attr:`last_finite_step`,
+    :meth:`restore_last_finite`). Temporary files left by a save that was killed are removed on start.
 
     >>> import tempfile, numpy as np, rustyasg.core as rg
     >>> w = rg.variable(np.zeros(2, np.float32), name="w")
@@ -217,6 +232,7 @@ class CheckpointManager:
         self.max_to_keep, self.keep_best, self.metric, self.mode, self.prefix = max_to_keep, keep_best, metric, mode, prefix
         self._pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)\.safetensors$")
         self._records: Dict[int, Tuple[Path, Dict[str, float]]] = {}
+        self._finite: Dict[int, bool] = {}
         self._scan()
 
     def _scan(self) -> None:
@@ -228,11 +244,13 @@ class CheckpointManager:
             if not m:
                 continue
             try:
-                metrics = json.loads(safetensors_metadata(entry.path).get("metrics", "{}"))
+                meta = safetensors_metadata(entry.path)
+                metrics = json.loads(meta.get("metrics", "{}"))
             except (CorruptFileError, ValueError) as exc:
                 warnings.warn(f"skipping unreadable checkpoint {entry.path}: {exc}", stacklevel=2)
                 continue
             self._records[int(m.group(1))] = (Path(entry.path), metrics)
+            self._finite[int(m.group(1))] = meta.get(FINITE_KEY, "true") == "true"  # older files: no flag
 
     def path_for(self, step: int) -> Path:
         return self.directory / f"{self.prefix}-{int(step):08d}.safetensors"
@@ -243,11 +261,20 @@ class CheckpointManager:
             raise ValueError(f"CheckpointManager ranks by {self.metric!r}: pass metrics={{{self.metric!r}: value}}")
         path = save_checkpoint(self.path_for(step), step=step, metrics=metrics, **objects)
         self._records[int(step)] = (path, {k: float(v) for k, v in (metrics or {}).items()})
+        self._finite[int(step)] = safetensors_metadata(path)[FINITE_KEY] == "true"
+        if not self._finite[int(step)]:
+            kept = self.last_finite_step
+            warnings.warn(f"checkpoint {path} holds NaN/inf weights or optimizer state; "
+                          + (f"the last finite one (step {kept}) is kept until a finite one follows"
+                             if kept is not None else "there is no finite checkpoint to fall back to"),
+                          RuntimeWarning, stacklevel=2)
         self._rotate()
         return path
 
     def _ranked(self) -> List[int]:
-        scored = [(m[self.metric], s) for s, (_, m) in self._records.items() if self.metric in m]
+        # A NaN metric (a run that diverged) ranks nowhere: it compares false with everything.
+        scored = [(m[self.metric], s) for s, (_, m) in self._records.items()
+                  if self.metric in m and not math.isnan(m[self.metric])]
         scored.sort(reverse=self.mode == "max")
         return [s for _, s in scored]
 
@@ -256,9 +283,12 @@ class CheckpointManager:
         keep = set(steps[-self.max_to_keep:]) if self.max_to_keep else set()
         if self.keep_best:
             keep |= set(self._ranked()[: self.keep_best])
+        if self.last_finite_step is not None:
+            keep.add(self.last_finite_step)
         for step in steps:
             if step not in keep:
                 path, _ = self._records.pop(step)
+                self._finite.pop(step, None)
                 try:
                     os.unlink(path)
                 except FileNotFoundError:
@@ -272,6 +302,12 @@ class CheckpointManager:
     @property
     def latest_step(self) -> Optional[int]:
         return max(self._records) if self._records else None
+
+    @property
+    def last_finite_step(self) -> Optional[int]:
+        """Step of the newest checkpoint whose weights and optimizer state are all finite, or None."""
+        finite = [s for s in self._records if self._finite.get(s, True)]
+        return max(finite) if finite else None
 
     @property
     def best_step(self) -> Optional[int]:
@@ -300,6 +336,11 @@ class CheckpointManager:
             except CorruptFileError as exc:  # a mismatch is not the file's fault: it propagates
                 warnings.warn(f"checkpoint {path} is unreadable, trying an older one: {exc}", stacklevel=2)
         return None
+
+    def restore_last_finite(self, **objects) -> Optional[Checkpoint]:
+        """Load the newest checkpoint with finite weights into ``objects``; None when there is none."""
+        step = self.last_finite_step
+        return None if step is None else load_checkpoint(self._records[step][0], **objects)
 
     def restore_best(self, **objects) -> Optional[Checkpoint]:
         """Load the best checkpoint by the metric into ``objects``; None when there is none."""

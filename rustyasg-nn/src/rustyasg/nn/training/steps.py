@@ -97,11 +97,13 @@ def _trace(model, loss_fn: Callable, forward: Optional[Forward], xs: Sequence[Te
 
 
 def build_train_step(model, loss_fn: Callable, optimizer, batch, backend=None, forward: Optional[Forward] = None,
-                     clip_grad_norm=None, clip_grad_value=None) -> rg.Function:
+                     clip_grad_norm=None, clip_grad_value=None, check_finite: bool = False) -> rg.Function:
     """Compile forward + backward + optimizer update + buffer updates; the function returns the loss.
 
     ``forward(model, *inputs)`` replaces ``model(*inputs)`` when given. Clipping limits go to
-    ``optimizer.updates`` (applied inside the step).
+    ``optimizer.updates`` (applied inside the step). With ``check_finite`` the function returns
+    ``[loss, state_check]`` as one vector: ``state_check`` is 0 while every updated float state
+    (weights, moments, buffers) is finite and NaN once any is not (see :func:`state_check`).
     """
     xs, y = symbolic_inputs(batch)
     _, loss = _trace(model, loss_fn, forward, xs, y, training=True)
@@ -112,7 +114,30 @@ def build_train_step(model, loss_fn: Callable, optimizer, batch, backend=None, f
         kw["clip_grad_value"] = clip_grad_value
     updates = dict(optimizer.updates(loss, **kw))
     updates.update(model.state_updates())
-    return rg.function([*xs, y], loss, updates=updates, backend=backend, name="train_step")
+    output = rg.stack([loss, state_check(updates.values()).astype(loss.dtype)]) if check_finite else loss
+    return rg.function([*xs, y], output, updates=updates, backend=backend, name="train_step")
+
+
+def state_check(values) -> Tensor:
+    """A float32 scalar that is 0 when every float tensor of ``values`` is finite, NaN otherwise.
+
+    ``v * 0`` is 0 for a finite value and NaN for NaN and +-inf, and a sum keeps a NaN: one
+    fused pass over the new state inside the step, with no host round trip of its own (the
+    trainer reads it back with the loss). (Not ``v - v``: a reassociating compiler may cancel
+    ``acc + v - v`` to ``acc``.)
+
+    >>> a = rg.constant(np.array([1.0, -2.0], np.float32))
+    >>> b = rg.constant(np.array([np.inf], np.float32))
+    >>> rg.evaluate(state_check([a])).item(), bool(np.isnan(rg.evaluate(state_check([a, b]))))
+    (0.0, True)
+    """
+    terms = [rg.sum(v * 0.0).astype("float32") for v in values if v.dtype.kind == "f"]
+    if not terms:
+        return rg.constant(np.zeros((), np.float32))
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
 
 
 def build_eval_step(model, loss_fn: Callable, batch, backend=None, forward: Optional[Forward] = None) -> rg.Function:

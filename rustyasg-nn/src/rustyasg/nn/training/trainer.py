@@ -89,20 +89,28 @@ class FitResult:
 
 
 class _LossWindow:
-    """Step losses kept as backend handles and read back together (one sync per window)."""
+    """Step losses kept as backend handles and read back together (one sync per window).
+
+    A handle is the loss, or ``[loss, state_check]`` when the step checks its new state
+    (``build_train_step(check_finite=True)``); ``first_nonfinite_step`` is then the first step
+    of the window whose weights (or other updated state) stopped being finite.
+    """
 
     def __init__(self):
         self.pending: List[Any] = []
         self.window_sum = self.window_n = 0.0
         self.epoch_sum = self.epoch_n = 0.0
+        self.first_nonfinite_step: Optional[int] = None
 
-    def add(self, handle, n: int) -> None:
-        self.pending.append((handle, n))
+    def add(self, handle, n: int, step: int) -> None:
+        self.pending.append((handle, n, step))
 
     def flush(self, to_host: Callable[[Any], np.ndarray]) -> None:
-        for handle, n in self.pending:
-            value = float(to_host(handle))
-            self.window_sum += value * n
+        for handle, n, step in self.pending:
+            values = np.asarray(to_host(handle), dtype=np.float64).reshape(-1)
+            if values.size > 1 and not math.isfinite(values[1]) and self.first_nonfinite_step is None:
+                self.first_nonfinite_step = step
+            self.window_sum += float(values[0]) * n
             self.window_n += n
         self.pending.clear()
 
@@ -150,7 +158,9 @@ class Trainer:
         progress: ``"auto"`` (tqdm if installed, else lines), ``"tqdm"``, ``"lines"`` or False.
         log_every: steps between loss read-backs, progress updates and logger rows.
         callbacks: objects with any of the hooks of :class:`~.callbacks.Callback`.
-        halt_on_nonfinite: raise ``FloatingPointError`` when the training loss becomes NaN/inf.
+        halt_on_nonfinite: raise ``FloatingPointError`` when the training loss or the model's
+            state (weights, optimizer moments, buffers) becomes NaN/inf; checked inside the step
+            and read back with the loss every ``log_every`` steps, before anything is saved.
         checkpoint_metadata: JSON-able user metadata stored in every checkpoint.
         stream: where progress goes (default ``sys.stderr``).
     """
@@ -188,7 +198,8 @@ class Trainer:
     def _ensure_train_step(self, batch) -> None:
         if self.train_step is None:
             self.train_step = build_train_step(self.model, self.loss_fn, self.optimizer, batch, self.backend,
-                                               self.forward, self.clip_grad_norm, self.clip_grad_value)
+                                               self.forward, self.clip_grad_norm, self.clip_grad_value,
+                                               check_finite=self.halt_on_nonfinite)
 
     def _ensure_eval_step(self, batch) -> None:
         if self.eval_step is None:
@@ -351,11 +362,11 @@ class Trainer:
                 if self.train_step.stats["compiles"] != compiles:
                     compile_window += self.train_step.stats["last_compile_s"]
                 n = batch_size(batch)
-                window.add(handle, n)
                 samples += n
                 samples_window += n
                 self.state.batch += 1
                 self.state.global_step += 1
+                window.add(handle, n, self.state.global_step)
                 if self.scheduler is not None and self.scheduler_interval == "step":
                     self.scheduler.step()
                 self._bar.update(1)
@@ -399,6 +410,12 @@ class Trainer:
         if self.halt_on_nonfinite and not math.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss} by step {self.state.global_step} "
                                      f"(epoch {self.state.epoch + 1}); lower the learning rate or clip gradients")
+        if self.halt_on_nonfinite and window.first_nonfinite_step is not None:
+            raise FloatingPointError(
+                f"the model's weights or optimizer state became NaN/inf at step {window.first_nonfinite_step} "
+                f"(epoch {self.state.epoch + 1}) while the loss stayed finite ({loss:.6g}): look for NaN/inf "
+                f"in the batch or a gradient that is not finite (sqrt/log/division at 0); lower the learning "
+                f"rate or clip gradients")
         self._bar.update(0, {"loss": loss, "lr": self.lr, "samples/s": samples / max(seconds, 1e-9)})
         self._log({"loss": loss, "lr": self.lr})
 
