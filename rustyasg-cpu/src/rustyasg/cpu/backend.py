@@ -43,6 +43,12 @@ class CpuBackend(Backend):
         self.ensure_resident(program.variables.values())
         return CpuExecutable(self, program, table)
 
+    def instrument(self, executable, observer):
+        """Report every kernel of ``executable``'s runs to ``observer`` (see :mod:`.instrument`)."""
+        from .instrument import instrumented
+
+        return instrumented(executable, observer)
+
     def to_device(self, array: np.ndarray) -> np.ndarray:
         return np.array(array, copy=True, order="C")
 

@@ -66,6 +66,12 @@ class WgpuBackend(Backend):
         return ProgramCompiler(self, program).compile()
 
     # -- data movement ----------------------------------------------------------------------
+    def instrument(self, executable, observer):
+        """Time every launch of ``executable``'s runs for ``observer`` (see :mod:`.instrument`)."""
+        from .instrument import instrumented
+
+        return instrumented(executable, observer)
+
     def storage(self, dtype):
         """Device storage of ``dtype`` on this adapter."""
         return storage_for(dtype, self.ctx.has("shader-f16"))
