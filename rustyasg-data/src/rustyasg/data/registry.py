@@ -47,6 +47,8 @@ _BUILTINS: dict[str, str] = {
     "cifar10": "rustyasg.data.formats.cifar:cifar10",
     "cifar100": "rustyasg.data.formats.cifar:cifar100",
     "image-folder": "rustyasg.data.formats.image_folder:image_folder",
+    "imagenet": "rustyasg.data.formats.imagenet:imagenet",
+    "shakespeare-genres": "rustyasg.data.formats.shakespeare:shakespeare_genres",
 }
 _REGISTERED: dict[str, Callable[..., Any]] = {}
 
