@@ -131,6 +131,9 @@ Swish = globals()["SiLU"]
 
 ACTIVATIONS = {"relu": relu, "leaky_relu": leaky_relu, "gelu": gelu, "gelu_tanh": lambda x: gelu(x, "tanh"),
                "silu": silu, "swish": silu, "tanh": tanh, "sigmoid": sigmoid, "elu": elu, "softplus": softplus}
+# Hugging Face's names (config.json "hidden_act" / "activation_function") for the same functions
+ACTIVATIONS.update({"gelu_new": ACTIVATIONS["gelu_tanh"], "gelu_pytorch_tanh": ACTIVATIONS["gelu_tanh"],
+                    "gelu_fast": ACTIVATIONS["gelu_tanh"]})
 
 
 def get_activation(act) -> callable:

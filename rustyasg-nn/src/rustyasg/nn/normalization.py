@@ -64,6 +64,42 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
+def rms_norm(x: Tensor, normalized_shape: Sequence[int], weight: Optional[Tensor] = None,
+             eps: float = 1e-6) -> Tensor:
+    """``x / sqrt(mean(x**2) + eps) * weight`` over the trailing ``normalized_shape`` axes (RMSNorm).
+
+    >>> rms_norm(rg.input((2, 5, 8)), (8,)).shape
+    (2, 5, 8)
+    """
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise shape_error("rms_norm", f"the trailing axes must be {shape}", x)
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    y = x * rg.rsqrt((x * x).mean(axis=axes, keepdims=True) + eps)
+    return y if weight is None else y * weight
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalization (Zhang & Sennrich; Llama's ``RMSNorm``) with a ``weight`` of ones.
+
+    >>> RMSNorm(8, eps=1e-6)(rg.input((None, 3, 8), name="x")).shape
+    (Dim(x.0), 3, 8)
+    """
+
+    def __init__(self, normalized_shape: Union[int, Sequence[int]], eps: float = 1e-6,
+                 elementwise_affine: bool = True, dtype="float32"):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps = shape, float(eps)
+        self.register_parameter("weight", init.ones(shape, dtype=dtype) if elementwise_affine else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
 def _channel_view(t: Tensor, ndim: int) -> Tensor:
     """A per-channel ``(C,)`` tensor shaped to broadcast over ``(N, C, ...)``."""
     return t.reshape((1, -1) + (1,) * (ndim - 2))

@@ -4,6 +4,9 @@
 - ResNet: :class:`BasicBlock`, :class:`Bottleneck`, :class:`ResNet`, :func:`resnet18` / 34 / 50 / 101
 - Transformers: :class:`~rustyasg.nn.Transformer`, :class:`~rustyasg.nn.TransformerEncoder`,
   :class:`~rustyasg.nn.TransformerDecoder` (re-exported), :class:`GPT`, :class:`ViT`
+- Pre-trained families with Hugging Face names: :class:`Bert` (encoder), :class:`Llama` (decoder:
+  RMSNorm, rotary positions, SwiGLU, grouped-query attention); checkpoint naming conventions in
+  :mod:`.checkpoint_names`
 
 Example:
     >>> from rustyasg.nn.zoo import resnet18
@@ -17,3 +20,6 @@ from .lenet import LeNet5
 from .mlp import MLP
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50, resnet101
 from .vit import PatchEmbedding, ViT
+from .bert import Bert, BertConfig, mean_pool
+from .llama import Llama, LlamaConfig
+from . import checkpoint_names  # noqa: E402  (registers the checkpoint naming conventions)

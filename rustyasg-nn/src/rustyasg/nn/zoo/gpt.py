@@ -27,7 +27,9 @@ from rustyasg.core import Tensor
 
 from .. import init
 from .._checks import check_rank, shape_error
+from ..activations import get_activation
 from ..attention import scaled_dot_product_attention
+from ..kv_cache import DecodeState, KVCache, rotate
 from ..containers import ModuleDict, ModuleList
 from ..dropout import Dropout
 from ..embedding import Embedding
@@ -51,6 +53,8 @@ class GPTConfig:
     positions: str = "learned"  # or "rotary"
     tie_weights: bool = True
     rotary_base: float = 10000.0
+    layer_norm_eps: float = 1e-5
+    activation: str = "gelu_tanh"
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
@@ -62,24 +66,31 @@ class GPTConfig:
 class CausalSelfAttention(Module):
     """Packed ``c_attn`` (q, k, v) projection, causal attention, ``c_proj`` output projection."""
 
-    def __init__(self, cfg: GPTConfig, dtype="float32"):
+    def __init__(self, cfg: GPTConfig, dtype="float32", layer: int = 0):
         super().__init__()
-        self.n_head, self.n_embd, self.dropout = cfg.n_head, cfg.n_embd, cfg.dropout
+        self.n_head, self.n_embd, self.dropout, self.layer = cfg.n_head, cfg.n_embd, cfg.dropout, layer
         self.c_attn = Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias, dtype=dtype)
         self.c_proj = Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias, dtype=dtype)
         self.resid_dropout = Dropout(cfg.dropout)
         self.rotary = (RotaryEmbedding(cfg.n_embd // cfg.n_head, base=cfg.rotary_base, max_len=cfg.block_size)
                        if cfg.positions == "rotary" else None)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, state: Optional[DecodeState] = None) -> Tensor:
+        """Causal self-attention of ``(N, T, C)``; with ``state``, one cached prefill or decode step."""
         n, t, c = x.shape
         heads = [h.reshape((n, t, self.n_head, c // self.n_head)).transpose((0, 2, 1, 3))
                  for h in rg.split(self.c_attn(x), 3, axis=-1)]
         q, k, v = heads
-        if self.rotary is not None:
+        if self.rotary is not None and state is None:
             q, k = self.rotary(q), self.rotary(k)
+        elif self.rotary is not None:
+            r = self.rotary
+            q, k = rotate([q, k], r.dim, r.base, t, state, r.interleaved)
         p = self.dropout if self.training else 0.0
-        y = scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p, rng=self.rng if p > 0 else None)
+        if state is None:
+            y = scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p, rng=self.rng if p > 0 else None)
+        else:
+            y = state.attend(self.layer, q, k, v)
         y = y.transpose((0, 2, 1, 3)).reshape((n, t, c))
         return self.resid_dropout(self.c_proj(y))
 
@@ -92,23 +103,24 @@ class GPTMLP(Module):
         self.c_fc = Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias, dtype=dtype)
         self.c_proj = Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias, dtype=dtype)
         self.dropout = Dropout(cfg.dropout)
+        self.act = get_activation(cfg.activation)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.c_proj(rg.gelu_tanh(self.c_fc(x))))
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 class GPTBlock(Module):
     """Pre-norm residual block: ``x + attn(ln_1(x))``, then ``x + mlp(ln_2(x))``."""
 
-    def __init__(self, cfg: GPTConfig, dtype="float32"):
+    def __init__(self, cfg: GPTConfig, dtype="float32", layer: int = 0):
         super().__init__()
-        self.ln_1 = LayerNorm(cfg.n_embd, bias=cfg.bias, dtype=dtype)
-        self.attn = CausalSelfAttention(cfg, dtype)
-        self.ln_2 = LayerNorm(cfg.n_embd, bias=cfg.bias, dtype=dtype)
+        self.ln_1 = LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias, dtype=dtype)
+        self.attn = CausalSelfAttention(cfg, dtype, layer)
+        self.ln_2 = LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias, dtype=dtype)
         self.mlp = GPTMLP(cfg, dtype)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: Tensor, state: Optional[DecodeState] = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), state)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -127,8 +139,8 @@ class GPT(Module):
         if cfg.positions == "learned":
             parts["wpe"] = Embedding(cfg.block_size, cfg.n_embd, dtype=dtype)
         parts["drop"] = Dropout(cfg.dropout)
-        parts["h"] = ModuleList([GPTBlock(cfg, dtype) for _ in range(cfg.n_layer)])
-        parts["ln_f"] = LayerNorm(cfg.n_embd, bias=cfg.bias, dtype=dtype)
+        parts["h"] = ModuleList([GPTBlock(cfg, dtype, i) for i in range(cfg.n_layer)])
+        parts["ln_f"] = LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias, dtype=dtype)
         self.transformer = ModuleDict(parts)
         self.lm_head = Linear(cfg.n_embd, cfg.vocab_size, bias=False, dtype=dtype)
         self._init_weights()
@@ -146,7 +158,8 @@ class GPT(Module):
             elif name.endswith(".bias"):
                 init.zeros_(p)
 
-    def forward(self, idx: Tensor) -> Tensor:
+    def hidden_states(self, idx: Tensor, state: Optional[DecodeState] = None) -> Tensor:
+        """The final normalised hidden states ``(N, T, n_embd)`` (``state``: a cached step)."""
         check_rank("GPT", idx, 2, "token ids (N, T)")
         t = idx.shape[1]
         if not isinstance(t, int) or t > self.config.block_size:
@@ -154,11 +167,22 @@ class GPT(Module):
                               f"{self.config.block_size}, got {t}", idx)
         x = self.transformer["wte"](idx)
         if "wpe" in self.transformer:
-            x = x + self.transformer["wpe"].weight[:t]
+            wpe = self.transformer["wpe"].weight
+            x = x + (wpe[:t] if state is None else state.rows(wpe, t))
         x = self.transformer["drop"](x)
         for block in self.transformer["h"]:
-            x = block(x)
-        return self.lm_head(self.transformer["ln_f"](x))
+            x = block(x, state)
+        return self.transformer["ln_f"](x)
+
+    def forward(self, idx: Tensor, state: Optional[DecodeState] = None) -> Tensor:
+        return self.lm_head(self.hidden_states(idx, state))
+
+    def make_cache(self, batch: int, max_len: int, dtype="float32") -> KVCache:
+        """A key/value cache for ``batch`` sequences of up to ``max_len <= block_size`` tokens."""
+        c = self.config
+        if max_len > c.block_size:
+            raise ValueError(f"GPT: a cache of {max_len} tokens exceeds block_size {c.block_size}")
+        return KVCache(c.n_layer, batch, c.n_head, max_len, c.n_embd // c.n_head, dtype)
 
     def num_parameters(self, non_embedding: bool = True) -> int:
         """Parameter count; by default without the position table (as nanoGPT reports)."""
