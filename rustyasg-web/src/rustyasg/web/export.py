@@ -28,7 +28,6 @@ import dataclasses
 import inspect
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -196,7 +195,10 @@ def export(model_or_program: Any, example_inputs: Any, out_dir: Union[str, os.Pa
     for entry, name in zip(sched.json["outputs"], out_names):
         entry["name"] = name
     if metadata is not None:
-        sched.json["metadata"] = json.loads(json.dumps(dict(metadata)))
+        try:
+            sched.json["metadata"] = json.loads(json.dumps(dict(metadata), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise WebExportError(f"metadata must be JSON data (no NaN/inf, no arrays): {exc}") from exc
     sched.json["compiled_on"] = captured.backend.ctx.summary
 
     from safetensors.numpy import save
@@ -214,7 +216,7 @@ def export(model_or_program: Any, example_inputs: Any, out_dir: Union[str, os.Pa
     _write_atomic(out / "weights.safetensors", save(sched.tensors, metadata={"format": "rustyasg-web"}))
     for src in sorted(runtime_dir().glob("*.js")):
         _write_atomic(out / src.name, src.read_bytes())
-    _write_atomic(out / "model.json", json.dumps(sched.json, indent=1))
+    _write_atomic(out / "model.json", json.dumps(sched.json, indent=1, allow_nan=False))
     return WebExport(out, [e["name"] for e in sched.json["inputs"]], [e["name"] for e in sched.json["outputs"]],
                      len(sched.json["dispatches"]), len(sched.kernels),
                      sum(int(a.nbytes) for a in sched.tensors.values()))

@@ -93,6 +93,12 @@ def _unique(name: str, taken: set) -> str:
     return out
 
 
+def _json_float(value: float):
+    """A float for JSON, which has no inf/nan: those become the strings "inf", "-inf", "nan"."""
+    v = float(value)
+    return v if np.isfinite(v) else str(v)
+
+
 def _tensor_meta(name: str, shape, dtype, storage, buffer: int) -> Dict[str, Any]:
     return {"name": name, "shape": [int(s) for s in shape], "dtype": np.dtype(dtype).name,
             "storage": storage.name, "buffer": buffer}
@@ -164,7 +170,7 @@ def build_schedule(captured: Any) -> Schedule:
             layout, values = launch.uniforms
             last = launch.resources[-1]
             entry_ = table.entries[table.index[id(last)]]
-            entry_.setdefault("fields", {k: (float(values[k]) if t == "f32" else int(values[k]))
+            entry_.setdefault("fields", {k: (_json_float(values[k]) if t == "f32" else int(values[k]))
                                          for k, t in layout.fields})
         dispatches.append({"kernel": kernel_index[key], "bindings": bindings,
                            "workgroups": [int(w) for w in launch.workgroups], "label": launch.label})
