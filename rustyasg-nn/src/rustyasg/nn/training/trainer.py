@@ -44,6 +44,7 @@ import numpy as np
 
 from . import checkpointing
 from .callbacks import CallbackList
+from .distributed import strategy_for
 from .interrupts import InterruptGuard
 from .progress import ProgressSetting, SilentProgress, make_progress
 from .steps import batch_size, build_eval_step, build_train_step, flatten_batch, split_batch
@@ -163,6 +164,10 @@ class Trainer:
             and read back with the loss every ``log_every`` steps, before anything is saved.
         checkpoint_metadata: JSON-able user metadata stored in every checkpoint.
         stream: where progress goes (default ``sys.stderr``).
+        distributed: ``True`` trains data-parallel over the ranks of an MPI job (the
+            ``rustyasg-dist`` part: gradients averaged inside the step, rank 0's weights at the
+            start, progress, logs and checkpoints on rank 0, losses and metrics averaged over
+            ranks); or a strategy such as ``rustyasg.distributed.DataParallel(zero=1)``.
     """
 
     def __init__(self, model, loss_fn: Callable, optimizer, *, scheduler=None, scheduler_interval: str = "step",
@@ -170,7 +175,8 @@ class Trainer:
                  monitor: str = "val_loss", checkpoints=None, backend=None, forward: Optional[Callable] = None,
                  clip_grad_norm=None, clip_grad_value=None, progress: ProgressSetting = "auto", log_every: int = 50,
                  callbacks: Iterable[Any] = (), halt_on_nonfinite: bool = True,
-                 checkpoint_metadata: Optional[Mapping[str, Any]] = None, stream: Optional[TextIO] = None):
+                 checkpoint_metadata: Optional[Mapping[str, Any]] = None, stream: Optional[TextIO] = None,
+                 distributed=False):
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
         if int(log_every) < 1:
@@ -186,6 +192,11 @@ class Trainer:
         self.progress, self.log_every, self.stream = progress, int(log_every), stream
         self.callbacks = CallbackList(callbacks)
         self.halt_on_nonfinite = halt_on_nonfinite
+        self.distributed = strategy_for(distributed)
+        if self.distributed is not None:
+            self.optimizer = self.distributed.wrap_optimizer(optimizer)  # its updates sync the gradients
+            if not self.distributed.is_main:
+                self.progress, self.logger = False, None
         self.state = TrainState()
         self.train_step = None  # rustyasg.core.Function, compiled from the first batch
         self.eval_step = None
@@ -256,7 +267,7 @@ class Trainer:
             raise ValueError("evaluate: the data yielded no batches")
         out = {"loss": total / count}
         out.update({name: _plain(m.compute()) for name, m in metrics.items()})
-        return out
+        return out if self.distributed is None else self.distributed.mean_logs(out, count)
 
     # -- the loop ---------------------------------------------------------------------------------------------
     def fit(self, train_data: Iterable, epochs: int, val_data: Optional[Iterable] = None,
@@ -272,6 +283,8 @@ class Trainer:
         result = FitResult()
         if resume_from is not None:
             checkpointing.resume(self, resume_from)
+        if self.distributed is not None:
+            self.distributed.on_fit_start(self)
         self._stop_requested = False
         self._saved_step = None
         self.callbacks.on_fit_start(self)
@@ -334,6 +347,8 @@ class Trainer:
         logs: Dict[str, Any] = {"epoch": epoch + 1, "train_loss": window.epoch_mean, "lr": self.lr,
                                 "train_time_s": train_s,
                                 "samples_per_s": samples / max(train_s - compile_s, 1e-9)}
+        if self.distributed is not None:
+            logs["train_loss"] = self.distributed.mean(logs["train_loss"], samples)
         if val_data is not None:
             t0 = time.perf_counter()
             logs.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
@@ -407,6 +422,8 @@ class Trainer:
         """Read the pending losses back, then update the bar and the logger."""
         window.flush(self.train_step.backend.to_host)
         loss = window.take_window()
+        if self.distributed is not None:
+            loss = self.distributed.mean(loss, samples)
         if self.halt_on_nonfinite and not math.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss} by step {self.state.global_step} "
                                      f"(epoch {self.state.epoch + 1}); lower the learning rate or clip gradients")
@@ -426,7 +443,10 @@ class Trainer:
     def _save_checkpoint(self, logs: Mapping[str, Any]) -> Optional[str]:
         if self.checkpoints is None:
             return None
-        path = checkpointing.save(self, self.checkpoints, logs)
+        if self.distributed is not None:  # rank 0 writes; every rank gets the path once it is on disk
+            path = self.distributed.save(lambda: checkpointing.save(self, self.checkpoints, logs))
+        else:
+            path = checkpointing.save(self, self.checkpoints, logs)
         self._saved_step = self.state.global_step
         return path
 
