@@ -1,0 +1,422 @@
+"""``with rg.profile() as prof:``: per-kernel times, compile phases and the memory timeline.
+
+Inside the block every call of a compiled function is run with its backend's per-kernel
+instrumentation (:mod:`rustyasg.core.observe`): on cpu each prebound kernel is timed with
+``perf_counter``; on wgpu each launch gets GPU timestamps where the adapter offers them,
+else it is submitted alone and timed (``prof.notes`` says which). Compile phases (lowering,
+each pass, backend compile, the first run that JITs kernels, cache hits and misses) are
+recorded too.
+
+- :meth:`Profile.table` — totals per op or per module, like ``torch.profiler``'s ``key_averages``;
+- :meth:`Profile.export_chrome_trace` — Chrome Trace Event JSON (Perfetto, ``chrome://tracing``):
+  op slices with node ids, shapes, module and fused group; a live-bytes counter; compile slices;
+- :meth:`Profile.memory_timeline` — live bytes per schedule step of a compiled program, its
+  peak and the values that make it, next to the process's measured memory;
+- :meth:`Profile.compile_table` — where the compile time of a first call went.
+
+Example:
+    >>> import numpy as np, rustyasg.core as rg
+    >>> x = rg.input((None, 8), name="x")
+    >>> w = rg.variable(np.ones((8, 4), np.float32), name="w")
+    >>> f = rg.function([x], rg.tanh(x @ w).sum(), backend="cpu")
+    >>> with profile() as prof:
+    ...     _ = f(np.ones((16, 8), np.float32))
+    >>> [e.op for e in prof.kernels]
+    ['matmul', 'fused[tanh,sum]']
+    >>> prof.memory_timeline().peak_bytes > 0
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from rustyasg.core import observe
+from rustyasg.core.graph import toposort
+from rustyasg.core.shapes import format_shape
+
+LEAVES = ("input", "variable", "constant")
+
+
+@dataclass
+class KernelEvent:
+    """One executed kernel: what it computed and when (seconds since the profile started)."""
+
+    label: str
+    op: str
+    nodes: Tuple[int, ...]
+    module: str
+    start: float
+    seconds: float
+    function: str
+    run: int
+    step: int
+    shapes: str = ""
+
+
+@dataclass
+class RunEvent:
+    function: str
+    start: float
+    seconds: float
+    first: bool
+    rss_bytes: int
+
+
+@dataclass
+class CompileEvent:
+    name: str
+    start: float
+    seconds: float
+    info: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MemoryTimeline:
+    """Live bytes at each schedule step of one compiled program.
+
+    A value is live from the step that writes it to the last step that reads it (inputs from
+    the start, outputs to the end); variables and constants are resident state, counted in
+    ``resident_bytes``. ``planner`` is the backend's own memory report for comparison
+    (its arena rounds sizes up and adds scratch buffers), ``rss_bytes`` the process's
+    resident memory measured after the last run.
+    """
+
+    function: str
+    labels: List[str]
+    live_bytes: List[int]
+    peak_bytes: int
+    peak_step: int
+    peak_values: List[Tuple[int, str, int, str]]   # (node id, op, bytes, module)
+    resident_bytes: int
+    planner: Dict[str, Any]
+    rss_bytes: int
+
+    def plot(self, path: Optional[str] = None):
+        """A matplotlib figure of the timeline (saved to ``path`` when given)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(9, 3.5))
+        mib = [b / 2**20 for b in self.live_bytes]
+        ax.step(range(len(mib)), mib, where="post", label="live intermediate values")
+        ax.axhline(self.peak_bytes / 2**20, color="#e4572e", ls="--", lw=1,
+                   label=f"peak {self.peak_bytes / 2**20:.2f} MiB at step {self.peak_step}")
+        if self.planner.get("arena_bytes"):
+            ax.axhline(self.planner["arena_bytes"] / 2**20, color="#555", ls=":", lw=1,
+                       label=f"planned arena {self.planner['arena_bytes'] / 2**20:.2f} MiB")
+        ax.set_xlabel("schedule step")
+        ax.set_ylabel("MiB")
+        ax.set_title(f"{self.function}: memory timeline (process RSS {self.rss_bytes / 2**20:.0f} MiB)")
+        ax.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+        if path:
+            fig.savefig(path, dpi=110)
+        return fig
+
+
+def _rss() -> int:
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # psutil missing or restricted: report 0 rather than fail a profile
+        return 0
+
+
+class Profile(observe.Observer):
+    """The profiler; use :func:`profile`."""
+
+    def __init__(self):
+        self.kernels: List[KernelEvent] = []
+        self.runs: List[RunEvent] = []
+        self.compiles: List[CompileEvent] = []
+        self.notes: List[str] = []
+        self._t0 = time.perf_counter()
+        self._timelines: Dict[int, MemoryTimeline] = {}
+        self._graph_info: Dict[int, Dict[int, Any]] = {}
+        self._current: Optional[Tuple[Any, Any, int]] = None
+        self._ctx = None
+
+    # -- context -------------------------------------------------------------------------------
+    def __enter__(self) -> "Profile":
+        self._ctx = observe.observing(self)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+        self._ctx = None
+        return False
+
+    def _now(self) -> float:
+        return time.perf_counter() - self._t0
+
+    # -- observer ------------------------------------------------------------------------------
+    def run(self, function, executable, arrays, first: bool = False):
+        self._current = (function, executable, len(self.runs))
+        try:
+            return super().run(function, executable, arrays, first)
+        finally:
+            self._current = None
+
+    def on_run(self, function, executable, seconds: float, first: bool) -> None:
+        name = function.name or "function"
+        self.runs.append(RunEvent(name, self._now() - seconds, seconds, first, _rss()))
+        if first:
+            self.compiles.append(CompileEvent("first_run", self._now() - seconds, seconds, {"function": name}))
+        self._timeline(function, executable)
+
+    def on_compile_event(self, name: str, seconds: float, **info) -> None:
+        self.compiles.append(CompileEvent(name, self._now() - seconds, seconds, dict(info)))
+
+    def wrap_steps(self, executable, steps, infos):
+        function, exe, run = self._current
+        meta = self._node_meta(function, exe)
+        name = function.name or "function"
+
+        def timed(step, k, info):
+            op, module, shapes = self._describe(info, meta)
+
+            def call():
+                t0 = time.perf_counter()
+                step()
+                t1 = time.perf_counter()
+                self.kernels.append(KernelEvent(info.label, op, info.nodes, module, t0 - self._t0, t1 - t0,
+                                                name, run, k, shapes))
+            return call
+
+        return [timed(s, k, i) for k, (s, i) in enumerate(zip(steps, infos))]
+
+    def on_launches(self, executable, infos, seconds, note: str = "") -> None:
+        function, exe, run = self._current
+        meta = self._node_meta(function, exe)
+        if note and note not in self.notes:
+            self.notes.append(note)
+        t = self._now() - sum(seconds)
+        for k, (info, s) in enumerate(zip(infos, seconds)):
+            op, module, shapes = self._describe(info, meta)
+            self.kernels.append(KernelEvent(info.label, op, info.nodes, module, t, s, function.name or "function",
+                                            run, k, shapes))
+            t += s
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _node_meta(self, function, exe) -> Dict[int, Any]:
+        """Node id -> (op, module path, shape text) for the program and its graph."""
+        key = id(exe)
+        meta = self._graph_info.get(key)
+        if meta is None:
+            scopes = {t.id: (t.scope.path if t.scope is not None else "")
+                      for t in toposort(list(function.outputs) + [v for _, v in function.updates])}
+            meta = {i.id: (i.op, scopes.get(i.id, ""), f"{i.dtype}{format_shape(i.shape)}", i.nbytes)
+                    for i in exe.program.instrs}
+            self._graph_info[key] = meta
+        return meta
+
+    @staticmethod
+    def _describe(info, meta) -> Tuple[str, str, str]:
+        ops = [meta[n][0] for n in info.nodes if n in meta]
+        label = info.label.split("(")[0]
+        if len(ops) == 1:
+            op = ops[0]
+        elif ops:  # a fused kernel: its size and first distinct ops keep tables readable
+            distinct = list(dict.fromkeys(ops))
+            op = f"fused{len(ops)}[{','.join(distinct[:3])}{',...' if len(distinct) > 3 else ''}]"
+        else:
+            op = label or "copy"
+        modules = [meta[n][1] for n in info.nodes if n in meta]
+        module = _common(modules)
+        shapes = ", ".join(meta[n][2] for n in info.writes if n in meta)
+        return op, module, shapes
+
+    def _timeline(self, function, exe) -> None:
+        key = id(exe)
+        if key in self._timelines:
+            self._timelines[key].rss_bytes = _rss()
+            return
+        infos = _infos_of(exe)
+        if infos is None:
+            return
+        meta = self._node_meta(function, exe)
+        by_id = exe.program.by_id()
+        n = len(infos)
+        first: Dict[int, int] = {i: 0 for i in exe.program.inputs}
+        # Updates written in place live in the variable's memory; views (never written by a
+        # step) share their base's buffer: neither adds to the live bytes.
+        in_place = {vid for _, vid in exe.program.updates}
+        for k, info in enumerate(infos):
+            for w in info.writes:
+                if w not in in_place:
+                    first.setdefault(w, k)
+        last: Dict[int, int] = {v: s for v, s in first.items()}
+        for k, info in enumerate(infos):
+            for r in info.reads:
+                if r in last:
+                    last[r] = max(last[r], k)
+        for o in exe.program.outputs:
+            last[o] = n - 1
+        live = [0] * n
+        values: Dict[int, Tuple[int, int, int]] = {}
+        for v, s in first.items():
+            ins = by_id.get(v)
+            if ins is None or ins.op in ("variable", "constant"):
+                continue
+            e = last.get(v, s)
+            values[v] = (s, e, ins.nbytes)
+            for k in range(s, e + 1):
+                live[k] += ins.nbytes
+        peak_step = max(range(n), key=live.__getitem__) if n else 0
+        peak = live[peak_step] if n else 0
+        at_peak = sorted(((v, meta[v][0], b, meta[v][1]) for v, (s, e, b) in values.items() if s <= peak_step <= e),
+                         key=lambda r: -r[2])
+        resident = sum(i.nbytes for i in exe.program.instrs if i.op in ("variable", "constant"))
+        self._timelines[key] = MemoryTimeline(function.name or "function", [i.label for i in infos], live, peak,
+                                              peak_step, at_peak, resident, dict(exe.memory_report()), _rss())
+
+    # -- results -------------------------------------------------------------------------------
+    def memory_timeline(self, function: Optional[str] = None) -> MemoryTimeline:
+        """The timeline of the profiled program (``function``: its name, when several ran)."""
+        for tl in reversed(list(self._timelines.values())):
+            if function is None or tl.function == function:
+                return tl
+        raise LookupError(f"no memory timeline recorded{' for ' + repr(function) if function else ''}: run a "
+                          f"compiled function inside `with rg.profile()` on a backend with per-kernel instrumentation")
+
+    def table(self, by: str = "op", sort: str = "total", limit: Optional[int] = None) -> str:
+        """Kernel time per ``op`` or per ``module`` (calls, total ms, mean us, share), largest first."""
+        if by not in ("op", "module", "kernel"):
+            raise ValueError(f"table(by=...) takes 'op', 'module' or 'kernel', got {by!r}")
+        rows: Dict[str, List[float]] = {}
+        for e in self.kernels:
+            key = {"op": e.op, "module": e.module or "(top level)", "kernel": e.label}[by]
+            r = rows.setdefault(key, [0, 0.0])
+            r[0] += 1
+            r[1] += e.seconds
+        total = sum(r[1] for r in rows.values()) or 1.0
+        ordered = sorted(rows.items(), key=lambda kv: -kv[1][1] if sort == "total" else -kv[1][0])
+        if limit:
+            ordered = ordered[:limit]
+        width = max([len(by)] + [len(k) for k, _ in ordered])
+        lines = [f"{by:<{width}}  {'calls':>6}  {'total ms':>10}  {'mean us':>10}  {'share':>6}"]
+        for key, (calls, secs) in ordered:
+            lines.append(f"{key:<{width}}  {calls:>6d}  {secs * 1e3:>10.3f}  {secs / calls * 1e6:>10.1f}  "
+                         f"{100 * secs / total:>5.1f}%")
+        lines.append(f"{'total':<{width}}  {len(self.kernels):>6d}  {total * 1e3:>10.3f}")
+        for note in self.notes:
+            lines.append(f"note: {note}")
+        return "\n".join(lines)
+
+    def compile_table(self) -> str:
+        """Compile time per phase and cache hits/misses."""
+        rows: Dict[str, List[float]] = {}
+        for c in self.compiles:
+            r = rows.setdefault(c.name, [0, 0.0])
+            r[0] += 1
+            r[1] += c.seconds
+        lines = [f"{'phase':<28}  {'count':>5}  {'total ms':>10}"]
+        for name, (count, secs) in sorted(rows.items(), key=lambda kv: -kv[1][1]):
+            lines.append(f"{name:<28}  {count:>5d}  {secs * 1e3:>10.3f}")
+        return "\n".join(lines)
+
+    def node_time_overlay(self, graphs) -> Dict[str, Dict[str, float]]:
+        """Microseconds per graph node (a fused kernel's time is split evenly over its members)."""
+        per_node: Dict[str, float] = {}
+        for e in self.kernels:
+            if not e.nodes:
+                continue
+            share = e.seconds * 1e6 / len(e.nodes)
+            for nid in e.nodes:
+                per_node[str(nid)] = per_node.get(str(nid), 0.0) + share
+        runs = max(1, len({(e.function, e.run) for e in self.kernels}))
+        out = {}
+        for gid, g in graphs.items():
+            vals = {n.id: per_node[n.id] / runs for n in g.nodes if n.id in per_node}
+            if vals:
+                out[gid] = vals
+        return out
+
+    def peak_live_overlay(self, graphs) -> Dict[str, Dict[str, float]]:
+        """Live bytes at the step each node ran in (the memory pressure around it)."""
+        per_node: Dict[str, float] = {}
+        for tl_key, tl in self._timelines.items():
+            for e in self.kernels:
+                if e.step < len(tl.live_bytes) and tl.function == e.function:
+                    for nid in e.nodes:
+                        per_node[str(nid)] = float(tl.live_bytes[e.step])
+        out = {}
+        for gid, g in graphs.items():
+            vals = {n.id: per_node[n.id] for n in g.nodes if n.id in per_node}
+            if vals:
+                out[gid] = vals
+        return out
+
+    def chrome_trace(self) -> Dict[str, Any]:
+        """The trace as a dict in Chrome's Trace Event format."""
+        pid = os.getpid()
+        events: List[Dict[str, Any]] = [
+            {"ph": "M", "name": "process_name", "pid": pid, "args": {"name": "rustyasg"}},
+            {"ph": "M", "name": "thread_name", "pid": pid, "tid": 1, "args": {"name": "runs"}},
+            {"ph": "M", "name": "thread_name", "pid": pid, "tid": 2, "args": {"name": "kernels"}},
+            {"ph": "M", "name": "thread_name", "pid": pid, "tid": 3, "args": {"name": "compile"}},
+        ]
+        for r in self.runs:
+            events.append({"ph": "X", "name": r.function + (" (first run)" if r.first else ""), "cat": "run",
+                           "pid": pid, "tid": 1, "ts": r.start * 1e6, "dur": r.seconds * 1e6,
+                           "args": {"rss_bytes": r.rss_bytes}})
+        timelines = {tl.function: tl for tl in self._timelines.values()}
+        for e in self.kernels:
+            events.append({"ph": "X", "name": e.op, "cat": "kernel", "pid": pid, "tid": 2, "ts": e.start * 1e6,
+                           "dur": e.seconds * 1e6,
+                           "args": {"nodes": [f"%{n}" for n in e.nodes], "kernel": e.label, "module": e.module,
+                                    "outputs": e.shapes, "fused": e.label.startswith("fused"),
+                                    "function": e.function, "step": e.step}})
+            tl = timelines.get(e.function)
+            if tl is not None and e.step < len(tl.live_bytes):
+                events.append({"ph": "C", "name": "live bytes", "pid": pid, "ts": e.start * 1e6,
+                               "args": {"bytes": tl.live_bytes[e.step]}})
+        for c in self.compiles:
+            events.append({"ph": "X", "name": c.name, "cat": "compile", "pid": pid, "tid": 3, "ts": c.start * 1e6,
+                           "dur": c.seconds * 1e6, "args": {k: str(v) for k, v in c.info.items()}})
+        return {"traceEvents": events, "displayTimeUnit": "ms",
+                "otherData": {"producer": "rustyasg-viz", "notes": self.notes}}
+
+    def export_chrome_trace(self, path: str) -> str:
+        """Write the Chrome trace JSON to ``path`` (atomically); returns the path."""
+        import tempfile
+
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.chrome_trace(), f)
+        os.replace(tmp, path)
+        return path
+
+
+def _infos_of(exe) -> Optional[list]:
+    infos = exe.__dict__.get("_step_infos")
+    if infos is None:
+        infos = exe.__dict__.get("_launch_infos")
+    return infos
+
+
+def _common(paths: Sequence[str]) -> str:
+    split = [p.split("/") if p else [] for p in paths]
+    if not split:
+        return ""
+    common = []
+    for parts in zip(*split):
+        if any(x != parts[0] for x in parts):
+            break
+        common.append(parts[0])
+    return "/".join(common)
+
+
+def profile() -> Profile:
+    """A profiler to use as ``with rg.profile() as prof:`` (see the module docstring)."""
+    return Profile()
