@@ -62,3 +62,16 @@ def rustyasg_add_commands(subparsers) -> None:
         ...     p = subparsers.add_parser("hello", help="say hello")
         ...     p.set_defaults(handler=lambda args: print("hello") or 0)
     """
+
+
+@hookspec
+def rustyasg_register_exporters(format: str, registry) -> None:
+    """Add op translators for an export ``format`` (``"onnx"``, ...): ``registry.register(format, op, fn)``.
+
+    Called each time an exporter for ``format`` starts; the translator is whatever that
+    exporter documents (for ``"onnx"``: see ``rustyasg.onnx``), so a plugin that adds an op
+    can ship its translator next to its kernels.
+
+    :param format: the export format's name.
+    :param registry: the :class:`~rustyasg.core.exporters.ExporterRegistry`.
+    """
