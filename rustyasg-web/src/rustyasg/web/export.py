@@ -162,6 +162,16 @@ def inference_program(model_or_program: Any, example_inputs: Any = None,
     return prog, in_names, outs
 
 
+def _state_names(model: Any) -> Dict[int, str]:
+    """Variable id -> ``state_dict`` key, for a module (empty for anything else)."""
+    names: Dict[int, str] = {}
+    for table in ("named_parameters", "named_buffers"):
+        method = getattr(model, table, None)
+        if callable(method):
+            names.update({var.id: name for name, var in method().items()})
+    return names
+
+
 def _write_atomic(path: Path, data: Union[bytes, str]) -> None:
     """Write next to ``path`` and rename over it: a failed export leaves the last good file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +199,7 @@ def export(model_or_program: Any, example_inputs: Any, out_dir: Union[str, os.Pa
     """
     prog, in_names, out_names = inference_program(model_or_program, example_inputs, output_names)
     captured = compile_for_web(prog, limits, adapter)
-    sched = build_schedule(captured)
+    sched = build_schedule(captured, _state_names(model_or_program))
     for entry, name in zip(sched.json["inputs"], in_names):
         entry["name"] = name
     for entry, name in zip(sched.json["outputs"], out_names):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -104,8 +104,13 @@ def _tensor_meta(name: str, shape, dtype, storage, buffer: int) -> Dict[str, Any
             "storage": storage.name, "buffer": buffer}
 
 
-def build_schedule(captured: Any) -> Schedule:
-    """The :class:`Schedule` of a captured program (see the module docstring)."""
+def build_schedule(captured: Any, variable_names: Optional[Mapping[int, str]] = None) -> Schedule:
+    """The :class:`Schedule` of a captured program (see the module docstring).
+
+    ``variable_names`` maps a variable's id to its tensor name in the weights (a module's
+    ``state_dict`` keys); other variables are named after ``Variable.name``.
+    """
+    variable_names = dict(variable_names or {})
     exe, prog, device = captured.executable, captured.program, captured.device
     by_id = prog.by_id()
     table = _BufferTable()
@@ -126,7 +131,7 @@ def build_schedule(captured: Any) -> Schedule:
     for var, buf in exe.bound:
         if buf in table:
             continue
-        name = _unique(var.name or f"variable{var.id}", weight_names)
+        name = _unique(variable_names.get(var.id) or var.name or f"variable{var.id}", weight_names)
         storage = captured.backend.storage(var.dtype)
         tensors[name] = storage.to_device(np.asarray(var.value()))
         table.add(buf, "weight", tensor=name, shape=list(var.shape), dtype=np.dtype(var.dtype).name)
