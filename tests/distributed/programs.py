@@ -86,3 +86,39 @@ def baseline(kind: str, backend: str, steps: int):
         step(*b)
         history.append({k: np.array(v) for k, v in model.state_dict().items()})
     return history
+
+
+# --- Trainer runs -----------------------------------------------------------------------------------
+DATASET_SIZE = 48
+TRAINER_SEED = 10  # rank 0's initial weights in the worker
+PER_RANK_BATCH = {2: 4, 4: 2, 1: 8}
+
+
+def trainer_dataset(dtype: str):
+    from rustyasg.data import InMemoryDataset
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((DATASET_SIZE, 6)).astype(dtype)
+    y = rng.integers(0, 3, DATASET_SIZE).astype(np.int64)
+    return InMemoryDataset(x, y)
+
+
+def trainer_loader(dtype: str, rank: int, world: int, batch_size: int):
+    from rustyasg.data import DataLoader
+    from rustyasg.distributed import DistributedSampler
+
+    ds = trainer_dataset(dtype)
+    sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=3)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, prefetch=0)
+
+
+def trainer_baseline(backend: str, epochs: int):
+    """One process, global batch 8, the same per-epoch permutations: parameters after training."""
+    import rustyasg.nn as nn
+
+    dtype = DTYPES[backend]
+    model = make_model("mlp", dtype, seed=TRAINER_SEED)
+    trainer = nn.Trainer(model, loss_fn("mlp"), make_optimizer(model.parameters(), "mlp"), backend=backend,
+                         progress=False)
+    trainer.fit(trainer_loader(dtype, 0, 1, GLOBAL_BATCH), epochs=epochs)
+    return {k: np.array(v) for k, v in model.state_dict().items()}
