@@ -3,7 +3,7 @@
 :func:`build_graphs` turns a :class:`~rustyasg.core.Function` (a training step, an eval
 step, any compiled function) into up to three :class:`VizGraph` objects:
 
-- ``forward``: the nodes the outputs depend on that are not gradient nodes;
+- ``forward``: the nodes the outputs depend on that neither are nor follow gradient nodes (the loss);
 - ``gradient``: the nodes :func:`rustyasg.core.grad` emitted, plus the forward values they
   read (kind ``forward-input``), each gradient node naming the forward node it differentiates;
 - ``step``: the optimised program one signature compiles to (after every pass), with fused
@@ -143,8 +143,9 @@ def _is_grad(t: Tensor) -> bool:
 
 
 def forward_graph(function, names: Mapping[int, str]) -> VizGraph:
-    """Non-gradient nodes that the function's outputs depend on."""
-    order = [t for t in toposort(function.outputs) if not _is_grad(t)]
+    """The nodes the outputs depend on that neither are gradient nodes nor depend on one
+    (a training step's loss and everything it is computed from)."""
+    order = _pure_forward(function)
     by_id = {t.id: t for t in order}
     keep = set(by_id)
     nodes = []
@@ -153,6 +154,26 @@ def forward_graph(function, names: Mapping[int, str]) -> VizGraph:
         n.inputs = [i for i in n.inputs if int(i) in keep]
         nodes.append(n)
     return VizGraph("forward", nodes)
+
+
+def _pure_forward(function) -> List[Tensor]:
+    """Ancestors of the differentiated losses (the inputs of ``grad``'s seeds), or of the
+    outputs when nothing was differentiated."""
+    everything = toposort(list(function.outputs) + [v for _, v in function.updates])
+    losses = [i for t in everything if _is_grad(t) for i in t.inputs
+              if i.op == "ones_like" and not _is_grad(i) and i.shape == () for i in i.inputs]
+    if not losses:
+        return toposort(function.outputs)
+    return toposort(losses)
+
+
+def loss_of(function) -> Tensor:
+    """The differentiated loss of a training step (its first output when nothing was differentiated)."""
+    everything = toposort(list(function.outputs) + [v for _, v in function.updates])
+    for t in everything:
+        if t.op == "ones_like" and t.shape == () and not _is_grad(t) and t.inputs:
+            return t.inputs[0]
+    return function.outputs[0]
 
 
 def gradient_graph(function, names: Mapping[int, str]) -> Optional[VizGraph]:

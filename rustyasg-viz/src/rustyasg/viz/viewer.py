@@ -125,7 +125,9 @@ def highlight_paths(graphs: Dict[str, VizGraph], function, highlight) -> ov.Over
     plus the forward nodes those gradient nodes came from)."""
     from rustyasg.core.graph import Variable
 
-    loss = _tensor_id(function.outputs[0])
+    from .graphs import loss_of
+
+    loss = _tensor_id(loss_of(function))
     out: ov.Overlay = {}
     if isinstance(highlight, tuple):
         src, dst = (_tensor_id(h) for h in highlight)
@@ -143,7 +145,10 @@ def highlight_paths(graphs: Dict[str, VizGraph], function, highlight) -> ov.Over
             out["gradient"] = {n: 1.0 for n in nodes}
             origins = ov.forward_origins(graphs["gradient"], nodes)
             fwd = graphs["forward"].by_id()
-            out.setdefault("forward", {}).update({n: 0.5 for n in origins if n in fwd})
+            marks = out.setdefault("forward", {})
+            for n in origins:  # forward nodes the path's gradients came from (0.5 unless on the path)
+                if n in fwd:
+                    marks.setdefault(n, 0.5)
     return out
 
 
