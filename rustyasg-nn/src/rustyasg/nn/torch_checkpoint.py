@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import mmap
 import os
@@ -123,7 +124,7 @@ def _rebuild_tensor(storage: _Storage, offset: int, size, stride, dtype: Optiona
                                   f"its storage of {flat.size} elements (truncated file?)")
     view = np.lib.stride_tricks.as_strided(flat[offset:] if flat.size else flat, size,
                                            tuple(s * flat.itemsize for s in stride), writeable=False)
-    out = np.array(view)  # own, contiguous, native byte order
+    out = np.array(view, order="C")  # an own, C-contiguous copy (the file may be closed after)
     out = out.astype(out.dtype.newbyteorder("="), copy=False)
     if dtype.numpy is _BF16:
         out = (out.astype(np.uint32) << 16).view(np.float32)
@@ -232,6 +233,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self.storages: Dict[str, _Storage] = {}
 
     def find_class(self, module: str, name: str):
+        # protocol-2 pickles spell Python 3 names the Python 2 way (__builtin__.set)
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         try:
             found = SAFE_GLOBALS[(module, name)]
         except KeyError:
@@ -416,6 +421,8 @@ def find_state_dict(obj, key: Optional[str] = None, path: PathLike = "checkpoint
     if key is not None:
         node = obj
         for part in key.split("."):
+            if isinstance(node, Mapping) and part not in node and part.lstrip("-").isdigit():
+                part = int(part)  # optimizer states are keyed by parameter index
             if not isinstance(node, Mapping) or part not in node:
                 raise CheckpointError(f"{path}: no entry {key!r} in the checkpoint (top-level keys: "
                                       f"{_keys(obj)})")
