@@ -71,7 +71,14 @@ def _extreme_grad(g, y, x, axis, keepdims):
 
 
 def _prod_grad(g, y, x, axis, keepdims):
-    return (expand_back(g * y, x, axis, keepdims) / x,)
+    # d prod / d x_i is the product of the other entries; y / x_i is that only without zeros.
+    # With one zero, only the zero's slot gets the product of the rest; with two or more, none.
+    zero = x == 0.0
+    zeros = sum(zero.astype(x.dtype), axis=axis, keepdims=True)
+    nonzero = where(zero, 1.0, x)
+    rest = prod(nonzero, axis=axis, keepdims=True)  # product of the non-zero entries
+    others = where(zeros == 0.0, rest / nonzero, where((zeros == 1.0) & zero, rest, 0.0))
+    return (expand_back(g, x, axis, keepdims) * others,)
 
 
 def _logsumexp_ref(x, axis, keepdims):
@@ -104,7 +111,7 @@ max = _r("max", lambda x, axis, keepdims: np.max(x, axis=_np_axes(x, axis), keep
 min = _r("min", lambda x, axis, keepdims: np.min(x, axis=_np_axes(x, axis), keepdims=keepdims),
          _extreme_grad, "Minimum over ``axis``; tied minima share the gradient.")
 prod = _r("prod", lambda x, axis, keepdims: np.prod(x, axis=_np_axes(x, axis), keepdims=keepdims),
-          _prod_grad, "Product over ``axis`` (gradient assumes no zeros).",
+          _prod_grad, "Product over ``axis``; the gradient is exact with zeros (as PyTorch's).",
           examples=(Example((InputSpec((3, 4), low=0.5, high=1.5),), {"axis": (1,), "keepdims": False}),))
 logsumexp = _r("logsumexp", _logsumexp_ref, _logsumexp_grad, "Numerically stable ``log(sum(exp(x)))``.",
                infer=_float_reduce_infer)

@@ -32,7 +32,9 @@ def _reduce_build(ufunc, mean=False):
         x = args[0]
         axes = reduced_axes(ins, x.shape)
         kshape = reduced_shape(x.shape, axes, True)
-        inv = ins.dtype.type(1.0 / max(1, math.prod(x.shape[a] for a in axes))) if mean else None
+        count = math.prod(x.shape[a] for a in axes)
+        # The mean of nothing is NaN (numpy, PyTorch): the empty sum 0 times NaN.
+        inv = ins.dtype.type(1.0 / count if count else np.nan) if mean else None
         dtype = ins.dtype
 
         def bind(xa, out):
@@ -65,7 +67,7 @@ def _arg(fn):
         nd = len(args[0].shape)
 
         def bind(xa, out):
-            if axis is None:
+            if axis is None or nd == 0:  # a 0-d tensor is its own single-element axis
                 return functools.partial(fn, xa.reshape(-1), None, out.reshape(()))
             ax = normalize_axis(axis, nd)
             ok = out.reshape(reduced_shape(args[0].shape, (ax,), True))

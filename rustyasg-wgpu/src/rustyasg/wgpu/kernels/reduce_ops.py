@@ -41,8 +41,12 @@ SIMPLE = {
     "sum": ("0.0", "{a} + {b}", "{acc}"),
     "mean": ("0.0", "{a} + {b}", "{acc} / {R}"),
     "prod": ("1.0", "{a} * {b}", "{acc}"),
-    "max": ("-3.4028234663852886e38", "max({a}, {b})", "{acc}"),
-    "min": ("3.4028234663852886e38", "min({a}, {b})", "{acc}"),
+    # NaN propagates as in numpy (WGSL's max/min and subgroupMax/Min need not); a bit test, as
+    # drivers may fold a != a away.
+    "max": ("-3.4028234663852886e38", "select({b}, {a}, ({a} > {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
+            "0x7f800000u))", "{acc}"),
+    "min": ("3.4028234663852886e38", "select({b}, {a}, ({a} < {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
+            "0x7f800000u))", "{acc}"),
 }
 ASSOCIATIVE = {"sum": "sum", "mean": "sum", "prod": "prod", "max": "max", "min": "min"}
 LAYOUT = UniformLayout([("A", "u32"), ("R", "u32"), ("B", "u32"), ("C", "u32"), ("chunk", "u32"),
@@ -311,7 +315,7 @@ def arg_reduction(kb, instr, inputs, out):
     (x,) = inputs
     axis = instr.attrs["axis"]
     axes = list(range(x.ndim)) if axis is None else [normalize_axis(axis, x.ndim)]
-    if axis is None:
+    if axis is None or x.ndim == 0:  # a 0-d tensor is its own single-element axis
         x = TensorView(x.buffer, (x.size,), x.dtype, x.storage)
         axes = [0]
     return reduce_launches(kb, instr.op, x, out, axes)
@@ -319,7 +323,8 @@ def arg_reduction(kb, instr, inputs, out):
 
 def softmax_like(kb, instr, inputs, out):
     (x,) = inputs
-    return reduce_launches(kb, instr.op, x, out, [normalize_axis(instr.attrs["axis"], x.ndim)])
+    # normalize_axes: a 0-d tensor has no axis to reduce (its own element is the whole row)
+    return reduce_launches(kb, instr.op, x, out, list(normalize_axes(instr.attrs["axis"], x.ndim)))
 
 
 def sum_to(kb, instr, inputs, out):
