@@ -23,7 +23,8 @@ model = make_model("mlp", dtype)
 names = {id(v): k for k, v in model.named_parameters().items()}
 layers = np.array_split(np.arange(len(model)), comm.world_size)[comm.rank]
 stage = nn.Sequential(*[model[int(i)] for i in layers])
-pipe = dist.Pipeline(stage, make_optimizer(stage.parameters(), "mlp"), loss_fn=loss_fn("mlp"),
+optimizer = make_optimizer(stage.parameters(), "mlp") if stage.parameters() else None  # Tanh alone: none
+pipe = dist.Pipeline(stage, optimizer, loss_fn=loss_fn("mlp"),
                      micro_batches=micro, backend=backend)
 record, losses = {}, []
 for i, (x, y) in enumerate(make_batches("mlp", dtype, steps)):

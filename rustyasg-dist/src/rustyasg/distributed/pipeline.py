@@ -51,7 +51,8 @@ class Pipeline:
     Args:
         stage: this rank's module (rank 0 gets the model's input, the last rank's output
             goes to ``loss_fn``).
-        optimizer: a ``rustyasg.nn.optim`` optimizer over ``stage``'s parameters.
+        optimizer: a ``rustyasg.nn.optim`` optimizer over ``stage``'s parameters (``None`` for a stage
+            without parameters, such as an activation).
         loss_fn: ``loss_fn(outputs, y) -> scalar`` (a mean over the micro-batch); used on the last rank.
         micro_batches: parts each batch is cut into (the batch size must divide evenly).
     """
@@ -67,8 +68,9 @@ class Pipeline:
             raise DistributedError("Pipeline: the last stage needs loss_fn")
         if self.micro_batches < 1:
             raise DistributedError(f"Pipeline: micro_batches must be >= 1, got {micro_batches}")
-        self.params = list(optimizer.params())
+        self.params = list(optimizer.params()) if optimizer is not None else []
         self._forward = self._backward = self._apply = None
+        self.accumulators: List = []
 
     # -- messages --------------------------------------------------------------------------------
     def _send(self, array: np.ndarray, dest: int, tag: int) -> None:
@@ -110,10 +112,11 @@ class Pipeline:
         if not self.first:
             outputs = outputs + [grads[-1]]
         self._backward = rg.function(inputs, outputs, updates=updates, backend=self.backend, name="stage_backward")
-        param_grads = [acc if g is not None else None for acc, g in zip(self.accumulators, grads)]
-        apply = dict(self.optimizer.updates(grads=param_grads))
-        apply.update({acc: acc * 0.0 for acc in self.accumulators})
-        self._apply = rg.function([], [], updates=apply, backend=self.backend, name="stage_update")
+        if self.params:
+            param_grads = [acc if g is not None else None for acc, g in zip(self.accumulators, grads)]
+            apply = dict(self.optimizer.updates(grads=param_grads))
+            apply.update({acc: acc * 0.0 for acc in self.accumulators})
+            self._apply = rg.function([], [], updates=apply, backend=self.backend, name="stage_update")
 
     # -- one training step -------------------------------------------------------------------------------
     def step(self, x: Optional[np.ndarray], y: Optional[np.ndarray]) -> float:
@@ -139,7 +142,8 @@ class Pipeline:
                 result = self._backward(stash[i], self._recv(self.rank + 1, _TAG_GRAD), fetch=False)
             if not self.first:
                 self._send(self._to_host(result[-1]), self.rank - 1, _TAG_GRAD)
-        self._apply()
+        if self._apply is not None:
+            self._apply()
         loss = np.array(np.mean(losses) if self.last else 0.0)
         return float(self.comm.broadcast(loss, self.stages - 1))
 
