@@ -161,7 +161,11 @@ class _Builder:
                     base = next((i for i in u.ins if np.may_share_memory(v, probes[i])), None)
                     self.root[key] = self.root[base] if base is not None else key
                     self.view_of[key] = (u.impl.view, list(u.ins))
-                    if base is None:  # a view of nothing we own: keep it as its own constant
+                    if base is None and any(getattr(self.by_id.get(self.root[i]), "op", None) != "constant"
+                                            for i in u.ins):
+                        raise RuntimeError(f"cpu kernel {u.label}: its view function returned a copy of a "
+                                           f"run-time value (the kernel must return a view or None)")
+                    if base is None:  # a view of constants only: keep it as its own constant
                         self.view_of.pop(key)
                         probes[key] = np.array(v)
                         u.kind = "constant"

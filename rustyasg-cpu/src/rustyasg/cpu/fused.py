@@ -52,7 +52,7 @@ class GroupKernel:
 
     def bound(self, arrays: Mapping[int, np.ndarray]):
         """Zero-argument call of the kernel on ``arrays`` (instr id -> array)."""
-        args = [as_loop_shape(arrays[iid], shape) for iid, shape in self.code.operands]
+        args = [as_loop_shape(arrays[iid], shape) for iid, shape in self.code.operands] + list(self.code.sizes)
         if self.code.split:
             return splitter(self.fn, self.code.loop_shape[0], self.code.work, *args)
         return functools.partial(self.fn, *args)
@@ -72,7 +72,9 @@ def _numpy_fits(ins, args, kernel) -> bool:
 def build_single(ins, args, kernel) -> Impl:
     """Kernel for an elementwise op or a reduction that runs alone (not in a fused group)."""
     if getattr(kernel, "alone", None) is not None:
-        return kernel.alone(ins, args)
+        impl = kernel.alone(ins, args)
+        if impl is not None:
+            return impl
     if getattr(kernel, "template", None) == "{0}" and args[0].dtype == ins.dtype:
         return Impl(view=lambda x: x, label=ins.op)  # identity, stop_gradient: no work at all
     if getattr(kernel, "numpy", None) is not None and _numpy_fits(ins, args, kernel):

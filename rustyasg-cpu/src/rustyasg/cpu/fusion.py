@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
+
 from rustyasg.core.compile import ELEMENTWISE, REDUCTION, Plan, plan_units
 
 from .kernels.protocol import Elementwise, Reduction
@@ -43,8 +45,8 @@ def cpu_plan(program, fuse: bool = True, table=None) -> Plan:
     def role(iid):
         ins = by_id[iid]
         kernel = table.get(ins.op)
-        if not fuse:
-            return None
+        if not fuse or np.float16 in (ins.dtype, *(by_id[a].dtype for a in ins.inputs)):
+            return None  # float16 is only stored (see cpu_float16): its casts run alone
         if isinstance(kernel, Elementwise):
             return ELEMENTWISE
         if isinstance(kernel, Reduction) and ins.dtype.kind in "fiu":

@@ -24,10 +24,11 @@ from __future__ import annotations
 from numba import njit
 from numba.core.compiler import Compiler
 
-#: Fast-math flags of the kernels: fused multiply-add, reciprocal, no signed zeros, and
-#: reassociation so float reductions vectorize. Not 'nnan'/'ninf': masks use -inf and
-#: isnan must keep working.
-FASTMATH = frozenset({"contract", "arcp", "nsz", "reassoc"})
+#: Fast-math flags of the kernels: fused multiply-add, no signed zeros, and reassociation so
+#: float reductions vectorize. Not 'nnan'/'ninf': masks use -inf, isnan must keep working and
+#: NaN/inf propagate as in numpy. Not 'arcp': with it LLVM turns ``1 / sqrt(x)`` into an
+#: rsqrt estimate whose Newton step gives NaN at 0 and inf (numpy: inf and 0) and loses ulps.
+FASTMATH = frozenset({"contract", "nsz", "reassoc"})
 #: Helpers keep exact association: the range reductions of exp/tanh rely on it.
 HELPER_FASTMATH = frozenset({"contract"})
 
@@ -46,6 +47,16 @@ def kernel_jit(fn):
     Kernels release the GIL so :mod:`.threads` can run chunks of one on several cores.
     """
     return njit(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True,
+                pipeline_class=NoAliasCompiler)(fn)
+
+
+def elementwise_jit(fn):
+    """:func:`kernel_jit` without reassociation, for loops that only map elements.
+
+    Such loops vectorize without it, and with it LLVM may cancel ``a + (-a)`` to 0 where
+    ``a`` is inf (numpy: NaN). Loops that accumulate (reductions) keep :func:`kernel_jit`.
+    """
+    return njit(cache=True, fastmath=set(FASTMATH - {"reassoc"}), error_model="numpy", nogil=True,
                 pipeline_class=NoAliasCompiler)(fn)
 
 

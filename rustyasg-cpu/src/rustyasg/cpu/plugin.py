@@ -28,8 +28,9 @@ def rustyasg_register_kernels(backend, registry):
 @hookimpl
 def rustyasg_register_passes(registry):
     from .fusion import cpu_fusion
-    from .rewrites import broadcast_elim, conv_im2col, matmul_batch_fold, slice_assemble
+    from .rewrites import broadcast_elim, conv_im2col, float16_compute, matmul_batch_fold, slice_assemble
 
+    registry.register("cpu_float16", float16_compute, 99, backends=("cpu",))
     registry.register("cpu_matmul_batch_fold", matmul_batch_fold, 100, backends=("cpu",))
     registry.register("cpu_conv_im2col", conv_im2col, 102, backends=("cpu",))
     registry.register("cpu_slice_assemble", slice_assemble, 103, backends=("cpu",))

@@ -105,8 +105,10 @@ def _gelu_tanh_ref(x):
 
 
 def _gelu_tanh_grad(g, y, x):
-    t = tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
-    d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
+    # With s = sigmoid(2z) = (1 + tanh(z)) / 2 the derivative is s + 2 x s (1 - s) z'. Far out s is
+    # exactly 0 or 1, where 1 - tanh(z)**2 would keep a float32 tanh's last ulp (times x**3).
+    s = sigmoid((2 * _SQRT_2_OVER_PI) * (x + 0.044715 * x * x * x))
+    d = s + x * s * (1.0 - s) * (2 * _SQRT_2_OVER_PI) * (1.0 + 3 * 0.044715 * x * x)
     return (g * d,)
 
 

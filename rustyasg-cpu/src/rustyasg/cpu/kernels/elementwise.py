@@ -6,14 +6,14 @@ share the result's dtype, otherwise a one-op generated kernel.
 
 Example:
     >>> KERNELS["relu"].template
-    '({0} if {0} > {T}(0) else {T}(0))'
+    '({T}(0) if {0} < {T}(0) else {0})'
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .protocol import Elementwise, literal
+from .protocol import Elementwise, Impl, literal
 
 E = Elementwise
 
@@ -27,14 +27,27 @@ def _where_np(c, a, b, out):
     np.copyto(out, a, where=np.broadcast_to(c, out.shape))
 
 
+# NaN semantics are numpy's: maximum/minimum/clamp/relu propagate a NaN operand. Python's
+# max/min and ``x if x > 0 else 0`` do not (every comparison with NaN is false).
+MAXIMUM = "({0} if ({0} > {1} or {0} != {0}) else {1})"
+MINIMUM = "({0} if ({0} < {1} or {0} != {0}) else {1})"
+
+
 def _clamp(args, dtype, attrs):
     x = args[0]
     lo, hi = attrs.get("min"), attrs.get("max")
     if lo is not None:
-        x = f"max({x}, {literal(lo, dtype)})"
+        x = MAXIMUM.format(x, literal(lo, dtype))
     if hi is not None:
-        x = f"min({x}, {literal(hi, dtype)})"
+        x = MINIMUM.format(x, literal(hi, dtype))
     return x
+
+
+def _cast_alone(ins, args):
+    """Casts from or to float16 (which numba cannot compute on) run as numpy copies."""
+    if np.float16 not in (ins.dtype, args[0].dtype):
+        return None
+    return Impl(run=lambda x, out: np.copyto(out, x, casting="unsafe"), elementwise=True, label="numpy.cast")
 
 
 def _cast(args, dtype, attrs):
@@ -59,7 +72,7 @@ KERNELS = {
     "ceil": E("np.ceil({0})", np.ceil),
     "round": E("np.rint({0})", np.rint),
     "clamp": E(formula=_clamp),
-    "cast": E(formula=_cast),
+    "cast": E(formula=_cast, alone=_cast_alone),
     "identity": E("{0}"),
     "stop_gradient": E("{0}"),
     # transcendental (fast float32 versions from fastmath)
@@ -75,12 +88,14 @@ KERNELS = {
     "erf": E("{erf}({0})", cast_inputs=True),
     # activations
     "sigmoid": E("{sigmoid}({0})", cast_inputs=True),
-    "relu": E("({0} if {0} > {T}(0) else {T}(0))", _relu_np),
+    "relu": E("({T}(0) if {0} < {T}(0) else {0})", _relu_np),
     "leaky_relu": E("({0} if {0} > {T}(0) else {0} * {negative_slope})", cast_inputs=True),
     "elu": E("({0} if {0} > {T}(0) else {alpha} * ({exp}({0}) - {T}(1)))", cast_inputs=True),
     "gelu": E("{T}(0.5) * {0} * ({T}(1) + {erf}({0} * {T}(0.7071067811865476)))", cast_inputs=True),
-    "gelu_tanh": E("{T}(0.5) * {0} * ({T}(1) + {tanh}({T}(0.7978845608028654) * "
-                   "({0} + {T}(0.044715) * {0} * {0} * {0})))", cast_inputs=True),
+    # 0.5 * (1 + tanh(z)) == sigmoid(2z): exactly 0 or 1 far out, where 1 + tanh(z) would keep
+    # the approximation's last ulp (times a large x).
+    "gelu_tanh": E("{0} * {sigmoid}({T}(1.5957691216057308) * ({0} + {T}(0.044715) * {0} * {0} * {0}))",
+                   cast_inputs=True),
     "silu": E("{0} * {sigmoid}({0})", cast_inputs=True),
     "softplus": E("({0} if {beta} * {0} > {threshold} else math.log1p({exp}({beta} * {0})) / {beta})",
                   cast_inputs=True),
@@ -90,8 +105,8 @@ KERNELS = {
     "mul": E("{0} * {1}", np.multiply),
     "div": E("{0} / {1}", np.true_divide, cast_inputs=True),
     "pow": E("{0} ** {1}", np.power),
-    "maximum": E("max({0}, {1})", np.maximum),
-    "minimum": E("min({0}, {1})", np.minimum),
+    "maximum": E(MAXIMUM, np.maximum),
+    "minimum": E(MINIMUM, np.minimum),
     "mod": E("{0} % {1}", np.remainder),
     "floor_divide": E("{0} // {1}", np.floor_divide),
     # predicates

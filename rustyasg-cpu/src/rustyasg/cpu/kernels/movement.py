@@ -76,7 +76,8 @@ def _slice_grad(ins, args):
 
 def _flip(ins, args):
     axes = tuple(ins.attrs["axes"])
-    return Impl(view=lambda x: np.flip(x, axes), label="flip")
+    # np.flip(x, ()) indexes with () and gives a copied scalar for a 0-d x, not a view.
+    return Impl(view=lambda x: np.flip(x, axes) if axes else x[...], label="flip")
 
 
 def _broadcast_to(ins, args):

@@ -44,9 +44,10 @@ OPS: dict[str, tuple[int, str]] = {
     "sub": (2, "({0} - {1})"),
     "mul": (2, "({0} * {1})"),
     "div": (2, "({0} / {1})"),
-    "maximum": (2, "max({0}, {1})"),
-    "minimum": (2, "min({0}, {1})"),
-    "pow": (2, "pow({0}, {1})"),
+    # NaN semantics are numpy's: a NaN operand propagates (WGSL's max/min/sign need not).
+    "maximum": (2, "select({1}, {0}, ({0} > {1}) | isnan_{S}({0}))"),
+    "minimum": (2, "select({1}, {0}, ({0} < {1}) | isnan_{S}({0}))"),
+    "pow": (2, "pow_{S}({0}, {1})"),
     "neg": (1, "(-{0})"),
     "abs": (1, "abs({0})"),
     "exp": (1, "exp({0})"),
@@ -61,8 +62,8 @@ OPS: dict[str, tuple[int, str]] = {
     # for large |x| on some Vulkan drivers; clamping at 15 is exact in f32.
     "tanh": (1, "(1.0 - 2.0 / (exp(2.0 * clamp({0}, {T}(-15.0), {T}(15.0))) + 1.0))"),
     "sigmoid": (1, "({T}(1.0) / ({T}(1.0) + exp(-{0})))"),
-    "relu": (1, "max({0}, {T}(0.0))"),
-    "sign": (1, "sign({0})"),
+    "relu": (1, "select({0}, {T}(0.0), {0} < {T}(0.0))"),
+    "sign": (1, "select(sign({0}), {0}, isnan_{S}({0}))"),
     "floor": (1, "floor({0})"),
     "ceil": (1, "ceil({0})"),
     "identity": (1, "{0}"),
@@ -93,12 +94,28 @@ OPS: dict[str, tuple[int, str]] = {
     "logical_and": (2, "select({T}(0.0), {T}(1.0), ({0} != {T}(0.0)) & ({1} != {T}(0.0)))"),
     "logical_or": (2, "select({T}(0.0), {T}(1.0), ({0} != {T}(0.0)) | ({1} != {T}(0.0)))"),
     # Bit test, not x != x: drivers may fold self-comparisons away under fast math.
-    "isnan": (1, "select({T}(0.0), {T}(1.0), (bitcast<{U}>({0}) & {U}(0x7fffffffu)) > {U}(0x7f800000u))"),
+    "isnan": (1, "select({T}(0.0), {T}(1.0), isnan_{S}({0}))"),
 }
 
 # Helper functions some templates call, written once for {T}=f32 ({S}=f32) and
 # {T}=vec4<f32> ({S}=v4); a kernel includes only those its ops use.
 HELPERS: dict[str, str] = {
+    # Bit test, not x != x: drivers may fold self-comparisons away under fast math.
+    "isnan": """fn isnan_{S}(x: {T}) -> {B} {
+    return (bitcast<{U}>(x) & {U}(0x7fffffffu)) > {U}(0x7f800000u);
+}""",
+    # WGSL's pow is exp2(b * log2(a)), undefined for a <= 0 (software drivers return 0 for
+    # 0 ** -1 and NaN ** 3). numpy's, spelled out: NaN propagates, anything ** 0 is 1, 0 to a
+    # negative power is inf, an integer power of a negative base is exact with its sign.
+    "pow": """fn pow_{S}(a: {T}, b: {T}) -> {T} {
+    let nan = isnan_{S}(a) | isnan_{S}(b);
+    let whole = floor(b) == b;
+    let odd = whole & ((b - 2.0 * floor(0.5 * b)) == {T}(1.0));
+    let m0 = select(pow(abs(a), b), {T}(1.0) / abs(a), (a == {T}(0.0)) & (b < {T}(0.0)));
+    let m = select(select(m0, a + b, nan), {T}(1.0), b == {T}(0.0));
+    let signed = select(m, -m, odd & (a < {T}(0.0)));
+    return select(pow(a, b), signed, whole | (a >= {T}(0.0)) | nan);
+}""",
     # exp/log near 0 lose relative precision; Kahan's correction factor restores it.
     "expm1": """fn expm1_{S}(x: {T}) -> {T} {
     let u = exp(x);
@@ -131,7 +148,8 @@ HELPERS: dict[str, str] = {
 }
 # Helpers that call other helpers.
 HELPER_NEEDS: dict[str, tuple] = {"softplus": ("log1p",), "elu": ("expm1",), "gelu": ("erf",),
-                                  "gelu_tanh": ("tanh",)}
+                                  "gelu_tanh": ("tanh",), "maximum": ("isnan",), "minimum": ("isnan",),
+                                  "sign": ("isnan",), "pow": ("isnan",)}
 
 # float64 numpy twins of OPS, used by tests as the oracle.
 NUMPY_OPS: dict[str, Any] = {
@@ -187,8 +205,9 @@ def helpers_for(ops, vec: bool) -> str:
 
     for op in ops:
         add(op)
-    T, S = ("vec4<f32>", "v4") if vec else ("f32", "f32")
-    return "\n".join(HELPERS[n].replace("{T}", T).replace("{S}", S) for n in need)
+    T, S, U, B = ("vec4<f32>", "v4", "vec4<u32>", "vec4<bool>") if vec else ("f32", "f32", "u32", "bool")
+    return "\n".join(HELPERS[n].replace("{T}", T).replace("{S}", S).replace("{U}", U).replace("{B}", B)
+                     for n in need)
 
 
 @dataclass(frozen=True)
