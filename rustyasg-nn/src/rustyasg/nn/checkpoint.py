@@ -39,8 +39,8 @@ import numpy as np
 import rustyasg.core as rg
 
 from .serialization import (CheckpointError, CorruptFileError, MismatchError, PathLike, _as_arrays, assign_state,
-                            check_fits, is_temporary, load_safetensors, safetensors_metadata, save_safetensors,
-                            state_shapes)
+                            check_fits, is_temporary, load_safetensors, safetensors_header, safetensors_metadata,
+                            save_safetensors, state_shapes)
 
 FORMAT = "rustyasg.checkpoint/1"
 FINITE_KEY = "finite"  # header entry: "true" when the weights and optimizer state are all finite
@@ -136,11 +136,15 @@ def _json(value, what: str) -> str:
 # -- reading ---------------------------------------------------------------------------------------------
 def read_checkpoint(path: PathLike) -> Checkpoint:
     """Read and verify a checkpoint file without restoring anything."""
-    meta = safetensors_metadata(path)
+    return _read(path, safetensors_metadata(path), keys=None)
+
+
+def _read(path: PathLike, meta: Mapping[str, str], keys) -> Checkpoint:
+    """The checkpoint's contents; only the tensors named in ``keys`` are read (all when None)."""
     if meta.get("format") != FORMAT:
         raise MismatchError(f"{path}: not a RustyASG checkpoint (format {meta.get('format')!r}, "
-                              f"expected {FORMAT!r}); use load_safetensors for plain state dicts")
-    arrays = load_safetensors(path)
+                            f"expected {FORMAT!r}); use load_safetensors for plain state dicts")
+    arrays = load_safetensors(path, keys=keys)
     try:
         ckpt = Checkpoint(Path(path), int(meta["step"]), json.loads(meta.get("user", "{}")),
                           json.loads(meta.get("metrics", "{}")))
@@ -148,43 +152,71 @@ def read_checkpoint(path: PathLike) -> Checkpoint:
         ckpt.scheduler = json.loads(meta["scheduler"]) if "scheduler" in meta else None
     except (KeyError, ValueError) as exc:
         raise CorruptFileError(f"{path}: corrupted checkpoint header: {exc}") from None
-    state: Dict[int, Dict[str, np.ndarray]] = {}
-    for key, arr in arrays.items():
-        kind, _, rest = key.partition("/")
-        if kind == "model":
-            ckpt.model[rest] = arr
-        elif kind == "rng":
-            ckpt.rng[rest] = arr
-        elif kind == "optimizer":
-            index, _, name = rest.partition("/")
-            state.setdefault(int(index), {})[name] = arr
-        else:
-            raise CorruptFileError(f"{path}: unexpected tensor {key!r} in a checkpoint")
+    ckpt.model, ckpt.rng, state = _split(path, arrays)
     if opt_meta is not None:
         groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in opt_meta["param_groups"]]
         ckpt.optimizer = {"class": opt_meta["class"], "state": state, "param_groups": groups}
     return ckpt
 
 
+def _split(path: PathLike, arrays: Mapping[str, np.ndarray]):
+    """File tensors -> ``(model, rng, optimizer state {param index: {key: array}})``."""
+    model: Dict[str, np.ndarray] = {}
+    rng: Dict[str, np.ndarray] = {}
+    state: Dict[int, Dict[str, np.ndarray]] = {}
+    for key, arr in arrays.items():
+        kind, _, rest = key.partition("/")
+        if kind == "model":
+            model[rest] = arr
+        elif kind == "rng":
+            rng[rest] = arr
+        elif kind == "optimizer":
+            index, _, name = rest.partition("/")
+            state.setdefault(int(index), {})[name] = arr
+        else:
+            raise CorruptFileError(f"{path}: unexpected tensor {key!r} in a checkpoint")
+    return model, rng, state
+
+
 def load_checkpoint(path: PathLike, *, model=None, optimizer=None, scheduler=None, rng=None,
                     strict: bool = True) -> Checkpoint:
     """Restore a checkpoint into the given objects and return its contents.
 
-    Everything is checked before anything is assigned: missing, unexpected or mis-shaped
-    model tensors, RNG states, and optimizer state raise :class:`CheckpointError` naming the
-    file, the keys and the shapes. ``strict=False`` tolerates missing/unexpected model keys.
+    Everything is checked before anything is assigned, and against the file's header before
+    any tensor data is read: missing, unexpected or mis-shaped model tensors, RNG states and
+    optimizer state (a moment the optimizer keeps but the file lacks included) raise
+    :class:`CheckpointError` naming the file, the keys and the shapes. Only the tensors that
+    are restored are read. ``strict=False`` tolerates missing/unexpected model keys.
     """
-    ckpt = read_checkpoint(path)
-    targets = _rng_variables(model, rng, ckpt.rng)
+    meta = safetensors_metadata(path)
+    if meta.get("format") != FORMAT:
+        return _read(path, meta, keys=())  # raises the not-a-checkpoint error
+    header = safetensors_header(path)
+    saved_model, saved_rng, saved_state = _split(path, header)
+    targets = _rng_variables(model, rng, saved_rng)
+    wanted = set()
     if model is not None:
-        check_fits(path, ckpt.model, state_shapes(model), f"model {type(model).__name__}", strict)
-    if targets or ckpt.rng and (model is not None or rng is not None):
-        check_fits(path, ckpt.rng, {k: v.shape for k, v in targets.items()}, "RNG states", strict)
-    for obj, saved, what in ((optimizer, ckpt.optimizer, "optimizer"), (scheduler, ckpt.scheduler, "scheduler")):
-        if obj is not None and saved is None:
+        expected = state_shapes(model)
+        check_fits(path, saved_model, expected, f"model {type(model).__name__}", strict)
+        wanted |= {f"model/{k}" for k in saved_model if k in expected}
+    if targets or saved_rng and (model is not None or rng is not None):
+        check_fits(path, saved_rng, {k: v.shape for k, v in targets.items()}, "RNG states", strict)
+    wanted |= {f"rng/{k}" for k in saved_rng if k in targets}
+    for obj, what in ((optimizer, "optimizer"), (scheduler, "scheduler")):
+        if obj is None:
+            continue
+        if what not in meta:
             raise MismatchError(f"{path}: holds no {what} state")
-        if obj is not None and saved["class"] != type(obj).__name__:
-            raise MismatchError(f"{path}: {what} state is for {saved['class']}, not {type(obj).__name__}")
+        try:
+            saved_class = json.loads(meta[what])["class"]
+        except (KeyError, ValueError) as exc:
+            raise CorruptFileError(f"{path}: corrupted checkpoint header: {exc}") from None
+        if saved_class != type(obj).__name__:
+            raise MismatchError(f"{path}: {what} state is for {saved_class}, not {type(obj).__name__}")
+    if optimizer is not None:
+        _check_optimizer_state(path, optimizer, json.loads(meta["optimizer"]), saved_state)
+        wanted |= {k for k in header if k.startswith("optimizer/")}
+    ckpt = _read(path, meta, keys=wanted)
     if optimizer is not None:
         try:
             optimizer.load_state_dict(ckpt.optimizer)
@@ -198,6 +230,22 @@ def load_checkpoint(path: PathLike, *, model=None, optimizer=None, scheduler=Non
     if scheduler is not None:
         scheduler.load_state_dict(ckpt.scheduler["state"])
     return ckpt
+
+
+def _check_optimizer_state(path: PathLike, optimizer, saved_meta, saved_state) -> None:
+    """Shapes and completeness of the optimizer state, from the header alone (no data read yet)."""
+    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in saved_meta["param_groups"]]
+    header_state = {"class": saved_meta["class"], "state": saved_state, "param_groups": groups}
+    try:
+        missing = optimizer.missing_state(header_state)
+        optimizer.check_state_dict(header_state)
+    except (ValueError, KeyError) as exc:
+        raise MismatchError(f"{path}: optimizer state does not fit: {exc}") from None
+    if missing:
+        keys = ", ".join(f"optimizer/{pid}/{key} ({name})" for pid, key, name in missing)
+        raise MismatchError(f"{path}: optimizer state is incomplete: missing {keys}; {type(optimizer).__name__} "
+                            f"keeps these for every parameter it has updated, and loading would leave the "
+                            f"current values in place")
 
 
 # -- the manager -------------------------------------------------------------------------------------------

@@ -5,9 +5,14 @@ Files are plain SafeTensors (readable by ``safetensors.numpy.load_file`` and
 layouts, so weights move between the two frameworks. Every write goes to a
 temporary file in the same directory, is flushed and fsynced, then atomically
 renamed over the target (and the directory fsynced): a crash leaves either the
-old file or the new one, never a torn one. A CRC-32 of each tensor is stored in the
-header metadata, so corruption inside the data is caught on load, not only a
-damaged header or a truncated file.
+old file or the new one, never a torn one. A CRC-32 of each tensor -- of its dtype,
+its shape and its bytes -- is stored in the header metadata, so corruption inside the
+data or of a tensor's header entry (``I32`` where ``F32`` was saved) is caught on load,
+not only a damaged header or a truncated file.
+
+Loading reads the header first: keys, dtypes and shapes are checked against what the
+state is loaded into before any tensor data is read, and only the tensors that will be
+used are read (a 2 GiB tensor the model does not have costs nothing).
 
 Example:
     >>> import os, tempfile, numpy as np
@@ -26,7 +31,7 @@ import os
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Union
+from typing import Callable, Dict, Iterable, Mapping, Optional, Union
 
 import numpy as np
 import safetensors
@@ -35,7 +40,11 @@ import safetensors.numpy
 import rustyasg.core as rg
 
 PathLike = Union[str, os.PathLike]
-CHECKSUM_KEY = "rustyasg.crc32"  # metadata entry: JSON {tensor name: crc32 of its bytes}
+CHECKSUM_KEY = "rustyasg.checksums"  # metadata entry: JSON {tensor name: crc32 of dtype, shape and bytes}
+LEGACY_CHECKSUM_KEY = "rustyasg.crc32"  # files of 0.1.0: JSON {tensor name: crc32 of its bytes only}
+#: SafeTensors dtype names -> numpy dtypes (what ``safetensors.numpy`` reads).
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "I64": "int64", "I32": "int32", "I16": "int16",
+           "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool"}
 
 
 class CheckpointError(rg.RustyASGError, ValueError):
@@ -104,7 +113,18 @@ def _as_arrays(state) -> Dict[str, np.ndarray]:
 
 
 def crc32(array: np.ndarray) -> int:
-    """CRC-32 of an array's bytes (C order)."""
+    """CRC-32 of an array's dtype, shape and bytes (C order): a header that relabels the bytes fails it.
+
+    >>> a = np.arange(4, dtype=np.float32)
+    >>> crc32(a) == crc32(a.copy()), crc32(a) == crc32(a.view(np.int32)), crc32(a) == crc32(a.reshape(2, 2))
+    (True, False, False)
+    """
+    array = np.asarray(array, order="C")
+    typed = zlib.crc32(f"{array.dtype.name}{tuple(array.shape)}".encode())
+    return zlib.crc32(memoryview(array).cast("B"), typed)
+
+
+def _bytes_crc32(array: np.ndarray) -> int:
     return zlib.crc32(memoryview(np.asarray(array, order="C")).cast("B"))
 
 
@@ -134,30 +154,77 @@ def safetensors_metadata(path: PathLike) -> Dict[str, str]:
         return dict(f.metadata() or {})
 
 
-def load_safetensors(path: PathLike, verify: bool = True) -> Dict[str, np.ndarray]:
-    """Read every tensor of a SafeTensors file as numpy arrays (in the file's order).
+def safetensors_header(path: PathLike) -> Dict[str, np.ndarray]:
+    """Every tensor of a file as a shape-only stand-in, read from the header alone (no data is read).
 
-    With ``verify``, tensors are checked against the CRC-32s this module stores (files written
-    by other tools have none and are read as they are). Raises :class:`CheckpointError` naming
-    the file, and the tensor when its data is corrupted.
+    Each stand-in is a zero-strided read-only array with the tensor's dtype and shape, taking no
+    memory: shape checks (:func:`check_fits`, an optimizer's ``load_state_dict`` checks) run on
+    them unchanged before anything is read.
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.safetensors")
+    >>> save_safetensors({"w": np.ones((1000, 1000), np.float32)}, path)
+    >>> w = safetensors_header(path)["w"]
+    >>> w.shape, w.dtype, w.strides
+    ((1000, 1000), dtype('float32'), (0, 0))
+    """
+    with _open(path) as f:
+        out = {}
+        for name in f.keys():
+            info = f.get_slice(name)
+            dtype = _DTYPES.get(info.get_dtype())
+            if dtype is None:
+                raise CorruptFileError(f"{path}: tensor {name!r} has dtype {info.get_dtype()}, which numpy cannot "
+                                       f"hold; convert the file to one of {sorted(_DTYPES)}")
+            out[name] = np.broadcast_to(np.zeros((), dtype), tuple(info.get_shape()))
+        return out
+
+
+def load_safetensors(path: PathLike, verify: bool = True, keys: Optional[Iterable[str]] = None
+                     ) -> Dict[str, np.ndarray]:
+    """Read the tensors of a SafeTensors file as numpy arrays (in the file's order).
+
+    ``keys`` limits the read to those tensors (the others' bytes are never touched); a key
+    the file lacks raises :class:`MismatchError`. With ``verify``, tensors are checked
+    against the CRC-32s this module stores -- of dtype, shape and bytes -- (files written by
+    other tools have none and are read as they are). Raises :class:`CheckpointError` naming
+    the file, and the tensor when its data or header entry is corrupted.
     """
     with _open(path) as f:
         meta = f.metadata() or {}
+        names = list(f.keys())
+        if keys is not None:
+            wanted = set(keys)
+            absent = sorted(wanted - set(names))
+            if absent:
+                raise MismatchError(f"{path}: no tensor(s) {absent} in the file")
+            names = [k for k in names if k in wanted]
         try:
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
+            arrays = {k: f.get_tensor(k) for k in names}
         except Exception as exc:
             raise CorruptFileError(f"{path}: cannot read tensor data (truncated or corrupted?): {exc}") from None
-    if verify and CHECKSUM_KEY in meta:
-        try:
-            expected = json.loads(meta[CHECKSUM_KEY])
-        except ValueError:
-            raise CorruptFileError(f"{path}: corrupted checksum table in the header") from None
-        bad = [k for k, a in arrays.items() if expected.get(k) != crc32(a)]
-        missing = sorted(set(expected) - set(arrays))
-        if bad or missing:
-            raise CorruptFileError(f"{path}: corrupted data: checksum mismatch for {bad}" +
-                                  (f", tensors missing: {missing}" if missing else ""))
+    if verify:
+        _verify(path, meta, arrays, complete=keys is None)
     return arrays
+
+
+def _verify(path: PathLike, meta: Mapping[str, str], arrays: Mapping[str, np.ndarray], complete: bool) -> None:
+    """Compare ``arrays`` with the header's checksum table (typed, or bytes-only in older files)."""
+    key, checksum = ((CHECKSUM_KEY, crc32) if CHECKSUM_KEY in meta else
+                     (LEGACY_CHECKSUM_KEY, _bytes_crc32) if LEGACY_CHECKSUM_KEY in meta else (None, None))
+    if key is None:
+        return
+    try:
+        expected = json.loads(meta[key])
+    except ValueError:
+        raise CorruptFileError(f"{path}: corrupted checksum table in the header") from None
+    bad = [k for k, a in arrays.items() if expected.get(k) != checksum(a)]
+    missing = sorted(set(expected) - set(arrays)) if complete else []
+    if bad or missing:
+        as_read = ", ".join(f"{k} read as {arrays[k].dtype}{tuple(arrays[k].shape)}" for k in bad)
+        raise CorruptFileError(f"{path}: corrupted data: checksum mismatch for {bad}"
+                               + (f" (the bytes, dtype or shape differ from what was saved; {as_read})" if bad else "")
+                               + (f", tensors missing: {missing}" if missing else ""))
 
 
 def check_fits(path: PathLike, saved: Mapping[str, np.ndarray], expected: Mapping[str, tuple], what: str,
@@ -182,10 +249,15 @@ def check_fits(path: PathLike, saved: Mapping[str, np.ndarray], expected: Mappin
 def load_safetensors_into(module, path: PathLike, strict: bool = True):
     """Load a SafeTensors state dict into ``module`` (or a ``{name: Variable}`` dict).
 
-    Every key and shape is checked before anything is assigned; returns ``(missing, unexpected)``.
+    Every key and shape is checked against the file's header before any data is read, and
+    only the tensors the module has are read; returns ``(missing, unexpected)``.
     """
-    arrays = load_safetensors(path)
-    return assign_state(module, arrays, path, strict)
+    header = safetensors_header(path)
+    expected = state_shapes(module)
+    check_fits(path, header, expected, _describe(module), strict)
+    arrays = load_safetensors(path, keys=[k for k in header if k in expected])
+    assign_state(module, arrays, path, strict=False)
+    return [k for k in expected if k not in header], [k for k in header if k not in expected]
 
 
 def assign_state(module, arrays: Mapping[str, np.ndarray], path: PathLike, strict: bool = True):
@@ -215,4 +287,4 @@ def _describe(module) -> str:
 
 
 __all__ = ["CheckpointError", "CorruptFileError", "MismatchError", "atomic_write", "save_safetensors", "load_safetensors", "load_safetensors_into",
-           "safetensors_metadata", "check_fits", "assign_state", "state_shapes", "crc32"]
+           "safetensors_metadata", "safetensors_header", "check_fits", "assign_state", "state_shapes", "crc32"]

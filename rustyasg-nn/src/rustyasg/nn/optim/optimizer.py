@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -156,7 +156,38 @@ class Optimizer:
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore settings and state saved by :meth:`state_dict` (PyTorch's own, converted to numpy, too).
 
-        Errors name the group or parameter index, the state key and both shapes.
+        Errors name the group or parameter index, the state key and both shapes; a parameter
+        whose saved state lacks a key this optimizer keeps (a moment, the step count) is an error
+        too, since loading would silently keep the current value.
+
+        >>> import numpy as np, rustyasg.core as rg
+        >>> from rustyasg.nn.optim import Adam
+        >>> w = rg.variable(np.ones(2), name="w")
+        >>> saved = {"state": {0: {"step": np.array(3.0), "exp_avg_sq": np.ones(2)}},
+        ...          "param_groups": [{"params": [0], "lr": 0.1}]}
+        >>> Adam([w]).load_state_dict(saved)
+        Traceback (most recent call last):
+        ValueError: Adam.load_state_dict: state[0]['exp_avg'] is missing (parameter 'w')
+        """
+        name = type(self).__name__
+        missing = self.missing_state(state_dict)
+        if missing:
+            listed = ", ".join(f"state[{pid}][{key!r}]" for pid, key, _ in missing)
+            raise ValueError(f"{name}.load_state_dict: {listed} is missing (parameter "
+                             f"{', '.join(repr(n) for n in dict.fromkeys(n for _, _, n in missing))})")
+        staged = self.check_state_dict(state_dict)
+        params = self.params()
+        for saved, group in zip(state_dict["param_groups"], self.param_groups):
+            # settings this optimizer knows, and the schedulers' initial_lr; PyTorch-only flags are dropped
+            group.update({k: v for k, v in saved.items() if k in self.defaults or k == "initial_lr"})
+        for (i, key), arr in staged.items():
+            StateView(self, i, params[i]).load(key, np.asarray(arr))
+
+    def check_state_dict(self, state_dict: Mapping[str, Any]) -> Dict[Tuple[int, str], Any]:
+        """Check groups, parameter indices and state shapes; returns ``{(our index, key): value}``.
+
+        Only shapes are looked at, so a file's header stand-ins (see
+        :func:`rustyasg.nn.serialization.safetensors_header`) are checked before any data is read.
         """
         name = type(self).__name__
         groups = list(state_dict["param_groups"])
@@ -167,13 +198,10 @@ class Optimizer:
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"{name}.load_state_dict: group {gi} has {len(saved['params'])} parameters saved, "
                                  f"{len(group['params'])} here")
-        index_of = {}  # saved parameter id -> our index (PyTorch's ids are already 0..n-1 in order)
-        for saved in groups:
-            for pid in saved["params"]:
-                index_of[pid] = len(index_of)
+        index_of = self._saved_index(groups)
         staged = {}
         for pid, entries in state_dict["state"].items():
-            i = index_of.get(int(pid) if not isinstance(pid, int) else pid)
+            i = index_of.get(int(pid))
             if i is None:
                 raise ValueError(f"{name}.load_state_dict: state for unknown parameter index {pid}")
             for key, value in self.normalize_state(entries, params[i]).items():
@@ -183,11 +211,55 @@ class Optimizer:
                     raise ValueError(f"{name}.load_state_dict: state[{i}][{key!r}] has shape {tuple(arr.shape)} "
                                      f"but parameter {params[i].name!r} needs {tuple(expected)}")
                 staged[(i, key)] = arr
-        for saved, group in zip(groups, self.param_groups):
-            # settings this optimizer knows, and the schedulers' initial_lr; PyTorch-only flags are dropped
-            group.update({k: v for k, v in saved.items() if k in self.defaults or k == "initial_lr"})
-        for (i, key), arr in staged.items():
-            StateView(self, i, params[i]).load(key, arr)
+        return staged
+
+    def missing_state(self, state_dict: Mapping[str, Any]) -> List[Tuple[Any, str, str]]:
+        """``(saved index, key, parameter name)`` of the state this optimizer keeps but ``state_dict`` lacks.
+
+        A parameter with saved state must have all of it (:meth:`state_keys`); one without any
+        is only incomplete when this optimizer already holds state for it (PyTorch leaves a
+        parameter that never had a gradient without state).
+        """
+        params = self.params()
+        index_of = self._saved_index(list(state_dict["param_groups"]))
+        saved_by_index = {index_of.get(int(pid)): (pid, entries) for pid, entries in state_dict["state"].items()}
+        missing = []
+        for i, p in enumerate(params):
+            pid, entries = saved_by_index.get(i, (i, None))
+            if entries is None and not self.state.get(i):
+                continue
+            have = set(self.normalize_state(entries or {}, p))
+            missing += [(pid, key, p.name or f"#{i}") for key in sorted(self.state_keys(i) - have)]
+        return missing
+
+    def state_keys(self, index: int) -> frozenset:
+        """Names of the state kept for parameter ``index`` (``exp_avg``, ``step`` ...) by its group's rule.
+
+        Traced from :meth:`update_param` on a recording view: nothing is created or changed.
+
+        >>> import numpy as np, rustyasg.core as rg
+        >>> from rustyasg.nn.optim import Adam
+        >>> sorted(Adam([rg.variable(np.ones(2), name="w")], amsgrad=True).state_keys(0))
+        ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'step']
+        """
+        at = 0
+        for group in self.param_groups:
+            if index < at + len(group["params"]):
+                p = group["params"][index - at]
+                probe = _StateProbe(p)
+                self.update_param(p, rg.zeros_like(p), probe, group.scalars(p.dtype), self.structure(group))
+                return frozenset(probe.keys) | frozenset(self.state.get(index, {}))
+            at += len(group["params"])
+        raise IndexError(f"{type(self).__name__}: no parameter index {index}")
+
+    @staticmethod
+    def _saved_index(groups) -> Dict[int, int]:
+        """Saved parameter id -> our index (PyTorch's ids are already 0..n-1 in order)."""
+        index_of: Dict[int, int] = {}
+        for saved in groups:
+            for pid in saved["params"]:
+                index_of[int(pid)] = len(index_of)
+        return index_of
 
     def normalize_state(self, entries: Mapping[str, Any], param: Variable) -> Dict[str, Any]:
         """Adapt one parameter's saved state (e.g. PyTorch's ``None`` buffers) before loading."""
@@ -220,6 +292,19 @@ class StateView:
 
     def load(self, key: str, value: np.ndarray) -> None:
         self.get(key, scalar=value.ndim == 0 and key == "step").assign(value)
+
+
+class _StateProbe:
+    """Stands in for a :class:`StateView` and records which keys an update rule asks for."""
+
+    def __init__(self, param: Variable):
+        self._param = param
+        self.keys: List[str] = []
+
+    def get(self, key: str, init: float = 0.0, scalar: bool = False) -> Variable:
+        self.keys.append(key)
+        shape = () if scalar else self._param.shape
+        return rg.variable(np.full(shape, init, self._param.dtype), name=f"probe.{key}", trainable=False)
 
 
 def _as_groups(params) -> List[Dict[str, Any]]:
