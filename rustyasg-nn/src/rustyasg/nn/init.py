@@ -90,13 +90,40 @@ def _fan(shape, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+_skipping = [0]  # > 0 inside skip_init(): random draws are replaced by zeros
+
+
+class skip_init:
+    """Within this context, random initializers return zeros instead of drawing (no time spent).
+
+    For models whose weights are about to be overwritten by a checkpoint, as
+    ``transformers``' ``no_init_weights``; the default generator is left untouched.
+
+    >>> with skip_init():
+    ...     normal((2,)).tolist()
+    [0.0, 0.0]
+    """
+
+    def __enter__(self):
+        _skipping[0] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _skipping[0] -= 1
+        return False
+
+
 def uniform(shape, a: float = 0.0, b: float = 1.0, *, generator=None, dtype="float32") -> np.ndarray:
     """Uniform on ``[a, b)``."""
+    if _skipping[0]:
+        return np.zeros(tuple(shape), dtype)
     return _gen(generator).uniform(a, b, size=tuple(shape)).astype(dtype)
 
 
 def normal(shape, mean: float = 0.0, std: float = 1.0, *, generator=None, dtype="float32") -> np.ndarray:
     """Normal with ``mean`` and ``std``."""
+    if _skipping[0]:
+        return np.zeros(tuple(shape), dtype)
     return _gen(generator).normal(mean, std, size=tuple(shape)).astype(dtype)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
+from .. import init
 from ..module import Module
 from ..name_mapping import load_state_dict_from
 from ..serialization import CheckpointError
@@ -42,7 +43,8 @@ def from_pretrained(path_or_repo: Union[str, os.PathLike], dtype="float32", revi
     if kind not in ARCHITECTURES:
         raise CheckpointError(f"{folder}/config.json: model_type {kind!r} is not supported; "
                               f"known: {', '.join(sorted(ARCHITECTURES))}")
-    model = ARCHITECTURES[kind](config, dtype)
+    with init.skip_init():  # every weight comes from the file
+        model = ARCHITECTURES[kind](config, dtype)
     result = load_state_dict_from(model, read_weights(folder), mapping="huggingface", strict=strict)
     object.__setattr__(model, "hf_config", config)
     object.__setattr__(model, "load_result", result)
