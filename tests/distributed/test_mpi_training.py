@@ -6,7 +6,7 @@ import pytest
 from mpi_helpers import check_ok, run_ranks
 from programs import baseline
 
-TOLERANCE = {"reference": 1e-12, "cpu": 1e-5}
+TOLERANCE = {"reference": 1e-12, "cpu": 1e-5, "wgpu": 1e-5}
 
 
 def _max_difference(npz, history):
@@ -21,7 +21,7 @@ def _train(tmp_path, kind, backend, ranks, steps, zero=0):
 
 @pytest.mark.parametrize("kind,backend,ranks", [
     ("mlp", "reference", 2), ("mlp", "reference", 4), ("gpt", "reference", 2),
-    ("mlp", "cpu", 4), pytest.param("gpt", "cpu", 2, marks=pytest.mark.slow),
+    ("mlp", "cpu", 4), ("mlp", "wgpu", 2), pytest.param("gpt", "cpu", 2, marks=pytest.mark.slow),
     pytest.param("gpt", "reference", 4, marks=pytest.mark.slow),
 ])
 def test_data_parallel_equals_one_process_on_the_full_batch(tmp_path, kind, backend, ranks):
@@ -32,7 +32,7 @@ def test_data_parallel_equals_one_process_on_the_full_batch(tmp_path, kind, back
     assert _max_difference(result, baseline(kind, backend, steps)) <= TOLERANCE[backend]
 
 
-@pytest.mark.parametrize("kind,backend,ranks", [("mlp", "reference", 4),
+@pytest.mark.parametrize("kind,backend,ranks", [("mlp", "reference", 4), ("mlp", "wgpu", 2),
                                                 pytest.param("gpt", "cpu", 4, marks=pytest.mark.slow)])
 def test_zero1_equals_plain_data_parallel_and_shards_the_state(tmp_path, kind, backend, ranks):
     steps = 3

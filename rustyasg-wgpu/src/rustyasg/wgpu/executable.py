@@ -6,6 +6,10 @@ records every launch into one compute pass, appends the buffer copies for output
 variable updates to the same command encoder, and submits once. Outputs come back as
 :class:`~rustyasg.wgpu.handles.GpuArray` handles; nothing is read back.
 
+A kernel may return a :class:`HostStep` among its launches (a collective through MPI, say):
+the pass is closed and submitted there, the host work runs, and recording resumes in a new
+encoder, so such a step costs one extra submit and the host step's own transfers.
+
 Example::
 
     >>> exe = backend.compile(program)          # doctest: +SKIP
@@ -30,6 +34,33 @@ def _words(nbytes: int) -> int:
     return -(-int(nbytes) // 4) * 4  # buffer copies move whole 4-byte words
 
 
+class HostStep:
+    """Work the host does between two GPU submissions of a step (``run()`` reads and writes buffers).
+
+    >>> HostStep(lambda: None, "noop").label
+    'noop'
+    """
+
+    def __init__(self, run, label: str = "host"):
+        self.run, self.label = run, label
+
+    def encode(self, cpass: Any) -> None:
+        raise RuntimeError(f"{self.label}: a host step cannot be recorded into a compute pass")
+
+
+def _segments(launches: List[Any]) -> List[tuple]:
+    """``[(launches, host step or None), ...]``: the passes between host steps."""
+    out, current = [], []
+    for launch in launches:
+        if isinstance(launch, HostStep):
+            out.append((current, launch))
+            current = []
+        else:
+            current.append(launch)
+    out.append((current, None))
+    return out
+
+
 class WgpuExecutable(Executable):
     """See the module docstring; built by :class:`~rustyasg.wgpu.compiler.ProgramCompiler`."""
 
@@ -38,6 +69,7 @@ class WgpuExecutable(Executable):
         self.program = program
         self.plan = plan
         self.launches = launches
+        self.segments = _segments(launches)
         self.ctx = backend.ctx
         by_id = compiler.by_id
         self.outputs = []
@@ -63,11 +95,16 @@ class WgpuExecutable(Executable):
             if data.nbytes:
                 queue.write_buffer(slot[0], 0, padded_bytes(data))
         enc = self.ctx.device.create_command_encoder()
-        if self.launches:
-            cpass = enc.begin_compute_pass()
-            for launch in self.launches:
-                launch.encode(cpass)
-            cpass.end()
+        for launches, host in self.segments:
+            if launches:
+                cpass = enc.begin_compute_pass()
+                for launch in launches:
+                    launch.encode(cpass)
+                cpass.end()
+            if host is not None:
+                backend.submit([enc.finish()])
+                host.run()
+                enc = self.ctx.device.create_command_encoder()
         for src, dst, n in self.copies:
             enc.copy_buffer_to_buffer(src, 0, dst, 0, n)
         handles = []
