@@ -126,6 +126,30 @@ def to_graph(program: Program, variables: Optional[Dict[int, Variable]] = None, 
     return inputs, outputs, updates
 
 
+def symbolic_inputs(example_inputs: Sequence, dynamic_batch: bool = True, names: Optional[Sequence[str]] = None,
+                    batch: str = "batch") -> List[Tensor]:
+    """``rg.input`` tensors shaped like ``example_inputs``, axis 0 a symbolic ``batch`` if ``dynamic_batch``.
+
+    Example arrays give shapes and dtypes; ``rg.input`` tensors pass through unchanged (they
+    choose their own symbolic dims).
+
+    >>> import numpy as np
+    >>> [t.shape for t in symbolic_inputs([np.zeros((2, 3), np.float32)])]
+    [(Dim(batch), 3)]
+    """
+    out = []
+    for k, ex in enumerate(example_inputs):
+        if isinstance(ex, Tensor):
+            if ex.op != "input":
+                raise TypeError(f"example input {k} is a computed tensor; pass arrays or rg.input(...) tensors")
+            out.append(ex)
+            continue
+        arr = np.asarray(ex)
+        shape = ((batch,) + arr.shape[1:]) if dynamic_batch and arr.ndim else arr.shape
+        out.append(make_input(shape, arr.dtype, name=names[k] if names else f"input{k}"))
+    return out
+
+
 def _dim_name(d):
     if isinstance(d, Dim):
         if len(d.factors) != 1 or d.coef != 1 or d.factors[0][1] != 1:

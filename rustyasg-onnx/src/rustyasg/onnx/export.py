@@ -24,31 +24,20 @@ import rustyasg.core as rg
 from rustyasg.core.function import Function
 from rustyasg.core.graph import Tensor
 from rustyasg.core.program import Program
-from rustyasg.core.symbolic_program import optimise, trace, trace_function
+from rustyasg.core.symbolic_program import optimise, symbolic_inputs as _symbolic_inputs, trace, trace_function
 
 from .translate import DEFAULT_OPSET, OnnxExportError, program_to_model
 
 #: Above this many bytes of initializers the model is saved with external data (protobuf's limit is 2 GB).
 EXTERNAL_DATA_THRESHOLD = 2 * 1024 ** 3 - 64 * 1024 ** 2
-BATCH = "batch"
 
 
-def symbolic_inputs(example_inputs: Sequence, dynamic_batch: bool = True, names: Optional[Sequence[str]] = None):
-    """``rg.input`` tensors shaped like ``example_inputs`` (axis 0 named ``batch`` if ``dynamic_batch``).
-
-    Tensors made with ``rg.input`` pass through unchanged (they choose their own symbolic dims).
-    """
-    out = []
-    for k, ex in enumerate(example_inputs):
-        if isinstance(ex, Tensor):
-            if ex.op != "input":
-                raise OnnxExportError(f"example input {k} is a computed tensor; pass arrays or rg.input(...) tensors")
-            out.append(ex)
-            continue
-        arr = np.asarray(ex)
-        shape = ((BATCH,) + arr.shape[1:]) if dynamic_batch and arr.ndim else arr.shape
-        out.append(rg.input(shape, arr.dtype, name=names[k] if names else f"input{k}"))
-    return out
+def symbolic_inputs(example_inputs, dynamic_batch=True, names=None):
+    """:func:`rustyasg.core.symbolic_program.symbolic_inputs`, with its errors as :class:`OnnxExportError`."""
+    try:
+        return _symbolic_inputs(example_inputs, dynamic_batch, names)
+    except TypeError as exc:
+        raise OnnxExportError(str(exc)) from None
 
 
 def _outputs_list(result) -> list:
