@@ -40,6 +40,7 @@ from rustyasg.core.graph import toposort
 from rustyasg.core.shapes import format_shape
 
 LEAVES = ("input", "variable", "constant")
+ALIGN = 64  # the cpu planner's buffer alignment (sizes in the timeline are rounded like its buffers)
 
 
 @dataclass
@@ -246,21 +247,37 @@ class Profile(observe.Observer):
         meta = self._node_meta(function, exe)
         by_id = exe.program.by_id()
         n = len(infos)
-        first: Dict[int, int] = {i: 0 for i in exe.program.inputs}
-        # Updates written in place live in the variable's memory; views (never written by a
-        # step) share their base's buffer: neither adds to the live bytes.
+        # Like the planner: a value is live from the step writing it (inputs: from the start) to the
+        # last step reading it or any view of it (outputs: to the end). Updates written in place
+        # live in the variable's memory; views share their base's buffer; sizes are rounded to
+        # the planner's 64-byte alignment.
         in_place = {vid for _, vid in exe.program.updates}
+        written = {w for info in infos for w in info.writes if w not in in_place}
+        first: Dict[int, int] = {i: 0 for i in exe.program.inputs}
         for k, info in enumerate(infos):
             for w in info.writes:
-                if w not in in_place:
+                if w in written:
                     first.setdefault(w, k)
-        last: Dict[int, int] = {v: s for v, s in first.items()}
+
+        def root(v):
+            seen = 0
+            while v not in first and seen < 64:
+                ins = by_id.get(v)
+                if ins is None or not ins.inputs:
+                    return None
+                v, seen = ins.inputs[0], seen + 1
+            return v if v in first else None
+
+        last: Dict[int, int] = dict(first)
         for k, info in enumerate(infos):
             for r in info.reads:
-                if r in last:
-                    last[r] = max(last[r], k)
+                b = root(r)
+                if b is not None:
+                    last[b] = max(last[b], k)
         for o in exe.program.outputs:
-            last[o] = n - 1
+            b = root(o)
+            if b is not None:
+                last[b] = n - 1
         live = [0] * n
         values: Dict[int, Tuple[int, int, int]] = {}
         for v, s in first.items():
@@ -268,9 +285,10 @@ class Profile(observe.Observer):
             if ins is None or ins.op in ("variable", "constant"):
                 continue
             e = last.get(v, s)
-            values[v] = (s, e, ins.nbytes)
+            size = -(-max(ins.nbytes, 1) // ALIGN) * ALIGN
+            values[v] = (s, e, size)
             for k in range(s, e + 1):
-                live[k] += ins.nbytes
+                live[k] += size
         peak_step = max(range(n), key=live.__getitem__) if n else 0
         peak = live[peak_step] if n else 0
         at_peak = sorted(((v, meta[v][0], b, meta[v][1]) for v, (s, e, b) in values.items() if s <= peak_step <= e),

@@ -2,8 +2,8 @@
 
 :meth:`WgpuBackend.instrument` swaps an executable's launches for one run:
 
-- with the ``timestamp-query-inside-passes`` feature, each launch is bracketed by two
-  GPU timestamps written inside the one compute pass (the run is otherwise unchanged);
+- with the ``timestamp-query`` feature, each launch is encoded in a compute pass of its
+  own whose beginning and end write GPU timestamps (submitted in order, without waiting);
   the times are read back after the run;
 - without it, each launch is submitted alone and waited for (per-dispatch wall time,
   which includes submission overhead); the observer is told so in the ``note``.
@@ -27,8 +27,8 @@ import wgpu
 
 from rustyasg.core.observe import StepInfo
 
-TIMESTAMPS = "GPU timestamps (timestamp-query-inside-passes)"
-PER_DISPATCH = ("per-dispatch wall time: this adapter offers no timestamp queries inside passes, so each "
+TIMESTAMPS = "GPU timestamps (timestamp-query): each launch ran in a compute pass of its own"
+PER_DISPATCH = ("per-dispatch wall time: this adapter offers no timestamp queries, so each "
                 "launch was submitted and waited for alone (includes submission overhead)")
 
 
@@ -62,14 +62,20 @@ def launch_infos(exe) -> List[StepInfo]:
 
 
 class _Timestamped:
-    def __init__(self, launch, query_set, index):
-        self.launch, self.query_set, self.index = launch, query_set, index
+    """Encodes its launch in a compute pass of its own whose start and end write GPU timestamps."""
+
+    def __init__(self, launch, ctx, query_set, index):
+        self.launch, self.ctx, self.query_set, self.index = launch, ctx, query_set, index
         self.label = launch.label
 
-    def encode(self, cpass):
-        cpass.write_timestamp(self.query_set, 2 * self.index)
-        self.launch.encode(cpass)
-        cpass.write_timestamp(self.query_set, 2 * self.index + 1)
+    def encode(self, cpass):  # the shared pass stays empty; queue order keeps the launches in order
+        enc = self.ctx.device.create_command_encoder()
+        own = enc.begin_compute_pass(timestamp_writes={"query_set": self.query_set,
+                                                       "beginning_of_pass_write_index": 2 * self.index,
+                                                       "end_of_pass_write_index": 2 * self.index + 1})
+        self.launch.encode(own)
+        own.end()
+        self.ctx.queue.submit([enc.finish()])
 
 
 class _Alone:
@@ -95,30 +101,45 @@ def _read_timestamps(ctx, query_set, count: int) -> List[float]:
     enc.resolve_query_set(query_set, 0, count, resolved, 0)
     ctx.queue.submit([enc.finish()])
     ticks = ctx.queue.read_buffer(resolved).cast("Q").tolist()
-    period_ns = ctx.queue.get_timestamp_period() if hasattr(ctx.queue, "get_timestamp_period") else 1.0
-    return [max(0, int(ticks[2 * i + 1]) - int(ticks[2 * i])) * period_ns * 1e-9 for i in range(count // 2)]
+    # WebGPU timestamps are nanoseconds (wgpu applies the adapter's period when resolving).
+    return [max(0, int(ticks[2 * i + 1]) - int(ticks[2 * i])) * 1e-9 for i in range(count // 2)]
+
+
+def _swap(exe, wrapped: dict) -> None:
+    """Point ``exe`` at the wrappers (``{id(launch): wrapper}``), in ``launches`` and its pass segments."""
+    exe.launches = [wrapped.get(id(l), l) for l in exe.launches]
+    if hasattr(exe, "segments"):
+        exe.segments = [([wrapped.get(id(l), l) for l in ls], host) for ls, host in exe.segments]
 
 
 @contextlib.contextmanager
 def instrumented(exe, observer):
     """Run ``exe`` with timed launches inside the block; report to ``observer`` afterwards."""
-    original = exe.launches
-    infos = launch_infos(exe)
-    n = len(original)
+    original = (exe.launches, getattr(exe, "segments", None))
+    timed = [l for ls, _ in exe.segments for l in ls] if hasattr(exe, "segments") else list(exe.launches)
+    by_launch = {id(l): info for l, info in zip(exe.launches, launch_infos(exe))}
+    infos = [by_launch[id(l)] for l in timed]
+    n = len(timed)
     ctx = exe.ctx
-    if n and ctx.has("timestamp-query-inside-passes"):
+
+    def restore():
+        exe.launches = original[0]
+        if original[1] is not None:
+            exe.segments = original[1]
+
+    if n and ctx.has("timestamp-query"):
         query_set = ctx.device.create_query_set(type=wgpu.QueryType.timestamp, count=2 * n)
-        exe.launches = [_Timestamped(l, query_set, i) for i, l in enumerate(original)]
+        _swap(exe, {id(l): _Timestamped(l, ctx, query_set, i) for i, l in enumerate(timed)})
         try:
             yield
         finally:
-            exe.launches = original
+            restore()
         observer.on_launches(exe, infos, _read_timestamps(ctx, query_set, 2 * n), note=TIMESTAMPS)
         return
     seconds = [0.0] * n
-    exe.launches = [_Alone(l, ctx, seconds, i) for i, l in enumerate(original)]
+    _swap(exe, {id(l): _Alone(l, ctx, seconds, i) for i, l in enumerate(timed)})
     try:
         yield
     finally:
-        exe.launches = original
+        restore()
     observer.on_launches(exe, infos, seconds, note=PER_DISPATCH)
