@@ -49,7 +49,13 @@ def _cmd_plugins(args) -> int:
             continue
         impl = ["reference"] if "reference" in usable else []
         impl += [b for b in KERNELS.backends_for(op) if b in usable]
-        print(f"  {op:<{width}}  {', '.join(impl) or '-'}   [{OPS[op].plugin}]")
+        taken = OPS.overrides.get(op)
+        owner = OPS[op].plugin + (f", OVERRIDES {taken.previous}" if taken else "")
+        print(f"  {op:<{width}}  {', '.join(impl) or '-'}   [{owner}]")
+    if OPS.overrides:
+        print("overridden ops (a plugin replaced another distribution's declaration):")
+        for taken in OPS.overrides.values():
+            print(f"  {taken.op}: {taken.previous} -> {taken.plugin}: {taken.reason}")
     return 0
 
 

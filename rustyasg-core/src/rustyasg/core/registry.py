@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -115,12 +116,80 @@ class OpDef:
         return out
 
 
-class OpRegistry(dict):
-    """Dict of op name -> :class:`OpDef`; refuses silent redefinition."""
+class OpOverrideWarning(UserWarning):
+    """A plugin replaced an op that another distribution declared (see :meth:`OpRegistry.override`)."""
+
+
+@dataclass(frozen=True)
+class Override:
+    """One op taken over from another distribution: who had it, who has it now, and why."""
+
+    op: str
+    previous: str
+    plugin: str
+    reason: str
+
+
+class OpRegistry(Dict[str, OpDef]):
+    """Dict of op name -> :class:`OpDef`; refuses silent redefinition.
+
+    ``register(opdef, replace=True)`` replaces an op of the *same* distribution (``OpDef.plugin``),
+    e.g. when a plugin module is loaded again. Taking over another distribution's op (a core op,
+    another plugin's) is never silent: it needs :meth:`override`, which warns and is listed in
+    :attr:`overrides` and by ``rustyasg plugins``.
+
+    >>> reg = OpRegistry()
+    >>> mine = reg.register(OpDef("twice", infer=lambda ts: ts[0], reference=lambda x: 2 * x, plugin="pkg-a"))
+    >>> reg.register(OpDef("twice", infer=lambda ts: ts[0], reference=lambda x: x + x, plugin="pkg-b"),
+    ...              replace=True)
+    Traceback (most recent call last):
+    ValueError: op 'twice' is registered by pkg-a; pkg-b may not replace it with replace=True, which only replaces an op of the same distribution: to take over another distribution's op, call registry.override(opdef, reason=...)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.overrides: Dict[str, Override] = {}
 
     def register(self, opdef: OpDef, *, replace: bool = False) -> OpDef:
-        if opdef.name in self and not replace and self[opdef.name] is not opdef:
-            raise ValueError(f"op {opdef.name!r} is already registered by {self[opdef.name].plugin}")
+        """Add ``opdef``; ``replace`` allows redefining an op that ``opdef``'s own distribution declared."""
+        existing = self.get(opdef.name)
+        if existing is not None and existing is not opdef:
+            if existing.plugin != opdef.plugin and replace:
+                raise ValueError(
+                    f"op {opdef.name!r} is registered by {existing.plugin}; {opdef.plugin} may not replace it "
+                    f"with replace=True, which only replaces an op of the same distribution: to take over "
+                    f"another distribution's op, call registry.override(opdef, reason=...)")
+            if not replace:
+                raise ValueError(f"op {opdef.name!r} is already registered by {existing.plugin}")
+        self[opdef.name] = opdef
+        return opdef
+
+    def override(self, opdef: OpDef, *, reason: str) -> OpDef:
+        """Replace another distribution's op with ``opdef``: warns, and is listed in :attr:`overrides`.
+
+        Every backend then uses the new declaration (reference, shape and gradient rules);
+        register kernels that agree with it, or the conformance kit will report the difference.
+        ``reason`` says why, for the person reading the warning or ``rustyasg plugins``.
+
+        >>> import warnings
+        >>> reg = OpRegistry()
+        >>> _ = reg.register(OpDef("twice", infer=lambda ts: ts[0], reference=lambda x: 2 * x, plugin="pkg-a"))
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = reg.override(OpDef("twice", infer=lambda ts: ts[0], reference=lambda x: x + x, plugin="pkg-b"),
+        ...                      reason="exact in float16")
+        >>> reg.overrides["twice"].previous, str(caught[0].message)
+        ('pkg-a', 'pkg-b overrides op twice of pkg-a: exact in float16')
+        """
+        if not reason or not str(reason).strip():
+            raise ValueError("override needs a reason: say why the op is replaced")
+        existing = self.get(opdef.name)
+        if existing is None or existing.plugin == opdef.plugin:
+            return self.register(opdef, replace=True)  # nothing of another distribution is replaced
+        previous = self.overrides[opdef.name].previous if opdef.name in self.overrides else existing.plugin
+        self.overrides[opdef.name] = Override(opdef.name, previous, opdef.plugin, str(reason))
+        warnings.warn(f"{opdef.plugin} overrides op {opdef.name} of {existing.plugin}: {reason}",
+                      OpOverrideWarning, stacklevel=2)
         self[opdef.name] = opdef
         return opdef
 
