@@ -69,14 +69,16 @@ OPS: dict[str, tuple[int, str]] = {
     "identity": (1, "{0}"),
     # Comparisons yield 1.0 / 0.0 so masks flow through arithmetic.
     "greater": (2, "select({T}(0.0), {T}(1.0), {0} > {1})"),
-    "greater_equal": (2, "select({T}(0.0), {T}(1.0), {0} >= {1})"),
+    # Drivers fold a >= a, a == a to true and a != a to false (inexact algebra): NaN is tested
+    # by its bits so a comparison of a value with itself stays numpy's.
+    "greater_equal": (2, "select({T}(0.0), {T}(1.0), ({0} >= {1}) & !isnan_{S}({0}))"),
     "less": (2, "select({T}(0.0), {T}(1.0), {0} < {1})"),
-    "less_equal": (2, "select({T}(0.0), {T}(1.0), {0} <= {1})"),
-    "equal": (2, "select({T}(0.0), {T}(1.0), {0} == {1})"),
+    "less_equal": (2, "select({T}(0.0), {T}(1.0), ({0} <= {1}) & !isnan_{S}({0}))"),
+    "equal": (2, "select({T}(0.0), {T}(1.0), ({0} == {1}) & !isnan_{S}({0}))"),
     "where": (3, "select({2}, {1}, {0} != {T}(0.0))"),
     # The rest of the core's elementwise set. {S} names the helper variant (f32 or v4),
     # {U} the matching u32 type. Attributes (slopes, bounds) arrive as literal args.
-    "not_equal": (2, "select({T}(0.0), {T}(1.0), {0} != {1})"),
+    "not_equal": (2, "select({T}(0.0), {T}(1.0), ({0} != {1}) | isnan_{S}({0}) | isnan_{S}({1}))"),
     "log1p": (1, "log1p_{S}({0})"),
     "expm1": (1, "expm1_{S}({0})"),
     "erf": (1, "erf_{S}({0})"),
@@ -149,7 +151,9 @@ HELPERS: dict[str, str] = {
 # Helpers that call other helpers.
 HELPER_NEEDS: dict[str, tuple] = {"softplus": ("log1p",), "elu": ("expm1",), "gelu": ("erf",),
                                   "gelu_tanh": ("tanh",), "maximum": ("isnan",), "minimum": ("isnan",),
-                                  "sign": ("isnan",), "pow": ("isnan",)}
+                                  "sign": ("isnan",), "pow": ("isnan",),
+                                  "greater_equal": ("isnan",), "less_equal": ("isnan",), "equal": ("isnan",),
+                                  "not_equal": ("isnan",)}
 
 # float64 numpy twins of OPS, used by tests as the oracle.
 NUMPY_OPS: dict[str, Any] = {
