@@ -1,9 +1,11 @@
-"""DataLoader: batches from a dataset, seeded shuffling, and background prefetching.
+"""DataLoader: batches from a dataset, seeded shuffling, background prefetching, worker processes.
 
 While the training step works on batch ``k``, a background thread already gathers batches
 ``k+1 .. k+prefetch``. numpy releases the GIL in its copy loops, and file reads release it too, so
 the loading really overlaps with the step. Batches of datasets with ``get_batch`` (such as
 :class:`~rustyasg.data.InMemoryDataset`) are gathered with one fancy-index per batch.
+Loading that holds the GIL (decoding images, Python augmentation) runs in ``num_workers``
+processes instead (:mod:`~rustyasg.data.workers`: shared memory, deterministic order and seeds).
 
 >>> import numpy as np
 >>> from rustyasg.data import InMemoryDataset
@@ -43,7 +45,13 @@ class DataLoader:
             vectorised ``get_batch`` is used if it has one, else ``default_collate``.
         seed: seed of the shuffling sampler; the same seed gives the same epochs.
         prefetch: number of batches a background thread keeps ready; 0 loads in the caller's
-            thread.
+            thread. With workers: batches in flight per worker.
+        num_workers: load in this many worker processes (0: in this process). Batches come in
+            the same order, with per-batch seeds (see :mod:`~rustyasg.data.workers`).
+        worker_init_fn: called as ``fn(worker_id)`` in each worker once it starts.
+        multiprocessing_context: ``"fork"``, ``"spawn"`` or ``"forkserver"`` (default: the
+            platform's); with spawn/forkserver the dataset must be picklable.
+        timeout: seconds to wait for one batch from the workers before raising (default: no limit).
 
     >>> import numpy as np
     >>> from rustyasg.data import InMemoryDataset
@@ -65,6 +73,10 @@ class DataLoader:
         collate_fn: Callable[[list], Any] | None = None,
         seed: int | None = None,
         prefetch: int = 2,
+        num_workers: int = 0,
+        worker_init_fn: Callable[[int], None] | None = None,
+        multiprocessing_context: str | None = None,
+        timeout: float | None = None,
     ):
         if batch_sampler is not None:
             if batch_size != 1 or shuffle or sampler is not None or drop_last:
@@ -73,9 +85,16 @@ class DataLoader:
             raise ValueError("pass either shuffle=True or a sampler, not both")
         if int(prefetch) < 0:
             raise ValueError(f"prefetch must be >= 0, got {prefetch}")
+        if int(num_workers) < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.dataset = dataset
         self.collate_fn = collate_fn
         self.prefetch = int(prefetch)
+        self.num_workers = int(num_workers)
+        self.worker_init_fn, self.multiprocessing_context, self.timeout = worker_init_fn, multiprocessing_context, timeout
+        # Workers seed every batch from (worker_seed, epoch, batch index).
+        self.worker_seed = int(seed) if seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
+        self._epoch = 0
         if batch_sampler is None:
             if sampler is None:
                 sampler = RandomSampler(dataset, seed=seed) if shuffle else SequentialSampler(dataset)
@@ -96,6 +115,7 @@ class DataLoader:
         target = self.batch_sampler if hasattr(self.batch_sampler, "set_epoch") else self.sampler
         if hasattr(target, "set_epoch"):
             target.set_epoch(epoch)
+        self._epoch = int(epoch)
 
     def load_batch(self, indices: Sequence[int] | np.ndarray) -> Any:
         """The batch made of the samples at ``indices`` (what one iteration step yields)."""
@@ -106,6 +126,13 @@ class DataLoader:
     def __iter__(self) -> Iterator[Any]:
         # Draw the epoch's index batches here, in the caller's thread, so seeding is deterministic.
         index_batches = iter(self.batch_sampler)
+        epoch, self._epoch = self._epoch, self._epoch + 1
+        if self.num_workers:
+            from .workers import worker_batches
+
+            return worker_batches(self.load_batch, self.dataset, list(index_batches), self.num_workers,
+                                  self.prefetch, self.worker_seed, epoch, self.multiprocessing_context,
+                                  self.worker_init_fn, self.timeout)
         if self.prefetch == 0:
             return (self.load_batch(idx) for idx in index_batches)
         return self._prefetching(index_batches)
@@ -150,5 +177,5 @@ class DataLoader:
     def __repr__(self) -> str:
         return (
             f"DataLoader(len={len(self)}, batch_size={self.batch_size}, "
-            f"sampler={type(self.sampler).__name__}, prefetch={self.prefetch})"
+            f"sampler={type(self.sampler).__name__}, prefetch={self.prefetch}, num_workers={self.num_workers})"
         )
