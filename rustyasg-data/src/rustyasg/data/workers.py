@@ -25,7 +25,7 @@ Example:
     >>> batch = (np.arange(6.0).reshape(2, 3), [np.array([1, 2])])
     >>> layout, total = plan_layout(batch)
     >>> total, [shape for _, shape, _ in layout]
-    (64, [(2, 3), (2,)])
+    (128, [(2, 3), (2,)])
 """
 
 from __future__ import annotations
