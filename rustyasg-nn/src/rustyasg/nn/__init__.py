@@ -36,3 +36,10 @@ from .clip import clip_grad_norm, clip_grad_value
 from .losses import *  # noqa: F401,F403  (functions and Module classes, PyTorch names)
 from .serialization import CheckpointError, load_safetensors, load_safetensors_into, save_safetensors
 from .training import Trainer, fit  # noqa: E402  (the training loop: rustyasg.nn.training)
+
+# Models from elsewhere: Hugging Face folders, PyTorch checkpoints (read without torch), text generation.
+from . import generation, hub, pretrained  # noqa: E402
+from .generation import Generator, generate  # noqa: E402
+from .name_mapping import load_state_dict_from  # noqa: E402
+from .pretrained import from_pretrained  # noqa: E402
+from .torch_checkpoint import UnsafeCheckpointError, load_torch_checkpoint  # noqa: E402

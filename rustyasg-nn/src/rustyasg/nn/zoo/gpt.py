@@ -202,15 +202,21 @@ class GPT(Module):
                  top_k: Optional[int] = None, seed: int = 0, backend=None) -> np.ndarray:
         """Sample ``max_new_tokens`` continuations of the int array ``idx`` ``(N, T0)`` (eval mode).
 
-        One function is compiled for a ``block_size`` window; the context is right-padded
-        into it (causal attention makes the padding invisible to earlier positions) and the
-        logits at the last real position are sampled on the host.
+        When the whole sequence fits in ``block_size`` this is :func:`rustyasg.nn.generate` (a
+        KV cache, two compiled steps). Longer ones slide a ``block_size`` window: one function
+        is compiled for the window, the context is right-padded into it (causal attention makes
+        the padding invisible to earlier positions) and re-run for every token.
         """
+        from ..generation import choose_tokens, generate
+
         idx = np.asarray(idx, np.int64)
+        window = self.config.block_size
+        if idx.shape[1] + max_new_tokens <= window:
+            return generate(self, idx, max_new_tokens, backend=backend, do_sample=True, temperature=temperature,
+                            top_k=top_k, seed=seed)
         was_training = self.training
         self.eval()
         try:
-            window = self.config.block_size
             tokens = rg.input((None, window), "int64", name="tokens")
             step = rg.function([tokens], self(tokens), backend=backend)
         finally:
@@ -220,12 +226,7 @@ class GPT(Module):
             ctx = idx[:, -window:]
             padded = np.zeros((idx.shape[0], window), np.int64)
             padded[:, :ctx.shape[1]] = ctx
-            logits = step(padded)[:, ctx.shape[1] - 1].astype(np.float64) / max(temperature, 1e-8)
-            if top_k is not None:
-                kth = np.sort(logits, axis=-1)[:, -min(top_k, logits.shape[-1])][:, None]
-                logits = np.where(logits < kth, -np.inf, logits)
-            probs = np.exp(logits - logits.max(-1, keepdims=True))
-            probs /= probs.sum(-1, keepdims=True)
-            nxt = np.array([gen.choice(probs.shape[-1], p=p) for p in probs])[:, None]
-            idx = np.concatenate([idx, nxt], axis=1)
+            logits = step(padded)[:, ctx.shape[1] - 1]
+            nxt = choose_tokens(logits, True, gen, max(temperature, 1e-8), top_k)
+            idx = np.concatenate([idx, nxt[:, None]], axis=1)
         return idx
