@@ -68,6 +68,19 @@ class Backend(abc.ABC):
         """Name under which backend-specific passes are registered (defaults to ``name``)."""
         return self.name
 
+    def compute_dtype(self, dtype: Any) -> np.dtype:
+        """The dtype this backend computes values of ``dtype`` in (its precision promise).
+
+        Results are stored in ``dtype`` either way; a backend without a float64 unit
+        computes float64 in float32 (wgpu) and says so here, so the conformance kit
+        compares it at float32 precision.
+
+        >>> import rustyasg.core as rg
+        >>> rg.get_backend("reference").compute_dtype("float64")
+        dtype('float64')
+        """
+        return np.dtype(dtype)
+
     # -- data movement ----------------------------------------------------------------------
     @abc.abstractmethod
     def to_device(self, array: np.ndarray) -> Any:

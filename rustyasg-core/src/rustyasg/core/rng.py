@@ -4,7 +4,9 @@ An :class:`RNG` owns an int64 state variable: the seed in the high 32 bits and
 a step counter in the low 32. Every draw hashes (state, salt, element index),
 so a compiled step that draws numbers advances the counter by one per call
 (added to the function's updates automatically unless you update it yourself).
-The same seed gives identical numbers on every run and every backend.
+The same seed gives the same draws on every run and every backend: the uniform
+bits underneath are identical everywhere, and the values agree to the precision
+each backend computes in (see :mod:`rustyasg.core.ops.random`).
 
 Example:
     >>> import numpy as np, rustyasg.core as rg

@@ -72,6 +72,11 @@ class WgpuBackend(Backend):
 
         return instrumented(executable, observer)
 
+    def compute_dtype(self, dtype) -> np.dtype:
+        """float64 is computed in float32 (WGSL has no f64); every other dtype as itself."""
+        dtype = np.dtype(dtype)
+        return np.dtype(np.float32) if dtype == np.float64 else dtype
+
     def storage(self, dtype):
         """Device storage of ``dtype`` on this adapter."""
         return storage_for(dtype, self.ctx.has("shader-f16"))
