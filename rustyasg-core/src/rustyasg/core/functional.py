@@ -87,6 +87,8 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     if x.ndim == 0:
         return movement.reshape(x, shape=(1,))
     s, e = normalize_axis(start_axis, x.ndim), normalize_axis(end_axis, x.ndim)
+    if s > e:
+        raise ValueError(f"start_axis {start_axis} comes after end_axis {end_axis}")
     merged = 1
     for d in x.shape[s:e + 1]:
         merged = merged * d
@@ -158,6 +160,8 @@ def narrow(x: Tensor, axis: int, start: int, length: int) -> Tensor:
 @builder()
 def unstack(x: Tensor, axis: int = 0) -> list:
     """Split along ``axis`` and drop it."""
+    if x.ndim == 0:
+        raise ValueError("cannot unstack a 0-d tensor")
     return [squeeze(t, axis) for t in split(x, x.shape[normalize_axis(axis, x.ndim)], axis)]
 
 

@@ -164,6 +164,12 @@ def input(shape=(), dtype="float32", name: Optional[str] = None) -> Tensor:  # n
     if isinstance(shape, (int, str)) or shape is None:
         shape = (shape,)
     base = name or f"in{next(_ids)}"
+    try:
+        dtype = dtypes.as_dtype(dtype)
+        normalize_shape(tuple(0 if d is None else d for d in shape))
+    except (TypeError, ValueError) as exc:
+        raise (DTypeError if isinstance(exc, TypeError) else ShapeError)(
+            "input", f"{exc} (name {name!r})", source=_location()) from None
     shape = tuple(f"{base}.{i}" if d is None else d for i, d in enumerate(shape))
     ANONYMOUS_DIMS.update(f"{base}.{i}" for i, d in enumerate(shape) if d == f"{base}.{i}")
     return Tensor("input", (), {}, normalize_shape(shape), dtypes.as_dtype(dtype), name or base, _location())
@@ -196,10 +202,10 @@ def as_tensor(value, like: Optional[Tensor] = None) -> Tensor:
 
 
 def _error_class(exc: Exception):
-    if isinstance(exc, TypeError):
-        return DTypeError
     if isinstance(exc, IndexError):
         return IndexingError
+    if isinstance(exc, TypeError):
+        return DTypeError
     if isinstance(exc, KeyError):
         return AttributeSchemaError
     return ShapeError
@@ -223,8 +229,9 @@ def apply(op: str, *inputs, name: Optional[str] = None, **attrs) -> Tensor:
     try:
         tensors = _coerce_inputs(inputs, opdef.promote)
     except (OverflowError, ValueError, TypeError) as exc:
-        raise DTypeError(op, f"an operand cannot be a tensor: {exc}; for a Python int that does not fit the "
-                         "other operand's dtype, cast that tensor first (x.astype('int64') or 'float32')",
+        advice = ("; for a Python int that does not fit the other operand's dtype, cast that tensor first "
+                  "(x.astype('int64') or 'float32')" if isinstance(exc, OverflowError) else "")
+        raise DTypeError(op, f"an operand cannot be a tensor: {exc}{advice}",
                          [t.describe() if isinstance(t, Tensor) else repr(t) for t in inputs], _location()) from None
     if opdef.promote and len(tensors) > 1:
         tensors = _promote(tensors)

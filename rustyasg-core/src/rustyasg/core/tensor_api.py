@@ -118,6 +118,7 @@ def _reshape(self, *shape):
     return ops.reshape(self, shape=shape)
 
 
+@builder("cast")
 def _astype(self, dtype):
     dtype = dtypes.as_dtype(dtype)
     return self if dtype == self.dtype else ops.cast(self, dtype=dtype)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import dtypes
 from ..registry import Attr, Example, InputSpec, TensorType, as_int, as_ints
-from ..shapes import Dim, format_shape, normalize_axis, normalize_shape, size_of
+from ..shapes import Dim, format_shape, normalize_axes, normalize_axis, normalize_shape, size_of
 from ..builders import builder
 from ._define import defop
 
@@ -53,7 +53,8 @@ reshape = defop("reshape", infer=lambda ts, shape: TensorType(resolve_reshape(ts
 
 def _transpose_infer(ts, axes):
     t = ts[0]
-    if sorted(a % len(t.shape) for a in axes) != list(range(len(t.shape))) or len(axes) != len(t.shape):
+    in_range = all(-len(t.shape) <= a < len(t.shape) for a in axes)
+    if not in_range or sorted(a % len(t.shape) for a in axes) != list(range(len(t.shape))):
         raise ValueError(f"axes {axes} are not a permutation of the {len(t.shape)} axes of {format_shape(t.shape)}")
     return TensorType(tuple(t.shape[a] for a in axes), t.dtype)
 
@@ -159,10 +160,23 @@ def _concat_grad(g, y, *inputs, axis):
     return grads
 
 
-concat = defop("concat", infer=_concat_infer, reference=lambda *xs, axis: np.concatenate(xs, axis=axis),
+concat_op = defop("concat", infer=_concat_infer, reference=lambda *xs, axis: np.concatenate(xs, axis=axis),
                grad=_concat_grad, attrs={"axis": Attr(as_int, 0)}, kind="movement", num_inputs=None,
                examples=(Example((InputSpec((2, 3)), InputSpec((2, 5)), InputSpec((2, 1))), {"axis": 1}),),
                doc="Join tensors along an existing axis (``torch.cat``).")
+
+
+def concat(*tensors, axis: int = 0, name=None):
+    """Join tensors along an existing axis: ``concat(a, b, axis=1)`` or ``concat([a, b], axis=1)`` (``torch.cat``).
+
+    >>> import rustyasg.core as rg
+    >>> a, b = rg.input((2, 3), name="ca"), rg.input((2, 5), name="cb")
+    >>> rg.concat([a, b], axis=1).shape
+    (2, 8)
+    """
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    return concat_op(*tensors, axis=axis, name=name)
 
 
 # --- pad / flip ---------------------------------------------------------------------------
@@ -225,7 +239,12 @@ def pad(x, pad_width, value: float = 0.0, name=None):
     return pad_op(x, pad_width=widths, value=value, name=name)
 
 
-flip = defop("flip", infer=lambda ts, axes: ts[0], reference=lambda x, axes: np.flip(x, axes).copy(),
+def _flip_infer(ts, axes):
+    normalize_axes(axes, len(ts[0].shape))  # in range, none twice (as torch.flip)
+    return ts[0]
+
+
+flip = defop("flip", infer=_flip_infer, reference=lambda x, axes: np.flip(x, axes).copy(),
              grad=lambda g, y, x, axes: (flip(g, axes=axes),), attrs={"axes": Attr(as_ints)}, kind="movement",
              examples=(Example((InputSpec((3, 4)),), {"axes": (1,)}),), doc="Reverse the order along ``axes``.")
 
