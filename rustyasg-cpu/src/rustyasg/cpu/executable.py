@@ -34,7 +34,7 @@ import numpy as np
 from rustyasg.core.errors import MissingKernelError
 from rustyasg.core.executor import Executable
 
-from .fused import GroupKernel
+from .fused import GroupKernel, build_kernel
 from .fusion import cpu_plan
 from .kernels.protocol import Impl
 from .memory import Buffer, allocate, buffer_view, plan_arena
@@ -120,7 +120,7 @@ class _Builder:
                 units.append(Unit("group", list(kernel.outputs), ext, group=kernel, label=label, order=pu.order))
                 continue
             ins = members[0]
-            impl = self.table[ins.op](ins, [self.by_id[a] for a in ins.inputs])
+            impl = build_kernel(ins, [self.by_id[a] for a in ins.inputs], self.table[ins.op])
             units.append(Unit("single", [ins.id], list(ins.inputs), impl=impl, label=impl.label or ins.op,
                               order=pu.order))
         if missing:

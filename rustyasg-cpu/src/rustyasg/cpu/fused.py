@@ -24,7 +24,7 @@ import numpy as np
 
 from .cache import load_source
 from .codegen import generate
-from .kernels.protocol import Impl, Reduction
+from .kernels.protocol import Elementwise, Impl, Reduction
 from .threads import MIN_WORK, splitter, threads
 
 
@@ -92,3 +92,18 @@ def build_single(ins, args, kernel) -> Impl:
 
     elementwise = not isinstance(kernel, Reduction)
     return Impl(bind=bind, contiguous=True, elementwise=elementwise, label=f"numba.{ins.op}")
+
+
+def build_kernel(ins, args, kernel) -> Impl:
+    """The one dispatch from a registered cpu kernel to the :class:`Impl` of one instruction.
+
+    A builder function is called; an :class:`Elementwise` formula or a :class:`Reduction`
+    running alone becomes numpy's loop or a generated one (:func:`build_single`).
+    """
+    if isinstance(kernel, Elementwise):
+        return build_single(ins, args, kernel)
+    if isinstance(kernel, Reduction):
+        if ins.dtype == args[0].dtype and ins.dtype.kind in "fiu" and args[0].size > 0:
+            return build_single(ins, args, kernel)  # a generated loop: 2-7x faster than numpy's reduce
+        return kernel.build(ins, args)
+    return kernel(ins, args)

@@ -114,27 +114,12 @@ class Reduction:
 
     ``combine`` is ``sum`` or ``max``/``min``; ``mean`` divides by the count at the end.
     Alone, it runs as a generated loop too (measured 2-7x faster than numpy's reduce on
-    bias-gradient and row-sum shapes); ``build`` is the numpy fallback for mixed dtypes.
+    bias-gradient and row-sum shapes); ``build`` is the numpy fallback for mixed dtypes
+    and empty operands. Kernels are data: :func:`rustyasg.cpu.fused.build_kernel` is
+    where every kind of kernel is turned into an :class:`Impl`.
     """
 
     combine: str
     build: Callable
     mean: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def __call__(self, ins, args):
-        if ins.dtype == args[0].dtype and ins.dtype.kind in "fiu" and args[0].size > 0:
-            from ..fused import build_single
-
-            return build_single(ins, args, self)  # a generated loop: 2-7x faster than numpy's reduce
-        return self.build(ins, args)
-
-
-def _elementwise_call(self, ins, args):
-    """An elementwise op running alone: numpy's loop where it fits, else a generated kernel."""
-    from ..fused import build_single
-
-    return build_single(ins, args, self)
-
-
-Elementwise.__call__ = _elementwise_call

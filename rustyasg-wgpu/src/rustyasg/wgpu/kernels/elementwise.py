@@ -22,7 +22,7 @@ Example::
 
     >>> spec = ElementwiseSpec(inputs=("x", "y"), ops=(EwOp("s", "add", ("x", "y")),
     ...                        EwOp("r", "relu", ("s",))), outputs=("r",))
-    >>> "max(" in generate_elementwise_wgsl(spec, ("contig", "contig"), rank=1, vec=True)
+    >>> "select(" in generate_elementwise_wgsl(spec, ("contig", "contig"), rank=1, vec=True)
     True
 """
 
