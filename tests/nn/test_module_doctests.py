@@ -8,7 +8,10 @@ import pytest
 MODULES = ["rustyasg.nn." + m for m in ("_checks", "activations", "attention", "containers", "conv", "dropout",
                                         "embedding", "init", "linear", "module", "normalization", "pooling",
                                         "positional", "transformer", "functional", "zoo", "zoo.mlp", "zoo.lenet",
-                                        "zoo.resnet", "zoo.gpt", "zoo.vit")]
+                                        "zoo.resnet", "zoo.gpt", "zoo.vit", "zoo.bert", "zoo.llama",
+                                        "zoo.checkpoint_names", "kv_cache", "generation", "hub", "name_mapping",
+                                        "torch_checkpoint", "convert", "plugin", "pretrained", "pretrained.bert",
+                                        "pretrained.gpt2", "pretrained.llama", "pretrained.vit")]
 
 
 @pytest.mark.parametrize("name", MODULES)
