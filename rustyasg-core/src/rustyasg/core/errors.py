@@ -43,6 +43,14 @@ class AttributeSchemaError(GraphBuildError):
     """An op attribute is unknown, missing or of the wrong kind."""
 
 
+class UnfedInputError(RustyASGError, ValueError):
+    """A tensor's value was asked for outside a compiled function, but it depends on ``rg.input``s.
+
+    The message names the inputs and how to give them values (``rg.function``, ``rg.jit``,
+    ``rg.evaluate``).
+    """
+
+
 class NotDifferentiableError(RustyASGError):
     """``grad`` met an op without a gradient rule on the path to the output."""
 

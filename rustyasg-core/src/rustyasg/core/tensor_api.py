@@ -178,3 +178,9 @@ for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)
 
 __all__ = ["constant"]
+
+# Values on demand for tensors with no unfed inputs (np.asarray, float, item, print ...).
+from .realize import METHODS as _REALIZE_METHODS  # noqa: E402
+
+for _name, _fn in _REALIZE_METHODS.items():
+    setattr(Tensor, _name, _fn)
