@@ -59,6 +59,8 @@ class MpiCommunicator(CollectivesMixin):
         self.rank = comm.Get_rank()
         self.world_size = comm.Get_size()
         self.timeout = float(timeout)
+        #: Collectives and messages so far: how many, seconds spent in them, bytes given to them.
+        self.stats = {"calls": 0, "seconds": 0.0, "bytes": 0}
         self._ops = {"sum": self.MPI.SUM, "mean": self.MPI.SUM, "max": self.MPI.MAX, "min": self.MPI.MIN}
 
     def __repr__(self):
@@ -67,6 +69,7 @@ class MpiCommunicator(CollectivesMixin):
     # -- waiting ------------------------------------------------------------------------------
     def _wait(self, request, what: str, x: Optional[np.ndarray] = None) -> None:
         """Poll ``request`` until done; raise after ``timeout`` seconds naming the call."""
+        start = time.perf_counter()
         deadline = time.monotonic() + self.timeout
         pause = 0.0
         polls = 0
@@ -81,6 +84,9 @@ class MpiCommunicator(CollectivesMixin):
                         f"rank {self.rank}/{self.world_size}: {what}{size} got no answer from the other ranks "
                         f"within {self.timeout:g} s: a rank has died or hangs (raise the limit with "
                         f"rustyasg.distributed.init(timeout=...) or ${TIMEOUT_ENV} if a step is just slow)")
+        self.stats["calls"] += 1
+        self.stats["seconds"] += time.perf_counter() - start
+        self.stats["bytes"] += 0 if x is None else x.nbytes
 
     def _op(self, op: str, dtype) -> object:
         if op not in REDUCE_OPS:
