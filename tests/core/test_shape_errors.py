@@ -352,6 +352,64 @@ def _numpy_overflow(xs, p):
     return (xs[0].astype(np.int32) + p["scalar"]).shape
 
 
+def _where_valid(rng):
+    (a, b), _ = _bin_valid(rng)
+    c = tuple(1 if rng.random() < 0.5 else d for d in np.broadcast_shapes(a, b))
+    return [c, a, b], {}
+
+
+def _where_invalid(rng):
+    (a, b), _ = _bin_invalid(rng)
+    return [a[-1:], a, b] if rng.random() < 0.5 else [b, a, a], {}
+
+
+def _torch_where(xs, p):
+    return tuple(torch.where(torch.zeros(xs[0].shape, dtype=torch.bool), torch.zeros(xs[1].shape),
+                             torch.zeros(xs[2].shape)).shape)
+
+
+def _argmax_valid(rng):
+    s = _shape(rng)
+    return [s], {"axis": int(rng.integers(-max(len(s), 1), max(len(s), 1))), "keepdims": bool(rng.random() < 0.5)}
+
+
+def _argmax_invalid(rng):
+    s = _shape(rng, int(rng.integers(1, 4)))
+    return [s], {"axis": int(rng.choice([len(s), -len(s) - 1])), "keepdims": False}
+
+
+def _flatten_valid(rng):
+    s = _shape(rng, int(rng.integers(1, 4)))
+    a, b = sorted(int(v) for v in rng.integers(0, len(s), 2))
+    return [s], {"start": a, "end": b - (len(s) if rng.random() < 0.3 else 0)}
+
+
+def _flatten_invalid(rng):
+    s = _shape(rng, int(rng.integers(2, 4)))
+    return [s], ({"start": 1, "end": 0} if rng.random() < 0.5 else {"start": 0, "end": len(s)})
+
+
+def _swap_valid(rng):
+    s = _shape(rng, int(rng.integers(1, 4)))
+    return [s], {"a": int(rng.integers(-len(s), len(s))), "b": int(rng.integers(-len(s), len(s)))}
+
+
+def _swap_invalid(rng):
+    s = _shape(rng, int(rng.integers(1, 4)))
+    return [s], {"a": 0, "b": int(rng.choice([len(s), -len(s) - 1]))}
+
+
+def _expand_valid(rng):
+    s = _shape(rng)
+    return [s], {"shape": _shape(rng, int(rng.integers(0, 2))) + tuple(
+        int(rng.integers(1, 4)) if d == 1 else (-1 if rng.random() < 0.5 else d) for d in s)}
+
+
+def _expand_invalid(rng):
+    s = _shape(rng, int(rng.integers(1, 4)), low=2)
+    return [s], {"shape": _mismatch(rng, s)}
+
+
 def _zeros(xs):
     return torch.zeros(xs[0].shape)
 
@@ -398,6 +456,18 @@ FAMILIES = [
            lambda ts, p: rg.softmax(ts[0], axis=p["axis"])),
     Family("one_hot", _onehot_valid, _onehot_invalid, _torch_one_hot,
            lambda ts, p: rg.one_hot(ts[0], num_classes=p["num_classes"]), dtype="int64"),
+    Family("where", _where_valid, _where_invalid, _torch_where,
+           lambda ts, p: rg.where(ts[0], ts[1], ts[2]), dtype="bool"),
+    Family("argmax", _argmax_valid, _argmax_invalid,
+           lambda xs, p: tuple(torch.argmax(_zeros(xs), p["axis"], keepdim=p["keepdims"]).shape),
+           lambda ts, p: rg.argmax(ts[0], axis=p["axis"], keepdims=p["keepdims"])),
+    Family("flatten", _flatten_valid, _flatten_invalid,
+           lambda xs, p: tuple(torch.flatten(_zeros(xs), p["start"], p["end"]).shape),
+           lambda ts, p: rg.flatten(ts[0], p["start"], p["end"])),
+    Family("swapaxes", _swap_valid, _swap_invalid, lambda xs, p: np.swapaxes(xs[0], p["a"], p["b"]).shape,
+           lambda ts, p: ts[0].swapaxes(p["a"], p["b"])),
+    Family("expand", _expand_valid, _expand_invalid, lambda xs, p: tuple(_zeros(xs).expand(p["shape"]).shape),
+           lambda ts, p: rg.expand(ts[0], *p["shape"])),
     Family("add", _overflow_valid, _overflow_invalid, _numpy_overflow, lambda ts, p: ts[0] + p["scalar"],
            dtype="int32"),
 ]
