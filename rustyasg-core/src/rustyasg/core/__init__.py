@@ -29,7 +29,7 @@ from .ops import *  # noqa: F401,F403
 from .ops import matmul, max, min, pow, round, slice_, sum  # noqa: A004 - numpy-style names
 from .functional import permute, reshape, transpose  # noqa: F811  (user forms over the raw op builders)
 from .ops._define import defop
-from .parts import install as install_missing_part_finder
+from .parts import distribution_version, install as install_missing_part_finder
 from .plugins import plugin_manager, register_plugin, unregister_plugin
 from .registry import KERNELS, OPS, PASSES, Attr, Example, InputSpec, OpDef, TensorType
 from .rng import RNG
@@ -39,7 +39,7 @@ from .shapes import Dim
 install_missing_part_finder()
 plugin_manager()  # registers the built-in ops and passes, then every installed plugin's
 
-__version__ = "0.1.0"
+__version__ = distribution_version("rustyasg-core")  # from the package metadata
 
 
 def __getattr__(name: str):

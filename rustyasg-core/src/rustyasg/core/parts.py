@@ -42,3 +42,19 @@ def install() -> None:
     """Append the finder once (idempotent)."""
     if not any(isinstance(f, MissingPartFinder) for f in sys.meta_path):
         sys.meta_path.append(MissingPartFinder())
+
+
+def distribution_version(distribution: str) -> str:
+    """The installed version of a RustyASG distribution, from its package metadata (one place: its
+    ``pyproject.toml``); ``"0+unknown"`` for a source tree that was put on ``sys.path`` uninstalled.
+
+    >>> distribution_version("rustyasg-core") == __import__("rustyasg.core").core.__version__
+    True
+    """
+    import importlib.metadata as md
+
+    try:
+        return md.version(distribution)
+    except md.PackageNotFoundError:
+        return "0+unknown"
+

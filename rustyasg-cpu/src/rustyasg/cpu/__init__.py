@@ -18,3 +18,7 @@ from .backend import CpuBackend
 from .cache import cache_root, kernel_dir
 
 __all__ = ["CpuBackend", "cache_root", "kernel_dir"]
+
+from rustyasg.core.parts import distribution_version as _distribution_version  # noqa: E402
+
+__version__ = _distribution_version("rustyasg-cpu")  # from the package metadata

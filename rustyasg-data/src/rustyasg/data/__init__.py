@@ -101,3 +101,11 @@ __all__ = [
     # errors
     "DataFormatError", "MissingDataFileError", "TruncatedDataError", "MalformedDataError", "MissingDependencyError",
 ]  # fmt: skip
+
+# From the package metadata (one place: pyproject.toml); rustyasg-data does not need the core.
+from importlib.metadata import PackageNotFoundError as _NotInstalled, version as _version  # noqa: E402
+
+try:
+    __version__ = _version("rustyasg-data")
+except _NotInstalled:  # a source tree put on sys.path uninstalled
+    __version__ = "0+unknown"

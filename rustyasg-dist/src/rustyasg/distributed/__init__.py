@@ -59,3 +59,7 @@ def is_main() -> bool:
 def barrier() -> None:
     """Wait until every rank gets here (bounded by the communicator's timeout)."""
     init().barrier()
+
+from rustyasg.core.parts import distribution_version as _distribution_version  # noqa: E402
+
+__version__ = _distribution_version("rustyasg-dist")  # from the package metadata

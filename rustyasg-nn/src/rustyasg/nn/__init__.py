@@ -43,3 +43,7 @@ from .generation import Generator, generate  # noqa: E402
 from .name_mapping import load_state_dict_from  # noqa: E402
 from .pretrained import from_pretrained  # noqa: E402
 from .torch_checkpoint import UnsafeCheckpointError, load_torch_checkpoint  # noqa: E402
+
+from rustyasg.core.parts import distribution_version as _distribution_version  # noqa: E402
+
+__version__ = _distribution_version("rustyasg-nn")  # from the package metadata

@@ -20,3 +20,7 @@ from .translate import DEFAULT_OPSET, MissingTranslatorError, OnnxExportError, p
 
 __all__ = ["export", "export_training", "save", "program_to_model", "register_translator", "OnnxExportError",
            "MissingTranslatorError", "DEFAULT_OPSET"]
+
+from rustyasg.core.parts import distribution_version as _distribution_version  # noqa: E402
+
+__version__ = _distribution_version("rustyasg-onnx")  # from the package metadata

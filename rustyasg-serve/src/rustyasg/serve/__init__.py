@@ -18,3 +18,7 @@ from .model import InputSpec, RequestError, ServedModel, find_program
 
 __all__ = ["ServeConfig", "create_app", "Batcher", "QueueFull", "ServedModel", "InputSpec", "RequestError",
            "find_program"]
+
+from rustyasg.core.parts import distribution_version as _distribution_version  # noqa: E402
+
+__version__ = _distribution_version("rustyasg-serve")  # from the package metadata

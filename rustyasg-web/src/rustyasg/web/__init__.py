@@ -21,3 +21,7 @@ from .export import WebExport, WebExportError, export, inference_program, runtim
 from .native import NativeRunner
 
 __all__ = ["export", "inference_program", "runtime_dir", "WebExport", "WebExportError", "NativeRunner"]
+
+from rustyasg.core.parts import distribution_version as _distribution_version  # noqa: E402
+
+__version__ = _distribution_version("rustyasg-web")  # from the package metadata
