@@ -33,6 +33,7 @@ from .parts import distribution_version, install as install_missing_part_finder
 from .plugins import plugin_manager, register_plugin, unregister_plugin
 from .registry import KERNELS, OPS, PASSES, Attr, Example, InputSpec, OpDef, TensorType
 from .rng import RNG
+from .seeding import initial_seed, manual_seed
 from .saved_program import SavedProgramError, load_program
 from .shapes import Dim
 

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+from typing import Optional
 
 import numpy as np
 
@@ -33,7 +34,12 @@ _AUTO_ADVANCE: set = set()
 class RNG:
     """A random stream: ``uniform``, ``normal``, ``bernoulli`` and ``dropout`` draw from it."""
 
-    def __init__(self, seed: int = 0, name: str = "rng"):
+    def __init__(self, seed: Optional[int] = None, name: str = "rng"):
+        """``seed=None`` takes the next default seed (reproducible after ``rg.manual_seed``)."""
+        if seed is None:
+            from .seeding import next_default_seed
+
+            seed = next_default_seed()
         self.seed = int(seed)
         self.state = variable(np.array(self.seed << 32, np.int64), name=f"{name}.state", trainable=False)
         _AUTO_ADVANCE.add(self.state.id)

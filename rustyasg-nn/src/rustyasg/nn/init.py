@@ -25,6 +25,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+import rustyasg.core as rg
+
 _generator = np.random.default_rng(0)
 
 
@@ -36,6 +38,13 @@ def manual_seed(seed: int) -> None:
     """
     global _generator
     _generator = np.random.default_rng(int(seed))
+
+
+def _on_core_seed(seed: int) -> None:
+    manual_seed(seed)
+
+
+rg.seeding.on_manual_seed(_on_core_seed)  # rg.manual_seed(s) seeds the initializers too
 
 
 def default_generator() -> np.random.Generator:

@@ -43,6 +43,14 @@ class StateDictError(rg.RustyASGError, KeyError):
 # distinct, reproducible streams in creation order.
 _default_seeds = itertools.count(0x5EED)
 
+
+def _restart_default_seeds(seed: int) -> None:
+    global _default_seeds
+    _default_seeds = itertools.count(0x5EED + (seed << 20))
+
+
+rg.seeding.on_manual_seed(_restart_default_seeds)  # rg.manual_seed(s) makes dropout streams reproducible
+
 # Modules whose forward is running (innermost last): a child's scope name is its path in its caller.
 _calling: List["Module"] = []
 
