@@ -122,3 +122,22 @@ def test_unsupported_decoder_configs_are_named(tmp_path):
     _llama(rope_scaling={"rope_type": "linear", "factor": 2.0}).save_pretrained(tmp_path / "l")
     with pytest.raises(ValueError, match="RoPE scaling 'linear' is not supported"):
         from_pretrained(tmp_path / "l")
+
+
+def test_bfloat16_llama_weights_are_widened_exactly(tmp_path):
+    """Llama releases ship bfloat16 SafeTensors; numpy has no bfloat16, the weights load as float32."""
+    torch.manual_seed(4)
+    hf = _llama().eval().to(torch.bfloat16)
+    hf.save_pretrained(tmp_path)
+    model = from_pretrained(tmp_path)
+    # the same (bfloat16-representable) values in a float32 model (whose rotary table was not rounded to bf16)
+    weights = {k: v.float() for k, v in hf.state_dict().items()}
+    hf = _llama().eval()
+    hf.load_state_dict(weights)
+    for k, v in hf.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[k], v.numpy(), err_msg=k)
+    ids = np.arange(3, 12)[None]
+    x = rg.input(ids.shape, "int64", name="ids")
+    with torch.no_grad():
+        theirs = hf(torch.tensor(ids)).logits.numpy()
+    np.testing.assert_allclose(rg.function([x], model(x))(ids), theirs, rtol=1e-4, atol=1e-4)

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import numpy as np
+import safetensors
 
+from .bfloat16 import widen_bfloat16
 from .serialization import CheckpointError, load_safetensors
 
 PathLike = Union[str, os.PathLike]
@@ -103,10 +105,36 @@ def read_weights(model_dir: PathLike) -> Dict[str, np.ndarray]:
 
 def _read_one(path: Path) -> Dict[str, np.ndarray]:
     if path.name.endswith(".safetensors"):
-        return load_safetensors(path)
+        return _read_safetensors(path)
     from .torch_checkpoint import load_torch_checkpoint
 
     return load_torch_checkpoint(path)
+
+
+def _read_safetensors(path: Path) -> Dict[str, np.ndarray]:
+    """A SafeTensors file's tensors; bfloat16 ones (most Llama releases) widened to float32, exactly."""
+    try:
+        with safetensors.safe_open(os.fspath(path), framework="numpy") as f:
+            dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+    except Exception as exc:  # the library raises its own error types for every malformation
+        raise CheckpointError(f"{path}: not a readable SafeTensors file: {exc}") from None
+    if "BF16" not in dtypes.values():
+        return load_safetensors(path)
+    unknown = sorted({d for d in dtypes.values() if d not in _NUMPY_DTYPES and d != "BF16"})
+    if unknown:
+        raise CheckpointError(f"{path}: tensors of dtype {', '.join(unknown)} have no numpy equivalent")
+    out: Dict[str, np.ndarray] = {}
+    for name, entry in safetensors.deserialize(path.read_bytes()):
+        if entry["dtype"] == "BF16":
+            out[name] = widen_bfloat16(np.frombuffer(entry["data"], "<u2")).reshape(entry["shape"])
+        else:
+            out[name] = np.frombuffer(entry["data"], _NUMPY_DTYPES[entry["dtype"]]).reshape(entry["shape"]).copy()
+    return {k: out[k] for k in dtypes}  # the file's order
+
+
+#: SafeTensors dtype names numpy can hold (little-endian, as the format stores them).
+_NUMPY_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+                 "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
 
 
 def _read_sharded(index_path: Path) -> Dict[str, np.ndarray]:

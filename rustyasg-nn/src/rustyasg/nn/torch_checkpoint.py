@@ -39,6 +39,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
+from .bfloat16 import widen_bfloat16
 from .serialization import CheckpointError, PathLike
 
 __all__ = ["UnsafeCheckpointError", "read_torch_checkpoint", "load_torch_checkpoint", "find_state_dict",
@@ -127,7 +128,7 @@ def _rebuild_tensor(storage: _Storage, offset: int, size, stride, dtype: Optiona
     out = np.array(view, order="C")  # an own, C-contiguous copy (the file may be closed after)
     out = out.astype(out.dtype.newbyteorder("="), copy=False)
     if dtype.numpy is _BF16:
-        out = (out.astype(np.uint32) << 16).view(np.float32)
+        out = widen_bfloat16(out)
     if metadata and metadata.get("neg"):
         out = -out
     if metadata and metadata.get("conj"):
