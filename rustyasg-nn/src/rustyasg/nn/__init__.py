@@ -32,6 +32,7 @@ from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLay
 # Losses, optimizers, schedulers, gradient clipping and checkpoints.
 from . import checkpoint, clip, losses, optim, schedulers, serialization
 from .checkpoint import CheckpointManager, load_checkpoint, read_checkpoint, save_checkpoint
+from .summary import ModelSummary, summary
 from .clip import clip_grad_norm, clip_grad_value
 from .losses import *  # noqa: F401,F403  (functions and Module classes, PyTorch names)
 from .serialization import CheckpointError, load_safetensors, load_safetensors_into, save_safetensors

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -53,6 +53,8 @@ rg.seeding.on_manual_seed(_restart_default_seeds)  # rg.manual_seed(s) makes dro
 
 # Modules whose forward is running (innermost last): a child's scope name is its path in its caller.
 _calling: List["Module"] = []
+# Called as observer(module, output) after every forward while tracing (summary() records shapes).
+_call_observers: List[Callable[["Module", object], None]] = []
 
 
 class Module:
@@ -140,7 +142,10 @@ class Module:
         _calling.append(self)
         try:
             with name_scope(caller._path_of(self) if caller is not None else ""):
-                return self.forward(*args, **kwargs)
+                out = self.forward(*args, **kwargs)
+            for observe in _call_observers:
+                observe(self, out)
+            return out
         finally:
             _calling.pop()
 
@@ -207,6 +212,12 @@ class Module:
     def num_parameters(self) -> int:
         """Total number of trainable scalars."""
         return int(sum(int(np.prod(p.shape)) for p in self.parameters()))
+
+    def summary(self, *inputs, depth: int = 8, dtype="float32"):
+        """Layers, output shapes and parameter counts, like torchinfo (see :func:`rustyasg.nn.summary`)."""
+        from .summary import summary
+
+        return summary(self, *inputs, depth=depth, dtype=dtype)
 
     # -- state dicts ---------------------------------------------------------------------------
     def _state_vars(self) -> Dict[str, Variable]:
