@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
+import tempfile
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -214,14 +217,49 @@ def _request_device(adapter: Any, extra: Iterable[str]) -> tuple[Any, dict]:
     return adapter.request_device_sync(required_features=features, required_limits=limits), refused
 
 
+class SoftwareAdapterWarning(UserWarning):
+    """The wgpu backend runs on a software (CPU) adapter such as llvmpipe/lavapipe."""
+
+
+_software_noted = False
+
+
+def _ensure_runtime_dir() -> None:
+    """Give Mesa a valid ``XDG_RUNTIME_DIR`` when the environment has none.
+
+    Mesa's window-system code prints "XDG_RUNTIME_DIR is invalid or not set" four times per
+    process on headless machines and in containers; compute needs no display, so a private
+    directory (mode 0700, as the XDG spec requires) silences it without hiding other errors.
+    """
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if not sys.platform.startswith("linux") or (current and os.path.isdir(current) and os.access(current, os.W_OK)):
+        return
+    path = os.path.join(tempfile.gettempdir(), f"rustyasg-runtime-{os.getuid()}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    os.environ["XDG_RUNTIME_DIR"] = path
+
+
+def _note_software(info: dict) -> None:
+    """Say once per process that the adapter is a software one (a GPU driver is missing)."""
+    global _software_noted
+    if info.get("adapter_type") == "CPU" and not _software_noted:
+        _software_noted = True
+        warnings.warn(f"wgpu adapter {adapter_summary(info)} -- software: expect CPU speeds (install your GPU's "
+                      f"Vulkan driver for speed, or use backend='cpu')",
+                      SoftwareAdapterWarning, stacklevel=4)
+
+
 @functools.lru_cache(maxsize=None)
 def _context_for(spec: str, experimental: bool) -> GpuContext:
+    _ensure_runtime_dir()
     import wgpu  # imported here so `import rustyasg.wgpu` works without a GPU stack
 
     adapters = wgpu.gpu.enumerate_adapters_sync()
     infos = [dict(a.info) for a in adapters]
     adapter = adapters[select_adapter_index(infos, spec)]
     device, refused = _request_device(adapter, EXPERIMENTAL_FEATURES if experimental else ())
+    _note_software(dict(adapter.info))
     return GpuContext(
         adapter=adapter,
         device=device,
