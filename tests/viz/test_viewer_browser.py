@@ -1,0 +1,107 @@
+"""The viewer in headless Chromium on real programs: Model Explorer with our adapter and overlays.
+
+Screenshots go to test-artifacts/viz/.
+"""
+
+import os
+import re
+import time
+
+import pytest
+
+from rustyasg.viz.profiler import Profile
+from rustyasg.viz.viewer import resolve_target, serve, view_data
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gpt_viewer(gpt):
+    t = resolve_target(gpt["trainer"], gpt["batch"], name="gpt")
+    prof = Profile()
+    with prof:
+        t.function(*t.args)
+    data = view_data(t, prof, highlight=gpt["model"].lm_head.weight)
+    viewer = serve([data], open_browser=False, block=False, port=8311)
+    return viewer, data
+
+
+@pytest.fixture(scope="module")
+def page(browser, gpt_viewer):
+    viewer, _ = gpt_viewer
+    p = browser.new_page(viewport={"width": 1500, "height": 950})
+    p.goto(viewer.url)
+    p.wait_for_selector("text=op node count", timeout=90_000)
+    yield p
+    p.close()
+
+
+def _select_graph(page, graph_id):
+    page.get_by_text(re.compile(r"^\s*\d+ nodes\s*$")).first.click()
+    page.get_by_text(graph_id, exact=True).last.click()
+    page.wait_for_timeout(1500)
+
+
+def _graph_info_count(page) -> int:
+    return int(re.search(r"op node count\s+(\d+)", page.locator("body").inner_text()).group(1))
+
+
+def _stats(page) -> dict:
+    """The 'Aggregated stats' table: {row name: [cells]} (columns in node-data order)."""
+    rows = {}
+    for line in page.locator("body").inner_text().splitlines():
+        cells = [c.strip() for c in line.split("\t") if c.strip()]
+        if cells and cells[0] in ("Min", "Max", "Sum", "Avg") and cells[0] not in rows:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_graphs_are_listed_with_the_programs_node_counts(page, gpt_viewer, artifacts):
+    _, data = gpt_viewer
+    page.get_by_text(re.compile(r"^\s*\d+ nodes\s*$")).first.click()
+    listing = page.locator("body").inner_text()
+    for gid, graph in data.graphs.items():
+        assert re.search(rf"{gid}\s+{len(graph.nodes)} nodes", listing), gid
+    page.get_by_text("forward", exact=True).last.click()  # choosing a graph closes the list
+    page.wait_for_timeout(1000)
+    for gid in ("forward", "gradient"):
+        _select_graph(page, gid)
+        assert _graph_info_count(page) == len(data.graphs[gid].nodes)
+        page.screenshot(path=os.path.join(artifacts, f"viewer-gpt-{gid}.png"))
+
+
+def test_search_by_module_path_and_node_details(page, gpt_viewer, artifacts):
+    _, data = gpt_viewer
+    _select_graph(page, "forward")
+    path = "transformer.h.0/attn/c_attn"
+    page.locator("input[placeholder*='Search']").fill(path)
+    page.wait_for_selector("text=results", timeout=20_000)
+    expected = [n for n in data.graphs["forward"].nodes if n.namespace == path]
+    results = page.locator("text=/\\d+ results?/").first.inner_text()
+    assert int(re.search(r"\d+", results).group()) == len(expected)
+    assert "transformer.h.0 / attn / c_attn" in page.locator("body").inner_text()
+    results = page.locator(".search-results-container")
+    results.get_by_text("matmul", exact=True).first.click(modifiers=["Alt"])  # locate and select the node
+    page.wait_for_timeout(1500)
+    page.screenshot(path=os.path.join(artifacts, "viewer-gpt-search.png"))
+    panel = page.locator("body").inner_text()
+    assert "NODE INFO" in panel and path in panel and "float32(32*batch, 192)" in panel
+    assert re.search(r"source\s+/\S+\.py:\d+", panel)  # the user's file:line that built it
+    page.screenshot(path=os.path.join(artifacts, "viewer-gpt-search.png"))
+
+
+def test_time_overlay_and_path_highlight(page, gpt_viewer, artifacts):
+    _, data = gpt_viewer
+    names = list(data.overlays)
+    assert "time (us)" in names and "path" in names
+    for gid in ("forward", "gradient"):
+        _select_graph(page, gid)
+        stats = _stats(page)
+        time_overlay = data.overlays["time (us)"][0][gid]
+        col = names.index("time (us)")
+        assert float(stats["Max"][col]) == pytest.approx(max(time_overlay.values()), rel=1e-9)
+        marked = data.overlays["path"][0][gid]
+        col = names.index("path")
+        assert float(stats["Sum"][col]) == pytest.approx(sum(marked.values()))
+        assert "path" in page.locator("body").inner_text()
+        page.screenshot(path=os.path.join(artifacts, f"viewer-gpt-{gid}-overlays.png"))
