@@ -25,7 +25,11 @@ def _mlp_function(backend="cpu", seed=0):
     return rg.function([x], y, backend=backend), (w1, b1, w2)
 
 
-@pytest.mark.parametrize("backend", ["cpu", "reference"])
+# every installed backend runs a saved program (wgpu on lavapipe in CI, onnxruntime through rustyasg-onnx)
+BACKENDS = [b for b in ("reference", "cpu", "wgpu", "onnxruntime") if b in rg.installed_backends()]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_round_trip_any_batch_size(tmp_path, backend):
     f, _ = _mlp_function("reference")
     path = tmp_path / "mlp.rgp"

@@ -1,6 +1,6 @@
 """Inference mode: a module's forward pass alone, compiled with its weights as constants.
 
-``rg.inference(model, example_input)`` (or ``model.compile_inference(example_input)``) traces
+``rg.inference(model, example_input)`` traces
 the forward pass in evaluation mode and compiles it with everything training needs taken out:
 
 - no gradient graph and no state updates (dropout and batch-statistic branches are gone with
