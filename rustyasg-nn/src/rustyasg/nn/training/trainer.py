@@ -240,6 +240,18 @@ class Trainer:
         if self._guard is not None:
             self._guard.request()
 
+    def view(self, batch=None, **kwargs):
+        """Open the training step's forward, gradient and compiled graphs in the browser.
+
+        ``batch`` (one ``(x, y)`` batch) compiles the step if ``fit`` has not yet; ``kwargs`` go to
+        ``rustyasg.core.view`` (``profile=``, ``stats=``, ``highlight=``, ``block=`` ...). Needs the
+        ``rustyasg-viz`` part.
+        """
+        import rustyasg.core as rg
+
+        view = rg.view  # provided by the rustyasg-viz part (a clear error names its pip command)
+        return view(self, *(() if batch is None else (batch,)), **kwargs)
+
     # -- evaluation ---------------------------------------------------------------------------------------------
     def evaluate(self, data: Iterable, metrics: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
         """Mean loss and ``metrics`` over ``data`` with the model in eval mode.
