@@ -53,9 +53,9 @@ def test_cached_steps_equal_the_full_forward_and_compile_once(make):
     # and the cached logits themselves agree with the full pass, step by step
     window = np.zeros((2, 15), np.int64)
     window[:, :5] = prompt
-    steps = [gen.prefill(window, np.int64(4))]
+    steps = [gen.prefill(window, np.array([4, 4]))]
     for pos in range(5, 15):
-        steps.append(gen.decode(tokens[:, pos:pos + 1], np.int64(pos)))
+        steps.append(gen.decode(tokens[:, pos:pos + 1], np.array([pos, pos])))
     np.testing.assert_allclose(np.stack(steps, 1), full[:, 4:], rtol=1e-4, atol=1e-5)
     # more prompts, of other lengths: still the same two compiled steps
     gen.generate(prompt[:, :2], 7)
@@ -143,6 +143,12 @@ def test_generation_errors_are_clear():
         gen.generate(np.ones((2, 6), np.int64), 3)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         gen.generate(np.ones((2, 2), np.int64), 2, do_sample=True, temperature=0.0)
+    with pytest.raises(ValueError, match="attention_mask row 1 has padding between real tokens"):
+        gen.generate(np.ones((2, 4), np.int64), 2, attention_mask=np.array([[1, 1, 1, 1], [1, 0, 1, 1]]))
+    with pytest.raises(ValueError, match="must be shaped like the prompts"):
+        gen.generate(np.ones((2, 4), np.int64), 2, attention_mask=np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"every prompt needs 1\.\.7 real tokens, got \[4, 0\]"):
+        gen.generate(np.ones((2, 4), np.int64), 2, attention_mask=np.array([[1, 1, 1, 1], [0, 0, 0, 0]]))
     with pytest.raises(ValueError, match="max_len must be >= 2"):
         Generator(model, 1, 1)
     np.testing.assert_array_equal(gen.generate(np.ones((2, 3), np.int64), 0), np.ones((2, 3)))

@@ -103,14 +103,16 @@ class Generator:
             # no room for a new token); logits of the last real token
             n, length = self.batch_size, self.max_len - 1
             tokens = rg.input((n, length), "int64", name="tokens")
-            last = rg.input((), "int64", name="last")
+            last = rg.input((n,), "int64", name="last")  # each row's last prompt position
             state = self.cache.prefill_state()
-            hidden = rg.take(model.hidden_states(tokens, state), last.reshape((1,)), axis=1)
+            hidden = model.hidden_states(tokens, state)
+            pick = (rg.arange(length).reshape((1, length)) == last.reshape((n, 1))).astype(hidden.dtype)
+            hidden = (hidden * pick.reshape((n, length, 1))).sum(axis=1, keepdims=True)
             self.prefill = rg.function([tokens, last], model.lm_head(hidden).reshape((n, -1)),
                                        updates=state.updates(), backend=backend, name="prefill")
-            # decode: one token at a runtime position
+            # decode: one token per row at runtime positions
             token = rg.input((n, 1), "int64", name="token")
-            pos = rg.input((), "int64", name="pos")
+            pos = rg.input((n,), "int64", name="pos")
             state = self.cache.decode_state(pos)
             logits = model.lm_head(model.hidden_states(token, state)).reshape((n, -1))
             self.decode = rg.function([token, pos], logits, updates=state.updates(), backend=backend, name="decode")
@@ -124,24 +126,27 @@ class Generator:
 
     def generate(self, input_ids, max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
                  top_k: Optional[int] = None, top_p: Optional[float] = None, seed: Optional[int] = None,
-                 eos_token_id: Optional[int] = None, pad_token_id: Optional[int] = None) -> np.ndarray:
+                 eos_token_id: Optional[int] = None, pad_token_id: Optional[int] = None,
+                 attention_mask=None) -> np.ndarray:
         """Prompt ``(N, T0)`` int tokens -> ``(N, T0 + new)``: greedy unless ``do_sample``.
 
+        Prompts of different lengths come padded (left or right) with an ``attention_mask``
+        ``(N, T0)`` of 1 for real tokens, as for ``transformers``' ``generate``; each row then
+        continues from its own last token and its positions count from its first real token.
         Generation stops after ``max_new_tokens`` or when every row has produced
         ``eos_token_id``; rows that finished early are filled with ``pad_token_id`` (default: the eos id).
         """
         ids = np.asarray(input_ids, np.int64)
         if ids.ndim != 2 or ids.shape[0] != self.batch_size or ids.shape[1] < 1:
             raise ValueError(f"generate: expected prompts of shape ({self.batch_size}, T0>=1), got {ids.shape}")
-        t0 = ids.shape[1]
-        if t0 + max_new_tokens > self.max_len:
-            raise ValueError(f"generate: {t0} prompt + {max_new_tokens} new tokens exceed max_len {self.max_len}")
+        window, lengths = self._pack(ids, attention_mask)
+        if int(lengths.max()) + max_new_tokens > self.max_len:
+            raise ValueError(f"generate: {int(lengths.max())} prompt + {max_new_tokens} new tokens exceed "
+                             f"max_len {self.max_len}")
         rng = np.random.default_rng(seed)
         if max_new_tokens <= 0:
             return ids.copy()
-        window = np.zeros((self.batch_size, self.max_len - 1), np.int64)
-        window[:, :t0] = ids
-        logits = self.prefill(window, np.int64(t0 - 1))
+        logits = self.prefill(window, lengths - 1)
         out, done = [ids], np.zeros(self.batch_size, bool)
         pad = eos_token_id if pad_token_id is None else pad_token_id
         for step in range(max_new_tokens):
@@ -152,8 +157,30 @@ class Generator:
             out.append(nxt[:, None])
             if (eos_token_id is not None and done.all()) or step == max_new_tokens - 1:
                 break
-            logits = self.decode(nxt[:, None], np.int64(t0 + step))
+            logits = self.decode(nxt[:, None], lengths + step)
         return np.concatenate(out, axis=1)
+
+    def _pack(self, ids: np.ndarray, attention_mask):
+        """Each row's real tokens moved to the start of a ``max_len - 1`` window, and their counts."""
+        n, t0 = ids.shape
+        window = np.zeros((n, self.max_len - 1), np.int64)
+        if attention_mask is None:
+            if t0 > self.max_len - 1:
+                raise ValueError(f"generate: a prompt of {t0} tokens leaves no room in max_len {self.max_len}")
+            window[:, :t0] = ids
+            return window, np.full(n, t0, np.int64)
+        mask = np.asarray(attention_mask).astype(bool)
+        if mask.shape != ids.shape:
+            raise ValueError(f"generate: attention_mask {mask.shape} must be shaped like the prompts {ids.shape}")
+        lengths = mask.sum(axis=1).astype(np.int64)
+        if lengths.min() < 1 or lengths.max() > self.max_len - 1:
+            raise ValueError(f"generate: every prompt needs 1..{self.max_len - 1} real tokens, got {lengths.tolist()}")
+        for row in range(n):
+            real = np.flatnonzero(mask[row])
+            if real[-1] - real[0] + 1 != real.size:
+                raise ValueError(f"generate: attention_mask row {row} has padding between real tokens")
+            window[row, :real.size] = ids[row, real]
+        return window, lengths
 
 
 def generate(model: Module, input_ids, max_new_tokens: int, max_len: Optional[int] = None, backend=None,

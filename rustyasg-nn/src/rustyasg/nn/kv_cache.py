@@ -9,13 +9,14 @@ nothing after the first token:
 
 - *prefill* (``pos`` is None): tokens ``(N, T)`` at positions ``0..T-1`` with a causal mask;
   their keys and values fill slots ``0..T-1``.
-- *decode* (``pos`` a scalar int64 tensor): one token ``(N, 1)`` at position ``pos``; its key
-  and value are written into slot ``pos`` and it attends to slots ``0..pos``.
+- *decode* (``pos`` an int64 vector ``(N,)``): one token per row, row ``i`` at position
+  ``pos[i]`` (prompts of different lengths decode side by side); its key and value are written
+  into slot ``pos[i]`` and it attends to slots ``0..pos[i]``.
 
 Example:
     >>> import rustyasg.core as rg
     >>> cache = KVCache(layers=1, batch=2, kv_heads=2, max_len=8, head_dim=4)
-    >>> state = cache.decode_state(rg.input((), "int64", name="pos"))
+    >>> state = cache.decode_state(rg.input((2,), "int64", name="pos"))
     >>> q = rg.input((2, 4, 1, 4), name="q"); k = rg.input((2, 2, 1, 4), name="k")
     >>> state.attend(0, q, k, k).shape
     (2, 4, 1, 4)
@@ -58,8 +59,11 @@ def grouped_attention(q: Tensor, k: Tensor, v: Tensor, is_causal: bool = False, 
         raise ValueError(f"grouped attention: {h} query heads are not a multiple of {g} key/value heads")
     qg = q.reshape((n, g, h // g, t, d))
     kg, vg = (x.reshape((n, g, 1) + tuple(x.shape[2:])) for x in (k, v))
-    if attn_mask is not None and attn_mask.ndim >= 3 and attn_mask.shape[-3] != 1:
-        raise ValueError("grouped attention: masks must not vary per head (shape (..., 1, T, S) or (T, S))")
+    if attn_mask is not None and attn_mask.ndim >= 3:
+        if attn_mask.shape[-3] != 1:
+            raise ValueError("grouped attention: masks must not vary per head (shape (N, 1, T, S) or (T, S))")
+        if attn_mask.ndim == 4:  # (N, 1, T, S) -> (N, 1, 1, T, S) against the grouped (N, G, H/G, T, S) scores
+            attn_mask = attn_mask.reshape((attn_mask.shape[0], 1) + tuple(attn_mask.shape[1:]))
     out = scaled_dot_product_attention(qg, kg, vg, attn_mask=attn_mask, is_causal=is_causal,
                                        key_padding_mask=key_padding_mask, scale=scale)
     return out.reshape((n, h, t, d))
@@ -81,10 +85,11 @@ class KVCache:
         return DecodeState(self, None)
 
     def decode_state(self, pos: Tensor) -> "DecodeState":
-        """A state for tracing one decode step at the scalar int64 position ``pos``."""
-        if pos.ndim != 0 or pos.dtype not in (rg.int32, rg.int64):
-            raise TypeError(f"decode position must be a scalar int tensor, got {pos.dtype}{tuple(pos.shape)}")
-        return DecodeState(self, pos)
+        """A state for tracing one decode step at the int positions ``pos`` ``(batch,)``, one per row."""
+        if tuple(pos.shape) != (self.batch,) or pos.dtype not in (rg.int32, rg.int64):
+            raise TypeError(f"decode positions must be an int tensor of shape ({self.batch},), "
+                            f"got {pos.dtype}{tuple(pos.shape)}")
+        return DecodeState(self, pos.astype("int64"))
 
     def nbytes(self) -> int:
         """Bytes held by the cache."""
@@ -102,21 +107,19 @@ class DecodeState:
     def decoding(self) -> bool:
         return self.pos is not None
 
-    def positions(self, length: int) -> Tensor:
-        """The int64 positions ``(length,)`` of the tokens being processed."""
+    def rows(self, table: Tensor, length: int) -> Tensor:
+        """Rows of a per-position ``(P, D)`` table (learned positions, rotary angles) for the current tokens.
+
+        ``(length, D)`` in a prefill (positions ``0..length-1`` for every row); ``(N, 1, D)`` in a
+        decode step (row ``i`` at ``pos[i]``). Both broadcast against ``(N, length, D)``.
+        """
         if self.pos is None:
             if length > self.cache.max_len:
                 raise ValueError(f"prefill of {length} tokens exceeds the cache length {self.cache.max_len}")
-            return rg.arange(length)
+            return table[:length]
         if length != 1:
             raise ValueError(f"a decode step takes one token per row, got {length}")
-        return self.pos.astype("int64").reshape((1,))
-
-    def rows(self, table: Tensor, length: int) -> Tensor:
-        """Rows of a per-position ``table`` (learned positions, rotary angles) for the current tokens."""
-        if self.pos is None:
-            return table[:length]
-        return rg.take(table, self.positions(length), axis=0)
+        return rg.take(table, self.pos, axis=0).reshape((self.cache.batch, 1, table.shape[-1]))
 
     def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, scale: Optional[float] = None) -> Tensor:
         """Write ``k``/``v`` ``(N, G, T, D)`` into layer ``layer``'s cache and attend causally with ``q``."""
@@ -130,11 +133,12 @@ class DecodeState:
                 new_k, new_v = k, v
             self._record(keys, new_k), self._record(values, new_v)
             return grouped_attention(q, k, v, is_causal=True, scale=scale)
-        slots = rg.arange(length)
-        slot = (slots == self.pos.astype("int64")).reshape((1, 1, length, 1))
+        n = self.cache.batch
+        slots, pos = rg.arange(length).reshape((1, length)), self.pos.reshape((n, 1))
+        slot = (slots == pos).reshape((n, 1, length, 1))
         new_k, new_v = rg.where(slot, k.astype(keys.dtype), keys), rg.where(slot, v.astype(values.dtype), values)
         self._record(keys, new_k), self._record(values, new_v)
-        visible = (slots <= self.pos.astype("int64")).reshape((1, 1, 1, length))
+        visible = (slots <= pos).reshape((n, 1, 1, length))
         return grouped_attention(q, new_k.astype(q.dtype), new_v.astype(q.dtype), attn_mask=visible, scale=scale)
 
     def _record(self, var: Variable, value: Tensor) -> None:
@@ -159,7 +163,12 @@ def rotate(xs, dim: int, base: float, length: int, state: Optional[DecodeState] 
     dtype = xs[0].dtype
     table = rotary_angles(max(length, state.cache.max_len if state is not None else length), dim, base)
     cos, sin = rg.constant(np.cos(table), dtype), rg.constant(np.sin(table), dtype)
-    cos, sin = (cos[:length], sin[:length]) if state is None else (state.rows(cos, length), state.rows(sin, length))
+    if state is None:
+        cos, sin = cos[:length], sin[:length]
+    else:
+        cos, sin = state.rows(cos, length), state.rows(sin, length)
+        if cos.ndim == 3:  # per-row angles (N, 1, D/2) against (N, heads, 1, D/2)
+            cos, sin = (t.reshape((t.shape[0], 1) + tuple(t.shape[1:])) for t in (cos, sin))
     out = []
     for x in xs:
         if x.shape[-1] == dim:
