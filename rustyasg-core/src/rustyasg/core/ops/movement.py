@@ -214,7 +214,8 @@ def pad(x, pad_width, value: float = 0.0, name=None):
     """Constant padding; ``pad_width`` lists (before, after) per axis, numpy order.
 
     A negative width crops that many elements, as in ``torch.nn.functional.pad``: the
-    crop is a slice and the rest a ``pad`` op, so every backend and the gradient agree.
+    positive widths are a ``pad`` op and the crop a slice of its result (in that order, so
+    no intermediate is ever empty), and every backend and the gradient agree.
 
     >>> import rustyasg.core as rg
     >>> rg.pad(rg.input((4, 5), name="p"), pad_width=(1, -2, 0, 3)).shape
@@ -224,19 +225,17 @@ def pad(x, pad_width, value: float = 0.0, name=None):
 
     x = as_tensor(x)
     widths = as_ints(pad_width)
-    if len(widths) != 2 * x.ndim:
-        return pad_op(x, pad_width=widths, value=value, name=name)  # the op names the mistake
-    if any(w < 0 for w in widths):
-        crop = [(-min(widths[2 * i], 0), -min(widths[2 * i + 1], 0)) for i in range(x.ndim)]
-        for i, ((a, b), d) in enumerate(zip(crop, x.shape)):
-            if isinstance(d, Dim) and (a or b):
-                raise ValueError(f"cannot crop symbolic dimension {d} (axis {i})")
-            if isinstance(d, int) and a + b > d:
-                raise ValueError(f"pad widths {tuple(widths)} crop axis {i} of size {d} below zero")
-        x = slice_(x, starts=tuple(a for a, _ in crop),
-                   stops=tuple(None if b == 0 else -b for _, b in crop), steps=(1,) * x.ndim)
-        widths = tuple(max(w, 0) for w in widths)
-    return pad_op(x, pad_width=widths, value=value, name=name)
+    if len(widths) != 2 * x.ndim or not any(w < 0 for w in widths):
+        return pad_op(x, pad_width=widths, value=value, name=name)  # the op names any mistake
+    crop = [(-min(widths[2 * i], 0), -min(widths[2 * i + 1], 0)) for i in range(x.ndim)]
+    for i, ((a, b), d) in enumerate(zip(crop, x.shape)):
+        if isinstance(d, Dim) and (a or b):
+            raise ValueError(f"cannot crop symbolic dimension {d} (axis {i})")
+        if isinstance(d, int) and a + b > d:
+            raise ValueError(f"pad widths {tuple(widths)} crop axis {i} of size {d} below zero")
+    padded = pad_op(x, pad_width=tuple(max(w, 0) for w in widths), value=value)
+    return slice_(padded, starts=tuple(a for a, _ in crop),
+                  stops=tuple(None if b == 0 else -b for _, b in crop), steps=(1,) * x.ndim, name=name)
 
 
 def _flip_infer(ts, axes):
