@@ -59,6 +59,11 @@ class DataParallel:
         self.comm.barrier()
         return self.comm.comm.bcast(result, root=0) if self.comm.world_size > 1 else result
 
+    def any(self, flag: bool) -> bool:
+        if self.comm.world_size == 1:
+            return bool(flag)
+        return bool(self.comm.all_reduce(np.array(int(flag), np.int64), "max"))
+
     def mean(self, value: float, weight: float) -> float:
         pair = self.comm.all_reduce(np.array([float(value) * weight, float(weight)]), "sum")
         return float(pair[0] / pair[1]) if pair[1] else float("nan")

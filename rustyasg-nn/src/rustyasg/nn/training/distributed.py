@@ -32,6 +32,9 @@ class DistributedStrategy(Protocol):
     def save(self, write: Callable[[], T]) -> Optional[T]:
         """Run ``write`` on the main rank only; every rank returns its result once it is on disk."""
 
+    def any(self, flag: bool) -> bool:
+        """Whether ``flag`` is set on any rank (Ctrl-C on one rank stops every rank at the same step)."""
+
     def mean(self, value: float, weight: float) -> float:
         """The ``weight``-weighted mean of ``value`` over ranks."""
 

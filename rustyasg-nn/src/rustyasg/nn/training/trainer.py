@@ -381,7 +381,7 @@ class Trainer:
         source, batches = self._epoch_batches(train_data, epoch)
         try:
             for batch in batches:
-                if self._guard.interrupted:
+                if self._interrupted():
                     break
                 self._ensure_train_step(batch)
                 compiles = self.train_step.stats["compiles"]
@@ -403,6 +403,8 @@ class Trainer:
                     self._report(window, samples_window, now - t_window - compile_window)
                     compile_s += compile_window
                     t_window, samples_window, compile_window = now, 0, 0.0
+            if self.distributed is not None:
+                self._interrupted()  # Ctrl-C during the epoch's last step: every rank learns of it
         finally:
             close = getattr(source, "close", None)
             if close is not None:
@@ -410,6 +412,15 @@ class Trainer:
         if window.pending:
             self._report(window, samples_window, time.perf_counter() - t_window - compile_window)
         return window, samples, compile_s + compile_window
+
+    def _interrupted(self) -> bool:
+        """Ctrl-C seen here or, when distributed, on any rank: every rank stops after the same step."""
+        if self.distributed is None:
+            return self._guard.interrupted
+        if self.distributed.any(self._guard.interrupted):
+            self._guard.request()
+            return True
+        return False
 
     def _end_epoch(self, logs: Dict[str, Any], result: FitResult) -> None:
         """Advance the position, then schedule, log, early-stop and checkpoint with the epoch's logs."""
