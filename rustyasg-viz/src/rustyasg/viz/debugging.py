@@ -85,12 +85,16 @@ def describe_node(t: Tensor) -> str:
 
 class _NanGuard(observe.Observer):
     def run(self, function, executable, arrays, first: bool = False):
-        state = {v: v.value() for v, _ in function.updates}
+        backend = function.backend
+        # Read the resident copies directly: Variable.value() would take ownership back to the host
+        # while the executable keeps writing the device copy.
+        state = {v: backend.read_variable(v) for v, _ in function.updates}
         handles = executable.run(arrays)
-        function.backend.synchronize()
-        outs = [np.asarray(function.backend.to_host(h)) for h in handles]
+        backend.synchronize()
+        outs = [np.asarray(backend.to_host(h)) for h in handles]
         bad_out = any(o.dtype.kind == "f" and not np.all(np.isfinite(o)) for o in outs)
-        bad_var = [v for v, _ in function.updates if v.dtype.kind == "f" and not np.all(np.isfinite(v.value()))]
+        bad_var = [v for v, _ in function.updates
+                   if v.dtype.kind == "f" and not np.all(np.isfinite(backend.read_variable(v)))]
         if not (bad_out or bad_var):
             return handles
         for var, value in state.items():  # leave the state as it was before the failing call
