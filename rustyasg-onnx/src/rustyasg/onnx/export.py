@@ -17,7 +17,6 @@ import os
 import tempfile
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import onnx
 
 import rustyasg.core as rg

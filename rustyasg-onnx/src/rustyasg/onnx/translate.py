@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import onnx
 from onnx import helper
 
