@@ -85,7 +85,7 @@ def test_search_by_module_path_and_node_details(page, gpt_viewer, artifacts):
     page.wait_for_timeout(1500)
     page.screenshot(path=os.path.join(artifacts, "viewer-gpt-search.png"))
     panel = page.locator("body").inner_text()
-    assert "NODE INFO" in panel and path in panel and "float32(32*batch, 192)" in panel
+    assert "NODE INFO" in panel and path in panel and "float32(256, 192)" in panel
     assert re.search(r"source\s+/\S+\.py:\d+", panel)  # the user's file:line that built it
     page.screenshot(path=os.path.join(artifacts, "viewer-gpt-search.png"))
 

@@ -300,5 +300,22 @@ def build_graphs(function, args: Optional[Sequence] = None, model=None, optimize
     if grad is not None:
         out["gradient"] = grad
     if args is not None:
+        _concrete_shapes(function, args, out.values())
         out["step"] = step_graph(function, args, names)
     return out
+
+
+def _concrete_shapes(function, args, graphs) -> None:
+    """Give symbolic nodes the shapes and sizes they take for ``args`` (the program before passes)."""
+    from rustyasg.core.program import lower
+
+    arrays = function._convert(args)
+    program = lower(function.inputs, function.outputs, function.updates, [(a.shape, a.dtype) for a in arrays])
+    by_id = {str(i.id): i for i in program.instrs}
+    for g in graphs:
+        for n in g.nodes:
+            ins = by_id.get(n.id)
+            if ins is not None:
+                n.attrs["symbolic shape"] = n.shape
+                n.shape, n.nbytes = format_shape(ins.shape), ins.nbytes
+                n.attrs["output"] = f"{ins.dtype}{format_shape(ins.shape)}"

@@ -306,12 +306,21 @@ class Profile(observe.Observer):
         raise LookupError(f"no memory timeline recorded{' for ' + repr(function) if function else ''}: run a "
                           f"compiled function inside `with rg.profile()` on a backend with per-kernel instrumentation")
 
+    def warm_kernels(self) -> List[KernelEvent]:
+        """Kernel events of runs that were not a signature's first (which JIT-compiles kernels and
+        is reported as ``first_run`` in :meth:`compile_table`); all events when every run was a first."""
+        first = {k for k, r in enumerate(self.runs) if r.first}
+        warm = [e for e in self.kernels if e.run not in first]
+        return warm or list(self.kernels)
+
     def table(self, by: str = "op", sort: str = "total", limit: Optional[int] = None) -> str:
-        """Kernel time per ``op`` or per ``module`` (calls, total ms, mean us, share), largest first."""
+        """Kernel time per ``op`` or per ``module`` (calls, total ms, mean us, share), largest first.
+
+        Counts warm runs only (see :meth:`warm_kernels`)."""
         if by not in ("op", "module", "kernel"):
             raise ValueError(f"table(by=...) takes 'op', 'module' or 'kernel', got {by!r}")
         rows: Dict[str, List[float]] = {}
-        for e in self.kernels:
+        for e in self.warm_kernels():
             key = {"op": e.op, "module": e.module or "(top level)", "kernel": e.label}[by]
             r = rows.setdefault(key, [0, 0.0])
             r[0] += 1
@@ -325,7 +334,7 @@ class Profile(observe.Observer):
         for key, (calls, secs) in ordered:
             lines.append(f"{key:<{width}}  {calls:>6d}  {secs * 1e3:>10.3f}  {secs / calls * 1e6:>10.1f}  "
                          f"{100 * secs / total:>5.1f}%")
-        lines.append(f"{'total':<{width}}  {len(self.kernels):>6d}  {total * 1e3:>10.3f}")
+        lines.append(f"{'total':<{width}}  {sum(r[0] for r in rows.values()):>6d}  {total * 1e3:>10.3f}")
         for note in self.notes:
             lines.append(f"note: {note}")
         return "\n".join(lines)
@@ -343,15 +352,16 @@ class Profile(observe.Observer):
         return "\n".join(lines)
 
     def node_time_overlay(self, graphs) -> Dict[str, Dict[str, float]]:
-        """Microseconds per graph node (a fused kernel's time is split evenly over its members)."""
+        """Microseconds per graph node and warm run (a fused kernel's time is split evenly over its members)."""
         per_node: Dict[str, float] = {}
-        for e in self.kernels:
+        kernels = self.warm_kernels()
+        for e in kernels:
             if not e.nodes:
                 continue
             share = e.seconds * 1e6 / len(e.nodes)
             for nid in e.nodes:
                 per_node[str(nid)] = per_node.get(str(nid), 0.0) + share
-        runs = max(1, len({(e.function, e.run) for e in self.kernels}))
+        runs = max(1, len({(e.function, e.run) for e in kernels}))
         out = {}
         for gid, g in graphs.items():
             vals = {n.id: per_node[n.id] / runs for n in g.nodes if n.id in per_node}
