@@ -44,6 +44,10 @@ def _pick(loss: str, logp: Tensor, target, weight, ignore_index: int) -> Tuple[T
     valid = t != ignore_index
     safe = rg.where(valid, t, 0)  # ignored rows gather class 0, then get weight 0
     picked = rg.squeeze(rg.gather(logp, rg.unsqueeze(safe, axis), axis=axis), axis)
+    if tuple(picked.shape) != tuple(expected):
+        # Two None batch dims were taken as one size; broadcasting checks it when the call's shapes are known
+        # (gather alone would quietly read fewer rows than the input has).
+        picked = rg.broadcast_to(picked, shape=expected)
     mask = valid.astype(logp.dtype)
     w = mask if weight is None else rg.take(class_weight(loss, weight, logp.shape[axis], logp), safe) * mask
     return -picked * w, w, mask
