@@ -42,6 +42,8 @@ def test_round_trip_any_batch_size(tmp_path, backend):
     assert set(g.saved["ops"]) >= {"matmul", "relu", "softmax", "reshape"}
     assert g.saved["ops"]["matmul"] == "rustyasg.core"
     assert g.inputs[0].name == "x" and g.inputs[0].dtype == np.float32
+    assert rg.read_signature(path) == {"inputs": [{"name": "x", "shape": ["x.0", 5], "dtype": "float32"}],
+                                       "outputs": [{"shape": ["x.0", 3, 1], "dtype": "float32"}]}
 
 
 def test_training_step_round_trip_keeps_updates(tmp_path):

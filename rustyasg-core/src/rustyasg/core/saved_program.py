@@ -9,7 +9,9 @@
   ``format`` (``"rustyasg.program"``), ``format_version`` (:data:`FORMAT_VERSION`), the op set
   used (``ops``: op name -> the plugin that provides it), the optimised symbolic graph
   (``instrs``: op, inputs, attributes, shape, dtype; symbolic dims such as the batch size stay
-  symbolic), ``inputs``/``outputs``/``updates``, the variables and a SHA-256 of the tensor data.
+  symbolic), ``inputs``/``outputs``/``updates``, the variables, a SHA-256 of the tensor data and
+  the call ``signature`` (input names, shapes with symbolic dims by name, dtypes; output shapes
+  and dtypes), which :func:`read_signature` returns without rebuilding anything.
 
 No pickle is involved anywhere: loading reads JSON and raw tensor bytes, and never executes
 code from the file. Saving is atomic: the file is written next to its destination, flushed,
@@ -156,11 +158,21 @@ def program_document(program: Program, single_output: bool = False):
         instrs.append({"id": ins.id, "op": ins.op, "inputs": list(ins.inputs), "attrs": attrs,
                        "shape": [enc.value(d) for d in ins.shape], "dtype": ins.dtype.name, "name": ins.name})
     ops = {i.op: OPS[i.op].plugin for i in program.instrs if i.op not in SOURCE_OPS}
+    by_id = program.by_id()
+
+    def described(iid, named=False):
+        ins = by_id[iid]
+        out = {"shape": [d if isinstance(d, int) else str(d) for d in ins.shape], "dtype": ins.dtype.name}
+        return {"name": ins.name, **out} if named else out
+
     doc = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "ops": dict(sorted(ops.items())),
         "inputs": list(program.inputs), "outputs": list(program.outputs), "single_output": bool(single_output),
         "variables": variables, "updates": [[var.id, vid] for var, vid in program.updates], "instrs": instrs,
         "sha256": _digest(enc.tensors),
+        # For readers that only inspect the file (a server): names, shapes (symbolic dims by name), dtypes.
+        "signature": {"inputs": [described(i, True) for i in program.inputs],
+                      "outputs": [described(o) for o in program.outputs]},
     }
     return doc, enc.tensors
 
@@ -233,6 +245,19 @@ def read_document(path: Union[str, os.PathLike]):
     if _digest(tensors) != doc.get("sha256"):
         raise SavedProgramError(f"{path!r} is corrupted: its tensor data does not match the recorded SHA-256")
     return doc, tensors
+
+
+def read_signature(path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """The inputs and outputs of a saved program (what a server shows), read without compiling it.
+
+    >>> import numpy as np, os, tempfile, rustyasg.core as rg
+    >>> x = rg.input((None, 2), "float32", name="x")
+    >>> path = os.path.join(tempfile.mkdtemp(), "p.rgp")
+    >>> rg.function([x], x.sum(axis=1), backend="reference").save(path)
+    >>> read_signature(path)["inputs"]
+    [{'name': 'x', 'shape': ['x.0', 2], 'dtype': 'float32'}]
+    """
+    return read_document(path)[0]["signature"]
 
 
 def check_ops(doc: Dict[str, Any], path: str = "the program") -> None:
