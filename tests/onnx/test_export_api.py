@@ -109,3 +109,18 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         rox.export(nn.Linear(2, 2), [np.zeros((1, 2), np.float32)], tmp_path / "missing" / "m.onnx")
     with pytest.raises(rox.OnnxExportError, match="scalar"):
         rox.export_training(nn.Linear(2, 2), lambda out, y: out * y, [np.zeros((1, 2), np.float32)] * 2)
+
+
+def test_inference_function_exports_with_batch_norm_folded(tmp_path):
+    rng = np.random.default_rng(4)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), nn.BatchNorm2d(6), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 4 * 4, 2))
+    model[1].running_mean.assign(rng.standard_normal(6).astype(np.float32))
+    model[1].running_var.assign(rng.uniform(0.5, 2, 6).astype(np.float32))
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    fast = rg.inference(model, x, backend="cpu")
+    onnx_model = rox.export(fast, path=tmp_path / "fast.onnx")
+    assert [n.op_type for n in onnx_model.graph.node].count("Mul") == 0  # the BN scale is inside the conv weight
+    sess = _session(str(tmp_path / "fast.onnx"))
+    for n in (1, 5):
+        xs = rng.standard_normal((n, 3, 6, 6)).astype(np.float32)
+        np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: xs})[0], fast(xs), rtol=1e-5, atol=1e-5)
