@@ -112,3 +112,19 @@ def test_gather_index_larger_than_the_input_off_its_axis_is_refused():
     x = rg.input((2, 5), name="x")
     with pytest.raises(rg.ShapeError, match=r"gather: index shape \(3, 1\) exceeds input shape \(2, 5\)"):
         rg.gather(x, rg.input((3, 1), "int64", name="i"), axis=1)
+
+
+def test_integer_true_division_by_a_large_python_int_is_a_float_division():
+    x = rg.input((3,), "int32", name="x")
+    xv = np.array([1, -7, 2 ** 30], np.int32)
+    got = rg.function([x], [x / 2 ** 40, 2 ** 40 / (x + 2)], backend="reference")(xv)
+    want = [torch.tensor(xv) / 2 ** 40, 2 ** 40 / (torch.tensor(xv) + 2)]
+    for g, w in zip(got, want):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, w.numpy(), rtol=1e-6)
+
+
+def test_integer_sum_with_a_python_int_that_does_not_fit_is_refused_while_building():
+    x = rg.input((3,), "int32", name="x")
+    with pytest.raises(rg.DTypeError, match=r"add: .*out of bounds for int32.*cast that tensor first"):
+        x + 2 ** 40

@@ -124,6 +124,16 @@ def _astype(self, dtype):
     return self if dtype == self.dtype else ops.cast(self, dtype=dtype)
 
 
+def _true_divide(reverse=False):
+    """``/`` of integers is a float division (numpy, PyTorch): integer operands become floats first,
+    so a Python int that does not fit the tensor's integer dtype (``x_int32 / 2**40``) still divides."""
+    def method(self, other):
+        if self.dtype.kind in "iub" and (isinstance(other, (int, np.integer)) and not isinstance(other, bool)):
+            self, other = self.astype(dtypes.DEFAULT_FLOAT), float(other)
+        return ops.div(other, self) if reverse else ops.div(self, other)
+    return method
+
+
 def _rpow(self, other):
     return ops.pow(as_tensor(other, self), self)
 
@@ -139,7 +149,7 @@ _METHODS = {
     "__add__": _binary(ops.add), "__radd__": _binary(ops.add, True),
     "__sub__": _binary(ops.sub), "__rsub__": _binary(ops.sub, True),
     "__mul__": _binary(ops.mul), "__rmul__": _binary(ops.mul, True),
-    "__truediv__": _binary(ops.div), "__rtruediv__": _binary(ops.div, True),
+    "__truediv__": _true_divide(), "__rtruediv__": _true_divide(True),
     "__floordiv__": _binary(ops.floor_divide), "__rfloordiv__": _binary(ops.floor_divide, True),
     "__mod__": _binary(ops.mod), "__rmod__": _binary(ops.mod, True),
     "__pow__": _binary(ops.pow), "__rpow__": _rpow,
