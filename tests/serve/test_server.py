@@ -64,6 +64,7 @@ async def _load(url: str, n: int, fn):
         return latencies, failures, time.perf_counter() - t0
 
 
+@pytest.mark.slow
 def test_200_concurrent_requests_all_answered_correctly_and_batched(server, mlp_program):
     _, fn = mlp_program
     latencies, failures, wall = asyncio.run(_load(server.url, 200, fn))

@@ -50,6 +50,7 @@ def case_gpt(rng):
     return GPT(cfg, seed=1), rng.integers(0, 96, size=(2, 16)).astype(np.int64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [case_mlp, case_cnn, case_gpt], ids=["mlp", "cnn", "gpt-mini"])
 def test_exported_model_matches_cpu_backend(case, export_root, page):
     root, url = export_root

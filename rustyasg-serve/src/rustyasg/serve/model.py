@@ -4,8 +4,8 @@
 returns. Requests are checked against the program's inputs (names, ranks, fixed sizes,
 dtypes) before they reach the queue, so a wrong request is a 4xx that names the problem.
 
-Batching: when every input's first dimension is the same symbolic dimension (the batch
-dimension), the rows of several requests are concatenated into one call. Each batch is padded
+Batching: when every input's first dimension is symbolic (the batch dimension, whose size
+the inputs of one request must agree on), the rows of several requests are concatenated into one call. Each batch is padded
 to the next *bucket* size (powers of two up to ``max_batch``, and ``max_batch``): a compiled
 program is specialised to its shapes, so a few bucket sizes, compiled once at start-up, serve
 every batch instead of one compile per distinct row count. Padding repeats the last row and the
@@ -103,9 +103,9 @@ class ServedModel:
                             for i, t in enumerate(fn.inputs)]
         self.output_names = ["output"] if len(fn.outputs) == 1 else [f"output{i}" for i in range(len(fn.outputs))]
         first = [t.shape[0] if t.shape else None for t in fn.inputs]
-        # Batchable: every input starts with the same symbolic dimension.
-        self.batchable = bool(first) and all(d is not None and _dim(d) is None for d in first) and \
-            len({repr(d) for d in first}) == 1
+        # Batchable: every input starts with a symbolic dimension (requests must then agree on
+        # its size across inputs: check() enforces it).
+        self.batchable = bool(first) and all(d is not None and _dim(d) is None for d in first)
         self.max_batch = max(1, int(max_batch)) if self.batchable else 1
         self.buckets = bucket_sizes(self.max_batch)
 
