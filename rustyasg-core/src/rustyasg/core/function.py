@@ -87,19 +87,17 @@ class Function:
         key = self.signature_of(arrays)
         exe = self._cache.get(key)
         if exe is None:
+            observe.compile_event("cache_miss", 0.0, function=self.name, signature=key)
             t0 = time.perf_counter()
             program = lower(self.inputs, self.outputs, self.updates, [(a.shape, a.dtype) for a in arrays])
-            t1 = time.perf_counter()
+            observe.compile_event("lower", time.perf_counter() - t0, function=self.name)
             program = run_passes(program, self.backend.passes_for(), self.disabled_passes)
             t2 = time.perf_counter()
             exe = self.backend.compile(program)
+            observe.compile_event("backend_compile", time.perf_counter() - t2, function=self.name)
             self._cache[key] = exe
             self.stats["compiles"] += 1
             self.stats["last_compile_s"] = time.perf_counter() - t0
-            if observe.ACTIVE is not None:
-                observe.compile_event("cache_miss", 0.0, function=self.name, signature=key)
-                observe.compile_event("lower", t1 - t0, function=self.name)
-                observe.compile_event("backend_compile", time.perf_counter() - t2, function=self.name)
         elif observe.ACTIVE is not None:
             observe.compile_event("cache_hit", 0.0, function=self.name, signature=key)
         return exe

@@ -339,8 +339,8 @@ class Profile(observe.Observer):
             lines.append(f"note: {note}")
         return "\n".join(lines)
 
-    def compile_table(self) -> str:
-        """Compile time per phase and cache hits/misses."""
+    def compile_table(self, limit: int = 10) -> str:
+        """Compile time per phase, cache hits/misses, and the kernels whose first call cost most."""
         rows: Dict[str, List[float]] = {}
         for c in self.compiles:
             r = rows.setdefault(c.name, [0, 0.0])
@@ -349,7 +349,28 @@ class Profile(observe.Observer):
         lines = [f"{'phase':<28}  {'count':>5}  {'total ms':>10}"]
         for name, (count, secs) in sorted(rows.items(), key=lambda kv: -kv[1][1]):
             lines.append(f"{name:<28}  {count:>5d}  {secs * 1e3:>10.3f}")
+        jit = self.kernel_compile_times()
+        if jit:
+            lines.append("")
+            lines.append(f"{'kernel (first call - warm mean)':<60}  {'ms':>10}")
+            for label, secs in jit[:limit]:
+                lines.append(f"{label[:60]:<60}  {secs * 1e3:>10.3f}")
         return "\n".join(lines)
+
+    def kernel_compile_times(self) -> List[Tuple[str, float]]:
+        """Per kernel, its first call's time minus its warm mean: what JIT compiling (or loading
+        from the kernel cache) it cost. Needs a first run and warm runs of the same function."""
+        first = {k for k, r in enumerate(self.runs) if r.first}
+        cold: Dict[Tuple[str, int], KernelEvent] = {}
+        warm: Dict[Tuple[str, int], List[float]] = {}
+        for e in self.kernels:
+            key = (e.function, e.step)
+            if e.run in first:
+                cold.setdefault(key, e)
+            else:
+                warm.setdefault(key, []).append(e.seconds)
+        out = [(e.label, e.seconds - sum(warm[k]) / len(warm[k])) for k, e in cold.items() if k in warm]
+        return sorted(out, key=lambda r: -r[1])
 
     def node_time_overlay(self, graphs) -> Dict[str, Dict[str, float]]:
         """Microseconds per graph node and warm run (a fused kernel's time is split evenly over its members)."""
