@@ -35,9 +35,9 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
+from rustyasg.core.ops.elementwise_table import MAXIMUM, MINIMUM, ROWS
 from rustyasg.core.shapes import normalize_axes
 
-from .kernels.elementwise import MAXIMUM, MINIMUM
 from .kernels.protocol import Elementwise, Reduction, literal
 
 
@@ -48,7 +48,7 @@ class GroupCode:
     ``operands``: ``(instr id, collapsed shape)`` in call order (external arrays,
     then outputs); ``split``: the kernel takes ``(lo, hi)``, a range of its outer loop,
     and can run in chunks on several threads; ``work``: elements times the members'
-    weights (:data:`HEAVY_OPS` count 8).
+    weights (the elementwise table's cost classes).
     """
 
     source: str
@@ -93,10 +93,11 @@ def reduced_axes(ins, in_shape) -> Tuple[int, ...]:
     return normalize_axes(ins.attrs.get("axis"), len(in_shape))
 
 
-#: Ops that cost many instructions per element (polynomials, divisions): they weigh more
-#: when deciding whether a kernel is worth splitting across threads.
-HEAVY_OPS = frozenset({"exp", "log", "log1p", "expm1", "tanh", "erf", "sigmoid", "gelu", "gelu_tanh", "silu",
-                       "softplus", "elu", "sin", "cos", "sqrt", "rsqrt", "pow", "div", "reciprocal", "mod"})
+def _cost(op: str) -> int:
+    """Work per element: the table's cost class (heavy ops weigh more when deciding whether a
+    kernel is worth splitting across threads)."""
+    row = ROWS.get(op)
+    return row.cost if row is not None else 1
 
 
 def _presence_of(shape, S) -> List[bool]:
@@ -286,5 +287,5 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
         shape = tuple(sizes[d] for d in range(rank) if pattern[d]) or (1,)
         operands.append((iid, shape))
     return GroupCode("\n".join(src) + "\n", operands, list(ew_outs) + [r.id for r in red_outs], split,
-                     size * sum(8 if m.op in HEAVY_OPS else 1 for m in members), tuple(sizes),
+                     size * sum(_cost(m.op) for m in members), tuple(sizes),
                      tuple(sizes[d] for d in free))

@@ -18,11 +18,16 @@ from rustyasg.core.hookspecs import hookimpl
 def rustyasg_register_kernels(backend, registry):
     if backend != "cpu":
         return
+    from rustyasg.core.ops.elementwise_table import subscribe
+
     from .kernels import families
+    from .kernels.elementwise import render
 
     for module in families():
         for op, kernel in module.KERNELS.items():
             registry.register("cpu", op, kernel)
+    # Every elementwise table row, including those added later (a plugin's, a test's).
+    subscribe(lambda row: row.numba is not None and registry.register("cpu", row.name, render(row)))
 
 
 @hookimpl

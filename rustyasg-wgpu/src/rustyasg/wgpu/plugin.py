@@ -38,8 +38,16 @@ def kernel_table() -> Dict[str, object]:
 def rustyasg_register_kernels(backend, registry):
     if backend != BACKEND:
         return
+    from rustyasg.core.ops.elementwise_table import subscribe
+
+    from .fusion import float_fusable_op
+    from .kernels.ew_ops import INT_TEMPLATES, elementwise
+
     for op, kernel in kernel_table().items():
         registry.register(BACKEND, op, kernel)
+    # Every elementwise table row the generators can compute, including rows added later.
+    subscribe(lambda row: (float_fusable_op(row.name) or row.name in INT_TEMPLATES)
+              and registry.register(BACKEND, row.name, elementwise))
 
 
 @hookimpl

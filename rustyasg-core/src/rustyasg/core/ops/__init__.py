@@ -5,7 +5,7 @@ Importing this package registers every core op in :data:`rustyasg.core.registry.
 
 from __future__ import annotations
 
-from . import elementwise, linalg, misc, movement, random, reduce  # noqa: F401  (registers the ops)
+from . import elementwise, elementwise_table, linalg, misc, movement, random, reduce  # noqa: F401  (registers the ops)
 from .elementwise import *  # noqa: F401,F403
 from .conv import conv2d, conv2d_backward_input, conv2d_backward_weight, conv_transpose2d  # noqa: F401
 from .embedding_ops import embedding  # noqa: F401

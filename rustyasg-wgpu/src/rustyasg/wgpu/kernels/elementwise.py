@@ -28,79 +28,36 @@ Example::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from rustyasg.core.ops.elementwise_table import ROWS, subscribe
+from rustyasg.core.registry import OPS as CORE_OPS
+
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, PipelineCache, UniformLayout, uniform_buffer
 
 WORKGROUP = 256
 
-# op name -> (arity, WGSL template). {0},{1},{2} are operands; {T} is the
-# value type (f32 or vec4<f32>), so constants are written {T}(c) and splat.
-OPS: dict[str, tuple[int, str]] = {
-    "add": (2, "({0} + {1})"),
-    "sub": (2, "({0} - {1})"),
-    "mul": (2, "({0} * {1})"),
-    "div": (2, "({0} / {1})"),
-    # NaN semantics are numpy's: a NaN operand propagates (WGSL's max/min/sign need not).
-    "maximum": (2, "select({1}, {0}, ({0} > {1}) | isnan_{S}({0}))"),
-    "minimum": (2, "select({1}, {0}, ({0} < {1}) | isnan_{S}({0}))"),
-    "pow": (2, "pow_{S}({0}, {1})"),
-    "neg": (1, "(-{0})"),
-    "abs": (1, "abs({0})"),
-    "exp": (1, "exp({0})"),
-    "log": (1, "log({0})"),
-    "sqrt": (1, "sqrt({0})"),
-    "rsqrt": (1, "inverseSqrt({0})"),
-    "reciprocal": (1, "({T}(1.0) / {0})"),
-    "square": (1, "({0} * {0})"),
-    "sin": (1, "sin({0})"),
-    "cos": (1, "cos({0})"),
-    # tanh via exp of a clamped argument: the driver's tanh can return NaN
-    # for large |x| on some Vulkan drivers; clamping at 15 is exact in f32.
-    "tanh": (1, "(1.0 - 2.0 / (exp(2.0 * clamp({0}, {T}(-15.0), {T}(15.0))) + 1.0))"),
-    "sigmoid": (1, "({T}(1.0) / ({T}(1.0) + exp(-{0})))"),
-    "relu": (1, "select({0}, {T}(0.0), {0} < {T}(0.0))"),
-    "sign": (1, "select(sign({0}), {0}, isnan_{S}({0}))"),
-    "floor": (1, "floor({0})"),
-    "ceil": (1, "ceil({0})"),
-    "identity": (1, "{0}"),
-    # Comparisons yield 1.0 / 0.0 so masks flow through arithmetic.
-    "greater": (2, "select({T}(0.0), {T}(1.0), {0} > {1})"),
-    # Drivers fold a >= a, a == a to true and a != a to false (inexact algebra): NaN is tested
-    # by its bits so a comparison of a value with itself stays numpy's.
-    "greater_equal": (2, "select({T}(0.0), {T}(1.0), ({0} >= {1}) & !isnan_{S}({0}))"),
-    "less": (2, "select({T}(0.0), {T}(1.0), {0} < {1})"),
-    "less_equal": (2, "select({T}(0.0), {T}(1.0), ({0} <= {1}) & !isnan_{S}({0}))"),
-    "equal": (2, "select({T}(0.0), {T}(1.0), ({0} == {1}) & !isnan_{S}({0}))"),
-    "where": (3, "select({2}, {1}, {0} != {T}(0.0))"),
-    # The rest of the core's elementwise set. {S} names the helper variant (f32 or v4),
-    # {U} the matching u32 type. Attributes (slopes, bounds) arrive as literal args.
-    "not_equal": (2, "select({T}(0.0), {T}(1.0), ({0} != {1}) | isnan_{S}({0}) | isnan_{S}({1}))"),
-    "log1p": (1, "log1p_{S}({0})"),
-    "expm1": (1, "expm1_{S}({0})"),
-    "erf": (1, "erf_{S}({0})"),
-    "gelu": (1, "({0} * 0.5 * ({T}(1.0) + erf_{S}({0} * 0.7071067811865476)))"),
-    "gelu_tanh": (1, "({0} * 0.5 * ({T}(1.0) + tanh_{S}(0.7978845608028654 * ({0} + 0.044715 * {0} * {0} * {0}))))"),
-    "silu": (1, "({0} / ({T}(1.0) + exp(-{0})))"),
-    "softplus": (3, "softplus_{S}({0}, {1}, {2})"),
-    "elu": (2, "select({1} * expm1_{S}(min({0}, {T}(0.0))), {0}, {0} > {T}(0.0))"),
-    "leaky_relu": (2, "select({0} * {1}, {0}, {0} > {T}(0.0))"),
-    "clamp": (3, "min(max({0}, {1}), {2})"),
-    "round": (1, "round({0})"),
-    "mod": (2, "({0} - {1} * floor({0} / {1}))"),
-    "floor_divide": (2, "floor({0} / {1})"),
-    "logical_not": (1, "select({T}(0.0), {T}(1.0), {0} == {T}(0.0))"),
-    "logical_and": (2, "select({T}(0.0), {T}(1.0), ({0} != {T}(0.0)) & ({1} != {T}(0.0)))"),
-    "logical_or": (2, "select({T}(0.0), {T}(1.0), ({0} != {T}(0.0)) | ({1} != {T}(0.0)))"),
-    # Bit test, not x != x: drivers may fold self-comparisons away under fast math.
-    "isnan": (1, "select({T}(0.0), {T}(1.0), isnan_{S}({0}))"),
-}
+# op name -> (operands + literal attribute args, WGSL template), rendered from the core's
+# elementwise table (rows added later arrive through subscribe). {0},{1},{2} are operands
+# then attributes; {T} is the value type (f32 or vec4<f32>), so constants are written
+# {T}(c) and splat; {S} names the helper variant (f32 or v4), {U} the matching u32 type.
+# Comparisons yield 1.0 / 0.0 so masks flow through arithmetic.
+OPS: dict[str, tuple[int, str]] = {}
 
-# Helper functions some templates call, written once for {T}=f32 ({S}=f32) and
-# {T}=vec4<f32> ({S}=v4); a kernel includes only those its ops use.
+
+def _render(row) -> None:
+    if row.wgsl is not None:
+        OPS[row.name] = (row.arity + len(row.attrs), row.wgsl)
+
+
+subscribe(_render)
+
+# Helper functions templates call (``name_{S}(...)``), written once for {T}=f32 ({S}=f32,
+# {U}=u32, {B}=bool) and {T}=vec4<f32> ({S}=v4 ...); a kernel includes only those it uses.
 HELPERS: dict[str, str] = {
     # Bit test, not x != x: drivers may fold self-comparisons away under fast math.
     "isnan": """fn isnan_{S}(x: {T}) -> {B} {
@@ -148,51 +105,32 @@ HELPERS: dict[str, str] = {
     return select((max(bx, {T}(0.0)) + log1p_{S}(exp(-abs(bx)))) / beta, x, bx > threshold);
 }""",
 }
-# Helpers that call other helpers.
-HELPER_NEEDS: dict[str, tuple] = {"softplus": ("log1p",), "elu": ("expm1",), "gelu": ("erf",),
-                                  "gelu_tanh": ("tanh",), "maximum": ("isnan",), "minimum": ("isnan",),
-                                  "sign": ("isnan",), "pow": ("isnan",),
-                                  "greater_equal": ("isnan",), "less_equal": ("isnan",), "equal": ("isnan",),
-                                  "not_equal": ("isnan",)}
-
-# float64 numpy twins of OPS, used by tests as the oracle.
-NUMPY_OPS: dict[str, Any] = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "maximum": np.maximum, "minimum": np.minimum, "pow": np.power, "neg": np.negative,
-    "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-    "rsqrt": lambda x: 1.0 / np.sqrt(x), "reciprocal": lambda x: 1.0 / x, "square": np.square,
-    "sin": np.sin, "cos": np.cos, "tanh": np.tanh, "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-    "relu": lambda x: np.maximum(x, 0.0), "sign": np.sign, "floor": np.floor, "ceil": np.ceil,
-    "identity": lambda x: x,
-    "greater": lambda a, b: (a > b).astype(np.float64), "greater_equal": lambda a, b: (a >= b).astype(np.float64),
-    "less": lambda a, b: (a < b).astype(np.float64), "less_equal": lambda a, b: (a <= b).astype(np.float64),
-    "equal": lambda a, b: (a == b).astype(np.float64), "where": lambda c, a, b: np.where(c != 0, a, b),
-    "not_equal": lambda a, b: (a != b).astype(np.float64),
-    "log1p": np.log1p, "expm1": np.expm1,
-    "erf": lambda x: _erf64(x),
-    "gelu": lambda x: 0.5 * x * (1.0 + _erf64(x / np.sqrt(2.0))),
-    "gelu_tanh": lambda x: 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3))),
-    "silu": lambda x: x / (1.0 + np.exp(-x)),
-    "softplus": lambda x, b, t: np.where(b * x > t, x, np.logaddexp(0.0, b * x) / b),
-    "elu": lambda x, a: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0.0))),
-    "leaky_relu": lambda x, s: np.where(x > 0, x, x * s),
-    "clamp": lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi),
-    "round": np.round, "mod": np.mod, "floor_divide": np.floor_divide,
-    "logical_not": lambda x: (x == 0).astype(np.float64),
-    "logical_and": lambda a, b: ((a != 0) & (b != 0)).astype(np.float64),
-    "logical_or": lambda a, b: ((a != 0) | (b != 0)).astype(np.float64),
-    "isnan": lambda x: np.isnan(x).astype(np.float64),
-}
+_CALLS = re.compile(r"(\w+)_\{S\}\(")
 
 
-def _erf64(x):
-    import math
+class _Float64References(dict):
+    """float64 numpy twins of :data:`OPS` (the core's references; bools as 1.0/0.0), the tests' oracle."""
 
-    return np.vectorize(math.erf, otypes=[np.float64])(np.asarray(x, np.float64))
+    def __missing__(self, op):
+        row = ROWS[op]
+        opdef = CORE_OPS[op]
+
+        def ref(*args):
+            if op == "cast":  # the kernel computes in f32; storage conversion happens on load/store
+                return np.asarray(args[0], np.float64)
+            attrs = dict(zip(row.attrs, args[row.arity:]))
+            return np.asarray(opdef.reference(*args[:row.arity], **attrs), np.float64)
+
+        return ref
+
+
+NUMPY_OPS: dict[str, Any] = _Float64References()
 
 
 def helpers_for(ops, vec: bool) -> str:
     """WGSL helper functions the ops (names) need, in dependency order.
+
+    Which helpers a template or a helper calls is read from its text (``name_{S}(``).
 
     Example::
 
@@ -202,13 +140,16 @@ def helpers_for(ops, vec: bool) -> str:
     need: list[str] = []
 
     def add(name):
-        for dep in HELPER_NEEDS.get(name, ()):
-            add(dep)
-        if name in HELPERS and name not in need:
-            need.append(name)
+        if name in need:
+            return
+        for dep in _CALLS.findall(HELPERS[name]):
+            if dep != name:
+                add(dep)
+        need.append(name)
 
     for op in ops:
-        add(op)
+        for name in _CALLS.findall(OPS[op][1]):
+            add(name)
     T, S, U, B = ("vec4<f32>", "v4", "vec4<u32>", "vec4<bool>") if vec else ("f32", "f32", "u32", "bool")
     return "\n".join(HELPERS[n].replace("{T}", T).replace("{S}", S).replace("{U}", U).replace("{B}", B)
                      for n in need)

@@ -221,13 +221,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     return [kb.launch(src, [idx, out], kb.groups(out.size, 256), (_ONE_HOT, values), "one_hot")]
 
 
-def _core_elementwise_ops():
-    from rustyasg.core.registry import OPS
-
-    from ..fusion import FLOAT_EW_OPS
-
-    return sorted(n for n, d in OPS.items() if d.kind == "elementwise" and (n in FLOAT_EW_OPS or n in INT_TEMPLATES))
-
-
-KERNELS = {name: elementwise for name in _core_elementwise_ops()}
-KERNELS["one_hot"] = one_hot
+# Elementwise table rows get ``elementwise`` through the plugin's subscription (rows added
+# later included, see :mod:`rustyasg.wgpu.plugin`).
+KERNELS = {"one_hot": one_hot}
