@@ -2,7 +2,8 @@
 
 1. **Scaling** (real MPI ranks, ``mpiexec`` from the mpich wheel): the W2 (MLP/Adam) and W4
    (GPT-mini/AdamW) training steps of ``benchmarks/workloads`` on 1, 2 (and ``--ranks``) ranks,
-   data parallel with the bucketed gradient all-reduce inside the compiled step. Weak scaling:
+   data parallel with the bucketed gradient all-reduce inside the compiled step, and with ZeRO-1
+   (reduce-scatter + all-gather, optimizer state per rank reported). Weak scaling:
    every rank runs the workload's batch, so the global batch grows with the ranks. Reported: the
    median step time, the share of it spent in collectives (time inside MPI calls, which includes
    waiting for the slowest rank), throughput and its speed-up over one rank. Each rank is pinned
@@ -51,7 +52,7 @@ def machine() -> str:
 
 
 # -- 1. scaling: the part that runs on every rank -----------------------------------------------------
-def rank_child(workload: str, backend: str, warmup: int, steps: int) -> None:
+def rank_child(workload: str, backend: str, warmup: int, steps: int, zero: int = 0) -> None:
     """Under mpiexec: the workload's step made data parallel; rank 0 prints one JSON line."""
     import numpy as np
 
@@ -66,15 +67,17 @@ def rank_child(workload: str, backend: str, warmup: int, steps: int) -> None:
         # The workload's own model, loss and optimizer; only the optimizer becomes data parallel.
         model.load_state_dict(params)
         dist.broadcast_variables(model.parameters())
-        opt = dist.data_parallel(optimizer)
+        opt = made["optimizer"] = dist.data_parallel(optimizer, zero=zero)
         return rg.function(list(inputs), loss, updates={**opt.updates(loss), **model.state_updates()},
                            backend=backend)
 
+    made = {}
     w.nn_step = dp_nn_step
     step = w.rustyasg_step(w.init_params(np.random.default_rng(0)), backend)
     batches = [w.make_batch(np.random.default_rng(1000 + 97 * comm.rank + i)) for i in range(4)]
     program = step.lower(*batches[0])
-    buckets = [i for i in program.instrs if i.op == "all_reduce"]
+    collectives = [i for i in program.instrs if i.op in ("all_reduce", "reduce_scatter", "all_gather")]
+    grad_bytes = sum(int(np.prod(p.shape)) * np.dtype(p.dtype).itemsize for p in made["optimizer"].params())
     for i in range(warmup):
         step(*batches[i % len(batches)])
     comm.barrier()
@@ -87,30 +90,35 @@ def rank_child(workload: str, backend: str, warmup: int, steps: int) -> None:
     comm_s = comm.stats["seconds"] - before["seconds"]
     shares = comm.all_gather(np.array([comm_s / sum(times)]))
     medians = comm.all_gather(np.array([float(np.median(times))]))
+    opt = made["optimizer"]
+    state = opt.memory_report()["state_bytes_this_rank"] if zero else sum(
+        int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for s in opt.optimizer.state.values() for v in s.values())
     if comm.rank == 0:
-        print(json.dumps({"workload": workload, "ranks": comm.world_size, "backend": backend,
+        print(json.dumps({"workload": workload, "ranks": comm.world_size, "backend": backend, "zero": zero,
+                          "optimizer_state_mb_per_rank": state / 1e6,
                           "median_ms": float(np.max(medians)) * 1e3, "allreduce_share": float(np.mean(shares)),
-                          "buckets": len(buckets), "grad_bytes": int(sum(i.nbytes for i in buckets)),
+                          "buckets": len(collectives), "grad_bytes": int(grad_bytes),
                           "batch_per_rank": int(batches[0][0].shape[0]), "steps": steps}))
 
 
-def scaling(workloads, ranks_list, backend: str, warmup: int, steps: int) -> list:
+def scaling(workloads, ranks_list, backend: str, warmup: int, steps: int, zero_too: bool = True) -> list:
     from rustyasg.distributed import find_mpiexec
 
     env = dict(os.environ, PYTHONWARNINGS="ignore", **{v: "1" for v in THREAD_VARS})
     records = []
-    for workload in workloads:
-        for ranks in ranks_list:
-            cmd = [find_mpiexec(), "-n", str(ranks), sys.executable, str(Path(__file__).resolve()), "--rank-child",
-                   workload, "--backend", backend, "--warmup", str(warmup), "--steps", str(steps)]
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
-            if out.returncode != 0:
-                records.append({"workload": workload, "ranks": ranks, "error": out.stderr.strip()[-300:]})
-                continue
-            records.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    runs = [(w, n, 0) for w in workloads for n in ranks_list]
+    runs += [(w, n, 1) for w in workloads for n in ranks_list if zero_too and n > 1]
+    for workload, ranks, zero in runs:
+        cmd = [find_mpiexec(), "-n", str(ranks), sys.executable, str(Path(__file__).resolve()), "--rank-child",
+               workload, "--backend", backend, "--warmup", str(warmup), "--steps", str(steps), "--zero", str(zero)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+        if out.returncode != 0:
+            records.append({"workload": workload, "ranks": ranks, "zero": zero, "error": out.stderr.strip()[-300:]})
+            continue
+        records.append(json.loads(out.stdout.strip().splitlines()[-1]))
     for rec in records:
-        one = next((r for r in records if r["workload"] == rec["workload"] and r["ranks"] == 1 and "median_ms" in r),
-                   None)
+        one = next((r for r in records if r["workload"] == rec["workload"] and r["ranks"] == 1 and "median_ms" in r
+                    and not r["zero"]), None)
         if one and "median_ms" in rec:
             rec["samples_per_s"] = rec["ranks"] * rec["batch_per_rank"] / (rec["median_ms"] / 1e3)
             rec["throughput_speedup"] = rec["samples_per_s"] / (one["batch_per_rank"] / (one["median_ms"] / 1e3))
@@ -170,15 +178,17 @@ def loading(images: int = 768, size: int = 160, workers=(0, 2)) -> list:
 def tables(result) -> str:
     out = [f"machine: {result['machine']}"]
     if result.get("scaling"):
-        out += ["", "| workload | ranks | step ms (median) | all-reduce share | buckets | grad MB | samples/s | "
-                    "throughput x |", "|---|---|---|---|---|---|---|---|"]
+        out += ["", "| workload | ranks | optimizer | step ms (median) | collectives share | collectives | grad MB | "
+                    "samples/s | throughput x | optimizer state per rank |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in result["scaling"]:
             if "error" in r:
-                out.append(f"| {r['workload']} | {r['ranks']} | error: {r['error'][:80]} |")
+                out.append(f"| {r['workload']} | {r['ranks']} | {'ZeRO-1' if r.get('zero') else 'DP'} | "
+                           f"error: {r['error'][:80]} |")
                 continue
-            out.append(f"| {r['workload']} | {r['ranks']} | {r['median_ms']:.2f} | {100 * r['allreduce_share']:.1f}% | "
-                       f"{r['buckets']} | {r['grad_bytes'] / 1e6:.2f} | {r['samples_per_s']:.0f} | "
-                       f"{r['throughput_speedup']:.2f} |")
+            out.append(f"| {r['workload']} | {r['ranks']} | {'ZeRO-1' if r['zero'] else 'DP'} | {r['median_ms']:.2f} | "
+                       f"{100 * r['allreduce_share']:.1f}% | {r['buckets']} | {r['grad_bytes'] / 1e6:.2f} | "
+                       f"{r['samples_per_s']:.0f} | {r['throughput_speedup']:.2f} | "
+                       f"{r['optimizer_state_mb_per_rank']:.2f} MB |")
     if result.get("paper"):
         out += ["", "| model | params | ranks | DP all-reduce per rank per step | all ranks | ZeRO-1 per rank | "
                     "Adam state per rank (ZeRO-1) | at 10 GB/s | at 100 GB/s |", "|---|---|---|---|---|---|---|---|---|"]
@@ -205,9 +215,10 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--json", default=None)
     ap.add_argument("--rank-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--zero", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.rank_child:
-        rank_child(args.rank_child, args.backend, args.warmup, args.steps)
+        rank_child(args.rank_child, args.backend, args.warmup, args.steps, args.zero)
         return 0
     parts = args.parts.split(",")
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
