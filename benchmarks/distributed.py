@@ -119,9 +119,10 @@ def scaling(workloads, ranks_list, backend: str, warmup: int, steps: int, zero_t
     for rec in records:
         one = next((r for r in records if r["workload"] == rec["workload"] and r["ranks"] == 1 and "median_ms" in r
                     and not r["zero"]), None)
-        if one and "median_ms" in rec:
+        if "median_ms" in rec:
             rec["samples_per_s"] = rec["ranks"] * rec["batch_per_rank"] / (rec["median_ms"] / 1e3)
-            rec["throughput_speedup"] = rec["samples_per_s"] / (one["batch_per_rank"] / (one["median_ms"] / 1e3))
+            rec["throughput_speedup"] = (rec["samples_per_s"] / (one["batch_per_rank"] / (one["median_ms"] / 1e3))
+                                         if one else float("nan"))
     return records
 
 
