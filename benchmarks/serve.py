@@ -78,8 +78,9 @@ def plain_loop(path: Path, model: str, requests: int):
 
 
 def start_server(path: Path, *args: str):
-    cli = Path(sys.executable).with_name("rustyasg")
-    proc = subprocess.Popen([str(cli), "serve", str(path), "--port", "0", *args], stdout=subprocess.PIPE,
+    # The CLI through this interpreter (works where the parts sit on PYTHONPATH without console scripts).
+    cli = [sys.executable, "-c", "import sys; from rustyasg.core.cli import main; sys.exit(main())"]
+    proc = subprocess.Popen([*cli, "serve", str(path), "--port", "0", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     match = re.search(r"http://127\.0\.0\.1:\d+", line)
@@ -160,7 +161,8 @@ def main(argv=None) -> int:
 
     machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average": os.getloadavg(),
                "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "clients": args.clients, "requests": args.requests}
+               "clients": args.clients, "requests": args.requests,
+               "threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS") if k in os.environ}}
     print(f"\nCPU: {machine['cpu']} ({machine['cores']} cores, load average {machine['load_average'][0]:.1f}); "
           f"{args.clients} concurrent clients, batch 1 per request\n")
     print(f"| model | configuration | requests/s | p50 ms | p99 ms | requests per model call |")
