@@ -140,3 +140,16 @@ def test_serve_web_serves_modules_and_rejects_a_missing_folder(tmp_path):
     done = subprocess.run([str(cli), "serve-web", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "is not a folder; export a model there first" in done.stderr
+
+
+def test_a_saved_program_exports(tmp_path):
+    """rg.load_program's Function (no model code) exports like the model it came from."""
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    model.eval()
+    xi = rg.input((None, 5), "float32", name="x")
+    rg.function([xi], model(xi), backend="cpu").save(tmp_path / "m.rgp")
+    loaded = rg.load_program(tmp_path / "m.rgp", backend="cpu")
+    x = np.random.default_rng(3).normal(size=(3, 5)).astype(np.float32)
+    result = rg.web.export(loaded, [x], tmp_path / "web")
+    assert result.inputs == ["x"]
+    np.testing.assert_allclose(NativeRunner(tmp_path / "web").run({"x": x})["output"], loaded(x), rtol=1e-5, atol=1e-6)
