@@ -120,6 +120,29 @@ def test_view_command_serves_the_adapter(tmp_path):
         assert set(graphs) == {"forward", "gradient", "step"}
         labels = {n["label"] for n in graphs["step"]["nodes"]}
         assert "1.weight" in labels and "3.bias" in labels
+
+        # The path-highlight provider, as the UI runs it: gradient path from the loss to 1.weight.
+        def run(graph_id, node, direction):
+            cmd = {"extensionId": "rustyasg_path", "cmdId": "run", "modelPath": model["url"], "graphId": graph_id,
+                   "configValues": {"node": node, "direction": direction}}
+            q = urllib.parse.quote(json.dumps(cmd))
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/send_command?json={q}", timeout=30) as r:
+                return json.load(r)
+
+        from rustyasg.viz.bundle import read_bundle
+        from rustyasg.viz.overlays import gradient_path, path_between
+
+        bundle = read_bundle(model["url"])
+        grad = bundle["gradient"]
+        target = next(n.id for n in grad.nodes if n.attrs.get("gradient for") == "1.weight")
+        got = run("gradient", "1.weight", "gradient")
+        assert set(got["result"]["results"]) == gradient_path(grad, target) != set()
+        fwd = bundle["forward"]
+        w = next(n.id for n in fwd.nodes if n.label == "1.weight")
+        loss = next(n.id for n in fwd.nodes if n.attrs.get("role") == "loss")
+        got = run("forward", f"%{w}", "loss")
+        assert set(got["result"]["results"]) == path_between(fwd, w, loss) and {w, loss} <= set(got["result"]["results"])
+        assert "no node" in run("forward", "nonexistent", "loss")["error"]
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -302,7 +302,35 @@ def build_graphs(function, args: Optional[Sequence] = None, model=None, optimize
     if args is not None:
         _concrete_shapes(function, args, out.values())
         out["step"] = step_graph(function, args, names)
+    _mark_roles(function, out, names)
     return out
+
+
+def gradient_node_of(function, var) -> Optional[int]:
+    """Id of the gradient node that flows into ``var``'s update (the last one its update reads)."""
+    for v, value in function.updates:
+        if v is var:
+            grads = [t for t in toposort([value]) if _is_grad(t)]
+            return grads[-1].id if grads else None
+    return None
+
+
+def _mark_roles(function, graphs: Dict[str, VizGraph], names: Mapping[int, str]) -> None:
+    """``role: loss`` on the loss, ``gradient for: <name>`` on each parameter's gradient (what the
+    viewer's path-highlight provider starts from)."""
+    loss = str(loss_of(function).id)
+    for g in graphs.values():
+        node = g.by_id().get(loss)
+        if node is not None:
+            node.attrs["role"] = "loss"
+    grad = graphs.get("gradient")
+    if grad is None:
+        return
+    by_id = grad.by_id()
+    for var, _ in function.updates:
+        gid = gradient_node_of(function, var)
+        if gid is not None and str(gid) in by_id:
+            by_id[str(gid)].attrs["gradient for"] = names.get(var.id) or var.name or f"%{var.id}"
 
 
 def _concrete_shapes(function, args, graphs) -> None:

@@ -34,7 +34,7 @@ from rustyasg.core.graph import Tensor
 
 from . import overlays as ov
 from .bundle import write_bundle
-from .graphs import VizGraph, build_graphs
+from .graphs import VizGraph, build_graphs, gradient_node_of
 
 EXTENSION_MODULE = "rustyasg.viz.explorer"
 ADAPTER_ID = "rustyasg_viz_adapter"
@@ -139,9 +139,9 @@ def highlight_paths(graphs: Dict[str, VizGraph], function, highlight) -> ov.Over
             if nodes:
                 out[gid] = {n: 1.0 for n in nodes}
     if isinstance(highlight, Variable) and "gradient" in graphs:
-        grad_node = _gradient_of_variable(function, highlight)
+        grad_node = gradient_node_of(function, highlight)
         if grad_node is not None:
-            nodes = ov.gradient_path(graphs["gradient"], grad_node)
+            nodes = ov.gradient_path(graphs["gradient"], str(grad_node))
             out["gradient"] = {n: 1.0 for n in nodes}
             origins = ov.forward_origins(graphs["gradient"], nodes)
             fwd = graphs["forward"].by_id()
@@ -150,17 +150,6 @@ def highlight_paths(graphs: Dict[str, VizGraph], function, highlight) -> ov.Over
                 if n in fwd:
                     marks.setdefault(n, 0.5)
     return out
-
-
-def _gradient_of_variable(function, var) -> Optional[str]:
-    """The gradient node that flows into ``var``'s update (the last gradient node its update reads)."""
-    from rustyasg.core.graph import toposort
-
-    for v, value in function.updates:
-        if v is var:
-            grads = [t for t in toposort([value]) if t.scope is not None and t.scope.grad_of is not None]
-            return str(grads[-1].id) if grads else None
-    return None
 
 
 def _free_port(host: str, start: int) -> int:
