@@ -124,3 +124,20 @@ def test_inference_function_exports_with_batch_norm_folded(tmp_path):
     for n in (1, 5):
         xs = rng.standard_normal((n, 3, 6, 6)).astype(np.float32)
         np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: xs})[0], fast(xs), rtol=1e-5, atol=1e-5)
+
+
+def test_a_save_that_fails_midway_keeps_the_last_good_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.onnx"
+    rox.export(nn.Linear(3, 2), [np.zeros((1, 3), np.float32)], path)
+    good = path.read_bytes()
+
+    def refuses(*args, **kwargs):
+        raise RuntimeError("checker stopped")
+
+    import onnx.checker
+
+    monkeypatch.setattr(onnx.checker, "check_model", refuses)  # the new file is written, then its check fails
+    with pytest.raises(RuntimeError, match="checker stopped"):
+        rox.export(nn.Linear(3, 4), [np.zeros((1, 3), np.float32)], path)
+    assert path.read_bytes() == good
+    assert os.listdir(tmp_path) == ["m.onnx"]
