@@ -37,6 +37,7 @@ def test_mnist_graphs_match_the_program(mnist):
     labels = {n.label for n in graphs["step"].nodes if n.op == "variable"}
     assert {"1.weight", "1.bias", "3.weight", "3.bias", "optimizer.1.weight.exp_avg"} <= labels
     assert any("fused group" in n.attrs for n in graphs["step"].nodes)
+    assert any(n.attrs.get("memory slot", "").startswith("arena+") for n in graphs["step"].nodes)
     matmul = next(n for n in graphs["forward"].nodes if n.op == "matmul")
     assert matmul.namespace in ("1", "3") and re.search(r"\.py:\d+$", matmul.attrs["source"])
 

@@ -145,5 +145,10 @@ class Backend(abc.ABC):
         """
         return contextlib.nullcontext()
 
+    def memory_slots(self, executable: Executable) -> Dict[int, str]:
+        """Where each value of ``executable``'s program is stored (instruction id -> description), for
+        tools such as the viewer; backends with a memory planner override it."""
+        return {}
+
     def synchronize(self) -> None:
         """Wait until submitted work has finished (no-op for synchronous backends)."""

@@ -49,6 +49,17 @@ class CpuBackend(Backend):
 
         return instrumented(executable, observer)
 
+    def memory_slots(self, executable):
+        """Arena offsets of planned buffers; updates written in place name their variable."""
+        offsets = executable.__dict__.get("_offsets", {})
+        slots = {k: f"arena+{off}" for k, off in offsets.items() if isinstance(k, int)}
+        for var, vid in executable.program.updates:
+            if vid not in slots:
+                slots[vid] = f"in place: variable {var.name or var.id}"
+        for vid in executable.program.variables:
+            slots.setdefault(vid, "resident variable (backend-owned array)")
+        return slots
+
     def to_device(self, array: np.ndarray) -> np.ndarray:
         return np.array(array, copy=True, order="C")
 

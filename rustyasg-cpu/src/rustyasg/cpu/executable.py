@@ -325,6 +325,7 @@ class _Builder:
         exe._labels = labels
         exe._groups = [u.group for u in units if u.kind == "group"]
         exe._arena = arena
+        exe._offsets = plan.offsets  # where each buffer lives in the arena (the viewer shows it)
         exe._report = {
             "arena_bytes": int(plan.total),
             "naive_bytes": int(plan.naive),

@@ -203,6 +203,11 @@ def gradient_graph(function, names: Mapping[int, str]) -> Optional[VizGraph]:
 def step_graph(function, args: Sequence, names: Mapping[int, str], graph_id: str = "step") -> VizGraph:
     """The optimised program for ``args``'s signature, fused groups as layers."""
     program = function.lower(*args)
+    try:
+        slots = function.backend.memory_slots(function.compile(*args))
+    except Exception as exc:  # a backend that cannot compile here still gets its graph shown
+        slots = {}
+        program.__dict__["_viz_compile_error"] = f"{type(exc).__name__}: {exc}"
     roots = list(function.outputs) + [v for _, v in function.updates]
     tensors = {t.id: t for t in toposort(roots)}
     groups = _groups(program)
@@ -234,6 +239,8 @@ def step_graph(function, args: Sequence, names: Mapping[int, str], graph_id: str
             attrs["state_dict name"] = label
         elif ins.op == "input":
             label = f"input {ins.name}"
+        if ins.id in slots:
+            attrs["memory slot"] = slots[ins.id]
         if ins.id in updated:
             attrs["updates"] = names.get(updated[ins.id].id) or updated[ins.id].name or "variable"
         if t is not None and _is_grad(t):

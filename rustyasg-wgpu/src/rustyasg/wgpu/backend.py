@@ -77,6 +77,18 @@ class WgpuBackend(Backend):
         dtype = np.dtype(dtype)
         return np.dtype(np.float32) if dtype == np.float64 else dtype
 
+    def memory_slots(self, executable):
+        """The planned GPU buffer of each value (numbered in plan order; aliases share their base's)."""
+        plan = executable.plan
+        numbers, slots = {}, {}
+        for iid, buf in plan._buffers.items():
+            numbers.setdefault(id(buf), len(numbers))
+        for ins in executable.program.instrs:
+            buf = plan._buffers.get(plan.c.base.get(ins.id, ins.id))
+            if buf is not None:
+                slots[ins.id] = f"buffer {numbers[id(buf)]} ({buf.size} B)"
+        return slots
+
     def storage(self, dtype):
         """Device storage of ``dtype`` on this adapter."""
         return storage_for(dtype, self.ctx.has("shader-f16"))
