@@ -141,3 +141,16 @@ def test_a_save_that_fails_midway_keeps_the_last_good_file(tmp_path, monkeypatch
         rox.export(nn.Linear(3, 4), [np.zeros((1, 3), np.float32)], path)
     assert path.read_bytes() == good
     assert os.listdir(tmp_path) == ["m.onnx"]
+
+
+def test_cli_converts_a_saved_program(tmp_path, capsys):
+    from rustyasg.core.cli import main
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    fast = rg.inference(model, np.zeros((1, 4), np.float32), backend="reference")
+    fast.save(tmp_path / "m.rgp")
+    assert main(["onnx", str(tmp_path / "m.rgp"), str(tmp_path / "m.onnx")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    sess = _session(str(tmp_path / "m.onnx"))
+    np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0], fast(x), rtol=1e-5, atol=1e-6)
