@@ -10,7 +10,7 @@ import torch
 import transformers
 
 import rustyasg.core as rg
-from rustyasg.nn.generation import Generator, choose_tokens, generate, process_logits
+from rustyasg.nn.generation import Generator, choose_tokens, generate, generator_for, process_logits
 from rustyasg.nn.zoo import GPT, GPTConfig, Llama, LlamaConfig
 
 
@@ -131,7 +131,11 @@ def test_eos_stops_rows_and_pads_them():
     # every row done: generation stops early
     one = generate(model, prompt[:1], 10, eos_token_id=eos)
     assert one.shape[1] == first + 1
-    assert len(model._generators) == 2  # (batch 2, max_len 13) and (batch 1, max_len 13)
+    assert generator_for(model, 2, 13) is generator_for(model, 2, 13)
+    assert generator_for(model, 2, 13).compiles == 2 and generator_for(model, 1, 13).compiles == 2
+    model.to("float64")  # new variables: a new generator traced over them
+    assert generator_for(model, 2, 13).compiles == 0
+    np.testing.assert_array_equal(generate(model, prompt, 10), free)
 
 
 def test_generation_errors_are_clear():
@@ -169,6 +173,6 @@ def test_gpt_generate_uses_the_cache_when_the_sequence_fits():
     model = _gpt("learned")
     prompt = np.array([[2, 3]])
     out = model.generate(prompt, 6, temperature=0.8, top_k=5, seed=4)
-    (gen,) = model._generators.values()
+    gen = generator_for(model, 1, 8)
     assert gen.compiles == 2 and model.training is False
     np.testing.assert_array_equal(out, gen.generate(prompt, 6, do_sample=True, temperature=0.8, top_k=5, seed=4))

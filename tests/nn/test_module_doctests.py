@@ -11,7 +11,7 @@ MODULES = ["rustyasg.nn." + m for m in ("_checks", "activations", "attention", "
                                         "zoo.resnet", "zoo.gpt", "zoo.vit", "zoo.bert", "zoo.llama",
                                         "zoo.checkpoint_names", "kv_cache", "generation", "hub", "name_mapping",
                                         "torch_checkpoint", "convert", "plugin", "pretrained", "pretrained.bert",
-                                        "pretrained.gpt2", "pretrained.llama", "pretrained.vit")]
+                                        "pretrained.gpt2", "pretrained.llama", "pretrained.vit", "bfloat16")]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from typing import Optional
 
 import numpy as np
@@ -98,7 +99,8 @@ class Generator:
         try:
             if self.max_len < 2:
                 raise ValueError(f"Generator: max_len must be >= 2 (a prompt token and a new one), got {max_len}")
-            self.cache = model.make_cache(self.batch_size, self.max_len)
+            dtype = next((p.dtype for p in model.parameters() if p.dtype.kind == "f"), np.dtype("float32"))
+            self.cache = model.make_cache(self.batch_size, self.max_len, dtype)
             # prefill: the prompt right-padded to a window of max_len - 1 tokens (a longer prompt leaves
             # no room for a new token); logits of the last real token
             n, length = self.batch_size, self.max_len - 1
@@ -193,11 +195,25 @@ def generate(model: Module, input_ids, max_new_tokens: int, max_len: Optional[in
     """
     ids = np.asarray(input_ids, np.int64)
     max_len = int(max_len or ids.shape[1] + max_new_tokens)
-    cache = model.__dict__.setdefault("_generators", {})
-    key = (ids.shape[0], max_len, backend)
-    if key not in cache:
-        cache[key] = Generator(model, ids.shape[0], max_len, backend)
-    return cache[key].generate(ids, max_new_tokens, **sampling)
+    return generator_for(model, ids.shape[0], max_len, backend).generate(ids, max_new_tokens, **sampling)
 
 
-__all__ = ["Generator", "generate", "process_logits", "choose_tokens"]
+# model -> {(batch, max_len, backend, variables): Generator}; weak, so a model's generators die with it
+_GENERATORS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def generator_for(model: Module, batch_size: int, max_len: int, backend=None) -> Generator:
+    """The :class:`Generator` kept for ``model`` and these sizes, built on first use.
+
+    A model whose variables were replaced since (``model.to(dtype)``) gets a new one: the
+    compiled steps read the variables they were traced with.
+    """
+    per_model = _GENERATORS.setdefault(model, {})
+    variables = tuple(id(v) for v in model._state_vars().values())
+    key = (batch_size, max_len, backend if backend is None or isinstance(backend, str) else id(backend), variables)
+    if key not in per_model:
+        per_model[key] = Generator(model, batch_size, max_len, backend)
+    return per_model[key]
+
+
+__all__ = ["Generator", "generate", "generator_for", "process_logits", "choose_tokens"]

@@ -126,11 +126,12 @@ class DecodeState:
         keys, values = self.cache.keys[layer], self.cache.values[layer]
         t, length = k.shape[2], self.cache.max_len
         if self.pos is None:
+            ck, cv = k.astype(keys.dtype), v.astype(values.dtype)
             if t < length:  # slots past the prompt keep what they held; decode overwrites them before use
-                new_k = rg.concat(k, keys[:, :, t:], axis=2)
-                new_v = rg.concat(v, values[:, :, t:], axis=2)
+                new_k = rg.concat(ck, keys[:, :, t:], axis=2)
+                new_v = rg.concat(cv, values[:, :, t:], axis=2)
             else:
-                new_k, new_v = k, v
+                new_k, new_v = ck, cv
             self._record(keys, new_k), self._record(values, new_v)
             return grouped_attention(q, k, v, is_causal=True, scale=scale)
         n = self.cache.batch
