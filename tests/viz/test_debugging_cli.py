@@ -146,3 +146,43 @@ def test_view_command_serves_the_adapter(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_debug_nans_on_wgpu():
+    pytest.importorskip("wgpu")
+    model, step = _model_step("wgpu")
+    model[2].bias.assign(np.array([-100.0, -100.0], np.float32))
+    with pytest.raises(NonFiniteError, match=r"op 'log'.*test_debugging_cli\.py:\d+, module 3"):
+        with rg.debug_nans():
+            step(np.ones((5, 3), np.float32))
+
+
+def test_value_statistics_overlay_marks_the_first_nan():
+    from rustyasg.viz.viewer import resolve_target, view_data
+
+    model, step = _model_step("cpu")
+    model[2].bias.assign(np.array([-100.0, 3.0], np.float32))  # one output column goes negative: log -> NaN
+    a = np.ones((5, 3), np.float32)
+    data = view_data(resolve_target(step, a, model=model), stats=True)
+    first = data.overlays["first NaN/Inf"][0]["forward"]
+    (nid,) = first
+    node = data.graphs["forward"].by_id()[nid]
+    assert node.op == "log" and node.namespace == "3"
+    nonfinite = data.overlays["value nonfinite"][0]["forward"]
+    assert nonfinite[nid] == 5.0  # one NaN per row
+    means = data.overlays["value mean"][0]["forward"]
+    inp = next(n.id for n in data.graphs["forward"].nodes if n.op == "matmul")
+    h = a @ model[0].weight.value().T
+    assert means[inp] == pytest.approx(float(h.mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["rustyasg.viz." + m for m in ("graphs", "bundle", "overlays", "profiler", "debugging",
+                                                                 "static", "explorer.main")]
+                         + ["rustyasg.core.naming", "rustyasg.core.observe", "rustyasg.core.watch",
+                            "rustyasg.cpu.instrument"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, f"{result.failed} of {result.attempted} failed in {name}"

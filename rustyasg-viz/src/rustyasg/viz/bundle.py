@@ -6,7 +6,7 @@ Example:
     >>> import tempfile, os
     >>> from rustyasg.viz.graphs import VizGraph, VizNode
     >>> path = os.path.join(tempfile.mkdtemp(), "m.rgviz")
-    >>> write_bundle(path, {"forward": VizGraph("forward", [VizNode("1", "exp", "exp")])})
+    >>> _ = write_bundle(path, {"forward": VizGraph("forward", [VizNode("1", "exp", "exp")])})
     >>> read_bundle(path)["forward"].nodes[0].op
     'exp'
 """

@@ -22,7 +22,7 @@ Example:
     >>> with profile() as prof:
     ...     _ = f(np.ones((16, 8), np.float32))
     >>> [e.op for e in prof.kernels]
-    ['matmul', 'fused[tanh,sum]']
+    ['matmul', 'fused2[tanh,sum]']
     >>> prof.memory_timeline().peak_bytes > 0
     True
 """
