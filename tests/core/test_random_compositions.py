@@ -3,7 +3,9 @@
 Each case is a seeded random graph (elementwise, reductions, broadcasting, movement,
 indexing, matmul, softmax...; see ``random_graphs.py``) run on a backend and in PyTorch
 (float64). The reference backend must agree to float64 rounding; cpu and wgpu run in
-float32 and must agree within float32 tolerances scaled by the result's magnitude.
+float32 and must agree within float32 tolerances scaled by the result's magnitude. Each
+case runs a second time with one input element set to NaN: the NaNs of the output must sit
+where PyTorch's do (numpy's NaN semantics in every kernel, fused or not).
 
 The seeds are fixed so CI is reproducible; ``RUSTYASG_RANDOM_SEED=<n>`` shifts them to
 explore other graphs locally (a failure prints the seed and the composition).
@@ -11,13 +13,27 @@ explore other graphs locally (a failure prints the seed and the composition).
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import pathlib
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
-import random_graphs
+
+def _load_sibling(name: str):
+    """Import ``name``.py beside this file whatever pytest's import mode (rootdir, namespace packages)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(f"{name}.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is made
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+random_graphs = _load_sibling("random_graphs")
 
 BASE_SEED = int(os.environ.get("RUSTYASG_RANDOM_SEED", "0"))
 TOLERANCES = {"float64": (1e-6, 1e-8), "float32": (2e-3, 2e-3)}  # rtol, atol (atol scales with |result|)
@@ -26,10 +42,16 @@ TOLERANCES = {"float64": (1e-6, 1e-8), "float32": (2e-3, 2e-3)}  # rtol, atol (a
 def check_case(seed: int, backend: str, dtype: str, n_steps: int = 6) -> None:
     case = random_graphs.draw_case(seed, n_steps)
     want = random_graphs.torch_results(case)
+    nan_inputs = random_graphs.with_nan(case)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # float64 reference on values torch also accepts
         fn = random_graphs.rg_function(case, backend, dtype)
         got = fn(*[x.astype(dtype) for x in case.inputs])
+        got_nan = np.asarray(fn(*[x.astype(dtype) for x in nan_inputs])[0], np.float64)
+    # NaN propagates exactly where it does in PyTorch (and numpy): same NaN positions, same other values.
+    want_nan = random_graphs.torch_value(case, nan_inputs)
+    np.testing.assert_array_equal(np.isnan(got_nan), np.isnan(want_nan),
+                                  err_msg=f"{backend}: NaN positions differ from torch\n{case.describe()}")
     n = len(case.inputs)
     labels = ["value"] + [f"gradient of input {i}" for i in range(n)] + [f"Hessian-vector product, input {i}"
                                                                            for i in range(n)]

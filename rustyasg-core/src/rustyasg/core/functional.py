@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import operator
 from typing import Sequence
 
 import numpy as np
@@ -71,7 +72,7 @@ def squeeze(x: Tensor, axis=None) -> Tensor:
 def unsqueeze(x: Tensor, axis: int) -> Tensor:
     """Insert a size-1 axis at ``axis`` (``expand_dims``)."""
     x = as_tensor(x)
-    if not -(x.ndim + 1) <= int(axis) <= x.ndim:
+    if not -(x.ndim + 1) <= operator.index(axis) <= x.ndim:
         raise ValueError(f"axis {axis} is out of range for a new axis of a rank-{x.ndim} tensor "
                          f"(valid: [{-(x.ndim + 1)}, {x.ndim}])")
     ax = normalize_axis(axis, x.ndim + 1)

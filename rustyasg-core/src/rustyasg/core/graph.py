@@ -130,6 +130,14 @@ def _location() -> Optional[str]:
     return user_location()
 
 
+def _leaf_error(op: str, exc: Exception) -> GraphBuildError:
+    """A value that cannot become a tensor (ragged lists, strings, out-of-range ints) as a build error."""
+    cls = ShapeError if isinstance(exc, ValueError) and not isinstance(exc, OverflowError) else DTypeError
+    error = cls(op, f"the value cannot be a tensor: {exc}", source=_location())
+    error.original = exc
+    return error
+
+
 def _constant_dtype(value) -> np.dtype:
     arr = np.asarray(value)
     if arr.dtype == np.float64 and not isinstance(value, np.ndarray):
@@ -145,8 +153,11 @@ def constant(value, dtype=None, name: Optional[str] = None) -> Tensor:
     >>> constant([1.0, 2.0]).describe()
     'float32(2,)'
     """
-    dt = dtypes.as_dtype(dtype) if dtype is not None else _constant_dtype(value)
-    arr = np.array(value, dtype=dt, order="C")
+    try:
+        dt = dtypes.as_dtype(dtype) if dtype is not None else _constant_dtype(value)
+        arr = np.array(value, dtype=dt, order="C")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _leaf_error("constant", exc) from None
     arr.setflags(write=False)
     return Tensor("constant", (), {"value": arr}, tuple(arr.shape), dt, name, _location())
 
@@ -182,12 +193,15 @@ def variable(value, name: Optional[str] = None, dtype=None, trainable: bool = Tr
     >>> v.describe()
     'float32(3,)'
     """
-    arr = np.asarray(value)
-    if dtype is not None:
-        arr = arr.astype(dtypes.as_dtype(dtype))
-    elif not isinstance(value, np.ndarray):
-        arr = arr.astype(_constant_dtype(value))
-    dtypes.as_dtype(arr.dtype)
+    try:
+        arr = np.asarray(value)
+        if dtype is not None:
+            arr = arr.astype(dtypes.as_dtype(dtype))
+        elif not isinstance(value, np.ndarray):
+            arr = arr.astype(_constant_dtype(value))
+        dtypes.as_dtype(arr.dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _leaf_error("variable", exc) from None
     return Variable(arr, name, trainable, _location())
 
 
@@ -229,9 +243,10 @@ def apply(op: str, *inputs, name: Optional[str] = None, **attrs) -> Tensor:
     try:
         tensors = _coerce_inputs(inputs, opdef.promote)
     except (OverflowError, ValueError, TypeError) as exc:
+        reason = getattr(exc, "original", exc)
         advice = ("; for a Python int that does not fit the other operand's dtype, cast that tensor first "
-                  "(x.astype('int64') or 'float32')" if isinstance(exc, OverflowError) else "")
-        raise DTypeError(op, f"an operand cannot be a tensor: {exc}{advice}",
+                  "(x.astype('int64') or 'float32')" if isinstance(reason, OverflowError) else "")
+        raise DTypeError(op, f"an operand cannot be a tensor: {reason}{advice}",
                          [t.describe() if isinstance(t, Tensor) else repr(t) for t in inputs], _location()) from None
     if opdef.promote and len(tensors) > 1:
         tensors = _promote(tensors)

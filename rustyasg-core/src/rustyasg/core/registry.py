@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -237,7 +238,8 @@ PASSES = PassRegistry()
 
 # Attribute converters shared by the op families.
 def as_int(v) -> int:
-    return int(v)
+    """An integer attribute; a float such as 0.5 is refused, never truncated."""
+    return operator.index(v)
 
 
 def as_float(v) -> float:
@@ -249,9 +251,18 @@ def as_bool(v) -> bool:
 
 
 def as_ints(v) -> tuple:
+    """Integers (or Dims / dim names, for shapes); one int becomes a 1-tuple; a bare string is refused."""
     if isinstance(v, (int, np.integer)):
         return (int(v),)
-    return tuple(int(x) if isinstance(x, (int, np.integer)) else x for x in v)
+    if isinstance(v, str):
+        raise TypeError(f"expected a sequence of ints, got the string {v!r}")
+    return tuple(int(x) if isinstance(x, (int, np.integer)) else _not_float(x) for x in v)
+
+
+def _not_float(x):
+    if isinstance(x, (float, np.floating)):
+        raise TypeError(f"expected ints, got the float {x!r}")
+    return x
 
 
 def as_opt_ints(v):

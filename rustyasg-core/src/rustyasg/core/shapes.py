@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
+import operator
 from typing import Iterable, Mapping, Sequence, Tuple, Union
 
 
@@ -212,7 +213,7 @@ def normalize_axis(axis: int, ndim: int, what: str = "axis") -> int:
     >>> normalize_axis(-1, 3), normalize_axis(-1, 0)
     (2, 0)
     """
-    axis = int(axis)
+    axis = operator.index(axis)  # 0.5 is refused, never truncated
     if not -max(ndim, 1) <= axis < max(ndim, 1):
         valid = f"[{-max(ndim, 1)}, {max(ndim, 1) - 1}]"
         raise ValueError(f"{what} {axis} is out of range for a tensor of rank {ndim} (valid: {valid})")

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..registry import Attr, Example, InputSpec, TensorType, as_int, as_pair
+from ..builders import builder
 from ._define import defop
 from ._nn_checks import require_floating, require_non_negative, require_positive, require_rank, static_dims, user_error
 from .movement import slice_
@@ -271,6 +272,7 @@ def _transpose_output_hw(x, w, stride, padding, output_padding, groups, dilation
     return out
 
 
+@builder()
 def conv_transpose2d(x, w, stride=1, padding=0, output_padding=0, groups=1, dilation=1, name=None):
     """Transposed 2-D convolution (``torch.nn.functional.conv_transpose2d`` without bias).
 

@@ -10,12 +10,14 @@ Example:
 from __future__ import annotations
 
 from .. import dtypes
+from ..builders import builder
 from ._nn_checks import user_error
 from .elementwise import where
 from .misc import stop_gradient
 from .movement import take
 
 
+@builder()
 def embedding(weight, indices, padding_idx=None, name=None):
     """Rows of ``weight`` ``(num_embeddings, dim)`` picked by integer ``indices``: shape ``indices.shape + (dim,)``.
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..registry import Attr, Example, InputSpec, as_float, as_int
 from ..shapes import format_shape, normalize_axis
+from ..builders import builder
 from ._define import defop
 from ._nn_checks import require_floating, user_error
 from .elementwise import rsqrt
@@ -177,6 +178,7 @@ def _with_params(op, layout, x, gamma, beta, **attrs):
     return x, gamma, beta
 
 
+@builder()
 def layer_norm(x, gamma=None, beta=None, normalized_ndim=None, eps=1e-5, name=None):
     """Layer normalization over the trailing axes that ``gamma`` covers (``torch.nn.functional.layer_norm``).
 
@@ -194,6 +196,7 @@ def layer_norm(x, gamma=None, beta=None, normalized_ndim=None, eps=1e-5, name=No
     return _layer_norm(x, gamma, beta, name=name, **attrs)
 
 
+@builder()
 def batch_norm(x, gamma=None, beta=None, axis=1, eps=1e-5, name=None):
     """Batch normalization with the batch's statistics (``F.batch_norm(..., training=True)``).
 

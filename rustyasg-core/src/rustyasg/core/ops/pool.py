@@ -27,6 +27,7 @@ import numpy as np
 from .. import dtypes
 from ..registry import Attr, Example, InputSpec, TensorType, as_bool, as_pair
 from ..shapes import format_shape
+from ..builders import builder
 from ._define import defop
 from ._nn_checks import require_floating, require_non_negative, require_positive, require_rank, static_dims, user_error
 from .movement import gather
@@ -261,6 +262,7 @@ def _window_attrs(kernel_size, stride, padding, ceil_mode):
     return {"kernel_size": kernel_size, "stride": stride, "padding": as_pair(padding), "ceil_mode": bool(ceil_mode)}
 
 
+@builder()
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, name=None):
     """Max pooling over ``(N, C, H, W)``; ``stride`` defaults to ``kernel_size``.
 
@@ -271,6 +273,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     return _max_pool2d(x, name=name, dilation=dilation, **_window_attrs(kernel_size, stride, padding, ceil_mode))
 
 
+@builder()
 def max_pool2d_indices(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, name=None):
     """int64 flat ``h*W + w`` positions of :func:`max_pool2d`'s maxima (PyTorch's ``return_indices``).
 
@@ -282,6 +285,7 @@ def max_pool2d_indices(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
                                **_window_attrs(kernel_size, stride, padding, ceil_mode))
 
 
+@builder()
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None, name=None):
     """Average pooling over ``(N, C, H, W)``; ``stride`` defaults to ``kernel_size``.
@@ -308,6 +312,7 @@ def _output_size(op, x, output_size):
     return x, tuple(d if s is None else s for s, d in zip(size, x.shape[2:]))
 
 
+@builder()
 def adaptive_avg_pool2d(x, output_size, name=None):
     """Average pooling to a fixed ``output_size`` (an int, a pair, ``None`` keeps that input size).
 
@@ -319,6 +324,7 @@ def adaptive_avg_pool2d(x, output_size, name=None):
     return _adaptive_avg_pool2d(x, output_size=size, name=name)
 
 
+@builder()
 def adaptive_max_pool2d(x, output_size, name=None):
     """Max pooling to a fixed ``output_size`` (an int, a pair, ``None`` keeps that input size).
 
@@ -330,6 +336,7 @@ def adaptive_max_pool2d(x, output_size, name=None):
     return _adaptive_max_pool2d(x, output_size=size, name=name)
 
 
+@builder()
 def adaptive_max_pool2d_indices(x, output_size, name=None):
     """int64 flat ``h*W + w`` positions of :func:`adaptive_max_pool2d`'s maxima (PyTorch's ``return_indices``).
 
@@ -341,6 +348,7 @@ def adaptive_max_pool2d_indices(x, output_size, name=None):
     return _adaptive_max_pool2d_indices(x, output_size=size, name=name)
 
 
+@builder()
 def global_avg_pool2d(x, name=None):
     """Mean over the spatial axes, keeping them as size 1: ``(N, C, H, W) -> (N, C, 1, 1)``.
 
