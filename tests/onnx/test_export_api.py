@@ -154,3 +154,14 @@ def test_cli_converts_a_saved_program(tmp_path, capsys):
     x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
     sess = _session(str(tmp_path / "m.onnx"))
     np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0], fast(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("opset", [19, 21])
+def test_newer_opsets_export_and_older_are_refused(opset):
+    x = np.random.default_rng(0).standard_normal((2, 5)).astype(np.float32)
+    model = rox.export(lambda t: rg.softmax(rg.layer_norm(t), axis=-1).max(axis=1), [x], opset=opset)
+    assert model.opset_import[0].version == opset
+    got = _session(model).run(None, {"input0": x})[0]
+    np.testing.assert_allclose(got, rg.jit(lambda t: rg.softmax(rg.layer_norm(t), axis=-1).max(axis=1))(x), rtol=1e-5)
+    with pytest.raises(rox.OnnxExportError, match="opset 17 is not supported"):
+        rox.export(lambda t: t * 2.0, [x], opset=17)

@@ -30,6 +30,7 @@ from .builder import GraphBuilder, Node, onnx_dtype
 
 FORMAT = "onnx"
 DEFAULT_OPSET = 18
+MIN_OPSET = 18
 LEAVES = ("input", "variable", "constant")
 
 
@@ -78,6 +79,9 @@ def program_to_model(program: Program, opset: int = DEFAULT_OPSET, input_names: 
     variables' own names); with ``variables_as_inputs`` they are
     also graph inputs, so a runtime can feed new values: what a backend or a training loop needs).
     """
+    if opset < MIN_OPSET or opset > onnx.defs.onnx_opset_version():
+        raise OnnxExportError(f"opset {opset} is not supported: the translators use opset {MIN_OPSET} ops (reductions "
+                              f"with axes as inputs); choose {MIN_OPSET} to {onnx.defs.onnx_opset_version()}")
     table = translators(FORMAT)
     check_translatable(program, table)
     by_id = program.by_id()
