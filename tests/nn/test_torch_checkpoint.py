@@ -153,6 +153,12 @@ def test_damaged_files_give_clear_errors(tmp_path):
         load_torch_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="no such file"):
         load_torch_checkpoint(tmp_path / "missing.pt")
+    import tarfile
+
+    with tarfile.open(tmp_path / "old.tar", "w") as tar:  # PyTorch < 0.4 wrote tar archives
+        tar.add(tmp_path / "junk.pt", arcname="storages")
+    with pytest.raises(CheckpointError, match="tar checkpoint format of PyTorch < 0.4 is not supported"):
+        load_torch_checkpoint(tmp_path / "old.tar")
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as z:
         z.writestr("readme.txt", "hello")
     with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):

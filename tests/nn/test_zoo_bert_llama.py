@@ -33,6 +33,14 @@ def test_bert_parity_with_padding(parity, rng):
            torch_call=lambda m, i, a: m(input_ids=i, attention_mask=a).last_hidden_state)
 
 
+def test_bert_parity_with_token_types(parity, rng):
+    theirs = transformers.BertModel(transformers.BertConfig(**BERT)).train()
+    ours = Bert(BertConfig(**BERT))
+    ids, types = rng.integers(1, 40, (2, 6)), np.array([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 1, 1]])
+    parity(ours, theirs, [ids, types], "float64", call=lambda m, i, t: m(i, token_type_ids=t),
+           torch_call=lambda m, i, t: m(input_ids=i, token_type_ids=t).last_hidden_state)
+
+
 @pytest.mark.parametrize("kv_heads", [2, 6], ids=["grouped", "multi-head"])
 def test_llama_parity(kv_heads, parity, rng):
     cfg = dict(LLAMA, num_key_value_heads=kv_heads)

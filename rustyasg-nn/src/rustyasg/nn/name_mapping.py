@@ -113,7 +113,7 @@ class LoadResult(NamedTuple):
     mapping: str
 
 
-def _match(own: Mapping[str, tuple], mapped: Mapping[str, np.ndarray], variables) -> Tuple[int, int]:
+def _match(own: Mapping[str, tuple], mapped: Mapping[str, np.ndarray]) -> Tuple[int, int]:
     """Score of a mapped state against the model: (keys matched with equal shapes, -keys left over)."""
     hits = sum(1 for k, v in mapped.items() if k in own and tuple(np.shape(v)) == own[k])
     return hits, -(len(mapped) - hits)
@@ -144,7 +144,7 @@ def load_state_dict_from(model: Module, source: Union[PathLike, Mapping[str, np.
                              f"known: {', '.join(m.name for m in candidates)}")
         candidates = chosen
     results = [(m,) + m.apply(state) for m in candidates]
-    best, mapped, _dropped = max(results, key=lambda r: _match(own, r[1], own_vars))
+    best, mapped, _dropped = max(results, key=lambda r: _match(own, r[1]))
     loaded_ids = {id(own_vars[k]) for k in mapped if k in own_vars}
     missing = [k for k in own if k not in mapped and id(own_vars[k]) not in loaded_ids]
     unexpected = [k for k in mapped if k not in own]
