@@ -42,6 +42,8 @@ if str(ROOT) not in sys.path:
 
 MODELS = ("resnet18", "minilm", "gpt")
 IMPLS = ("rustyasg-eval", "rustyasg-inference", "torch-inference_mode", "onnxruntime")
+#: ``--gpu``: the wgpu backend against PyTorch on CUDA (outputs read back to the host on both sides).
+GPU_IMPLS = ("rustyasg-eval-wgpu", "rustyasg-inference-wgpu", "torch-cuda-inference_mode")
 GPT_CFG = dict(vocab_size=8192, block_size=128, n_layer=6, n_head=8, n_embd=512)
 SEQ = 128
 MINILM_CFG = dict(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
@@ -109,7 +111,7 @@ def inputs_for(model: str, batch: int):
     return [rng.integers(0, GPT_CFG["vocab_size"], (batch, SEQ)).astype(np.int64)]
 
 
-def torch_twin(model: str, ours):
+def torch_twin(model: str, ours, device: str = "cpu"):
     import torch
 
     if model == "minilm":
@@ -125,6 +127,7 @@ def torch_twin(model: str, ours):
             if missing:
                 raise RuntimeError(f"transformers' BERT did not get {missing}")
         hf.eval()
+        hf.to(device)
         return lambda ids, mask: hf(input_ids=ids, attention_mask=mask).last_hidden_state
     if model == "gpt":
         from benchmarks.torch_gpt import torch_gpt
@@ -138,31 +141,34 @@ def torch_twin(model: str, ours):
     result = net.load_state_dict(state, strict=False)
     if result.missing_keys:
         raise RuntimeError(f"the torch twin of {model} did not get {result.missing_keys}")
-    return net.eval()
+    return net.eval().to(device)
 
 
 # -- one implementation in this process -------------------------------------------------------------------
 def make_runner(model: str, impl: str, example):
     ours = build_ours(model)
-    if impl == "rustyasg-eval":
+    backend = "wgpu" if impl.endswith("-wgpu") else "cpu"
+    if impl.startswith("rustyasg-eval"):
         import rustyasg.core as rg
 
-        fn = rg.jit(lambda *xs: ours(*xs), backend="cpu")
+        fn = rg.jit(lambda *xs: ours(*xs), backend=backend)
         return lambda xs: fn(*xs)
-    if impl == "rustyasg-inference":
+    if impl.startswith("rustyasg-inference"):
         import rustyasg.core as rg
 
-        fn = rg.inference(ours, *example, backend="cpu")
+        fn = rg.inference(ours, *example, backend=backend)
         return lambda xs: fn(*xs)
-    if impl == "torch-inference_mode":
+    if impl in ("torch-inference_mode", "torch-cuda-inference_mode"):
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-        net = torch_twin(model, ours)
+        device = "cuda" if "cuda" in impl else "cpu"
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32, as WGSL
+        net = torch_twin(model, ours, device)
 
         def run(xs):
             with torch.inference_mode():
-                return net(*[torch.from_numpy(x) for x in xs]).numpy()
+                return net(*[torch.from_numpy(x).to(device) for x in xs]).cpu().numpy()
         return run
     if impl == "onnxruntime":
         import onnxruntime as ort
@@ -229,8 +235,9 @@ def run_all(args) -> list:
             for r in got:
                 print(f"  {model:9s} {impl:21s} batch {r['batch']:3d}: {r['median_ms']:9.2f} ms", flush=True)
             records += got
+    torch_impl = next((i for i in args.impls if i.startswith("torch")), "torch-inference_mode")
     for r in records:  # largest difference from PyTorch's output
-        ref = Path(out_dir) / f"{r['model']}-torch-inference_mode-{r['batch']}.npy"
+        ref = Path(out_dir) / f"{r['model']}-{torch_impl}-{r['batch']}.npy"
         mine = Path(out_dir) / f"{r['model']}-{r['impl']}-{r['batch']}.npy"
         if "error" not in r and ref.exists() and mine.exists():
             r["max_abs_diff_vs_torch"] = float(np.max(np.abs(np.load(mine) - np.load(ref))))
@@ -241,20 +248,18 @@ def table(records, impls) -> str:
     rows = {}
     for r in records:
         rows.setdefault((r["model"], r["batch"]), {})[r["impl"]] = r
-    head = ("| model | batch | " + " | ".join(impls) + " | max abs diff vs torch | inference / torch "
-            "| inference / onnxruntime |")
+    ours = next((i for i in impls if i.startswith("rustyasg-inference")), None)
+    others = [i for i in impls if i.startswith("torch") or i == "onnxruntime"]
+    head = "| model | batch | " + " | ".join(impls + ["max abs diff vs torch"] + [f"inference / {o}" for o in others]) + " |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for (model, batch), by in rows.items():
         cells = [f"{by[i]['median_ms']:.2f}" if i in by and "median_ms" in by[i] else "n/a" for i in impls]
-
-        def ratio(a, b):
-            if a in by and b in by and "median_ms" in by[a] and "median_ms" in by[b]:
-                return f"{by[a]['median_ms'] / by[b]['median_ms']:.2f}"
-            return "n/a"
         worst = max((by[i].get("max_abs_diff_vs_torch", 0.0) for i in impls if i in by), default=0.0)
         cells.append(f"{worst:.1e}")
-        lines.append(f"| {model} | {batch} | " + " | ".join(cells) +
-                     f" | {ratio('rustyasg-inference', 'torch-inference_mode')} | {ratio('rustyasg-inference', 'onnxruntime')} |")
+        for o in others:
+            ok = all(k in by and "median_ms" in by[k] for k in (ours, o))
+            cells.append(f"{by[ours]['median_ms'] / by[o]['median_ms']:.2f}" if ok else "n/a")
+        lines.append(f"| {model} | {batch} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -267,6 +272,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--max-seconds", type=float, default=15.0)
+    p.add_argument("--gpu", action="store_true", help="wgpu backend vs torch on CUDA instead of the CPU set")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", nargs=2, metavar=("MODEL", "IMPL"), help=argparse.SUPPRESS)
     p.add_argument("--out-dir", help=argparse.SUPPRESS)
@@ -276,6 +282,8 @@ def main(argv=None):
         result = worker(*args.worker, args.batches, args.warmup, args.steps, args.max_seconds, args.out_dir)
         print(json.dumps(result))
         return 0
+    if args.gpu and args.impls == ",".join(IMPLS):
+        args.impls = ",".join(GPU_IMPLS)
     args.models, args.impls = args.models.split(","), args.impls.split(",")
     print(f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs), {args.threads} threads per implementation")
     records = run_all(args)
