@@ -18,11 +18,16 @@ class Slow:
         return np.full(1000, i, np.float32)
 
 
-try:
-    for k, batch in enumerate(DataLoader(Slow(), batch_size=4, num_workers=2)):
-        if k == 2:
-            print("workers", *[c.pid for c in multiprocessing.active_children()], flush=True)
-        time.sleep(0.2)  # a slow step: the workers fill their prefetch window meanwhile
-except KeyboardInterrupt:
-    print("KeyboardInterrupt in the main loop", file=sys.stderr)
-    sys.exit(130)
+def main():
+    try:
+        for k, batch in enumerate(DataLoader(Slow(), batch_size=4, num_workers=2)):
+            if k == 2:
+                print("workers", *[c.pid for c in multiprocessing.active_children()], flush=True)
+            time.sleep(0.2)  # a slow step: the workers fill their prefetch window meanwhile
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt in the main loop", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
