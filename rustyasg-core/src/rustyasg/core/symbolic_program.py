@@ -62,8 +62,9 @@ def trace(inputs: Sequence[Tensor], outputs: Sequence[Tensor],
             variables[node.id] = node
         instrs.append(SymbolicInstr(node.id, node.op, tuple(i.id for i in node.inputs), dict(node.attrs),
                                     tuple(node.shape), node.dtype, node.source, node.name))
+    present = {i.id for i in instrs}
     for t in inputs:  # an input no output reads is still part of the call signature
-        if t.id not in {i.id for i in instrs}:
+        if t.id not in present:
             instrs.insert(0, SymbolicInstr(t.id, "input", (), {}, tuple(t.shape), t.dtype, t.source, t.name))
     return Program(instrs, [t.id for t in inputs], [t.id for t in outputs], variables,
                    [(var, value.id) for var, value in updates])

@@ -135,7 +135,7 @@ def fold_channel_scales(program: Program) -> Program:
                 continue
             bias_add, bias, inner = inner, const(b), by_id[x]
         found = layer_of(inner.id)
-        if found is None or (bias_add is None and inner.id != a):
+        if found is None:
             continue
         layer, axis, weight = found
         s = _per_channel(scale, layer.shape, axis)
