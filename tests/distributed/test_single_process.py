@@ -118,3 +118,11 @@ def test_importing_the_framework_does_not_start_mpi():
     code = "import sys, rustyasg.core, rustyasg.nn; print('mpi4py.MPI' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_rg_distributed_is_the_part_and_its_ops_have_cpu_and_wgpu_kernels():
+    from rustyasg.core.plugins import load_kernels
+
+    assert rg.distributed is dist
+    for backend in ("cpu", "wgpu"):
+        assert {"all_reduce", "all_gather", "reduce_scatter", "broadcast"} <= set(load_kernels(backend))
