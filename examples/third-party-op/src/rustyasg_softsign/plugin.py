@@ -1,16 +1,17 @@
 """The plugin module named by this package's ``rustyasg.plugins`` entry point.
 
-Two hooks, nothing else: the op declaration (for every backend: shape rule,
-gradient rule, float64 reference, conformance examples) and a kernel for the
-``cpu`` backend (an elementwise formula, so it fuses with the built-in ops).
+One hook, and only the core's declared backend API (:mod:`rustyasg.core.backend_api`):
+the op declaration (for every backend: shape rule, gradient rule, float64 reference,
+conformance examples) and its row of the elementwise table (how a backend computes one
+element: a numba and a WGSL expression). Every installed backend renders the row into
+its own kernel, fused with the built-in ops; the plugin imports no backend.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rustyasg.core.hookspecs import hookimpl
-from rustyasg.core.registry import Example, InputSpec, OpDef, TensorType
+from rustyasg.core.backend_api import EwRow, Example, InputSpec, OpDef, TensorType, add_row, hookimpl
 
 
 def _infer(types):
@@ -35,6 +36,7 @@ SOFTSIGN = OpDef(
     doc="softsign(x) = x / (1 + |x|)", plugin="rustyasg-softsign",
     examples=(Example((InputSpec((4, 5), low=-3.0, high=3.0, away_from=(0.0,)),)),),
 )
+ROW = EwRow("softsign", 1, numba="{0} / ({T}(1) + abs({0}))", wgsl="({0} / ({T}(1.0) + abs({0})))")
 
 
 @hookimpl
@@ -42,12 +44,4 @@ def rustyasg_register_ops(registry):
     # A new name. Taking over an op another distribution declared is never silent: that needs
     # registry.override(opdef, reason=...), which warns and is listed by `rustyasg plugins`.
     registry.register(SOFTSIGN)
-
-
-@hookimpl
-def rustyasg_register_kernels(backend, registry):
-    if backend == "cpu":
-        # Imported only when the cpu backend asks, so the op works without rustyasg-cpu.
-        from rustyasg.cpu.kernels.protocol import Elementwise
-
-        registry.register("cpu", "softsign", Elementwise("{0} / ({T}(1) + abs({0}))"))
+    add_row(ROW)

@@ -35,8 +35,8 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from rustyasg.core.ops.elementwise_table import MAXIMUM, MINIMUM, ROWS
-from rustyasg.core.shapes import normalize_axes
+from rustyasg.core.backend_api import ELEMENTWISE_TABLE as ROWS
+from rustyasg.core.backend_api import MAXIMUM, MINIMUM, normalize_axes, sum_to_axes
 
 from .kernels.protocol import Elementwise, Reduction, literal
 
@@ -86,10 +86,7 @@ def helpers_stamp() -> str:
 def reduced_axes(ins, in_shape) -> Tuple[int, ...]:
     """Axes of ``in_shape`` that a reduction instruction sums over."""
     if ins.op == "sum_to":
-        target = tuple(ins.attrs["shape"])
-        lead = len(in_shape) - len(target)
-        return tuple(range(lead)) + tuple(lead + i for i, d in enumerate(target)
-                                          if d == 1 and in_shape[lead + i] != 1)
+        return sum_to_axes(in_shape, ins.attrs["shape"])
     return normalize_axes(ins.attrs.get("axis"), len(in_shape))
 
 

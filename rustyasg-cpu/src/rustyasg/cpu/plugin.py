@@ -18,7 +18,7 @@ from rustyasg.core.hookspecs import hookimpl
 def rustyasg_register_kernels(backend, registry):
     if backend != "cpu":
         return
-    from rustyasg.core.ops.elementwise_table import subscribe
+    from rustyasg.core.backend_api import subscribe
 
     from .kernels import families
     from .kernels.elementwise import render

@@ -24,8 +24,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rustyasg.core.ops.elementwise_table import ROWS
-from rustyasg.core.registry import OPS as CORE_OPS
+from rustyasg.core.backend_api import ELEMENTWISE_TABLE as ROWS
+from rustyasg.core.backend_api import OPS as CORE_OPS
 
 from .kernels.elementwise import OPS as EW_OPS
 

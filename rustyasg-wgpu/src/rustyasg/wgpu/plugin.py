@@ -38,7 +38,7 @@ def kernel_table() -> Dict[str, object]:
 def rustyasg_register_kernels(backend, registry):
     if backend != BACKEND:
         return
-    from rustyasg.core.ops.elementwise_table import subscribe
+    from rustyasg.core.backend_api import subscribe
 
     from .fusion import float_fusable_op
     from .kernels.ew_ops import INT_TEMPLATES, elementwise

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import dtypes
 from ..registry import Attr, Example, InputSpec, TensorType, as_bool, as_float, as_int, as_ints, as_opt_ints
+from ..compile.shape_algebra import reduced_shape, sum_to_axes
 from ..shapes import format_shape, same_dim, normalize_axes, normalize_axis, normalize_shape
 from ._define import defop
 from .elementwise import exp, where
@@ -23,12 +24,6 @@ from .elementwise import exp, where
 
 def _axes_attr():
     return {"axis": Attr(as_opt_ints, None), "keepdims": Attr(as_bool, False)}
-
-
-def reduced_shape(shape, axes, keepdims):
-    if keepdims:
-        return tuple(1 if i in axes else d for i, d in enumerate(shape))
-    return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
 def _reduce_infer(types, axis, keepdims, **_):
@@ -211,8 +206,7 @@ def _sum_to_infer(types, shape):
 
 def sum_to_ref(x, shape):
     """Sum ``x`` down to ``shape`` (the inverse of broadcasting)."""
-    lead = x.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1)
+    axes = sum_to_axes(x.shape, shape)
     return np.sum(x, axis=axes, keepdims=True).reshape(shape) if axes else x.reshape(shape)
 
 

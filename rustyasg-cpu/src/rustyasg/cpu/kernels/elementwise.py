@@ -1,6 +1,6 @@
 """Elementwise ops: the cpu rendering of the core's elementwise table.
 
-Each row of :mod:`rustyasg.core.ops.elementwise_table` becomes an :class:`Elementwise`
+Each row of the core's elementwise table (:mod:`rustyasg.core.backend_api`) becomes an :class:`Elementwise`
 kernel: its numba expression is what the fusion code generator inlines into one loop per
 fused group; an op that runs alone uses the row's numpy ufunc when its operands share the
 result's dtype, otherwise a one-op generated kernel. Rows added later (a plugin's op)
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rustyasg.core.ops.elementwise_table import MAXIMUM, MINIMUM, ROWS, EwRow
+from rustyasg.core.backend_api import ELEMENTWISE_TABLE as ROWS
+from rustyasg.core.backend_api import MAXIMUM, MINIMUM, EwRow
 
 from .protocol import Elementwise, Impl
 

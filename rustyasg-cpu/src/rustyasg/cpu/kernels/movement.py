@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from rustyasg.core.shapes import normalize_axis
+from rustyasg.core.backend_api import normalize_axis, outer_reduced_inner
 
 from . import indexing
 from .protocol import Elementwise, Impl
@@ -120,14 +120,10 @@ def _pad(ins, args):
     return Impl(bind=bind, label="pad")
 
 
-def _axis_layout(shape, axis):
-    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
-
-
 def _take(ins, args):
     x, idx = args
     ax = normalize_axis(ins.attrs["axis"], len(x.shape))
-    A, N, B = _axis_layout(x.shape, ax)
+    A, N, B = outer_reduced_inner(x.shape, (ax,))
     M = math.prod(idx.shape)
 
     def bind(xa, ia, out):
@@ -139,7 +135,7 @@ def _take(ins, args):
 def _take_grad(ins, args):
     g, idx = args
     ax = normalize_axis(ins.attrs["axis"], len(ins.shape))
-    A, N, B = _axis_layout(ins.shape, ax)
+    A, N, B = outer_reduced_inner(ins.shape, (ax,))
     M = math.prod(idx.shape)
 
     def bind(ga, ia, out):

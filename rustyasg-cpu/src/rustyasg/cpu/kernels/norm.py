@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from rustyasg.core.shapes import normalize_axis
+from rustyasg.core.backend_api import normalize_axis, outer_reduced_inner
 
 from ..jit import kernel_jit
 from ..threads import splitter
@@ -129,13 +129,11 @@ def batch_norm_channels_backward(g, x, gamma, eps, out, lo, hi):
 
 def _ln_layout(ins, shape):
     k = ins.attrs["normalized_ndim"]
-    D = math.prod(shape[len(shape) - k:])
-    return math.prod(shape[:len(shape) - k]), D
+    return outer_reduced_inner(shape, range(len(shape) - k, len(shape)))[:2]
 
 
 def _bn_layout(ins, shape):
-    ax = normalize_axis(ins.attrs["axis"], len(shape))
-    return math.prod(shape[:ax]), shape[ax], math.prod(shape[ax + 1:])
+    return outer_reduced_inner(shape, (normalize_axis(ins.attrs["axis"], len(shape)),))
 
 
 def _layer_norm(ins, args):

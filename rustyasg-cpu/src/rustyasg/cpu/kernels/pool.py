@@ -1,6 +1,6 @@
 """Pooling kernels (numba): max and average pooling, plain and adaptive, with backward.
 
-Window geometry comes from the core (:mod:`rustyasg.core.ops.window_geometry`),
+Window geometry comes from the core (:mod:`rustyasg.core.backend_api`),
 so the kernels and the references agree on ceil mode, padding and adaptive
 bounds by construction. Per axis a pooling is a table of input positions per
 output index, ``(O, K)``, plus a weight per slot:
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from rustyasg.core.ops.window_geometry import adaptive_avg_matrix, adaptive_positions, avg_pool_matrix, pool_positions
+from rustyasg.core.backend_api import adaptive_avg_matrix, adaptive_positions, avg_pool_matrix, pool_positions
 
 from ..jit import kernel_jit
 from ..threads import splitter

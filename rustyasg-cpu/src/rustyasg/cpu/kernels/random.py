@@ -1,7 +1,7 @@
 """Counter-based random draws (uniform, normal) in numba.
 
 The same ``lowbias32`` hash of ``(seed, salt, index)`` as the core's reference
-(:mod:`rustyasg.core.ops.random`), so a seed gives identical numbers on every
+(:mod:`rustyasg.core.backend_api`), so a seed gives identical numbers on every
 backend. Integer arithmetic is done in uint64 and masked to 32 bits, which
 reproduces the reference's wrapping uint32 products exactly.
 
@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from rustyasg.core.ops.random import GOLDEN, M1, M2
+from rustyasg.core.backend_api import GOLDEN, M1, M2
 
 from ..jit import kernel_jit
 from .protocol import Impl

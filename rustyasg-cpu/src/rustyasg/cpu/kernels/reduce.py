@@ -17,12 +17,11 @@ import math
 
 import numpy as np
 
-from rustyasg.core.ops.reduce import reduced_shape
+from rustyasg.core.backend_api import outer_reduced_inner, reduced_shape
 from rustyasg.core.shapes import normalize_axes, normalize_axis
 
 from ..codegen import reduced_axes
 from ..threads import splitter
-from .layout import arb
 from .protocol import Impl, Reduction
 from . import rowwise
 
@@ -81,7 +80,7 @@ def _rowwise(rows, general):
     """softmax-like ops along one axis: ``rows`` for the last axis, ``general`` for (A, R, B)."""
     def build(ins, args):
         shape = args[0].shape
-        A, R, B = arb(shape, (normalize_axis(ins.attrs["axis"], len(shape)),))
+        A, R, B = outer_reduced_inner(shape, normalize_axes(ins.attrs["axis"], len(shape)))  # () on a 0-d tensor
         if A * R * B == 0:
             return Impl(run=lambda x, out: None)
         name = rows if B == 1 else general
@@ -95,7 +94,7 @@ def _rowwise(rows, general):
 def _logsumexp(ins, args):
     shape = args[0].shape
     axes = normalize_axes(ins.attrs["axis"], len(shape))
-    layout = arb(shape, axes)
+    layout = outer_reduced_inner(shape, axes)
     if layout is not None and math.prod(shape) > 0:
         A, R, B = layout
         fn = rowwise.kernel("logsumexp_arb", ins.dtype)

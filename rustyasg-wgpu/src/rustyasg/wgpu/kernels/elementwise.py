@@ -34,8 +34,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rustyasg.core.ops.elementwise_table import ROWS, subscribe
-from rustyasg.core.registry import OPS as CORE_OPS
+from rustyasg.core.backend_api import ELEMENTWISE_TABLE as ROWS
+from rustyasg.core.backend_api import OPS as CORE_OPS
+from rustyasg.core.backend_api import subscribe
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, PipelineCache, UniformLayout, uniform_buffer
 
@@ -97,8 +98,10 @@ HELPERS: dict[str, str] = {
     let big = sign(x) * (1.0 - poly * exp(-x2));
     return select(big, small, a < {T}(0.5));
 }""",
+    # tanh through exp of a clamped argument: a driver's tanh can give NaN for large |x| (clamping
+    # at 15 is exact in f32); clamp need not keep NaN, so NaN is passed through by its bits.
     "tanh": """fn tanh_{S}(x: {T}) -> {T} {
-    return 1.0 - 2.0 / (exp(2.0 * clamp(x, {T}(-15.0), {T}(15.0))) + 1.0);
+    return select(1.0 - 2.0 / (exp(2.0 * clamp(x, {T}(-15.0), {T}(15.0))) + 1.0), x, isnan_{S}(x));
 }""",
     "softplus": """fn softplus_{S}(x: {T}, beta: {T}, threshold: {T}) -> {T} {
     let bx = beta * x;

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
 
+from rustyasg.core.backend_api import outer_reduced_inner
+
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, UniformLayout
 from .nn_common import float_elem, float_prelude, numel, storage_decls, workgroup_reduction
 
@@ -205,11 +207,11 @@ def row_layout(layout: str, shape: Sequence[int], attrs: dict, segment: int | No
     """
     if layout == "layer":
         k = int(attrs["normalized_ndim"])
-        rows, L, C, B = numel(shape[:len(shape) - k]), numel(shape[len(shape) - k:]), 1, 1
+        rows, L, _ = outer_reduced_inner(shape, range(len(shape) - k, len(shape)))
+        C, B = 1, 1
     else:
-        ax = int(attrs.get("axis", 1)) % len(shape)
-        C, B = int(shape[ax]), numel(shape[ax + 1:])
-        rows, L = C, numel(shape[:ax]) * B
+        A, C, B = outer_reduced_inner(shape, (int(attrs.get("axis", 1)) % len(shape),))
+        rows, L = C, A * B
     seg = -(-L // max(1, -(-L // (segment or SEGMENT))))  # balanced segments of at most `segment`
     S = -(-L // seg)  # every segment non-empty
     return dict(rows=rows, L=L, C=C, B=B, S=S, SEG=seg, groups=rows * S)

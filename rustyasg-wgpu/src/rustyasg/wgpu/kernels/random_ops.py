@@ -1,7 +1,7 @@
 """Kernels for ``random_uniform`` and ``random_normal``: the core's counter-based hash on the GPU.
 
 Each element hashes ``(seed, salt, index)`` with the ``lowbias32`` mixer in 32-bit
-integer arithmetic, exactly as :mod:`rustyasg.core.ops.random` does in numpy, so the
+integer arithmetic, exactly as the core's reference does in numpy (:mod:`rustyasg.core.backend_api`), so the
 24-bit uniforms are bit-identical on every backend (the final scaling is float32 here).
 The seed is read on the device (an int64 RNG state is two u32 words), so advancing an
 RNG state variable needs no upload and no recompilation.
@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from rustyasg.core.ops.random import GOLDEN, M1, M2
+from rustyasg.core.backend_api import GOLDEN, M1, M2
 
 from .api import STORAGES, KernelBuilder, LINEAR_WORKGROUP_WGSL, Storage, UniformLayout
 

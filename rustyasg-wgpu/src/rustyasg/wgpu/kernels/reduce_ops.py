@@ -30,7 +30,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rustyasg.core.shapes import normalize_axes, normalize_axis
+from rustyasg.core.backend_api import normalize_axes, normalize_axis, outer_reduced_inner, sum_to_axes
 
 from .api import STORAGES, KernelBuilder, LINEAR_WORKGROUP_WGSL, TensorView, UniformLayout
 from .elementwise import contiguous_strides
@@ -58,19 +58,10 @@ ROW_CHUNK = 16384  # ... and rows at least twice this long are reduced in chunks
 
 def reduce_form(shape: Sequence[int], axes: Sequence[int]) -> Tuple[Tuple[int, int, int], Optional[tuple]]:
     """``((A, R, B), permutation)``: the reduce shape, and the transpose needed first (or None)."""
-    axes = sorted(set(axes))
-    keep = [i for i, d in enumerate(shape) if d != 1 or i in axes]
-    red = [i for i in axes if shape[i] != 1]
-    if not red:
-        size = int(np.prod(shape, dtype=np.int64))
-        return (size, 1, 1), None
-    lo, hi = red[0], red[-1]
-    block = [i for i in keep if lo <= i <= hi]
-    if block == red:
-        A = int(np.prod(shape[:lo], dtype=np.int64))
-        R = int(np.prod([shape[i] for i in red], dtype=np.int64))
-        B = int(np.prod(shape[hi + 1:], dtype=np.int64))
-        return (A, R, B), None
+    red = sorted(i for i in set(axes) if shape[i] != 1)  # reducing a size-1 axis is a no-op
+    arb = outer_reduced_inner(shape, red)
+    if arb is not None:
+        return arb, None
     perm = tuple(i for i in range(len(shape)) if i not in red) + tuple(red)
     A = int(np.prod([shape[i] for i in range(len(shape)) if i not in red], dtype=np.int64))
     return (A, int(np.prod([shape[i] for i in red], dtype=np.int64)), 1), perm
@@ -330,10 +321,7 @@ def softmax_like(kb, instr, inputs, out):
 def sum_to(kb, instr, inputs, out):
     """Sum a broadcast result down to ``shape``: the leading extra axes and the size-1 ones."""
     (x,) = inputs
-    shape = tuple(instr.attrs["shape"])
-    lead = x.ndim - len(shape)
-    axes = list(range(lead)) + [lead + i for i, d in enumerate(shape) if d == 1 and x.shape[lead + i] != 1]
-    return reduce_launches(kb, "sum", x, out, axes)
+    return reduce_launches(kb, "sum", x, out, list(sum_to_axes(x.shape, instr.attrs["shape"])))
 
 
 KERNELS = {name: reduction for name in ("sum", "mean", "max", "min", "prod", "logsumexp")}
