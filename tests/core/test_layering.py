@@ -54,3 +54,73 @@ def test_the_check_sees_imports_inside_functions(tmp_path):
     src.mkdir()
     (src / "m.py").write_text("def f():\n    from rustyasg.cpu.kernels import protocol\n")
     assert [(line, mod) for _, line, mod in _imports(src, tmp_path)] == [(2, "rustyasg.cpu.kernels")]
+
+
+def _module_graph(package_dir: Path, package: str):
+    """Edges module -> module inside one package, from every import statement (lazy ones too)."""
+    graph = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        rel = path.relative_to(package_dir).with_suffix("")
+        parts = list(rel.parts)
+        is_init = parts[-1] == "__init__"
+        if is_init:
+            parts = parts[:-1]
+        name = ".".join([package] + parts)
+        edges = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = name.split(".") if is_init else name.split(".")[:-1]
+                    base = base[:len(base) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                for alias in node.names:
+                    full = f"{target}.{alias.name}"
+                    edges.add(full if (package_dir / Path(*full.split(".")[len(package.split(".")):])).with_suffix(
+                        ".py").exists() else target)
+            elif isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names)
+    return {m: {t for t in ts if t in graph and t != m} for m, ts in graph.items()}
+
+
+def _cycles(graph):
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+@pytest.mark.parametrize("part", ["cpu", "wgpu"])
+def test_no_import_circles(part):
+    """Kernel protocols are data and dispatch lives in one place, so no module needs one that needs it."""
+    graph = _module_graph(ROOT / f"rustyasg-{part}" / "src" / "rustyasg" / part, f"rustyasg.{part}")
+    assert _cycles(graph) == []
+
+
+def test_the_circle_check_finds_a_circle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

@@ -73,157 +73,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, PipelineCache, UniformLayout, uniform_buffer
+from .storage import I64_WGSL, STORAGES, Storage, header, storage_for
 
 __all__ = ["Kernel", "TensorView", "Storage", "STORAGES", "storage_for", "KernelBuilder", "KernelError",
            "LINEAR_WORKGROUP_WGSL", "UniformLayout", "KernelLaunch", "I64_WGSL"]
-
-# WGSL helpers for the (lo, hi) int64 storage: conversions through f32 and i32.
-I64_WGSL = """
-fn i64_to_f32(v: vec2<u32>) -> f32 {
-    if ((v.y & 0x80000000u) != 0u) {
-        let lo = ~v.x + 1u;
-        let hi = ~v.y + select(0u, 1u, lo == 0u);
-        return -(f32(hi) * 4294967296.0 + f32(lo));
-    }
-    return f32(v.y) * 4294967296.0 + f32(v.x);
-}
-fn i64_from_i32(v: i32) -> vec2<u32> {
-    return vec2<u32>(bitcast<u32>(v), select(0u, 0xffffffffu, v < 0));
-}
-fn i64_from_f32(x: f32) -> vec2<u32> {
-    // Truncation toward zero, as numpy's astype; |x| < 2**63 assumed.
-    let a = trunc(abs(x));
-    let hi = floor(a / 4294967296.0);
-    let lo = a - hi * 4294967296.0;
-    var v = vec2<u32>(u32(lo), u32(hi));
-    if (x < 0.0) {
-        let nlo = ~v.x + 1u;
-        v = vec2<u32>(nlo, ~v.y + select(0u, 1u, nlo == 0u));
-    }
-    return v;
-}
-"""
-
-
-@dataclass(frozen=True)
-class Storage:
-    """How one dtype is laid out in a GPU buffer, and the WGSL to read and write it.
-
-    ``name`` is one of ``f32``, ``f16``, ``i32``, ``i64``, ``bool``; ``elem`` the WGSL
-    element type; ``itemsize`` bytes per element on the device.
-
-    Example::
-
-        >>> STORAGES["f16"].load("xs", "i")
-        'f32(xs[i])'
-        >>> STORAGES["i64"].store("ys", "i", "v")
-        'ys[i] = i64_from_f32(v)'
-    """
-
-    name: str
-    elem: str
-    itemsize: int
-
-    @property
-    def array(self) -> str:
-        """WGSL type of a storage binding of this storage: ``array<elem>``."""
-        return f"array<{self.elem}>"
-
-    @property
-    def is_float(self) -> bool:
-        return self.name in ("f32", "f16")
-
-    def load(self, arr: str, idx: str) -> str:
-        """WGSL expression: element ``idx`` of ``arr`` as ``f32``."""
-        if self.name == "f32":
-            return f"{arr}[{idx}]"
-        if self.name == "i64":
-            return f"i64_to_f32({arr}[{idx}])"
-        return f"f32({arr}[{idx}])"
-
-    def from_f32(self, value: str) -> str:
-        """WGSL expression converting the ``f32`` expression ``value`` to ``elem``."""
-        return {"f32": f"{value}", "f16": f"f16({value})", "i32": f"i32({value})",
-                "i64": f"i64_from_f32({value})", "bool": f"select(0u, 1u, ({value}) != 0.0)"}[self.name]
-
-    def store(self, arr: str, idx: str, value: str) -> str:
-        """WGSL statement (no ``;``): store the ``f32`` expression ``value`` at ``arr[idx]``."""
-        return f"{arr}[{idx}] = {self.from_f32(value)}"
-
-    def index(self, arr: str, idx: str) -> str:
-        """WGSL expression: element ``idx`` of an integer array as ``i32`` (for index operands)."""
-        if self.name == "i64":
-            return f"bitcast<i32>({arr}[{idx}].x)"
-        if self.name == "i32":
-            return f"{arr}[{idx}]"
-        return f"i32({arr}[{idx}])"
-
-    def store_index(self, arr: str, idx: str, value: str) -> str:
-        """WGSL statement: store the ``i32`` expression ``value`` (argmax, pooling indices)."""
-        if self.name == "i64":
-            return f"{arr}[{idx}] = i64_from_i32({value})"
-        return f"{arr}[{idx}] = {self.from_i32(value)}"
-
-    def from_i32(self, value: str) -> str:
-        return {"f32": f"f32({value})", "f16": f"f16(f32({value}))", "i32": f"{value}",
-                "i64": f"i64_from_i32({value})", "bool": f"select(0u, 1u, ({value}) != 0)"}[self.name]
-
-    def literal(self, value: float) -> str:
-        """WGSL constant of this storage's element type holding ``value`` (e.g. a pad value)."""
-        if self.name == "f32":
-            return f"bitcast<f32>({np.array(value, np.float32).view(np.uint32)}u)"
-        if self.name == "f16":
-            return f"f16({float(np.float16(value))!r})"
-        if self.name == "i32":
-            return f"i32({int(value)})"
-        if self.name == "bool":
-            return "1u" if value else "0u"
-        word = int(value) & 0xFFFFFFFFFFFFFFFF
-        return f"vec2<u32>({word & 0xFFFFFFFF}u, {word >> 32}u)"
-
-    def to_device(self, array: np.ndarray) -> np.ndarray:
-        """Host array converted to the bytes this storage keeps on the device."""
-        host = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "i64": np.int64, "bool": np.uint32}
-        return np.ascontiguousarray(array, dtype=host[self.name])
-
-    def to_host(self, raw: bytes, shape, dtype) -> np.ndarray:
-        """Device bytes back to a numpy array of ``dtype``."""
-        host = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "i64": np.int64, "bool": np.uint32}
-        count = int(np.prod(shape, dtype=np.int64))
-        arr = np.frombuffer(raw, dtype=host[self.name], count=count).reshape(shape)
-        return arr.astype(dtype) if arr.dtype != dtype else arr.copy()
-
-
-STORAGES: Dict[str, Storage] = {
-    "f32": Storage("f32", "f32", 4),
-    "f16": Storage("f16", "f16", 2),
-    "i32": Storage("i32", "i32", 4),
-    "i64": Storage("i64", "vec2<u32>", 8),
-    "bool": Storage("bool", "u32", 4),
-}
-
-
-def storage_for(dtype, has_f16: bool) -> Storage:
-    """The :class:`Storage` a numpy dtype gets on an adapter (see the module table).
-
-    Example::
-
-        >>> storage_for(np.float64, True).name, storage_for(np.float16, False).name
-        ('f32', 'f32')
-    """
-    dt = np.dtype(dtype)
-    if dt == np.float16:
-        return STORAGES["f16" if has_f16 else "f32"]
-    if dt.kind == "f":
-        return STORAGES["f32"]
-    if dt == np.bool_:
-        return STORAGES["bool"]
-    if dt == np.int64:
-        return STORAGES["i64"]
-    if dt.kind in "iu":
-        return STORAGES["i32"]
-    raise TypeError(f"wgpu backend: no device storage for dtype {dt}")
-
 
 @dataclass(frozen=True)
 class TensorView:
@@ -334,14 +187,8 @@ class KernelBuilder:
         return self._elementwise
 
     # -- code and launches -------------------------------------------------------------------
-    @staticmethod
-    def header(*storages: Storage) -> str:
-        """WGSL prelude for kernels using these storages (``enable f16;``, int64 helpers)."""
-        names = {s.name for s in storages}
-        text = "enable f16;\n" if "f16" in names else ""
-        if "i64" in names:
-            text += I64_WGSL
-        return text
+    #: WGSL prelude for kernels using these storages (``enable f16;``, int64 helpers).
+    header = staticmethod(header)
 
     @staticmethod
     def groups(count: int, per_group: int) -> int:

@@ -39,6 +39,7 @@ from rustyasg.core.backend_api import OPS as CORE_OPS
 from rustyasg.core.backend_api import subscribe
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, PipelineCache, UniformLayout, uniform_buffer
+from .storage import STORAGES, header
 
 WORKGROUP = 256
 
@@ -308,7 +309,6 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
     remaining inputs.
     """
     inplace = dict(inplace or {})
-    from .api import STORAGES, KernelBuilder
 
     spec.validate()
     if vec and "gather" in kinds:
@@ -320,7 +320,7 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
         raise ValueError("vec4 elementwise kernels need f32 storage everywhere")
     T, S, U = ("vec4<f32>", "v4", "vec4<u32>") if vec else ("f32", "f32", "u32")
     lay = uniform_layout(spec, kinds, rank)
-    lines = [KernelBuilder.header(*stores) + lay.wgsl_struct("Params")]
+    lines = [header(*stores) + lay.wgsl_struct("Params")]
     slot = 0
     for i, kind in enumerate(kinds):
         if i in inplace:
