@@ -45,3 +45,11 @@ def test_zero1_equals_plain_data_parallel_and_shards_the_state(tmp_path, kind, b
     # Adam's two moments, 1/N each (plus padding to a multiple of N, and the step scalar).
     assert per_rank.shape == (ranks,) and len(set(per_rank.tolist())) == 1
     assert unsharded / ranks <= per_rank[0] <= unsharded / ranks + 2 * ranks * 8 + 8
+
+
+@pytest.mark.parametrize("kind,backend,ranks", [("mlp", "reference", 2), ("gpt", "cpu", 2)])
+def test_data_parallel_of_a_built_step_equals_one_process(tmp_path, kind, backend, ranks):
+    steps = 2
+    result = _train(tmp_path, kind, backend, ranks, steps, zero="step")
+    assert result["spread"].tolist() == [0.0] * steps
+    assert _max_difference(result, baseline(kind, backend, steps)) <= TOLERANCE[backend]

@@ -1,6 +1,7 @@
 """Run under mpiexec: data-parallel (or ZeRO-1) training; rank 0 saves the parameters after every step.
 
-Usage: mpiexec -n N python dp_train.py KIND BACKEND STEPS OUT.npz [zero]
+Usage: mpiexec -n N python dp_train.py KIND BACKEND STEPS OUT.npz [MODE]
+MODE: 0 data_parallel(optimizer), 1 ZeRO-1, step: data_parallel(step) on a step built for one process.
 """
 
 import sys
@@ -14,15 +15,21 @@ import rustyasg.distributed as dist  # noqa: E402
 from programs import DTYPES, build_step, make_batches, make_model, make_optimizer, shard  # noqa: E402
 
 kind, backend, steps, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-zero = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+mode = sys.argv[5] if len(sys.argv) > 5 else "0"
+zero = int(mode) if mode != "step" else 0
 comm = dist.init(timeout=60)
 dtype = DTYPES[backend]
 # Each rank draws different initial weights: the broadcast from rank 0 must make them equal.
 model = make_model(kind, dtype, seed=comm.rank)
-dist.broadcast_variables(model.parameters())
-opt = dist.data_parallel(make_optimizer(model.parameters(), kind), zero=zero)
 batches = make_batches(kind, dtype, steps)
-step = build_step(model, kind, opt, shard(batches[0], comm.rank, comm.world_size), backend)
+first = shard(batches[0], comm.rank, comm.world_size)
+if mode == "step":  # the single-process step, made data parallel afterwards (it broadcasts rank 0's weights)
+    opt = make_optimizer(model.parameters(), kind)
+    step = dist.data_parallel(build_step(model, kind, opt, first, backend))
+else:
+    dist.broadcast_variables(model.parameters())
+    opt = dist.data_parallel(make_optimizer(model.parameters(), kind), zero=zero)
+    step = build_step(model, kind, opt, first, backend)
 record, spread = {}, []
 for i, b in enumerate(batches):
     step(*shard(b, comm.rank, comm.world_size))

@@ -27,6 +27,7 @@ import numpy as np
 
 import rustyasg.core as rg
 from rustyasg.core import Variable
+from rustyasg.core.graph import toposort
 
 from .buckets import DEFAULT_BUCKET_BYTES, all_reduce_buckets
 from .communicator import DistributedError, lookup
@@ -124,12 +125,31 @@ class DataParallelOptimizer(WrappedOptimizer):
         self.optimizer.load_state_dict(state_dict)
 
 
-def data_parallel(optimizer, *, zero: int = 0, comm=None, bucket_mb: float = DEFAULT_BUCKET_BYTES / 2 ** 20):
-    """The data-parallel form of ``optimizer`` (``zero=1``: Adam moments sharded over ranks, ZeRO-1).
+def data_parallel(step_or_optimizer, *, zero: int = 0, comm=None,
+                  bucket_mb: float = DEFAULT_BUCKET_BYTES / 2 ** 20):
+    """Data parallel over the ranks, for a compiled training step or for an optimizer.
 
-    Build the step as usual with the returned object's ``updates(loss)``; call
-    :func:`broadcast_variables` on the model's variables before the first step.
+    - ``data_parallel(step)``: ``step`` is an ``rg.function`` whose first output is the loss and
+      whose updates apply gradients of it (any update rule). Returns the same step with every
+      gradient of the loss w.r.t. the updated trainable variables replaced by its mean over ranks
+      (bucketed all-reduce), after giving every rank rank 0's values of the updated variables.
+    - ``data_parallel(optimizer)``: a ``rustyasg.nn.optim`` optimizer whose ``updates(loss)``
+      averages the gradients over ranks first (``zero=1``: ZeRO-1, its state sharded over ranks);
+      call :func:`broadcast_variables` on the model before the first step.
+
+    >>> import numpy as np, rustyasg.core as rg
+    >>> w = rg.variable(np.array([1.0, -2.0]), name="w")
+    >>> loss = rg.sum(w * w)
+    >>> (g,) = rg.grad(loss, [w])
+    >>> step = data_parallel(rg.function([], loss, updates={w: w - 0.25 * g}, backend="reference"))
+    >>> _ = step(); w.value()
+    array([ 0.5, -1. ])
     """
+    if isinstance(step_or_optimizer, rg.Function):
+        if zero:
+            raise DistributedError("ZeRO-1 needs the optimizer: data_parallel(optimizer, zero=1)")
+        return _data_parallel_step(step_or_optimizer, _comm(comm), int(bucket_mb * 2 ** 20))
+    optimizer = step_or_optimizer
     if zero not in (0, 1):
         raise DistributedError(f"zero must be 0 (plain data parallel) or 1 (sharded optimizer state), got {zero}")
     if zero == 1:
@@ -137,3 +157,52 @@ def data_parallel(optimizer, *, zero: int = 0, comm=None, bucket_mb: float = DEF
 
         return ZeroOptimizer(optimizer, comm)
     return DataParallelOptimizer(optimizer, comm, int(bucket_mb * 2 ** 20))
+
+
+# -- data_parallel(step): the gradients inside a built step, found by their structure --------------------
+def _structural_keys(roots) -> Dict[int, Any]:
+    """A key per node equal for nodes that compute the same thing from the same leaves."""
+    keys: Dict[int, Any] = {}
+    for node in toposort(list(roots)):
+        if node.op in ("input", "variable"):
+            keys[node.id] = (node.op, node.id)
+        elif node.op == "constant":
+            value = np.asarray(node.attrs["value"])
+            keys[node.id] = ("constant", value.dtype.str, value.shape, value.tobytes())
+        else:
+            attrs = tuple(sorted((k, repr(v)) for k, v in node.attrs.items()))
+            keys[node.id] = (node.op, tuple(keys[i.id] for i in node.inputs), attrs, tuple(map(str, node.shape)),
+                             str(node.dtype))
+    return keys
+
+
+def _data_parallel_step(step, comm, bucket_bytes: int):
+    if not step.outputs or step.outputs[0].shape != ():
+        raise DistributedError("data_parallel(step): the step's first output must be the scalar loss")
+    loss = step.outputs[0]
+    params = [v for v, _ in step.updates if getattr(v, "trainable", False)]
+    if not params:
+        raise DistributedError("data_parallel(step): the step updates no trainable variable")
+    fresh = rg.grad(loss, params, unconnected="none")
+    keys = _structural_keys([g for g in fresh if g is not None] + [value for _, value in step.updates])
+    grad_index = {keys[g.id]: i for i, g in enumerate(fresh) if g is not None}
+    reduced = all_reduce_buckets(fresh, "mean", comm, bucket_bytes)
+    found = set()
+    new: Dict[int, rg.Tensor] = {}
+    for node in toposort([value for _, value in step.updates]):
+        i = grad_index.get(keys[node.id])
+        if i is not None:
+            new[node.id] = reduced[i]
+            found.add(i)
+        elif node.inputs and any(new[a.id] is not a for a in node.inputs):
+            new[node.id] = rg.apply(node.op, *[new[a.id] for a in node.inputs], name=node.name, **node.attrs)
+        else:
+            new[node.id] = node
+    missing = [params[i].name for i, g in enumerate(fresh) if g is not None and i not in found]
+    if missing:
+        raise DistributedError(f"data_parallel(step): the updates do not use the gradients of {missing} as "
+                               f"rg.grad(loss, ...) builds them; build the step with data_parallel(optimizer)")
+    broadcast_variables([v for v, _ in step.updates], 0, comm)
+    return rg.Function(step.inputs, step.outputs[0] if step._single else step.outputs,
+                       [(v, new[value.id]) for v, value in step.updates], backend=step.backend,
+                       disabled_passes=step.disabled_passes, name=step.name)
