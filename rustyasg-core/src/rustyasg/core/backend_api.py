@@ -6,7 +6,8 @@ its op modules freely. What is here:
 
 - **Program and plan**: :class:`Instr`, :class:`Program` (the IR a backend compiles), the
   compiler kit's :func:`plan_units` with :data:`ELEMENTWISE`/:data:`REDUCTION` roles and the
-  :class:`Plan`/:class:`Unit` it writes to ``program.plan`` (fusion groups, order).
+  :class:`Plan`/:class:`Unit` it writes to ``program.plan`` (fusion groups, order), and
+  :func:`plan_updates` (which variable updates are written in place, which are copied after).
 - **Backends and kernels**: :class:`Backend`, :class:`Executable`, the ``hookimpl`` marker for
   ``rustyasg_register_kernels``/``_ops``/``_passes``, :data:`KERNELS` and :func:`load_kernels`
   (kernel registration and lookup), :data:`OPS` and the op-declaration types,
@@ -29,7 +30,7 @@ Example:
 
 from __future__ import annotations
 
-from .compile import ELEMENTWISE, REDUCTION, Plan, Unit, plan_units, schedule
+from .compile import ELEMENTWISE, REDUCTION, Plan, Unit, UpdatePlan, plan_units, plan_updates, schedule
 from .compile.shape_algebra import outer_reduced_inner, reduced_shape, sum_to_axes
 from .errors import MissingKernelError
 from .executor import Backend, Executable
@@ -47,7 +48,8 @@ from .shapes import broadcast_shapes, normalize_axes, normalize_axis
 
 __all__ = [
     # program and plan
-    "Instr", "Program", "Plan", "Unit", "plan_units", "schedule", "ELEMENTWISE", "REDUCTION",
+    "Instr", "Program", "Plan", "Unit", "plan_units", "schedule", "ELEMENTWISE", "REDUCTION", "UpdatePlan",
+    "plan_updates",
     # backends and kernels
     "Backend", "Executable", "hookimpl", "KERNELS", "load_kernels", "OPS", "OpDef", "Attr", "Example", "InputSpec",
     "TensorType", "MissingKernelError",

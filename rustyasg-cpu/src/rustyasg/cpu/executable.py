@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from rustyasg.core.errors import MissingKernelError
+from rustyasg.core.backend_api import MissingKernelError, plan_updates
 from rustyasg.core.executor import Executable
 
 from .fused import GroupKernel, build_kernel
@@ -204,28 +204,15 @@ class _Builder:
         self.step_of = {o: k for k, u in enumerate(units) for o in u.outs}
 
     def _inplace_updates(self, units: List[Unit]):
-        """Which updates write the variable directly (see the module docstring)."""
-        self.inplace: Dict[Any, int] = {}   # value key -> variable instr id it is written into
-        self.deferred: List[tuple] = []     # (variable instr id, value key)
-        output_roots = {self.root[o] for o in self.program.outputs}
-        updated = {var.id for var, _ in self.program.updates}
-        for var, vid in self.program.updates:
-            V = var.id
-            if self.root.get(vid) == V and vid == V:
-                continue  # the variable keeps its value
-            step = self.step_of.get(vid)
-            ok = (step is not None and self.root[vid] == vid and vid not in self.inplace
-                  and V not in output_roots and vid not in self.program.outputs)
-            if ok and V in self.root:
-                last_old = self.last.get(V, -1)
-                if last_old > step:
-                    ok = False
-                elif last_old == step:
-                    ok = self._identity_reads(units[step], V, var)
-            if ok:
-                self.inplace[vid] = V
-            else:
-                self.deferred.append((V, vid))
+        """Which updates write the variable directly: the compiler kit's rule (:func:`plan_updates`)."""
+        plan = plan_updates(
+            [(var.id, vid) for var, vid in self.program.updates], step_of=self.step_of.get, root_of=self.root.get,
+            last_read=self.last.get, outputs={self.root[o] for o in self.program.outputs},
+            reads_in_place=lambda step, V: self._identity_reads(units[step], V),
+            unchanged=lambda V, vid: vid == V)
+        self.inplace: Dict[Any, int] = plan.in_place   # value key -> variable instr id it is written into
+        self.deferred: List[tuple] = plan.deferred     # (variable instr id, value key)
+        updated = set(plan.snapshots)
         # A deferred update whose value aliases an updated variable must be read before any write.
         self.snapshots = []
         for k, (V, vid) in enumerate(self.deferred):
@@ -238,7 +225,7 @@ class _Builder:
         for V, vid in self.deferred:
             self.last[self.root[vid]] = END
 
-    def _identity_reads(self, unit: Unit, V, var) -> bool:
+    def _identity_reads(self, unit: Unit, V) -> bool:
         """True when ``unit`` reads the variable only element-for-element (safe in place)."""
         arr = self.resident[V] if V in self.resident else None
         elementwise = unit.kind == "group" or (unit.impl is not None and getattr(unit.impl, "elementwise", False))

@@ -8,10 +8,11 @@ persistent buffer each (rewritten every run), variables use their resident buffe
 constants are uploaded once.
 
 A variable's new value is written straight into the variable's buffer ("in place")
-when the fused kernel computing it is the last to read the old value, reads it only
-elementwise (same index as it writes), and nothing at the end of the step (an output
-copy, another update) needs the old value. Otherwise the value is copied in after the
-compute pass. Either way every reader saw the old value: updates are simultaneous.
+when the compiler kit's rule allows it (:func:`rustyasg.core.compile.plan_updates`: the
+fused kernel computing it is the last to read the old value, reads it only elementwise,
+and nothing at the end of the step needs the old value). Otherwise the value is copied
+in after the compute pass. Either way every reader saw the old value: updates are
+simultaneous.
 
 Example::
 
@@ -26,6 +27,8 @@ from collections import defaultdict
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
+
+from rustyasg.core.backend_api import plan_updates
 
 from .buffers import _usage_storage, bindable_size, upload
 
@@ -108,17 +111,17 @@ class MemoryPlan:
         update_bases = [base[vid] for _, vid in prog.updates]
         var_ids = {var.id: iid for iid, var in prog.variables.items()}
 
-        # In-place updates.
-        for var, vid in prog.updates:
-            vb, b = var_ids[var.id], base[vid]
-            k = produced_by.get(b)
-            if b == vb or k is None or self.units[k].kind != "fused" or b in self.in_place:
-                continue
-            if vb in out_bases or update_bases.count(vb) or any(r > k for r in readers.get(vb, ())):
-                continue
+        # In-place updates: the compiler kit's rule; a fused kernel reading the variable at the
+        # output's own shape reads it element for element.
+        def reads_in_place(k, vb):
             u = self.units[k]
-            if any(base[v] == vb and tuple(c.by_id[v].shape) != tuple(u.shape) for v in u.reads):
-                continue
+            return not any(base[v] == vb and tuple(c.by_id[v].shape) != tuple(u.shape) for v in u.reads)
+
+        updates = plan_updates(
+            [(var_ids[var.id], base[vid]) for var, vid in prog.updates], step_of=produced_by.get,
+            root_of=lambda b: b, last_read=lambda vb: max(readers[vb]) if readers.get(vb) else None,
+            outputs=out_bases, reads_in_place=reads_in_place, writable=lambda k: self.units[k].kind == "fused")
+        for b, vb in updates.in_place.items():
             self.in_place[b] = vb
             self._buffers[b] = self._buffers[vb]
 
@@ -145,20 +148,13 @@ class MemoryPlan:
                 free[buf.size].append(buf)
 
         # Copies after the compute pass: snapshots of variables another update reads, then updates.
-        updated = {var_ids[var.id] for var, _ in prog.updates}
         snap: Dict[int, Any] = {}
-        for var, vid in prog.updates:
-            vb, b = var_ids[var.id], base[vid]
-            if b == vb or self.in_place.get(b) == vb:
-                continue
-            src = self.buffer_of(b)
-            nbytes = self.nbytes(vid)
-            if b in updated:  # another variable's old value: copy it aside before anything is overwritten
-                if b not in snap:
-                    snap[b] = self._new_buffer(nbytes, "snapshot")
-                    self.snapshot_copies.append((src, snap[b], nbytes))
-                src = snap[b]
-            self.update_copies.append((src, self._buffers[vb], nbytes))
+        for b in updates.snapshots:
+            snap[b] = self._new_buffer(self.nbytes(b), "snapshot")
+            self.snapshot_copies.append((self.buffer_of(b), snap[b], self.nbytes(b)))
+        for vb, b in updates.deferred:
+            src = snap.get(b) or self.buffer_of(b)
+            self.update_copies.append((src, self._buffers[vb], self.nbytes(b)))
 
     def report(self) -> Dict[str, Any]:
         """Planned bytes: temporaries, constants, inputs; in-place update count."""

@@ -4,8 +4,9 @@ Every backend compiles a :class:`~rustyasg.core.program.Program` the same way: i
 declares which instructions it can fuse (elementwise, reduction, or neither) and
 the limits of its kernels, and this kit groups and orders the work
 (:func:`plan_units`), writing a typed :class:`Plan` of :class:`Unit` s that the
-backend turns into kernels. The grouping is convex by construction, so a valid
-graph always compiles.
+backend turns into kernels, and decides which variable updates are written in place
+(:func:`plan_updates`). The grouping is convex by construction, so a valid graph
+always compiles.
 
 Example:
     >>> plan = plan_units([1, 2], {1: [0], 2: [1]}.get, lambda i: ELEMENTWISE, lambda i: (3,), roots=[2])
@@ -17,5 +18,6 @@ from __future__ import annotations
 
 from .fusion import ELEMENTWISE, REDUCTION, plan_units, schedule
 from .plan import Plan, Unit
+from .updates import UpdatePlan, plan_updates
 
-__all__ = ["ELEMENTWISE", "REDUCTION", "Plan", "Unit", "plan_units", "schedule"]
+__all__ = ["ELEMENTWISE", "REDUCTION", "Plan", "Unit", "UpdatePlan", "plan_units", "plan_updates", "schedule"]
