@@ -21,7 +21,11 @@ from .communicator import DistributedError
 
 
 def find_mpiexec() -> str:
-    """Path of ``mpiexec``: the one beside ``sys.executable`` (the mpich wheel's), else on ``PATH``."""
+    """Path of ``mpiexec``: ``$RUSTYASG_MPIEXEC`` if set, else the one beside ``sys.executable`` (the
+    mpich wheel's), else the first on ``PATH``."""
+    chosen = os.environ.get("RUSTYASG_MPIEXEC")
+    if chosen:
+        return chosen
     here = os.path.dirname(sys.executable)
     found = shutil.which("mpiexec", path=here) or shutil.which("mpiexec")
     if found is None:
