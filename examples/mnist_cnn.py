@@ -102,8 +102,10 @@ def main(argv=None) -> int:
         checkpoints = CheckpointManager(os.path.join(args.out, "checkpoints"), max_to_keep=2)
     logger = MetricLogger(os.path.join(args.out, "metrics.csv"))
 
-    trainer = Trainer(model, nn.cross_entropy, optimizer, scheduler=scheduler, metrics={"acc": Accuracy()},
-                      logger=logger, early_stopping=EarlyStopping(mode="min", patience=2), monitor="val_loss",
+    # The epochs are evaluated on the test set, and named so: test_loss, test_accuracy.
+    trainer = Trainer(model, nn.cross_entropy, optimizer, scheduler=scheduler, metrics={"accuracy": Accuracy()},
+                      eval_label="test", logger=logger, early_stopping=EarlyStopping(mode="min", patience=2),
+                      monitor="test_loss",
                       checkpoints=checkpoints, backend=args.backend,
                       progress=False if args.progress == "none" else args.progress, log_every=25,
                       checkpoint_metadata={"example": "mnist_cnn", "args": vars(args)})
@@ -114,14 +116,14 @@ def main(argv=None) -> int:
     logger.close()
 
     curve = logger.plot(os.path.join(args.out, "curves.png"),
-                        metrics=[m for m in ("loss", "val_loss", "val_acc", "lr") if m in logger.history],
+                        metrics=[m for m in ("loss", "test_loss", "test_accuracy", "lr") if m in logger.history],
                         title="RustyASG: CNN on MNIST")
     if result.interrupted:
         print(f"interrupted after step {result.global_step}; resume with --resume", flush=True)
     # After a completed epoch the model is the one its evaluation measured; after Ctrl-C mid-epoch it is not.
     final = trainer.evaluate(test) if result.interrupted or not result.history else \
-        {"acc": result.final["val_acc"], "loss": result.final["val_loss"]}
-    print(f"test accuracy: {100 * final['acc']:.2f}% ({len(x_test)} images), test loss {final['loss']:.4f}")
+        {"accuracy": result.final["test_accuracy"], "loss": result.final["test_loss"]}
+    print(f"test accuracy: {100 * final['accuracy']:.2f}% ({len(x_test)} images), test loss {final['loss']:.4f}")
     print(f"training time: {result.train_time_s:.1f} s for {result.epochs_completed} epoch(s) "
           f"(compile {result.compile_time_s:.1f} s; evaluation {result.eval_time_s:.1f} s more)")
     print(f"training curve: {curve}")

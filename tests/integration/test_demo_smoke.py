@@ -29,6 +29,7 @@ def test_demo_trains_on_a_subset_and_writes_curve_and_checkpoint(tmp_path):
     assert 30.0 < float(acc.group(1)) <= 100.0  # 15 steps already beat chance (10%) by far
     assert re.search(r"training time: [\d.]+ s for 1 epoch\(s\)", out)
     assert "epoch 1/1: 15/15 loss=" in proc.stderr  # the progress line
+    assert "test_accuracy=" in proc.stderr + out and "val_" not in proc.stderr + out  # evaluated on the test set
 
     curve = Path(re.search(r"training curve: (\S+)", out).group(1))
     assert curve == out_dir / "curves.png" and curve.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

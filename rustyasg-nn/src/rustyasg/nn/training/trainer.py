@@ -159,6 +159,8 @@ class Trainer:
         progress: ``"auto"`` (tqdm if installed, else lines), ``"tqdm"``, ``"lines"`` or False.
         log_every: steps between loss read-backs, progress updates and logger rows.
         callbacks: objects with any of the hooks of :class:`~.callbacks.Callback`.
+        eval_label: prefix of the evaluation's epoch logs (``"val"``: ``val_loss``, ``val_acc``; a run
+            that evaluates on its test set says ``"test"`` and logs ``test_loss``, ``test_acc``).
         halt_on_nonfinite: raise ``FloatingPointError`` when the training loss or the model's
             state (weights, optimizer moments, buffers) becomes NaN/inf; checked inside the step
             and read back with the loss every ``log_every`` steps, before anything is saved.
@@ -174,7 +176,7 @@ class Trainer:
                  metrics: Optional[Mapping[str, Any]] = None, logger=None, early_stopping=None,
                  monitor: str = "val_loss", checkpoints=None, backend=None, forward: Optional[Callable] = None,
                  clip_grad_norm=None, clip_grad_value=None, progress: ProgressSetting = "auto", log_every: int = 50,
-                 callbacks: Iterable[Any] = (), halt_on_nonfinite: bool = True,
+                 callbacks: Iterable[Any] = (), halt_on_nonfinite: bool = True, eval_label: str = "val",
                  checkpoint_metadata: Optional[Mapping[str, Any]] = None, stream: Optional[TextIO] = None,
                  distributed=False):
         if scheduler_interval not in ("step", "epoch"):
@@ -192,6 +194,7 @@ class Trainer:
         self.progress, self.log_every, self.stream = progress, int(log_every), stream
         self.callbacks = CallbackList(callbacks)
         self.halt_on_nonfinite = halt_on_nonfinite
+        self.eval_label = eval_label
         self.distributed = strategy_for(distributed)
         if self.distributed is not None:
             self.optimizer = self.distributed.wrap_optimizer(optimizer)  # its updates sync the gradients
@@ -363,7 +366,7 @@ class Trainer:
             logs["train_loss"] = self.distributed.mean(logs["train_loss"], samples)
         if val_data is not None:
             t0 = time.perf_counter()
-            logs.update({f"val_{k}": v for k, v in self.evaluate(val_data).items()})
+            logs.update({f"{self.eval_label}_{k}": v for k, v in self.evaluate(val_data).items()})
             result.eval_time_s += time.perf_counter() - t0
         self._end_epoch(logs, result)
         summary = ", ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, float) and k != "train_time_s")
