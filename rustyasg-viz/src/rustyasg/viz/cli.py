@@ -8,11 +8,11 @@ must define one of:
 - ``model`` and ``example_inputs`` (a list of arrays): the forward.
 
 ``--profile N`` runs the step N times under the profiler and overlays per-node time and live
-bytes; ``--stats`` overlays value statistics; ``--svg/--png PATH`` writes a static picture
+bytes; ``--stats`` overlays value statistics; ``--highlight PARAM`` marks a parameter's paths; ``--svg/--png PATH`` writes a static picture
 of ``--graph`` instead of serving; ``--trace PATH`` writes the Chrome trace of the profile.
 
 Example:
-    $ rustyasg view examples/view_mnist.py examples/view_gpt.py --profile 3
+    $ rustyasg view examples/view_mnist.py examples/view_gpt.py --profile 3 --highlight lm_head.weight
 """
 
 from __future__ import annotations
@@ -40,6 +40,17 @@ def load_script(path: str):
                         f"(model, example_inputs) at module level")
 
 
+def _parameter(target, name: str):
+    """The variable called ``name`` (a state_dict key) in the target's model or program, or None."""
+    from .graphs import variable_names
+
+    names = variable_names(target.model, target.optimizer)
+    for var, _ in target.function.updates:
+        if names.get(var.id) == name or (var.name == name and var.id not in names):
+            return var
+    return None
+
+
 def run_view(args) -> int:
     from . import static
     from .profiler import Profile
@@ -58,7 +69,8 @@ def run_view(args) -> int:
             print(prof.table(limit=15))
             if args.trace:
                 prof.export_chrome_trace(args.trace if len(args.scripts) == 1 else f"{name}-{args.trace}")
-        data = view_data(t, prof, stats=args.stats)
+        highlight = _parameter(t, args.highlight) if args.highlight else None
+        data = view_data(t, prof, stats=args.stats, highlight=highlight)
         datas.append(data)
         for fmt in ("svg", "png"):
             out = getattr(args, fmt)
@@ -69,6 +81,9 @@ def run_view(args) -> int:
                 out = out if len(args.scripts) == 1 else f"{name}-{out}"
                 static.export(graph, out, collapse_above=args.collapse_above)
                 print(f"wrote {out}")
+    if args.highlight and not any("path" in d.overlays for d in datas):
+        raise RustyASGError(f"--highlight {args.highlight!r}: no script trains a variable of that name "
+                            f"(give a state_dict key such as 1.weight)")
     if args.svg or args.png:
         return 0
     serve(datas, host=args.host, port=args.port, open_browser=not args.no_browser, block=True)
@@ -81,6 +96,8 @@ def add_view_command(subparsers) -> None:
                                              "model+example_inputs")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="profile N runs and overlay the times")
     p.add_argument("--stats", action="store_true", help="overlay value statistics (mean, max |x|, NaN/Inf)")
+    p.add_argument("--highlight", metavar="PARAM", help="highlight a parameter's paths: forward to the loss and "
+                                                        "its gradient back from the loss (a state_dict name)")
     p.add_argument("--trace", metavar="PATH", help="with --profile: write a Chrome trace (Perfetto) here")
     p.add_argument("--svg", metavar="PATH", help="write a static SVG of --graph and exit")
     p.add_argument("--png", metavar="PATH", help="write a static PNG of --graph and exit")
