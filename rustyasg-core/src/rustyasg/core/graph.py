@@ -93,7 +93,7 @@ class Variable(Tensor):
 
     >>> import rustyasg.core as rg
     >>> w = rg.variable(np.ones((2, 2), np.float32), name="w")
-    >>> w.value().sum()
+    >>> float(w.value().sum())
     4.0
     """
 
