@@ -45,6 +45,12 @@ def _parameter(target, name: str):
     from .graphs import variable_names
 
     names = variable_names(target.model, target.optimizer)
+    trained = {id(v) for v, _ in target.function.updates}
+    if target.model is not None and hasattr(target.model, "named_modules"):  # every name of a tied weight
+        for prefix, mod in target.model.named_modules():
+            for k, v in getattr(mod, "_parameters", {}).items():
+                if (f"{prefix}.{k}" if prefix else k) == name and id(v) in trained:
+                    return v
     for var, _ in target.function.updates:
         if names.get(var.id) == name or (var.name == name and var.id not in names):
             return var
