@@ -90,11 +90,14 @@ def test_view_command_exports_svg(tmp_path):
     assert out.read_text().count('class="node"') > 10
 
 
+@pytest.mark.slow
 def test_view_command_serves_the_adapter(tmp_path):
-    """`rustyasg view` serves Model Explorer; its server converts our bundle through the adapter."""
+    """`rustyasg view` serves Model Explorer on both example models with profile overlays and a
+    highlighted parameter; its server converts our bundles through the adapter."""
     port = 8391
     proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "rustyasg"), "view",
-                             os.path.join(ROOT, "examples", "view_mnist.py"), "--no-browser", "--port", str(port)],
+                             os.path.join(ROOT, "examples", "view_mnist.py"), os.path.join(ROOT, "examples", "view_gpt.py"),
+                             "--profile", "2", "--highlight", "lm_head.weight", "--no-browser", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = None
@@ -105,6 +108,10 @@ def test_view_command_serves_the_adapter(tmp_path):
                 url = line.split(": ", 1)[1].strip()
         assert url, "the command printed no URL"
         data = json.loads(urllib.parse.unquote(url.split("data=", 1)[1]))
+        assert [os.path.basename(m["url"]) for m in data["models"]] == ["view_mnist.rgviz", "view_gpt.rgviz"]
+        overlays = [s.split("//", 1)[1].rsplit("/", 1)[0] for s in data["nodeData"]]
+        assert {"view_mnist: time (us)", "view_gpt: time (us)", "view_gpt: path"} <= set(overlays)
+        assert "view_mnist: path" not in overlays  # the MNIST model has no lm_head
         model = data["models"][0]
         cmd = {"extensionId": model["adapterId"], "cmdId": "convert", "modelPath": model["url"], "settings": {},
                "deleteAfterConversion": False}
