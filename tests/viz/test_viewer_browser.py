@@ -30,6 +30,7 @@ def gpt_viewer(gpt):
 def page(browser, gpt_viewer):
     viewer, _ = gpt_viewer
     p = browser.new_page(viewport={"width": 1500, "height": 950})
+    p.set_default_timeout(90_000)  # CI machines are shared: allow slow rendering
     p.goto(viewer.url)
     p.wait_for_selector("text=op node count", timeout=90_000)
     yield p
@@ -90,8 +91,12 @@ def test_search_by_module_path_and_node_details(page, gpt_viewer, artifacts):
     page.screenshot(path=os.path.join(artifacts, "viewer-gpt-search.png"))
 
 
-def test_time_overlay_and_path_highlight(page, gpt_viewer, artifacts):
-    _, data = gpt_viewer
+def test_time_overlay_and_path_highlight(browser, gpt_viewer, artifacts):
+    viewer, data = gpt_viewer
+    page = browser.new_page(viewport={"width": 1500, "height": 950})  # clean: no state from the other tests
+    page.set_default_timeout(90_000)
+    page.goto(viewer.url)
+    page.wait_for_selector("text=op node count", timeout=90_000)
     names = list(data.overlays)
     assert "time (us)" in names and "path" in names
     for gid in ("forward", "gradient"):
