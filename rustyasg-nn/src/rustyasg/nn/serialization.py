@@ -121,11 +121,16 @@ def crc32(array: np.ndarray) -> int:
     """
     array = np.asarray(array, order="C")
     typed = zlib.crc32(f"{array.dtype.name}{tuple(array.shape)}".encode())
-    return zlib.crc32(memoryview(array).cast("B"), typed)
+    return zlib.crc32(_raw_bytes(array), typed)
 
 
 def _bytes_crc32(array: np.ndarray) -> int:
-    return zlib.crc32(memoryview(np.asarray(array, order="C")).cast("B"))
+    return zlib.crc32(_raw_bytes(np.asarray(array, order="C")))
+
+
+def _raw_bytes(array: np.ndarray):
+    # a zero-size tensor (an empty buffer in a state dict) has no bytes; memoryview cannot cast it
+    return memoryview(array).cast("B") if array.size else b""
 
 
 def save_safetensors(state, path: PathLike, metadata: Optional[Mapping[str, str]] = None) -> None:
