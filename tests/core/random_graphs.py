@@ -522,3 +522,20 @@ def rg_function(case: Case, backend: str, dtype: str):
         inner = term if inner is None else inner + term
     hvps = rg.grad(inner, xs)
     return rg.function(xs, [out, *grads, *hvps], backend=backend)
+
+
+def with_nan(case: Case) -> list:
+    """The case's inputs with one seeded element of the first non-empty input set to NaN."""
+    rng = np.random.default_rng(case.seed + 7919)
+    inputs = [np.array(v, dtype=np.float64, copy=True) for v in case.inputs]
+    target = next((v for v in inputs if v.size), None)
+    if target is not None:
+        target.reshape(-1)[int(rng.integers(target.size))] = np.nan
+    return inputs
+
+
+def torch_value(case: Case, inputs: list) -> np.ndarray:
+    """The case's output in PyTorch float64 for other ``inputs`` (no gradients)."""
+    with torch.no_grad():
+        out = _replay(case, [torch.tensor(v) for v in inputs], "torch")
+    return out.detach().numpy()
