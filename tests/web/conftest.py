@@ -33,14 +33,11 @@ def serve(directory: Path):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def browser(playwright_session):
     """A headless Chromium with WebGPU (playwright drives the Debian build)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
+    b = playwright_session.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    yield b
+    b.close()
 
 
 @pytest.fixture(scope="module")
