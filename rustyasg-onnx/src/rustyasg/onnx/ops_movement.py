@@ -7,6 +7,7 @@ import numpy as np
 from rustyasg.core.shapes import Dim, is_static
 
 from .builder import INT64_MAX, INT64_MIN
+from .translate import OnnxExportError
 
 
 def reshape(b, node):
@@ -60,7 +61,8 @@ def slice_grad(b, node):
             before.append(lo), after.append(d - hi)
         return b.op("Pad", g, b.ints(before + after), b.const(0, node.dtype))
     if not is_static(shape):
-        raise NotImplementedError("strided slice gradients need static shapes")
+        raise OnnxExportError(f"slice_grad: a strided slice's gradient (steps {tuple(steps)}) exports only with "
+                              f"static shapes, got {shape}; export with a concrete batch size")
     flat = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
     where = flat[tuple(slice(a, e, s) for a, e, s in zip(starts, stops, steps))].reshape(-1)
     zeros = b.const(np.zeros(flat.size, node.dtype))

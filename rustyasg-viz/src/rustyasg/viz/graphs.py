@@ -215,7 +215,7 @@ def step_graph(function, args: Sequence, names: Mapping[int, str], graph_id: str
     for iid, (gid, _) in groups.items():
         t = tensors.get(iid)
         group_paths.setdefault(gid, []).append(_scope_path(t) if t is not None else "")
-    group_ns = {gid: _common_path(paths) for gid, paths in group_paths.items()}
+    group_ns = {gid: common_module_path(paths) for gid, paths in group_paths.items()}
     outputs = set(program.outputs)
     updated = {vid: var for var, vid in program.updates}
     nodes = []
@@ -261,8 +261,12 @@ def step_graph(function, args: Sequence, names: Mapping[int, str], graph_id: str
     return VizGraph(graph_id, nodes)
 
 
-def _common_path(paths: Sequence[str]) -> str:
-    """The longest shared leading components of ``/``-separated paths."""
+def common_module_path(paths: Sequence[str]) -> str:
+    """The longest shared leading components of ``/``-separated module paths.
+
+    >>> common_module_path(["encoder/layers.0/attn", "encoder/layers.0/mlp"])
+    'encoder/layers.0'
+    """
     split = [p.strip("/").split("/") if p else [] for p in paths]
     common = []
     for parts in zip(*split):

@@ -39,6 +39,8 @@ from rustyasg.core import observe
 from rustyasg.core.graph import toposort
 from rustyasg.core.shapes import format_shape
 
+from .graphs import common_module_path
+
 LEAVES = ("input", "variable", "constant")
 ALIGN = 64  # the cpu planner's buffer alignment (sizes in the timeline are rounded like its buffers)
 
@@ -232,7 +234,7 @@ class Profile(observe.Observer):
         else:
             op = label or "copy"
         modules = [meta[n][1] for n in info.nodes if n in meta]
-        module = _common(modules)
+        module = common_module_path(modules)
         shapes = ", ".join(meta[n][2] for n in info.writes if n in meta)
         return op, module, shapes
 
@@ -452,18 +454,6 @@ def _infos_of(exe) -> Optional[list]:
     if infos is None:
         infos = exe.__dict__.get("_launch_infos")
     return infos
-
-
-def _common(paths: Sequence[str]) -> str:
-    split = [p.split("/") if p else [] for p in paths]
-    if not split:
-        return ""
-    common = []
-    for parts in zip(*split):
-        if any(x != parts[0] for x in parts):
-            break
-        common.append(parts[0])
-    return "/".join(common)
 
 
 def profile() -> Profile:
