@@ -92,7 +92,6 @@ def start_server(path: Path, *args: str):
 
 async def drive(url: str, model: str, requests: int, clients: int):
     import httpx
-    import numpy as np
     from safetensors.numpy import save
 
     latencies = []
@@ -165,7 +164,7 @@ def main(argv=None) -> int:
                "threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS") if k in os.environ}}
     print(f"\nCPU: {machine['cpu']} ({machine['cores']} cores, load average {machine['load_average'][0]:.1f}); "
           f"{args.clients} concurrent clients, batch 1 per request\n")
-    print(f"| model | configuration | requests/s | p50 ms | p99 ms | requests per model call |")
+    print("| model | configuration | requests/s | p50 ms | p99 ms | requests per model call |")
     print("|---|---|---:|---:|---:|---:|")
     for r in rows:
         per_call = r.get("mean_requests_per_call")

@@ -2,7 +2,6 @@
 
 import re
 
-import numpy as np
 
 import rustyasg.core as rg
 import rustyasg.nn as nn

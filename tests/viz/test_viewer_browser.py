@@ -5,7 +5,6 @@ Screenshots go to test-artifacts/viz/.
 
 import os
 import re
-import time
 
 import pytest
 

@@ -7,7 +7,6 @@ adapter on a machine without a GPU; pages are served from 127.0.0.1, a secure co
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path

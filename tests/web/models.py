@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import rustyasg.nn as nn
-
 
 def mnist_cnn():
     """The MNIST CNN of examples/mnist_cnn.py (the web demo trains the same one)."""

@@ -8,7 +8,6 @@ import pytest
 
 import rustyasg.core as rg
 from rustyasg.core.backends import get_backend
-from rustyasg.core.errors import BackendError
 from rustyasg.wgpu.backend import WgpuBackend
 from rustyasg.wgpu.handles import GpuArray
 from rustyasg.wgpu.kernels.api import KernelError
@@ -46,8 +45,8 @@ def test_state_stays_on_gpu_one_submit_per_call(be, rng):
     assert [be.resident(p).buffer for p in params] == buffers, "variables keep their GPU buffers"
     assert all(p._owner is be for p in params)
     assert isinstance(handles[-1], GpuArray)
-    # Same five steps on the reference backend from the same start.
-    last = float(be.to_host(handles[-1]))
+    # Reading the loss back is the step's only readback.
+    assert np.isfinite(float(be.to_host(handles[-1])))
     assert be.stats["readbacks"] - before.get("readbacks", 0) == 1
 
 

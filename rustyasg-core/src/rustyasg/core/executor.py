@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import weakref
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Iterable, List, Sequence
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class Backend(abc.ABC):
 
     name: str = "abstract"
 
-    def __init__(self):
+    def __init__(self) -> None:
         # Device copies of variables keyed by node id (ids are never reused; keying by the
         # tensor itself would compare tensors with ==, which builds graph nodes).
         self._resident: Dict[int, Any] = {}
@@ -68,7 +68,7 @@ class Backend(abc.ABC):
         """Name under which backend-specific passes are registered (defaults to ``name``)."""
         return self.name
 
-    def compute_dtype(self, dtype: Any) -> np.dtype:
+    def compute_dtype(self, dtype: Any) -> np.dtype[Any]:
         """The dtype this backend computes values of ``dtype`` in (its precision promise).
 
         Results are stored in ``dtype`` either way; a backend without a float64 unit
@@ -79,7 +79,8 @@ class Backend(abc.ABC):
         >>> rg.get_backend("reference").compute_dtype("float64")
         dtype('float64')
         """
-        return np.dtype(dtype)
+        result: np.dtype[Any] = np.dtype(dtype)
+        return result
 
     # -- data movement ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -91,7 +92,7 @@ class Backend(abc.ABC):
         """Copy a device handle back to a host array (this may wait for the device)."""
 
     # -- persistent state ---------------------------------------------------------------------
-    def ensure_resident(self, variables) -> None:
+    def ensure_resident(self, variables: Iterable[Variable]) -> None:
         """Upload variables whose freshest value is not on this backend.
 
         A variable that already has a device copy is refilled in place (:meth:`write_into`),
@@ -137,7 +138,7 @@ class Backend(abc.ABC):
         """Host copy of a resident variable."""
         return np.array(self.to_host(self._resident[var.id]), copy=True)
 
-    def instrument(self, executable: Executable, observer) -> "contextlib.AbstractContextManager":
+    def instrument(self, executable: Executable, observer: Any) -> contextlib.AbstractContextManager[Any]:
         """A context in which runs of ``executable`` report each kernel to ``observer``.
 
         See :mod:`rustyasg.core.observe`. The default offers no per-kernel view (a profiler

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Unio
 
 import numpy as np
 
-from . import dtypes, observe
+from . import observe
 from .graph import Tensor, Variable, as_tensor, input as make_input, toposort
 from .passes import run_passes
 from .program import lower

@@ -104,7 +104,7 @@ class Variable(Tensor):
         super().__init__("variable", (), {}, tuple(value.shape), dtypes.as_dtype(value.dtype), name, source)
         self._host: Optional[np.ndarray] = value
         self.trainable = trainable
-        self._owner = None  # backend holding the authoritative copy, if any
+        self._owner: Any = None  # backend holding the authoritative copy, if any
         self._version = 0
 
     def value(self) -> np.ndarray:

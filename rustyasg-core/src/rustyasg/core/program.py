@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -97,14 +97,14 @@ class Program:
         return "\n".join(lines)
 
 
-def _short(v):
+def _short(v: Any) -> str:
     if isinstance(v, np.ndarray):
         return f"array{v.shape}" if v.size > 4 else repr(v.tolist())
     return repr(v)
 
 
 def lower(inputs: Sequence[Tensor], outputs: Sequence[Tensor], updates: Sequence[Tuple[Variable, Tensor]],
-          signature: Sequence[Tuple[tuple, np.dtype]]) -> Program:
+          signature: Sequence[Tuple[Tuple[int, ...], Any]]) -> Program:
     """Specialise the graph for concrete input ``signature`` ((shape, dtype) per input)."""
     bindings: Dict[str, int] = {}
     for t, (shape, dt) in zip(inputs, signature):
@@ -134,13 +134,13 @@ def lower(inputs: Sequence[Tensor], outputs: Sequence[Tensor], updates: Sequence
         else:
             attrs = substitute(node.attrs, bindings) if _has_dims(node.attrs) else node.attrs
             try:
-                t = OPS[node.op].infer([types[i.id] for i in node.inputs], **attrs)
+                inferred = OPS[node.op].infer([types[i.id] for i in node.inputs], **attrs)
             except (ValueError, TypeError, KeyError) as exc:
                 raise GraphBuildError(node.op, f"with concrete shapes: {exc}",
                                       [f"{types[i.id].dtype}{format_shape(types[i.id].shape)}" for i in node.inputs],
                                       node.source) from None
             instrs.append(Instr(node.id, node.op, tuple(i.id for i in node.inputs), dict(attrs),
-                                tuple(int(d) for d in t.shape), np.dtype(t.dtype), node.source, node.name))
+                                tuple(int(d) for d in inferred.shape), np.dtype(inferred.dtype), node.source, node.name))
             types[node.id] = TensorType(instrs[-1].shape, instrs[-1].dtype)
             continue
         instrs.append(Instr(node.id, node.op, (), dict(node.attrs), tuple(int(d) for d in shape), node.dtype,
@@ -154,10 +154,10 @@ def lower(inputs: Sequence[Tensor], outputs: Sequence[Tensor], updates: Sequence
                    [(var, value.id) for var, value in updates])
 
 
-def _has_dims(attrs) -> bool:
+def _has_dims(attrs: Mapping[str, Any]) -> bool:
     from .shapes import Dim
 
-    def walk(v):
+    def walk(v: Any) -> bool:
         if isinstance(v, Dim):
             return True
         if isinstance(v, (tuple, list)):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,8 +36,8 @@ class Attr:
 class TensorType:
     """Shape and dtype of a symbolic value (shape entries are ints or Dims)."""
 
-    shape: tuple
-    dtype: np.dtype
+    shape: Tuple[Any, ...]
+    dtype: np.dtype[Any]
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class InputSpec:
     gradient with respect to this operand is checked.
     """
 
-    shape: tuple
+    shape: Tuple[Any, ...]
     dtype: Any = "float64"
     low: float = -1.0
     high: float = 1.0
@@ -91,7 +91,7 @@ class OpDef:
     name: str
     infer: Callable[..., TensorType]
     reference: Callable[..., np.ndarray]
-    grad: Optional[Callable[..., Sequence]] = None
+    grad: Optional[Callable[..., Sequence[Any]]] = None
     attrs: Mapping[str, Attr] = field(default_factory=dict)
     doc: str = ""
     kind: str = "other"
@@ -198,7 +198,7 @@ class OpRegistry(Dict[str, OpDef]):
 class KernelRegistry:
     """Per-backend tables of op name -> kernel (whatever object the backend understands)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._tables: Dict[str, Dict[str, Any]] = {}
 
     def register(self, backend: str, op: str, kernel: Any) -> None:
@@ -207,7 +207,7 @@ class KernelRegistry:
     def table(self, backend: str) -> Dict[str, Any]:
         return self._tables.setdefault(backend, {})
 
-    def backends_for(self, op: str) -> list:
+    def backends_for(self, op: str) -> List[str]:
         return sorted(b for b, t in self._tables.items() if op in t)
 
 
@@ -217,17 +217,18 @@ class PassDef:
 
     position: float
     name: str = field(compare=False)
-    fn: Callable = field(compare=False)
+    fn: Callable[[Any], Any] = field(compare=False)
     backends: Optional[Tuple[str, ...]] = field(default=None, compare=False)
 
 
-class PassRegistry(dict):
+class PassRegistry(Dict[str, PassDef]):
     """Dict of pass name -> :class:`PassDef`; :meth:`ordered` gives them by position."""
 
-    def register(self, name: str, fn: Callable, position: float, backends=None) -> None:
+    def register(self, name: str, fn: Callable[[Any], Any], position: float,
+                 backends: Optional[Iterable[str]] = None) -> None:
         self[name] = PassDef(position, name, fn, tuple(backends) if backends else None)
 
-    def ordered(self, backend: str | None = None):
+    def ordered(self, backend: str | None = None) -> List[PassDef]:
         return [p for p in sorted(self.values()) if p.backends is None or backend in p.backends]
 
 
@@ -237,20 +238,20 @@ PASSES = PassRegistry()
 
 
 # Attribute converters shared by the op families.
-def as_int(v) -> int:
+def as_int(v: Any) -> int:
     """An integer attribute; a float such as 0.5 is refused, never truncated."""
     return operator.index(v)
 
 
-def as_float(v) -> float:
+def as_float(v: Any) -> float:
     return float(v)
 
 
-def as_bool(v) -> bool:
+def as_bool(v: Any) -> bool:
     return bool(v)
 
 
-def as_ints(v) -> tuple:
+def as_ints(v: Any) -> Tuple[Any, ...]:
     """Integers (or Dims / dim names, for shapes); one int becomes a 1-tuple; a bare string is refused."""
     if isinstance(v, (int, np.integer)):
         return (int(v),)
@@ -259,25 +260,25 @@ def as_ints(v) -> tuple:
     return tuple(int(x) if isinstance(x, (int, np.integer)) else _not_float(x) for x in v)
 
 
-def _not_float(x):
+def _not_float(x: Any) -> Any:
     if isinstance(x, (float, np.floating)):
         raise TypeError(f"expected ints, got the float {x!r}")
     return x
 
 
-def as_opt_ints(v):
+def as_opt_ints(v: Any) -> Optional[Tuple[Any, ...]]:
     return None if v is None else as_ints(v)
 
 
-def as_pair(v) -> tuple:
+def as_pair(v: Any) -> Tuple[int, int]:
     """An int or a pair of ints -> pair (conv/pool hyper-parameters)."""
     if isinstance(v, (int, np.integer)):
         return (int(v), int(v))
-    v = tuple(int(x) for x in v)
-    if len(v) != 2:
-        raise ValueError(f"expected an int or a pair, got {v}")
-    return v
+    pair = tuple(int(x) for x in v)
+    if len(pair) != 2:
+        raise ValueError(f"expected an int or a pair, got {pair}")
+    return (pair[0], pair[1])
 
 
-def as_str(v) -> str:
+def as_str(v: Any) -> str:
     return str(v)

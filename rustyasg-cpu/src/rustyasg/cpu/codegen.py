@@ -38,7 +38,7 @@ import numpy as np
 from rustyasg.core.backend_api import ELEMENTWISE_TABLE as ROWS
 from rustyasg.core.backend_api import MAXIMUM, MINIMUM, normalize_axes, sum_to_axes
 
-from .kernels.protocol import Elementwise, Reduction, literal
+from .kernels.protocol import Reduction, literal
 
 
 @dataclass

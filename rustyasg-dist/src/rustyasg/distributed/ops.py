@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import numpy as np
 
 from rustyasg.core.graph import apply
 from rustyasg.core.registry import Attr, Example, InputSpec, OpDef, TensorType, as_int, as_str

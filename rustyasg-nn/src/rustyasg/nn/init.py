@@ -214,10 +214,16 @@ def _in_place(fn):
     return init_
 
 
-# PyTorch-style in-place forms: uniform_, normal_, xavier_uniform_, ...
-for _fn in (uniform, normal, zeros, ones, constant, xavier_uniform, xavier_normal, kaiming_uniform, kaiming_normal):
-    globals()[_fn.__name__ + "_"] = _in_place(_fn)
-del _fn
+# PyTorch-style in-place forms (named statically, so linters, type checkers and IDEs see them).
+uniform_ = _in_place(uniform)
+normal_ = _in_place(normal)
+zeros_ = _in_place(zeros)
+ones_ = _in_place(ones)
+constant_ = _in_place(constant)
+xavier_uniform_ = _in_place(xavier_uniform)
+xavier_normal_ = _in_place(xavier_normal)
+kaiming_uniform_ = _in_place(kaiming_uniform)
+kaiming_normal_ = _in_place(kaiming_normal)
 
 __all__ = ["manual_seed", "default_generator", "fan_in_and_fan_out", "calculate_gain", "uniform", "normal",
            "zeros", "ones", "constant", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",

@@ -33,7 +33,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from rustyasg.core import observe
 from rustyasg.core.graph import toposort

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import os
-from typing import Dict, Optional
+from typing import Dict
 
 from rustyasg.core.errors import RustyASGError
 

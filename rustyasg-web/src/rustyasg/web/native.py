@@ -79,7 +79,6 @@ class NativeRunner:
 
     def run(self, inputs: Mapping[str, Any]) -> Dict[str, np.ndarray]:
         """Outputs by name for ``inputs`` by name (arrays of the exported shapes)."""
-        import wgpu
 
         device, queue = self.ctx.device, self.ctx.queue
         for spec in self.doc["inputs"]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..registry import Attr, Example, InputSpec, TensorType, as_bool, as_float, as_int, as_ints, as_opt_ints
+from ..registry import Attr, Example, InputSpec, TensorType, as_bool, as_int, as_ints, as_opt_ints
 from ..compile.shape_algebra import reduced_shape, sum_to_axes
 from ..shapes import format_shape, same_dim, normalize_axes, normalize_axis, normalize_shape
 from ._define import defop

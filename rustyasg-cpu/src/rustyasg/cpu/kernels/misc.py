@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
 
 from rustyasg.core.shapes import normalize_axes
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from rustyasg.core.backend_api import normalize_axis, outer_reduced_inner
 

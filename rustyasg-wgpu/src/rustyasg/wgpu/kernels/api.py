@@ -68,7 +68,7 @@ Example (a complete kernel: ``out = 2 * x`` for any float dtype)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 

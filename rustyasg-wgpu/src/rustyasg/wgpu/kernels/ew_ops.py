@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 
 from .api import STORAGES, KernelBuilder, KernelError, LINEAR_WORKGROUP_WGSL, UniformLayout
 from .elementwise import ElementwiseSpec, EwOp, access_kind, broadcast_strides, collapse_dims, contiguous_strides

@@ -24,7 +24,7 @@ import numpy as np
 from rustyasg.core.shapes import normalize_axis
 
 from .api import STORAGES, KernelBuilder, KernelError, LINEAR_WORKGROUP_WGSL, Storage, TensorView, UniformLayout
-from .elementwise import ElementwiseSpec, EwOp, broadcast_strides, collapse_dims, contiguous_strides
+from .elementwise import ElementwiseSpec, broadcast_strides, collapse_dims, contiguous_strides
 
 WG = 256
 MAIN = ("@compute @workgroup_size(256)\n"

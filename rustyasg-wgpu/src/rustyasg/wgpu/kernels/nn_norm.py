@@ -38,7 +38,7 @@ from typing import Any, Sequence
 from rustyasg.core.backend_api import outer_reduced_inner
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, UniformLayout
-from .nn_common import float_elem, float_prelude, numel, storage_decls, workgroup_reduction
+from .nn_common import float_elem, float_prelude, storage_decls, workgroup_reduction
 
 NORM_UNIFORMS = UniformLayout([("rows", "u32"), ("L", "u32"), ("C", "u32"), ("B", "u32"), ("S", "u32"),
                                ("SEG", "u32"), ("groups", "u32"), ("eps", "f32")])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from rustyasg.core.backend_api import GOLDEN, M1, M2
 
-from .api import STORAGES, KernelBuilder, LINEAR_WORKGROUP_WGSL, Storage, UniformLayout
+from .api import KernelBuilder, LINEAR_WORKGROUP_WGSL, Storage, UniformLayout
 
 LAYOUT = UniformLayout([("n", "u32"), ("salt_mix", "u32"), ("a", "f32"), ("b", "f32")])
 
