@@ -7,18 +7,28 @@ so no two frameworks' thread pools meet):
 
 - ``rustyasg-<backend>`` for each installed RustyASG backend,
 - ``torch-cpu``: PyTorch eager,
-- ``jax-cpu``: ``jax.jit`` when jax is importable (not implemented: reported as missing).
+- ``jax-cpu``: the same step as one ``jax.jit`` call (parameters donated) when jax is
+  importable (``pip install "jax[cpu]"``; a benchmark extra, not a RustyASG dependency).
 
 Step times are medians (p10, p90) over ``--steps`` calls after ``--warmup``; with
 ``--repeat N`` each implementation is timed in N fresh processes and the median of
 the runs is reported (the runs' medians are kept in the JSON).
 Compile times are measured in fresh subprocesses: ``compile_cold_s`` with empty
-RustyASG and numba caches (temporary ``RUSTYASG_CACHE_DIR`` and ``NUMBA_CACHE_DIR``),
+caches (RustyASG and numba: temporary ``RUSTYASG_CACHE_DIR`` and ``NUMBA_CACHE_DIR``;
+jax: a temporary persistent compilation cache, ``JAX_COMPILATION_CACHE_DIR``),
 ``compile_warm_s`` in a second process reusing them; both are the first call's
 time minus one steady step. The backend's one-time start-up when it is created
 (for cpu: starting numba's runtime) is reported apart, as ``backend_init_cold_s``
-and ``backend_init_warm_s``. ``peak_rss_mb`` is the peak resident memory of such a
-process after the warm-up (it includes the interpreter and the libraries).
+and ``backend_init_warm_s``. For RustyASG the cold compile is also broken down by
+phase (``compile_phases_cold``: ``lower``, each ``pass:<name>``, ``backend_compile``
+and ``first_run``, the first call's kernel JIT and run). ``peak_rss_mb`` is the peak
+resident memory of such a process after the warm-up (it includes the interpreter and
+the libraries).
+
+The floor of a workload is its GEMM and convolution FLOPs per step (``step_flops()``
+of its module) at the SGEMM rate measured on this machine with the same threads
+(``sgemm_gflops``: numpy's BLAS, the best of several 1024^3 products in a fresh
+process); ``floor_pct`` is floor / median step time, how close a step gets to it.
 
 Usage::
 
@@ -42,6 +52,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+CACHE_DIRS = {"rustyasg-": ("RUSTYASG_CACHE_DIR", "NUMBA_CACHE_DIR"), "jax-": ("JAX_COMPILATION_CACHE_DIR",)}
+#: jax persists only compilations above these thresholds by default; cache every one, as numba does.
+JAX_CACHE_ALL = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 def set_thread_env(threads: int) -> None:
@@ -71,6 +84,8 @@ def build(workload: str, impl: str):
         return w.torch_step(params), batches
     if impl.startswith("rustyasg-"):
         return w.rustyasg_step(params, impl.split("-", 1)[1]), batches
+    if impl == "jax-cpu":
+        return w.jax_step(params), batches
     raise ValueError(f"unknown implementation {impl!r}")
 
 
@@ -96,14 +111,28 @@ def child(workload: str, impl: str, warmup: int, steps: int, max_seconds: float)
 
     t0 = time.perf_counter()
     init = 0.0
+    phases = None
     if impl.startswith("rustyasg-"):
         from rustyasg.core.backends import get_backend
 
         get_backend(impl.split("-", 1)[1])  # backend start-up (JIT runtime), reported on its own
         init = time.perf_counter() - t0
         t0 = time.perf_counter()
+    if impl.startswith("jax-"):
+        _pin_threads(int(os.environ["OMP_NUM_THREADS"]))
+        import jax
+
+        jax.config.update("jax_platforms", "cpu")
+        jax.numpy.zeros(1).block_until_ready()  # runtime start-up, as the backend's init above
+        init = time.perf_counter() - t0
+        t0 = time.perf_counter()
     step, batches = build(workload, impl)
-    loss = float(step(*batches[0]))
+    if impl.startswith("rustyasg-"):
+        phases = {"build": time.perf_counter() - t0}
+        with _phase_timer(phases):
+            loss = float(step(*batches[0]))
+    else:
+        loss = float(step(*batches[0]))
     first = time.perf_counter() - t0
     times = np.array(time_steps(step, batches, warmup, steps, max_seconds))
     steady = float(np.median(times))
@@ -111,7 +140,48 @@ def child(workload: str, impl: str, warmup: int, steps: int, max_seconds: float)
     return {"first_call_s": first, "compile_s": max(first - steady, 0.0), "backend_init_s": init,
             "median_ms": steady * 1e3, "p10_ms": float(np.percentile(times, 10)) * 1e3,
             "p90_ms": float(np.percentile(times, 90)) * 1e3, "steps_timed": int(times.size),
-            "peak_rss_mb": rss, "loss_first_step": loss}
+            "peak_rss_mb": rss, "loss_first_step": loss, "compile_phases": phases}
+
+
+def _pin_threads(threads: int) -> None:
+    """jax sizes its pools by the CPUs it may run on: restrict them to ``threads`` (Linux)."""
+    if hasattr(os, "sched_setaffinity") and threads < len(os.sched_getaffinity(0)):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
+
+
+def _phase_timer(phases: dict):
+    """An observer summing RustyASG's compile phases (seconds) into ``phases``; the first run
+    (numba compiles or loads each kernel on its first call) is ``first_run``."""
+    from rustyasg.core import observe
+
+    class PhaseTimer(observe.Observer):
+        def run(self, function, executable, arrays, first=False):
+            t0 = time.perf_counter()
+            handles = executable.run(arrays)
+            if first:
+                phases["first_run"] = phases.get("first_run", 0.0) + time.perf_counter() - t0
+            return handles
+
+        def on_compile_event(self, name, seconds, **info):
+            if seconds:
+                phases[name] = phases.get(name, 0.0) + seconds
+
+    return observe.observing(PhaseTimer())
+
+
+def sgemm_gflops(repeat: int = 7, n: int = 1024) -> float:
+    """The best SGEMM rate (GFLOP/s) of numpy's BLAS here, ``n``^3 float32, current thread settings."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, a, out=out)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        np.matmul(a, a, out=out)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
 
 
 def run_child(workload: str, impl: str, env_extra: dict, args, steps: int, timeout: float = 900.0) -> dict:
@@ -160,25 +230,26 @@ def measure(workload: str, impl: str, args) -> dict:
     """One record: timings from a fresh process, compile times from cold- and warm-cache processes."""
     rec = {"workload": workload, "impl": impl, "median_ms": None, "p10_ms": None, "p90_ms": None,
            "compile_cold_s": None, "compile_warm_s": None, "peak_rss_mb": None, "threads": args.threads}
-    if impl == "jax-cpu":
-        rec["error"] = "jax workloads are not written yet"
-        return rec
     keys = ("median_ms", "p10_ms", "p90_ms", "steps_timed", "peak_rss_mb", "loss_first_step", "repeats",
             "run_medians_ms")
-    if not impl.startswith("rustyasg-") or args.no_compile:
+    cache_vars = next((v for prefix, v in CACHE_DIRS.items() if impl.startswith(prefix)), None)
+    if cache_vars is None or args.no_compile:
         res = combine([run_child(workload, impl, {}, args, args.steps) for _ in range(args.repeat)])
         rec.update({k: res.get(k) for k in keys})
         if "error" in res:
             rec["error"] = res["error"]
         return rec
-    with tempfile.TemporaryDirectory() as rcache, tempfile.TemporaryDirectory() as ncache:
-        env = {"RUSTYASG_CACHE_DIR": rcache, "NUMBA_CACHE_DIR": ncache}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {var: os.path.join(cache, var.lower()) for var in cache_vars}
+        if impl.startswith("jax-"):
+            env.update(JAX_CACHE_ALL)
         cold = run_child(workload, impl, env, args, 3)
         runs = [run_child(workload, impl, env, args, args.steps) for _ in range(args.repeat)]
         warm = combine(runs)
     rec.update({k: warm.get(k) for k in keys})
     rec.update(compile_cold_s=cold.get("compile_s"), compile_warm_s=warm.get("compile_s"),
-               backend_init_cold_s=cold.get("backend_init_s"), backend_init_warm_s=warm.get("backend_init_s"))
+               backend_init_cold_s=cold.get("backend_init_s"), backend_init_warm_s=warm.get("backend_init_s"),
+               compile_phases_cold=cold.get("compile_phases"), compile_phases_warm=warm.get("compile_phases"))
     if "error" in cold or "error" in warm:
         rec["error"] = warm.get("error") or cold.get("error")
     return rec
@@ -196,17 +267,25 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=1, help="timing processes per implementation (median taken)")
     ap.add_argument("--json", default=None, help="write the records here")
     ap.add_argument("--child", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
+    ap.add_argument("--child-sgemm", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     set_thread_env(args.threads)
     if args.child:
         print(json.dumps(child(args.child[0], args.child[1], args.warmup, args.steps, args.max_seconds)))
         return 0
+    if args.child_sgemm:
+        print(json.dumps({"sgemm_gflops": sgemm_gflops()}))
+        return 0
     impls = implementations(args.impls)
     records = []
-    print(f"threads={args.threads}  steps={args.steps}  warmup={args.warmup}  impls={','.join(impls)}", flush=True)
+    gflops = measure_sgemm(args)
+    print(f"{machine()}\nthreads={args.threads}  steps={args.steps}  warmup={args.warmup}  repeat={args.repeat}  "
+          f"sgemm={gflops:.0f} GFLOP/s  impls={','.join(impls)}", flush=True)
     for workload in [w for w in args.workloads.split(",") if w]:
+        floor_ms = _floor_ms(workload, gflops)
         for impl in impls:
-            records.append(measure(workload, impl, args))
+            records.append(dict(measure(workload, impl, args), floor_ms=floor_ms, sgemm_gflops=gflops,
+                                machine=machine()))
             print(_row(records[-1], records), flush=True)
     print()
     print(table(records))
@@ -216,29 +295,65 @@ def main(argv=None):
     return 0
 
 
+def measure_sgemm(args) -> float:
+    """SGEMM GFLOP/s in a fresh process with the suite's thread settings (0.0 if it failed)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child-sgemm", "--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    try:
+        return float(json.loads(out.stdout.strip().splitlines()[-1])["sgemm_gflops"])
+    except (IndexError, KeyError, ValueError):
+        return 0.0
+
+
+def machine() -> str:
+    """The CPU model and core count (Linux: /proc/cpuinfo)."""
+    import platform
+
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
+    return f"{model}, {os.cpu_count()} CPUs"
+
+
+def _floor_ms(workload: str, gflops: float):
+    from benchmarks.workloads import load
+
+    return load(workload).step_flops() / (gflops * 1e9) * 1e3 if gflops > 0 else None
+
+
 def _fmt(v, spec):
-    return "-" if v is None else format(v, spec)
+    return "-".rjust(int(spec.split(".")[0] or 0)) if v is None else format(v, spec)
 
 
-def _ratio(rec, records):
-    ref = next((r for r in records if r["workload"] == rec["workload"] and r["impl"] == "torch-cpu"
+def _ratio(rec, records, impl="torch-cpu"):
+    ref = next((r for r in records if r["workload"] == rec["workload"] and r["impl"] == impl
                 and r.get("median_ms")), None)
     if ref is None or rec.get("median_ms") is None:
         return None
     return rec["median_ms"] / ref["median_ms"]
 
 
+def _floor_pct(rec):
+    if rec.get("floor_ms") is None or not rec.get("median_ms"):
+        return None
+    return 100.0 * rec["floor_ms"] / rec["median_ms"]
+
+
 def _row(rec, records):
     err = f"  [{rec['error']}]" if rec.get("error") else ""
-    return (f"{rec['workload']:<4} {rec['impl']:<18} {_fmt(rec['median_ms'], '10.3f')} {_fmt(rec['p10_ms'], '9.3f')} "
-            f"{_fmt(rec['p90_ms'], '9.3f')} {_fmt(_ratio(rec, records), '8.2f')} {_fmt(rec['compile_cold_s'], '8.2f')} "
-            f"{_fmt(rec['compile_warm_s'], '8.2f')} {_fmt(rec['peak_rss_mb'], '8.0f')}{err}")
+    return (f"{rec['workload']:<4} {rec['impl']:<20} {_fmt(rec['median_ms'], '9.3f')} {_fmt(rec['p10_ms'], '8.3f')} "
+            f"{_fmt(rec['p90_ms'], '8.3f')} {_fmt(_ratio(rec, records), '8.2f')} "
+            f"{_fmt(_ratio(rec, records, 'jax-cpu'), '6.2f')} {_fmt(rec.get('floor_ms'), '8.3f')} "
+            f"{_fmt(_floor_pct(rec), '6.1f')} {_fmt(rec['compile_cold_s'], '6.2f')} "
+            f"{_fmt(rec['compile_warm_s'], '6.2f')} {_fmt(rec['peak_rss_mb'], '6.0f')}{err}")
 
 
 def table(records) -> str:
-    """The records as a fixed-width table; ``vs torch`` is the median step-time ratio."""
-    head = (f"{'wl':<4} {'impl':<18} {'median_ms':>10} {'p10_ms':>9} {'p90_ms':>9} {'vs_torch':>8} {'cold_s':>8} "
-            f"{'warm_s':>8} {'rss_mb':>8}")
+    """The records as a fixed-width table: ``vs_torch`` and ``vs_jax`` are median step-time ratios;
+    ``floor_ms`` the GEMM FLOPs at the measured SGEMM rate, ``floor%`` floor / median."""
+    head = (f"{'wl':<4} {'impl':<20} {'median_ms':>9} {'p10_ms':>8} {'p90_ms':>8} {'vs_torch':>8} {'vs_jax':>6} "
+            f"{'floor_ms':>8} {'floor%':>6} {'cold_s':>6} {'warm_s':>6} {'rss_mb':>6}")
     return "\n".join([head] + [_row(r, records) for r in records])
 
 

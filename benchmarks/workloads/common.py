@@ -19,6 +19,19 @@ from typing import Callable, Dict, Sequence
 import numpy as np
 
 
+# --- the arithmetic floor -------------------------------------------------------------------------
+def gemm_training_flops(rows: int, k: int, n: int, input_grad: bool = True) -> int:
+    """FLOPs of one ``(rows, k) @ (k, n)`` product in a training step: the forward product,
+    the weight gradient and (unless ``input_grad`` is False: the first layer's input is data)
+    the input gradient, ``2*rows*k*n`` each. A convolution is the same with ``rows = N*OH*OW``,
+    ``k = C_in*KH*KW``, ``n = C_out``.
+
+    >>> gemm_training_flops(2, 3, 4), gemm_training_flops(2, 3, 4, input_grad=False)
+    (144, 96)
+    """
+    return 2 * rows * k * n * (3 if input_grad else 2)
+
+
 # --- RustyASG side ---------------------------------------------------------------------------
 def nn_state(make_model: Callable, rng: np.random.Generator) -> Dict[str, np.ndarray]:
     """The state dict of ``make_model()`` built with ``rustyasg.nn``'s initializers seeded from ``rng``."""

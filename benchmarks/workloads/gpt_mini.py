@@ -61,3 +61,46 @@ def torch_step(params):
 
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
     return torch_trainer(list(model.parameters()), loss_fn, opt)
+
+
+def jax_step(params):
+    """The same model in JAX; attention through ``jax.nn.dot_product_attention`` (causal)."""
+    import jax
+    import jax.numpy as jnp
+
+    from .jax_common import adam, cross_entropy, jax_trainer, linear
+
+    def layer_norm(p, name, x):
+        mu = x.mean(-1, keepdims=True)
+        var = ((x - mu) ** 2).mean(-1, keepdims=True)
+        return (x - mu) * jax.lax.rsqrt(var + 1e-5) * p[f"{name}.weight"] + p[f"{name}.bias"]
+
+    def block(p, k, x):
+        pre = f"transformer.h.{k}"
+        n, t, c = x.shape
+        q, kk, v = jnp.split(linear(p, f"{pre}.attn.c_attn", layer_norm(p, f"{pre}.ln_1", x)), 3, axis=-1)
+        q, kk, v = (z.reshape(n, t, H, c // H) for z in (q, kk, v))
+        y = jax.nn.dot_product_attention(q, kk, v, is_causal=True).reshape(n, t, c)
+        x = x + linear(p, f"{pre}.attn.c_proj", y)
+        h = jax.nn.gelu(linear(p, f"{pre}.mlp.c_fc", layer_norm(p, f"{pre}.ln_2", x)), approximate=True)
+        return x + linear(p, f"{pre}.mlp.c_proj", h)
+
+    def loss_fn(p, idx, tgt):
+        x = p["transformer.wte.weight"][idx] + p["transformer.wpe.weight"][: idx.shape[1]]
+        for k in range(L):
+            x = block(p, k, x)
+        logits = linear(p, "lm_head", layer_norm(p, "transformer.ln_f", x), bias=False)
+        return cross_entropy(logits.reshape(BATCH * T, V), tgt.reshape(-1))
+
+    return jax_trainer(params, loss_fn, adam(lr=LR, weight_decay=WD, decoupled=True))
+
+
+def step_flops():
+    """GEMM FLOPs of one training step: the projections, both attention products (per batch
+    entry and head) and the head (see :func:`.common.gemm_training_flops`)."""
+    from .common import gemm_training_flops as g
+
+    rows, hd = BATCH * T, D // H
+    block = g(rows, D, 3 * D) + g(rows, D, D) + g(rows, D, 4 * D) + g(rows, 4 * D, D)
+    attention = g(BATCH * H * T, hd, T) + g(BATCH * H * T, T, hd)
+    return L * (block + attention) + g(rows, D, V)

@@ -64,3 +64,35 @@ def torch_step(params):
 
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     return torch_trainer(list(model.parameters()), loss_fn, opt)
+
+
+def jax_step(params):
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    from .jax_common import cross_entropy, jax_trainer, linear, sgd
+
+    def conv(p, name, x, pad):
+        y = lax.conv_general_dilated(x, p[f"{name}.weight"], (1, 1), [(pad, pad), (pad, pad)],
+                                     dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        return y + p[f"{name}.bias"][None, :, None, None]
+
+    def pool(x):
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+    def loss_fn(p, x, y):
+        h = pool(jax.nn.relu(conv(p, "conv1", x, 2)))
+        h = pool(jax.nn.relu(conv(p, "conv2", h, 0))).reshape(x.shape[0], 400)
+        h = jax.nn.relu(linear(p, "fc2", jax.nn.relu(linear(p, "fc1", h))))
+        return cross_entropy(linear(p, "fc3", h), y)
+
+    return jax_trainer(params, loss_fn, sgd(lr=LR, momentum=MOMENTUM))
+
+
+def step_flops():
+    """Convolution and GEMM FLOPs of one training step (see :func:`.common.gemm_training_flops`)."""
+    from .common import gemm_training_flops as g
+
+    convs = g(BATCH * 28 * 28, 1 * 25, 6, input_grad=False) + g(BATCH * 10 * 10, 6 * 25, 16)
+    return convs + g(BATCH, 400, 120) + g(BATCH, 120, 84) + g(BATCH, 84, CLASSES)

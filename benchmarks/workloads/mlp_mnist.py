@@ -58,3 +58,23 @@ def torch_step(params):
         return tnn.functional.cross_entropy(model(x), y)
 
     return torch_trainer(list(model.parameters()), loss_fn, torch.optim.Adam(model.parameters(), lr=LR))
+
+
+def jax_step(params):
+    import jax
+
+    from .jax_common import adam, cross_entropy, jax_trainer, linear
+
+    def loss_fn(p, x, y):
+        h = jax.nn.relu(linear(p, "0", x))
+        h = jax.nn.relu(linear(p, "2", h))
+        return cross_entropy(linear(p, "4", h), y)
+
+    return jax_trainer(params, loss_fn, adam(lr=LR))
+
+
+def step_flops():
+    """GEMM FLOPs of one training step (see :func:`.common.gemm_training_flops`)."""
+    from .common import gemm_training_flops as g
+
+    return sum(g(BATCH, a, b, input_grad=k > 0) for k, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])))

@@ -48,3 +48,21 @@ def torch_step(params):
         return tnn.functional.mse_loss(model(x), y)
 
     return torch_trainer(list(model.parameters()), loss_fn, torch.optim.SGD(model.parameters(), lr=LR))
+
+
+def jax_step(params):
+    import jax.numpy as jnp
+
+    from .jax_common import jax_trainer, linear, sgd
+
+    def loss_fn(p, x, y):
+        return jnp.mean((linear(p, "2", jnp.tanh(linear(p, "0", x))) - y) ** 2)
+
+    return jax_trainer(params, loss_fn, sgd(lr=LR))
+
+
+def step_flops():
+    """GEMM FLOPs of one training step (see :func:`.common.gemm_training_flops`)."""
+    from .common import gemm_training_flops as g
+
+    return g(BATCH, IN, HID, input_grad=False) + g(BATCH, HID, OUT)
