@@ -129,7 +129,13 @@ class MetricLogger:
     def plot(self, path: str | os.PathLike, metrics: Sequence[str] | None = None, title: str | None = None) -> Path:
         """Draw the numeric metrics (one panel each, against step) to a PNG file; returns its path.
 
-        >>> MetricLogger().plot("curves.png")  # doctest: +SKIP
+        >>> import tempfile, os
+        >>> log = MetricLogger()
+        >>> for step in range(1, 4):
+        ...     log.log(loss=1.0 / step)
+        >>> png = log.plot(os.path.join(tempfile.mkdtemp(), "curves.png"))
+        >>> png.read_bytes()[:4]
+        b'\\x89PNG'
         """
         try:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -191,8 +197,12 @@ def _parse_csv_value(text: str) -> Any:
 def read_metric_log(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of a log written by :class:`MetricLogger` (CSV or JSON Lines, by suffix).
 
-    >>> read_metric_log("runs/log.csv")[0]  # doctest: +SKIP
-    {'step': 1, 'loss': 0.9, 'acc': None}
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "log.csv")
+    >>> with MetricLogger(path) as log:
+    ...     log.log(loss=0.9); log.log(loss=0.5, acc=0.75)
+    >>> read_metric_log(path)
+    [{'step': 0, 'loss': 0.9, 'acc': None}, {'step': 1, 'loss': 0.5, 'acc': 0.75}]
     """
     p = require_file(path, "a metric log (.csv or .jsonl)")
     text = p.read_text(encoding="utf-8")

@@ -127,7 +127,9 @@ def get_dataset(name: str, **kwargs: Any) -> Any:
 
     Looks at run-time registrations, then built-ins, then the ``rustyasg.datasets`` entry points.
 
-    >>> test = get_dataset("fashion-mnist", root="data/FashionMNIST", split="test")  # doctest: +SKIP
+    Usage::
+
+        test = get_dataset("fashion-mnist", root="data/FashionMNIST", split="test")
     """
     key = _key(name)
     if key in _REGISTERED:

@@ -164,9 +164,11 @@ class ByteTokenizer:
 class HFTokenizer:
     """A ``tokenizers.Tokenizer`` (e.g. loaded from ``tokenizer.json``) with numpy in and out.
 
-    >>> tok = load_tokenizer_json("tokenizer.json")  # doctest: +SKIP
-    >>> tok.decode(tok.encode("hello world"))        # doctest: +SKIP
-    'hello world'
+    Usage::
+
+        tok = load_tokenizer_json("tokenizer.json")
+        tok.decode(tok.encode("hello world"))
+        # 'hello world'
     """
 
     def __init__(self, tokenizer: Any):
@@ -201,7 +203,9 @@ class HFTokenizer:
 def load_tokenizer_json(path: str | os.PathLike) -> HFTokenizer:
     """Load a Hugging Face ``tokenizer.json`` with the ``tokenizers`` library.
 
-    >>> tok = load_tokenizer_json("gpt2/tokenizer.json")  # doctest: +SKIP
+    Usage::
+
+        tok = load_tokenizer_json("gpt2/tokenizer.json")
     """
     expected = "a tokenizer.json written by the tokenizers library"
     p = require_file(path, expected)
@@ -220,7 +224,10 @@ def load_tokenizer_json(path: str | os.PathLike) -> HFTokenizer:
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     """The content of a text file, with a clear error if it is missing or not valid ``encoding``.
 
-    >>> read_text("input.txt")[:5]  # doctest: +SKIP
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "input.txt"
+    >>> _ = path.write_text("First Citizen: Before we proceed any further, hear me speak.")
+    >>> read_text(path)[:5]
     'First'
     """
     p = require_file(path, f"a {encoding} text file")

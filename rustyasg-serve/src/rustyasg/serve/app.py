@@ -13,8 +13,8 @@ shutting down. A failing request never stops the server.
 
 Example::
 
-    >>> app = create_app(ServeConfig(model_path="model.rgp"))    # doctest: +SKIP
-    >>> uvicorn.run(app, port=8000)                             # doctest: +SKIP
+    app = create_app(ServeConfig(model_path="model.rgp"))
+    uvicorn.run(app, port=8000)
 """
 
 from __future__ import annotations

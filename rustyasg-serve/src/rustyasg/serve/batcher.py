@@ -9,8 +9,8 @@ overload gives fast, clear refusals instead of growing latency and memory.
 
 Example::
 
-    >>> batcher = Batcher(model, max_batch=16, max_latency=0.005, max_queue=256)   # doctest: +SKIP
-    >>> outputs = await batcher.submit(arrays, rows=1)                            # doctest: +SKIP
+    batcher = Batcher(model, max_batch=16, max_latency=0.005, max_queue=256)
+    outputs = await batcher.submit(arrays, rows=1)
 """
 
 from __future__ import annotations

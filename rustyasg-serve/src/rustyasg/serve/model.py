@@ -13,11 +13,11 @@ padded rows are dropped from the outputs (inference treats rows independently).
 
 Example::
 
-    >>> model = ServedModel.load("model.rgp", backend="cpu")          # doctest: +SKIP
-    >>> model.input_specs[0]                                           # doctest: +SKIP
-    InputSpec(name='x', shape=(None, 784), dtype=dtype('float32'))
-    >>> model.run_batch([{"x": x1}, {"x": x2}])                         # doctest: +SKIP
-    [{'output': array(...)}, {'output': array(...)}]
+    model = ServedModel.load("model.rgp", backend="cpu")
+    model.input_specs[0]
+    # InputSpec(name='x', shape=(None, 784), dtype=dtype('float32'))
+    model.run_batch([{"x": x1}, {"x": x2}])
+    # [{'output': array(...)}, {'output': array(...)}]
 """
 
 from __future__ import annotations

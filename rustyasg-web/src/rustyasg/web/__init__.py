@@ -13,8 +13,8 @@ context; loopback counts as one).
 
 Example::
 
-    >>> import rustyasg.core as rg                 # doctest: +SKIP
-    >>> rg.web.export(model, x, "out/")            # doctest: +SKIP
+    import rustyasg.core as rg
+    rg.web.export(model, x, "out/")
 """
 
 from .export import WebExport, WebExportError, export, inference_program, runtime_dir

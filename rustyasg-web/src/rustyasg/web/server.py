@@ -6,9 +6,9 @@ need for ES modules, and sends ``Cache-Control: no-cache`` so a re-export is pic
 
 Example::
 
-    >>> server = make_server("out/", port=0)            # doctest: +SKIP
-    >>> server.server_address                           # doctest: +SKIP
-    ('127.0.0.1', 41234)
+    server = make_server("out/", port=0)
+    server.server_address
+    # ('127.0.0.1', 41234)
 """
 
 from __future__ import annotations

@@ -15,12 +15,12 @@ What it guarantees (and the tests check):
 Dtypes: see :mod:`rustyasg.wgpu.kernels.api` (float64 is computed in float32; int64
 keeps its 64 bits in two words; bool is one u32 per element).
 
-Example::
+Example:
 
     >>> import numpy as np, rustyasg.core as rg
-    >>> x = rg.input((None, 3), name="x")                              # doctest: +SKIP
-    >>> f = rg.function([x], (x * 2.0).sum(axis=1), backend="wgpu")    # doctest: +SKIP
-    >>> f(np.ones((2, 3), np.float32))                                 # doctest: +SKIP
+    >>> x = rg.input((None, 3), name="x")
+    >>> f = rg.function([x], (x * 2.0).sum(axis=1), backend="wgpu")
+    >>> f(np.ones((2, 3), np.float32))
     array([6., 6.], dtype=float32)
 """
 

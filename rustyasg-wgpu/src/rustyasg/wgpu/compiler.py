@@ -20,9 +20,9 @@ records the prepared launches into one compute pass, and submits:
 
 Example::
 
-    >>> exe = backend.compile(program)        # doctest: +SKIP
-    >>> exe.memory_report()["plan_bytes"]     # doctest: +SKIP
-    1048576
+    exe = backend.compile(program)
+    exe.memory_report()["plan_bytes"]
+    # 1048576
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from rustyasg.core.compile import ELEMENTWISE, Unit, plan_units
+from rustyasg.core.compile import ELEMENTWISE, Unit, plan_units, schedule_hints
 from rustyasg.core.errors import MissingKernelError
 from rustyasg.core.plugins import load_kernels
 from rustyasg.core.program import Instr, Program

@@ -12,9 +12,9 @@ encoder, so such a step costs one extra submit and the host step's own transfers
 
 Example::
 
-    >>> exe = backend.compile(program)          # doctest: +SKIP
-    >>> handles = exe.run([x])                  # doctest: +SKIP
-    >>> backend.to_host(handles[0])             # doctest: +SKIP
+    exe = backend.compile(program)
+    handles = exe.run([x])
+    backend.to_host(handles[0])
 """
 
 from __future__ import annotations

@@ -5,11 +5,12 @@ back until ``backend.to_host(handle)`` (or ``handle.numpy()``) asks for it. A ha
 owns its buffer: when the handle is garbage collected, the buffer goes back to the
 backend's pool for reuse.
 
-Example::
+Example:
 
-    >>> be = rg.get_backend("wgpu")                       # doctest: +SKIP
-    >>> h = be.to_device(np.arange(3, dtype=np.float32))  # doctest: +SKIP
-    >>> h.shape, h.numpy()                                # doctest: +SKIP
+    >>> import numpy as np, rustyasg.core as rg
+    >>> be = rg.get_backend("wgpu")
+    >>> h = be.to_device(np.arange(3, dtype=np.float32))
+    >>> h.shape, h.numpy()
     ((3,), array([0., 1., 2.], dtype=float32))
 """
 

@@ -1,7 +1,9 @@
 """Readers for standard on-disk data set formats (MNIST IDX and pickle, CIFAR, image folders, ImageNet,
 Shakespeare's plays).
 
->>> from rustyasg.data.formats import read_idx, load_cifar, ImageFolder  # doctest: +SKIP
+>>> from rustyasg.data.formats import read_idx, load_cifar, ImageFolder
+>>> ImageFolder.__name__
+'ImageFolder'
 """
 
 from . import cifar, image_folder as _image_folder_module, imagenet as _imagenet_module, mnist as _mnist_module

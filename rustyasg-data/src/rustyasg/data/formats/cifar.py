@@ -4,9 +4,11 @@ CIFAR-10: ``cifar-10-batches-py/`` with ``data_batch_1..5``, ``test_batch`` and 
 CIFAR-100: ``cifar-100-python/`` with ``train``, ``test`` and ``meta``. Each batch is a dict with
 ``data`` (N×3072 uint8, channel-major rows: 1024 red, 1024 green, 1024 blue) and the labels.
 
->>> train = cifar10("data", "train")  # doctest: +SKIP
->>> train.inputs.shape, train.classes[3]  # doctest: +SKIP
-((50000, 3, 32, 32), 'cat')
+Usage::
+
+    train = cifar10("data", "train")
+    train.inputs.shape, train.classes[3]
+    # ((50000, 3, 32, 32), 'cat')
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ def read_cifar_batch(path: str | os.PathLike, label_key: str = "labels") -> tupl
 
     ``label_key`` is ``labels`` for CIFAR-10, ``fine_labels``/``coarse_labels`` for CIFAR-100.
 
-    >>> x, y = read_cifar_batch("cifar-10-batches-py/test_batch")  # doctest: +SKIP
+    Usage::
+
+        x, y = read_cifar_batch("cifar-10-batches-py/test_batch")
     """
     path = require_file(path, "a CIFAR python batch file")
     expected = f"a pickled dict with 'data' (N×{_PIXELS} uint8) and '{label_key}' (N ints)"
@@ -99,7 +103,9 @@ def load_cifar(
     ``root`` is the extracted folder (``cifar-10-batches-py``) or its parent. ``label_mode``
     picks CIFAR-100's 100 ``fine`` or 20 ``coarse`` classes.
 
-    >>> test = load_cifar("data", "test", variant="cifar100", label_mode="coarse")  # doctest: +SKIP
+    Usage::
+
+        test = load_cifar("data", "test", variant="cifar100", label_mode="coarse")
     """
     if variant not in _LAYOUTS:
         raise ValueError(f"variant must be one of {sorted(_LAYOUTS)}, got {variant!r}")
@@ -124,8 +130,10 @@ def load_cifar(
 def cifar10(root: str | os.PathLike, split: str = "train") -> ClassificationDataset:
     """CIFAR-10 (10 classes): ``load_cifar(root, split, "cifar10")``.
 
-    >>> cifar10("data", "test").classes[:2]  # doctest: +SKIP
-    ['airplane', 'automobile']
+    Usage::
+
+        cifar10("data", "test").classes[:2]
+        # ['airplane', 'automobile']
     """
     return load_cifar(root, split, "cifar10")
 
@@ -133,7 +141,9 @@ def cifar10(root: str | os.PathLike, split: str = "train") -> ClassificationData
 def cifar100(root: str | os.PathLike, split: str = "train", label_mode: str = "fine") -> ClassificationDataset:
     """CIFAR-100 (100 fine or 20 coarse classes): ``load_cifar(root, split, "cifar100", label_mode)``.
 
-    >>> len(cifar100("data", "test", label_mode="coarse").classes)  # doctest: +SKIP
-    20
+    Usage::
+
+        len(cifar100("data", "test", label_mode="coarse").classes)
+        # 20
     """
     return load_cifar(root, split, "cifar100", label_mode)

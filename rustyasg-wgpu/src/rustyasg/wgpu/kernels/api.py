@@ -129,10 +129,11 @@ class KernelError(ValueError):
 class KernelBuilder:
     """What kernels get at compile time: device, caches, planners, scratch, launches.
 
-    Example::
+    Example:
 
-        >>> kb = KernelBuilder(get_context())              # doctest: +SKIP
-        >>> kb.groups(1000, 256)                           # doctest: +SKIP
+        >>> from rustyasg.wgpu.device import get_context
+        >>> kb = KernelBuilder(get_context())
+        >>> kb.groups(1000, 256)
         4
     """
 

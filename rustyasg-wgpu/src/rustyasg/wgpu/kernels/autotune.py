@@ -6,10 +6,12 @@ time a problem class is seen. The winner is stored in a JSON file per
 adapter under the user cache directory (``$RUSTYASG_CACHE_DIR`` overrides),
 so later processes skip the timing.
 
-Example::
+Example (``time_fn`` times one candidate on the device; here a table of made-up seconds):
 
-    >>> tuner = Autotuner(ctx, "matmul")                           # doctest: +SKIP
-    >>> tuner.choose("m4096_n4096_k4096", ["a", "b"], time_fn)    # doctest: +SKIP
+    >>> import tempfile
+    >>> from rustyasg.wgpu.device import get_context
+    >>> tuner = Autotuner(get_context(), "matmul", path=Path(tempfile.mkdtemp()) / "choices.json")
+    >>> tuner.choose("m4096_n4096_k4096", ["a", "b"], {"a": 2e-3, "b": 1e-3}.get)
     'b'
 """
 
@@ -95,10 +97,14 @@ class Autotuner:
     (a candidate that raises loses) over ``rounds`` round-robin passes and
     stores the fastest.
 
-    Example::
+    Example (the winner is stored: a second tuner on the same file times nothing):
 
-        >>> t = Autotuner(ctx, "matmul", path=Path("/tmp/t.json"))   # doctest: +SKIP
-        >>> t.choose("small", ["x", "y"], {"x": 2.0, "y": 1.0}.get)   # doctest: +SKIP
+        >>> import tempfile
+        >>> from rustyasg.wgpu.device import get_context
+        >>> path = Path(tempfile.mkdtemp()) / "choices.json"
+        >>> Autotuner(get_context(), "matmul", path=path).choose("small", ["x", "y"], {"x": 2.0, "y": 1.0}.get)
+        'y'
+        >>> Autotuner(get_context(), "matmul", path=path).choose("small", ["x", "y"], {}.__getitem__)
         'y'
     """
 

@@ -8,9 +8,9 @@ hardware adapters and by a size heuristic elsewhere.
 
 Example::
 
-    >>> planner = MatmulPlanner(get_context())                      # doctest: +SKIP
-    >>> launch = planner.launch(a, b, c, M=64, N=64, K=64)          # doctest: +SKIP
-    >>> launch.run()                                                # doctest: +SKIP
+    planner = MatmulPlanner(get_context())
+    launch = planner.launch(a, b, c, M=64, N=64, K=64)
+    launch.run()
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ class MatmulPlanner:
 
     Example::
 
-        >>> planner = MatmulPlanner(ctx)                              # doctest: +SKIP
-        >>> planner.launch(a, b, c, 7, 13, 5).run()                   # doctest: +SKIP
+        planner = MatmulPlanner(ctx)
+        planner.launch(a, b, c, 7, 13, 5).run()
     """
 
     def __init__(self, ctx: Any, pipelines: PipelineCache | None = None, tuner: Autotuner | None = None,
@@ -191,10 +191,12 @@ def matmul_numpy(planner: MatmulPlanner, a: np.ndarray, b: np.ndarray, trans_a: 
     ``a`` is ``(..., M, K)`` (``(..., K, M)`` with ``trans_a``); a 2-D operand
     broadcasts over the other's batch.
 
-    Example::
+    Example:
 
-        >>> matmul_numpy(planner, np.ones((2, 3), np.float32), np.ones((3, 4), np.float32))  # doctest: +SKIP
-        array([[3., 3., 3., 3.], [3., 3., 3., 3.]], dtype=float32)
+        >>> from rustyasg.wgpu.device import get_context
+        >>> matmul_numpy(MatmulPlanner(get_context()), np.ones((2, 3), np.float32), np.ones((3, 4), np.float32))
+        array([[3., 3., 3., 3.],
+               [3., 3., 3., 3.]], dtype=float32)
     """
     a = np.ascontiguousarray(a, np.float32)
     b = np.ascontiguousarray(b, np.float32)

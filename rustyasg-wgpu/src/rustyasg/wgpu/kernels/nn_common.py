@@ -183,7 +183,7 @@ def element_launch(kb: Any, wgsl: str, layout: UniformLayout, values: dict, reso
 
     Example::
 
-        >>> element_launch(kb, src, layout, {"total": 1000}, [x, y], "im2col")   # doctest: +SKIP
+        element_launch(kb, src, layout, {"total": 1000}, [x, y], "im2col")
     """
     return kb.launch(wgsl, resources, kb.groups(values["total"], THREADS), (layout, values), label)
 
