@@ -169,15 +169,19 @@ def _phase_timer(phases: dict):
     return observe.observing(PhaseTimer())
 
 
-def sgemm_gflops(repeat: int = 7, n: int = 1024) -> float:
-    """The best SGEMM rate (GFLOP/s) of numpy's BLAS here, ``n``^3 float32, current thread settings."""
+def sgemm_gflops(seconds: float = 3.0, n: int = 1024) -> float:
+    """The best SGEMM rate (GFLOP/s) of numpy's BLAS here, ``n``^3 float32, current thread settings.
+
+    Products are timed for ``seconds`` and the fastest counts: on a shared machine the
+    neighbours' load only ever slows one down, so the best is the machine's own rate.
+    """
     import numpy as np
 
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     out = np.empty_like(a)
     np.matmul(a, a, out=out)
-    best = float("inf")
-    for _ in range(repeat):
+    best, end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < end:
         t0 = time.perf_counter()
         np.matmul(a, a, out=out)
         best = min(best, time.perf_counter() - t0)
@@ -287,7 +291,12 @@ def main(argv=None):
             records.append(dict(measure(workload, impl, args), floor_ms=floor_ms, sgemm_gflops=gflops,
                                 machine=machine()))
             print(_row(records[-1], records), flush=True)
+    gflops_end = measure_sgemm(args)  # again at the end: the faster of the two is the machine's rate
+    if gflops_end > gflops:
+        for rec in records:
+            rec.update(sgemm_gflops=gflops_end, floor_ms=_floor_ms(rec["workload"], gflops_end))
     print()
+    print(f"sgemm={max(gflops, gflops_end):.0f} GFLOP/s (best of the start and the end of the run)")
     print(table(records))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
