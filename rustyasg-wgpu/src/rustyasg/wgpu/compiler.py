@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from rustyasg.core.compile import ELEMENTWISE, Unit, plan_units, schedule_hints
+from rustyasg.core.compile import ELEMENTWISE, Unit, plan_units
 from rustyasg.core.errors import MissingKernelError
 from rustyasg.core.plugins import load_kernels
 from rustyasg.core.program import Instr, Program
