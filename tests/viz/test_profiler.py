@@ -9,6 +9,7 @@ import time
 import pytest
 
 import rustyasg.core as rg
+from rustyasg.core.backend_api import planned_peak_bytes
 from rustyasg.viz.viewer import resolve_target
 
 
@@ -66,6 +67,7 @@ def test_chrome_trace_kernels_counter_and_compile_slices(tmp_path, mnist):
     counter = [e["args"]["bytes"] for e in events if e.get("ph") == "C"]
     planner = step.compile(*args).memory_report()
     assert max(counter) == planner["live_peak_bytes"] == prof.memory_timeline().peak_bytes
+    assert prof.memory_timeline().peak_bytes == planned_peak_bytes(step.compile(*args))
     compile_names = {e["name"] for e in events if e.get("cat") == "compile"}
     assert {"lower", "backend_compile", "first_run", "cache_miss", "cache_hit", "pass:cse"} <= compile_names
     table = prof.compile_table()
@@ -102,6 +104,11 @@ def test_wgpu_launches_are_timed(mnist):
     assert any(e.op == "matmul" for e in prof.kernels)
     for k, run in enumerate(prof.runs):
         assert sum(e.seconds for e in prof.kernels if e.run == k) <= run.seconds
+    # The same planner's timeline as on cpu: one entry per launch, its peak the planned peak.
+    tl = prof.memory_timeline()
+    assert len(tl.live_bytes) == launches and tl.peak_bytes == planned_peak_bytes(step.compile(*args))
+    assert sum(b for _, _, b, _ in tl.peak_values) == tl.peak_bytes
+    assert tl.peak_bytes <= tl.allocated_bytes == step.compile(*args).memory_report()["plan_bytes"]
 
 
 @pytest.mark.slow

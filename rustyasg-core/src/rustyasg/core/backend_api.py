@@ -8,6 +8,13 @@ its op modules freely. What is here:
   compiler kit's :func:`plan_units` with :data:`ELEMENTWISE`/:data:`REDUCTION` roles and the
   :class:`Plan`/:class:`Unit` it writes to ``program.plan`` (fusion groups, order), and
   :func:`plan_updates` (which variable updates are written in place, which are copied after).
+- **Memory planning**: a backend declares its :class:`MemoryLayout` (alignment; one arena of
+  offsets, or pooled buffers by size class) and which values share storage (``root_of``:
+  free views, in-place updates), passes its scheduled :class:`Step` s to :func:`plan_memory`
+  and stores the :class:`MemoryPlan` (lifetimes, :class:`BufferSlot` s, live bytes per step)
+  as ``program.plan.memory``. :func:`planned_peak_bytes` reads a compiled program's peak:
+  the most bytes its buffers take at one step, the number the profiler's memory timeline
+  shows (for memory-saving passes such as gradient checkpointing or mixed precision).
 - **Backends and kernels**: :class:`Backend`, :class:`Executable`, the ``hookimpl`` marker for
   ``rustyasg_register_kernels``/``_ops``/``_passes``, :data:`KERNELS` and :func:`load_kernels`
   (kernel registration and lookup), :data:`OPS` and the op-declaration types,
@@ -31,6 +38,8 @@ Example:
 from __future__ import annotations
 
 from .compile import ELEMENTWISE, REDUCTION, Plan, Unit, UpdatePlan, plan_units, plan_updates, schedule
+from .compile.memory import (BufferSlot, MemoryLayout, MemoryPlan, Step, last_reads, liveness, plan_memory,
+                             planned_peak_bytes)
 from .compile.shape_algebra import outer_reduced_inner, reduced_shape, sum_to_axes
 from .errors import MissingKernelError
 from .executor import Backend, Executable
@@ -50,6 +59,8 @@ __all__ = [
     # program and plan
     "Instr", "Program", "Plan", "Unit", "plan_units", "schedule", "ELEMENTWISE", "REDUCTION", "UpdatePlan",
     "plan_updates",
+    # memory planning
+    "MemoryLayout", "Step", "BufferSlot", "MemoryPlan", "last_reads", "liveness", "plan_memory", "planned_peak_bytes",
     # backends and kernels
     "Backend", "Executable", "hookimpl", "KERNELS", "load_kernels", "OPS", "OpDef", "Attr", "Example", "InputSpec",
     "TensorType", "MissingKernelError",

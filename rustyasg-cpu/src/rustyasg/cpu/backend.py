@@ -51,8 +51,8 @@ class CpuBackend(Backend):
 
     def memory_slots(self, executable):
         """Arena offsets of planned buffers; updates written in place name their variable."""
-        offsets = executable.__dict__.get("_offsets", {})
-        slots = {k: f"arena+{off}" for k, off in offsets.items() if isinstance(k, int)}
+        memory = executable.program.plan.memory
+        slots = {k: f"arena+{b.slot}" for k, b in memory.buffers.items() if isinstance(k, int)}
         for var, vid in executable.program.updates:
             if vid not in slots:
                 slots[vid] = f"in place: variable {var.name or var.id}"

@@ -8,9 +8,11 @@ Compilation (once per input signature):
 2. a probe pass finds which results are views (reshape, transpose, slice ...)
    and which strided views must be copied before a kernel that needs
    C-contiguous operands;
-3. lifetimes are computed per storage root; optimizer updates are written in
-   place into the variable when nothing reads the old value afterwards;
-4. every buffer gets an offset in one arena (:mod:`.memory`);
+3. optimizer updates are written in place into the variable when nothing reads
+   the old value afterwards (the compiler kit's :func:`plan_updates`);
+4. the compiler kit's planner (:func:`plan_memory`) computes buffer lifetimes over
+   the steps that run and gives every buffer an offset in one arena (the cpu's
+   :data:`~.memory.LAYOUT`); the plan is ``program.plan.memory``;
 5. each unit is bound to its arrays, giving a zero-argument callable.
 
 Running is then: copy the inputs into their buffers, call each callable, copy
@@ -31,15 +33,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from rustyasg.core.backend_api import MissingKernelError, plan_updates
+from rustyasg.core.backend_api import MissingKernelError, Step, last_reads, plan_memory, plan_updates
 from rustyasg.core.executor import Executable
 
 from .fused import GroupKernel, build_kernel
 from .fusion import cpu_plan
 from .kernels.protocol import Impl
-from .memory import Buffer, allocate, buffer_view, plan_arena
-
-END = 1 << 60  # "alive until the end of the call"
+from .memory import LAYOUT, allocate, buffer_view
 
 
 @dataclass
@@ -103,7 +103,9 @@ class _Builder:
 
     # -- 1/2. units, in the plan's order ------------------------------------------------------
     def _units(self) -> List[Unit]:
-        plan = self.program.plan or cpu_plan(self.program, fuse=False, table=self.table)
+        if self.program.plan is None:
+            self.program.plan = cpu_plan(self.program, fuse=False, table=self.table)
+        plan = self.program.plan
         units, missing = [], {}
         for pu in plan.units:
             members = [self.by_id[m] for m in pu.members]
@@ -191,24 +193,19 @@ class _Builder:
         self.probes = probes
         return final
 
-    # -- 4. lifetimes and in-place updates -------------------------------------------------------
-    def _lifetimes(self, units: List[Unit]):
-        last = {}
-        for step, u in enumerate(units):
-            for i in u.ins:
-                r = self.root[i]
-                last[r] = max(last.get(r, -1), step)
-        for o in self.program.outputs:
-            last[self.root[o]] = END
-        self.last = last
-        self.step_of = {o: k for k, u in enumerate(units) for o in u.outs}
+    # -- 4. in-place updates ------------------------------------------------------------------------
+    def _runs(self, u: Unit) -> bool:
+        """Whether ``u`` is a step of the run loop (views and constants are bound once)."""
+        return u.kind != "constant" and not (u.kind == "single" and u.outs[0] in self.view_of)
 
-    def _inplace_updates(self, units: List[Unit]):
+    def _inplace_updates(self, steps: List[Unit]):
         """Which updates write the variable directly: the compiler kit's rule (:func:`plan_updates`)."""
+        step_of = {o: k for k, u in enumerate(steps) for o in u.outs}
+        last = last_reads([Step(u.ins) for u in steps], self.root.get)
         plan = plan_updates(
-            [(var.id, vid) for var, vid in self.program.updates], step_of=self.step_of.get, root_of=self.root.get,
-            last_read=self.last.get, outputs={self.root[o] for o in self.program.outputs},
-            reads_in_place=lambda step, V: self._identity_reads(units[step], V),
+            [(var.id, vid) for var, vid in self.program.updates], step_of=step_of.get, root_of=self.root.get,
+            last_read=last.get, outputs={self.root[o] for o in self.program.outputs},
+            reads_in_place=lambda step, V: self._identity_reads(steps[step], V),
             unchanged=lambda V, vid: vid == V)
         self.inplace: Dict[Any, int] = plan.in_place   # value key -> variable instr id it is written into
         self.deferred: List[tuple] = plan.deferred     # (variable instr id, value key)
@@ -222,8 +219,6 @@ class _Builder:
                 self.probes[key] = np.empty(self.probes[vid].shape, self.probes[vid].dtype)
                 self.root[key] = key
                 self.deferred[k] = (V, key)
-        for V, vid in self.deferred:
-            self.last[self.root[vid]] = END
 
     def _identity_reads(self, unit: Unit, V) -> bool:
         """True when ``unit`` reads the variable only element-for-element (safe in place)."""
@@ -245,49 +240,31 @@ class _Builder:
 
     # -- 5/6. allocate and bind --------------------------------------------------------------------
     def build(self):
-        units = self._units()
-        units = self._probe(units)
-        self._lifetimes(units)
-        self._inplace_updates(units)
-        if self.snapshots:
-            units = self.snapshots + units
-            self._lifetimes(units)
-            for V, vid in self.deferred:
-                self.last[self.root[vid]] = END
+        units = self._probe(self._units())
+        self._inplace_updates([u for u in units if self._runs(u)])
+        units = self.snapshots + units
+        steps = [u for u in units if self._runs(u)]
         program = self.program
-        used_inputs = [(k, iid) for k, iid in enumerate(program.inputs)
-                       if iid in self.last or iid in program.outputs]
-        buffers, scratch_keys = [], []
-        for iid in {iid for _, iid in used_inputs}:
-            buffers.append(Buffer(iid, -1, self.last.get(iid, -1), self.probes[iid].nbytes))
-        for step, u in enumerate(units):
-            if u.kind == "constant":
-                continue
-            for o in u.outs:
-                if o in self.inplace or o in self.view_of:
-                    continue
-                buffers.append(Buffer(o, step, max(self.last.get(o, step), step), self.probes[o].nbytes))
-            if u.impl is not None:
-                for j, (shape, dtype) in enumerate(u.impl.scratch):
-                    key = ("scratch", step, j)
-                    scratch_keys.append((key, shape, dtype))
-                    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-                    buffers.append(Buffer(key, step, step, nbytes))
-        plan = plan_arena(buffers)
-        arena = allocate(plan.total)
+        memory = plan_memory(
+            [Step(u.ins, u.outs, tuple(_nbytes(shape, dtype) for shape, dtype in
+                                       (u.impl.scratch if u.impl is not None else ()))) for u in steps],
+            lambda r: self.probes[r].nbytes, LAYOUT, root_of=lambda v: self.inplace.get(self.root[v], self.root[v]),
+            inputs=program.inputs, keep=list(program.outputs) + [vid for _, vid in self.deferred],
+            resident=self.resident)
+        program.plan.memory = memory
+        arena = allocate(memory.total_bytes)
         arrays: Dict[Any, np.ndarray] = {}
         for ins in program.instrs:
             if ins.op in ("variable", "constant"):
                 arrays[ins.id] = self.probes[ins.id]
-        for b in buffers:
-            if isinstance(b.key, tuple) and b.key[0] == "scratch":
-                continue
-            p = self.probes[b.key]
-            arrays[b.key] = buffer_view(arena, plan.offsets[b.key], p.shape, p.dtype)
+        for b in memory.buffers.values():
+            if not (isinstance(b.key, tuple) and b.key[0] == "scratch"):
+                p = self.probes[b.key]
+                arrays[b.key] = buffer_view(arena, b.slot, p.shape, p.dtype)
         for vid, V in self.inplace.items():
             arrays[vid] = self.resident[V]
-        steps, labels = [], []
-        for step, u in enumerate(units):
+        bound, labels = [], []
+        for u in units:
             if u.kind == "constant":
                 arrays[u.outs[0]] = self.probes[u.outs[0]]
                 continue
@@ -298,27 +275,27 @@ class _Builder:
             if u.kind == "group":
                 mapping = {orig: arrays[key] for orig, key in zip(u.group.inputs, u.ins)}
                 mapping.update({o: arrays[o] for o in u.outs})
-                steps.append(u.group.bound(mapping))
+                bound.append(u.group.bound(mapping))
             else:
-                scratch = [buffer_view(arena, plan.offsets[key], shape, dtype)
-                           for key, shape, dtype in scratch_keys if key[1] == step]
-                steps.append(u.impl.bound([arrays[i] for i in u.ins] + [arrays[u.outs[0]]] + scratch))
+                scratch = [buffer_view(arena, memory.buffers[("scratch", len(bound), j)].slot, shape, dtype)
+                           for j, (shape, dtype) in enumerate(u.impl.scratch)]
+                bound.append(u.impl.bound([arrays[i] for i in u.ins] + [arrays[u.outs[0]]] + scratch))
             labels.append(f"{u.label}({', '.join(_name(i) for i in u.ins)}) -> {', '.join(_name(o) for o in u.outs)}")
+        used_inputs = [(k, iid) for k, iid in enumerate(program.inputs) if iid in memory.buffers]
         exe = self.exe
         exe._input_copies = [(k, arrays[iid]) for k, iid in used_inputs]
-        exe._steps = steps
+        exe._steps = bound
         exe._outputs = [arrays[o] for o in program.outputs]
         exe._deferred = [(self.resident[V], arrays[vid]) for V, vid in self.deferred]
         exe._labels = labels
         exe._groups = [u.group for u in units if u.kind == "group"]
         exe._arena = arena
-        exe._offsets = plan.offsets  # where each buffer lives in the arena (the viewer shows it)
         exe._report = {
-            "arena_bytes": int(plan.total),
-            "naive_bytes": int(plan.naive),
-            "live_peak_bytes": int(plan.live_peak),
-            "buffers": len(buffers),
-            "steps": len(steps),
+            "arena_bytes": int(memory.total_bytes),
+            "naive_bytes": int(memory.naive_bytes),
+            "live_peak_bytes": int(memory.peak_bytes),
+            "buffers": len(memory.buffers),
+            "steps": len(bound),
             "fused_groups": sum(1 for u in units if u.kind == "group"),
             "views": len(self.view_of),
             "copies": sum(1 for u in units if u.kind == "copy"),
@@ -332,6 +309,10 @@ def _copy_bind(src, out):
     import functools
 
     return functools.partial(np.copyto, out, src)
+
+
+def _nbytes(shape, dtype) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
 def _name(key) -> str:

@@ -35,15 +35,10 @@ _IDS = re.compile(r"%(\d+)")
 
 def _group_members(program) -> Dict[int, Tuple[int, ...]]:
     """Written value id -> all member ids of the fused group that writes it."""
-    plan = getattr(program, "plan", None)
-    if plan is not None:
-        groups = [(u.members, u.writes) for u in plan.units if u.kind == "fused"]
-    else:
-        groups = getattr(program, "cpu_groups", None) or []
     out = {}
-    for members, writes in groups:
-        for w in writes:
-            out[w] = tuple(members)
+    for u in program.plan.groups:
+        for w in u.writes:
+            out[w] = tuple(u.members)
     return out
 
 

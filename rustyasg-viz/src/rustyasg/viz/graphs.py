@@ -286,15 +286,11 @@ def _only_for_updates(t: Tensor, function) -> bool:
 
 def _groups(program) -> Dict[int, tuple]:
     """Instruction id -> (group number, materialized) for members of fused groups."""
-    plan = getattr(program, "plan", None)
-    if plan is not None:
-        groups = [(u.members, u.writes) for u in plan.units if u.kind == "fused"]
-    else:
-        groups = getattr(program, "cpu_groups", None) or getattr(program, "wgpu_groups", None) or []
+    plan = getattr(program, "plan", None)  # None: a backend that plans no units (the reference)
     out = {}
-    for k, (members, writes) in enumerate(groups):
-        w = set(writes)
-        for m in members:
+    for k, u in enumerate(plan.groups if plan is not None else ()):
+        w = set(u.writes)
+        for m in u.members:
             out[m] = (k, m in w)
     return out
 

@@ -42,7 +42,6 @@ from rustyasg.core.shapes import format_shape
 from .graphs import common_module_path
 
 LEAVES = ("input", "variable", "constant")
-ALIGN = 64  # the cpu planner's buffer alignment (sizes in the timeline are rounded like its buffers)
 
 
 @dataclass
@@ -82,11 +81,14 @@ class CompileEvent:
 class MemoryTimeline:
     """Live bytes at each schedule step of one compiled program.
 
-    A value is live from the step that writes it to the last step that reads it (inputs from
-    the start, outputs to the end); variables and constants are resident state, counted in
-    ``resident_bytes``. ``planner`` is the backend's own memory report for comparison
-    (its arena rounds sizes up and adds scratch buffers), ``rss_bytes`` the process's
-    resident memory measured after the last run.
+    Read from the compiler kit's buffer planner (``program.plan.memory``, one timeline for
+    every backend): a buffer is live from the step that writes it to the last step that reads
+    it (inputs from the start, outputs to the end), its size as placed (aligned, size class),
+    scratch during its step; views and in-place updates share their base's buffer. Variables
+    and constants are resident state, counted in ``resident_bytes``. ``peak_bytes`` equals
+    :func:`rustyasg.core.backend_api.planned_peak_bytes`; ``allocated_bytes`` is what the
+    placement allocates (the arena, or the pooled buffers). ``planner`` is the backend's
+    memory report, ``rss_bytes`` the process's resident memory measured after the last run.
     """
 
     function: str
@@ -98,6 +100,7 @@ class MemoryTimeline:
     resident_bytes: int
     planner: Dict[str, Any]
     rss_bytes: int
+    allocated_bytes: int = 0
 
     def plot(self, path: Optional[str] = None):
         """A matplotlib figure of the timeline (saved to ``path`` when given)."""
@@ -108,12 +111,12 @@ class MemoryTimeline:
 
         fig, ax = plt.subplots(figsize=(9, 3.5))
         mib = [b / 2**20 for b in self.live_bytes]
-        ax.step(range(len(mib)), mib, where="post", label="live intermediate values")
+        ax.step(range(len(mib)), mib, where="post", label="live buffers")
         ax.axhline(self.peak_bytes / 2**20, color="#e4572e", ls="--", lw=1,
                    label=f"peak {self.peak_bytes / 2**20:.2f} MiB at step {self.peak_step}")
-        if self.planner.get("arena_bytes"):
-            ax.axhline(self.planner["arena_bytes"] / 2**20, color="#555", ls=":", lw=1,
-                       label=f"planned arena {self.planner['arena_bytes'] / 2**20:.2f} MiB")
+        if self.allocated_bytes:
+            ax.axhline(self.allocated_bytes / 2**20, color="#555", ls=":", lw=1,
+                       label=f"planned allocation {self.allocated_bytes / 2**20:.2f} MiB")
         ax.set_xlabel("schedule step")
         ax.set_ylabel("MiB")
         ax.set_title(f"{self.function}: memory timeline (process RSS {self.rss_bytes / 2**20:.0f} MiB)")
@@ -244,60 +247,23 @@ class Profile(observe.Observer):
             self._timelines[key].rss_bytes = _rss()
             return
         infos = _infos_of(exe)
-        if infos is None:
+        memory = getattr(getattr(exe.program, "plan", None), "memory", None)
+        if infos is None or memory is None:
             return
         meta = self._node_meta(function, exe)
-        by_id = exe.program.by_id()
-        n = len(infos)
-        # Like the planner: a value is live from the step writing it (inputs: from the start) to the
-        # last step reading it or any view of it (outputs: to the end). Updates written in place
-        # live in the variable's memory; views share their base's buffer; sizes are rounded to
-        # the planner's 64-byte alignment.
-        in_place = {vid for _, vid in exe.program.updates}
-        written = {w for info in infos for w in info.writes if w not in in_place}
-        first: Dict[int, int] = {i: 0 for i in exe.program.inputs}
-        for k, info in enumerate(infos):
-            for w in info.writes:
-                if w in written:
-                    first.setdefault(w, k)
-
-        def root(v):
-            seen = 0
-            while v not in first and seen < 64:
-                ins = by_id.get(v)
-                if ins is None or not ins.inputs:
-                    return None
-                v, seen = ins.inputs[0], seen + 1
-            return v if v in first else None
-
-        last: Dict[int, int] = dict(first)
-        for k, info in enumerate(infos):
-            for r in info.reads:
-                b = root(r)
-                if b is not None:
-                    last[b] = max(last[b], k)
-        for o in exe.program.outputs:
-            b = root(o)
-            if b is not None:
-                last[b] = n - 1
-        live = [0] * n
-        values: Dict[int, Tuple[int, int, int]] = {}
-        for v, s in first.items():
-            ins = by_id.get(v)
-            if ins is None or ins.op in ("variable", "constant"):
-                continue
-            e = last.get(v, s)
-            size = -(-max(ins.nbytes, 1) // ALIGN) * ALIGN
-            values[v] = (s, e, size)
-            for k in range(s, e + 1):
-                live[k] += size
-        peak_step = max(range(n), key=live.__getitem__) if n else 0
-        peak = live[peak_step] if n else 0
-        at_peak = sorted(((v, meta[v][0], b, meta[v][1]) for v, (s, e, b) in values.items() if s <= peak_step <= e),
-                         key=lambda r: -r[2])
+        # The planner's own timeline (rustyasg.core.compile.plan_memory), one entry per planned
+        # step; a step that makes several launches shows its live bytes at each of them.
+        steps = _planned_steps(infos, exe.program.plan, len(memory.live_bytes))
+        live = [memory.live_bytes[k] for k in steps]
+        peak_step = max(range(len(live)), key=live.__getitem__) if live else 0
+        peak = live[peak_step] if live else 0
+        at_peak = [(b.key, meta[b.key][0], b.size, meta[b.key][1]) if b.key in meta
+                   else (-1, str(b.key[0]), b.size, "")  # scratch, copies made by the backend
+                   for b in (memory.live_at(steps[peak_step]) if live else ())]
         resident = sum(i.nbytes for i in exe.program.instrs if i.op in ("variable", "constant"))
         self._timelines[key] = MemoryTimeline(function.name or "function", [i.label for i in infos], live, peak,
-                                              peak_step, at_peak, resident, dict(exe.memory_report()), _rss())
+                                              peak_step, at_peak, resident, dict(exe.memory_report()), _rss(),
+                                              memory.total_bytes)
 
     # -- results -------------------------------------------------------------------------------
     def memory_timeline(self, function: Optional[str] = None) -> MemoryTimeline:
@@ -447,6 +413,18 @@ class Profile(observe.Observer):
             json.dump(self.chrome_trace(), f)
         os.replace(tmp, path)
         return path
+
+
+def _planned_steps(infos, plan, n: int) -> List[int]:
+    """The planner's step of each executed kernel: its unit's position in the plan, found by the
+    unit's members; one step per kernel when the backend runs exactly the planned steps."""
+    unit_of = {tuple(u.members): k for k, u in enumerate(plan.units)} if len(plan.units) == n else {}
+    steps = [unit_of.get(tuple(i.nodes)) for i in infos]
+    if None in steps:
+        if len(infos) != n:
+            raise RuntimeError(f"memory timeline: {len(infos)} kernels do not match the {n} planned steps")
+        return list(range(n))
+    return steps
 
 
 def _infos_of(exe) -> Optional[list]:

@@ -1,11 +1,13 @@
-"""Buffer assignment for a compiled step: liveness-based reuse, in-place variable updates.
+"""GPU buffers of a compiled step, from the compiler kit's memory plan; in-place variable updates.
 
-Walking the scheduled units in order, each value a unit writes gets a buffer from a
-free list of size classes (:func:`~rustyasg.wgpu.buffers.size_class`); after the unit,
-buffers whose last reader it was go back to the list. Values that leave the step
-(outputs, update values) stay live to the end. Leaves are not planned: inputs get one
-persistent buffer each (rewritten every run), variables use their resident buffer,
-constants are uploaded once.
+The compiler kit plans the buffers (:func:`rustyasg.core.compile.plan_memory`, pooled
+layout: whole buffers by size class, :func:`~rustyasg.wgpu.buffers.bindable_size`,
+since bind groups bind whole buffers): walking the scheduled units, a value takes a
+free buffer of its class once the last reader of the previous value ran. Inputs are
+planned too (rewritten every run, their buffer reused once read); values that leave
+the step (outputs, update values) stay live to the end. This module creates one GPU
+buffer per pooled slot; variables use their resident buffer, constants are uploaded
+once.
 
 A variable's new value is written straight into the variable's buffer ("in place")
 when the compiler kit's rule allows it (:func:`rustyasg.core.compile.plan_updates`: the
@@ -23,12 +25,11 @@ Example::
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from rustyasg.core.backend_api import plan_updates
+from rustyasg.core.backend_api import MemoryLayout, Step, last_reads, plan_memory, plan_updates
 
 from .buffers import _usage_storage, bindable_size, upload
 
@@ -86,30 +87,20 @@ class MemoryPlan:
         return ins.size * self.c.storage[v].itemsize
 
     # -- planning --------------------------------------------------------------------------------
+    def layout(self) -> MemoryLayout:
+        """What this backend declares to the planner: pooled buffers of bindable size classes."""
+        return MemoryLayout(alignment=16, pooled=True, size_class=lambda n: bindable_size(max(n, 4), self.ctx))
+
     def assign(self) -> None:
         c, prog = self.c, self.c.program
         base = c.base
-        backend = c.backend
-        for iid in prog.inputs:
-            ins = c.by_id.get(iid)
-            if ins is None:  # an input the passes found unused
-                self.inputs.append(None)
-                continue
-            buf = self._new_buffer(self.nbytes(iid), f"input {ins.name}")
-            self.input_bytes += buf.size
-            self._buffers[iid] = buf
-            self.inputs.append((buf, c.storage[iid], ins.shape))
+        var_ids = {var.id: iid for iid, var in prog.variables.items()}
         for iid, var in prog.variables.items():
-            self._buffers[iid] = backend.resident(var).buffer
-
-        readers: Dict[int, List[int]] = defaultdict(list)
-        for k, u in enumerate(self.units):
-            for v in u.reads:
-                readers[base[v]].append(k)
+            self._buffers[iid] = c.backend.resident(var).buffer
+        steps = [Step(u.reads, u.writes) for u in self.units]
+        last = last_reads(steps, base.get)
         produced_by = {m: k for k, u in enumerate(self.units) for m in u.writes}
         out_bases = {base[o] for o in prog.outputs}
-        update_bases = [base[vid] for _, vid in prog.updates]
-        var_ids = {var.id: iid for iid, var in prog.variables.items()}
 
         # In-place updates: the compiler kit's rule; a fused kernel reading the variable at the
         # output's own shape reads it element for element.
@@ -119,33 +110,27 @@ class MemoryPlan:
 
         updates = plan_updates(
             [(var_ids[var.id], base[vid]) for var, vid in prog.updates], step_of=produced_by.get,
-            root_of=lambda b: b, last_read=lambda vb: max(readers[vb]) if readers.get(vb) else None,
-            outputs=out_bases, reads_in_place=reads_in_place, writable=lambda k: self.units[k].kind == "fused")
-        for b, vb in updates.in_place.items():
-            self.in_place[b] = vb
-            self._buffers[b] = self._buffers[vb]
-
-        # Liveness-based assignment of everything else units write.
-        last_use = {b: max(ks) for b, ks in readers.items()}
-        keep = out_bases | set(update_bases)
-        free: Dict[int, List[Any]] = defaultdict(list)
-        for k, u in enumerate(self.units):
-            for w in u.writes:
-                if w in self._buffers:
-                    continue
-                cls = bindable_size(max(self.nbytes(w), 4), self.ctx)
-                if free[cls]:
-                    self._buffers[w] = free[cls].pop()
-                else:
-                    self._buffers[w] = self._new_buffer(cls, "plan")
-                    self.plan_bytes += cls
-            dead = [w for w in u.writes if w not in keep and w not in last_use]
-            dead += [b for b in set(base[v] for v in u.reads) if last_use.get(b) == k]
-            for b in dead:
-                if b in keep or b in self.in_place or b not in produced_by:
-                    continue
-                buf = self._buffers[b]
-                free[buf.size].append(buf)
+            root_of=lambda b: b, last_read=last.get, outputs=out_bases, reads_in_place=reads_in_place,
+            writable=lambda k: self.units[k].kind == "fused")
+        self.in_place.update(updates.in_place)
+        inputs = [iid for iid in prog.inputs if iid in c.by_id]
+        memory = plan_memory(steps, self.nbytes, self.layout(),
+                             root_of=lambda v: self.in_place.get(base[v], base[v]), inputs=inputs,
+                             keep=out_bases | {base[vid] for _, vid in prog.updates}, resident=set(prog.variables))
+        prog.plan.memory = memory
+        pool = [self._new_buffer(size, "plan") for size in memory.pool_sizes]
+        self.plan_bytes = memory.total_bytes
+        for b in updates.in_place:
+            self._buffers[b] = self._buffers[self.in_place[b]]
+        for key, slot in memory.buffers.items():
+            self._buffers[key] = pool[slot.slot]
+        for iid in prog.inputs:
+            ins = c.by_id.get(iid)
+            if iid not in memory.buffers:  # an input the program does not use
+                self.inputs.append(None)
+                continue
+            self.input_bytes += memory.buffers[iid].size
+            self.inputs.append((self._buffers[iid], c.storage[iid], ins.shape))
 
         # Copies after the compute pass: snapshots of variables another update reads, then updates.
         snap: Dict[int, Any] = {}

@@ -3,7 +3,10 @@
 A backend reads ``program.plan``: the units it must run, in order. A unit is one
 kernel launch's worth of work: a single instruction, or a fused group of
 instructions computed in one loop nest. Only what a unit *writes* is
-materialized; the other members of a fused group live in registers.
+materialized; the other members of a fused group live in registers. Once the
+backend compiled the program, ``plan.memory`` holds where its buffers live
+(:class:`~rustyasg.core.compile.memory.MemoryPlan`: lifetimes, slots, the
+live bytes per step).
 
 Example:
     >>> u = Unit("fused", [3, 4], shape=(2, 3), reads=[1, 2], writes=[4])
@@ -14,7 +17,9 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
+
+from .memory import MemoryPlan
 
 
 @dataclass
@@ -46,9 +51,11 @@ class Unit:
 
 @dataclass
 class Plan:
-    """Units in execution order (every unit follows the units it reads from)."""
+    """Units in execution order (every unit follows the units it reads from); ``memory``:
+    the buffer plan the backend made for them (``None`` until it compiled the program)."""
 
     units: List[Unit]
+    memory: Optional[MemoryPlan] = None
 
     @property
     def groups(self) -> List[Unit]:
