@@ -25,6 +25,8 @@ from .function import Function, evaluate, function, jit
 from .functional import (arange, dropout, expand, expand_dims, flatten, narrow, ones, ones_like, permute,  # noqa: F401
                          reshape, split, squeeze, stack, std, transpose, unsqueeze, unstack, zeros, zeros_like)
 from .graph import Tensor, Variable, apply, as_tensor, constant, input, variable
+from .movement_functions import *  # noqa: F401,F403
+from .einsum_lowering import einsum
 from .ops import *  # noqa: F401,F403
 from .ops import matmul, max, min, pow, round, slice_, sum  # noqa: A004 - numpy-style names
 from .functional import permute, reshape, transpose  # noqa: F811  (user forms over the raw op builders)

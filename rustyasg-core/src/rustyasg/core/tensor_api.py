@@ -41,7 +41,7 @@ def _getitem(x: Tensor, key):
         raise IndexError(f"too many indices ({used}) for {x.describe()}")
     key = key + (slice(None),) * (x.ndim - used)
 
-    starts, stops, steps, out_shape, advanced = [], [], [], [], None
+    starts, stops, steps, out_shape, advanced = [], [], [], [], []
     axis = 0
     for k in key:
         if k is None:
@@ -63,35 +63,79 @@ def _getitem(x: Tensor, key):
             steps.append(1 if k.step is None else int(k.step))
             out_shape.append(("keep", axis))
         else:
-            if advanced is not None:
-                raise IndexError("only one integer-array index is supported; chain take() for more")
             idx = as_tensor(k) if not isinstance(k, Tensor) else k
             if idx.dtype == dtypes.bool_:
                 raise IndexError("boolean-mask indexing gives a data-dependent shape; use where() instead")
             if idx.dtype not in (dtypes.int32, dtypes.int64):
                 raise IndexError(f"array indices must be integers, got {idx.dtype}")
-            advanced = (axis, idx)
+            advanced.append((axis, idx))
             starts.append(0), stops.append(None), steps.append(1)
             out_shape.append(("adv", axis))
         axis += 1
     y = x
     if any((a, b, s) != (0, None, 1) for a, b, s in zip(starts, stops, steps)):
         y = ops.slice_(y, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
-    # Integer indexing drops axes; None adds them; the array index gathers.
-    shape, adv_pos = [], None
+    # Integer indexing drops axes; None adds them; the array indices gather.
+    shape, adv_pos = [], []
     for entry in out_shape:
         if entry[0] == "new":
             shape.append(1)
         elif entry[0] == "keep":
             shape.append(y.shape[entry[1]])
         elif entry[0] == "adv":
-            adv_pos = len(shape)
+            adv_pos.append(len(shape))
             shape.append(y.shape[entry[1]])
     if tuple(shape) != tuple(y.shape):
         y = ops.reshape(y, shape=tuple(shape))
-    if advanced is not None:
-        y = ops.take(y, advanced[1], axis=adv_pos)
+    if len(advanced) == 1:
+        y = ops.take(y, advanced[0][1], axis=adv_pos[0])
+    elif advanced:
+        # PyTorch's rule (numpy's, with integers as plain selections): arrays on adjacent axes put
+        # the broadcast index axes in their place, arrays apart put them first.
+        apart = adv_pos[-1] - adv_pos[0] + 1 != len(adv_pos)
+        y = _gather_advanced(y, adv_pos, [i for _, i in advanced], apart)
     return y
+
+
+def _gather_advanced(y: Tensor, positions, indices, apart: bool) -> Tensor:
+    """Several integer arrays (numpy advanced indexing): broadcast them, fold them into one flat index
+    over the indexed axes (moved together), and ``take`` once."""
+    sizes = [y.shape[p] for p in positions]
+    if any(isinstance(n, Dim) for n in sizes):
+        raise IndexError("array indices along symbolic dimensions; use take()")
+    try:
+        bshape = np.broadcast_shapes(*[tuple(i.shape) for i in indices])
+    except ValueError:
+        raise IndexError("shape mismatch: index arrays of shapes " + ", ".join(str(tuple(i.shape)) for i in indices)
+                         + " cannot be broadcast together") from None
+    at = 0 if apart else positions[0]
+    rest = [a for a in range(y.ndim) if a not in positions]
+    order = rest[:at] + list(positions) + rest[at:]
+    if order != list(range(y.ndim)):
+        y = ops.transpose(y, axes=tuple(order))
+    total = int(np.prod(sizes, dtype=np.int64))
+    merged = tuple(y.shape[:at]) + (total,) + tuple(y.shape[at + len(positions):])
+    y = ops.reshape(y, shape=merged)
+    flat, invalid, stride = None, None, total
+    for idx, n in zip(indices, sizes):
+        stride //= max(n, 1)
+        if idx.op == "constant":
+            values = idx.attrs["value"]
+            if values.size and (values.min() < -n or values.max() >= n):
+                bad = values[(values < -n) | (values >= n)].reshape(-1)[0]
+                raise IndexError(f"index {int(bad)} is out of bounds for an axis of size {n}")
+            term = constant(np.mod(values, max(n, 1)).astype(np.int64) * stride)
+        else:
+            idx = idx.astype(dtypes.int64)
+            wrapped = ops.where(idx < 0, idx + n, idx)
+            bad = ops.logical_or(wrapped < 0, wrapped >= n)
+            invalid = bad if invalid is None else ops.logical_or(invalid, bad)
+            term = wrapped * stride
+        term = ops.broadcast_to(term, shape=bshape) if tuple(term.shape) != tuple(bshape) else term
+        flat = term if flat is None else flat + term
+    if invalid is not None:  # an index outside its own axis must not land on another element
+        flat = ops.where(invalid, -(total + 1), flat)
+    return ops.take(y, flat, axis=at)
 
 
 @builder("transpose")

@@ -160,7 +160,8 @@ class _Builder:
                 if v is not None:
                     key = u.outs[0]
                     probes[key] = v
-                    base = next((i for i in u.ins if np.may_share_memory(v, probes[i])), None)
+                    # an empty view shares no memory with anything: it is a view of its first operand
+                    base = next((i for i in u.ins if v.size == 0 or np.may_share_memory(v, probes[i])), None)
                     self.root[key] = self.root[base] if base is not None else key
                     self.view_of[key] = (u.impl.view, list(u.ins))
                     if base is None and any(getattr(self.by_id.get(self.root[i]), "op", None) != "constant"

@@ -18,5 +18,6 @@ from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_m
 from .movement import (concat, flip, gather, one_hot, pad, reshape, scatter_add, slice_, take,  # noqa: F401
                        take_grad, transpose, zeros_like_shape)
 from .random import random_normal, random_uniform  # noqa: F401
+from .scatter_ops import scatter_reduce_op  # noqa: F401
 from .reduce import (argmax, argmin, broadcast_to, dim_size, log_softmax, logsumexp, max, mean, min,  # noqa: F401
                      prod, softmax, sum, sum_to, var)

@@ -210,8 +210,11 @@ pad_op = defop("pad", infer=_pad_infer, reference=_pad_ref, grad=_pad_grad,
 
 
 @builder("pad")
-def pad(x, pad_width, value: float = 0.0, name=None):
-    """Constant padding; ``pad_width`` lists (before, after) per axis, numpy order.
+def pad(x, pad_width, value: float = 0.0, name=None, mode: str = "constant"):
+    """Padding; ``pad_width`` lists (before, after) per axis, numpy order.
+
+    ``mode`` is ``"constant"`` (``value``), ``"reflect"``, ``"replicate"`` or ``"circular"``
+    (see :func:`rustyasg.core.movement_functions.pad_mode`).
 
     A negative width crops that many elements, as in ``torch.nn.functional.pad``: the
     positive widths are a ``pad`` op and the crop a slice of its result (in that order, so
@@ -224,6 +227,10 @@ def pad(x, pad_width, value: float = 0.0, name=None):
     from ..graph import as_tensor
 
     x = as_tensor(x)
+    if mode != "constant":
+        from ..movement_functions import pad_mode
+
+        return pad_mode(x, pad_width, mode)
     widths = as_ints(pad_width)
     if len(widths) != 2 * x.ndim or not any(w < 0 for w in widths):
         return pad_op(x, pad_width=widths, value=value, name=name)  # the op names any mistake
