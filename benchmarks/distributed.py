@@ -6,8 +6,10 @@
    (reduce-scatter + all-gather, optimizer state per rank reported). Weak scaling:
    every rank runs the workload's batch, so the global batch grows with the ranks. Reported: the
    median step time, the share of it spent in collectives (time inside MPI calls, which includes
-   waiting for the slowest rank), throughput and its speed-up over one rank. Each rank is pinned
-   to one thread.
+   waiting for the slowest rank; for the overlapped all-reduce, only the time the step blocked in
+   the wait), throughput and its speed-up over one rank. "DP overlapped" issues each gradient
+   bucket's all-reduce as soon as the bucket is complete and waits at the end of the backward pass;
+   "DP blocking" all-reduces each bucket in one blocking call. Each rank is pinned to one thread.
 2. **Communication on paper**: bytes per step of the gradient all-reduce (ring: each rank sends
    and receives ``2 (N-1)/N`` times the gradient bytes) and of ZeRO-1 (a reduce-scatter plus an
    all-gather: the same volume) for the W5 GPT (d512, 6 blocks, vocab 256) at 8 and 64 ranks.
@@ -52,7 +54,7 @@ def machine() -> str:
 
 
 # -- 1. scaling: the part that runs on every rank -----------------------------------------------------
-def rank_child(workload: str, backend: str, warmup: int, steps: int, zero: int = 0) -> None:
+def rank_child(workload: str, backend: str, warmup: int, steps: int, zero: int = 0, overlap: int = 1) -> None:
     """Under mpiexec: the workload's step made data parallel; rank 0 prints one JSON line."""
     import numpy as np
 
@@ -67,7 +69,7 @@ def rank_child(workload: str, backend: str, warmup: int, steps: int, zero: int =
         # The workload's own model, loss and optimizer; only the optimizer becomes data parallel.
         model.load_state_dict(params)
         dist.broadcast_variables(model.parameters())
-        opt = made["optimizer"] = dist.data_parallel(optimizer, zero=zero)
+        opt = made["optimizer"] = dist.data_parallel(optimizer, zero=zero, overlap=bool(overlap))
         return rg.function(list(inputs), loss, updates={**opt.updates(loss), **model.state_updates()},
                            backend=backend)
 
@@ -76,7 +78,8 @@ def rank_child(workload: str, backend: str, warmup: int, steps: int, zero: int =
     step = w.rustyasg_step(w.init_params(np.random.default_rng(0)), backend)
     batches = [w.make_batch(np.random.default_rng(1000 + 97 * comm.rank + i)) for i in range(4)]
     program = step.lower(*batches[0])
-    collectives = [i for i in program.instrs if i.op in ("all_reduce", "reduce_scatter", "all_gather")]
+    collectives = [i for i in program.instrs if i.op in ("all_reduce", "all_reduce_start", "reduce_scatter",
+                                                          "all_gather")]
     grad_bytes = sum(int(np.prod(p.shape)) * np.dtype(p.dtype).itemsize for p in made["optimizer"].params())
     for i in range(warmup):
         step(*batches[i % len(batches)])
@@ -95,6 +98,7 @@ def rank_child(workload: str, backend: str, warmup: int, steps: int, zero: int =
         int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for s in opt.optimizer.state.values() for v in s.values())
     if comm.rank == 0:
         print(json.dumps({"workload": workload, "ranks": comm.world_size, "backend": backend, "zero": zero,
+                          "overlap": bool(overlap and not zero),
                           "optimizer_state_mb_per_rank": state / 1e6,
                           "median_ms": float(np.max(medians)) * 1e3, "allreduce_share": float(np.mean(shares)),
                           "buckets": len(collectives), "grad_bytes": int(grad_bytes),
@@ -106,19 +110,22 @@ def scaling(workloads, ranks_list, backend: str, warmup: int, steps: int, zero_t
 
     env = dict(os.environ, PYTHONWARNINGS="ignore", **{v: "1" for v in THREAD_VARS})
     records = []
-    runs = [(w, n, 0) for w in workloads for n in ranks_list]
-    runs += [(w, n, 1) for w in workloads for n in ranks_list if zero_too and n > 1]
-    for workload, ranks, zero in runs:
+    runs = [(w, n, 0, 1) for w in workloads for n in ranks_list]
+    runs += [(w, n, 0, 0) for w in workloads for n in ranks_list if n > 1]  # the blocking all-reduce, to compare
+    runs += [(w, n, 1, 0) for w in workloads for n in ranks_list if zero_too and n > 1]
+    for workload, ranks, zero, overlap in runs:
         cmd = [find_mpiexec(), "-n", str(ranks), sys.executable, str(Path(__file__).resolve()), "--rank-child",
-               workload, "--backend", backend, "--warmup", str(warmup), "--steps", str(steps), "--zero", str(zero)]
+               workload, "--backend", backend, "--warmup", str(warmup), "--steps", str(steps), "--zero", str(zero),
+               "--overlap", str(overlap)]
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
         if out.returncode != 0:
-            records.append({"workload": workload, "ranks": ranks, "zero": zero, "error": out.stderr.strip()[-300:]})
+            records.append({"workload": workload, "ranks": ranks, "zero": zero, "overlap": bool(overlap),
+                            "error": out.stderr.strip()[-300:]})
             continue
         records.append(json.loads(out.stdout.strip().splitlines()[-1]))
     for rec in records:
         one = next((r for r in records if r["workload"] == rec["workload"] and r["ranks"] == 1 and "median_ms" in r
-                    and not r["zero"]), None)
+                    and not r["zero"] and r["overlap"]), None)
         if "median_ms" in rec:
             rec["samples_per_s"] = rec["ranks"] * rec["batch_per_rank"] / (rec["median_ms"] / 1e3)
             rec["throughput_speedup"] = (rec["samples_per_s"] / (one["batch_per_rank"] / (one["median_ms"] / 1e3))
@@ -176,6 +183,10 @@ def loading(images: int = 768, size: int = 160, workers=(0, 2)) -> list:
     return rows
 
 
+def _mode(r) -> str:
+    return "ZeRO-1" if r.get("zero") else "DP overlapped" if r.get("overlap", True) else "DP blocking"
+
+
 def tables(result) -> str:
     out = [f"machine: {result['machine']}"]
     if result.get("scaling"):
@@ -183,10 +194,10 @@ def tables(result) -> str:
                     "samples/s | throughput x | optimizer state per rank |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in result["scaling"]:
             if "error" in r:
-                out.append(f"| {r['workload']} | {r['ranks']} | {'ZeRO-1' if r.get('zero') else 'DP'} | "
+                out.append(f"| {r['workload']} | {r['ranks']} | {_mode(r)} | "
                            f"error: {r['error'][:80]} |")
                 continue
-            out.append(f"| {r['workload']} | {r['ranks']} | {'ZeRO-1' if r['zero'] else 'DP'} | {r['median_ms']:.2f} | "
+            out.append(f"| {r['workload']} | {r['ranks']} | {_mode(r)} | {r['median_ms']:.2f} | "
                        f"{100 * r['allreduce_share']:.1f}% | {r['buckets']} | {r['grad_bytes'] / 1e6:.2f} | "
                        f"{r['samples_per_s']:.0f} | {r['throughput_speedup']:.2f} | "
                        f"{r['optimizer_state_mb_per_rank']:.2f} MB |")
@@ -217,9 +228,10 @@ def main(argv=None):
     ap.add_argument("--json", default=None)
     ap.add_argument("--rank-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--zero", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--overlap", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.rank_child:
-        rank_child(args.rank_child, args.backend, args.warmup, args.steps, args.zero)
+        rank_child(args.rank_child, args.backend, args.warmup, args.steps, args.zero, args.overlap)
         return 0
     parts = args.parts.split(",")
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}

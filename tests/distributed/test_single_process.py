@@ -44,17 +44,57 @@ def test_buckets_come_last_parameter_first_capped_and_per_dtype():
     specs = [((256,), f32), ((256,), f32), ((10,), f64), None, ((256,), f32), ((3,), f64)]
     assert plan_buckets(specs, bucket_bytes=2048) == [[5, 2], [4, 1], [0]]
     assert plan_buckets(specs, bucket_bytes=1 << 20) == [[5, 2], [4, 1, 0]]
+    # the first bucket of a dtype is capped lower, so the last layers' gradients leave early
+    assert plan_buckets(specs, bucket_bytes=1 << 20, first_bucket_bytes=1024) == [[5, 2], [4], [1, 0]]
 
 
-def test_bucketed_all_reduce_is_one_collective_per_bucket():
+@pytest.mark.parametrize("overlap", [True, False])
+def test_bucketed_all_reduce_is_one_collective_per_bucket(overlap):
     grads = [rg.input((4, 3), name=f"g{i}") for i in range(5)]
-    out = dist.all_reduce_buckets(grads, bucket_bytes=1 << 20)
+    out = dist.all_reduce_buckets(grads, bucket_bytes=1 << 20, overlap=overlap)
     step = rg.function(grads, out, backend="cpu")
     values = [np.random.default_rng(i).standard_normal((4, 3)).astype(np.float32) for i in range(5)]
     for got, want in zip(step(*values), values):
         np.testing.assert_array_equal(got, want)  # a world of one: the mean is the value
-    program = step.lower(*values)
-    assert [i.op for i in program.instrs].count("all_reduce") == 1
+    ops = [i.op for i in step.lower(*values).instrs]
+    if overlap:
+        assert (ops.count("all_reduce_start"), ops.count("all_reduce_wait"), ops.count("all_reduce")) == (1, 1, 0)
+    else:
+        assert (ops.count("all_reduce"), ops.count("all_reduce_start")) == (1, 0)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "wgpu"])
+def test_overlapped_buckets_start_during_the_backward_pass_and_are_waited_for_at_the_end(backend):
+    """Every bucket's all-reduce is issued before the backward pass ends; no wait comes before its last matmul."""
+    from rustyasg.nn.zoo import GPT, GPTConfig
+
+    nn.init.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=32, block_size=8, n_layer=2, n_head=2, n_embd=16, tie_weights=False))
+    opt = dist.data_parallel(nn.optim.AdamW(model.parameters(), lr=1e-3), bucket_mb=4096 / 2 ** 20)
+    x, y = rg.input((2, 8), "int64", name="x"), rg.input((2, 8), "int64", name="y")
+    loss = nn.cross_entropy(model(x).reshape((-1, 32)), y.reshape((-1,)))
+    step = rg.function([x, y], loss, updates=opt.updates(loss), backend=backend)
+    tokens = np.random.default_rng(0).integers(0, 32, (2, 2, 8))
+    plain = rg.function([x, y], loss, updates=nn.optim.AdamW(model.parameters(), lr=1e-3).updates(loss),
+                        backend=backend)
+    params = model.parameters()
+    before = [p.value().copy() for p in params]
+    want_loss = plain(*tokens)
+    want = [p.value().copy() for p in params]
+    for p, value in zip(params, before):
+        p.assign(value)
+    np.testing.assert_allclose(step(*tokens), want_loss, rtol=1e-6)  # a world of one: the mean is the value
+    for p, value in zip(params, want):
+        np.testing.assert_allclose(p.value(), value, rtol=1e-5, atol=1e-7)
+    program = step.compile(*tokens).program
+    by_id = program.by_id()
+    ops = [by_id[u.head].op for u in program.plan.units]
+    starts = [k for k, op in enumerate(ops) if op == "all_reduce_start"]
+    waits = [k for k, op in enumerate(ops) if op == "all_reduce_wait"]
+    last_matmul = max(k for k, op in enumerate(ops) if op == "matmul")
+    assert len(starts) >= 3 and len(waits) == len(starts)
+    assert starts[0] < last_matmul < waits[0], "the first bucket must travel while the backward pass goes on"
+    assert max(starts) < min(waits)
 
 
 def test_collective_shapes_are_checked_while_the_graph_is_built():

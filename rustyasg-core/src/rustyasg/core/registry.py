@@ -86,6 +86,9 @@ class OpDef:
     - ``num_inputs``: exact arity, or ``None`` for variadic ops (concat).
     - ``check_values(tensors, **attrs)``: optional build-time check of constant operands'
       values (an index out of range); raises ValueError/IndexError like ``infer``.
+    - ``schedule``: ``"program"`` (run in program order among ready work), ``"asap"`` (run
+      as soon as its operands exist: ops that start asynchronous work, such as an overlapped
+      all-reduce) or ``"late"`` (run when nothing else is ready: ops that wait for that work).
     """
 
     name: str
@@ -100,6 +103,7 @@ class OpDef:
     promote: bool = False
     plugin: str = "rustyasg.core"
     check_values: Optional[Callable[..., None]] = None
+    schedule: str = "program"
 
     def check_attrs(self, given: Mapping[str, Any]) -> Dict[str, Any]:
         """Validate and complete attributes against the schema."""

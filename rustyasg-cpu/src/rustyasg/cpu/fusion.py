@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rustyasg.core.compile import ELEMENTWISE, REDUCTION, Plan, plan_units
+from rustyasg.core.compile import ELEMENTWISE, REDUCTION, Plan, plan_units, schedule_hints
 
 from .kernels.protocol import Elementwise, Reduction
 
@@ -58,7 +58,8 @@ def cpu_plan(program, fuse: bool = True, table=None) -> Plan:
         return by_id[ins.inputs[0]].shape if role(iid) == REDUCTION else ins.shape
 
     order = [i.id for i in program.instrs if i.op not in LEAVES]
-    return plan_units(order, lambda i: by_id[i].inputs, role, shape, roots=program.roots(), min_group=2)
+    return plan_units(order, lambda i: by_id[i].inputs, role, shape, roots=program.roots(), min_group=2,
+                      hint_of=schedule_hints(program))
 
 
 def cpu_fusion(program):

@@ -109,13 +109,14 @@ class WrappedOptimizer:
 class DataParallelOptimizer(WrappedOptimizer):
     """``updates(loss)`` = local gradients -> bucketed mean all-reduce -> the wrapped update rule."""
 
-    def __init__(self, optimizer, comm=None, bucket_bytes: int = DEFAULT_BUCKET_BYTES):
+    def __init__(self, optimizer, comm=None, bucket_bytes: int = DEFAULT_BUCKET_BYTES, overlap: bool = True):
         super().__init__(optimizer, comm)
         self.bucket_bytes = int(bucket_bytes)
+        self.overlap = bool(overlap)
 
     def updates(self, loss=None, grads=None, **clip) -> Dict[Variable, rg.Tensor]:
         local = self._local_gradients(loss, grads)
-        reduced = all_reduce_buckets(local, "mean", self.comm, self.bucket_bytes)
+        reduced = all_reduce_buckets(local, "mean", self.comm, self.bucket_bytes, self.overlap)
         return self.optimizer.updates(grads=reduced, **clip)
 
     def state_dict(self):
@@ -126,7 +127,7 @@ class DataParallelOptimizer(WrappedOptimizer):
 
 
 def data_parallel(step_or_optimizer, *, zero: int = 0, comm=None,
-                  bucket_mb: float = DEFAULT_BUCKET_BYTES / 2 ** 20):
+                  bucket_mb: float = DEFAULT_BUCKET_BYTES / 2 ** 20, overlap: bool = True):
     """Data parallel over the ranks, for a compiled training step or for an optimizer.
 
     - ``data_parallel(step)``: ``step`` is an ``rg.function`` whose first output is the loss and
@@ -136,6 +137,9 @@ def data_parallel(step_or_optimizer, *, zero: int = 0, comm=None,
     - ``data_parallel(optimizer)``: a ``rustyasg.nn.optim`` optimizer whose ``updates(loss)``
       averages the gradients over ranks first (``zero=1``: ZeRO-1, its state sharded over ranks);
       call :func:`broadcast_variables` on the model before the first step.
+
+    ``overlap`` (default): each bucket's all-reduce starts as soon as its gradients exist and
+    travels while the backward pass goes on (see :func:`~.buckets.all_reduce_buckets`).
 
     >>> import numpy as np, rustyasg.core as rg
     >>> w = rg.variable(np.array([1.0, -2.0]), name="w")
@@ -148,7 +152,7 @@ def data_parallel(step_or_optimizer, *, zero: int = 0, comm=None,
     if isinstance(step_or_optimizer, rg.Function):
         if zero:
             raise DistributedError("ZeRO-1 needs the optimizer: data_parallel(optimizer, zero=1)")
-        return _data_parallel_step(step_or_optimizer, _comm(comm), int(bucket_mb * 2 ** 20))
+        return _data_parallel_step(step_or_optimizer, _comm(comm), int(bucket_mb * 2 ** 20), overlap)
     optimizer = step_or_optimizer
     if zero not in (0, 1):
         raise DistributedError(f"zero must be 0 (plain data parallel) or 1 (sharded optimizer state), got {zero}")
@@ -156,7 +160,7 @@ def data_parallel(step_or_optimizer, *, zero: int = 0, comm=None,
         from .zero import ZeroOptimizer
 
         return ZeroOptimizer(optimizer, comm)
-    return DataParallelOptimizer(optimizer, comm, int(bucket_mb * 2 ** 20))
+    return DataParallelOptimizer(optimizer, comm, int(bucket_mb * 2 ** 20), overlap)
 
 
 # -- data_parallel(step): the gradients inside a built step, found by their structure --------------------
@@ -176,7 +180,7 @@ def _structural_keys(roots) -> Dict[int, Any]:
     return keys
 
 
-def _data_parallel_step(step, comm, bucket_bytes: int):
+def _data_parallel_step(step, comm, bucket_bytes: int, overlap: bool = True):
     if not step.outputs or step.outputs[0].shape != ():
         raise DistributedError("data_parallel(step): the step's first output must be the scalar loss")
     loss = step.outputs[0]
@@ -186,7 +190,7 @@ def _data_parallel_step(step, comm, bucket_bytes: int):
     fresh = rg.grad(loss, params, unconnected="none")
     keys = _structural_keys([g for g in fresh if g is not None] + [value for _, value in step.updates])
     grad_index = {keys[g.id]: i for i, g in enumerate(fresh) if g is not None}
-    reduced = all_reduce_buckets(fresh, "mean", comm, bucket_bytes)
+    reduced = all_reduce_buckets(fresh, "mean", comm, bucket_bytes, overlap)
     found = set()
     new: Dict[int, rg.Tensor] = {}
     for node in toposort([value for _, value in step.updates]):

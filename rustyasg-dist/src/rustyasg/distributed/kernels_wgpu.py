@@ -12,7 +12,11 @@ or two such stops per step. GPU-direct transports (NCCL) are out of scope here.
 
 Example:
     >>> sorted(KERNELS)
-    ['all_gather', 'all_reduce', 'broadcast', 'reduce_scatter']
+    ['all_gather', 'all_reduce', 'all_reduce_start', 'all_reduce_wait', 'broadcast', 'reduce_scatter']
+
+The overlapped all-reduce does not overlap here: the host step already drains the GPU
+pipeline, so ``all_reduce_start`` runs the whole (packed) all-reduce on the host and
+``all_reduce_wait`` is a device copy.
 """
 
 from __future__ import annotations
@@ -31,16 +35,17 @@ def _host_kernel(collective):
         from rustyasg.wgpu.buffers import _padded_bytes
         from rustyasg.wgpu.executable import HostStep
 
-        (x,) = inputs
         comm = communicator_for(instr.attrs["comm"], instr.attrs["size"])
         queue = kb.ctx.queue
-        dtype = _DEVICE_DTYPE[x.storage.name]
-        nbytes = -(-x.size * np.dtype(dtype).itemsize // 4) * 4  # reads move whole 4-byte words
+        dtype = _DEVICE_DTYPE[inputs[0].storage.name]
+
+        def read(x):
+            nbytes = -(-x.size * np.dtype(dtype).itemsize // 4) * 4  # reads move whole 4-byte words
+            raw = queue.read_buffer(x.buffer, 0, nbytes) if nbytes else b""
+            return np.frombuffer(raw, dtype=dtype, count=x.size).reshape(x.shape)
 
         def run():
-            raw = queue.read_buffer(x.buffer, 0, nbytes) if nbytes else b""
-            host = np.frombuffer(raw, dtype=dtype, count=x.size).reshape(x.shape)
-            result = np.asarray(collective(comm, host, instr.attrs), dtype=dtype)
+            result = np.asarray(collective(comm, *[read(x) for x in inputs], attrs=instr.attrs), dtype=dtype)
             if result.nbytes:
                 queue.write_buffer(out.buffer, 0, _padded_bytes(np.ascontiguousarray(result)))
 
@@ -49,9 +54,21 @@ def _host_kernel(collective):
     return kernel
 
 
+def _device_copy(kb, instr, inputs, out):
+    from rustyasg.core.backend_api import load_kernels
+
+    return load_kernels("wgpu")["reshape"](kb, instr, inputs, out)  # a same-shape reshape is a copy
+
+
+def _packed_all_reduce(comm, *parts, attrs):
+    return comm.all_reduce(np.concatenate([p.reshape(-1) for p in parts]), attrs["reduce"])
+
+
 KERNELS = {
-    "all_reduce": _host_kernel(lambda comm, x, a: comm.all_reduce(x, a["reduce"])),
-    "all_gather": _host_kernel(lambda comm, x, a: comm.all_gather(x)),
-    "reduce_scatter": _host_kernel(lambda comm, x, a: comm.reduce_scatter(x, a["reduce"])),
-    "broadcast": _host_kernel(lambda comm, x, a: comm.broadcast(x, a["root"])),
+    "all_reduce": _host_kernel(lambda comm, x, attrs: comm.all_reduce(x, attrs["reduce"])),
+    "all_reduce_start": _host_kernel(_packed_all_reduce),
+    "all_reduce_wait": _device_copy,
+    "all_gather": _host_kernel(lambda comm, x, attrs: comm.all_gather(x)),
+    "reduce_scatter": _host_kernel(lambda comm, x, attrs: comm.reduce_scatter(x, attrs["reduce"])),
+    "broadcast": _host_kernel(lambda comm, x, attrs: comm.broadcast(x, attrs["root"])),
 }

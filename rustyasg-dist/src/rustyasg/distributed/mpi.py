@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -62,6 +63,7 @@ class MpiCommunicator(CollectivesMixin):
         #: Collectives and messages so far: how many, seconds spent in them, bytes given to them.
         self.stats = {"calls": 0, "seconds": 0.0, "bytes": 0}
         self._ops = {"sum": self.MPI.SUM, "mean": self.MPI.SUM, "max": self.MPI.MAX, "min": self.MPI.MIN}
+        self._progress: Optional[_ProgressThread] = None
 
     def __repr__(self):
         return f"MpiCommunicator(key={self.key!r}, rank={self.rank}, world_size={self.world_size})"
@@ -106,6 +108,22 @@ class MpiCommunicator(CollectivesMixin):
         if op == "mean":
             out /= self.world_size
 
+    def all_reduce_start(self, x: np.ndarray, out: np.ndarray, op: str = "sum") -> "PendingAllReduce":
+        """Start an all-reduce of ``x`` into ``out`` and return at once; ``.wait()`` finishes it.
+
+        The request is issued here, on the calling thread, so every rank issues its
+        collectives in the same (program) order; a progress thread then polls it, so the
+        transfer advances while the caller computes (MPICH moves data only inside MPI calls).
+        ``x`` and ``out`` must stay untouched until ``wait`` returns.
+        """
+        request = self.comm.Iallreduce(self.MPI.IN_PLACE if x is out else x, out, self._op(op, out.dtype))
+        pending = PendingAllReduce(self, request, out, op)
+        if self._progress is None and self.MPI.Query_thread() == self.MPI.THREAD_MULTIPLE:
+            self._progress = _ProgressThread()
+        if self._progress is not None:
+            self._progress.watch(pending)
+        return pending
+
     def all_gather_into(self, x: np.ndarray, out: np.ndarray) -> None:
         self._wait(self.comm.Iallgather(x, out), "all_gather", x)
 
@@ -129,6 +147,85 @@ class MpiCommunicator(CollectivesMixin):
     def abort(self, code: int = 1) -> None:
         """End every rank of the job now (what an uncaught error on one rank does)."""
         self.comm.Abort(code)
+
+
+class PendingAllReduce:
+    """An all-reduce in flight (:meth:`MpiCommunicator.all_reduce_start`); :meth:`wait` completes it."""
+
+    def __init__(self, comm: MpiCommunicator, request, out: np.ndarray, op: str):
+        self.comm, self.request, self.out, self.op = comm, request, out, op
+        self.done = threading.Event()
+        self.started = time.perf_counter()
+
+    def wait(self) -> np.ndarray:
+        """Block until the result is in ``out`` (bounded by the communicator's timeout); return it."""
+        comm = self.comm
+        progress = comm._progress
+        blocked_from = time.perf_counter()
+        deadline = time.monotonic() + comm.timeout
+        while not self.done.is_set():
+            if progress is None or not progress.alive:  # nobody polls for us: poll here
+                counted = dict(comm.stats)
+                comm._wait(self.request, f"all_reduce({self.op})", self.out)
+                comm.stats.update(counted)  # counted below, once
+                break
+            if not self.done.wait(0.05) and time.monotonic() > deadline:
+                raise CollectiveTimeoutError(
+                    f"rank {comm.rank}/{comm.world_size}: all_reduce({self.op}) of {self.out.nbytes / 1e6:.3g} MB "
+                    f"got no answer from the other ranks within {comm.timeout:g} s: a rank has died or hangs "
+                    f"(raise the limit with rustyasg.distributed.init(timeout=...) or ${TIMEOUT_ENV})")
+        now = time.perf_counter()
+        comm.stats["calls"] += 1
+        comm.stats["seconds"] += now - blocked_from  # exposed: what the step waited
+        comm.stats["in_flight_seconds"] = comm.stats.get("in_flight_seconds", 0.0) + now - self.started
+        comm.stats["bytes"] += self.out.nbytes
+        if self.op == "mean":
+            self.out /= comm.world_size
+        return self.out
+
+
+class _ProgressThread:
+    """Polls requests in flight so MPI moves their data while the main thread computes.
+
+    MPICH (without ``MPICH_ASYNC_PROGRESS``) advances a non-blocking collective only inside
+    MPI calls; the compiled step makes none between issuing a gradient bucket's all-reduce
+    and needing its result. This daemon thread calls ``Test`` on what is in flight, with
+    short sleeps between rounds so that it takes little CPU from the kernels (which run
+    without the GIL). It sleeps on a condition when nothing is in flight.
+    """
+
+    POLL_S = 50e-6
+
+    def __init__(self):
+        self._pending: List[PendingAllReduce] = []
+        self._cv = threading.Condition()
+        self.alive = True
+        self._thread = threading.Thread(target=self._run, name="rustyasg-mpi-progress", daemon=True)
+        self._thread.start()
+
+    def watch(self, pending: PendingAllReduce) -> None:
+        with self._cv:
+            self._pending.append(pending)
+            self._cv.notify()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    while not self._pending:
+                        self._cv.wait()
+                    batch = list(self._pending)
+                finished = [p for p in batch if p.request.Test()]
+                if finished:
+                    with self._cv:
+                        for p in finished:
+                            self._pending.remove(p)
+                    for p in finished:
+                        p.done.set()
+                else:
+                    time.sleep(self.POLL_S)
+        finally:  # an MPI error here: waiters fall back to polling themselves
+            self.alive = False
 
 
 def init(timeout: Optional[float] = None) -> MpiCommunicator:

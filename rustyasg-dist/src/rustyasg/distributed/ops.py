@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 
 from rustyasg.core.graph import apply
 from rustyasg.core.registry import Attr, Example, InputSpec, OpDef, TensorType, as_int, as_str
@@ -27,6 +28,8 @@ from .communicator import REDUCE_OPS, DistributedError, lookup
 
 PLUGIN = "rustyasg-dist"
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
+#: The overlapped all-reduce of a gradient bucket, split in two so the step can compute in between.
+OVERLAPPED = ("all_reduce_start", "all_reduce_wait")
 
 
 def _check_dtype(t, op):
@@ -66,6 +69,25 @@ def _scatter_infer(ts, comm, size, reduce):
     return TensorType((t.shape[0] // size,) + tuple(t.shape[1:]), t.dtype)
 
 
+def _start_infer(ts, comm, size, reduce):
+    if not ts:
+        raise ValueError("all_reduce_start needs at least one tensor")
+    dtypes = {t.dtype for t in ts}
+    if len(dtypes) > 1:
+        raise TypeError(f"all_reduce_start packs one dtype per bucket, got {sorted(map(str, dtypes))}")
+    _same_infer("all_reduce_start")(ts[:1], comm, size, reduce)
+    total = 0
+    for t in ts:
+        if not all(isinstance(d, int) for d in t.shape):
+            raise ValueError(f"all_reduce_start packs tensors of static shape, got {tuple(t.shape)}")
+        total += int(np.prod(t.shape, dtype=np.int64))
+    return TensorType((total,), ts[0].dtype)
+
+
+def _wait_infer(ts, comm, size, reduce):
+    return TensorType(ts[0].shape, ts[0].dtype)
+
+
 def communicator_for(comm, size):
     """The live communicator ``comm``, checked against the size the graph was built for."""
     c = lookup(comm)
@@ -85,6 +107,15 @@ def _ref_all_gather(x, comm, size):
 
 def _ref_reduce_scatter(x, comm, size, reduce):
     return communicator_for(comm, size).reduce_scatter(x, reduce)
+
+
+def _ref_all_reduce_start(*xs, comm, size, reduce):
+    packed = np.concatenate([np.ravel(x) for x in xs]) if xs else np.zeros(0)
+    return communicator_for(comm, size).all_reduce(packed, reduce)
+
+
+def _ref_all_reduce_wait(x, comm, size, reduce):
+    return np.array(x, copy=True)
 
 
 def _ref_broadcast(x, comm, size, root):
@@ -126,6 +157,16 @@ OPDEFS = (
           {**_COMM, "reduce": Attr(_reduce_op, "sum")}, kind="collective", plugin=PLUGIN,
           examples=_examples(reduce="sum") + _examples(reduce="mean"),
           doc="Reduce ``x`` elementwise over every rank (sum, mean, max, min); every rank gets the result."),
+    OpDef("all_reduce_start", _start_infer, _ref_all_reduce_start, None, {**_COMM, "reduce": Attr(_reduce_op, "sum")},
+          kind="collective", plugin=PLUGIN, num_inputs=None, schedule="asap",
+          examples=(Example((InputSpec((4, 3)), InputSpec((5,))), {**_WORLD1, "reduce": "mean"}),),
+          doc="Start the all-reduce of the inputs packed into one flat vector (a gradient bucket); its "
+              "result is ready only through ``all_reduce_wait``. Issued as soon as its inputs exist, so the "
+              "transfer overlaps the rest of the backward pass."),
+    OpDef("all_reduce_wait", _wait_infer, _ref_all_reduce_wait, None, {**_COMM, "reduce": Attr(_reduce_op, "sum")},
+          kind="collective", plugin=PLUGIN, schedule="late",
+          examples=(Example((InputSpec((7,)),), {**_WORLD1, "reduce": "sum"}),),
+          doc="The result of an ``all_reduce_start``, once the transfer is complete."),
     OpDef("all_gather", _gather_infer, _ref_all_gather, _grad_all_gather, dict(_COMM), kind="collective",
           plugin=PLUGIN, examples=_examples(),
           doc="Stack every rank's ``x`` along axis 0, in rank order (``size * x.shape[0]`` rows)."),
@@ -152,6 +193,24 @@ def all_reduce(x, op: str = "sum", comm=None, name=None):
     'mean'
     """
     return apply("all_reduce", x, reduce=op, name=name, **_comm_attrs(comm))
+
+
+def all_reduce_overlapped(tensors, op: str = "sum", comm=None, name=None):
+    """``tensors`` packed into one flat vector and all-reduced, overlapping what runs meanwhile.
+
+    Two graph nodes: ``all_reduce_start`` is scheduled as soon as every tensor exists
+    and returns at once (the transfer proceeds in the background); ``all_reduce_wait``
+    runs where the result is first needed. The gradient buckets of :func:`data_parallel`
+    use it, so each bucket travels while the backward pass computes the next one.
+    Not differentiable (differentiate :func:`all_reduce` instead).
+
+    >>> import rustyasg.core as rg
+    >>> all_reduce_overlapped([rg.input((2, 3), name="a"), rg.input((4,), name="b")], "mean").shape
+    (10,)
+    """
+    attrs = dict(reduce=op, **_comm_attrs(comm))
+    started = apply("all_reduce_start", *tensors, name=None if name is None else f"{name}_start", **attrs)
+    return apply("all_reduce_wait", started, name=name, **attrs)
 
 
 def all_gather(x, comm=None, name=None):

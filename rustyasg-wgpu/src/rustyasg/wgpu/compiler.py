@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from rustyasg.core.compile import ELEMENTWISE, Unit, plan_units
+from rustyasg.core.compile import ELEMENTWISE, Unit, plan_units, schedule_hints
 from rustyasg.core.errors import MissingKernelError
 from rustyasg.core.plugins import load_kernels
 from rustyasg.core.program import Instr, Program
@@ -127,7 +127,7 @@ class ProgramCompiler:
         limit = self.kb.limit("max-storage-buffers-per-shader-stage", 8)
         plan = plan_units(order, lambda i: self.reads(self.by_id[i]), role, lambda i: self.by_id[i].shape,
                           key_of=group_key, roots=self.program.roots(), max_bindings=max(limit, 4),
-                          recent=RECENT_GROUPS)
+                          recent=RECENT_GROUPS, hint_of=schedule_hints(self.program))
         self.program.plan = plan
         self.units = plan.units
         return plan.units

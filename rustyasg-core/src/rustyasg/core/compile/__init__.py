@@ -18,12 +18,13 @@ Example:
 
 from __future__ import annotations
 
-from .fusion import ELEMENTWISE, REDUCTION, plan_units, schedule
+from .fusion import ELEMENTWISE, REDUCTION, plan_units, schedule, schedule_hints
 from .memory import (BufferSlot, MemoryLayout, MemoryPlan, Step, last_reads, liveness, plan_memory,
                      planned_peak_bytes)
 from .plan import Plan, Unit
 from .updates import UpdatePlan, plan_updates
 
 __all__ = ["ELEMENTWISE", "REDUCTION", "Plan", "Unit", "UpdatePlan", "plan_units", "plan_updates", "schedule",
+           "schedule_hints",
            "BufferSlot", "MemoryLayout", "MemoryPlan", "Step", "last_reads", "liveness", "plan_memory",
            "planned_peak_bytes"]

@@ -38,7 +38,8 @@ REDUCTION = "reduction"
 def plan_units(order: Sequence[int], inputs_of: Callable[[int], Sequence[int]],
                role_of: Callable[[int], Optional[str]], shape_of: Callable[[int], tuple], *,
                key_of: Optional[Callable[[int], Optional[int]]] = None, roots: Iterable[int] = (),
-               max_bindings: Optional[int] = None, recent: int = 0, min_group: int = 1) -> Plan:
+               max_bindings: Optional[int] = None, recent: int = 0, min_group: int = 1,
+               hint_of: Optional[Callable[[int], str]] = None) -> Plan:
     """Group and schedule the instructions ``order`` (ids, program order) into a :class:`Plan`.
 
     ``inputs_of(id)``: the value ids an instruction reads. ``role_of(id)``: ``ELEMENTWISE``,
@@ -50,11 +51,25 @@ def plan_units(order: Sequence[int], inputs_of: Callable[[int], Sequence[int]],
     ``max_bindings``: the most operands + results a fused kernel may bind. ``recent``:
     how many recent same-shape groups an instruction may join when none of its
     producers' groups fits. ``min_group``: smaller groups become single units.
+    ``hint_of(id)``: an op's declared ``schedule`` (:func:`schedule_hints`): ``"asap"`` units
+    go as soon as they are ready, ``"late"`` ones when nothing else is.
     """
     units = _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, min_group)
+    if hint_of is not None:
+        for u in units:
+            hint = hint_of(u.head)
+            u.order = -1 if hint == "asap" else u.order + len(order) if hint == "late" else u.order
     key = _key_fn(order, key_of)
     _reads_writes(units, inputs_of, key, roots)
     return Plan(schedule(units, key))
+
+
+def schedule_hints(program) -> Callable[[int], str]:
+    """Instruction id -> its op's declared ``schedule`` (``OpDef.schedule``), for ``plan_units``."""
+    from ..registry import OPS
+
+    by_id = program.by_id()
+    return lambda i: getattr(OPS.get(by_id[i].op), "schedule", "program")
 
 
 def _key_fn(order, key_of):
