@@ -44,7 +44,7 @@ class AttributeSchemaError(GraphBuildError):
 
 
 class UnfedInputError(RustyASGError, ValueError):
-    """A tensor's value was asked for outside a compiled function, but it depends on ``rg.input``s.
+    """A tensor's value was asked for outside a compiled function, but it depends on ``rg.input`` tensors.
 
     The message names the inputs and how to give them values (``rg.function``, ``rg.jit``,
     ``rg.evaluate``).

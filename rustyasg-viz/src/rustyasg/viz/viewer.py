@@ -226,7 +226,7 @@ def view(target, *args, model=None, optimizer=None, profile=None, stats: bool = 
     ``args``: example arguments (a batch for a Trainer); they add the compiled ``step``
     graph and fix shapes. ``profile``: a :class:`~rustyasg.viz.profiler.Profile` whose
     per-node times and live bytes become overlays. ``stats``: run the function once more
-    and overlay value statistics (mean, max |x|, NaN/Inf counts, first non-finite node).
+    and overlay value statistics (mean, max ``|x|``, NaN/Inf counts, first non-finite node).
     ``highlight``: a tensor (path to the loss), a ``(source, target)`` pair, or a
     parameter (gradient path from the loss). ``block=False`` returns once the page is served.
     """
