@@ -51,7 +51,8 @@ def causal_mask(q_len: int, k_len: int) -> Tensor:
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: Optional[float] = None,
                                  key_padding_mask: Optional[Tensor] = None, bias: Optional[Tensor] = None,
-                                 rng: Optional[rg.RNG] = None, return_weights: bool = False):
+                                 rng: Optional[rg.RNG] = None, return_weights: bool = False,
+                                 enable_gqa: bool = False):
     """``softmax(q @ k^T * scale + bias + mask) @ v`` over the last two axes (``(..., L, E)``).
 
     - ``attn_mask``: bool (True = may attend) or float (added), broadcast to ``(..., L, S)``.
@@ -60,6 +61,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     - ``bias``: additive float bias such as ALiBi, broadcast to ``(..., L, S)``.
     - ``dropout_p`` with ``rng``: dropout on the attention weights.
     - ``return_weights``: also return the attention weights.
+    - ``enable_gqa``: grouped-query attention: ``(..., Hq, L, E)`` queries over ``(..., Hkv, S, E)``
+      keys/values, each key/value head serving ``Hq / Hkv`` query heads (``repeat_interleave``).
 
     >>> q, k = rg.input((2, 5, 8), name="q"), rg.input((2, 7, 8), name="k")
     >>> scaled_dot_product_attention(q, k, k).shape
@@ -75,6 +78,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                           query, key)
     if key.shape[-2] != value.shape[-2]:
         raise shape_error(where, f"key and value lengths differ ({key.shape[-2]} vs {value.shape[-2]})", key, value)
+    if enable_gqa:
+        key, value = _repeat_kv_heads(query, key, where), _repeat_kv_heads(query, value, where)
     if is_causal and attn_mask is not None:
         raise ValueError(f"{where}: pass either attn_mask or is_causal, not both (as PyTorch)")
     d = query.shape[-1]
@@ -104,6 +109,18 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         weights = dropout(weights, dropout_p, True, rng)
     out = rg.matmul(weights, value)
     return (out, weights) if return_weights else out
+
+
+def _repeat_kv_heads(query: Tensor, kv: Tensor, where: str) -> Tensor:
+    """Key/value heads (axis -3) repeated to the query's head count (PyTorch's ``enable_gqa``)."""
+    if query.ndim < 3 or kv.ndim < 3:
+        raise shape_error(where, "enable_gqa needs a heads axis: (..., heads, length, features)", query, kv)
+    hq, hkv = query.shape[-3], kv.shape[-3]
+    if hq == hkv:
+        return kv
+    if not (isinstance(hq, int) and isinstance(hkv, int)) or hkv == 0 or hq % hkv:
+        raise shape_error(where, f"query heads ({hq}) must be a multiple of key/value heads ({hkv})", query, kv)
+    return rg.repeat_interleave(kv, hq // hkv, dim=kv.ndim - 3)
 
 
 def _batch_key_mask(mask: Tensor, scores: Tensor) -> Tensor:

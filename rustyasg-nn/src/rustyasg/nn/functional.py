@@ -21,3 +21,8 @@ from .linear import linear  # noqa: F401
 from .normalization import batch_norm, layer_norm  # noqa: F401
 from .pooling import global_avg_pool2d  # noqa: F401
 from .positional import apply_rotary  # noqa: F401
+from .conv_nd import conv1d, conv3d, conv_transpose1d, conv_transpose3d  # noqa: F401
+from .group_norm import group_norm, instance_norm  # noqa: F401
+from .pooling_nd import (avg_pool1d, avg_pool3d, max_pool1d, max_pool2d, max_pool3d, max_unpool1d,  # noqa: F401
+                         max_unpool2d, max_unpool3d)
+from .resample import fold, interpolate, pad, pixel_shuffle, pixel_unshuffle, unfold, upsample  # noqa: F401
