@@ -16,15 +16,79 @@ Example:
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
 
-from . import dtypes
+from . import dtypes, graph
 from .errors import NotDifferentiableError
 from .graph import Tensor, as_tensor, toposort
 from .naming import gradient_of
 from .registry import OPS
 
 _NON_DIFF_OUTPUT = (dtypes.bool_, dtypes.int32, dtypes.int64)
+
+
+@dataclass(frozen=True)
+class GradientCall:
+    """What one :func:`grad` call built, for passes that rewrite a whole training step.
+
+    ``seed``: id of the cotangent node of ``y`` (``ones_like(y)`` when ``seeded``, i.e. no
+    ``grad_y`` was given: dynamic loss scaling multiplies exactly this node). ``results``: ids
+    of the returned gradients. Nodes built by the call have ids in ``[first_id, end_id)``:
+    a result's users inside that range are other gradients' computations, users outside it
+    (an optimizer update) consume the finished gradient.
+    """
+
+    seed: int
+    results: tuple
+    first_id: int
+    end_id: int
+    seeded: bool
+
+    def built(self, node_id: int) -> bool:
+        """Whether this call created node ``node_id``."""
+        return self.first_id <= node_id < self.end_id
+
+
+#: Seed id -> GradientCall, forgotten when the seed tensor is (see :func:`gradient_calls`).
+_CALLS: Dict[int, GradientCall] = {}
+_SEEDS: Dict[int, weakref.ref] = {}
+
+
+def _record(seed: Tensor, call: GradientCall) -> None:
+    key = seed.id
+    _CALLS[key] = call
+    _SEEDS[key] = weakref.ref(seed, lambda _ref, k=key: (_CALLS.pop(k, None), _SEEDS.pop(k, None)))
+
+
+def gradient_calls(node_ids) -> list:
+    """The :class:`GradientCall` s whose seed is among ``node_ids`` (e.g. a program's instruction ids).
+
+    >>> import rustyasg.core as rg
+    >>> from rustyasg.core.autograd import gradient_calls
+    >>> x = rg.input((), "float64", name="x")
+    >>> (g,) = rg.grad(x * x, [x])
+    >>> [c.results == (g.id,) for c in gradient_calls({n.id for n in rg.graph.toposort([g])})]
+    [True]
+    """
+    ids = set(node_ids)
+    return [c for k, c in list(_CALLS.items()) if k in ids]
+
+
+def gradient_calls_building(node_ids) -> list:
+    """The :class:`GradientCall` s that built some node among ``node_ids`` (a seed may be folded away)."""
+    ids = sorted(set(node_ids))
+    if not ids:
+        return []
+    import bisect
+
+    out = []
+    for c in list(_CALLS.values()):
+        k = bisect.bisect_left(ids, c.first_id)
+        if k < len(ids) and ids[k] < c.end_id:
+            out.append(c)
+    return out
 
 
 def _unbroadcast(g: Tensor, like: Tensor) -> Tensor:
@@ -49,6 +113,8 @@ def grad(y: Tensor, wrt: Sequence[Tensor], grad_y: Optional[Tensor] = None,
     """
     if isinstance(wrt, Tensor):
         raise TypeError("grad(y, wrt): wrt must be a list of tensors, e.g. grad(loss, [w])")
+    first_id = next(graph._ids)
+    seeded = grad_y is None
     if grad_y is None:
         if y.shape != ():
             raise ValueError(f"grad of a non-scalar {y.describe()} needs grad_y (a cotangent shaped like y)")
@@ -107,6 +173,8 @@ def grad(y: Tensor, wrt: Sequence[Tensor], grad_y: Optional[Tensor] = None,
 
             g = zeros_like(t)
         results.append(g)
+    _record(grad_y, GradientCall(grad_y.id, tuple(r.id for r in results if r is not None), first_id,
+                                 next(graph._ids), seeded))
     return results
 
 

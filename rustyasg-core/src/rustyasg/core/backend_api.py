@@ -40,7 +40,9 @@ from __future__ import annotations
 from .compile import ELEMENTWISE, REDUCTION, Plan, Unit, UpdatePlan, plan_units, plan_updates, schedule
 from .compile.memory import (BufferSlot, MemoryLayout, MemoryPlan, Step, last_reads, liveness, plan_memory,
                              planned_peak_bytes)
+from .compile.precision import MOVES_ONLY, compute_widened
 from .compile.shape_algebra import outer_reduced_inner, reduced_shape, sum_to_axes
+from .dtypes import LOW_PRECISION, bfloat16
 from .errors import MissingKernelError
 from .executor import Backend, Executable
 from .hookspecs import hookimpl
@@ -66,6 +68,8 @@ __all__ = [
     "TensorType", "MissingKernelError",
     # the elementwise table
     "EwRow", "ELEMENTWISE_TABLE", "add_row", "subscribe", "define_elementwise", "CHEAP", "HEAVY", "MAXIMUM", "MINIMUM",
+    # 16-bit floats: stored narrow, computed in float32 where a backend has no 16-bit math
+    "compute_widened", "MOVES_ONLY", "LOW_PRECISION", "bfloat16",
     # shape algebra
     "outer_reduced_inner", "sum_to_axes", "reduced_shape", "normalize_axis", "normalize_axes", "broadcast_shapes",
     # window geometry

@@ -5,9 +5,11 @@ return numpy arrays without conversion.
 
 Promotion follows a single lattice, lowest first::
 
-    bool < int32 < int64 < float16 < float32 < float64
+    bool < int32 < int64 < float16 < bfloat16 < float32 < float64
 
-The result of a binary op between two tensors is the higher of the two.
+The result of a binary op between two tensors is the higher of the two, except that
+float16 and bfloat16 (neither holds the other) meet at float32, as in PyTorch.
+bfloat16 is ``ml_dtypes.bfloat16``, the numpy dtype JAX and ONNX use.
 Python scalars are *weak*: they never upcast a tensor (``x * 2.0`` stays
 float32 for a float32 ``x``). A Python float meeting an integer or bool
 tensor gives the default float type, float32, as in PyTorch and JAX.
@@ -21,26 +23,31 @@ Example:
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 bool_ = np.dtype(np.bool_)
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
 float16 = np.dtype(np.float16)
+bfloat16 = np.dtype(ml_dtypes.bfloat16)
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 
 #: All dtypes a symbolic tensor may carry, lowest to highest in promotion order.
-LATTICE = (bool_, int32, int64, float16, float32, float64)
+LATTICE = (bool_, int32, int64, float16, bfloat16, float32, float64)
 _RANK = {dt: i for i, dt in enumerate(LATTICE)}
 DEFAULT_FLOAT = float32
 DEFAULT_INT = int64
 
-FLOATING = frozenset({float16, float32, float64})
+FLOATING = frozenset({float16, bfloat16, float32, float64})
+#: The 16-bit floats mixed precision computes in.
+LOW_PRECISION = frozenset({float16, bfloat16})
 INTEGER = frozenset({int32, int64})
 
 _ALIASES = {
     "bool": bool_, "int32": int32, "int64": int64, "float16": float16, "half": float16,
+    "bfloat16": bfloat16, "bf16": bfloat16, "f16": float16,
     "float32": float32, "float": float32, "float64": float64, "double": float64,
 }
 
@@ -61,7 +68,7 @@ def as_dtype(value) -> np.dtype:
 
 
 def is_floating(dt) -> bool:
-    """True for float16/32/64."""
+    """True for float16, bfloat16, float32 and float64."""
     return np.dtype(dt) in FLOATING
 
 
@@ -71,8 +78,14 @@ def is_integer(dt) -> bool:
 
 
 def promote_types(a, b) -> np.dtype:
-    """The higher of two dtypes in the promotion lattice."""
+    """The higher of two dtypes in the promotion lattice (float16 with bfloat16: float32).
+
+    >>> promote_types("float16", "bfloat16")
+    dtype('float32')
+    """
     a, b = as_dtype(a), as_dtype(b)
+    if a != b and a in LOW_PRECISION and b in LOW_PRECISION:
+        return float32
     return a if _RANK[a] >= _RANK[b] else b
 
 

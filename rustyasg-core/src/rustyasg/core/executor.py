@@ -82,6 +82,14 @@ class Backend(abc.ABC):
         result: np.dtype[Any] = np.dtype(dtype)
         return result
 
+    def check_precision(self, precision: Any) -> None:
+        """Called with a mixed-precision request (``rg.function(..., precision=...)``) before any compile.
+
+        A backend that cannot store or compute the 16-bit dtype raises a clear error or warns
+        that it falls back to float32; the default accepts (the reference computes everything
+        in float64 and rounds each result to its dtype).
+        """
+
     # -- data movement ----------------------------------------------------------------------
     @abc.abstractmethod
     def to_device(self, array: np.ndarray) -> Any:

@@ -39,7 +39,8 @@ class Function:
     """A compiled function; see :func:`function`."""
 
     def __init__(self, inputs: Sequence[Tensor], outputs, updates=None, backend=None,
-                 disabled_passes: Sequence[str] = (), name: Optional[str] = None):
+                 disabled_passes: Sequence[str] = (), name: Optional[str] = None, precision=None,
+                 memory_budget: Optional[int] = None, memory_solver: str = "milp"):
         from .backends import get_backend
         from .rng import collect_rng_updates
 
@@ -61,11 +62,55 @@ class Function:
         self.updates += collect_rng_updates(self.outputs + [v for _, v in self.updates],
                                             {id(v) for v, _ in self.updates})
         self.backend = get_backend(backend)
+        self._whole_step_options(precision, memory_budget, memory_solver)
         self.disabled_passes = tuple(disabled_passes)
         self.name = name
         self._cache: Dict[Tuple, Any] = {}
         # last_compile_s: lowering + passes + backend compile + the first run of the new signature.
         self.stats = {"compiles": 0, "last_compile_s": 0.0}
+
+    # -- whole-step options: mixed precision, loss scaling, rematerialization ---------------------
+    def _whole_step_options(self, precision, memory_budget, memory_solver) -> None:
+        from .compile.precision import LossScaler, Precision
+
+        self.precision = Precision.of(precision)
+        self.loss_scaler = None
+        if self.precision is not None and self.precision.loss_scale is not None:
+            ls = self.precision.loss_scale
+            self.loss_scaler = ls if isinstance(ls, LossScaler) else LossScaler()
+        if self.precision is not None:
+            self.backend.check_precision(self.precision)
+        if memory_budget is not None and (not isinstance(memory_budget, (int, np.integer)) or memory_budget <= 0):
+            raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+        if memory_solver not in ("milp", "greedy"):
+            raise ValueError(f"memory_solver={memory_solver!r}: expected 'milp' (exact, scipy) or 'greedy'")
+        self.memory_budget = None if memory_budget is None else int(memory_budget)
+        self.memory_solver = memory_solver
+
+    def _lower(self, arrays):
+        """Lower for these arrays and attach what the whole-step passes need (see ``Program.options``)."""
+        from .checkpoint import regions_in
+
+        program = lower(self.inputs, self.outputs, self.updates, [(a.shape, a.dtype) for a in arrays])
+        if self.precision is not None:
+            program.options["precision"] = self.precision
+            if self.loss_scaler is not None:
+                program.options["loss_scale"] = self.loss_scaler
+        regions = regions_in({i.id for i in program.instrs})
+        if regions or self.memory_budget is not None:
+            program.options["remat"] = {
+                "recompute": frozenset(i for r in regions for i in r.members - r.saved),
+                "budget": self.memory_budget, "solver": self.memory_solver}
+        return program
+
+    @property
+    def loss_scale(self) -> Optional[float]:
+        """The current dynamic loss scale (float16 mixed precision), ``None`` without loss scaling."""
+        return None if self.loss_scaler is None else float(self.loss_scaler.scale.value())
+
+    def report(self, *args) -> Dict[str, Any]:
+        """What the whole-step passes chose for these arguments' signature (precision, loss scale, remat)."""
+        return dict(self.compile(*args).program.report)
 
     # -- compilation -------------------------------------------------------------------------
     def signature_of(self, args) -> Tuple:
@@ -73,9 +118,7 @@ class Function:
 
     def lower(self, *args):
         """The optimised program for these example arguments (for inspection)."""
-        arrays = self._convert(args)
-        sig = [(a.shape, a.dtype) for a in arrays]
-        program = lower(self.inputs, self.outputs, self.updates, sig)
+        program = self._lower(self._convert(args))
         return run_passes(program, self.backend.passes_for(), self.disabled_passes)
 
     def compile(self, *args):
@@ -89,7 +132,7 @@ class Function:
         if exe is None:
             observe.compile_event("cache_miss", 0.0, function=self.name, signature=key)
             t0 = time.perf_counter()
-            program = lower(self.inputs, self.outputs, self.updates, [(a.shape, a.dtype) for a in arrays])
+            program = self._lower(arrays)
             observe.compile_event("lower", time.perf_counter() - t0, function=self.name)
             program = run_passes(program, self.backend.passes_for(), self.disabled_passes)
             t2 = time.perf_counter()
@@ -179,6 +222,12 @@ def function(inputs: Sequence[Tensor], outputs, updates=None, backend=None, **kw
     ``updates`` maps each :class:`Variable` to its new value (a dict or a list of pairs);
     all new values are computed from the old ones and written together at the end of the
     call. ``backend`` is a name or a backend object; by default ``RUSTYASG_BACKEND`` or ``cpu``.
+
+    Whole-step options: ``precision="bf16"`` or ``"f16"`` (or a :class:`~rustyasg.core.Precision`)
+    runs the step in mixed precision with float32 master weights, float16 with dynamic loss
+    scaling (:mod:`rustyasg.core.compile.precision`); ``memory_budget=bytes`` recomputes
+    activations in the backward pass so the planned peak fits (``memory_solver``: ``"milp"``
+    or ``"greedy"``; :mod:`rustyasg.core.compile.remat`). ``f.report(*args)`` says what they chose.
     """
     return Function(inputs, outputs, updates, backend, **kw)
 

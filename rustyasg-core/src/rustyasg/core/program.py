@@ -55,7 +55,9 @@ class Program:
     ``updates`` pairs a :class:`Variable` with the instruction id of its new value; all
     updates read the values from before the call (they are applied together at the end).
     ``plan`` is what a backend's planning pass decided (a :class:`~rustyasg.core.compile.Plan`:
-    fused groups and their order), ``None`` until one ran.
+    fused groups and their order), ``None`` until one ran. ``options``: what the compiled
+    function asks of the whole-step passes (``precision``, ``loss_scale``, ``remat``), and
+    ``report``: what those passes decided (see :mod:`rustyasg.core.compile.precision`).
     """
 
     instrs: List[Instr]
@@ -64,6 +66,8 @@ class Program:
     variables: Dict[int, Variable] = field(default_factory=dict)
     updates: List[Tuple[Variable, int]] = field(default_factory=list)
     plan: Optional[Any] = None
+    options: Dict[str, Any] = field(default_factory=dict)
+    report: Dict[str, Any] = field(default_factory=dict)
 
     def by_id(self) -> Dict[int, Instr]:
         return {i.id: i for i in self.instrs}

@@ -16,13 +16,14 @@ from typing import List, Sequence
 
 import numpy as np
 
+from .dtypes import is_floating
 from .executor import Backend, Executable
 from .program import Program
 from .registry import OPS
 
 
 def _as_f64(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.float64) if a.dtype.kind == "f" else a
+    return a.astype(np.float64) if is_floating(a.dtype) else a
 
 
 class ReferenceExecutable(Executable):

@@ -86,6 +86,10 @@ class OpDef:
     - ``num_inputs``: exact arity, or ``None`` for variadic ops (concat).
     - ``check_values(tensors, **attrs)``: optional build-time check of constant operands'
       values (an index out of range); raises ValueError/IndexError like ``infer``.
+    - ``precision``: what mixed precision does with the op (see :data:`PRECISIONS`):
+      ``"low"`` (run in float16/bfloat16), ``"float32"`` (keep float32) or ``"follow"`` (the
+      operands' precision); ``None`` takes the default of the op's ``kind``
+      (:data:`DEFAULT_PRECISION`). :func:`precision_of` gives the effective policy.
     - ``schedule``: ``"program"`` (run in program order among ready work), ``"asap"`` (run
       as soon as its operands exist: ops that start asynchronous work, such as an overlapped
       all-reduce) or ``"late"`` (run when nothing else is ready: ops that wait for that work).
@@ -103,6 +107,7 @@ class OpDef:
     promote: bool = False
     plugin: str = "rustyasg.core"
     check_values: Optional[Callable[..., None]] = None
+    precision: Optional[str] = None
     schedule: str = "program"
 
     def check_attrs(self, given: Mapping[str, Any]) -> Dict[str, Any]:
@@ -119,6 +124,34 @@ class OpDef:
             else:
                 out[key] = spec.default
         return out
+
+
+#: Mixed-precision policies an op may declare (``OpDef.precision``).
+PRECISIONS = ("low", "float32", "follow")
+
+#: The policy of an op that declares none, by ``kind``: products run low, reductions stay float32,
+#: everything else follows its operands (PyTorch autocast's lower-precision / float32 / promote lists).
+DEFAULT_PRECISION = {"linalg": "low", "reduce": "float32"}
+
+
+def precision_of(op: str, overrides: Optional[Mapping[str, str]] = None) -> str:
+    """The mixed-precision policy of ``op``: ``overrides``, else its declaration, else its kind's default.
+
+    >>> precision_of("matmul"), precision_of("softmax"), precision_of("relu")
+    ('low', 'float32', 'follow')
+    >>> precision_of("matmul", {"matmul": "float32"})
+    'float32'
+    """
+    if overrides and op in overrides:
+        policy = overrides[op]
+    else:
+        opdef = OPS.get(op)
+        if opdef is None:
+            return "follow"
+        policy = opdef.precision or DEFAULT_PRECISION.get(opdef.kind, "follow")
+    if policy not in PRECISIONS:
+        raise ValueError(f"precision policy of {op!r} is {policy!r}; expected one of {PRECISIONS}")
+    return policy
 
 
 class OpOverrideWarning(UserWarning):

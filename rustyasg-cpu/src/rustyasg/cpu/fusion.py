@@ -26,6 +26,8 @@ import numpy as np
 
 from rustyasg.core.compile import ELEMENTWISE, REDUCTION, Plan, plan_units, schedule_hints
 
+from rustyasg.core.backend_api import LOW_PRECISION
+
 from .kernels.protocol import Elementwise, Reduction
 
 LEAVES = ("input", "variable", "constant")
@@ -45,8 +47,8 @@ def cpu_plan(program, fuse: bool = True, table=None) -> Plan:
     def role(iid):
         ins = by_id[iid]
         kernel = table.get(ins.op)
-        if not fuse or np.float16 in (ins.dtype, *(by_id[a].dtype for a in ins.inputs)):
-            return None  # float16 is only stored (see cpu_float16): its casts run alone
+        if not fuse or LOW_PRECISION.intersection((ins.dtype, *(by_id[a].dtype for a in ins.inputs))):
+            return None  # 16-bit floats are only stored (see cpu_float16): their casts run alone
         if isinstance(kernel, Elementwise):
             return ELEMENTWISE
         if isinstance(kernel, Reduction) and ins.dtype.kind in "fiu":

@@ -206,59 +206,24 @@ def slice_assemble(program):
     return program
 
 
-#: Ops whose cpu kernels only move float16 values (views): they keep float16.
-F16_NATIVE = frozenset({"reshape", "transpose", "slice", "flip", "broadcast_to", "identity", "stop_gradient"})
-
-
 def float16_compute(program):
-    """``cpu_float16``: float16 is stored as float16 and computed in float32.
+    """``cpu_float16``: float16 and bfloat16 are stored as 16-bit words and computed in float32.
 
-    numba has no float16 arithmetic on the cpu. Every instruction that computes on
-    or produces float16 (other than views) computes in float32 instead, between
-    casts: its float16 operands are cast up once each, its result cast back down,
-    so the program's values, dtypes and results stay those of the graph.
+    numba has no float16 or bfloat16 arithmetic on the cpu: every instruction on a 16-bit
+    float other than a view computes in float32 between casts
+    (:func:`rustyasg.core.backend_api.compute_widened`); bfloat16 casts are bit shifts
+    (:mod:`.kernels.bfloat16`). A 16-bit matmul thus runs as float32 GEMM: numpy and numba
+    have no faster low-precision GEMM on the cpu.
 
     >>> import numpy as np, rustyasg.core as rg
     >>> h = rg.input((3,), "float16", name="h")
     >>> f = rg.function([h], rg.sum(h * 2.0), backend="cpu")
     >>> f(np.ones(3, np.float16))
     array(6., dtype=float16)
+    >>> b = rg.input((3,), "bfloat16", name="b")
+    >>> float(rg.function([b], rg.sum(b * 2.0), backend="cpu")(np.ones(3, rg.bfloat16)))
+    6.0
     """
-    from rustyasg.core.program import Instr
+    from rustyasg.core.backend_api import compute_widened
 
-    f16, f32 = np.dtype(np.float16), np.dtype(np.float32)
-    if not any(i.dtype == f16 for i in program.instrs):
-        return program
-    by_id = program.by_id()
-    next_id = program.new_id()
-    widened = {}
-    out = []
-
-    def wide(v):
-        nonlocal next_id
-        if v not in widened:
-            src = by_id[v]
-            widened[v] = Instr(next_id, "cast", (v,), {"dtype": f32}, src.shape, f32, src.source)
-            next_id += 1
-            out.append(widened[v])
-        return widened[v].id
-
-    for ins in program.instrs:
-        touches = ins.dtype == f16 or any(by_id[a].dtype == f16 for a in ins.inputs)
-        if not touches or ins.op in F16_NATIVE or ins.op in ("cast", "input", "variable", "constant"):
-            out.append(ins)
-            continue
-        inputs = tuple(wide(a) if by_id[a].dtype == f16 else a for a in ins.inputs)
-        if ins.dtype != f16:
-            ins.inputs = inputs
-            out.append(ins)
-            continue
-        attrs = dict(ins.attrs)
-        if attrs.get("dtype") is not None and np.dtype(attrs["dtype"]) == f16:
-            attrs["dtype"] = f32  # e.g. random_normal(dtype=float16)
-        inner = Instr(next_id, ins.op, inputs, attrs, ins.shape, f32, ins.source, ins.name)
-        next_id += 1
-        out.append(inner)
-        out.append(Instr(ins.id, "cast", (inner.id,), {"dtype": f16}, ins.shape, f16, ins.source, ins.name))
-    program.instrs = out
-    return program
+    return compute_widened(program)

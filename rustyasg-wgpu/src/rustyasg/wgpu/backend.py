@@ -72,6 +72,16 @@ class WgpuBackend(Backend):
 
         return instrumented(executable, observer)
 
+    def check_precision(self, precision) -> None:
+        """float16 mixed precision needs ``shader-f16``; without it this backend stores and computes
+        float16 as float32 (correct values, no memory or speed gain) and says so with a warning."""
+        if precision.dtype == np.float16 and not self.ctx.has("shader-f16"):
+            import warnings
+
+            warnings.warn(f"wgpu adapter {self.ctx.name} does not grant shader-f16: precision='f16' falls back "
+                          f"to float32 storage and arithmetic (use precision='bf16', stored as 16-bit words, "
+                          f"or an adapter with shader-f16)", RuntimeWarning, stacklevel=3)
+
     def compute_dtype(self, dtype) -> np.dtype:
         """float64 is computed in float32 (WGSL has no f64); every other dtype as itself."""
         dtype = np.dtype(dtype)

@@ -24,6 +24,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from rustyasg.core.backend_api import LOW_PRECISION
+
 from rustyasg.core.backend_api import ELEMENTWISE_TABLE as ROWS
 from rustyasg.core.backend_api import OPS as CORE_OPS
 
@@ -82,6 +84,8 @@ def fusable(instr, in_dtypes: Sequence[np.dtype]) -> bool:
         return False
     if not float_fusable_op(instr.op):
         return False
+    if instr.op == "cast" and np.dtype(instr.dtype) in LOW_PRECISION:
+        return False  # a fused kernel keeps values in f32 registers: the cast must round through storage
     return not int_domain(instr, in_dtypes)
 
 

@@ -1,18 +1,28 @@
 """Graph passes the wgpu backend adds (positions >= 100, ``backends=("wgpu",)``).
 
-None are needed yet: fusion and memory planning happen when the program is
-compiled (:mod:`rustyasg.wgpu.fusion`, :mod:`rustyasg.wgpu.memory`), where the
-device's limits are known.
+``wgpu_bfloat16``: bfloat16 is stored as 16-bit words and computed in float32 (WGSL has
+no bfloat16 arithmetic): only casts and views touch bfloat16 values
+(:func:`rustyasg.core.backend_api.compute_widened`). float16 needs no pass: with
+``shader-f16`` kernels compute in f16, without it the storage is f32.
+Fusion and memory planning happen when the program is compiled
+(:mod:`rustyasg.wgpu.fusion`, :mod:`rustyasg.wgpu.memory`), where the device's limits are known.
 
 Example:
     >>> from rustyasg.core.registry import PassRegistry
     >>> reg = PassRegistry(); register(reg); sorted(reg)
-    []
+    ['wgpu_bfloat16']
 """
 
 from __future__ import annotations
 
 
+def bfloat16_compute(program):
+    """Compute bfloat16 instructions in float32 between casts (see the module docstring)."""
+    from rustyasg.core.backend_api import bfloat16, compute_widened
+
+    return compute_widened(program, narrow=(bfloat16,))
+
+
 def register(registry) -> None:
     """Add the wgpu passes to ``registry`` (a :class:`~rustyasg.core.registry.PassRegistry`)."""
-    return None
+    registry.register("wgpu_bfloat16", bfloat16_compute, 99, backends=("wgpu",))

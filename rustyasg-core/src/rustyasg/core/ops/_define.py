@@ -13,7 +13,8 @@ __all__ = ["defop", "Attr", "Example", "TensorType"]
 def defop(name: str, *, infer: Callable, reference: Callable, grad: Optional[Callable] = None,
           attrs: Optional[Mapping[str, Attr]] = None, doc: str = "", kind: str = "other",
           num_inputs: Optional[int] = 1, examples: Sequence[Example] = (), promote: bool = False,
-          plugin: str = "rustyasg.core", registry=None, check_values: Optional[Callable] = None) -> Callable:
+          plugin: str = "rustyasg.core", registry=None, check_values: Optional[Callable] = None,
+          precision: Optional[str] = None) -> Callable:
     """Register an :class:`OpDef` and return ``fn(*inputs, **attrs)`` that builds its node.
 
     >>> import numpy as np
@@ -25,7 +26,7 @@ def defop(name: str, *, infer: Callable, reference: Callable, grad: Optional[Cal
     """
     opdef = OpDef(name=name, infer=infer, reference=reference, grad=grad, attrs=dict(attrs or {}),
                   doc=doc, kind=kind, num_inputs=num_inputs, examples=tuple(examples), promote=promote,
-                  plugin=plugin, check_values=check_values)
+                  plugin=plugin, check_values=check_values, precision=precision)
     (registry if registry is not None else OPS).register(opdef)
 
     def build(*inputs, name: Optional[str] = None, **kw):

@@ -198,7 +198,7 @@ def _hp(stride=1, padding=0, dilation=1, groups=1):
 _X = InputSpec
 conv2d = defop(
     "conv2d", infer=_conv2d_infer, reference=_conv2d_ref, grad=_conv2d_grad, attrs=_HYPER, kind="nn",
-    num_inputs=2, promote=True,
+    num_inputs=2, promote=True, precision="low",
     examples=(Example((_X((2, 3, 5, 5)), _X((4, 3, 3, 3))), _hp()),
               Example((_X((1, 4, 6, 5)), _X((6, 2, 3, 2))), _hp((2, 1), (1, 2), (1, 2), 2)),
               Example((_X((2, 2, 7, 6)), _X((2, 1, 3, 3))), _hp(2, 1, 2, 2))),
@@ -215,7 +215,7 @@ conv2d = defop(
 conv2d_backward_input = defop(
     "conv2d_backward_input", infer=_backward_input_infer, reference=_backward_input_ref, grad=_backward_input_grad,
     attrs={"input_size": Attr(as_pair, doc="(H, W) of the convolution's input"), **_HYPER}, kind="nn",
-    num_inputs=2, promote=True,
+    num_inputs=2, promote=True, precision="low",
     examples=(Example((_X((2, 4, 3, 3)), _X((4, 3, 3, 3))), {"input_size": (5, 5), **_hp()}),
               Example((_X((1, 6, 4, 8)), _X((6, 2, 3, 2))), {"input_size": (7, 6), **_hp((2, 1), (1, 2), (1, 2), 2)}),
               Example((_X((2, 2, 2, 3)), _X((2, 1, 3, 3))), {"input_size": (6, 7), **_hp(2, 1, 2, 2)}),
@@ -235,7 +235,7 @@ conv2d_backward_weight = defop(
     "conv2d_backward_weight", infer=_backward_weight_infer, reference=_backward_weight_ref,
     grad=_backward_weight_grad,
     attrs={"kernel_size": Attr(as_pair, doc="(kh, kw) of the weight"), **_HYPER}, kind="nn",
-    num_inputs=2, promote=True,
+    num_inputs=2, promote=True, precision="low",
     examples=(Example((_X((2, 4, 3, 3)), _X((2, 3, 5, 5))), {"kernel_size": (3, 3), **_hp()}),
               Example((_X((1, 6, 3, 7)), _X((1, 4, 6, 5))), {"kernel_size": (3, 2), **_hp((2, 1), (1, 2), (1, 2), 2)}),
               Example((_X((2, 2, 3, 2)), _X((2, 2, 7, 6))), {"kernel_size": (3, 3), **_hp(2, 1, 2, 2)}),

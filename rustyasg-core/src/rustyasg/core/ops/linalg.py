@@ -44,7 +44,7 @@ def _matmul_grad(g, y, a, b):
 
 
 matmul_op = defop("matmul", infer=_matmul_infer, reference=np.matmul, grad=_matmul_grad, kind="linalg",
-                  num_inputs=2, promote=True,
+                  num_inputs=2, promote=True, precision="low",
                   examples=(Example((InputSpec((4, 3)), InputSpec((3, 5)))),
                             Example((InputSpec((2, 4, 3)), InputSpec((3, 2)))),
                             Example((InputSpec((2, 1, 4, 3)), InputSpec((3, 3, 2))))),

@@ -128,9 +128,9 @@ def _define_norm(name, layout, attrs, examples, backward_examples, doc):
         return jh * gv, grad_x, to_param(jh * g, x, **kw)
 
     forward = defop(name, infer=infer, reference=forward_ref, grad=forward_grad, attrs=attrs, kind="nn",
-                    num_inputs=3, promote=True, examples=examples, doc=doc)
+                    num_inputs=3, promote=True, examples=examples, doc=doc, precision="float32")
     backward = defop(f"{name}_backward", infer=backward_infer, reference=backward_ref, grad=backward_grad,
-                     attrs=attrs, kind="nn", num_inputs=3, promote=True, examples=backward_examples,
+                     attrs=attrs, kind="nn", num_inputs=3, promote=True, examples=backward_examples, precision="float32",
                      doc=f"Gradient of ``{name}`` with respect to ``x``: ``(g, x, gamma) -> dx``, "
                          "through the mean and the variance.")
     return forward, backward

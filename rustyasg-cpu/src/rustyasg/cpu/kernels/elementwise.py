@@ -24,7 +24,16 @@ __all__ = ["KERNELS", "MAXIMUM", "MINIMUM", "render"]
 
 
 def _cast_alone(ins, args):
-    """Casts from or to float16 (which numba cannot compute on) run as numpy copies."""
+    """Casts from or to 16-bit floats, which numba cannot compute on: bfloat16 by bit shifts
+    (:mod:`.bfloat16`), float16 as numpy copies."""
+    from rustyasg.core.backend_api import bfloat16
+
+    from .bfloat16 import from_bfloat16, to_bfloat16
+
+    if args[0].dtype == bfloat16 and ins.dtype != bfloat16:
+        return Impl(run=from_bfloat16, label="cast.from_bfloat16")
+    if ins.dtype == bfloat16 and args[0].dtype != bfloat16:
+        return Impl(run=to_bfloat16, label="cast.to_bfloat16")
     if np.float16 not in (ins.dtype, args[0].dtype):
         return None
     return Impl(run=lambda x, out: np.copyto(out, x, casting="unsafe"), elementwise=True, label="numpy.cast")

@@ -97,13 +97,16 @@ def _trace(model, loss_fn: Callable, forward: Optional[Forward], xs: Sequence[Te
 
 
 def build_train_step(model, loss_fn: Callable, optimizer, batch, backend=None, forward: Optional[Forward] = None,
-                     clip_grad_norm=None, clip_grad_value=None, check_finite: bool = False) -> rg.Function:
+                     clip_grad_norm=None, clip_grad_value=None, check_finite: bool = False, precision=None,
+                     memory_budget: Optional[int] = None) -> rg.Function:
     """Compile forward + backward + optimizer update + buffer updates; the function returns the loss.
 
     ``forward(model, *inputs)`` replaces ``model(*inputs)`` when given. Clipping limits go to
     ``optimizer.updates`` (applied inside the step). With ``check_finite`` the function returns
     ``[loss, state_check]`` as one vector: ``state_check`` is 0 while every updated float state
     (weights, moments, buffers) is finite and NaN once any is not (see :func:`state_check`).
+    ``precision`` ("bf16", "f16") and ``memory_budget`` (bytes) are ``rg.function``'s whole-step
+    options: mixed precision with float32 master weights, and rematerialization to a planned peak.
     """
     xs, y = symbolic_inputs(batch)
     _, loss = _trace(model, loss_fn, forward, xs, y, training=True)
@@ -115,7 +118,8 @@ def build_train_step(model, loss_fn: Callable, optimizer, batch, backend=None, f
     updates = dict(optimizer.updates(loss, **kw))
     updates.update(model.state_updates())
     output = rg.stack([loss, state_check(updates.values()).astype(loss.dtype)]) if check_finite else loss
-    return rg.function([*xs, y], output, updates=updates, backend=backend, name="train_step")
+    return rg.function([*xs, y], output, updates=updates, backend=backend, name="train_step", precision=precision,
+                       memory_budget=memory_budget)
 
 
 def state_check(values) -> Tensor:

@@ -170,6 +170,11 @@ class Trainer:
             ``rustyasg-dist`` part: gradients averaged inside the step, rank 0's weights at the
             start, progress, logs and checkpoints on rank 0, losses and metrics averaged over
             ranks); or a strategy such as ``rustyasg.distributed.DataParallel(zero=1)``.
+        precision: ``"bf16"`` or ``"f16"`` (or a ``rustyasg.core.Precision``): the training step in
+            mixed precision, float32 master weights; f16 with dynamic loss scaling inside the step
+            (a step with a non-finite gradient is skipped; ``trainer.train_step.loss_scale``).
+        memory_budget: bytes; activations are recomputed in the backward pass so the step's
+            planned peak fits (``trainer.train_step.report(*batch)`` says what was chosen).
     """
 
     def __init__(self, model, loss_fn: Callable, optimizer, *, scheduler=None, scheduler_interval: str = "step",
@@ -178,7 +183,7 @@ class Trainer:
                  clip_grad_norm=None, clip_grad_value=None, progress: ProgressSetting = "auto", log_every: int = 50,
                  callbacks: Iterable[Any] = (), halt_on_nonfinite: bool = True, eval_label: str = "val",
                  checkpoint_metadata: Optional[Mapping[str, Any]] = None, stream: Optional[TextIO] = None,
-                 distributed=False):
+                 distributed=False, precision=None, memory_budget: Optional[int] = None):
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
         if int(log_every) < 1:
@@ -195,6 +200,7 @@ class Trainer:
         self.callbacks = CallbackList(callbacks)
         self.halt_on_nonfinite = halt_on_nonfinite
         self.eval_label = eval_label
+        self.precision, self.memory_budget = precision, memory_budget
         self.distributed = strategy_for(distributed)
         if self.distributed is not None:
             self.optimizer = self.distributed.wrap_optimizer(optimizer)  # its updates sync the gradients
@@ -213,7 +219,8 @@ class Trainer:
         if self.train_step is None:
             self.train_step = build_train_step(self.model, self.loss_fn, self.optimizer, batch, self.backend,
                                                self.forward, self.clip_grad_norm, self.clip_grad_value,
-                                               check_finite=self.halt_on_nonfinite)
+                                               check_finite=self.halt_on_nonfinite, precision=self.precision,
+                                               memory_budget=self.memory_budget)
 
     def _ensure_eval_step(self, batch) -> None:
         if self.eval_step is None:

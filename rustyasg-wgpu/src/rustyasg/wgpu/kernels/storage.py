@@ -16,6 +16,8 @@ from typing import Dict
 
 import numpy as np
 
+from rustyasg.core.backend_api import bfloat16
+
 # WGSL helpers for the (lo, hi) int64 storage: conversions through f32 and i32.
 I64_WGSL = """
 fn i64_to_f32(v: vec2<u32>) -> f32 {
@@ -44,12 +46,24 @@ fn i64_from_f32(x: f32) -> vec2<u32> {
 """
 
 
+#: f32 -> bfloat16 word, rounded to nearest-even; NaN stays a quiet NaN (as ml_dtypes converts).
+BF16_WGSL = """
+fn bf16_from_f32(v: f32) -> u32 {
+    let b = bitcast<u32>(v);
+    if ((b & 0x7fffffffu) > 0x7f800000u) { return (b >> 16u) | 0x40u; }
+    return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
+}
+"""
+
+
 @dataclass(frozen=True)
 class Storage:
     """How one dtype is laid out in a GPU buffer, and the WGSL to read and write it.
 
-    ``name`` is one of ``f32``, ``f16``, ``i32``, ``i64``, ``bool``; ``elem`` the WGSL
-    element type; ``itemsize`` bytes per element on the device.
+    ``name`` is one of ``f32``, ``f16``, ``bf16``, ``i32``, ``i64``, ``bool``; ``elem`` the WGSL
+    element type; ``itemsize`` bytes per element on the device. ``bf16`` keeps each
+    bfloat16's 16-bit word in a ``u32`` (WGSL has no 16-bit integer, and two values per
+    word would need atomic writes): read by a 16-bit shift, written rounded to nearest-even.
 
     Example::
 
@@ -70,7 +84,7 @@ class Storage:
 
     @property
     def is_float(self) -> bool:
-        return self.name in ("f32", "f16")
+        return self.name in ("f32", "f16", "bf16")
 
     def load(self, arr: str, idx: str) -> str:
         """WGSL expression: element ``idx`` of ``arr`` as ``f32``."""
@@ -78,11 +92,13 @@ class Storage:
             return f"{arr}[{idx}]"
         if self.name == "i64":
             return f"i64_to_f32({arr}[{idx}])"
+        if self.name == "bf16":
+            return f"bitcast<f32>({arr}[{idx}] << 16u)"
         return f"f32({arr}[{idx}])"
 
     def from_f32(self, value: str) -> str:
         """WGSL expression converting the ``f32`` expression ``value`` to ``elem``."""
-        return {"f32": f"{value}", "f16": f"f16({value})", "i32": f"i32({value})",
+        return {"f32": f"{value}", "f16": f"f16({value})", "bf16": f"bf16_from_f32({value})", "i32": f"i32({value})",
                 "i64": f"i64_from_f32({value})", "bool": f"select(0u, 1u, ({value}) != 0.0)"}[self.name]
 
     def store(self, arr: str, idx: str, value: str) -> str:
@@ -104,7 +120,8 @@ class Storage:
         return f"{arr}[{idx}] = {self.from_i32(value)}"
 
     def from_i32(self, value: str) -> str:
-        return {"f32": f"f32({value})", "f16": f"f16(f32({value}))", "i32": f"{value}",
+        return {"f32": f"f32({value})", "f16": f"f16(f32({value}))", "bf16": f"bf16_from_f32(f32({value}))",
+                "i32": f"{value}",
                 "i64": f"i64_from_i32({value})", "bool": f"select(0u, 1u, ({value}) != 0)"}[self.name]
 
     def literal(self, value: float) -> str:
@@ -115,6 +132,8 @@ class Storage:
             return f"f16({float(np.float16(value))!r})"
         if self.name == "i32":
             return f"i32({int(value)})"
+        if self.name == "bf16":
+            return f"{int(np.array(value, bfloat16).view(np.uint16))}u"
         if self.name == "bool":
             return "1u" if value else "0u"
         word = int(value) & 0xFFFFFFFFFFFFFFFF
@@ -122,20 +141,26 @@ class Storage:
 
     def to_device(self, array: np.ndarray) -> np.ndarray:
         """Host array converted to the bytes this storage keeps on the device."""
+        if self.name == "bf16":
+            return np.ascontiguousarray(np.asarray(array, bfloat16).view(np.uint16), dtype=np.uint32)
         host = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "i64": np.int64, "bool": np.uint32}
         return np.ascontiguousarray(array, dtype=host[self.name])
 
     def to_host(self, raw: bytes, shape, dtype) -> np.ndarray:
         """Device bytes back to a numpy array of ``dtype``."""
-        host = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "i64": np.int64, "bool": np.uint32}
+        host = {"f32": np.float32, "f16": np.float16, "i32": np.int32, "i64": np.int64, "bool": np.uint32,
+                "bf16": np.uint32}
         count = int(np.prod(shape, dtype=np.int64))
         arr = np.frombuffer(raw, dtype=host[self.name], count=count).reshape(shape)
+        if self.name == "bf16":
+            arr = arr.astype(np.uint16).view(bfloat16)
         return arr.astype(dtype) if arr.dtype != dtype else arr.copy()
 
 
 STORAGES: Dict[str, Storage] = {
     "f32": Storage("f32", "f32", 4),
     "f16": Storage("f16", "f16", 2),
+    "bf16": Storage("bf16", "u32", 4),
     "i32": Storage("i32", "i32", 4),
     "i64": Storage("i64", "vec2<u32>", 8),
     "bool": Storage("bool", "u32", 4),
@@ -153,6 +178,8 @@ def storage_for(dtype, has_f16: bool) -> Storage:
     dt = np.dtype(dtype)
     if dt == np.float16:
         return STORAGES["f16" if has_f16 else "f32"]
+    if dt == bfloat16:
+        return STORAGES["bf16"]
     if dt.kind == "f":
         return STORAGES["f32"]
     if dt == np.bool_:
@@ -172,4 +199,6 @@ def header(*storages: Storage) -> str:
     text = "enable f16;\n" if "f16" in names else ""
     if "i64" in names:
         text += I64_WGSL
+    if "bf16" in names:
+        text += BF16_WGSL
     return text

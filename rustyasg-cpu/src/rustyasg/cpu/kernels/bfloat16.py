@@ -1,0 +1,64 @@
+"""bfloat16 <-> float32 conversion kernels: bfloat16 is stored as 16-bit words, computed as float32.
+
+numba has no bfloat16 type. A bfloat16 is the upper half of a float32, so widening is a
+16-bit shift of the word, and narrowing rounds the float32's bits to nearest-even before
+dropping the lower half (NaN stays a quiet NaN, as ``ml_dtypes`` converts). The cpu
+backend's ``cpu_float16`` rewrite computes every bfloat16 instruction in float32 between
+these casts, so only these two loops ever touch bfloat16 words.
+
+Example:
+    >>> import numpy as np, ml_dtypes
+    >>> x = np.array([1.0, -2.5, 3.14159, np.inf, np.nan], np.float32)
+    >>> b = np.empty(5, ml_dtypes.bfloat16); to_bfloat16(x, b)
+    >>> bool(np.array_equal(b.view(np.uint16)[:4], x[:4].astype(ml_dtypes.bfloat16).view(np.uint16)))
+    True
+    >>> w = np.empty(5, np.float32); from_bfloat16(b, w); w[:4].tolist(), bool(np.isnan(w[4]))
+    ([1.0, -2.5, 3.140625, inf], True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..jit import elementwise_jit
+
+
+@elementwise_jit
+def _widen(words, out):
+    for i in range(words.size):
+        out[i] = np.uint32(words[i]) << np.uint32(16)
+
+
+@elementwise_jit
+def _narrow(bits, out):
+    for i in range(bits.size):
+        b = bits[i]
+        if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):  # NaN: keep the sign, make it quiet
+            out[i] = np.uint16((b >> np.uint32(16)) | np.uint32(0x0040))
+        else:
+            out[i] = np.uint16((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+
+
+def _flat(a: np.ndarray, dtype) -> np.ndarray:
+    return np.ascontiguousarray(a).reshape(-1).view(dtype)
+
+
+def from_bfloat16(x: np.ndarray, out: np.ndarray) -> None:
+    """Write bfloat16 ``x`` widened into ``out`` (float32 of the same shape, or any dtype through float32)."""
+    if out.dtype == np.float32 and out.flags.c_contiguous:
+        _widen(_flat(x, np.uint16), out.reshape(-1).view(np.uint32))
+        return
+    wide = np.empty(x.shape, np.float32)
+    _widen(_flat(x, np.uint16), wide.reshape(-1).view(np.uint32))
+    np.copyto(out, wide, casting="unsafe")
+
+
+def to_bfloat16(x: np.ndarray, out: np.ndarray) -> None:
+    """Write ``x`` (float32, or any dtype through float32) rounded to bfloat16 into ``out``."""
+    src = x if x.dtype == np.float32 else x.astype(np.float32)
+    if out.flags.c_contiguous:
+        _narrow(_flat(src, np.uint32), out.reshape(-1).view(np.uint16))
+        return
+    words = np.empty(x.shape, np.uint16)
+    _narrow(_flat(src, np.uint32), words.reshape(-1))
+    np.copyto(out, words.view(out.dtype))
