@@ -139,3 +139,32 @@ def test_trace_opens_in_perfetto_ui(tmp_path, mnist, browser, artifacts):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+_CACHE_PROBE = """
+import json, sys
+import numpy as np, rustyasg.core as rg
+x = rg.input((64,), name="x")
+f = rg.function([x], [rg.tanh(x * float(sys.argv[1]) + 0.5) * 3.0], backend="cpu")
+with rg.profile() as prof:
+    f(np.linspace(-1, 1, 64, dtype=np.float32))
+    f(np.linspace(-1, 1, 64, dtype=np.float32))
+print(json.dumps(prof.kernel_cache()))
+print(prof.compile_table())
+"""
+
+
+def test_compile_table_says_which_kernels_came_from_the_disk_cache(tmp_path):
+    """A kernel first compiled in one process is loaded from the disk cache by the next one."""
+    env = dict(os.environ, RUSTYASG_CACHE_DIR=str(tmp_path), PYTHONWARNINGS="ignore")
+    scale = repr(1.0 + time.time() % 1e-3)  # a kernel no earlier run has compiled
+    runs = [subprocess.run([sys.executable, "-c", _CACHE_PROBE, scale], env=env, capture_output=True, text=True,
+                           timeout=600) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr[-2000:]
+    first, second = ({k: (h, m) for k, h, m in json.loads(r.stdout.splitlines()[0])} for r in runs)
+    generated = [k for k in first if k.startswith("rustyasg_generated.")]
+    assert generated and all(first[k][1] >= 1 for k in generated), first  # compiled in the first process
+    assert all(second[k] == (first[k][1], 0) for k in generated), second  # loaded from disk in the second
+    assert "kernel disk cache:" in runs[0].stdout and "compiled: rustyasg_generated." in runs[0].stdout
+    assert "compiled: rustyasg_generated." not in runs[1].stdout

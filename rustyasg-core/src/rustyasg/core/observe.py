@@ -29,10 +29,27 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 #: The installed observer; executables read this on every run (None: no observer, nothing to do).
 ACTIVE: Optional["Observer"] = None
+
+#: Backends' on-disk kernel caches: cache name -> a callable giving ``{kernel: (hits, misses)}``
+#: counted so far in this process (the cpu backend registers numba's). Profilers diff them
+#: around a first run to say which kernels were loaded from disk and which were compiled.
+KERNEL_CACHES: Dict[str, Callable[[], Mapping[str, Tuple[int, int]]]] = {}
+
+
+def kernel_cache_counts() -> Dict[Tuple[str, str], Tuple[int, int]]:
+    """Every registered kernel cache's counters, keyed by ``(cache, kernel)``.
+
+    >>> KERNEL_CACHES["demo"] = lambda: {"k": (2, 1)}
+    >>> kernel_cache_counts()[("demo", "k")]
+    (2, 1)
+    >>> del KERNEL_CACHES["demo"]
+    """
+    return {(cache, kernel): counts for cache, probe in list(KERNEL_CACHES.items())
+            for kernel, counts in probe().items()}
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,13 @@ Example (kernels are defined in modules, so numba can cache them by file):
 
 from __future__ import annotations
 
+import weakref
+from typing import Dict, Tuple
+
 from numba import njit
 from numba.core.compiler import Compiler
+
+from rustyasg.core import observe
 
 #: Fast-math flags of the kernels: fused multiply-add, no signed zeros, and reassociation so
 #: float reductions vectorize. Not 'nnan'/'ninf': masks use -inf, isnan must keep working and
@@ -41,13 +46,43 @@ class NoAliasCompiler(Compiler):
         super().__init__(typingctx, targetctx, library, args, return_type, flags, locals)
 
 
+#: Every dispatcher made by the decorators below, for the disk-cache counters.
+DISPATCHERS: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _tracked(dispatcher):
+    DISPATCHERS.add(dispatcher)
+    return dispatcher
+
+
+def cache_counts() -> Dict[str, Tuple[int, int]]:
+    """``{kernel: (disk-cache hits, misses)}`` of the backend's numba kernels so far in this process.
+
+    A miss is a compilation (nothing usable on disk); a hit loaded machine code that an
+    earlier process compiled. Registered as ``observe.KERNEL_CACHES["numba"]``, so
+    ``rg.profile()``'s compile table shows them.
+    """
+    out: Dict[str, Tuple[int, int]] = {}
+    for d in list(DISPATCHERS):
+        stats = d.stats
+        hits, misses = sum(stats.cache_hits.values()), sum(stats.cache_misses.values())
+        if hits or misses:
+            name = f"{d.py_func.__module__}.{d.py_func.__qualname__}"
+            h, m = out.get(name, (0, 0))
+            out[name] = (h + hits, m + misses)
+    return out
+
+
+observe.KERNEL_CACHES["numba"] = cache_counts
+
+
 def kernel_jit(fn):
     """``numba.njit`` with the backend's kernel options (cached, noalias, fast-math, no GIL).
 
     Kernels release the GIL so :mod:`.threads` can run chunks of one on several cores.
     """
-    return njit(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True,
-                pipeline_class=NoAliasCompiler)(fn)
+    return _tracked(njit(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True,
+                         pipeline_class=NoAliasCompiler)(fn))
 
 
 def elementwise_jit(fn):
@@ -56,10 +91,10 @@ def elementwise_jit(fn):
     Such loops vectorize without it, and with it LLVM may cancel ``a + (-a)`` to 0 where
     ``a`` is inf (numpy: NaN). Loops that accumulate (reductions) keep :func:`kernel_jit`.
     """
-    return njit(cache=True, fastmath=set(FASTMATH - {"reassoc"}), error_model="numpy", nogil=True,
-                pipeline_class=NoAliasCompiler)(fn)
+    return _tracked(njit(cache=True, fastmath=set(FASTMATH - {"reassoc"}), error_model="numpy", nogil=True,
+                         pipeline_class=NoAliasCompiler)(fn))
 
 
 def helper_jit(fn):
     """``numba.njit`` for scalar helpers that kernels call (and LLVM inlines)."""
-    return njit(cache=True, fastmath=set(HELPER_FASTMATH), error_model="numpy")(fn)
+    return _tracked(njit(cache=True, fastmath=set(HELPER_FASTMATH), error_model="numpy")(fn))

@@ -149,6 +149,7 @@ class Profile(observe.Observer):
         self._graph_info: Dict[int, Dict[int, Any]] = {}
         self._current: Optional[Tuple[Any, Any, int]] = None
         self._ctx = None
+        self._cache_counts = observe.kernel_cache_counts()
 
     # -- context -------------------------------------------------------------------------------
     def __enter__(self) -> "Profile":
@@ -177,10 +178,32 @@ class Profile(observe.Observer):
         self.runs.append(RunEvent(name, self._now() - seconds, seconds, first, _rss()))
         if first:
             self.compiles.append(CompileEvent("first_run", self._now() - seconds, seconds, {"function": name}))
+            self._kernel_cache_events(name)
         self._timeline(function, executable)
 
     def on_compile_event(self, name: str, seconds: float, **info) -> None:
         self.compiles.append(CompileEvent(name, self._now() - seconds, seconds, dict(info)))
+
+    def _kernel_cache_events(self, function: str) -> None:
+        """One ``kernel_cache`` event per backend kernel loaded from disk or compiled since the last look."""
+        now = observe.kernel_cache_counts()
+        for (cache, kernel), (hits, misses) in sorted(now.items()):
+            h0, m0 = self._cache_counts.get((cache, kernel), (0, 0))
+            if hits > h0 or misses > m0:
+                self.compiles.append(CompileEvent("kernel_cache", self._now(), 0.0, {
+                    "function": function, "cache": cache, "kernel": kernel, "hits": hits - h0,
+                    "misses": misses - m0}))
+        self._cache_counts = now
+
+    def kernel_cache(self) -> List[Tuple[str, int, int]]:
+        """``(kernel, loaded from disk, compiled)`` per backend kernel that the profiled first runs needed."""
+        rows: Dict[str, List[int]] = {}
+        for c in self.compiles:
+            if c.name == "kernel_cache":
+                r = rows.setdefault(c.info["kernel"], [0, 0])
+                r[0] += c.info["hits"]
+                r[1] += c.info["misses"]
+        return [(k, h, m) for k, (h, m) in sorted(rows.items())]
 
     def wrap_steps(self, executable, steps, infos):
         function, exe, run = self._current
@@ -316,7 +339,16 @@ class Profile(observe.Observer):
             r[1] += c.seconds
         lines = [f"{'phase':<28}  {'count':>5}  {'total ms':>10}"]
         for name, (count, secs) in sorted(rows.items(), key=lambda kv: -kv[1][1]):
-            lines.append(f"{name:<28}  {count:>5d}  {secs * 1e3:>10.3f}")
+            if name != "kernel_cache":
+                lines.append(f"{name:<28}  {count:>5d}  {secs * 1e3:>10.3f}")
+        cache = self.kernel_cache()
+        if cache:
+            compiled = [k for k, _, m in cache if m]
+            lines.append("")
+            lines.append(f"kernel disk cache: {sum(h for _, h, _ in cache)} loaded, {sum(m for _, _, m in cache)} "
+                         f"compiled ({len(cache)} kernels)")
+            for kernel in compiled[:limit]:
+                lines.append(f"  compiled: {kernel}")
         jit = self.kernel_compile_times()
         if jit:
             lines.append("")
