@@ -4,6 +4,11 @@
 * ``W4``: GPT-mini: vocab 256, d 128, 4 heads, 2 pre-LN blocks, causal, GELU (tanh) MLP,
   T 64, batch 16, AdamW (lr 3e-4, weight decay 0.01).
 * ``W5``: GPT: vocab 256, d 512, 8 heads, 6 blocks, T 256, batch 32, AdamW (same settings).
+* ``R18``: ResNet-18 (zoo), 3x224x224 images, 1000 classes, batch 64, training-mode batch norm,
+  SGD with momentum 0.9 (lr 0.1).
+
+``precision="f16"`` builds the RustyASG step with mixed precision (``rg.function(precision=...)``);
+``torch_mode`` runs torch in ``fp32`` (TF32 off), ``tf32``, or ``bf16``/``fp16`` autocast.
 
 Both sides start from the same weights (torch's modules get the rustyasg model's state dict,
 which uses PyTorch's names and layouts) and see the same batches; torch runs fp32 with TF32
@@ -28,6 +33,7 @@ WORKLOADS: Dict[str, dict] = {
     "W2": {"kind": "mlp", "sizes": (784, 512, 512, 10), "batch": 128, "lr": 1e-3},
     "W4": {"kind": "gpt", "vocab": 256, "d": 128, "heads": 4, "layers": 2, "T": 64, "batch": 16, "lr": 3e-4},
     "W5": {"kind": "gpt", "vocab": 256, "d": 512, "heads": 8, "layers": 6, "T": 256, "batch": 32, "lr": 3e-4},
+    "R18": {"kind": "resnet", "classes": 1000, "image": 224, "batch": 64, "lr": 0.1},
 }
 WEIGHT_DECAY = 0.01
 
@@ -68,24 +74,41 @@ def rustyasg_model(cfg, seed: int = 0):
                 layers.append(nn.ReLU())
         model = nn.Sequential(*layers)
 
-        def build(backend):
+        def build(backend, precision=None):
             x, y = rg.input(("B", s[0]), name="x"), rg.input(("B",), "int64", name="y")
             loss = nn.cross_entropy(model(x), y)
             opt = optim.Adam(model.parameters(), lr=cfg["lr"])
-            return rg.function([x, y], loss, updates=opt.updates(loss), backend=backend)
+            return rg.function([x, y], loss, updates=opt.updates(loss), backend=backend, **_precision(precision))
+        return model, build
+    if cfg["kind"] == "resnet":
+        from rustyasg.nn import zoo
+
+        model = zoo.resnet18(num_classes=cfg["classes"])
+
+        def build(backend, precision=None):
+            x = rg.input(("B", 3, cfg["image"], cfg["image"]), name="x")
+            y = rg.input(("B",), "int64", name="y")
+            loss = nn.cross_entropy(model(x), y)
+            opt = optim.SGD(model.parameters(), lr=cfg["lr"], momentum=0.9)
+            return rg.function([x, y], loss, updates=opt.updates(loss), backend=backend, **_precision(precision))
         return model, build
 
     gcfg = GPTConfig(vocab_size=cfg["vocab"], block_size=cfg["T"], n_layer=cfg["layers"], n_head=cfg["heads"],
                      n_embd=cfg["d"], dropout=0.0)
     model = GPT(gcfg, seed=seed)
 
-    def build(backend):
+    def build(backend, precision=None):
         idx = rg.input(("B", cfg["T"]), "int64", name="idx")
         tgt = rg.input(("B", cfg["T"]), "int64", name="tgt")
         loss = GPT.loss(model(idx), tgt)
         opt = optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=WEIGHT_DECAY)
-        return rg.function([idx, tgt], loss, updates=opt.updates(loss), backend=backend)
+        return rg.function([idx, tgt], loss, updates=opt.updates(loss), backend=backend, **_precision(precision))
     return model, build
+
+
+def _precision(precision):
+    """``rg.function`` keywords for a mixed-precision request (none for full precision)."""
+    return {} if precision in (None, "fp32") else {"precision": precision}
 
 
 def batches(cfg, n: int, seed: int = 1):
@@ -94,6 +117,10 @@ def batches(cfg, n: int, seed: int = 1):
         s = cfg["sizes"]
         return [(rng.standard_normal((cfg["batch"], s[0])).astype(np.float32),
                  rng.integers(0, s[-1], cfg["batch"]).astype(np.int64)) for _ in range(n)]
+    if cfg["kind"] == "resnet":
+        shape = (cfg["batch"], 3, cfg["image"], cfg["image"])
+        return [(rng.standard_normal(shape).astype(np.float32),
+                 rng.integers(0, cfg["classes"], cfg["batch"]).astype(np.int64)) for _ in range(n)]
     out = []
     for _ in range(n):
         seq = rng.integers(0, cfg["vocab"], (cfg["batch"], cfg["T"] + 1)).astype(np.int64)
@@ -102,8 +129,9 @@ def batches(cfg, n: int, seed: int = 1):
 
 
 # --- torch side ----------------------------------------------------------------------------------
-def torch_model(cfg, state: dict, device: str = "cuda"):
-    """The torch twin of ``rustyasg_model`` loaded with ``state`` (a rustyasg state dict)."""
+def torch_model(cfg, state: dict, device: str = "cuda", mode: str = "fp32"):
+    """The torch twin of ``rustyasg_model`` loaded with ``state`` (a rustyasg state dict);
+    ``mode`` ``bf16``/``fp16`` runs the forward pass under autocast."""
     import torch
     import torch.nn as tnn
     import torch.nn.functional as F
@@ -116,6 +144,13 @@ def torch_model(cfg, state: dict, device: str = "cuda"):
             if k < len(s) - 2:
                 layers.append(tnn.ReLU())
         model = tnn.Sequential(*layers)
+
+        def loss_fn(x, y):
+            return F.cross_entropy(model(x), y)
+    elif cfg["kind"] == "resnet":
+        from torch_resnet import torch_resnet18  # benchmarks/ is on the suite's path
+
+        model = torch_resnet18(cfg["classes"])
 
         def loss_fn(x, y):
             return F.cross_entropy(model(x), y)
@@ -133,20 +168,32 @@ def torch_model(cfg, state: dict, device: str = "cuda"):
     own = model.state_dict()
     if "lm_head.weight" in own and "lm_head.weight" not in state:  # tied to the token embedding
         state = {**state, "lm_head.weight": state["transformer.wte.weight"]}
+    state = {**{k: np.zeros((), np.int64) for k in own if k.endswith("num_batches_tracked")}, **state}
     missing = [k for k in own if k not in state]
     if missing:
         raise KeyError(f"torch twin: parameters {missing} not in the rustyasg state dict")
-    model.load_state_dict({k: torch.from_numpy(np.asarray(state[k], np.float32)) for k in own})
+    model.load_state_dict({k: torch.from_numpy(np.asarray(state[k], own[k].numpy().dtype)) for k in own})
     model = model.to(device)
     params = list(model.parameters())
     if cfg["kind"] == "mlp":
         opt = torch.optim.Adam(params, lr=cfg["lr"])
+    elif cfg["kind"] == "resnet":
+        opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=0.9)
     else:
         opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=WEIGHT_DECAY)
 
+    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
+    scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
+
     def step(*batch):
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(*batch)
+        with torch.autocast("cuda", dtype=autocast, enabled=autocast is not None):
+            loss = loss_fn(*batch)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            return loss
         loss.backward()
         opt.step()
         return loss
@@ -188,21 +235,27 @@ def time_torch(step: Callable, data, warmup: int, steps: int, device: str = "cud
 
 
 def run_workload(name: str, warmup: int = 3, steps: int = 20, backend: str = "wgpu", with_torch: bool = True,
-                 device: str = "cuda", overrides: dict | None = None):
-    """One workload: rustyasg-wgpu and torch.cuda step times, first losses, launch counts."""
+                 device: str = "cuda", overrides: dict | None = None, precision: str | None = None,
+                 torch_modes: tuple = ()):
+    """One workload: rustyasg-wgpu and torch.cuda step times, first losses, launch counts.
+
+    ``torch_modes`` (``tf32``, ``bf16``, ``fp16``) adds torch anchors beside its fp32 run."""
     ensure_backend()
     cfg = {**WORKLOADS[name], **(overrides or {})}
     model, build = rustyasg_model(cfg)
     state = {k: np.array(v) for k, v in model.state_dict().items()}
     data = batches(cfg, 8)
-    step = build(backend)
-    out = {"workload": name, "config": {k: v for k, v in cfg.items()}}
+    step = build(backend, precision)
+    out = {"workload": name, "config": {k: v for k, v in cfg.items()}, "precision": precision or "fp32"}
     out["rustyasg"] = time_rustyasg(step, data, warmup, steps)
     exe = step.compile(*data[0])
     out["rustyasg"]["plan"] = exe.memory_report()
     if with_torch:
         import torch
 
+        for mode in torch_modes:
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
+            out[f"torch_{mode}"] = time_torch(torch_model(cfg, state, device, mode), data, warmup, steps, device)
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         out["torch"] = time_torch(torch_model(cfg, state, device), data, warmup, steps, device)

@@ -79,8 +79,9 @@ def bindable_size(nbytes: int, ctx: Any) -> int:
 
 
 def _usage_storage():
-    import wgpu
+    from .webgpu import api
 
+    wgpu = api()  # WebGPU's flag values, the same in every implementation
     return wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
 
 
@@ -205,8 +206,7 @@ class Readback:
         self.staging_allocations = 0
 
     def _staging_buffer(self, nbytes: int) -> Any:
-        import wgpu
-
+        wgpu = self.ctx.api
         cls = size_class(nbytes)
         buf = self._staging.get(cls)
         if buf is None:
@@ -222,8 +222,7 @@ class Readback:
         Pass ``encoder`` to append the copies to pending work (it is finished
         and submitted here), so compute and readback share a submit.
         """
-        import wgpu
-
+        wgpu = self.ctx.api
         offsets, total = [], 0
         for _, nbytes in items:
             offsets.append(total)

@@ -8,7 +8,9 @@ buffers cannot move between devices, so every part of the backend asks
 The adapter is chosen by the ``RUSTYASG_WGPU_ADAPTER`` environment variable
 (or the ``spec`` argument): ``high-performance`` or ``low-power`` pick by power
 preference; any other text picks the first adapter whose name, vendor,
-description, backend or type contains it (case-insensitive).
+description, backend or type contains it (case-insensitive). The WebGPU
+implementation (wgpu-native or Dawn) is chosen by ``RUSTYASG_WEBGPU``
+(see :mod:`.webgpu`).
 
 Example::
 
@@ -21,12 +23,15 @@ Example::
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
+
+from . import webgpu
 
 ADAPTER_ENV = "RUSTYASG_WGPU_ADAPTER"
 
@@ -41,6 +46,9 @@ WANTED_FEATURES = (
     "timestamp-query",
     "timestamp-query-inside-encoders",
     "timestamp-query-inside-passes",
+    # Dawn's names: its subgroups, and subgroup matrices (tensor cores).
+    "subgroups",
+    webgpu.SUBGROUP_MATRIX,
 )
 EXPERIMENTAL_FEATURES = ("cooperative-matrix",)
 
@@ -144,6 +152,9 @@ class GpuContext:
     features: frozenset
     limits: dict = field(hash=False)
     refused: dict = field(default_factory=dict, hash=False)  # feature -> why the device refused it
+    implementation: str = "native"  # WebGPU implementation: "native" (wgpu-native) or "dawn"
+    # Dawn's subgroup-matrix shapes, e.g. {"component_type": "f16", "m": 16, "n": 16, "k": 16, ...}
+    subgroup_matrix_configs: tuple = field(default=(), hash=False)
 
     @property
     def name(self) -> str:
@@ -159,7 +170,13 @@ class GpuContext:
     def cache_key(self) -> str:
         """Identifies adapter + driver, so tuned choices are not reused on other hardware."""
         parts = (self.info.get("device"), self.info.get("backend_type"), self.info.get("description"))
-        return "|".join(str(p or "") for p in parts)
+        key = "|".join(str(p or "") for p in parts)
+        return key if self.implementation == "native" else f"{key}|{self.implementation}"
+
+    @property
+    def api(self) -> Any:
+        """The wgpu-py-API module of this context's implementation (flags, enums)."""
+        return webgpu.load(self.implementation)
 
     @property
     def is_software(self) -> bool:
@@ -177,8 +194,7 @@ class GpuContext:
         against its bundled wgpu-native, so this maps a tiny buffer after an
         empty copy: mapping completes only once the queue has drained.
         """
-        import wgpu
-
+        wgpu = self.api
         bufs = _SYNC_BUFFERS.get(id(self.device))
         if bufs is None:
             src = self.device.create_buffer(size=16, usage=wgpu.BufferUsage.COPY_SRC)
@@ -250,12 +266,23 @@ def _note_software(info: dict) -> None:
                       SoftwareAdapterWarning, stacklevel=4)
 
 
-@functools.lru_cache(maxsize=None)
-def _context_for(spec: str, experimental: bool) -> GpuContext:
-    _ensure_runtime_dir()
-    import wgpu  # imported here so `import rustyasg.wgpu` works without a GPU stack
+def _subgroup_matrix_configs(wgpu: Any, adapter: Any) -> tuple:
+    """Dawn's subgroup-matrix shapes of ``adapter`` (empty elsewhere)."""
+    if webgpu.SUBGROUP_MATRIX not in adapter.features:
+        return ()
+    try:
+        extras = importlib.import_module(wgpu.__name__ + ".backends.dawn.extras")
+        return tuple(extras.get_adapter_properties(adapter).get("subgroup_matrix_configs", ()))
+    except Exception:  # an older wgpudawn without adapter properties: no tensor-core kernels
+        return ()
 
-    adapters = wgpu.gpu.enumerate_adapters_sync()
+
+@functools.lru_cache(maxsize=None)
+def _context_for(spec: str, experimental: bool, implementation: str = "native") -> GpuContext:
+    _ensure_runtime_dir()
+    wgpu = webgpu.load(implementation)  # imported here so `import rustyasg.wgpu` works without a GPU stack
+
+    adapters = [a for a in wgpu.gpu.enumerate_adapters_sync() if a.info.get("backend_type") != "Null"]
     infos = [dict(a.info) for a in adapters]
     adapter = adapters[select_adapter_index(infos, spec)]
     device, refused = _request_device(adapter, EXPERIMENTAL_FEATURES if experimental else ())
@@ -265,9 +292,11 @@ def _context_for(spec: str, experimental: bool) -> GpuContext:
         device=device,
         queue=device.queue,
         info=dict(adapter.info),
-        features=frozenset(device.features),
+        features=webgpu.canonical_features(device.features),
         limits=dict(device.limits),
         refused=refused,
+        implementation=implementation,
+        subgroup_matrix_configs=_subgroup_matrix_configs(wgpu, adapter),
     )
 
 
@@ -285,4 +314,5 @@ def get_context(spec: str | None = None, *, experimental: bool = False) -> GpuCo
     """
     if spec is None:
         spec = os.environ.get(ADAPTER_ENV, "")
-    return _context_for(spec, experimental)
+    _ensure_runtime_dir()  # before any implementation looks for adapters
+    return _context_for(spec, experimental, webgpu.implementation())

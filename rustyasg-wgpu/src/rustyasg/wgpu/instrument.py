@@ -23,8 +23,6 @@ import contextlib
 import time
 from typing import List
 
-import wgpu
-
 from rustyasg.core.observe import StepInfo
 
 TIMESTAMPS = "GPU timestamps (timestamp-query): each launch ran in a compute pass of its own"
@@ -96,7 +94,7 @@ class _Alone:
 
 def _read_timestamps(ctx, query_set, count: int) -> List[float]:
     size = 8 * count
-    resolved = ctx.device.create_buffer(size=size, usage=wgpu.BufferUsage.QUERY_RESOLVE | wgpu.BufferUsage.COPY_SRC)
+    resolved = ctx.device.create_buffer(size=size, usage=ctx.api.BufferUsage.QUERY_RESOLVE | ctx.api.BufferUsage.COPY_SRC)
     enc = ctx.device.create_command_encoder()
     enc.resolve_query_set(query_set, 0, count, resolved, 0)
     ctx.queue.submit([enc.finish()])
@@ -128,7 +126,7 @@ def instrumented(exe, observer):
             exe.segments = original[1]
 
     if n and ctx.has("timestamp-query"):
-        query_set = ctx.device.create_query_set(type=wgpu.QueryType.timestamp, count=2 * n)
+        query_set = ctx.device.create_query_set(type=ctx.api.QueryType.timestamp, count=2 * n)
         _swap(exe, {id(l): _Timestamped(l, ctx, query_set, i) for i, l in enumerate(timed)})
         try:
             yield

@@ -20,8 +20,11 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 from typing import Any, Sequence
+
+from .webgpu import adapt_wgsl
 
 MAX_WORKGROUPS_PER_DIM = 65535
 
@@ -134,6 +137,8 @@ class PipelineCache:
             return pipe
         self.misses += 1
         device = self.ctx.device
+        wgsl = adapt_wgsl(wgsl, getattr(self.ctx, "implementation", "native"))
+        _dump(wgsl, key[0])
         try:
             module = device.create_shader_module(code=wgsl, label=f"k{key[0][:8]}")
             pipe = device.create_compute_pipeline(
@@ -149,11 +154,22 @@ class PipelineCache:
         return len(self._pipelines)
 
 
+DUMP_ENV = "RUSTYASG_WGSL_DUMP"
+
+
+def _dump(wgsl: str, digest: str) -> None:
+    """Write ``wgsl`` to ``$RUSTYASG_WGSL_DUMP/<digest>.wgsl`` when that variable names a folder
+    (to read generated kernels, or to check them with another WebGPU implementation's compiler)."""
+    folder = os.environ.get(DUMP_ENV)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, f"{digest}.wgsl"), "w") as f:
+            f.write(wgsl)
+
+
 def uniform_buffer(ctx: Any, data: bytes) -> Any:
     """A uniform buffer holding ``data`` (writable later with ``queue.write_buffer``)."""
-    import wgpu
-
-    usage = wgpu.BufferUsage.UNIFORM | wgpu.BufferUsage.COPY_DST
+    usage = ctx.api.BufferUsage.UNIFORM | ctx.api.BufferUsage.COPY_DST
     buf = ctx.device.create_buffer(size=max(len(data), 16), usage=usage)
     ctx.queue.write_buffer(buf, 0, data)
     return buf

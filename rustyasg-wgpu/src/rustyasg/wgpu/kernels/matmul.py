@@ -22,6 +22,7 @@ import numpy as np
 from ..buffers import BufferPool, Readback, upload
 from ..pipelines import KernelLaunch, PipelineCache, uniform_buffer
 from .autotune import Autotuner, autotune_enabled, time_gpu
+from .matmul_tc import TcMatmulPlanner
 from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, TileConfig, generate_matmul_wgsl, vec4_ok
 
 # Candidates the autotuner times; the heuristic picks among the first three.
@@ -113,6 +114,8 @@ class MatmulPlanner:
         self.tuner = tuner if tuner is not None else (Autotuner(ctx, "matmul") if self.autotune else None)
         self.max_threads = int(ctx.limits.get("max-compute-invocations-per-workgroup", 256))
         self.max_shared = int(ctx.limits.get("max-compute-workgroup-storage-size", 16384))
+        # f16 products go to the tensor cores where the adapter has subgroup matrices.
+        self.tensor_cores = TcMatmulPlanner.for_context(ctx, self.pipelines)
 
     def fits(self, cfg: TileConfig) -> bool:
         """Whether ``cfg`` fits this adapter's workgroup limits."""
@@ -162,6 +165,12 @@ class MatmulPlanner:
         sa = stride_a if stride_a is not None else M * K
         sb = stride_b if stride_b is not None else K * N
         sc = stride_c if stride_c is not None else M * N
+        if (dtype == "f16" and self.tensor_cores is not None and config is None
+                and self.tensor_cores.runnable(M, N, K)):
+            return self.tensor_cores.launch(
+                a, b, c, M, N, K, batch=batch, trans_a=trans_a, trans_b=trans_b, lda=lda, ldb=ldb, ldc=ldc,
+                stride_a=sa, stride_b=sb, stride_c=sc, offset_a=offset_a, offset_b=offset_b, offset_c=offset_c,
+                out_dtype="f16")
         lay = self.layout(M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, offset_a, offset_b, offset_c, dtype)
         params = dict(M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb, ldc=ldc, sa=sa, sb=sb, sc=sc,
                       oa=offset_a, ob=offset_b, oc=offset_c)
