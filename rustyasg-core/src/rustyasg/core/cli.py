@@ -64,6 +64,11 @@ def _cmd_plugins(args) -> int:
 def _cmd_ops(args) -> int:
     from .registry import OPS
 
+    if args.torch:
+        from .torch_names import ROWS
+
+        print(format_table(("torch", "jax", "rustyasg", "notes"), [(r.torch, r.jax, r.rustyasg, r.note) for r in ROWS]))
+        return 0
     rows = []
     for op in sorted(OPS):
         d = OPS[op]
@@ -136,6 +141,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                          description=OPS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     ops.add_argument("--kind", help="only ops of this kind (elementwise, reduce, movement, linalg, nn, random, ...)")
     ops.add_argument("--all", action="store_true", help="include graph leaves (input, variable, constant)")
+    ops.add_argument("--torch", action="store_true",
+                     help="the PyTorch/JAX name of each function, layer and op, and RustyASG's (docs/torch_mapping.md)")
     ops.set_defaults(handler=_cmd_ops)
     check = sub.add_parser("check", help="run the conformance kit on a backend (every op against the reference)",
                            description=CHECK_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
