@@ -43,6 +43,8 @@ SRC = R.standard_normal((3, 4))
 SRC_ZERO = SRC.copy()
 SRC_ZERO[0, 1] = 0.0  # a single zero aimed at one target, for the product's gradient
 MASK = R.random((3, 4, 5)) < 0.4
+EYE_MASK = np.eye(3, dtype=bool)[:, None, :]
+METHOD_INDEX = R.integers(0, 3, (4, 1, 2, 3))
 
 
 def _i(a):
@@ -154,6 +156,12 @@ CASES = [
     Case("einsum_broadcast", [X[:1], X], lambda a, b: rg.einsum("bij,bij->bj", a, b),
          lambda a, b: torch.einsum("bij,bij->bj", a, b)),
     *[Case(name, [X], *_advanced(key)) for name, key in ADV],
+    Case("tensor_methods", [X], lambda x: x.roll(1, 0).repeat(1, 1, 2).movedim(0, -1).unflatten(0, (2, 2))
+         .diagonal(0, 0, 1).unfold(0, 3, 2).masked_fill(rg.constant(EYE_MASK), 0.0)
+         .scatter(1, rg.constant(METHOD_INDEX), 1.5),
+         lambda t: t.roll(1, 0).repeat(1, 1, 2).movedim(0, -1).unflatten(0, (2, 2))
+         .diagonal(0, 0, 1).unfold(0, 3, 2).masked_fill(_c(EYE_MASK), 0.0)
+         .scatter(1, _c(METHOD_INDEX), 1.5)),
     Case("adv_runtime_index", [X, _i([[0, 2], [1, 1]]), _i([1, -1])], lambda x, i, j: x[i, :, j],
          lambda t, i, j: t[i, :, j]),
 ]

@@ -379,6 +379,8 @@ def scatter(x: Tensor, dim: int, index: Tensor, src=None, value=None, reduce: Op
     [[0.0, 0.0, 7.0], [7.0, 0.0, 0.0]]
     """
     x, index = as_tensor(x), as_tensor(index)
+    if src is not None and value is None and np.ndim(src) == 0 and not isinstance(src, Tensor):
+        src, value = None, src  # torch.scatter(x, dim, index, 2.5): a scalar is the value form
     if (src is None) == (value is None):
         raise ValueError("pass exactly one of src (a tensor) and value (a scalar)")
     if src is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import dtypes, functional as F, ops
+from . import dtypes, functional as F, movement_functions as MF, ops
 from .builders import builder
 from .graph import Tensor, as_tensor, constant
 from .shapes import Dim, normalize_axis
@@ -227,6 +227,12 @@ _METHODS = {
     "log_softmax": lambda self, axis=-1: ops.log_softmax(self, axis=axis),
     "matmul": ops.matmul,
 }
+# PyTorch's movement and indexing methods: the functions of movement_functions with the tensor first.
+_METHODS.update({name: getattr(MF, name) for name in (
+    "roll", "repeat", "tile", "repeat_interleave", "diagonal", "diag_embed", "unfold", "unflatten", "movedim",
+    "moveaxis", "index_select", "index_add", "scatter", "scatter_reduce", "masked_fill", "take_along_dim")})
+_METHODS["gather"] = lambda self, dim, index: ops.gather(self, index, axis=dim)
+_METHODS["scatter_add"] = lambda self, dim, index, src: ops.scatter_add(self, index, src, axis=dim)
 
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)
