@@ -220,6 +220,8 @@ F.embedding | | F.embedding |
 F.dropout | | F.dropout |
 F.cross_entropy | optax.softmax_cross_entropy | nn.cross_entropy | losses live in rustyasg.nn (nn.losses)
 F.mse_loss | | nn.mse_loss |
+F.ctc_loss | optax.ctc_loss | nn.ctc_loss | unrolled over the time steps; an impossible alignment's gradient is 0, not NaN
+torch.nn.CTCLoss | | nn.CTCLoss |
 """,
     "Autograd and execution": """
 torch.autograd.grad | jax.grad | rg.grad | gradients are more graph (define-then-run)

@@ -11,6 +11,7 @@ Example:
     ()
 """
 
+from .ctc import CTCLoss, ctc_loss
 from .classification import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, kl_div,
                              nll_loss, sigmoid_focal_loss)
 from .margin import (cosine_embedding_loss, hinge_embedding_loss, margin_ranking_loss, multi_margin_loss,
@@ -22,4 +23,4 @@ from .regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "kl_div", "nll_loss",
            "sigmoid_focal_loss", "cosine_embedding_loss", "hinge_embedding_loss", "margin_ranking_loss",
            "multi_margin_loss", "pairwise_distance", "triplet_margin_loss", "huber_loss", "l1_loss", "mse_loss",
-           "smooth_l1_loss", *_module_names]
+           "smooth_l1_loss", "ctc_loss", "CTCLoss", *_module_names]
