@@ -1,8 +1,9 @@
 """Gradient checkpointing regions: ``rg.checkpoint(fn, policy=...)``.
 
 A checkpointed function builds its graph as usual; the nodes it creates are remembered as
-one region, with a *policy* saying which of them the backward pass may keep (the rest are
-recomputed from the region's inputs right before the backward pass needs them, by the
+one region, with a *policy* saying which of them the backward pass may keep besides the
+region's outputs (the rest are recomputed from the region's inputs right before the backward
+pass needs them, by the
 ``rematerialize`` pass, :mod:`rustyasg.core.compile.remat`). Policies follow
 ``jax.checkpoint_policies``:
 
@@ -15,7 +16,7 @@ recomputed from the region's inputs right before the backward pass needs them, b
 Example:
     >>> import numpy as np, rustyasg.core as rg
     >>> w = rg.variable(np.full((3, 3), 0.5, np.float32), name="w")
-    >>> block = rg.checkpoint(lambda h: rg.tanh(h @ w))
+    >>> block = rg.checkpoint(lambda h: rg.tanh(h @ w) @ w)   # tanh's output is recomputed
     >>> x = rg.input((2, 3), name="x")
     >>> loss = rg.sum(block(block(x)))
     >>> (gw,) = rg.grad(loss, [w])
@@ -112,7 +113,10 @@ def checkpoint(fn: Optional[Callable] = None, *, policy: Policy = nothing_saveab
                 raise TypeError(f"rg.checkpoint: {getattr(f, '__name__', f)!r} returned no tensor")
             members = frozenset(n.id for n in toposort(outs) if n.id >= first and n.op not in
                                 ("input", "variable", "constant"))
-            saved = frozenset(n.id for n in toposort(outs) if n.id in members and policy.saveable(n))
+            # the outputs are kept, as in jax.checkpoint: they are the next computation's inputs, and
+            # recomputing them would mean recomputing every region before this one too
+            saved = frozenset(n.id for n in toposort(outs) if n.id in members and policy.saveable(n)) | \
+                frozenset(t.id for t in outs)
             key = outs[0].id
             _REGIONS[key] = Region(members, saved, policy.name)
             _ANCHORS[key] = weakref.ref(outs[0], lambda _r, k=key: (_REGIONS.pop(k, None), _ANCHORS.pop(k, None)))

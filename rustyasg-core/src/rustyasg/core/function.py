@@ -103,6 +103,43 @@ class Function:
                 "budget": self.memory_budget, "solver": self.memory_solver}
         return program
 
+    def _fit_budget(self, arrays, exe):
+        """The backend's planned peak is the measure: tighten the model's budget until the step fits it.
+
+        The rematerialization pass chooses with a model of the step's memory (every value its
+        own buffer); the backend's buffer planner (fusion, views, scratch) decides the real
+        peak. When that exceeds ``memory_budget`` the step is recompiled with the model's
+        budget lowered by the overshoot (at most twice more).
+        """
+        import warnings
+
+        from .compile.memory import planned_peak_bytes
+        from .errors import RustyASGError
+
+        budget, target = self.memory_budget, self.memory_budget
+        for attempt in range(3):
+            report = exe.program.report.setdefault("remat", {})
+            try:
+                real = planned_peak_bytes(exe)
+            except RustyASGError:  # a backend without a buffer plan: the model's answer stands
+                real = None
+            report["memory_budget"] = budget
+            if real is not None:
+                report["planned_peak"], report["fits"] = real, real <= budget
+            if real is None or real <= budget or attempt == 2:
+                break
+            target = int(target * budget / real)
+            program = self._lower(arrays)
+            program.options["remat"]["budget"] = target
+            exe = self.backend.compile(run_passes(program, self.backend.passes_for(), self.disabled_passes))
+        report = exe.program.report["remat"]
+        if not report.get("fits", True):
+            peak = report.get("planned_peak", report.get("peak_after"))
+            warnings.warn(f"{self.name or 'function'}: memory_budget={budget} bytes cannot be met by "
+                          f"recomputation alone: the lowest planned peak found is {peak} bytes; use a "
+                          f"smaller batch or a larger budget", RuntimeWarning, stacklevel=4)
+        return exe
+
     @property
     def loss_scale(self) -> Optional[float]:
         """The current dynamic loss scale (float16 mixed precision), ``None`` without loss scaling."""
@@ -137,6 +174,8 @@ class Function:
             program = run_passes(program, self.backend.passes_for(), self.disabled_passes)
             t2 = time.perf_counter()
             exe = self.backend.compile(program)
+            if self.memory_budget is not None:
+                exe = self._fit_budget(arrays, exe)
             observe.compile_event("backend_compile", time.perf_counter() - t2, function=self.name)
             self._cache[key] = exe
             self.stats["compiles"] += 1

@@ -9,7 +9,7 @@ changed in place and returned, so its parameters and ``state_dict`` names stay t
 Example:
     >>> import numpy as np, rustyasg.core as rg, rustyasg.nn as nn
     >>> rg.manual_seed(0)
-    >>> block = nn.Sequential(nn.Linear(4, 8), nn.Tanh())
+    >>> block = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 8))
     >>> model = nn.Sequential(nn.checkpoint_module(block), nn.Linear(8, 2))
     >>> x = rg.input((3, 4), name="x")
     >>> loss = rg.sum(model(x) ** 2)

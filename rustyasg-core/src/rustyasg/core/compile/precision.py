@@ -349,10 +349,20 @@ def compute_widened(program, narrow=dtypes.LOW_PRECISION, keep=MOVES_ONLY):
             src = by_id[v]
             c = Instr(em.fresh_id(), "cast", (v,), {"dtype": f32}, src.shape, f32, src.source)
             out.append(c)
+            by_id[c.id] = c
             widened[v] = c.id
         return widened[v]
 
     for ins in program.instrs:
+        if ins.op == "cast" and (ins.dtype in narrow) != (by_id[ins.inputs[0]].dtype in narrow):
+            src = by_id[ins.inputs[0]].dtype
+            if not dtypes.is_floating(src):  # int/bool -> narrow: through float32 (a float conversion)
+                c = Instr(em.fresh_id(), "cast", ins.inputs, {"dtype": f32}, ins.shape, f32, ins.source)
+                out.append(c)
+                by_id[c.id] = c
+                ins.inputs = (c.id,)
+            elif not dtypes.is_floating(ins.dtype):  # narrow -> int/bool: from the widened value
+                ins.inputs = (wide(ins.inputs[0]),)
         touches = ins.dtype in narrow or any(by_id[a].dtype in narrow for a in ins.inputs)
         if not touches or ins.op in keep or ins.op in ("cast",) + _SOURCES:
             out.append(ins)
