@@ -17,7 +17,8 @@ Compile times are measured in fresh subprocesses: ``compile_cold_s`` with empty
 caches (RustyASG and numba: temporary ``RUSTYASG_CACHE_DIR`` and ``NUMBA_CACHE_DIR``;
 jax: a temporary persistent compilation cache, ``JAX_COMPILATION_CACHE_DIR``),
 ``compile_warm_s`` in a second process reusing them; both are the first call's
-time minus one steady step. The backend's one-time start-up when it is created
+time minus one steady step (``compile_cold_cpu_s``: the same in CPU time of the
+process, all its threads; on a loaded machine it moves far less than wall time). The backend's one-time start-up when it is created
 (for cpu: starting numba's runtime) is reported apart, as ``backend_init_cold_s``
 and ``backend_init_warm_s``. For RustyASG the cold compile is also broken down by
 phase (``compile_phases_cold``: ``lower``, each ``pass:<name>``, ``backend_compile``
@@ -29,6 +30,10 @@ The floor of a workload is its GEMM and convolution FLOPs per step (``step_flops
 of its module) at the SGEMM rate measured on this machine with the same threads
 (``sgemm_gflops``: numpy's BLAS, the best of several 1024^3 products in a fresh
 process); ``floor_pct`` is floor / median step time, how close a step gets to it.
+
+``--profile`` adds, for each RustyASG row, where its time goes (fresh process, empty
+caches): the step time by kernel (each step's fastest time over ``--steps`` runs) and
+the cold first call's numba compilations by kernel (CPU seconds).
 
 Usage::
 
@@ -126,6 +131,7 @@ def child(workload: str, impl: str, warmup: int, steps: int, max_seconds: float)
         jax.numpy.zeros(1).block_until_ready()  # runtime start-up, as the backend's init above
         init = time.perf_counter() - t0
         t0 = time.perf_counter()
+    c0 = time.process_time()
     step, batches = build(workload, impl)
     if impl.startswith("rustyasg-"):
         phases = {"build": time.perf_counter() - t0}
@@ -134,13 +140,101 @@ def child(workload: str, impl: str, warmup: int, steps: int, max_seconds: float)
     else:
         loss = float(step(*batches[0]))
     first = time.perf_counter() - t0
+    first_cpu = time.process_time() - c0
+    c0 = time.process_time()
     times = np.array(time_steps(step, batches, warmup, steps, max_seconds))
+    steady_cpu = (time.process_time() - c0) / (len(times) + warmup)
     steady = float(np.median(times))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"first_call_s": first, "compile_s": max(first - steady, 0.0), "backend_init_s": init,
+            "compile_cpu_s": max(first_cpu - steady_cpu, 0.0),
             "median_ms": steady * 1e3, "p10_ms": float(np.percentile(times, 10)) * 1e3,
             "p90_ms": float(np.percentile(times, 90)) * 1e3, "steps_timed": int(times.size),
             "peak_rss_mb": rss, "loss_first_step": loss, "compile_phases": phases}
+
+
+def profile_child(workload: str, impl: str, runs: int) -> dict:
+    """Where a RustyASG step's time goes, in a fresh process (run it with empty caches).
+
+    ``compiles``: every numba compilation of the first call (kernel, CPU seconds), from
+    numba's dispatcher; ``ops``: per kernel label, the sum over its steps of each step's
+    fastest time over ``runs`` steps (the fastest, not the mean: on a shared machine the
+    neighbours only ever add time).
+    """
+    import collections
+
+    from numba.core import dispatcher
+    from rustyasg.core import observe
+
+    compiles, depth, original = [], [0], dispatcher.Dispatcher.compile
+
+    def logged(self, sig):
+        c0 = time.process_time()
+        depth[0] += 1
+        try:
+            return original(self, sig)
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:  # helpers compiled inside a kernel count in the kernel
+                module = getattr(self.py_func, "__module__", "") or ""
+                generated = module.startswith("rustyasg_generated.")  # <prefix>_<source hash>
+                name = module.rsplit(".", 1)[-1].rsplit("_", 1)[0] if generated else self.py_func.__name__
+                compiles.append((name, time.process_time() - c0))
+
+    dispatcher.Dispatcher.compile = logged
+    from rustyasg.core.backends import get_backend
+
+    get_backend(impl.split("-", 1)[1])
+    init_compiles = len(compiles)
+    step, batches = build(workload, impl)
+    c0 = time.process_time()
+    step(*batches[0])
+    first_cpu = time.process_time() - c0
+    dispatcher.Dispatcher.compile = original
+    best: dict = {}
+
+    class StepMinima(observe.Observer):
+        def wrap_steps(self, executable, steps, infos):
+            def timed(k, fn, label):
+                def call():
+                    t0 = time.perf_counter()
+                    fn()
+                    dt = time.perf_counter() - t0
+                    if dt < best.get(k, (float("inf"),))[0]:
+                        best[k] = (dt, label)
+                return call
+            return [timed(k, fn, info.label.split("(")[0]) for k, (fn, info) in enumerate(zip(steps, infos))]
+
+    for i in range(3):
+        step(*batches[i % len(batches)])
+    with observe.observing(StepMinima()):
+        for i in range(runs):
+            step(*batches[i % len(batches)])
+    ops = collections.defaultdict(lambda: [0, 0.0])
+    for seconds, label in best.values():
+        ops[label][0] += 1
+        ops[label][1] += seconds * 1e3
+    per_kernel = collections.defaultdict(lambda: [0, 0.0])
+    for name, seconds in compiles[init_compiles:]:
+        per_kernel[name][0] += 1
+        per_kernel[name][1] += seconds
+    return {"first_call_cpu_s": first_cpu, "init_compiles": init_compiles,
+            "compiles": sorted(([k, n, t] for k, (n, t) in per_kernel.items()), key=lambda r: -r[2]),
+            "ops": sorted(([k, n, t] for k, (n, t) in ops.items()), key=lambda r: -r[2])}
+
+
+def profile_text(workload: str, impl: str, prof: dict, limit: int = 12) -> str:
+    """The profile of :func:`profile_child` as text: step time by kernel, cold compile by kernel."""
+    total = sum(r[2] for r in prof["ops"]) or 1.0
+    comp = sum(r[2] for r in prof["compiles"])
+    lines = [f"{workload} {impl}: sum of per-step minima {total:.3f} ms",
+             f"  {'kernel':<36} {'steps':>5} {'ms':>8} {'share':>6}"]
+    lines += [f"  {k[:36]:<36} {n:>5} {t:8.3f} {100 * t / total:5.1f}%" for k, n, t in prof["ops"][:limit]]
+    lines.append(f"  cold first call: {prof['first_call_cpu_s']:.2f} CPU s, of which numba compiled "
+                 f"{sum(r[1] for r in prof['compiles'])} kernels in {comp:.2f} CPU s "
+                 f"(+{prof['init_compiles']} at backend start-up)")
+    lines += [f"  {k[:36]:<36} {n:>5} {t:8.3f} s" for k, n, t in prof["compiles"][:limit]]
+    return "\n".join(lines)
 
 
 def _pin_threads(threads: int) -> None:
@@ -252,6 +346,7 @@ def measure(workload: str, impl: str, args) -> dict:
         warm = combine(runs)
     rec.update({k: warm.get(k) for k in keys})
     rec.update(compile_cold_s=cold.get("compile_s"), compile_warm_s=warm.get("compile_s"),
+               compile_cold_cpu_s=cold.get("compile_cpu_s"),
                backend_init_cold_s=cold.get("backend_init_s"), backend_init_warm_s=warm.get("backend_init_s"),
                compile_phases_cold=cold.get("compile_phases"), compile_phases_warm=warm.get("compile_phases"))
     if "error" in cold or "error" in warm:
@@ -272,10 +367,16 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write the records here")
     ap.add_argument("--child", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
     ap.add_argument("--child-sgemm", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child-profile", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
+    ap.add_argument("--profile", action="store_true",
+                    help="also profile each rustyasg row: step time by kernel, cold compile by kernel")
     args = ap.parse_args(argv)
     set_thread_env(args.threads)
     if args.child:
         print(json.dumps(child(args.child[0], args.child[1], args.warmup, args.steps, args.max_seconds)))
+        return 0
+    if args.child_profile:
+        print(json.dumps(profile_child(args.child_profile[0], args.child_profile[1], args.steps)))
         return 0
     if args.child_sgemm:
         print(json.dumps({"sgemm_gflops": sgemm_gflops()}))
@@ -291,6 +392,10 @@ def main(argv=None):
             records.append(dict(measure(workload, impl, args), floor_ms=floor_ms, sgemm_gflops=gflops,
                                 machine=machine()))
             print(_row(records[-1], records), flush=True)
+            if args.profile and impl.startswith("rustyasg-"):
+                records[-1]["profile"] = run_profile(workload, impl, args)
+                if "error" not in records[-1]["profile"]:
+                    print(profile_text(workload, impl, records[-1]["profile"]), flush=True)
     gflops_end = measure_sgemm(args)  # again at the end: the faster of the two is the machine's rate
     if gflops_end > gflops:
         for rec in records:
@@ -302,6 +407,18 @@ def main(argv=None):
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(records, indent=2))
     return 0
+
+
+def run_profile(workload: str, impl: str, args) -> dict:
+    """:func:`profile_child` in a fresh process with empty caches."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, RUSTYASG_CACHE_DIR=os.path.join(cache, "r"), NUMBA_CACHE_DIR=os.path.join(cache, "n"))
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child-profile", workload, impl,
+               "--threads", str(args.threads), "--steps", str(args.steps)]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def measure_sgemm(args) -> float:
@@ -355,6 +472,7 @@ def _row(rec, records):
             f"{_fmt(rec['p90_ms'], '8.3f')} {_fmt(_ratio(rec, records), '8.2f')} "
             f"{_fmt(_ratio(rec, records, 'jax-cpu'), '6.2f')} {_fmt(rec.get('floor_ms'), '8.3f')} "
             f"{_fmt(_floor_pct(rec), '6.1f')} {_fmt(rec['compile_cold_s'], '6.2f')} "
+            f"{_fmt(rec.get('compile_cold_cpu_s'), '7.2f')} "
             f"{_fmt(rec['compile_warm_s'], '6.2f')} {_fmt(rec['peak_rss_mb'], '6.0f')}{err}")
 
 
@@ -362,7 +480,7 @@ def table(records) -> str:
     """The records as a fixed-width table: ``vs_torch`` and ``vs_jax`` are median step-time ratios;
     ``floor_ms`` the GEMM FLOPs at the measured SGEMM rate, ``floor%`` floor / median."""
     head = (f"{'wl':<4} {'impl':<20} {'median_ms':>9} {'p10_ms':>8} {'p90_ms':>8} {'vs_torch':>8} {'vs_jax':>6} "
-            f"{'floor_ms':>8} {'floor%':>6} {'cold_s':>6} {'warm_s':>6} {'rss_mb':>6}")
+            f"{'floor_ms':>8} {'floor%':>6} {'cold_s':>6} {'cold_cpu':>7} {'warm_s':>6} {'rss_mb':>6}")
     return "\n".join([head] + [_row(r, records) for r in records])
 
 
