@@ -34,6 +34,10 @@ from .ops import *  # noqa: F401,F403
 from .ops import matmul, max, min, pow, round, slice_, sum  # noqa: A004 - numpy-style names
 from .functional import permute, reshape, transpose  # noqa: F811  (user forms over the raw op builders)
 from .ops._define import defop
+from .activations import *  # noqa: F401,F403
+from .creation import *  # noqa: F401,F403
+from .math_functions import *  # noqa: F401,F403
+from .reductions import *  # noqa: F401,F403
 from .parts import distribution_version, install as install_missing_part_finder
 from .plugins import plugin_manager, register_plugin, unregister_plugin
 from .registry import KERNELS, OPS, PASSES, Attr, Example, InputSpec, OpDef, TensorType

@@ -24,6 +24,8 @@ its op modules freely. What is here:
 - **Shape algebra**: :func:`outer_reduced_inner`, :func:`sum_to_axes`, :func:`reduced_shape`,
   :func:`normalize_axis`, :func:`normalize_axes`, :func:`broadcast_shapes`.
 - **Window geometry** (conv and pooling): output sizes, window positions, averaging matrices.
+- **Scans**: :data:`SCAN_KINDS` (the combine step of each scan op), :func:`argsort_reference`
+  (the stable, NaN-last order every backend's argsort reproduces).
 - **RNG constants**: the counter-based hash every backend reproduces bit for bit
   (:data:`GOLDEN`, :data:`M1`, :data:`M2`, :func:`hash32`, :func:`stream_key`, :func:`uniform_bits`).
 
@@ -49,6 +51,7 @@ from .hookspecs import hookimpl
 from .ops.elementwise_table import CHEAP, HEAVY, MAXIMUM, MINIMUM, EwRow, add_row, define_elementwise, subscribe
 from .ops.elementwise_table import ROWS as ELEMENTWISE_TABLE
 from .ops.random import GOLDEN, M1, M2, hash32, stream_key, uniform_bits
+from .ops.scan import SCAN_KINDS, argsort_ref as argsort_reference
 from .ops.window_geometry import (adaptive_avg_matrix, adaptive_bounds, adaptive_positions, avg_pool_matrix,
                                   conv_output_size, conv_transpose_output_size, effective_kernel,
                                   pool_output_size, pool_positions, window_positions)
@@ -77,4 +80,6 @@ __all__ = [
     "adaptive_bounds", "adaptive_positions", "pool_positions", "avg_pool_matrix", "adaptive_avg_matrix",
     # RNG constants
     "GOLDEN", "M1", "M2", "hash32", "stream_key", "uniform_bits",
+    # scans and sorting
+    "SCAN_KINDS", "argsort_reference",
 ]

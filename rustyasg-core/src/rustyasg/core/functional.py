@@ -17,9 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from . import dtypes
 from .builders import builder
-from .graph import Tensor, as_tensor, constant
+from .creation import arange, ones, ones_like, zeros, zeros_like  # noqa: F401  (re-exported)
+from .graph import Tensor, as_tensor
 from .ops import concat, movement, reduce
 from .shapes import Dim, format_shape, normalize_axis, normalize_axes, same_dim
 
@@ -174,33 +174,6 @@ def expand(x: Tensor, *shape) -> Tensor:
     lead = len(shape) - x.ndim
     full = tuple(x.shape[i - lead] if (isinstance(d, int) and d == -1) else d for i, d in enumerate(shape))
     return reduce.broadcast_to(x, shape=full)
-
-
-def zeros(shape, dtype="float32") -> Tensor:
-    """A constant of zeros."""
-    return constant(np.zeros(shape, dtypes.as_dtype(dtype)))
-
-
-def ones(shape, dtype="float32") -> Tensor:
-    """A constant of ones."""
-    return constant(np.ones(shape, dtypes.as_dtype(dtype)))
-
-
-def zeros_like(x: Tensor) -> Tensor:
-    """Zeros shaped like ``x`` (works with symbolic shapes)."""
-    return movement.zeros_like_shape(x)
-
-
-def ones_like(x: Tensor) -> Tensor:
-    """Ones shaped like ``x``."""
-    from .ops import ones_like_scalar
-
-    return ones_like_scalar(x)
-
-
-def arange(n: int, dtype="int64") -> Tensor:
-    """A constant ``0..n-1``."""
-    return constant(np.arange(n, dtype=dtypes.as_dtype(dtype)))
 
 
 @builder()

@@ -131,17 +131,21 @@ HELPERS: dict[str, str] = {
 }""",
     "acosh": """fn acosh_{S}(x: {T}) -> {T} {
     let t = x - 1.0;
-    return select(log1p_{S}(t + sqrt(t * (x + 1.0))), log(x) + 0.6931471805599453, x > {T}(1e9));
+    let r = select(log1p_{S}(t + sqrt(t * (x + 1.0))), log(x) + 0.6931471805599453, x > {T}(1e9));
+    return select(r, bitcast<{T}>({U}(0x7fc00000u)), x < {T}(1.0));
 }""",
     # Through atan, which is accurate on the drivers tried (a software driver's asin is off by 1e-4).
+    # Outside the domain the result is NaN by select: drivers may return 0 for sqrt of a negative.
     "asin": """fn asin_{S}(x: {T}) -> {T} {
-    return atan(x / sqrt((1.0 - x) * (1.0 + x)));
+    let r = atan(x / sqrt((1.0 - x) * (1.0 + x)));
+    return select(select(r, bitcast<{T}>({U}(0x7fc00000u)), abs(x) > {T}(1.0)), x, isnan_{S}(x));
 }""",
     "acos": """fn acos_{S}(x: {T}) -> {T} {
-    return 2.0 * atan(sqrt((1.0 - x) / (1.0 + x)));
+    let r = 2.0 * atan(sqrt((1.0 - x) / (1.0 + x)));
+    return select(select(r, bitcast<{T}>({U}(0x7fc00000u)), abs(x) > {T}(1.0)), x, isnan_{S}(x));
 }""",
     "atanh": """fn atanh_{S}(x: {T}) -> {T} {
-    return 0.5 * log1p_{S}(2.0 * x / (1.0 - x));
+    return select(0.5 * log1p_{S}(2.0 * x / (1.0 - x)), bitcast<{T}>({U}(0x7fc00000u)), abs(x) > {T}(1.0));
 }""",
     # Scaled by the larger magnitude (no overflow of a*a); inf wins over NaN, as in C's hypot.
     "hypot": """fn hypot_{S}(a: {T}, b: {T}) -> {T} {
@@ -151,11 +155,56 @@ HELPERS: dict[str, str] = {
     let r = select(m * sqrt(1.0 + q * q), a + b, isnan_{S}(a) | isnan_{S}(b));
     return select(r, bitcast<{T}>({U}(0x7f800000u)), isinf_{S}(a) | isinf_{S}(b));
 }""",
-    # a - b * trunc(a / b); a finite a keeps its value against an infinite b.
-    "fmod": """fn fmod_{S}(a: {T}, b: {T}) -> {T} {
-    return select(a - b * trunc(a / b), a, isinf_{S}(b) & isfinite_{S}(a));
+    # The built-in atan gives 0 for NaN on a software driver, and atan2 gets (+-0, +-0) and
+    # (+-inf, +-inf) wrong there: those cases are spelled out (C's atan2).
+    "atan": """fn atan_{S}(x: {T}) -> {T} {
+    return select(atan(x), x, isnan_{S}(x));
 }""",
-    "logaddexp": """fn logaddexp_{S}(a: {T}, b: {T}) -> {T} {
+    "atan2": """fn atan2_{S}(a: {T}, b: {T}) -> {T} {
+    let neg_b = (bitcast<{U}>(b) & {U}(0x80000000u)) != {U}(0u);
+    let sign_a = bitcast<{U}>(a) & {U}(0x80000000u);
+    let zeros = bitcast<{T}>(bitcast<{U}>(select({T}(0.0), {T}(3.141592653589793), neg_b)) | sign_a);
+    let infs = bitcast<{T}>(bitcast<{U}>(select({T}(0.7853981633974483), {T}(2.356194490192345), neg_b)) | sign_a);
+    var r = select(atan2(a, b), zeros, (a == {T}(0.0)) & (b == {T}(0.0)));
+    r = select(r, infs, isinf_{S}(a) & isinf_{S}(b));
+    return select(r, a + b, isnan_{S}(a) | isnan_{S}(b));
+}""",
+    # Python's % (numpy's remainder): C's fmod, moved into the divisor's sign.
+    "mod": """fn mod_{S}(a: {T}, b: {T}) -> {T} {
+    let m = fmod_{S}(a, b);
+    let shift = (m != {T}(0.0)) & ((m < {T}(0.0)) != (b < {T}(0.0)));
+    return select(select(m, m + b, shift), bitcast<{T}>(bitcast<{U}>(b) & {U}(0x80000000u)), m == {T}(0.0));
+}""",
+    # PyTorch's floor division of floats (div_floor_floating): through fmod, so inf // 1 is NaN.
+    "floordiv": """fn floordiv_{S}(a: {T}, b: {T}) -> {T} {
+    let m = fmod_{S}(a, b);
+    var d = (a - m) / b;
+    d = select(d, d - 1.0, (m != {T}(0.0)) & ((b < {T}(0.0)) != (m < {T}(0.0))));
+    let f = floor(d);
+    var r = select(f, f + 1.0, d - f > {T}(0.5));
+    let q = a / b;
+    r = select(r, bitcast<{T}>(bitcast<{U}>(q) & {U}(0x80000000u)), d == {T}(0.0));
+    return select(r, q, b == {T}(0.0));
+}""",
+    # C's fmod, exact: binary long division, |b| * 2**k subtracted from |a| from the top exponent
+    # down (each subtraction is exact: the two are within a factor of 2); a finite a keeps its value
+    # against an infinite b. ``k - k`` is a zero of k's type (i32 or vec4<i32>).
+    "fmod": """fn fmod_{S}(a: {T}, b: {T}) -> {T} {
+    let y = abs(b);
+    var r = abs(a);
+    var k = frexp(r).exp - frexp(y).exp;
+    let zero = k - k;
+    for (var i = 0; i < 300; i = i + 1) {
+        if (all(k < zero)) { break; }
+        let yk = ldexp(y, max(k, zero));
+        r = select(r, r - yk, (k >= zero) & (r >= yk));
+        k = k - (zero + 1);
+    }
+    r = bitcast<{T}>(bitcast<{U}>(r) | (bitcast<{U}>(a) & {U}(0x80000000u)));
+    r = select(r, a, isinf_{S}(b) & isfinite_{S}(a));
+    return select(r, bitcast<{T}>({U}(0x7fc00000u)), isnan_{S}(a) | isnan_{S}(b) | isinf_{S}(a) | (b == {T}(0.0)));
+}""",
+   "logaddexp": """fn logaddexp_{S}(a: {T}, b: {T}) -> {T} {
     let r = max(a, b) + log1p_{S}(exp(-abs(a - b)));
     return select(select(r, a + 0.6931471805599453, a == b), a + b, isnan_{S}(a) | isnan_{S}(b));
 }""",

@@ -70,6 +70,12 @@ fn floordiv32(x: i32, y: i32) -> i32 {
 fn fdiv64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     return i64_from_i32(floordiv32(bitcast<i32>(a.x), bitcast<i32>(b.x)));
 }
+fn fmod64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let x = bitcast<i32>(a.x); let y = bitcast<i32>(b.x);
+    if (y == 0) { return vec2<u32>(0u, 0u); }
+    let r = select(u32(x), ~u32(x) + 1u, x < 0) % select(u32(y), ~u32(y) + 1u, y < 0);
+    return i64_from_i32(select(bitcast<i32>(r), -bitcast<i32>(r), x < 0));
+}
 fn mod64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     let x = bitcast<i32>(a.x); let y = bitcast<i32>(b.x);
     if (y == 0) { return vec2<u32>(0u, 0u); }
@@ -89,7 +95,7 @@ INT_TEMPLATES = {
     "greater": "b64(lt64({1}, {0}))", "greater_equal": "b64(!lt64({0}, {1}))",
     "where": "select({2}, {1}, nz64({0}))",
     "identity": "{0}", "stop_gradient": "{0}", "cast": "{0}", "floor": "{0}", "ceil": "{0}", "round": "{0}",
-    "floor_divide": "fdiv64({0}, {1})", "mod": "mod64({0}, {1})",
+    "floor_divide": "fdiv64({0}, {1})", "mod": "mod64({0}, {1})", "fmod": "fmod64({0}, {1})", "trunc": "{0}",
     "logical_not": "b64(!nz64({0}))", "logical_and": "b64(nz64({0}) && nz64({1}))",
     "logical_or": "b64(nz64({0}) || nz64({1}))",
 }
