@@ -174,6 +174,7 @@ torch.nn.Upsample | jax.image.resize | nn.Upsample | nearest, nearest-exact, lin
 torch.nn.PixelShuffle | | nn.PixelShuffle |
 torch.nn.Unfold | | nn.Unfold |
 torch.nn.Fold | | nn.Fold |
+torch.nn.Unflatten | | nn.Unflatten |
 torch.nn.ReflectionPad2d | | nn.ReflectionPad2d | and Zero/Constant/Reflection/Replication/CircularPad 1d/2d/3d
 torch.nn.BatchNorm2d | | nn.BatchNorm2d |
 torch.nn.LayerNorm | | nn.LayerNorm |
@@ -197,7 +198,7 @@ F.gelu | jax.nn.gelu | F.gelu |
 F.silu | jax.nn.silu | F.silu |
 F.softmax | jax.nn.softmax | F.softmax |
 F.conv1d | jax.lax.conv_general_dilated | F.conv1d | padding also 'same' and explicit (before, after) pairs
-F.conv2d | jax.lax.conv_general_dilated | F.conv2d |
+F.conv2d | jax.lax.conv_general_dilated | F.conv2d | padding also 'same' and ((top, bottom), (left, right))
 F.conv3d | jax.lax.conv_general_dilated | F.conv3d |
 F.conv_transpose1d | jax.lax.conv_transpose | F.conv_transpose1d |
 F.conv_transpose3d | jax.lax.conv_transpose | F.conv_transpose3d |

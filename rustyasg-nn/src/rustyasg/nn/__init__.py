@@ -33,8 +33,8 @@ from .conv_nd import (Conv1d, Conv3d, ConvTranspose1d, ConvTranspose3d, conv1d, 
 from .group_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, group_norm, instance_norm
 from .pooling_nd import AvgPool1d, AvgPool3d, MaxPool1d, MaxPool3d, MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from .resample import (PAD_MODULES, Fold, PixelShuffle, PixelUnshuffle, Unfold, Upsample, UpsamplingBilinear2d,
-                       UpsamplingNearest2d)
+from .resample import (PAD_MODULES, Fold, PixelShuffle, PixelUnshuffle, Unflatten, Unfold, Upsample,
+                       UpsamplingBilinear2d, UpsamplingNearest2d)
 
 globals().update(PAD_MODULES)  # ZeroPad1d ... CircularPad3d, generated from one table
 

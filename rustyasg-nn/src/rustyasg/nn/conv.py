@@ -47,12 +47,16 @@ def conv2d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: Int
            padding: Union[IntOrPair, str] = 0, dilation: IntOrPair = 1, groups: int = 1) -> Tensor:
     """2-D convolution (cross-correlation) of ``(N, C, H, W)`` with ``(O, C/groups, kh, kw)`` weights.
 
-    ``padding`` is an int, a pair, ``"valid"`` (0) or ``"same"`` (stride 1; an odd total is
-    split with the extra row/column at the end, as PyTorch does).
+    ``padding`` is an int, a pair, ``"valid"`` (0), ``"same"`` (stride 1; an odd total is
+    split with the extra row/column at the end, as PyTorch does), or asymmetric
+    ``((top, bottom), (left, right))``.
 
     >>> conv2d(rg.input((1, 4, 9, 9)), rg.input((4, 1, 3, 3)), groups=4, padding="same").shape
     (1, 4, 9, 9)
     """
+    if not isinstance(padding, (str, int)) and len(padding) == 2 and not isinstance(padding[0], int):
+        (t, b), (l, r) = padding  # asymmetric: padded explicitly, then a plain convolution
+        x, padding = rg.pad(x, pad_width=(0, 0, 0, 0, t, b, l, r)), 0
     if isinstance(padding, str):
         if padding == "valid":
             padding = 0

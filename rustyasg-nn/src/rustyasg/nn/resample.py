@@ -35,7 +35,7 @@ from ._checks import shape_error
 from .module import Module
 
 __all__ = ["interpolate", "upsample", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "pixel_shuffle",
-           "pixel_unshuffle", "PixelShuffle", "PixelUnshuffle", "unfold", "fold", "Unfold", "Fold", "pad",
+           "pixel_unshuffle", "PixelShuffle", "PixelUnshuffle", "Unflatten", "unfold", "fold", "Unfold", "Fold", "pad",
            "interpolation_matrix"]
 
 _MODES = {"nearest": 0, "nearest-exact": 0, "linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3, "area": 0}
@@ -229,6 +229,21 @@ class PixelUnshuffle(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return pixel_unshuffle(x, self.downscale_factor)
+
+
+class Unflatten(Module):
+    """``torch.nn.Unflatten``: split axis ``dim`` into ``unflattened_size``.
+
+    >>> Unflatten(1, (2, 5))(rg.input((3, 10))).shape
+    (3, 2, 5)
+    """
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return rg.unflatten(x, self.dim, self.unflattened_size)
 
 
 # --- im2col -----------------------------------------------------------------------------------------
