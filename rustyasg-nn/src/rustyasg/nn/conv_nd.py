@@ -86,6 +86,7 @@ def _check(x: Tensor, weight: Tensor, nd: int, groups: int, where: str, transpos
         raise shape_error(where, f"input has {c} channels, the weight expects {expected} (groups={groups})", x, weight)
 
 
+@rg.builder()
 def conv1d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
     """1-D convolution of ``(N, C, L)`` with ``(O, C/groups, k)`` weights (``torch.nn.functional.conv1d``).
@@ -103,6 +104,7 @@ def conv1d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, p
     return y if bias is None else y + bias.reshape((1, -1, 1))
 
 
+@rg.builder()
 def conv3d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0, dilation=1,
            groups: int = 1) -> Tensor:
     """3-D convolution of ``(N, C, D, H, W)`` with ``(O, C/groups, kd, kh, kw)`` weights.
@@ -135,6 +137,7 @@ def conv3d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, p
     return y if bias is None else y + bias.reshape((1, -1, 1, 1, 1))
 
 
+@rg.builder()
 def conv_transpose1d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
                      output_padding=0, groups: int = 1, dilation=1) -> Tensor:
     """Transposed 1-D convolution of ``(N, C_in, L)`` with ``(C_in, C_out/groups, k)`` weights.
@@ -163,6 +166,7 @@ def _zero_stuff(x: Tensor, axis: int, stride: int) -> Tensor:
     return rg.narrow(y, axis, 0, (n - 1) * stride + 1)
 
 
+@rg.builder()
 def conv_transpose3d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
                      output_padding=0, groups: int = 1, dilation=1) -> Tensor:
     """Transposed 3-D convolution of ``(N, C_in, D, H, W)`` with ``(C_in, C_out/groups, kd, kh, kw)`` weights.

@@ -33,6 +33,7 @@ def _affine(y: Tensor, weight: Optional[Tensor], bias: Optional[Tensor]) -> Tens
     return y if bias is None else y + bias.reshape(view)
 
 
+@rg.builder()
 def group_norm(x: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                eps: float = 1e-5) -> Tensor:
     """``torch.nn.functional.group_norm``: normalise each group of ``C/num_groups`` channels per sample.
@@ -53,6 +54,7 @@ def group_norm(x: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias
     return _affine(y, weight, bias)
 
 
+@rg.builder()
 def instance_norm(x: Tensor, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                   eps: float = 1e-5) -> Tensor:
     """``torch.nn.functional.instance_norm`` with batch statistics (no running stats).

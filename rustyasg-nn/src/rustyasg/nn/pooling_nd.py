@@ -45,6 +45,7 @@ def _window(kernel_size, stride, padding, dilation, n: int):
     return kernel, stride, _tuple(padding, n), _tuple(dilation, n)
 
 
+@rg.builder()
 def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """``torch.nn.functional.max_pool2d``, with ``return_indices`` (flat ``h*W + w`` positions).
@@ -58,6 +59,7 @@ def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_
     return y, rg.max_pool2d_indices(x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
+@rg.builder()
 def max_pool1d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     """Max pooling over ``(N, C, L)`` (``torch.nn.functional.max_pool1d``).
@@ -71,6 +73,7 @@ def max_pool1d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_
     return tuple(rg.squeeze(t, 2) for t in out) if return_indices else rg.squeeze(out, 2)
 
 
+@rg.builder()
 def avg_pool1d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True) -> Tensor:
     """Average pooling over ``(N, C, L)`` (``torch.nn.functional.avg_pool1d``).
@@ -89,6 +92,7 @@ def _planes(x: Tensor):
     return x.reshape((n, c * d) + tuple(x.shape[3:])), lambda y: y.reshape((n, c, d) + tuple(y.shape[2:]))
 
 
+@rg.builder()
 def max_pool3d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> Tensor:
     """Max pooling over ``(N, C, D, H, W)`` (``torch.nn.functional.max_pool3d``).
 
@@ -109,6 +113,7 @@ def max_pool3d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_
     return rg.max(win, axis=3)
 
 
+@rg.builder()
 def avg_pool3d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
                divisor_override: Optional[int] = None) -> Tensor:
     """Average pooling over ``(N, C, D, H, W)`` (``torch.nn.functional.avg_pool3d``).
@@ -149,11 +154,13 @@ def _max_unpool(x: Tensor, indices: Tensor, kernel_size, stride, padding, output
     return out.reshape((n, c) + size)
 
 
+@rg.builder()
 def max_unpool1d(x, indices, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
     """Inverse of ``max_pool1d(return_indices=True)``: values at their positions, zeros elsewhere."""
     return _max_unpool(x, indices, kernel_size, stride, padding, output_size, 1, "max_unpool1d")
 
 
+@rg.builder()
 def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
     """Inverse of ``max_pool2d(return_indices=True)`` (``torch.nn.functional.max_unpool2d``).
 
@@ -164,6 +171,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     return _max_unpool(x, indices, kernel_size, stride, padding, output_size, 2, "max_unpool2d")
 
 
+@rg.builder()
 def max_unpool3d(x, indices, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
     """Inverse of a 3-D max pooling with indices (flat ``(d*H + h)*W + w`` positions)."""
     return _max_unpool(x, indices, kernel_size, stride, padding, output_size, 3, "max_unpool3d")

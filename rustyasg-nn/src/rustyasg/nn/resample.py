@@ -91,6 +91,7 @@ def _nearest_index(size: int, out: int, exact: bool, scale: Optional[float]) -> 
     return np.minimum(np.floor(dst * ratio).astype(np.int64), size - 1)
 
 
+@rg.builder()
 def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: Optional[bool] = None,
                 recompute_scale_factor: Optional[bool] = None, antialias: bool = False) -> Tensor:
     """``torch.nn.functional.interpolate`` over the spatial axes of ``(N, C, ...)`` (1, 2 or 3 of them).
@@ -176,6 +177,7 @@ class UpsamplingBilinear2d(Upsample):
         super().__init__(size, scale_factor, "bilinear", align_corners=True)
 
 
+@rg.builder()
 def pixel_shuffle(x: Tensor, upscale_factor: int) -> Tensor:
     """``(*, C*r*r, H, W) -> (*, C, H*r, W*r)`` (``torch.nn.functional.pixel_shuffle``).
 
@@ -193,6 +195,7 @@ def pixel_shuffle(x: Tensor, upscale_factor: int) -> Tensor:
     return y.reshape(lead + (c // (r * r), h * r, w * r))
 
 
+@rg.builder()
 def pixel_unshuffle(x: Tensor, downscale_factor: int) -> Tensor:
     """``(*, C, H*r, W*r) -> (*, C*r*r, H, W)`` (``torch.nn.functional.pixel_unshuffle``).
 
@@ -258,6 +261,7 @@ def _windows(size: int, k: int, d: int, p: int, s: int) -> np.ndarray:
     return np.arange(count)[:, None] * s + np.arange(k)[None, :] * d
 
 
+@rg.builder()
 def unfold(x: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """im2col: ``(N, C, H, W) -> (N, C*kh*kw, L)`` (``torch.nn.functional.unfold``).
 
@@ -275,6 +279,7 @@ def unfold(x: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     return y.reshape((n, c * kh * kw, rows.shape[0] * cols.shape[0]))
 
 
+@rg.builder()
 def fold(x: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     """col2im, the adjoint of :func:`unfold`: overlapping windows add up (``torch.nn.functional.fold``).
 
@@ -321,6 +326,7 @@ class Fold(Module):
 
 
 # --- padding ------------------------------------------------------------------------------------------
+@rg.builder()
 def pad(x: Tensor, pad, mode: str = "constant", value: Optional[float] = None) -> Tensor:
     """``torch.nn.functional.pad``: ``pad`` lists (before, after) from the LAST axis backwards.
 

@@ -60,6 +60,7 @@ def _lse(*terms: Tensor) -> Tensor:
     return rg.logsumexp(rg.stack(list(terms), axis=0), axis=0)
 
 
+@rg.builder()
 def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, blank: int = 0,
              reduction: str = "mean", zero_infinity: bool = False) -> Tensor:
     """CTC loss of ``(T, N, C)`` log-probabilities (``(T, C)`` unbatched) against label sequences.
