@@ -35,7 +35,8 @@ from .buffers import _usage_storage, bindable_size, upload
 
 
 class MemoryPlan:
-    """Buffers of one compiled program (see the module docstring)."""
+    """The GPU buffers of one compiled program, made from the compiler kit's plan
+    (``program.plan.memory``, a :class:`rustyasg.core.compile.MemoryPlan`; see the module docstring)."""
 
     def __init__(self, compiler: Any, units: List[Any]):
         self.c = compiler
@@ -142,7 +143,8 @@ class MemoryPlan:
             self.update_copies.append((src, self._buffers[vb], self.nbytes(b)))
 
     def report(self) -> Dict[str, Any]:
-        """Planned bytes: temporaries, constants, inputs; in-place update count."""
+        """Bytes: ``plan_bytes`` the pooled buffers (inputs and temporaries; ``input_bytes`` of them
+        first hold inputs), constants; in-place and copied update counts."""
         return {"plan_bytes": self.plan_bytes, "constant_bytes": self.constant_bytes,
                 "input_bytes": self.input_bytes, "in_place_updates": len(self.in_place),
                 "copied_updates": len(self.update_copies)}
