@@ -394,3 +394,18 @@ def test_an_rng_stream_draws_new_integers_every_step():
 def test_mistakes_are_build_time_errors(call, message):
     with pytest.raises((rg.RustyASGError, ValueError, TypeError), match=message):
         call()
+
+
+def test_tensor_methods_are_the_core_functions():
+    x = rg.input((3, 4), name="x")
+    unary = ["tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10", "exp2",
+             "trunc", "frac", "isinf", "isfinite", "nan_to_num", "round", "any", "all", "count_nonzero", "amax",
+             "amin", "norm", "tril", "triu", "median", "argsort"]
+    for name in unary:
+        assert getattr(x, name)().op == getattr(rg, name)(x).op, name
+    for name in ["atan2", "hypot", "copysign", "fmod", "logaddexp", "remainder", "div", "isclose"]:
+        assert getattr(x, name)(x).op == getattr(rg, name)(x, x).op, name
+    for name in ["cumsum", "cumprod", "logcumsumexp"]:
+        assert getattr(x, name)(1).op == getattr(rg, name)(x, 1).op, name
+    assert x.lerp(x, 0.5).shape == (3, 4) and x.topk(2)[1].dtype == np.int64 and x.sort()[0].shape == (3, 4)
+    assert x.cummax(0)[1].op == "cummax_indices" and x.div(2.0, rounding_mode="floor").op == "floor_divide"

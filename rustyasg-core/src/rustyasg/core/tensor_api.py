@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import dtypes, functional as F, movement_functions as MF, ops
+from . import creation as _creation, math_functions as _math, reductions as _reductions
 from .builders import builder
 from .graph import Tensor, as_tensor, constant
 from .shapes import Dim, normalize_axis
@@ -233,6 +234,16 @@ _METHODS.update({name: getattr(MF, name) for name in (
     "moveaxis", "index_select", "index_add", "scatter", "scatter_reduce", "masked_fill", "take_along_dim")})
 _METHODS["gather"] = lambda self, dim, index: ops.gather(self, index, axis=dim)
 _METHODS["scatter_add"] = lambda self, dim, index, src: ops.scatter_add(self, index, src, axis=dim)
+# PyTorch's math, reduction, scan and sorting methods: the core functions with the tensor first.
+_METHODS.update({name: getattr(ops, name) for name in (
+    "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10", "log1p", "expm1",
+    "exp2", "trunc", "frac", "isinf", "isfinite", "isnan", "reciprocal", "rsqrt", "floor", "ceil", "sign", "erf",
+    "atan2", "hypot", "copysign", "fmod", "logaddexp")})
+_METHODS.update({name: getattr(_math, name) for name in ("div", "remainder", "lerp", "isclose", "nan_to_num", "round")})
+_METHODS.update({name: getattr(_reductions, name) for name in (
+    "any", "all", "count_nonzero", "amax", "amin", "cumsum", "cumprod", "logcumsumexp", "cummax", "cummin", "sort",
+    "argsort", "topk", "median", "norm")})
+_METHODS.update({name: getattr(_creation, name) for name in ("tril", "triu")})
 
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)

@@ -14,6 +14,8 @@ from . import functional, init, zoo
 from .activations import (ELU, GELU, ReLU, LeakyReLU, LogSoftmax, Sigmoid, SiLU, Softmax, Softplus, Swish, Tanh,
                           elu, gelu, get_activation, leaky_relu, log_softmax, relu, sigmoid, silu, softmax, softplus,
                           swish, tanh)
+from .activations import (CELU, GLU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish, PReLU,  # noqa: F401
+                          ReLU6, Softmin, Softsign, Tanhshrink)
 from .attention import MultiheadAttention, causal_mask, scaled_dot_product_attention
 from .containers import ModuleDict, ModuleList, Sequential
 from .conv import Conv2d, ConvTranspose2d, conv2d, conv_transpose2d

@@ -13,6 +13,8 @@ from rustyasg.core import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,
 
 from .activations import (elu, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax,  # noqa: F401
                           softplus, swish, tanh)
+from .activations import (celu, glu, hardsigmoid, hardswish, hardtanh, logsigmoid, mish, normalize,  # noqa: F401
+                          prelu, relu6, selu, softmin, softsign, tanhshrink)
 from .attention import causal_mask, scaled_dot_product_attention  # noqa: F401
 from .conv import conv2d, conv_transpose2d  # noqa: F401
 from .dropout import dropout, dropout2d  # noqa: F401
