@@ -42,6 +42,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any, Callable, Collection, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple
 
 
@@ -191,11 +192,11 @@ def plan_memory(steps: Sequence[Step], nbytes_of: Callable[[Any], int], layout: 
     place = _pool if layout.pooled else _arena
     for key, start, end, nbytes, size, slot in place(need, layout, plan):
         plan.buffers[key] = BufferSlot(key, start, end, nbytes, size, slot)
-    live = [0] * len(steps)
+    change = [0] * (len(steps) + 1)  # live bytes: +size where a buffer starts, -size after it ends
     for b in plan.buffers.values():
-        for k in range(b.start, min(b.end, len(steps) - 1) + 1):
-            live[k] += b.size
-    plan.live_bytes = live
+        change[min(b.start, len(steps))] += b.size
+        change[min(b.end + 1, len(steps))] -= b.size
+    plan.live_bytes = list(accumulate(change[:-1]))
     return plan
 
 
