@@ -109,3 +109,41 @@ def test_time_overlay_and_path_highlight(browser, gpt_viewer, artifacts):
         assert float(stats["Sum"][col]) == pytest.approx(sum(marked.values()))
         assert "path" in page.locator("body").inner_text()
         page.screenshot(path=os.path.join(artifacts, f"viewer-gpt-{gid}-overlays.png"))
+
+
+def _graph_area(page):
+    """The rendered graph (between the search results and the node panel) as grey levels."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    page.mouse.move(5, 940)  # no tooltip over the graph
+    page.wait_for_timeout(800)
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("L"), dtype=float)
+    return shot[110:940, 400:1120]
+
+
+def test_clicking_trace_highlights_the_selected_nodes_paths(browser, mnist, artifacts):
+    """A node chosen in the browser, then the trace button: its ancestors and descendants stay, the rest dims."""
+    data = view_data(resolve_target(mnist["trainer"], mnist["batch"], name="mnist"))
+    viewer = serve([data], open_browser=False, block=False, port=8312)
+    page = browser.new_page(viewport={"width": 1500, "height": 950})
+    page.set_default_timeout(90_000)
+    page.goto(viewer.url)
+    page.wait_for_selector("text=op node count", timeout=90_000)
+    page.locator("input[placeholder*='Search']").fill("matmul")
+    page.wait_for_selector("text=results", timeout=20_000)
+    page.locator(".search-results-container").get_by_text("matmul", exact=True).first.click(modifiers=["Alt"])
+    page.wait_for_timeout(1500)
+    assert re.search(r"op name\s+matmul", page.locator("body").inner_text())  # the node panel shows it
+    before = _graph_area(page)
+    page.locator("mat-icon", has_text="multiple_stop").first.click()
+    page.wait_for_timeout(1500)
+    assert "Disable inputs/outputs tracing" in page.locator("body").inner_text()
+    after = _graph_area(page)
+    page.screenshot(path=os.path.join(artifacts, "viewer-mnist-trace.png"))
+    changed = (abs(after - before) > 8).mean()
+    assert changed > 0.005, changed  # nodes off the path were redrawn dimmed...
+    assert after.mean() > before.mean()  # ...which lightens the picture
+    page.close()
