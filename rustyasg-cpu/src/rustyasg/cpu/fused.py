@@ -22,6 +22,8 @@ from typing import Dict, Mapping, Sequence
 
 import numpy as np
 
+from rustyasg.core.backend_api import bfloat16 as BF16
+
 from .cache import load_source
 from .codegen import generate
 from .kernels.protocol import Elementwise, Impl, Reduction
@@ -38,6 +40,11 @@ def as_loop_shape(array: np.ndarray, shape: tuple) -> np.ndarray:
         return view
 
 
+def _words(array: np.ndarray) -> np.ndarray:
+    """bfloat16 arrays reach generated kernels as their 16-bit words (numba has no bfloat16)."""
+    return array.view(np.uint16) if array.dtype == BF16 else array
+
+
 class GroupKernel:
     """One generated numba kernel computing a group of instructions."""
 
@@ -52,7 +59,7 @@ class GroupKernel:
 
     def bound(self, arrays: Mapping[int, np.ndarray]):
         """Zero-argument call of the kernel on ``arrays`` (instr id -> array)."""
-        args = [as_loop_shape(arrays[iid], shape) for iid, shape in self.code.operands] + list(self.code.sizes)
+        args = [as_loop_shape(_words(arrays[iid]), shape) for iid, shape in self.code.operands] + list(self.code.sizes)
         if self.code.split:
             return splitter(self.fn, self.code.loop_shape[0], self.code.work, *args)
         return functools.partial(self.fn, *args)

@@ -27,6 +27,7 @@ import numpy as np
 from rustyasg.core.compile import ELEMENTWISE, REDUCTION, Plan, plan_units, schedule_hints
 
 from rustyasg.core.backend_api import LOW_PRECISION
+from rustyasg.core.backend_api import bfloat16 as BF16
 
 from .kernels.protocol import Elementwise, Reduction
 
@@ -47,8 +48,12 @@ def cpu_plan(program, fuse: bool = True, table=None) -> Plan:
     def role(iid):
         ins = by_id[iid]
         kernel = table.get(ins.op)
-        if not fuse or LOW_PRECISION.intersection((ins.dtype, *(by_id[a].dtype for a in ins.inputs))):
-            return None  # 16-bit floats are only stored (see cpu_float16): their casts run alone
+        if not fuse:
+            return None
+        low = LOW_PRECISION.intersection((ins.dtype, *(by_id[a].dtype for a in ins.inputs)))
+        if low and not (ins.op == "cast" and low == {BF16} and
+                        {ins.dtype, by_id[ins.inputs[0]].dtype} <= {BF16, np.dtype(np.float32)}):
+            return None  # 16-bit floats are only stored (cpu_float16); bfloat16 casts fuse (bit shifts)
         if isinstance(kernel, Elementwise):
             return ELEMENTWISE
         if isinstance(kernel, Reduction) and ins.dtype.kind in "fiu":

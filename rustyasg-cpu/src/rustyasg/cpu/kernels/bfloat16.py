@@ -4,7 +4,9 @@ numba has no bfloat16 type. A bfloat16 is the upper half of a float32, so wideni
 16-bit shift of the word, and narrowing rounds the float32's bits to nearest-even before
 dropping the lower half (NaN stays a quiet NaN, as ``ml_dtypes`` converts). The cpu
 backend's ``cpu_float16`` rewrite computes every bfloat16 instruction in float32 between
-these casts, so only these two loops ever touch bfloat16 words.
+casts; a cast runs alone with :func:`from_bfloat16` / :func:`to_bfloat16`, or inside a
+fused kernel, which loads bfloat16 operands with :func:`bf16_to_f32`, carries rounded values
+as float32 (:func:`round_bf16`) and stores with :func:`f32_to_bf16` (one conversion each way).
 
 Example:
     >>> import numpy as np, ml_dtypes
@@ -19,24 +21,60 @@ Example:
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
-from ..jit import elementwise_jit
+from ..jit import elementwise_jit, helper_jit
+
+
+@intrinsic
+def _as_float32(typingctx, bits):
+    """The float32 whose bits are the uint32 ``bits`` (an LLVM bitcast: free, vectorizes)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def _as_uint32(typingctx, value):
+    """The bits of the float32 ``value`` as a uint32."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.uint32(types.float32), codegen
+
+
+@helper_jit
+def bf16_to_f32(word):
+    """float32 value of the bfloat16 16-bit ``word`` (exact)."""
+    return _as_float32(np.uint32(word) << np.uint32(16))
+
+
+@helper_jit
+def f32_to_bf16(value):
+    """16-bit word of ``value`` rounded to bfloat16, to nearest-even; NaN stays a quiet NaN."""
+    b = _as_uint32(np.float32(value))
+    nan = (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    rounded = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+    return np.uint16(((b >> np.uint32(16)) | np.uint32(0x0040)) if nan else rounded)
+
+
+@helper_jit
+def round_bf16(value):
+    """``value`` rounded to bfloat16, kept as float32 (what fused kernels carry in registers)."""
+    return bf16_to_f32(f32_to_bf16(value))
 
 
 @elementwise_jit
 def _widen(words, out):
     for i in range(words.size):
-        out[i] = np.uint32(words[i]) << np.uint32(16)
+        out[i] = bf16_to_f32(words[i])
 
 
 @elementwise_jit
-def _narrow(bits, out):
-    for i in range(bits.size):
-        b = bits[i]
-        if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):  # NaN: keep the sign, make it quiet
-            out[i] = np.uint16((b >> np.uint32(16)) | np.uint32(0x0040))
-        else:
-            out[i] = np.uint16((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+def _narrow(values, out):
+    for i in range(values.size):
+        out[i] = f32_to_bf16(values[i])
 
 
 def _flat(a: np.ndarray, dtype) -> np.ndarray:
@@ -46,10 +84,10 @@ def _flat(a: np.ndarray, dtype) -> np.ndarray:
 def from_bfloat16(x: np.ndarray, out: np.ndarray) -> None:
     """Write bfloat16 ``x`` widened into ``out`` (float32 of the same shape, or any dtype through float32)."""
     if out.dtype == np.float32 and out.flags.c_contiguous:
-        _widen(_flat(x, np.uint16), out.reshape(-1).view(np.uint32))
+        _widen(_flat(x, np.uint16), out.reshape(-1))
         return
     wide = np.empty(x.shape, np.float32)
-    _widen(_flat(x, np.uint16), wide.reshape(-1).view(np.uint32))
+    _widen(_flat(x, np.uint16), wide.reshape(-1))
     np.copyto(out, wide, casting="unsafe")
 
 
@@ -57,8 +95,8 @@ def to_bfloat16(x: np.ndarray, out: np.ndarray) -> None:
     """Write ``x`` (float32, or any dtype through float32) rounded to bfloat16 into ``out``."""
     src = x if x.dtype == np.float32 else x.astype(np.float32)
     if out.flags.c_contiguous:
-        _narrow(_flat(src, np.uint32), out.reshape(-1).view(np.uint16))
+        _narrow(_flat(src, np.float32), out.reshape(-1).view(np.uint16))
         return
     words = np.empty(x.shape, np.uint16)
-    _narrow(_flat(src, np.uint32), words.reshape(-1))
+    _narrow(_flat(src, np.float32), words.reshape(-1))
     np.copyto(out, words.view(out.dtype))
