@@ -87,6 +87,8 @@ CASES = [
     _pair("avg_pool3d_divisor", lambda x: F.avg_pool3d(x, 2, divisor_override=3),
           lambda t: TF.avg_pool3d(t, 2, divisor_override=3), VOL),
     _pair("max_unpool2d", *_pool_unpool(F.max_pool2d, F.max_unpool2d, TF.max_pool2d, TF.max_unpool2d, 2), IMG[:, :, :6, :6]),
+    _pair("maxpool2d_module_unpool", lambda x: nn.MaxUnpool2d(2)(*nn.MaxPool2d(2, return_indices=True)(x)),
+          lambda t: torch.nn.MaxUnpool2d(2)(*torch.nn.MaxPool2d(2, return_indices=True)(t)), IMG[:, :, :6, :6]),
     _pair("max_unpool1d", *_pool_unpool(F.max_pool1d, F.max_unpool1d, TF.max_pool1d, TF.max_unpool1d, 3), SEQ),
     # interpolation (forward on NaN/inf too)
     *[_pair(f"interpolate_{mode}_{ac}_{sz}", lambda x, m=mode, a=ac, s=sz: F.interpolate(x, **s, mode=m, align_corners=a),
@@ -140,6 +142,7 @@ MODULES = [  # (ours, theirs) with the same constructor arguments
     ("Conv3d", dict(in_channels=2, out_channels=4, kernel_size=(1, 3, 2), stride=2, padding=1)),
     ("ConvTranspose1d", dict(in_channels=4, out_channels=2, kernel_size=3, stride=2, output_padding=1)),
     ("ConvTranspose3d", dict(in_channels=2, out_channels=2, kernel_size=2, stride=2)),
+    ("Conv2d", dict(in_channels=2, out_channels=4, kernel_size=3, padding="same", padding_mode="reflect")),
     ("GroupNorm", dict(num_groups=3, num_channels=6)),
     ("InstanceNorm2d", dict(num_features=3, affine=True)),
 ]
@@ -160,7 +163,7 @@ def test_modules_have_torch_state_dict_keys_shapes_and_init_bounds(name, kwargs)
         for k, v in theirs.state_dict().items():
             np.testing.assert_array_equal(ours.state_dict()[k], v.numpy())
     ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
-    spatial = {"Conv1d": (2, 4, 8), "Conv3d": (1, 2, 4, 5, 4), "ConvTranspose1d": (2, 4, 5),
+    spatial = {"Conv1d": (2, 4, 8), "Conv2d": (1, 2, 5, 6), "Conv3d": (1, 2, 4, 5, 4), "ConvTranspose1d": (2, 4, 5),
                "ConvTranspose3d": (1, 2, 2, 3, 2), "GroupNorm": (2, 6, 5), "InstanceNorm2d": (2, 3, 4, 4)}[name]
     x = R.standard_normal(spatial).astype(np.float32)
     got = rg.function([xi := rg.input(x.shape, name="x")], ours(xi), backend="cpu")(x)

@@ -95,8 +95,10 @@ class _ConvNd(Module):
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{type(self).__name__}: in_channels {in_channels} and out_channels {out_channels} "
                              f"must be divisible by groups {groups}")
-        if padding_mode != "zeros":
-            raise ValueError(f"{type(self).__name__}: only padding_mode='zeros' is supported, got {padding_mode!r}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"{type(self).__name__}: padding_mode must be 'zeros', 'reflect', 'replicate' or "
+                             f"'circular', got {padding_mode!r}")
+        self.padding_mode = padding_mode
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride, self.dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
         self.padding = padding if isinstance(padding, str) else _pair(padding)
@@ -135,7 +137,13 @@ class Conv2d(_ConvNd):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        padding = self.padding
+        if self.padding_mode != "zeros":  # the border comes from the input: padded first, then a valid conv
+            from .conv_nd import conv_padding
+
+            pads = conv_padding(padding, self.kernel_size, self.dilation, self.stride, 2)
+            x, padding = rg.pad(x, (0, 0, 0, 0) + tuple(w for pair in pads for w in pair), mode=self.padding_mode), 0
+        return conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -151,6 +159,9 @@ class ConvTranspose2d(_ConvNd):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
                  padding: IntOrPair = 0, output_padding: IntOrPair = 0, groups: int = 1, bias: bool = True,
                  dilation: IntOrPair = 1, padding_mode: str = "zeros", dtype="float32"):
+        if padding_mode != "zeros":
+            raise ValueError(f"ConvTranspose2d: only padding_mode='zeros' is supported (as in PyTorch), "
+                             f"got {padding_mode!r}")
         k = _pair(kernel_size)
         super().__init__(in_channels, out_channels, k, stride, padding, dilation, groups, bias, padding_mode,
                          (in_channels, out_channels // groups) + k, dtype)

@@ -33,13 +33,17 @@ def global_avg_pool2d(x: Tensor, keepdim: bool = False) -> Tensor:
 class MaxPool2d(Module):
     """Max pooling (``padding`` counts as -inf; ``dilation`` and ``ceil_mode`` as PyTorch)."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation, self.ceil_mode = dilation, ceil_mode
+        self.dilation, self.ceil_mode, self.return_indices = dilation, ceil_mode, return_indices
 
-    def forward(self, x: Tensor) -> Tensor:
-        return rg.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+    def forward(self, x: Tensor):
+        y = rg.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+        if not self.return_indices:
+            return y
+        return y, rg.max_pool2d_indices(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
