@@ -306,7 +306,35 @@ def _creation_cases():
     ]
 
 
-CASES = _elementwise_cases() + _reduction_cases() + _creation_cases()
+def _integer_cases():
+    a64 = R.integers(-1000, 1000, (4, 6))
+    b64 = R.integers(-1000, 1000, (6,))
+    a32 = a64.astype(np.int32)
+    count = np.array([0, 1, 5, 31, 32, 40, 63, 64, 70, 3, 2, 1])
+    wide = np.array([1, -1, 7, -7, 1 << 40, -(1 << 40), 3, -3, 123456789, -5, 2, -2], np.int64)
+    m, n = R.random((4, 6)) < 0.5, R.random((6,)) < 0.5
+    return [
+        Case("bitwise_and int64", [a64, b64], rg.bitwise_and, torch.bitwise_and),
+        Case("bitwise_or int32 and int64", [a32, b64], rg.bitwise_or, torch.bitwise_or),
+        Case("bitwise_xor int32", [a32, a32[::-1].copy()], rg.bitwise_xor, torch.bitwise_xor),
+        Case("bitwise_not int64", [a64], rg.bitwise_not, torch.bitwise_not),
+        Case("& | ^ ~ on int64", [a64, b64], lambda a, b: ((a & b) | (~a)) ^ (b & 255),
+             lambda a, b: ((a & b) | (~a)) ^ (b & 255)),
+        Case("& | ^ ~ on bool", [m, n], lambda a, b: ((a & b) | ~a) ^ b, lambda a, b: ((a & b) | ~a) ^ b),
+        Case("left shift int64", [wide, count], rg.bitwise_left_shift, torch.bitwise_left_shift),
+        Case("right shift int64", [wide, count], rg.bitwise_right_shift, torch.bitwise_right_shift),
+        Case("shifts int32", [wide.astype(np.int32), count.astype(np.int32) % 31],
+             lambda a, b: (a << b) + (a >> b), lambda a, b: (a << b) + (a >> b)),
+        Case("bool + bool, bool * bool", [m, n], lambda a, b: (a + b, a * b)[0] * (a * b + a),
+             lambda a, b: (a + b, a * b)[0] * (a * b + a)),
+        Case("bool + int64", [m, b64], lambda a, b: a + b, lambda a, b: a + b),
+        Case("bool + python int", [m], lambda a: a + 1, lambda a: a + 1),
+        Case("int32 + int64", [a32, b64], lambda a, b: a + b, lambda a, b: a + b),
+        Case("cumsum of a bool mask", [m], lambda a: rg.cumsum(a, 1), lambda a: torch.cumsum(a, 1)),
+    ]
+
+
+CASES = _elementwise_cases() + _reduction_cases() + _creation_cases() + _integer_cases()
 
 
 @pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu"])
@@ -390,6 +418,9 @@ def test_an_rng_stream_draws_new_integers_every_step():
     (lambda: rg.tril(rg.input((5,), name="v")), "at least 2 dimensions"),
     (lambda: rg.fmod(rg.input((2,), "bool", name="b"), True), "bool"),
     (lambda: rg.median(rg.input((0, 3), name="e"), 0), "empty"),
+    (lambda: rg.bitwise_and(rg.input((2,), name="f"), rg.input((2,), name="g")), "integer or bool"),
+    (lambda: rg.input((2,), "float32", name="f") << 1, "shifts need integer"),
+    (lambda: rg.input((2,), "bool", name="b") - rg.input((2,), "bool", name="c"), "bool"),
 ])
 def test_mistakes_are_build_time_errors(call, message):
     with pytest.raises((rg.RustyASGError, ValueError, TypeError), match=message):

@@ -169,6 +169,15 @@ def _astype(self, dtype):
     return self if dtype == self.dtype else ops.cast(self, dtype=dtype)
 
 
+def _bitwise(logical, bitwise, reverse=False):
+    """``&``/``|``/``^``: logical on two bools (the op masks are built with), bitwise on integers."""
+    def method(self, other):
+        other_bool = isinstance(other, (bool, np.bool_)) or (isinstance(other, Tensor) and other.dtype == dtypes.bool_)
+        op = logical if self.dtype == dtypes.bool_ and other_bool else bitwise
+        return op(other, self) if reverse else op(self, other)
+    return method
+
+
 def _true_divide(reverse=False):
     """``/`` of integers is a float division (numpy, PyTorch): integer operands become floats first,
     so a Python int that does not fit the tensor's integer dtype (``x_int32 / 2**40``) still divides."""
@@ -202,8 +211,12 @@ _METHODS = {
     "__lt__": _binary(ops.less), "__le__": _binary(ops.less_equal),
     "__gt__": _binary(ops.greater), "__ge__": _binary(ops.greater_equal),
     "__eq__": _binary(ops.equal), "__ne__": _binary(ops.not_equal),
-    "__and__": _binary(ops.logical_and), "__or__": _binary(ops.logical_or),
-    "__invert__": lambda self: ops.logical_not(self),
+    "__and__": _bitwise(ops.logical_and, ops.bitwise_and), "__rand__": _bitwise(ops.logical_and, ops.bitwise_and, True),
+    "__or__": _bitwise(ops.logical_or, ops.bitwise_or), "__ror__": _bitwise(ops.logical_or, ops.bitwise_or, True),
+    "__xor__": _bitwise(ops.bitwise_xor, ops.bitwise_xor), "__rxor__": _bitwise(ops.bitwise_xor, ops.bitwise_xor, True),
+    "__lshift__": _binary(ops.bitwise_left_shift), "__rlshift__": _binary(ops.bitwise_left_shift, True),
+    "__rshift__": _binary(ops.bitwise_right_shift), "__rrshift__": _binary(ops.bitwise_right_shift, True),
+    "__invert__": lambda self: ops.logical_not(self) if self.dtype == dtypes.bool_ else ops.bitwise_not(self),
     "__neg__": lambda self: ops.neg(self), "__pos__": lambda self: self,
     "__abs__": lambda self: ops.abs(self),
     "__getitem__": _getitem,

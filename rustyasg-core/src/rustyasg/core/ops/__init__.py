@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import elementwise, elementwise_table, linalg, misc, movement, random, reduce  # noqa: F401  (registers the ops)
 from .elementwise import *  # noqa: F401,F403
 from .elementwise_math import *  # noqa: F401,F403
+from .bitwise import *  # noqa: F401,F403
 from .conv import conv2d, conv2d_backward_input, conv2d_backward_weight, conv_transpose2d  # noqa: F401
 from .embedding_ops import embedding  # noqa: F401
 from .linalg import matmul  # noqa: F401

@@ -198,9 +198,16 @@ def _b(name, ref, grad, doc, *, infer=_numeric_binary, inputs=BCAST, differentia
                  promote=True, examples=(Example(inputs, check_grad=differentiable),))
 
 
-add = _b("add", np.add, lambda g, y, a, b: (g, g), "``a + b`` with broadcasting.")
+def _bool_closed_binary(types, **_):
+    # PyTorch: bool + bool and bool * bool stay bool (or, and); only subtraction of bools is refused.
+    return _broadcast_infer(types)
+
+
+add = _b("add", np.add, lambda g, y, a, b: (g, g), "``a + b`` with broadcasting (logical or on bools, as PyTorch).",
+         infer=_bool_closed_binary)
 sub = _b("sub", np.subtract, lambda g, y, a, b: (g, -g), "``a - b`` with broadcasting.")
-mul = _b("mul", np.multiply, lambda g, y, a, b: (g * b, g * a), "``a * b`` with broadcasting.")
+mul = _b("mul", np.multiply, lambda g, y, a, b: (g * b, g * a),
+         "``a * b`` with broadcasting (logical and on bools, as PyTorch).", infer=_bool_closed_binary)
 
 
 def _div_infer(types, **_):

@@ -76,6 +76,23 @@ fn fmod64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     let r = select(u32(x), ~u32(x) + 1u, x < 0) % select(u32(y), ~u32(y) + 1u, y < 0);
     return i64_from_i32(select(bitcast<i32>(r), -bitcast<i32>(r), x < 0));
 }
+// Shifts by the low word of b; by 64 or more (or a negative count): 0, or the sign for >>.
+fn shl64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let n = b.x & 63u;
+    var r = a;
+    if (n >= 32u) { r = vec2<u32>(0u, a.x << (n - 32u)); }
+    else if (n > 0u) { r = vec2<u32>(a.x << n, (a.y << n) | (a.x >> (32u - n))); }
+    return select(r, vec2<u32>(0u, 0u), b.y != 0u || b.x >= 64u);
+}
+fn sar64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let n = b.x & 63u;
+    let hi = bitcast<i32>(a.y);
+    let fill = select(0u, 0xffffffffu, hi < 0);
+    var r = a;
+    if (n >= 32u) { r = vec2<u32>(bitcast<u32>(hi >> (n - 32u)), fill); }
+    else if (n > 0u) { r = vec2<u32>((a.x >> n) | (a.y << (32u - n)), bitcast<u32>(hi >> n)); }
+    return select(r, vec2<u32>(fill, fill), b.y != 0u || b.x >= 64u);
+}
 fn mod64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     let x = bitcast<i32>(a.x); let y = bitcast<i32>(b.x);
     if (y == 0) { return vec2<u32>(0u, 0u); }
@@ -98,6 +115,8 @@ INT_TEMPLATES = {
     "floor_divide": "fdiv64({0}, {1})", "mod": "mod64({0}, {1})", "fmod": "fmod64({0}, {1})", "trunc": "{0}",
     "logical_not": "b64(!nz64({0}))", "logical_and": "b64(nz64({0}) && nz64({1}))",
     "logical_or": "b64(nz64({0}) || nz64({1}))",
+    "bitwise_and": "({0} & {1})", "bitwise_or": "({0} | {1})", "bitwise_xor": "({0} ^ {1})", "bitwise_not": "(~{0})",
+    "bitwise_left_shift": "shl64({0}, {1})", "bitwise_right_shift": "sar64({0}, {1})",
 }
 
 _LOAD64 = {"i64": "{a}[{i}]", "i32": "i64_from_i32({a}[{i}])", "bool": "vec2<u32>({a}[{i}], 0u)",
