@@ -185,3 +185,22 @@ def test_mistakes_are_named_errors(call, message):
     with pytest.raises(rg.RustyASGError, match=message) as info:
         call()
     assert "test_layers_spatial_parity.py" in str(info.value)  # the user's line
+
+
+@pytest.mark.parametrize("backend", ["cpu", "wgpu"])
+def test_instance_norm_running_statistics_follow_torch(backend):
+    ours, theirs = nn.InstanceNorm1d(3, momentum=0.2, track_running_stats=True, affine=True), \
+        torch.nn.InstanceNorm1d(3, momentum=0.2, track_running_stats=True, affine=True)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    x = rg.input((2, 3, 6), name="x")
+    step = rg.function([x], ours(x), updates=ours.state_updates(), backend=backend)
+    for seed in range(2):
+        a = np.random.default_rng(seed).standard_normal((2, 3, 6)).astype(np.float32) * (seed + 1)
+        np.testing.assert_allclose(step(a), theirs(torch.tensor(a)).detach().numpy(), rtol=1e-4, atol=1e-5)
+    state = ours.state_dict()  # read back from the backend
+    for k in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_allclose(state[k], theirs.state_dict()[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+    ours.eval(), theirs.eval()
+    a = np.random.default_rng(9).standard_normal((2, 3, 6)).astype(np.float32)
+    got = rg.function([x], ours(x), backend=backend)(a)
+    np.testing.assert_allclose(got, theirs(torch.tensor(a)).detach().numpy(), rtol=1e-4, atol=1e-5)

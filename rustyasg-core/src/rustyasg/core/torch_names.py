@@ -157,7 +157,7 @@ torch.nn.functional.linear | | F.linear |
     "Layers (torch.nn)": """
 torch.nn.Linear | | nn.Linear | same state_dict keys (weight, bias) and init, as for every layer below
 torch.nn.Conv1d | | nn.Conv1d | lowered to conv2d over a unit height
-torch.nn.Conv2d | | nn.Conv2d |
+torch.nn.Conv2d | | nn.Conv2d | padding_mode zeros, reflect, replicate, circular
 torch.nn.Conv3d | | nn.Conv3d | lowered to one conv2d over depth taps folded into channels
 torch.nn.ConvTranspose1d | | nn.ConvTranspose1d |
 torch.nn.ConvTranspose2d | | nn.ConvTranspose2d |
@@ -179,7 +179,7 @@ torch.nn.ReflectionPad2d | | nn.ReflectionPad2d | and Zero/Constant/Reflection/R
 torch.nn.BatchNorm2d | | nn.BatchNorm2d |
 torch.nn.LayerNorm | | nn.LayerNorm |
 torch.nn.GroupNorm | | nn.GroupNorm |
-torch.nn.InstanceNorm2d | | nn.InstanceNorm2d | batch statistics only: track_running_stats=True is refused
+torch.nn.InstanceNorm2d | | nn.InstanceNorm2d | track_running_stats records running averages as PyTorch
 torch.nn.RMSNorm | | nn.RMSNorm |
 torch.nn.Embedding | | nn.Embedding |
 torch.nn.Dropout | | nn.Dropout | masks from the module's rg.RNG (model.set_rng(seed))

@@ -22,6 +22,7 @@ from rustyasg.core import Tensor
 from . import init
 from ._checks import shape_error
 from .module import Module
+from .normalization import _BatchNorm, batch_norm
 
 __all__ = ["group_norm", "instance_norm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"]
 
@@ -87,30 +88,34 @@ class GroupNorm(Module):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
-class _InstanceNorm(Module):
-    """``torch.nn.InstanceNorm{1,2,3}d`` (``affine=False`` by default; batch statistics only)."""
+class _InstanceNorm(_BatchNorm):
+    """``torch.nn.InstanceNorm{1,2,3}d``: per-sample statistics; ``affine`` and ``track_running_stats`` off by default.
+
+    With ``track_running_stats`` training records running averages of the per-instance means
+    and unbiased variances (averaged over the batch, as PyTorch), and evaluation normalises
+    with them, as batch norm does.
+    """
 
     spatial = 1
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = False,
                  track_running_stats: bool = False, dtype="float32"):
-        super().__init__()
-        name = type(self).__name__
-        if track_running_stats:
-            raise ValueError(f"{name}: track_running_stats=True is not supported; instance statistics are "
-                             "computed per sample (the default), use BatchNorm for running statistics")
-        self.num_features, self.eps, self.affine = num_features, float(eps), affine
-        self.register_parameter("weight", init.ones((num_features,), dtype=dtype) if affine else None)
-        self.register_parameter("bias", init.zeros((num_features,), dtype=dtype) if affine else None)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != self.spatial + 2 or x.shape[1] != self.num_features:
             raise shape_error(type(self).__name__, f"expected (N, {self.num_features}"
                               + ", ..." * self.spatial + ")", x)
+        if self.track_running_stats and not self.training:
+            self.clear_updates()
+            return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, self.eps)
+        if self.track_running_stats:
+            # PyTorch's instance norm: momentum None means no update, num_batches_tracked stays as it is.
+            axes, xs, m = tuple(range(2, x.ndim)), rg.stop_gradient(x), float(self.momentum or 0.0)
+            mean, var = xs.mean(axis=axes).mean(axis=0), xs.var(axis=axes, correction=1).mean(axis=0)
+            self.record_update(self.running_mean, self.running_mean * (1.0 - m) + mean * m)
+            self.record_update(self.running_var, self.running_var * (1.0 - m) + var * m)
         return instance_norm(x, self.weight, self.bias, self.eps)
-
-    def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
 
 
 class InstanceNorm1d(_InstanceNorm):
