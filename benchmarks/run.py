@@ -403,6 +403,8 @@ def main(argv=None):
     print()
     print(f"sgemm={max(gflops, gflops_end):.0f} GFLOP/s (best of the start and the end of the run)")
     print(table(records))
+    for line in loss_mismatches(records):
+        print(line)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(records, indent=2))
@@ -419,6 +421,16 @@ def run_profile(workload: str, impl: str, args) -> dict:
     if out.returncode != 0:
         return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1][:300]}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def loss_mismatches(records, rtol: float = 1e-3):
+    """Warnings for rows whose first-step loss differs from torch's: the implementations must
+    compute the same step (same weights, data, model and optimizer) for the timings to compare."""
+    for rec in records:
+        ref = next((r for r in records if r["workload"] == rec["workload"] and r["impl"] == "torch-cpu"), None)
+        a, b = rec.get("loss_first_step"), (ref or {}).get("loss_first_step")
+        if a is not None and b is not None and abs(a - b) > rtol * max(1.0, abs(b)):
+            yield f"warning: {rec['workload']} {rec['impl']}: first-step loss {a:.6f}, torch-cpu's {b:.6f}"
 
 
 def measure_sgemm(args) -> float:
