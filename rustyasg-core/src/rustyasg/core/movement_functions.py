@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import numpy as np
 
@@ -499,7 +499,7 @@ def _data_dependent(name: str, alternative: str):
         raise ShapeError(name, f"its output shape depends on the values, which a graph's fixed shapes cannot "
                                f"express; {alternative}", [], user_location())
     refuse.__name__ = name
-    refuse.__doc__ = f"Refused: ``torch.{name}``'s output shape depends on the data. {alternative[0].upper()}{alternative[1:]}."
+    refuse.__doc__ = f"Refused: ``torch.{name}``'s output shape depends on the data; {alternative}."
     return refuse
 
 

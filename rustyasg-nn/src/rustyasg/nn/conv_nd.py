@@ -184,7 +184,8 @@ def conv_transpose3d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, s
     y = x
     for i, s in enumerate(stride):
         y = _zero_stuff(y, 2 + i, s)
-    pads = tuple((d * (k - 1) - p, d * (k - 1) - p + op) for k, d, p, op in zip(kernel, dilation, padding, output_padding))
+    pads = tuple((d * (k - 1) - p, d * (k - 1) - p + op)
+                 for k, d, p, op in zip(kernel, dilation, padding, output_padding))
     y = rg.pad(y, (0, 0, 0, 0) + tuple(w for pair in pads for w in pair))
     cin, cout_g = weight.shape[0], weight.shape[1]
     w = weight.reshape((groups, cin // groups, cout_g) + kernel)

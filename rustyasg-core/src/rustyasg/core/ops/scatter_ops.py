@@ -140,7 +140,8 @@ def _prod_grads(g, y, x, idx, src, axis, include_self, scattered):
     else:
         g_self = where(scattered, 0.0, g)
     src_zero = equal(src, 0.0)
-    zeros_per_target = gather(scatter_add(zeros, idx, where(src_zero, 1.0, zeros_like_shape(src)), axis=axis), idx, axis=axis)
+    zero_count = scatter_add(zeros, idx, where(src_zero, 1.0, zeros_like_shape(src)), axis=axis)
+    zeros_per_target = gather(zero_count, idx, axis=axis)
     single_zero = logical_and(src_zero, equal(zeros_per_target, 1.0))
     masked_src = where(single_zero, 1.0, src)
     masked_src_result = scatter_reduce_op(x, idx, masked_src, axis=axis, reduce="prod", include_self=include_self)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from rustyasg.core.shapes import normalize_axis
 
-from .api import STORAGES, KernelBuilder, LINEAR_WORKGROUP_WGSL, Storage, UniformLayout
+from .api import STORAGES, KernelBuilder, LINEAR_WORKGROUP_WGSL, Storage, UniformLayout  # noqa: F401  (STORAGES: the example)
 from .elementwise import contiguous_strides
 from .movement_ops import MAIN, WG, _wrap_index
 
