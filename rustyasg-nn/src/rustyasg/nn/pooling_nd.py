@@ -131,8 +131,9 @@ def avg_pool3d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
                            1 if divisor_override else None))
     a = avg_pool_matrix(int(x.shape[2]), k[0], s[0], p[0], ceil_mode, count_include_pad,
                         float(divisor_override or 0))
-    y = rg.movedim(y, 2, -1) @ rg.constant(np.ascontiguousarray(a.T).astype(x.dtype))
-    return rg.movedim(y, -1, 2)
+    from .resample import apply_along_axis
+
+    return apply_along_axis(y, 2, a)
 
 
 def _max_unpool(x: Tensor, indices: Tensor, kernel_size, stride, padding, output_size, nd: int, where: str) -> Tensor:

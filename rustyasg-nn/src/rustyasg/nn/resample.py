@@ -135,8 +135,19 @@ def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest", 
             continue
         m = interpolation_matrix(n, o, "area" if mode == "area" else "bicubic" if mode == "bicubic" else "linear",
                                  bool(align_corners), scale)
-        y = rg.movedim(rg.movedim(y, axis, -1) @ rg.constant(np.ascontiguousarray(m.T).astype(x.dtype)), -1, axis)
+        y = apply_along_axis(y, axis, m)
     return y
+
+
+def apply_along_axis(y: Tensor, axis: int, m: np.ndarray) -> Tensor:
+    """Contract ``y``'s ``axis`` with the ``(out, in)`` matrix ``m`` without moving axes:
+    ``y @ m.T`` on the last axis, else ``m @ y`` over a ``(..., in, rest)`` view."""
+    if axis == y.ndim - 1:
+        return y @ rg.constant(np.ascontiguousarray(m.T).astype(y.dtype))
+    lead, rest = tuple(y.shape[:axis]), tuple(y.shape[axis + 1:])
+    folded = y.reshape(lead + (y.shape[axis], int(np.prod(rest))))
+    out = rg.constant(np.ascontiguousarray(m).astype(y.dtype)) @ folded
+    return out.reshape(lead + (m.shape[0],) + rest)
 
 
 upsample = interpolate
