@@ -440,3 +440,74 @@ def test_tensor_methods_are_the_core_functions():
         assert getattr(x, name)(1).op == getattr(rg, name)(x, 1).op, name
     assert x.lerp(x, 0.5).shape == (3, 4) and x.topk(2)[1].dtype == np.int64 and x.sort()[0].shape == (3, 4)
     assert x.cummax(0)[1].op == "cummax_indices" and x.div(2.0, rounding_mode="floor").op == "floor_divide"
+
+
+def _narrow_integer_cases():
+    cases = []
+    for dt in ("int8", "uint8", "int16"):
+        info = np.iinfo(dt)
+        a = R.integers(info.min, info.max, (4, 6), endpoint=True).astype(dt)
+        b = R.integers(info.min, info.max, (6,), endpoint=True).astype(dt)
+        nz = np.where(b == 0, 1, b).astype(dt)
+        small = R.integers(0, 8, (6,)).astype(dt)
+        cases += [
+            Case(f"{dt} + - * wrap around", [a, b], lambda x, y: (x + y) * (x - y) + x * 3,
+                 lambda x, y: (x + y) * (x - y) + x * 3),
+            Case(f"{dt} // and %", [a, nz], lambda x, y: (x // y) + (x % y), lambda x, y: (x // y) + (x % y)),
+            Case(f"{dt} bitwise and shifts", [a, small], lambda x, y: ((x & y) | (x ^ 5)) + (x >> y) + (x << 1),
+                 lambda x, y: ((x & y) | (x ^ 5)) + (x >> y) + (x << 1)),
+            Case(f"{dt} comparisons and maximum", [a, b], lambda x, y: rg.where(x > y, rg.maximum(x, y), y),
+                 lambda x, y: torch.where(x > y, torch.maximum(x, y), y)),
+            Case(f"{dt} promotes with int64 and float", [a, b.astype(np.int64)],
+                 lambda x, y: (x + y) * 1 + (x * 0.5).astype("int64"), lambda x, y: (x + y) * 1 + (x * 0.5).long()),
+        ]
+    i8, u8 = R.integers(-128, 128, (5,)).astype(np.int8), R.integers(0, 256, (5,)).astype(np.uint8)
+    cases.append(Case("int8 + uint8 is int16", [i8, u8], lambda x, y: x + y, lambda x, y: x + y))
+    return cases
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_narrow_integers_match_torch(backend):
+    parity.check_cases(_narrow_integer_cases(), backend)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("dt", ["uint32", "uint64"])
+def test_wide_unsigned_integers_are_exact_and_do_not_mix(backend, dt):
+    a = np.array([0, 1, np.iinfo(dt).max, 1 << 31, 12345], dt)
+    b = np.array([7, np.iinfo(dt).max, 1, 3, 100], dt)
+    x, y = rg.input((5,), dt, name="x"), rg.input((5,), dt, name="y")
+    outs = rg.function([x, y], [x + y, x * y, x // y, x > y, x & y, x >> 1], backend=backend)(a, b)
+    with np.errstate(over="ignore"):
+        want = [a + b, a * b, a // b, a > b, a & b, a >> np.array(1, dt)]
+    for got, exp in zip(outs, want):
+        assert got.dtype == exp.dtype
+        np.testing.assert_array_equal(got, exp)
+    with pytest.raises(rg.DTypeError, match="no promotion"):
+        x + rg.input((5,), "int64", name="z")
+
+
+@pytest.mark.parametrize("dt", ["int8", "uint8", "int16", "uint32", "uint64"])
+def test_wgpu_refuses_integers_it_cannot_hold_exactly(dt):
+    x = rg.input((3,), dt, name="x")
+    with pytest.raises(Exception, match=f"no {dt} tensors"):
+        rg.function([x], x + x, backend="wgpu")(np.ones(3, dt))
+
+
+def test_bitcast_between_same_size_dtypes_on_every_backend():
+    v = np.array([1.0, -2.0, np.inf, 0.0, -0.0, 3.5e-39], np.float32)
+    x = rg.input((6,), "float32", name="x")
+    want = torch.tensor(v).view(torch.int32).numpy()
+    for backend in ("reference", "cpu", "wgpu"):
+        got, back = rg.function([x], [rg.bitcast(x, "int32"), rg.bitcast(rg.bitcast(x, "int32"), "float32")],
+                                backend=backend)(v)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(back.view(np.int32), v.view(np.int32))
+    h = rg.input((2,), "float16", name="h")
+    got = rg.function([h], rg.bitcast(h, "int16"), backend="cpu")(np.float16([1.0, -0.5]))
+    np.testing.assert_array_equal(got, torch.tensor([1.0, -0.5], dtype=torch.float16).view(torch.int16).numpy())
+    with pytest.raises(rg.DTypeError, match="one size"):
+        rg.bitcast(x, "int64")
+    with pytest.raises(Exception, match="only float32 <-> int32"):
+        d = rg.input((2,), "float64", name="d")
+        rg.function([d], rg.bitcast(d, "int64"), backend="wgpu")(np.zeros(2))

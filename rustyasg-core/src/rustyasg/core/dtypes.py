@@ -5,7 +5,10 @@ return numpy arrays without conversion.
 
 Promotion follows a single lattice, lowest first::
 
-    bool < int32 < int64 < float16 < bfloat16 < float32 < float64
+    bool < uint8, int8 < int16 < int32 < int64 < float16 < bfloat16 < float32 < float64
+
+with PyTorch's rules among integers: uint8 and int8 meet at int16; uint32 and uint64 (stored and
+computed, but not promoted) meet only themselves, bool and the floats.
 
 The result of a binary op between two tensors is the higher of the two, except that
 float16 and bfloat16 (neither holds the other) meet at float32, as in PyTorch.
@@ -27,6 +30,11 @@ import ml_dtypes
 import numpy as np
 
 bool_ = np.dtype(np.bool_)
+int8 = np.dtype(np.int8)
+uint8 = np.dtype(np.uint8)
+int16 = np.dtype(np.int16)
+uint32 = np.dtype(np.uint32)
+uint64 = np.dtype(np.uint64)
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
 float16 = np.dtype(np.float16)
@@ -35,7 +43,7 @@ float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 
 #: All dtypes a symbolic tensor may carry, lowest to highest in promotion order.
-LATTICE = (bool_, int32, int64, float16, bfloat16, float32, float64)
+LATTICE = (bool_, uint8, int8, int16, uint32, int32, uint64, int64, float16, bfloat16, float32, float64)
 _RANK = {dt: i for i, dt in enumerate(LATTICE)}
 DEFAULT_FLOAT = float32
 DEFAULT_INT = int64
@@ -43,10 +51,13 @@ DEFAULT_INT = int64
 FLOATING = frozenset({float16, bfloat16, float32, float64})
 #: The 16-bit floats mixed precision computes in.
 LOW_PRECISION = frozenset({float16, bfloat16})
-INTEGER = frozenset({int32, int64})
+INTEGER = frozenset({int8, uint8, int16, int32, int64, uint32, uint64})
+#: Unsigned integers PyTorch stores but does not promote with other integers.
+UNPROMOTED = frozenset({uint32, uint64})
 
 _ALIASES = {
-    "bool": bool_, "int32": int32, "int64": int64, "float16": float16, "half": float16,
+    "bool": bool_, "int8": int8, "uint8": uint8, "int16": int16, "uint32": uint32, "uint64": uint64,
+    "int32": int32, "int64": int64, "float16": float16, "half": float16,
     "bfloat16": bfloat16, "bf16": bfloat16, "f16": float16,
     "float32": float32, "float": float32, "float64": float64, "double": float64,
 }
@@ -73,7 +84,7 @@ def is_floating(dt) -> bool:
 
 
 def is_integer(dt) -> bool:
-    """True for int32/int64."""
+    """True for the integer dtypes (int8, uint8, int16, int32, int64, uint32, uint64)."""
     return np.dtype(dt) in INTEGER
 
 
@@ -84,8 +95,15 @@ def promote_types(a, b) -> np.dtype:
     dtype('float32')
     """
     a, b = as_dtype(a), as_dtype(b)
-    if a != b and a in LOW_PRECISION and b in LOW_PRECISION:
+    if a == b:
+        return a
+    if a in LOW_PRECISION and b in LOW_PRECISION:
         return float32
+    if a in INTEGER and b in INTEGER:
+        if a in UNPROMOTED or b in UNPROMOTED:  # as PyTorch: uint32/uint64 meet only themselves, bool and floats
+            raise TypeError(f"no promotion between {a} and {b} (uint32 and uint64 combine only with their own "
+                            "dtype, bool and floats, as in PyTorch); cast one operand first")
+        return np.promote_types(a, b)  # uint8 with int8 is int16, as PyTorch
     return a if _RANK[a] >= _RANK[b] else b
 
 

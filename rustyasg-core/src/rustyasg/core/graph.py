@@ -400,7 +400,10 @@ def apply(op: str, *inputs, name: Optional[str] = None, **attrs) -> Tensor:
         raise DTypeError(op, f"an operand cannot be a tensor: {reason}{advice}",
                          [t.describe() if isinstance(t, Tensor) else repr(t) for t in inputs], _location()) from None
     if opdef.promote and len(tensors) > 1:
-        tensors = _promote(tensors)
+        try:
+            tensors = _promote(tensors)
+        except TypeError as exc:  # dtypes with no common type (uint64 with int64)
+            raise DTypeError(op, str(exc), [t.describe() for t in tensors], _location()) from None
     try:
         full = opdef.check_attrs(attrs)
         ttype = opdef.infer([t.type for t in tensors], **full)

@@ -7,6 +7,8 @@ logical ones, as in PyTorch. Right shifts of signed integers are arithmetic (the
 A shift by the width of the type or more gives 0 (-1 for a negative number shifted right), as
 PyTorch's.
 
+``bitcast`` reads a tensor's bytes as another dtype of the same size.
+
 Example:
     >>> import numpy as np, rustyasg.core as rg
     >>> a = rg.constant(np.array([12, -8], np.int64))
@@ -19,11 +21,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
-from ..registry import Example, InputSpec, TensorType
+from ..registry import Attr, Example, InputSpec, TensorType
 from ..shapes import broadcast_shapes
+from ._define import defop
 from .elementwise_table import COMPARE, define_elementwise
 
-__all__ = ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift"]
+__all__ = ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift", "bitwise_right_shift",
+           "bitcast"]
 
 
 def _int_or_bool(types, **_):
@@ -115,3 +119,41 @@ bitwise_right_shift = define_elementwise("bitwise_right_shift", _shift_ref(False
                                          "``a >> b``, arithmetic (the sign is kept); 0 or -1 once ``b`` reaches the "
                                          "type's width.", arity=2, numba=_shift_numba(False), infer=_int_only,
                                          examples=_ex(_SHIFTS), **_ROW)
+
+
+# --- bitcast -------------------------------------------------------------------------------------
+def _bitcast_infer(types, dtype, source):
+    t = types[0]
+    dtype = dtypes.as_dtype(dtype)
+    if t.dtype == dtypes.bool_ or dtype == dtypes.bool_:
+        raise TypeError("bitcast does not take bool (its bytes are not a number's bits)")
+    if t.dtype.itemsize != dtype.itemsize:
+        raise TypeError(f"bitcast needs dtypes of one size: {t.dtype} has {t.dtype.itemsize} bytes, "
+                        f"{dtype} has {dtype.itemsize}")
+    return TensorType(t.shape, dtype)
+
+
+def _bitcast_ref(x, dtype, source):
+    # The reference backend hands float operands over in float64; their own dtype holds them exactly.
+    return np.ascontiguousarray(np.asarray(x).astype(source)).view(dtype)
+
+
+_bitcast_op = defop("bitcast", infer=_bitcast_infer, reference=_bitcast_ref, grad=None, kind="movement",
+                    attrs={"dtype": Attr(dtypes.as_dtype), "source": Attr(dtypes.as_dtype)},
+                    # names, not dtypes: a conformance run in float16 must not retype the attributes
+                    examples=(Example((InputSpec((3, 5), dtype="int32", low=0, high=1 << 30),),
+                                      {"dtype": "float32", "source": "int32"}, check_grad=False),),
+                    doc="The same bytes read as another dtype of the same size (``Tensor.view(dtype)``).")
+
+
+def bitcast(x, dtype):
+    """The bits of ``x`` read as ``dtype`` (same item size; ``torch.Tensor.view(dtype)``); not differentiable.
+
+    >>> import numpy as np, rustyasg.core as rg
+    >>> rg.bitcast(rg.constant(np.float32([1.0, -2.0])), "int32").numpy()
+    array([ 1065353216, -1073741824], dtype=int32)
+    """
+    from ..graph import as_tensor
+
+    x = as_tensor(x)
+    return _bitcast_op(x, dtype=dtype, source=x.dtype)

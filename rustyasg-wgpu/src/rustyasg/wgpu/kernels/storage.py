@@ -186,8 +186,12 @@ def storage_for(dtype, has_f16: bool) -> Storage:
         return STORAGES["bool"]
     if dt == np.int64:
         return STORAGES["i64"]
-    if dt.kind in "iu":
+    if dt == np.int32:
         return STORAGES["i32"]
+    if dt.kind in "iu":  # widened to i32, their wrap-around would be lost: refused, never a wrong answer
+        raise TypeError(f"the wgpu backend has no {dt} tensors (WGSL has no 8/16-bit integers, and no unsigned "
+                        f"ones RustyASG keeps exact); cast to int32 or int64 before the graph reaches the device, "
+                        f"or use backend='cpu'")
     raise TypeError(f"wgpu backend: no device storage for dtype {dt}")
 
 
