@@ -18,6 +18,7 @@ from . import tensor_api as _tensor_api  # noqa: F401  (installs Tensor operator
 from .autograd import grad
 from .backends import get_backend, installed_backends
 from .builders import builder
+from .dtypes import int8, int16, uint8, uint32, uint64  # noqa: F401
 from .dtypes import bfloat16, bool_, float16, float32, float64, int32, int64, promote_types
 from .checkpoint import checkpoint, checkpoint_name, checkpoint_policies
 from .compile.precision import LossScaler, Precision

@@ -52,6 +52,8 @@ torch.eye | jnp.eye | rg.eye |
 torch.meshgrid | jnp.meshgrid | rg.meshgrid |
 torch.tril | jnp.tril | rg.tril |
 torch.triu | jnp.triu | rg.triu |
+torch.empty | jnp.empty | rg.empty | zeros: a graph has no uninitialised memory
+torch.empty_like | jnp.empty_like | rg.empty_like | zeros, as rg.empty
 torch.randint | jax.random.randint | rg.randint | seeded like the other random ops (an explicit seed tensor / rg.RNG)
 torch.nn.Parameter | | rg.variable | backend-resident state; modules register them with register_parameter
 """,
@@ -70,6 +72,35 @@ torch.rsqrt | jax.lax.rsqrt | rg.rsqrt |
 torch.sin | jnp.sin | rg.sin |
 torch.cos | jnp.cos | rg.cos |
 torch.tan | jnp.tan | rg.tan |
+torch.asin | jnp.arcsin | rg.asin |
+torch.acos | jnp.arccos | rg.acos |
+torch.atan | jnp.arctan | rg.atan |
+torch.sinh | jnp.sinh | rg.sinh |
+torch.cosh | jnp.cosh | rg.cosh |
+torch.asinh | jnp.arcsinh | rg.asinh |
+torch.acosh | jnp.arccosh | rg.acosh |
+torch.atanh | jnp.arctanh | rg.atanh |
+torch.log2 | jnp.log2 | rg.log2 |
+torch.log10 | jnp.log10 | rg.log10 |
+torch.exp2 | jnp.exp2 | rg.exp2 |
+torch.trunc | jnp.trunc | rg.trunc |
+torch.frac |  | rg.frac |
+torch.reciprocal | jnp.reciprocal | rg.reciprocal |
+torch.square | jnp.square | rg.square |
+torch.copysign | jnp.copysign | rg.copysign |
+torch.isinf | jnp.isinf | rg.isinf |
+torch.isclose | jnp.isclose | rg.isclose |
+torch.fmod | jnp.fmod | rg.fmod | exact (C's fmod) on every backend
+torch.remainder / % | jnp.remainder | rg.remainder |
+torch.div(rounding_mode=) | jnp.floor_divide | rg.div | rounding_mode 'trunc' or 'floor'; integers stay exact
+torch.bitwise_and / & | jnp.bitwise_and | rg.bitwise_and | & on two bool tensors is the logical and
+torch.bitwise_or | jnp.bitwise_or | rg.bitwise_or |
+torch.bitwise_xor / ^ | jnp.bitwise_xor | rg.bitwise_xor |
+torch.bitwise_not / ~ | jnp.invert | rg.bitwise_not |
+torch.bitwise_left_shift / << | jnp.left_shift | rg.bitwise_left_shift |
+torch.bitwise_right_shift / >> | jnp.right_shift | rg.bitwise_right_shift | arithmetic for signed integers
+Tensor.view(dtype) | jax.lax.bitcast_convert_type | rg.bitcast | same-size dtypes; on wgpu float32 and int32 only
+int8 / uint8 / int16 / uint32 / uint64 | | rg.int8 | PyTorch's promotion; exact on cpu and reference, refused on wgpu (cast to int32 or int64)
 torch.tanh | jnp.tanh | rg.tanh |
 torch.atan2 | jnp.arctan2 | rg.atan2 |
 torch.log1p | jnp.log1p | rg.log1p |
@@ -110,6 +141,16 @@ torch.argsort | jnp.argsort | rg.argsort |
 torch.topk | jax.lax.top_k | rg.topk |
 torch.any | jnp.any | rg.any |
 torch.all | jnp.all | rg.all |
+torch.amax(dim=(a, b)) | jnp.max | rg.amax | several axes; ties share the gradient (rg.amin likewise)
+torch.count_nonzero | jnp.count_nonzero | rg.count_nonzero |
+torch.std_mean | | rg.std_mean |
+torch.var_mean | | rg.var_mean |
+torch.logcumsumexp | | rg.logcumsumexp |
+torch.cummax | | rg.cummax | (values, indices); the gradient goes to the index (rg.cummin likewise)
+torch.median | jnp.median | rg.median | the lower median, as PyTorch (numpy averages the two middle values)
+torch.norm | jnp.linalg.norm | rg.norm | a number p with two axes is a vector norm, as torch.norm
+torch.linalg.vector_norm | jnp.linalg.vector_norm | rg.vector_norm |
+torch.linalg.matrix_norm | jnp.linalg.matrix_norm | rg.matrix_norm | 'fro', 1, -1, inf, -inf; 2, -2 and 'nuc' need an SVD and are refused
 """,
     "Movement and indexing": """
 torch.reshape / Tensor.view | jnp.reshape | rg.reshape | always a reshape of the value (no aliasing views)
@@ -191,12 +232,39 @@ torch.nn.LSTMCell | | nn.LSTMCell |
 torch.nn.GRUCell | | nn.GRUCell |
 torch.nn.TransformerEncoderLayer | | nn.TransformerEncoderLayer |
 torch.nn.Sequential | | nn.Sequential |
+torch.nn.PReLU | | nn.PReLU | one weight, or one per channel (axis 1)
+torch.nn.CELU | | nn.CELU |
+torch.nn.SELU | | nn.SELU |
+torch.nn.GLU | | nn.GLU |
+torch.nn.Hardsigmoid | | nn.Hardsigmoid |
+torch.nn.Hardswish | | nn.Hardswish |
+torch.nn.Hardtanh | | nn.Hardtanh |
+torch.nn.ReLU6 | | nn.ReLU6 |
+torch.nn.LogSigmoid | | nn.LogSigmoid |
+torch.nn.Mish | | nn.Mish |
+torch.nn.Softsign | | nn.Softsign |
+torch.nn.Tanhshrink | | nn.Tanhshrink |
+torch.nn.Softmin | | nn.Softmin |
 """,
     "Functions (torch.nn.functional)": """
 F.relu | jax.nn.relu | F.relu |
 F.gelu | jax.nn.gelu | F.gelu |
 F.silu | jax.nn.silu | F.silu |
 F.softmax | jax.nn.softmax | F.softmax |
+F.celu | jax.nn.celu | F.celu |
+F.selu | jax.nn.selu | F.selu |
+F.hardsigmoid | jax.nn.hard_sigmoid | F.hardsigmoid |
+F.hardswish | jax.nn.hard_swish | F.hardswish |
+F.hardtanh | jax.nn.hard_tanh | F.hardtanh | gradient 0 on the bounds, as PyTorch's
+F.relu6 | jax.nn.relu6 | F.relu6 |
+F.logsigmoid | jax.nn.log_sigmoid | F.logsigmoid |
+F.mish | jax.nn.mish | F.mish |
+F.softsign | jax.nn.soft_sign | F.softsign |
+F.glu | jax.nn.glu | F.glu |
+F.softmin |  | F.softmin |
+F.tanhshrink |  | F.tanhshrink |
+F.prelu |  | F.prelu |
+F.normalize |  | F.normalize |
 F.conv1d | jax.lax.conv_general_dilated | F.conv1d | padding also 'same' and explicit (before, after) pairs
 F.conv2d | jax.lax.conv_general_dilated | F.conv2d | padding also 'same' and ((top, bottom), (left, right))
 F.conv3d | jax.lax.conv_general_dilated | F.conv3d |
