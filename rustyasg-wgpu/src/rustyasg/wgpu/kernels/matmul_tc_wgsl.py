@@ -202,7 +202,7 @@ def _emit_loads(w: _Writer, st: _Stage, threads: int, checked: bool) -> None:
 def _emit_stores(w: _Writer, st: _Stage, threads: int, buf: str) -> None:
     vw, per = _units(st, threads)
     for j in range(per):
-        base = f"{buf} * {st.tile}u + {st.reg}r{j} * {st.stride}u + {st.reg}c{j}"
+        base = f"({buf}) * {st.tile}u + {st.reg}r{j} * {st.stride}u + {st.reg}c{j}"
         if vw == 1:
             w(f"{st.smem}[{base}] = {st.reg}{j};")
         else:
