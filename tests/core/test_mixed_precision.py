@@ -302,3 +302,19 @@ def test_sixteen_bit_graphs_run_every_sampled_op(dtype, backend):
             if not np.allclose(g[ok], w[ok], rtol=rtol, atol=rtol):
                 failures[op] = f"forward differs: {g.reshape(-1)[:4]} vs {w.reshape(-1)[:4]}"
     assert not failures, failures
+
+
+def test_trainer_passes_precision_and_memory_budget_to_its_step():
+    import rustyasg.nn as nn
+
+    rg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.GELU(), nn.Linear(32, 3))
+    opt = nn.optim.AdamW(model.parameters(), lr=1e-2)
+    trainer = nn.Trainer(model, nn.cross_entropy, opt, backend="cpu", progress=False, precision="bf16",
+                         memory_budget=10 ** 7)
+    x, y = _data(n=64)
+    trainer.fit([(x, y.argmax(axis=1))], epochs=2)
+    step = trainer.train_step
+    assert step.precision.dtype == rg.bfloat16 and step.memory_budget == 10 ** 7
+    report = step.report(x, y.argmax(axis=1))
+    assert report["precision"]["low_ops"] > 0 and report["remat"]["fits"]

@@ -322,9 +322,9 @@ def compute_widened(program, narrow=dtypes.LOW_PRECISION, keep=MOVES_ONLY):
 
     Every instruction that computes on or produces a ``narrow`` dtype (other than the ops in
     ``keep``, which only move values) computes in float32 instead, between casts: its narrow
-    operands are cast up once each, its result cast back down, so the program's values,
+    operands are cast up (once per reader), its result cast back down, so the program's values,
     dtypes and results stay those of the graph. The cpu uses it for float16 and bfloat16,
-    wgpu for bfloat16 (and float16 where the adapter lacks ``shader-f16``).
+    wgpu for bfloat16 (without ``shader-f16`` its float16 storage is float32 anyway).
 
     >>> import numpy as np, rustyasg.core as rg
     >>> from rustyasg.core.program import lower
@@ -345,6 +345,9 @@ def compute_widened(program, narrow=dtypes.LOW_PRECISION, keep=MOVES_ONLY):
     out = []
 
     def wide(v):
+        # one widening per reader, made right before it: a shared float32 copy would stay alive
+        # from the first reader to the last (forward to backward), costing more than the narrow value
+        # saves; a widening next to an elementwise reader fuses into it and is never stored
         if v not in widened:
             src = by_id[v]
             c = Instr(em.fresh_id(), "cast", (v,), {"dtype": f32}, src.shape, f32, src.source)
@@ -354,6 +357,7 @@ def compute_widened(program, narrow=dtypes.LOW_PRECISION, keep=MOVES_ONLY):
         return widened[v]
 
     for ins in program.instrs:
+        widened.clear()
         if ins.op == "cast" and (ins.dtype in narrow) != (by_id[ins.inputs[0]].dtype in narrow):
             src = by_id[ins.inputs[0]].dtype
             if not dtypes.is_floating(src):  # int/bool -> narrow: through float32 (a float conversion)
