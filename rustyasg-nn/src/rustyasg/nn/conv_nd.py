@@ -126,10 +126,12 @@ def conv3d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, p
     if d_out <= 0:
         raise shape_error("conv3d", f"the kernel depth {kd} (dilation {dd}) exceeds the padded depth {depth}", x)
     taps = np.arange(d_out)[:, None] * sd + np.arange(kd)[None, :] * dd
-    cols = rg.take(x, rg.constant(taps.astype(np.int64)), axis=2)  # (N, C, Do, kd, H, W)
-    h, w = cols.shape[4], cols.shape[5]
-    cols = rg.transpose(cols, (0, 2, 3, 1, 4, 5)).reshape((n, d_out, kd, groups, c // groups, h, w))
-    cols = rg.transpose(cols, (0, 1, 3, 2, 4, 5, 6)).reshape((n * d_out, c * kd, h, w))
+    # Depth first, once, at the input's size; the gathered taps then come out as (N, Do, kd, C, H, W).
+    h, w = x.shape[3], x.shape[4]
+    cols = rg.take(rg.transpose(x, (0, 2, 1, 3, 4)), rg.constant(taps.astype(np.int64)), axis=1)
+    if groups > 1:  # each group's channels must be contiguous: (g, kd, C/g)
+        cols = rg.transpose(cols.reshape((n, d_out, kd, groups, c // groups, h, w)), (0, 1, 3, 2, 4, 5, 6))
+    cols = cols.reshape((n * d_out, c * kd, h, w))
     o = weight.shape[0]
     w2 = rg.transpose(weight, (0, 2, 1, 3, 4)).reshape((o, kd * (c // groups), kh, kw))
     y = conv2d(cols, w2, None, (sh, sw), hw_pad, (dh, dw), groups)
