@@ -214,6 +214,9 @@ def _reduction_cases():
         Case("cumsum of bool", [E > 0], lambda x: rg.cumsum(x, 1), lambda t: torch.cumsum(t, 1)),
         Case("cumsum of int64", [np.arange(-6, 6).reshape(3, 4)], lambda x: rg.cumsum(x, 0),
              lambda t: torch.cumsum(t, 0)),
+        Case("cumprod of int32", [np.arange(1, 13, dtype=np.int32).reshape(3, 4)], lambda x: rg.cumprod(x, 1),
+             lambda t: torch.cumprod(t, 1)),
+        Case("sum of bool", [E > 0], lambda x: rg.sum(x, 1), lambda t: torch.sum(t, 1)),
         Case("cumsum dtype", [np.arange(6).reshape(2, 3)], lambda x: rg.cumsum(x, 1, dtype="float32"),
              lambda t: torch.cumsum(t, 1, dtype=torch.float32)),
         Case("cumprod", [uniform(0.5, 1.5, (3, 5))], lambda x: rg.cumprod(x, 1), lambda t: torch.cumprod(t, 1)),
@@ -458,6 +461,8 @@ def _narrow_integer_cases():
                  lambda x, y: ((x & y) | (x ^ 5)) + (x >> y) + (x << 1)),
             Case(f"{dt} comparisons and maximum", [a, b], lambda x, y: rg.where(x > y, rg.maximum(x, y), y),
                  lambda x, y: torch.where(x > y, torch.maximum(x, y), y)),
+            Case(f"{dt} sum, prod and cumsum in int64", [a], lambda x: rg.sum(x, 1, keepdims=True) + rg.prod(x, 0).sum() + rg.cumsum(x, 1),
+                 lambda x: torch.sum(x, 1, keepdim=True) + torch.prod(x, 0).sum() + torch.cumsum(x, 1)),
             Case(f"{dt} promotes with int64 and float", [a, b.astype(np.int64)],
                  lambda x, y: (x + y) * 1 + (x * 0.5).astype("int64"), lambda x, y: (x + y) * 1 + (x * 0.5).long()),
         ]

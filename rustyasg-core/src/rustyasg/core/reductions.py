@@ -91,33 +91,49 @@ def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return reduce.min(as_tensor(x), axis=_axes(dim), keepdims=keepdim)
 
 
+#: Summed in int64 unless a dtype is given, as PyTorch (they would overflow or saturate in their own type);
+#: int32 keeps its dtype, as numpy.
+_WIDENED = (dtypes.bool_, dtypes.int8, dtypes.uint8, dtypes.int16)
+
+
+def _accumulator(x, dtype):
+    if dtype is not None:
+        return x.astype(dtype)
+    return x.astype(dtypes.int64) if x.dtype in _WIDENED else x
+
+
 @builder()
 def sum(x: Tensor, axis=None, keepdims: bool = False, *, dtype=None, name: Optional[str] = None) -> Tensor:  # noqa: A001
-    """Sum over ``axis`` (all axes if None), accumulated in ``dtype`` if given (``torch.sum(dtype=...)``)."""
-    x = as_tensor(x)
-    return _sum(x if dtype is None else x.astype(dtype), axis=axis, keepdims=keepdims, name=name)
+    """Sum over ``axis`` (all axes if None), in ``dtype`` if given (``torch.sum(dtype=...)``); bools and
+    8/16-bit integers are summed in int64, as PyTorch."""
+    return _sum(_accumulator(as_tensor(x), dtype), axis=axis, keepdims=keepdims, name=name)
 
 
 @builder()
 def prod(x: Tensor, axis=None, keepdims: bool = False, *, dtype=None, name: Optional[str] = None) -> Tensor:
-    """Product over ``axis``, in ``dtype`` if given (``torch.prod(dtype=...)``)."""
-    x = as_tensor(x)
-    return _prod(x if dtype is None else x.astype(dtype), axis=axis, keepdims=keepdims, name=name)
+    """Product over ``axis``, in ``dtype`` if given (``torch.prod(dtype=...)``); bools and 8/16-bit integers
+    multiply in int64, as PyTorch."""
+    return _prod(_accumulator(as_tensor(x), dtype), axis=axis, keepdims=keepdims, name=name)
 
 
 # --- scans ---------------------------------------------------------------------------------------
+def _scan_accumulator(x, dtype):
+    """PyTorch's cumsum/cumprod: in ``dtype`` if given, integers and bools in int64."""
+    if dtype is not None:
+        return x.astype(dtype)
+    return x.astype(dtypes.int64) if x.dtype == dtypes.bool_ or dtypes.is_integer(x.dtype) else x
+
+
 @builder()
 def cumsum(x: Tensor, dim: int, dtype=None) -> Tensor:
-    """Running sum along ``dim`` (``torch.cumsum``); in ``dtype`` if given."""
-    x = as_tensor(x)
-    return _scan.cumsum(x if dtype is None else x.astype(dtype), axis=dim)
+    """Running sum along ``dim`` (``torch.cumsum``); in ``dtype`` if given, integers and bools in int64."""
+    return _scan.cumsum(_scan_accumulator(as_tensor(x), dtype), axis=dim)
 
 
 @builder()
 def cumprod(x: Tensor, dim: int, dtype=None) -> Tensor:
-    """Running product along ``dim`` (``torch.cumprod``); in ``dtype`` if given."""
-    x = as_tensor(x)
-    return _scan.cumprod(x if dtype is None else x.astype(dtype), axis=dim)
+    """Running product along ``dim`` (``torch.cumprod``); in ``dtype`` if given, integers and bools in int64."""
+    return _scan.cumprod(_scan_accumulator(as_tensor(x), dtype), axis=dim)
 
 
 @builder()
