@@ -214,6 +214,8 @@ def _reduction_cases():
         Case("cumsum of bool", [E > 0], lambda x: rg.cumsum(x, 1), lambda t: torch.cumsum(t, 1)),
         Case("cumsum of int64", [np.arange(-6, 6).reshape(3, 4)], lambda x: rg.cumsum(x, 0),
              lambda t: torch.cumsum(t, 0)),
+        Case("cumsum and cumprod of large int64", [np.array([[1 << 40, -3, 1 << 62, 5, -(1 << 62)], [1, 2, 3, 4, 5]])],
+             lambda x: rg.cumsum(x, 1) + rg.cumprod(x, 1), lambda t: torch.cumsum(t, 1) + torch.cumprod(t, 1)),
         Case("cumprod of int32", [np.arange(1, 13, dtype=np.int32).reshape(3, 4)], lambda x: rg.cumprod(x, 1),
              lambda t: torch.cumprod(t, 1)),
         Case("sum of bool", [E > 0], lambda x: rg.sum(x, 1), lambda t: torch.sum(t, 1)),

@@ -3,8 +3,8 @@
 Both work on the ``(A, R, B)`` view of the operand (outer, scanned, inner):
 
 * a **scan** runs one thread per ``(a, b)`` that walks ``r`` (adjacent threads read adjacent
-  memory when ``B > 1``); floats accumulate in f32, integers and bools exactly in i32 (int64 as
-  the other index kernels: exact while values stay below 2**31 in magnitude);
+  memory when ``B > 1``); floats accumulate in f32, integers and bools exactly in 64-bit
+  two's complement (the two 32-bit words), wrapping as the result dtype does;
 * **argsort** gives every element its rank, the number of elements of its row that come
   before it (smaller, or equal and earlier: a stable order; NaN above every number), and
   writes its index at that rank: one thread per element, ``R`` comparisons each, no scratch.
@@ -94,7 +94,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 # kind -> the step over the running value ``acc`` and the new element ``v`` (float / exact int forms)
 _FLOAT_STEPS = {"sum": "acc = acc + v;", "prod": "acc = acc * v;", "logaddexp": "acc = logaddexp_f32(acc, v);"}
-_INT_STEPS = {"sum": "acc = acc + v;", "prod": "acc = acc * v;"}
+_INT_STEPS = {"sum": "acc = add64(acc, v);", "prod": "acc = mul64(acc, v);"}
+_LOAD64 = {"i64": "{a}[{i}]", "i32": "i64_from_i32({a}[{i}])", "bool": "vec2<u32>({a}[{i}], 0u)"}
+_STORE64 = {"i64": "{v}", "i32": "bitcast<i32>({v}.x)", "bool": "select(0u, 1u, {v}.x != 0u || {v}.y != 0u)"}
 
 
 def scan_wgsl(kind: str, x: Storage, out: Storage) -> str:
@@ -114,10 +116,15 @@ def scan_wgsl(kind: str, x: Storage, out: Storage) -> str:
         body = f"let v = {x.load('x', 'i')};\n        {_FLOAT_STEPS[kind]}\n        {out.store('out', 'i', 'acc')};"
         init = f"var acc = {x.load('x', 'base')};\n    {out.store('out', 'base', 'acc')};"
         extra = helpers_for(["logaddexp"], vec=False) if kind == "logaddexp" else ""
-    else:
-        body = f"let v = {x.index('x', 'i')};\n        {_INT_STEPS[kind]}\n        {out.store_index('out', 'i', 'acc')};"
-        init = f"var acc = {x.index('x', 'base')};\n    {out.store_index('out', 'base', 'acc')};"
-        extra = ""
+    else:  # exact two's-complement 64-bit arithmetic on (lo, hi) words, wrapped on store as the dtype does
+        from .ew_ops import I64_OPS_WGSL
+
+        head = header(x, out, STORAGES["i64"])
+        load, store = _LOAD64[x.name], _STORE64[out.name]
+        body = (f"let v = {load.format(a='x', i='i')};\n        {_INT_STEPS[kind]}\n"
+                f"        out[i] = {store.format(v='acc')};")
+        init = f"var acc = {load.format(a='x', i='base')};\n    out[base] = {store.format(v='acc')};"
+        extra = I64_OPS_WGSL
     return _prelude(head, x, out) + extra + f"""
 @compute @workgroup_size({WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
