@@ -283,6 +283,11 @@ def _context_for(spec: str, experimental: bool, implementation: str = "native") 
     wgpu = webgpu.load(implementation)  # imported here so `import rustyasg.wgpu` works without a GPU stack
 
     adapters = [a for a in wgpu.gpu.enumerate_adapters_sync() if a.info.get("backend_type") != "Null"]
+    if not adapters and implementation == "dawn":
+        raise NoGpuAdapterError(
+            "Dawn (RUSTYASG_WEBGPU=dawn) found no GPU adapter: it refuses software adapters such as "
+            "lavapipe, so it needs a GPU with a Vulkan (or Metal/D3D12) driver. Set RUSTYASG_WEBGPU=native "
+            "(wgpu-native) to run on a software adapter.")
     infos = [dict(a.info) for a in adapters]
     adapter = adapters[select_adapter_index(infos, spec)]
     device, refused = _request_device(adapter, EXPERIMENTAL_FEATURES if experimental else ())

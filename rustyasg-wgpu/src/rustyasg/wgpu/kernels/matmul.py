@@ -115,7 +115,7 @@ class MatmulPlanner:
         self.max_threads = int(ctx.limits.get("max-compute-invocations-per-workgroup", 256))
         self.max_shared = int(ctx.limits.get("max-compute-workgroup-storage-size", 16384))
         # f16 products go to the tensor cores where the adapter has subgroup matrices.
-        self.tensor_cores = TcMatmulPlanner.for_context(ctx, self.pipelines)
+        self.tensor_cores = TcMatmulPlanner.for_context(ctx, self.pipelines, self.autotune)
 
     def fits(self, cfg: TileConfig) -> bool:
         """Whether ``cfg`` fits this adapter's workgroup limits."""

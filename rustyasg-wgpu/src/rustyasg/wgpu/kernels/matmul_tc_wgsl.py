@@ -18,6 +18,9 @@ How the kernel is built, and why:
 * Double buffering: the next k-tile is fetched from global memory into
   registers while the tensor cores work on the current one, then stored into
   the other buffer; one barrier per k-tile.
+* ``staged=False`` skips workgroup memory: fragments are loaded straight from
+  storage (L1/L2 serve the reuse); it needs full tiles, and is kept as a
+  tuner candidate (best where shared memory limits the staged tiles).
 * Interior workgroups (tile inside M, N, and K a multiple of ``bk``) load
   without bounds checks and store f32 results straight from the fragments;
   edge workgroups and f16 outputs go through a per-subgroup f32 scratch
@@ -354,8 +357,7 @@ def generate_tc_matmul_wgsl(cfg: TcConfig, lay: MatmulLayout, frag: FragmentShap
         _emit_staged_loop(w, cfg, lay, frag, a, b, threads, fm_count, fn_count, left, right)
     else:
         _emit_direct_loop(w, cfg, lay, frag, fm_count, fn_count, left, right)
-    direct = out_dtype == "f32"
-    if direct:
+    if out_dtype == "f32":
         w.open("if (interior)")
         for i in range(fm_count):
             for j in range(fn_count):
