@@ -39,7 +39,11 @@ from rustyasg.core.backend_api import ELEMENTWISE_TABLE as ROWS
 from rustyasg.core.backend_api import MAXIMUM, MINIMUM, normalize_axes, sum_to_axes
 from rustyasg.core.backend_api import bfloat16 as BF16
 
+from .kernels.bfloat16 import WORD_CODECS
 from .kernels.protocol import Reduction, literal
+
+#: 16-bit floats in generated kernels: (load, round, store) helpers by dtype (see kernels/bfloat16.py).
+WORDS = {np.dtype(BF16): WORD_CODECS["bfloat16"], np.dtype(np.float16): WORD_CODECS["float16"]}
 
 
 @dataclass
@@ -160,8 +164,8 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
             src = by_id[a]
             if src.op == "constant" and src.size == 1:
                 value = np.asarray(src.attrs["value"]).reshape(-1)[0]
-                lit_dtype = np.float32 if src.dtype == BF16 else src.dtype  # carried as float32
-                literals[a] = literal(float(value) if src.dtype == BF16 else value.item(), lit_dtype)
+                lit_dtype = np.float32 if src.dtype in WORDS else src.dtype  # carried as float32
+                literals[a] = literal(float(value) if src.dtype in WORDS else value.item(), lit_dtype)
             else:
                 ext_ids.append(a)
     ew_outs = [o for o in outputs if o not in {r.id for r in red}]
@@ -202,8 +206,8 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
     for k, a in enumerate(ext_ids):
         pattern = pats[k]
         load = f"x{k}[{index(pattern)}]" if any(pattern) else f"x{k}[0]"
-        if by_id[a].dtype == BF16:  # bfloat16 arrives as 16-bit words: widened on load
-            load = f"bf16_to_f32({load})"
+        if by_id[a].dtype in WORDS:  # 16-bit floats arrive as 16-bit words: widened on load
+            load = f"{WORDS[by_id[a].dtype][0]}({load})"
         (body if any(pattern) else head).append(f"a{k} = {load}")
         names[a] = f"a{k}"
     names.update(literals)
@@ -227,15 +231,15 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
                 expr = f"np.{m.dtype.name}({expr})"
             args.append(expr)
         name = f"v{len(names)}"
-        if m.dtype == BF16:  # only casts compute bfloat16 here (cpu_float16): round, keep float32
-            body.append(f"{name} = round_bf16(np.float32({args[0]}))")
+        if m.dtype in WORDS:  # only casts make 16-bit floats here (cpu_float16): round, keep float32
+            body.append(f"{name} = {WORDS[m.dtype][1]}(np.float32({args[0]}))")
             names[m.id] = name
             continue
         expr = kernel.render(args, m.dtype, m.attrs)
         body.append(f"{name} = {expr}" if m.dtype.kind == "b" else f"{name} = np.{m.dtype.name}({expr})")
         names[m.id] = name
     for k, o in enumerate(ew_outs):
-        value = f"f32_to_bf16({names[o]})" if dtype_of[o] == BF16 else names[o]
+        value = f"{WORDS[dtype_of[o]][2]}({names[o]})" if dtype_of[o] in WORDS else names[o]
         body.append(f"y{k}[{index(pats[len(ext_ids) + k])}] = {value}")
 
     # Threads split the outer loop (see threads.py), only when no reduction runs along it.
@@ -285,7 +289,8 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
            "import math", "import numpy as np",
            "from rustyasg.cpu.jit import elementwise_jit, kernel_jit",
            "from rustyasg.cpu.kernels.fastmath import exp32, tanh32, erf32, sigmoid32, sigmoid64",
-           "from rustyasg.cpu.kernels.bfloat16 import bf16_to_f32, f32_to_bf16, round_bf16", "",
+           "from rustyasg.cpu.kernels.bfloat16 import (bf16_to_f32, f32_to_bf16, round_bf16, f16_to_f32, "
+           "f32_to_f16, round_f16)", "",
            "", "@kernel_jit" if red_plan else "@elementwise_jit", f"def kernel({params}):"]
     src += nest()
     operands = []

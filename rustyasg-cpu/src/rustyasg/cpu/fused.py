@@ -41,8 +41,8 @@ def as_loop_shape(array: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _words(array: np.ndarray) -> np.ndarray:
-    """bfloat16 arrays reach generated kernels as their 16-bit words (numba has no bfloat16)."""
-    return array.view(np.uint16) if array.dtype == BF16 else array
+    """16-bit float arrays reach generated kernels as their words (numba has no bfloat16 or float16)."""
+    return array.view(np.uint16) if array.dtype in (BF16, np.float16) else array
 
 
 class GroupKernel:

@@ -27,7 +27,6 @@ import numpy as np
 from rustyasg.core.compile import ELEMENTWISE, REDUCTION, Plan, plan_units, schedule_hints
 
 from rustyasg.core.backend_api import LOW_PRECISION
-from rustyasg.core.backend_api import bfloat16 as BF16
 
 from .kernels.protocol import Elementwise, Reduction
 
@@ -51,9 +50,9 @@ def cpu_plan(program, fuse: bool = True, table=None) -> Plan:
         if not fuse:
             return None
         low = LOW_PRECISION.intersection((ins.dtype, *(by_id[a].dtype for a in ins.inputs)))
-        if low and not (ins.op == "cast" and low == {BF16} and
-                        {ins.dtype, by_id[ins.inputs[0]].dtype} <= {BF16, np.dtype(np.float32)}):
-            return None  # 16-bit floats are only stored (cpu_float16); bfloat16 casts fuse (bit shifts)
+        if low and not (ins.op == "cast" and len(low) == 1 and
+                        {ins.dtype, by_id[ins.inputs[0]].dtype} <= low | {np.dtype(np.float32)}):
+            return None  # 16-bit floats are only stored (cpu_float16); their casts fuse (word conversions)
         if isinstance(kernel, Elementwise):
             return ELEMENTWISE
         if isinstance(kernel, Reduction) and ins.dtype.kind in "fiu":

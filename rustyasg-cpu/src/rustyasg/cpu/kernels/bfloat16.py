@@ -100,3 +100,56 @@ def to_bfloat16(x: np.ndarray, out: np.ndarray) -> None:
     words = np.empty(x.shape, np.uint16)
     _narrow(_flat(src, np.float32), words.reshape(-1))
     np.copyto(out, words.view(out.dtype))
+
+
+# --- float16 as 16-bit words: the same scheme (numba has no float16 arrays either) -------------------
+@helper_jit
+def f16_to_f32(word):
+    """float32 value of the IEEE half-precision 16-bit ``word`` (exact; subnormals, inf, NaN)."""
+    h = np.uint32(word)
+    sign = (h & np.uint32(0x8000)) << np.uint32(16)
+    exp = h & np.uint32(0x7C00)
+    sig = h & np.uint32(0x03FF)
+    if exp == np.uint32(0):  # zero or subnormal: sig * 2**-24, exact in float32
+        mag = np.float32(sig) * np.float32(5.9604644775390625e-08)
+        return -mag if sign else mag
+    if exp == np.uint32(0x7C00):
+        return _as_float32(sign | np.uint32(0x7F800000) | (sig << np.uint32(13)))
+    return _as_float32(sign | (((h & np.uint32(0x7FFF)) + np.uint32(0x1C000)) << np.uint32(13)))
+
+
+@helper_jit
+def f32_to_f16(value):
+    """16-bit word of ``value`` rounded to IEEE half precision, to nearest-even (numpy's rules)."""
+    f = _as_uint32(np.float32(value))
+    sign = np.uint32((f & np.uint32(0x80000000)) >> np.uint32(16))
+    f_exp = f & np.uint32(0x7F800000)
+    if f_exp >= np.uint32(0x47800000):  # overflow, inf or NaN
+        if f_exp == np.uint32(0x7F800000) and (f & np.uint32(0x007FFFFF)) != np.uint32(0):
+            return np.uint16(sign | np.uint32(0x7E00))  # a quiet NaN
+        return np.uint16(sign | np.uint32(0x7C00))
+    if f_exp <= np.uint32(0x38000000):  # a half subnormal, or zero
+        if f_exp < np.uint32(0x33000000):
+            return np.uint16(sign)
+        e = f_exp >> np.uint32(23)
+        sig = np.uint32(0x00800000) + (f & np.uint32(0x007FFFFF))
+        sig = sig >> (np.uint32(113) - e)
+        if (sig & np.uint32(0x3FFF)) != np.uint32(0x1000) or (f & np.uint32(0x7FF)) != np.uint32(0):
+            sig = sig + np.uint32(0x1000)
+        return np.uint16(sign + (sig >> np.uint32(13)))
+    h_exp = (f_exp - np.uint32(0x38000000)) >> np.uint32(13)
+    sig = f & np.uint32(0x007FFFFF)
+    if (sig & np.uint32(0x3FFF)) != np.uint32(0x1000):
+        sig = sig + np.uint32(0x1000)
+    return np.uint16(sign + h_exp + (sig >> np.uint32(13)))  # a carry into the exponent is right
+
+
+@helper_jit
+def round_f16(value):
+    """``value`` rounded to float16, kept as float32."""
+    return f16_to_f32(f32_to_f16(value))
+
+
+#: How generated kernels load, round and store each 16-bit float (helper names, imported by them).
+WORD_CODECS = {"bfloat16": ("bf16_to_f32", "round_bf16", "f32_to_bf16"),
+               "float16": ("f16_to_f32", "round_f16", "f32_to_f16")}
