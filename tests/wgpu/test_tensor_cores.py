@@ -120,6 +120,7 @@ CASES = [  # M, N, K, trans_a, trans_b, batch
     (128, 256, 48, True, True, 3),
     (1, 7, 3, False, False, 1),
 ]
+EVERY_CONFIG = {(256, 256, 64), (100, 72, 50)}  # an aligned and an edge problem: every config's kernel runs
 
 
 def _f16_product(ctx, planner, pool, readback, a, b, M, N, K, ta, tb, batch, config=None, out="f16"):
@@ -150,6 +151,8 @@ def test_f16_matmul_matches_float64(ctx, planner, pool, readback, rng, M, N, K, 
         assert not launch.label.startswith("matmul tc")
         return
     assert launch.label.startswith("matmul tc")
+    if (M, N, K) not in EVERY_CONFIG:
+        return
     for name in planner.tensor_cores.runnable(M, N, K):  # every config the tuner may pick
         for out in ("f32", "f16"):
             _, got = _f16_product(ctx, planner, pool, readback, a, b, M, N, K, ta, tb, batch, name, out)
