@@ -21,7 +21,7 @@ from typing import Any
 from ..pipelines import KernelLaunch, PipelineCache, uniform_buffer
 from ..webgpu import SUBGROUP_MATRIX
 from .autotune import Autotuner, autotune_enabled, time_gpu
-from .matmul_tc_wgsl import FragmentShape, TcConfig, generate_tc_matmul_wgsl
+from .matmul_tc_wgsl import KERNEL_VERSION, FragmentShape, TcConfig, generate_tc_matmul_wgsl
 from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, vec4_ok
 
 TENSOR_CORES_ENV = "RUSTYASG_WGPU_TENSOR_CORES"
@@ -101,7 +101,8 @@ class TcMatmulPlanner:
         self.frag = frag
         self.pipelines = pipelines if pipelines is not None else PipelineCache(ctx)
         self.autotune = autotune_enabled(ctx) if autotune is None else autotune
-        self.tuner = Autotuner(ctx, "matmul_tc") if self.autotune else None
+        # The kernel version is part of the cache's name: a pick timed on an older generator is not reused.
+        self.tuner = Autotuner(ctx, f"matmul_tc_v{KERNEL_VERSION}") if self.autotune else None
         max_threads = int(ctx.limits.get("max-compute-invocations-per-workgroup", 256))
         max_shared = int(ctx.limits.get("max-compute-workgroup-storage-size", 16384))
         self.names = [n for n, c in CANDIDATES.items() if not c.problems(frag, max_threads, max_shared)]

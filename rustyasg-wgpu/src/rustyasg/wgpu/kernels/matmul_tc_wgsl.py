@@ -46,6 +46,7 @@ from ..pipelines import LINEAR_WORKGROUP_WGSL
 from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, _Writer
 
 PAD = 8  # halves of padding per staged row (16 bytes)
+KERNEL_VERSION = 2  # bump when generated code changes: tuned choices of older versions are dropped
 
 
 @dataclass(frozen=True)
