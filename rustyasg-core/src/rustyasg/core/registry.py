@@ -81,7 +81,7 @@ class OpDef:
     - ``grad(g, out, inputs, **attrs) -> sequence``: one gradient (a graph tensor) or ``None``
       per input; ``out`` is the op's own output node. ``None`` as the whole rule means the
       op is not differentiable.
-    - ``kind``: 'elementwise', 'reduce', 'movement', 'linalg', 'nn', 'random', 'source', 'other';
+    - ``kind``: 'elementwise', 'reduce', 'scan', 'movement', 'linalg', 'nn', 'random', 'source', 'other';
       backends use it to decide fusion.
     - ``num_inputs``: exact arity, or ``None`` for variadic ops (concat).
     - ``check_values(tensors, **attrs)``: optional build-time check of constant operands'
