@@ -60,9 +60,12 @@ class CpuExecutable(Executable):
     """A program compiled for the cpu backend (not re-entrant: buffers are reused)."""
 
     def __init__(self, backend, program, table):
+        from .precompile import precompile
+
         self.backend = backend
         self.program = program
         _Builder(self, backend, program, table).build()
+        precompile(self._steps)  # the kernels' JIT on two cores, before the first call needs them
 
     def run(self, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
         for k, buf in self._input_copies:

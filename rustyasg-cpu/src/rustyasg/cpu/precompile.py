@@ -1,0 +1,191 @@
+"""Compile a new executable's numba kernels on two cores: this process and one worker process.
+
+numba compiles a kernel on its first call, one kernel at a time (a global lock keeps threads
+from compiling together), and a kernel costs 0.1-0.3 s of CPU, almost all of it numba's own
+typing and lowering (LLVM's optimisation is ~15%, measured). A training step has 10-25 kernels,
+so its first call is seconds of one busy core. Once an executable is bound, every kernel and
+the argument types it will be called with are known: :func:`precompile` compiles them in
+order, and as soon as one is not in numba's on-disk cache (every kernel is compiled with
+``cache=True``) it starts a worker process on the same list from the other end. Each job is
+claimed by whichever process reaches it first; the worker's machine code reaches this process
+through the cache, where the first call finds it. With warm caches no worker starts.
+
+Anything the worker cannot do is left to the first call, as before.
+
+The worker is opt-in (``RUSTYASG_CPU_COMPILE_WORKERS=1``): its start-up costs ~1.2 s of CPU
+(importing numba and the core), and on the shared 2-core reference machine, with ~10 runnable
+processes, the first call took longer with it (GPT-mini 31.5 s vs 25.6 s, the MLP 25.2 s vs
+18.2 s, wall), although this process's CPU time fell (3.89 -> 3.05 s, 1.84 -> 1.64 s): the
+second core was not free. Whether it pays on an idle machine is not measured yet
+(``benchmarks/cpu/NOTES.md``). Without it nothing happens here: each kernel compiles on its
+first call.
+
+Example:
+    >>> import functools, numpy as np
+    >>> from rustyasg.cpu.kernels.conv import pad_into
+    >>> x, xp = np.ones((1, 1, 1, 1)), np.empty((1, 1, 3, 3))
+    >>> jobs = pending([functools.partial(pad_into, x, xp, 1, 1, 0, 1)])
+    >>> [(fn.py_func.__name__, len(sig)) for fn, sig in jobs]
+    [('pad_into', 6)]
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Callable, Iterable, List, Sequence, Tuple
+
+#: A worker starts only with at least this many kernels left to compile (it costs ~0.5 s to start).
+MIN_KERNELS = int(os.environ.get("RUSTYASG_CPU_COMPILE_MIN", 4))
+GENERATED = "rustyasg_generated."
+
+
+def workers() -> int:
+    """Worker processes to use (0 or 1): ``RUSTYASG_CPU_COMPILE_WORKERS``, default 0."""
+    value = os.environ.get("RUSTYASG_CPU_COMPILE_WORKERS", "")
+    return min(int(value), 1) if value.isdigit() else 0
+
+
+def _calls(step) -> Iterable[Tuple[Callable, tuple]]:
+    """``(function, args)`` of the kernel calls a bound step makes (partials, and split jobs)."""
+    if not isinstance(step, functools.partial):
+        return
+    owner = getattr(step.func, "__self__", None)
+    if owner is not None and type(owner).__name__ == "Pool" and step.args:  # threads.splitter's jobs
+        for job in step.args[0]:
+            yield from _calls(job)
+        return
+    yield step.func, step.args
+
+
+def pending(steps: Sequence) -> List[Tuple[object, tuple]]:
+    """``(dispatcher, signature)`` of every numba kernel the steps call that is not compiled yet."""
+    from numba import typeof
+    from numba.core.dispatcher import Dispatcher
+
+    out, seen = [], set()
+    for step in steps:
+        for fn, args in _calls(step):
+            if not isinstance(fn, Dispatcher):
+                continue
+            try:
+                sig = tuple(typeof(a) for a in args)
+            except ValueError:  # an argument numba cannot type: the first call will say so
+                continue
+            key = (id(fn), sig)
+            if key in seen or sig in fn.overloads:
+                continue
+            seen.add(key)
+            out.append((fn, sig))
+    return out
+
+
+def _address(fn) -> tuple:
+    """How a worker finds the dispatcher: (module name, its file for generated kernels, name)."""
+    module = fn.py_func.__module__
+    path = fn.py_func.__code__.co_filename if module.startswith(GENERATED) else None
+    return module, path, fn.py_func.__qualname__
+
+
+def _claim(folder: str, k: int) -> bool:
+    """Whether this process is the first to take job ``k`` (an exclusively created file)."""
+    try:
+        os.close(os.open(os.path.join(folder, str(k)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+
+
+def _compile(fn, sig) -> bool:
+    """Compile (or load from the cache); True when numba had to compile it."""
+    misses = sum(fn.stats.cache_misses.values())
+    try:
+        fn.compile(sig)
+    except Exception:  # noqa: BLE001 - the first call compiles again and raises the real error there
+        return False
+    return sum(fn.stats.cache_misses.values()) > misses
+
+
+def precompile(steps: Sequence) -> int:
+    """Compile the steps' kernels now, on two cores once one turns out not to be cached.
+
+    This process takes jobs from the front of the list, the worker from the back, each job
+    claimed by whichever gets to it first, so neither waits while work is left and a worker
+    slow to start (a busy machine) only takes less. Returns how many jobs the worker took.
+    """
+    if workers() < 1:
+        return 0  # the first call compiles each kernel, as it always did
+    jobs = pending(steps)
+    if not jobs:
+        return 0
+    worker, folder, mine = None, tempfile.mkdtemp(prefix="rustyasg-jit-"), 0
+    try:
+        for k, (fn, sig) in enumerate(jobs):
+            if not _claim(folder, k):
+                break  # the worker got here from the other end: everything left is taken
+            mine += 1
+            missed = _compile(fn, sig)
+            if missed and worker is None and len(jobs) - k - 1 >= MIN_KERNELS:
+                worker = _start_worker(folder, jobs)
+        if worker is None:
+            return 0
+        try:
+            worker.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        return len(os.listdir(folder)) - 1 - mine
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _start_worker(folder: str, jobs) -> "subprocess.Popen | None":
+    """The worker process, given the jobs in a file of the claims folder."""
+    path = os.path.join(folder, "jobs.pickle")  # not a job number: never claimed
+    try:
+        with open(path, "wb") as fh:
+            pickle.dump([(_address(fn), sig) for fn, sig in jobs], fh)
+        return subprocess.Popen([sys.executable, "-m", "rustyasg.cpu.precompile", folder],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def _load(module: str, path, name: str):
+    if path is not None:
+        mod = sys.modules.get(module)
+        if mod is None:
+            spec = importlib.util.spec_from_file_location(module, path)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[module] = mod  # numba looks functions' modules up by name
+            spec.loader.exec_module(mod)
+    else:
+        mod = importlib.import_module(module)
+    return getattr(mod, name)
+
+
+def main(argv=None) -> int:
+    """The worker: compile the jobs of the claims folder (``[((module, path, name), signature)]``
+    in its ``jobs.pickle``) from the back of the list into the cache, each one it can claim."""
+    folder = (argv or sys.argv[1:])[0]
+    with open(os.path.join(folder, "jobs.pickle"), "rb") as fh:
+        jobs = pickle.load(fh)
+    for k in reversed(range(len(jobs))):
+        if not _claim(folder, k):
+            break
+        (module, path, name), sig = jobs[k]
+        try:
+            _compile(_load(module, path, name), sig)
+        except Exception:  # noqa: BLE001 - left to the parent's first call
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Kernels compiled ahead of the first call: in this process, or by a worker through numba's cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+CHILD = r"""
+import json, os, sys, numpy as np, rustyasg.core as rg
+from rustyasg.cpu import precompile
+x = rg.input((5, 7), name="x")
+b = rg.input((7,), name="b")
+y = rg.softmax(rg.tanh(x * 1.5 + b), axis=-1).sum(axis=0) + rg.layer_norm(x, rg.constant(np.ones(7, np.float32)))
+f = rg.function([x, b], y, backend="cpu")
+rng = np.random.default_rng(0)
+xv, bv = rng.standard_normal((5, 7)).astype(np.float32), rng.standard_normal(7).astype(np.float32)
+mode = sys.argv[1]
+exe = f.compile(xv, bv)   # with RUSTYASG_CPU_COMPILE_WORKERS=0 nothing is compiled yet
+jobs = precompile.pending(exe._steps)
+if mode == "worker":  # the worker, started here, takes every job
+    precompile._start_worker(os.environ["CLAIMS"], jobs).wait(timeout=300)
+out = f(xv, bv)
+t = np.tanh(xv * 1.5 + bv); e = np.exp(t - t.max(-1, keepdims=True))
+ln = (xv - xv.mean(-1, keepdims=True)) / np.sqrt(xv.var(-1, keepdims=True) + 1e-5)
+ref = (e / e.sum(-1, keepdims=True)).sum(0) + ln
+stats = [(fn.py_func.__name__, sum(fn.stats.cache_hits.values()), sum(fn.stats.cache_misses.values()))
+         for fn, _ in jobs]
+print(json.dumps({"err": float(np.abs(out - ref).max()), "jobs": len(jobs), "stats": stats,
+                  "claimed": sorted(os.listdir(os.environ["CLAIMS"])) if mode == "worker" else []}))
+"""
+
+
+def _run(tmp_path, mode, workers="0"):
+    claims = tmp_path / "claims"
+    claims.mkdir(exist_ok=True)
+    full = dict(os.environ, RUSTYASG_CACHE_DIR=str(tmp_path / "r"), NUMBA_CACHE_DIR=str(tmp_path / "n"),
+                CLAIMS=str(claims), RUSTYASG_CPU_COMPILE_WORKERS=workers, RUSTYASG_CPU_COMPILE_MIN="1")
+    res = subprocess.run([sys.executable, "-c", CHILD, mode], env=full, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow  # two cold processes compiling the same kernels
+def test_the_workers_kernels_reach_the_first_call_through_the_cache(tmp_path):
+    got = _run(tmp_path, "worker")
+    assert got["err"] < 1e-5
+    assert got["jobs"] >= 3
+    assert len(got["claimed"]) == got["jobs"] + 1  # every job, and the job list
+    # The first call loaded every kernel the worker compiled: cache hits, not one compilation here.
+    for name, hits, misses in got["stats"]:
+        assert (hits, misses) == (1, 0), (name, hits, misses)
+
+
+def test_without_a_worker_each_kernel_compiles_on_its_first_call(tmp_path):
+    got = _run(tmp_path, "local")
+    assert got["err"] < 1e-5
+    assert got["jobs"] >= 3
+    for name, hits, misses in got["stats"]:
+        assert (hits, misses) == (0, 1), (name, hits, misses)
+
+
+@pytest.mark.slow  # a cold process and its worker
+def test_with_a_worker_every_kernel_is_compiled_when_the_executable_is_built(tmp_path):
+    got = _run(tmp_path, "local", workers="1")
+    assert got["err"] < 1e-5
+    assert got["jobs"] == 0  # this process and the worker took them all before the first call
