@@ -451,6 +451,11 @@ def rematerialize(program: Program) -> Program:
         report.update(info)  # fits: by the model; the compiled function checks the backend's plan
     by_id = program.by_id()
     work = sum(recompute_cost(by_id[i], by_id) for i in ids if i in by_id)
+    chosen: Dict[str, int] = {}
+    for i in sorted(ids):
+        if i in by_id:
+            chosen[by_id[i].op] = chosen.get(by_id[i].op, 0) + 1
+    report["recomputed_ops"] = chosen  # what was chosen, by op (``recomputed`` counts the copies made)
     report["recomputed"] = apply_recompute(program, ids)
     memory_order(program)
     report["recompute_cost"] = work
