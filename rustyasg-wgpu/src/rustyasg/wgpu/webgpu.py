@@ -44,9 +44,6 @@ IMPLEMENTATIONS = {"native": "wgpu", "dawn": "wgpudawn"}  # name -> Python modul
 # matrices); "vulkan_enable_f16_on_nvidia" lets Dawn offer shader-f16 on
 # NVIDIA's Vulkan driver, which it withholds by default.
 DAWN_TOGGLES = ("allow_unsafe_apis", "vulkan_enable_f16_on_nvidia")
-# Dawn clamps every storage access (robustness); our kernels bound-check
-# themselves, so RUSTYASG_DAWN_ROBUSTNESS=0 turns the clamps off for speed.
-DAWN_ROBUSTNESS_ENV = "RUSTYASG_DAWN_ROBUSTNESS"
 
 SUBGROUP_MATRIX = "chromium-experimental-subgroup-matrix"
 
@@ -111,10 +108,7 @@ def choose_implementation(requested: str, available: Mapping[str, bool],
 def _configure_dawn(module: ModuleType) -> None:
     """Dawn's instance toggles; they must be set before its first adapter request."""
     from_extras = importlib.import_module(module.__name__ + ".backends.dawn.extras")
-    enable = list(DAWN_TOGGLES)
-    if os.environ.get(DAWN_ROBUSTNESS_ENV, "1").strip() == "0":
-        enable.append("disable_robustness")
-    from_extras.set_instance_extras(enable_toggles=enable)
+    from_extras.set_instance_extras(enable_toggles=list(DAWN_TOGGLES))
 
 
 @functools.lru_cache(maxsize=None)
