@@ -151,7 +151,8 @@ def _start_worker(folder: str, jobs) -> "subprocess.Popen | None":
     try:
         with open(path, "wb") as fh:
             pickle.dump([(_address(fn), sig) for fn, sig in jobs], fh)
-        return subprocess.Popen([sys.executable, "-m", "rustyasg.cpu.precompile", folder],
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # this process's imports
+        return subprocess.Popen([sys.executable, "-m", "rustyasg.cpu.precompile", folder], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         return None
