@@ -89,7 +89,8 @@ def elementwise_jit(fn):
     """:func:`kernel_jit` without reassociation, for loops that only map elements.
 
     Such loops vectorize without it, and with it LLVM may cancel ``a + (-a)`` to 0 where
-    ``a`` is inf (numpy: NaN). Loops that accumulate (reductions) keep :func:`kernel_jit`.
+    ``a`` is inf (numpy: NaN). Hand-written reductions keep :func:`kernel_jit`; generated fused
+    reductions add their elements through :func:`accumulate`.
     """
     return _tracked(njit(cache=True, fastmath=set(FASTMATH - {"reassoc"}), error_model="numpy", nogil=True,
                          pipeline_class=NoAliasCompiler)(fn))
@@ -98,3 +99,17 @@ def elementwise_jit(fn):
 def helper_jit(fn):
     """``numba.njit`` for scalar helpers that kernels call (and LLVM inlines)."""
     return _tracked(njit(cache=True, fastmath=set(HELPER_FASTMATH), error_model="numpy")(fn))
+
+
+@_tracked
+@njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
+def accumulate(total, value):
+    """``total + value`` where only this addition may be reassociated.
+
+    A fused reduction kernel is compiled with :func:`elementwise_jit` and adds each element
+    through this helper: once inlined, the accumulating add alone carries the reassociation
+    flag (so the loop still vectorizes), while the element's own arithmetic keeps numpy's
+    IEEE semantics (``sum(x - x)`` is NaN where ``x`` is inf or NaN, not 0). Not 'nsz': with
+    reassociation and no-signed-zeros on the add, LLVM cancels ``total + (a - a)`` to ``total``.
+    """
+    return total + value
