@@ -169,6 +169,29 @@ def _out_shape(infer, example):
 
 
 # --- average family -----------------------------------------------------------------------------
+def _weighted_windows(x, weights, axis):
+    """``weights @ x`` along ``axis``, summing only each row's window (its nonzero weights).
+
+    A dense product would multiply every element outside the window by 0, and a NaN or inf
+    there would spread to every output (``nan * 0`` is NaN); here an output sees only the
+    elements of its own window, as in PyTorch.
+
+    >>> x = np.array([1.0, np.nan, 3.0, 5.0])
+    >>> _weighted_windows(x, np.array([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]]), 0).tolist()
+    [nan, 4.0]
+    """
+    rows = [np.flatnonzero(r) for r in weights]
+    width = max((len(r) for r in rows), default=0)
+    index = np.zeros((len(rows), width), np.intp)
+    weight = np.zeros((len(rows), width), weights.dtype)
+    inside = np.zeros((len(rows), width), bool)
+    for i, cols in enumerate(rows):
+        index[i, :len(cols)], weight[i, :len(cols)], inside[i, :len(cols)] = cols, weights[i, cols], True
+    gathered = np.take(np.moveaxis(x, axis, -1), index, axis=-1)  # (..., out, width)
+    summed = np.where(inside, gathered * weight, 0).sum(axis=-1).astype(x.dtype, copy=False)
+    return np.moveaxis(summed, -1, axis)
+
+
 def _define_avg_pool(name, matrices, attrs, examples, doc):
     """Declare ``name`` and ``name_backward`` for a separable average pooling ``matrices(hw, **attrs)``."""
 
@@ -179,7 +202,7 @@ def _define_avg_pool(name, matrices, attrs, examples, doc):
 
     def forward_ref(x, **kw):
         ah, aw = matrices(x.shape[2:], **kw)
-        return np.einsum("ih,nchw,jw->ncij", ah, x, aw, optimize=True)
+        return _weighted_windows(_weighted_windows(x, ah, 2), aw, 3)
 
     def backward_infer(ts, input_size, **kw):
         g = ts[0]
@@ -190,7 +213,7 @@ def _define_avg_pool(name, matrices, attrs, examples, doc):
 
     def backward_ref(g, input_size, **kw):
         ah, aw = matrices(tuple(input_size), **kw)
-        return np.einsum("ih,ncij,jw->nchw", ah, g, aw, optimize=True)
+        return _weighted_windows(_weighted_windows(g, ah.T, 2), aw.T, 3)
 
     forward = defop(name, infer=infer, reference=forward_ref,
                     grad=lambda g, y, x, **kw: (backward(g, input_size=x.shape[2:], **kw),),
