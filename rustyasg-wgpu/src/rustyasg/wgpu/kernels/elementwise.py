@@ -81,7 +81,9 @@ HELPERS: dict[str, str] = {
     "expm1": """fn expm1_{S}(x: {T}) -> {T} {
     let u = exp(x);
     let k = select((u - 1.0) * (x / log(u)), x, u == {T}(1.0));
-    return select(k, u - 1.0, abs(x) > {T}(0.5));
+    let r = select(k, u - 1.0, abs(x) > {T}(0.5));
+    // Past log(f32 max) the result is inf, said explicitly: WGSL leaves exp's overflow to the driver.
+    return select(r, bitcast<{T}>({U}(0x7f800000u)), x > {T}(88.72284));
 }""",
     "log1p": """fn log1p_{S}(x: {T}) -> {T} {
     let u = {T}(1.0) + x;
@@ -485,7 +487,15 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
             else:
                 args.append(f"{T}({_f32_literal(a)})")
         v = f"t{len(names)}"
-        body.append(f"let {v} = {OPS[step.op][1].format(*args, T=T, S=S, U=U)};")
+        if step.op == "sub" and args[0] == args[1]:
+            # WGSL lets compilers assume finite values and fold x - x to 0 (lavapipe does); numpy
+            # gives NaN for inf and NaN, so the special values are tested on the bits.
+            a = args[0]
+            expr = (f"select({T}(0.0), bitcast<{T}>({U}(0x7fc00000u)), "
+                    f"(bitcast<{U}>({a}) & {U}(0x7fffffffu)) >= {U}(0x7f800000u))")
+        else:
+            expr = OPS[step.op][1].format(*args, T=T, S=S, U=U)
+        body.append(f"let {v} = {expr};")
         names[step.out] = v
     for j, out in enumerate(spec.outputs):
         body.append(stores[k + j].store(f"out{j}", "gid", names[out]) + ";")
@@ -495,9 +505,18 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
 
 
 def _f32_literal(value: float) -> str:
-    """A WGSL float literal for ``value`` clipped to the f32 range (inf is no WGSL literal)."""
-    v = float(np.clip(np.float64(value), -3.4028234663852886e38, 3.4028234663852886e38))
-    return repr(float(np.float32(v))) if np.isfinite(v) else "0.0"
+    """A WGSL f32 expression for ``value`` rounded to f32 as numpy does; inf and NaN, which have
+    no WGSL literal, by their bits.
+
+    >>> _f32_literal(0.1), _f32_literal(-np.inf), _f32_literal(1e39), _f32_literal(np.nan)
+    ('0.10000000149011612', 'bitcast<f32>(0xff800000u)', 'bitcast<f32>(0x7f800000u)', 'bitcast<f32>(0x7fc00000u)')
+    """
+    with np.errstate(over="ignore"):
+        v = np.float32(value)
+    if np.isfinite(v):
+        return repr(float(v))
+    bits = 0x7fc00000 if np.isnan(v) else 0x7f800000 if v > 0 else 0xff800000
+    return f"bitcast<f32>({bits:#x}u)"
 
 
 def contiguous_strides(shape: Sequence[int]) -> tuple:

@@ -42,10 +42,11 @@ SIMPLE = {
     "mean": ("0.0", "{a} + {b}", "{acc} / {R}"),
     "prod": ("1.0", "{a} * {b}", "{acc}"),
     # NaN propagates as in numpy (WGSL's max/min and subgroupMax/Min need not); a bit test, as
-    # drivers may fold a != a away.
-    "max": ("-3.4028234663852886e38", "select({b}, {a}, ({a} > {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
+    # drivers may fold a != a away. The identities are -inf and +inf (by their bits: WGSL has no
+    # inf literal), so a row of infinities reduces to inf, not to the largest finite float.
+    "max": ("bitcast<f32>(0xff800000u)", "select({b}, {a}, ({a} > {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
             "0x7f800000u))", "{acc}"),
-    "min": ("3.4028234663852886e38", "select({b}, {a}, ({a} < {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
+    "min": ("bitcast<f32>(0x7f800000u)", "select({b}, {a}, ({a} < {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
             "0x7f800000u))", "{acc}"),
 }
 ASSOCIATIVE = {"sum": "sum", "mean": "sum", "prod": "prod", "max": "max", "min": "min"}
@@ -157,7 +158,7 @@ def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = 
                   loop.format(wg=wg, body=f"        m = max(m, {load});\n"),
                   _tree("m", "max({a}, {b})", wg, sg),
                   "    var mx = sh[0];",
-                  "    if (abs(mx) > 3.0e38) { mx = 0.0; }",
+                  _INFINITE_MAX[op == "logsumexp"],
                   "    workgroupBarrier();",
                   "    var acc = 0.0;",
                   loop.format(wg=wg, body=f"        acc = acc + exp({load} - mx);\n"),
@@ -169,6 +170,12 @@ def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = 
                 expr = f"exp({load} - mx) / total" if op == "softmax" else f"{load} - mx - log(total)"
                 b.append(loop.format(wg=wg, body="        " + out.storage.store("dst", "base + r", expr) + ";\n"))
     return "\n".join(src + b) + "\n}\n"
+
+
+#: What an infinite row maximum becomes (indexed by "is the op logsumexp"). logsumexp returns the
+#: infinite max itself (``log(sum(exp(x - 0))) + 0``), as PyTorch does; softmax and log_softmax
+#: keep it, so ``x - max`` is NaN (``inf - inf``) and the whole row is NaN, as in PyTorch.
+_INFINITE_MAX = {True: "    if (abs(mx) > 3.0e38) { mx = 0.0; }", False: ""}
 
 
 def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool) -> str:
@@ -214,7 +221,7 @@ def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool) -> str:
               "    " + out.storage.store("dst", oi, "acc2 / (Rf - p.extra)") + ";"]
     else:
         b += ["    var mx = -3.4028234663852886e38;", loop.format(body=f"        mx = max(mx, {load});\n"),
-              "    if (abs(mx) > 3.0e38) { mx = 0.0; }",
+              _INFINITE_MAX[op == "logsumexp"],
               "    var total = 0.0;", loop.format(body=f"        total = total + exp({load} - mx);\n")]
         if op == "logsumexp":
             b.append("    " + out.storage.store("dst", oi, "log(total) + mx") + ";")
