@@ -83,6 +83,19 @@ class Dim:
 
     __radd__ = __add__
 
+    def __sub__(self, other):
+        """``self - other`` where both are multiples of the same product (``2*n - n`` is ``n``).
+
+        >>> Dim("n") * 3 - Dim("n")
+        Dim(2*n)
+        """
+        if isinstance(other, Dim) and other.factors == self.factors:
+            return Dim._make(self.coef - other.coef, self._fdict())
+        if other == 0:
+            return self
+        raise ValueError(f"cannot subtract {other} from symbolic dimension {self}; "
+                         "give the dimension a concrete size")
+
     def __eq__(self, other):
         return isinstance(other, Dim) and self.coef == other.coef and self.factors == other.factors
 

@@ -67,13 +67,24 @@ transpose = defop("transpose", infer=_transpose_infer, reference=lambda x, axes:
 
 
 # --- slice ---------------------------------------------------------------------------
+def _multiple_of(v, d: Dim):
+    """``v``'s coefficient if it is 0 or a multiple of ``d``'s symbolic product, else None."""
+    if isinstance(v, int) and v == 0:
+        return 0
+    return v.coef if isinstance(v, Dim) and v.factors == d.factors else None
+
+
 def _slice_dims(shape, starts, stops, steps):
     out = []
     for d, a, b, s in zip(shape, starts, stops, steps):
         if isinstance(d, Dim):
-            if (a, b, s) != (0, None, 1):
+            # Along a symbolic axis: ':' or, with step 1, bounds that are multiples of the same
+            # symbols (the pieces of a concat's gradient: x[n:2*n] of a 3*n axis).
+            stop = d if b is None else b
+            lo, hi = _multiple_of(a, d), _multiple_of(stop, d)
+            if s != 1 or lo is None or hi is None or not 0 <= lo <= hi <= d.coef:
                 raise ValueError(f"only a full slice ':' is possible along symbolic dimension {d}")
-            out.append(d)
+            out.append(stop - a)
         else:
             out.append(len(range(*slice(a, b, s).indices(d))))
     return tuple(out)
@@ -93,7 +104,7 @@ def _slice_ref(x, starts, stops, steps):
 
 
 def _opt_ints(v):
-    return tuple(None if x is None else int(x) for x in v)
+    return tuple(None if x is None else x if isinstance(x, Dim) else int(x) for x in v)
 
 
 slice_ = defop("slice", infer=_slice_infer, reference=_slice_ref,
@@ -214,7 +225,7 @@ def pad(x, pad_width, value: float = 0.0, name=None, mode: str = "constant"):
     """Padding; ``pad_width`` lists (before, after) per axis, numpy order.
 
     ``mode`` is ``"constant"`` (``value``), ``"reflect"``, ``"replicate"`` or ``"circular"``
-    (see :func:`rustyasg.core.movement_functions.pad_mode`).
+    (see :func:`pad_mode`).
 
     A negative width crops that many elements, as in ``torch.nn.functional.pad``: the
     positive widths are a ``pad`` op and the crop a slice of its result (in that order, so
@@ -228,8 +239,6 @@ def pad(x, pad_width, value: float = 0.0, name=None, mode: str = "constant"):
 
     x = as_tensor(x)
     if mode != "constant":
-        from ..movement_functions import pad_mode
-
         return pad_mode(x, pad_width, mode)
     widths = as_ints(pad_width)
     if len(widths) != 2 * x.ndim or not any(w < 0 for w in widths):
@@ -243,6 +252,59 @@ def pad(x, pad_width, value: float = 0.0, name=None, mode: str = "constant"):
     padded = pad_op(x, pad_width=tuple(max(w, 0) for w in widths), value=value)
     return slice_(padded, starts=tuple(a for a, _ in crop),
                   stops=tuple(None if b == 0 else -b for _, b in crop), steps=(1,) * x.ndim, name=name)
+
+
+# --- padding modes ----------------------------------------------------------------------------------
+def _pad_source_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    """For each output position along one axis, the source position (modes reflect/replicate/circular)."""
+    pos = np.arange(-before, n + after)
+    if mode == "replicate":
+        return np.clip(pos, 0, n - 1)
+    if mode == "circular":  # wraps within what a negative width leaves (PyTorch crops first)
+        lo, hi = max(-before, 0), n - max(-after, 0)
+        return lo + np.mod(pos - lo, hi - lo)
+    period = 2 * (n - 1)  # reflect: mirror about the edge elements (no repeat of the edge)
+    folded = np.mod(pos, period) if period else np.zeros_like(pos)
+    return np.where(folded >= n, period - folded, folded)
+
+
+@builder("pad")
+def pad_mode(x, pad_width, mode: str):
+    """Pad with ``mode`` ``"reflect"``, ``"replicate"`` or ``"circular"``; ``pad_width`` is numpy order.
+
+    Negative widths crop, as in ``torch.nn.functional.pad``. Each padded axis is one
+    ``take`` with a constant index, so the gradient adds the copies back (``take_grad``).
+
+    >>> import rustyasg.core as rg
+    >>> rg.pad(rg.constant([1., 2., 3.]), (2, 1), mode="reflect").tolist()
+    [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
+    """
+    from ..graph import as_tensor, constant
+
+    x = as_tensor(x)
+    widths = as_ints(pad_width)
+    if len(widths) != 2 * x.ndim:
+        raise ValueError(f"pad_width needs (before, after) for each of the {x.ndim} axes, got {widths}")
+    if mode not in ("reflect", "replicate", "circular"):
+        raise ValueError(f"mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    y = x
+    for ax in range(x.ndim):
+        before, after = widths[2 * ax], widths[2 * ax + 1]
+        if before == 0 and after == 0:
+            continue
+        n = x.shape[ax]
+        if isinstance(n, Dim):
+            raise ValueError(f"{mode} padding needs a concrete size along axis {ax}, but it is symbolic ({n})")
+        if n + before + after < 0:
+            raise ValueError(f"pad widths ({before}, {after}) crop axis {ax} of size {n} below zero")
+        if mode == "reflect" and (before >= n or after >= n):
+            raise ValueError(f"reflect padding ({before}, {after}) must be smaller than the size {n} of axis {ax}")
+        if mode == "circular" and (before > n or after > n or n + min(before, 0) + min(after, 0) <= 0):
+            raise ValueError(f"circular padding ({before}, {after}) may not exceed the size {n} of axis {ax}")
+        if n == 0:
+            raise ValueError(f"{mode} padding of an empty axis {ax} has nothing to copy")
+        y = take(y, constant(_pad_source_index(n, before, after, mode).astype(np.int64)), axis=ax)
+    return y
 
 
 def _flip_infer(ts, axes):
