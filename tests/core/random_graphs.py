@@ -284,6 +284,10 @@ def _slice_draw(rng, xs):
     if rng.random() < 0.3:
         i = int(rng.integers(x.dim()))
         key[i] = int(rng.integers(-x.shape[i], x.shape[i]))  # an integer index drops the axis
+    if rng.random() < 0.1:  # an empty slice along one axis (x[1:1]): zero-size results flow on
+        i = int(rng.integers(len(key)))
+        start = int(rng.integers(0, x.shape[i] + 1))
+        key[i] = slice(start, start)
     if rng.random() < 0.2:
         key.insert(int(rng.integers(len(key) + 1)), None)
     return {"key": tuple(key)}
@@ -430,7 +434,49 @@ MOVE = [
     Op("matmul", 2, _matmul_draw, lambda xs, p: torch.matmul(*xs), lambda xs, p: rg.matmul(*xs)),
 ]
 
-ALL_OPS = UNARY + BINARY + REDUCE + SOFTMAX + MOVE
+# --- pooling (over the last two axes; the leading ones become the batch) ----------------------
+def _planes(rng, xs):
+    if xs[0].dim() < 2:
+        raise Reject()
+    return tuple(xs[0].shape[-2:])
+
+
+def _avg_pool_draw(rng, xs):
+    h, w = _planes(rng, xs)
+    kernel = (int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1)))
+    return {"kernel_size": kernel, "stride": (int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+            "padding": tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel),
+            "ceil_mode": bool(rng.random() < 0.3), "count_include_pad": bool(rng.random() < 0.5)}
+
+
+def _adaptive_draw(rng, xs):
+    h, w = _planes(rng, xs)
+    return {"output_size": (int(rng.integers(1, h + 2)), int(rng.integers(1, w + 2)))}
+
+
+def _over_planes(pool):
+    """``pool`` applied to ``x`` viewed as (batch, 1, H, W), the result given back x's leading axes."""
+    def run(xs, p, reshape):
+        x = xs[0]
+        lead, (h, w) = tuple(x.shape[:-2]), tuple(x.shape[-2:])
+        y = pool(reshape(x, (-1, 1, h, w)), p)
+        return reshape(y, lead + tuple(y.shape[-2:]))
+    return run
+
+
+_torch_avg = _over_planes(lambda x, p: TF.avg_pool2d(x, **p))
+_rg_avg = _over_planes(lambda x, p: rg.avg_pool2d(x, **p))
+_torch_adaptive = _over_planes(lambda x, p: TF.adaptive_avg_pool2d(x, p["output_size"]))
+_rg_adaptive = _over_planes(lambda x, p: rg.adaptive_avg_pool2d(x, p["output_size"]))
+
+POOL = [
+    Op("avg_pool2d", 1, _avg_pool_draw, lambda xs, p: _torch_avg(xs, p, torch.reshape),
+       lambda xs, p: _rg_avg(xs, p, rg.reshape)),
+    Op("adaptive_avg_pool2d", 1, _adaptive_draw, lambda xs, p: _torch_adaptive(xs, p, torch.reshape),
+       lambda xs, p: _rg_adaptive(xs, p, rg.reshape)),
+]
+
+ALL_OPS = UNARY + BINARY + REDUCE + SOFTMAX + MOVE + POOL
 
 
 def _random_shape(rng, rank=None):
@@ -439,7 +485,7 @@ def _random_shape(rng, rank=None):
 
 
 def _ok(t: torch.Tensor) -> bool:
-    return t.numel() > 0 and bool(torch.isfinite(t).all()) and float(t.abs().max()) < MAX_ABS
+    return t.numel() == 0 or (bool(torch.isfinite(t).all()) and float(t.abs().max()) < MAX_ABS)
 
 
 def draw_case(seed: int, n_steps: int = 5, ops: Sequence[Op] = ALL_OPS) -> Case:
@@ -510,18 +556,39 @@ def torch_results(case: Case):
     return [np.zeros(t.shape) if t._is_zerotensor() else t.detach().numpy() for t in [out, *grads, *hvps]]
 
 
-def rg_function(case: Case, backend: str, dtype: str):
-    """The same computation as a compiled RustyASG function of the case's inputs."""
-    xs = [rg.input(s, dtype, name=f"x{i}") for i, s in enumerate(case.input_shapes)]
+def symbolic_shape(shape: tuple) -> tuple:
+    """``shape`` with every dimension above 1 made symbolic, named by its size (``n3``): equal
+    sizes stay equal to the graph builder, so broadcasting and matmul still line up."""
+    return tuple(f"n{d}" if d > 1 else d for d in shape)
+
+
+def rg_function(case: Case, backend: str, dtype: str, symbolic: bool = False):
+    """The same computation as a compiled RustyASG function of the case's inputs.
+
+    With ``symbolic``, the graph is built on inputs of symbolic shape (:func:`symbolic_shape`)
+    and specialised when it is called, as a model built once for any batch size is; the loss
+    weight and the tangents are then inputs too (a constant's shape is fixed).
+    """
+    xs = [rg.input(symbolic_shape(s) if symbolic else s, dtype, name=f"x{i}")
+          for i, s in enumerate(case.input_shapes)]
     out = _replay(case, xs, "rg")
-    loss = rg.sum(out * rg.constant(case.weight, dtype))
+    fixed = [case.weight, *case.tangents]
+    if symbolic:  # the weight has the output's shape as built, each tangent its input's
+        shapes = [out.shape] + [x.shape for x in xs]
+        extra = [rg.input(tuple(s), dtype, name=f"w{i}") for i, s in enumerate(shapes)]
+    else:
+        extra = [rg.constant(v, dtype) for v in fixed]
+    loss = rg.sum(out * extra[0])
     grads = rg.grad(loss, xs)
     inner = None
-    for g, v in zip(grads, case.tangents):
-        term = rg.sum(g * rg.constant(v, dtype))
+    for g, v in zip(grads, extra[1:]):
+        term = rg.sum(g * v)
         inner = term if inner is None else inner + term
     hvps = rg.grad(inner, xs)
-    return rg.function(xs, [out, *grads, *hvps], backend=backend)
+    if not symbolic:
+        return rg.function(xs, [out, *grads, *hvps], backend=backend)
+    fn = rg.function(xs + extra, [out, *grads, *hvps], backend=backend)
+    return lambda *arrays: fn(*arrays, *[v.astype(arrays[0].dtype) for v in fixed])
 
 
 def with_nan(case: Case) -> list:
@@ -531,6 +598,17 @@ def with_nan(case: Case) -> list:
     target = next((v for v in inputs if v.size), None)
     if target is not None:
         target.reshape(-1)[int(rng.integers(target.size))] = np.nan
+    return inputs
+
+
+def with_inf(case: Case) -> list:
+    """The case's inputs with one seeded element set to +inf and another to -inf."""
+    rng = np.random.default_rng(case.seed + 104729)
+    inputs = [np.array(v, dtype=np.float64, copy=True) for v in case.inputs]
+    cells = [(i, j) for i, v in enumerate(inputs) for j in range(v.size)]
+    for k, value in zip(rng.permutation(len(cells))[:2], (np.inf, -np.inf)):
+        i, j = cells[k]
+        inputs[i].reshape(-1)[j] = value
     return inputs
 
 
