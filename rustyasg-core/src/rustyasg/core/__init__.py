@@ -44,7 +44,8 @@ from .plugins import plugin_manager, register_plugin, unregister_plugin
 from .registry import KERNELS, OPS, PASSES, Attr, Example, InputSpec, OpDef, TensorType
 from .rng import RNG
 from .seeding import initial_seed, manual_seed
-from .saved_program import SavedProgramError, load_program, read_signature
+from .saved_function import load_program
+from .saved_program import SavedProgramError, read_signature
 from .shapes import Dim
 
 install_missing_part_finder()

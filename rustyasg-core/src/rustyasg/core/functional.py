@@ -20,6 +20,7 @@ import numpy as np
 from .builders import builder
 from .creation import arange, ones, ones_like, zeros, zeros_like  # noqa: F401  (re-exported)
 from .graph import Tensor, as_tensor
+from .rng import dropout  # noqa: F401  (re-exported: seeded dropout lives with the random streams)
 from .ops import concat, movement, reduce
 from .shapes import Dim, format_shape, normalize_axis, normalize_axes, same_dim
 
@@ -192,19 +193,3 @@ def std(x: Tensor, axis=None, keepdims: bool = False, correction: int = 1) -> Te
     v = reduce.var(x, axis=axis, keepdims=keepdims, correction=correction)
     nonzero = v != 0.0  # NaN variance stays on the sqrt branch and propagates
     return where(nonzero, sqrt(where(nonzero, v, 1.0)), 0.0)
-
-
-@builder()
-def dropout(x: Tensor, p: float, seed: Tensor, salt: int = 0) -> Tensor:
-    """Inverted dropout: zero each element with probability ``p``, scale the rest by ``1/(1-p)``.
-
-    ``seed`` is an int tensor (usually RNG state advanced each step), ``salt`` separates layers.
-    """
-    from .ops import random_uniform, where
-
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    if p == 0.0:
-        return x
-    keep = random_uniform(seed, shape=x.shape, salt=salt, dtype=x.dtype) >= p
-    return where(keep, x * (1.0 / (1.0 - p)), 0.0)

@@ -25,6 +25,7 @@ from . import dtypes
 from .builders import builder
 from .graph import Tensor, as_tensor, constant
 from .ops import movement, reduce, where
+from .ops.movement import pad_mode  # noqa: F401  (listed in __all__; it lives beside pad)
 from .ops.scatter_ops import scatter_reduce_op
 from .shapes import Dim, normalize_axis
 
@@ -439,55 +440,6 @@ def take_along_dim(x: Tensor, indices: Tensor, dim: Optional[int] = None) -> Ten
     xb = x if tuple(x.shape) == x_shape else reduce.broadcast_to(x, shape=x_shape)
     ib = indices if tuple(indices.shape) == i_shape else reduce.broadcast_to(indices, shape=i_shape)
     return movement.gather(xb, ib, axis=ax)
-
-
-# --- padding modes ----------------------------------------------------------------------------------
-def _pad_source_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
-    """For each output position along one axis, the source position (modes reflect/replicate/circular)."""
-    pos = np.arange(-before, n + after)
-    if mode == "replicate":
-        return np.clip(pos, 0, n - 1)
-    if mode == "circular":  # wraps within what a negative width leaves (PyTorch crops first)
-        lo, hi = max(-before, 0), n - max(-after, 0)
-        return lo + np.mod(pos - lo, hi - lo)
-    period = 2 * (n - 1)  # reflect: mirror about the edge elements (no repeat of the edge)
-    folded = np.mod(pos, period) if period else np.zeros_like(pos)
-    return np.where(folded >= n, period - folded, folded)
-
-
-@builder("pad")
-def pad_mode(x: Tensor, pad_width, mode: str) -> Tensor:
-    """Pad with ``mode`` ``"reflect"``, ``"replicate"`` or ``"circular"``; ``pad_width`` is numpy order.
-
-    Negative widths crop, as in ``torch.nn.functional.pad``. Each padded axis is one
-    ``take`` with a constant index, so the gradient adds the copies back (``take_grad``).
-
-    >>> import rustyasg.core as rg
-    >>> rg.pad(rg.constant([1., 2., 3.]), (2, 1), mode="reflect").tolist()
-    [3.0, 2.0, 1.0, 2.0, 3.0, 2.0]
-    """
-    x = as_tensor(x)
-    widths = _ints(pad_width)
-    if len(widths) != 2 * x.ndim:
-        raise ValueError(f"pad_width needs (before, after) for each of the {x.ndim} axes, got {widths}")
-    if mode not in ("reflect", "replicate", "circular"):
-        raise ValueError(f"mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
-    y = x
-    for ax in range(x.ndim):
-        before, after = widths[2 * ax], widths[2 * ax + 1]
-        if before == 0 and after == 0:
-            continue
-        n = _static(x, ax, f"{mode} padding")
-        if n + before + after < 0:
-            raise ValueError(f"pad widths ({before}, {after}) crop axis {ax} of size {n} below zero")
-        if mode == "reflect" and (before >= n or after >= n):
-            raise ValueError(f"reflect padding ({before}, {after}) must be smaller than the size {n} of axis {ax}")
-        if mode == "circular" and (before > n or after > n or n + min(before, 0) + min(after, 0) <= 0):
-            raise ValueError(f"circular padding ({before}, {after}) may not exceed the size {n} of axis {ax}")
-        if n == 0:
-            raise ValueError(f"{mode} padding of an empty axis {ax} has nothing to copy")
-        y = _take_const(y, _pad_source_index(n, before, after, mode), ax)
-    return y
 
 
 # --- data-dependent shapes: refused, with the static alternative ------------------------------------

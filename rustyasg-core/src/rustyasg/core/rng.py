@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from .builders import builder
 from .graph import Tensor, Variable, variable
 
 # Node ids are never reused, so a plain set of ids marks the auto-advancing states
@@ -64,14 +65,28 @@ class RNG:
         return (self.uniform(shape, dtype=dtype) < p).astype(dtype)
 
     def dropout(self, x: Tensor, p: float) -> Tensor:
-        from .functional import dropout
-
         return dropout(x, p, self.state, salt=self.next_salt())
 
     def reseed(self, seed: int) -> None:
         """Restart the stream from ``seed``."""
         self.seed = int(seed)
         self.state.assign(np.array(self.seed << 32, np.int64))
+
+
+@builder()
+def dropout(x: Tensor, p: float, seed: Tensor, salt: int = 0) -> Tensor:
+    """Inverted dropout: zero each element with probability ``p``, scale the rest by ``1/(1-p)``.
+
+    ``seed`` is an int tensor (usually RNG state advanced each step), ``salt`` separates layers.
+    """
+    from .ops import random_uniform, where
+
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if p == 0.0:
+        return x
+    keep = random_uniform(seed, shape=x.shape, salt=salt, dtype=x.dtype) >= p
+    return where(keep, x * (1.0 / (1.0 - p)), 0.0)
 
 
 def collect_rng_updates(roots, already_updated: set):

@@ -17,9 +17,10 @@ No pickle is involved anywhere: loading reads JSON and raw tensor bytes, and nev
 code from the file. Saving is atomic: the file is written next to its destination, flushed,
 then moved over it with :func:`os.replace`, so an interrupted save leaves the last good copy.
 
-:func:`load_program` rebuilds the graph on the ops installed here (each node's shape is
-re-inferred and compared with the file) and returns a :class:`~rustyasg.core.function.Function`
-for any installed backend. Errors are :class:`SavedProgramError` with what is wrong: a file from
+:func:`load_graph` rebuilds the graph on the ops installed here (each node's shape is
+re-inferred and compared with the file); :func:`rustyasg.core.load_program`
+(:mod:`.saved_function`) makes a :class:`~rustyasg.core.function.Function` of it for any
+installed backend. Errors are :class:`SavedProgramError` with what is wrong: a file from
 a newer format version, an op no installed plugin provides (naming the plugin to install),
 a truncated or corrupted file.
 
@@ -287,15 +288,13 @@ def document_program(doc: Dict[str, Any], tensors: Dict[str, np.ndarray]) -> Pro
     return Program(instrs, [int(i) for i in doc["inputs"]], [int(i) for i in doc["outputs"]], variables, updates)
 
 
-def load_program(path: Union[str, os.PathLike], backend=None, **function_kw):
-    """The :class:`~rustyasg.core.function.Function` saved at ``path``, compiled for ``backend``.
+def load_graph(path: Union[str, os.PathLike]):
+    """The graph saved at ``path``: ``(inputs, outputs, updates, doc)`` rebuilt on the installed ops.
 
-    ``backend`` is a name or backend object (default: ``RUSTYASG_BACKEND`` or ``cpu``). The
-    function keeps the saved inputs (with their symbolic dims), outputs and variable updates;
-    its variables start from the saved values. ``fn.saved`` holds the file's document header.
+    ``outputs`` is a list (``doc["single_output"]`` says whether the function returned one
+    value); ``doc`` is the file's document header. :func:`rustyasg.core.load_program` makes
+    a compiled function of it.
     """
-    from .function import Function
-
     path = os.fspath(path)
     doc, tensors = read_document(path)
     check_ops(doc, repr(path))
@@ -307,6 +306,4 @@ def load_program(path: Union[str, os.PathLike], backend=None, **function_kw):
     except (GraphBuildError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise SavedProgramError(f"{path!r}: the saved graph does not rebuild on the installed ops: "
                                 f"{type(exc).__name__}: {exc}") from None
-    fn = Function(inputs, outputs[0] if doc.get("single_output") else outputs, updates, backend, **function_kw)
-    fn.saved = {k: v for k, v in doc.items() if k not in ("instrs",)}
-    return fn
+    return inputs, outputs, updates, doc

@@ -30,8 +30,6 @@ class WatchedFunction:
     """``step`` plus the values of ``tensors``; calling it returns ``(outputs, {tensor: value})``."""
 
     def __init__(self, step, tensors: Sequence[Tensor]):
-        from .function import Function
-
         self.step = step
         self.tensors = list(tensors)
         for t in self.tensors:
@@ -39,7 +37,8 @@ class WatchedFunction:
                 raise TypeError(f"watch() takes symbolic tensors of the step's graph, got {t!r}")
         n = len(step.outputs)
         self._n = n
-        self.function = Function(step.inputs, step.outputs + self.tensors, [(v, t) for v, t in step.updates],
+        # A function of the step's own class (watching needs no import of function.py, which calls this).
+        self.function = type(step)(step.inputs, step.outputs + self.tensors, [(v, t) for v, t in step.updates],
                                  step.backend, step.disabled_passes, name=f"{step.name or 'function'}.watch")
         self.function._single = False
 

@@ -31,7 +31,7 @@ def rustyasg_add_commands(subparsers):
 
 
 def _convert(args) -> int:
-    from rustyasg.core.saved_program import load_program
+    from rustyasg.core.saved_function import load_program
 
     from .export import export
 
