@@ -8,8 +8,7 @@ Example:
     (Dim(x.0), 3, 4, 4)
 """
 
-from rustyasg.core import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d,  # noqa: F401
-                           one_hot)
+from rustyasg.core import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, one_hot  # noqa: F401
 
 from .activations import (elu, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax,  # noqa: F401
                           softplus, swish, tanh)
