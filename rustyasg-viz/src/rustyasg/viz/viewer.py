@@ -11,9 +11,9 @@ named by their ``state_dict`` keys), or a model with example inputs (its forward
 
 Example (opens a browser tab, so not run here)::
 
-    >>> viewer = rg.view(trainer, batch, profile=prof, block=False)   # doctest: +SKIP
-    >>> viewer.url                                                   # doctest: +SKIP
-    'http://127.0.0.1:8080/?data=...'
+    viewer = rg.view(trainer, batch, profile=prof, block=False)
+    viewer.url
+    # 'http://127.0.0.1:8080/?data=...'
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ Example::
 
     >>> import numpy as np
     >>> from rustyasg.wgpu.device import get_context
-    >>> ctx = get_context()                                   # doctest: +SKIP
-    >>> pool = BufferPool(ctx)                                # doctest: +SKIP
-    >>> buf = upload(ctx, np.arange(4, dtype=np.float32), pool)   # doctest: +SKIP
-    >>> Readback(ctx).read_array(buf, (4,), np.float32)      # doctest: +SKIP
+    >>> ctx = get_context()
+    >>> pool = BufferPool(ctx)
+    >>> buf = upload(ctx, np.arange(4, dtype=np.float32), pool)
+    >>> Readback(ctx).read_array(buf, (4,), np.float32)
     array([0., 1., 2., 3.], dtype=float32)
 """
 
@@ -101,11 +101,12 @@ class BufferPool:
     exactly); ``release(buf)`` makes it available again. Buffers are never
     zeroed on reuse: kernels must write every element they later read.
 
-    Example::
+    Example:
 
-        >>> pool = BufferPool(get_context())                 # doctest: +SKIP
-        >>> a = pool.acquire(1000); pool.release(a)          # doctest: +SKIP
-        >>> pool.acquire(900) is a                           # doctest: +SKIP
+        >>> from rustyasg.wgpu.device import get_context
+        >>> pool = BufferPool(get_context())
+        >>> a = pool.acquire(1000); pool.release(a)
+        >>> pool.acquire(900) is a
         True
     """
 
@@ -169,10 +170,11 @@ def upload(ctx: Any, array: np.ndarray, pool: BufferPool | None = None, buffer: 
     Writes into ``buffer`` when given, else into one from ``pool`` (or a new
     storage buffer).
 
-    Example::
+    Example:
 
-        >>> buf = upload(ctx, np.ones((2, 3), np.float32))   # doctest: +SKIP
-        >>> buf.size >= 24                                   # doctest: +SKIP
+        >>> from rustyasg.wgpu.device import get_context
+        >>> buf = upload(get_context(), np.ones((2, 3), np.float32))
+        >>> buf.size >= 24
         True
     """
     arr = np.ascontiguousarray(array)
@@ -193,10 +195,12 @@ class Readback:
     submit and a single map, which is what an executor returning several
     outputs wants (each map is a round trip to the driver).
 
-    Example::
+    Example:
 
-        >>> rb = Readback(ctx)                                   # doctest: +SKIP
-        >>> rb.read_array(buf, (2, 3), np.float32).shape         # doctest: +SKIP
+        >>> from rustyasg.wgpu.device import get_context
+        >>> ctx = get_context()
+        >>> rb = Readback(ctx)
+        >>> rb.read_array(upload(ctx, np.ones((2, 3), np.float32)), (2, 3), np.float32).shape
         (2, 3)
     """
 

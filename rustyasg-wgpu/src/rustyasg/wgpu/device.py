@@ -15,9 +15,9 @@ implementation (wgpu-native or Dawn) is chosen by ``RUSTYASG_WEBGPU``
 Example::
 
     >>> from rustyasg.wgpu.device import get_context
-    >>> ctx = get_context()                      # doctest: +SKIP
-    >>> ctx.name, ctx.has("shader-f16")          # doctest: +SKIP
-    ('NVIDIA H100 80GB HBM3', True)
+    >>> ctx = get_context()
+    >>> isinstance(ctx.name, str), isinstance(ctx.has("shader-f16"), bool)   # e.g. 'NVIDIA H100 80GB HBM3', True
+    (True, True)
 """
 
 from __future__ import annotations
@@ -75,9 +75,12 @@ _SYNC_BUFFERS: dict[int, tuple] = {}
 class NoGpuAdapterError(RuntimeError):
     """No usable wgpu adapter, or none matching ``RUSTYASG_WGPU_ADAPTER``.
 
-    Example::
+    Example:
 
-        >>> raise NoGpuAdapterError("no adapter")  # doctest: +SKIP
+        >>> raise NoGpuAdapterError("no adapter")
+        Traceback (most recent call last):
+        ...
+        rustyasg.wgpu.device.NoGpuAdapterError: no adapter
     """
 
 
@@ -140,9 +143,9 @@ class GpuContext:
 
     Example::
 
-        >>> ctx = get_context()                       # doctest: +SKIP
-        >>> ctx.limits["max-compute-workgroups-per-dimension"]  # doctest: +SKIP
-        65535
+        >>> ctx = get_context()
+        >>> ctx.limits["max-compute-workgroups-per-dimension"] >= 65535   # WebGPU's guaranteed minimum
+        True
     """
 
     adapter: Any
@@ -313,8 +316,8 @@ def get_context(spec: str | None = None, *, experimental: bool = False) -> GpuCo
 
     Example::
 
-        >>> ctx = get_context("llvmpipe")             # doctest: +SKIP
-        >>> ctx.is_software                           # doctest: +SKIP
+        >>> ctx = get_context("llvmpipe")             # Mesa's software adapter (scripts/test.sh installs it)
+        >>> ctx.is_software
         True
     """
     if spec is None:

@@ -13,8 +13,8 @@ nodes of the unit it belongs to.
 
 Example::
 
-    >>> with rg.profile() as prof:           # doctest: +SKIP
-    ...     step(x)                          # on the wgpu backend
+    with rg.profile() as prof:
+        step(x)                          # on the wgpu backend
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ simultaneous.
 
 Example::
 
-    >>> plan = MemoryPlan(compiler, units); plan.assign()     # doctest: +SKIP
-    >>> plan.report()["plan_bytes"]                           # doctest: +SKIP
-    4096
+    plan = MemoryPlan(compiler, units); plan.assign()
+    plan.report()["plan_bytes"]
+    # 4096
 """
 
 from __future__ import annotations

@@ -114,11 +114,15 @@ def wgsl_hash(source: str) -> str:
 class PipelineCache:
     """Compute pipelines keyed by the hash of their WGSL source.
 
-    Example::
+    Example:
 
-        >>> cache = PipelineCache(get_context())            # doctest: +SKIP
-        >>> p1 = cache.get(src); p2 = cache.get(src)         # doctest: +SKIP
-        >>> p1 is p2, cache.misses                          # doctest: +SKIP
+        >>> from rustyasg.wgpu.device import get_context
+        >>> src = ("@group(0) @binding(0) var<storage, read_write> v: array<f32>;"
+        ...        "@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) i: vec3<u32>) {"
+        ...        "    if (i.x < arrayLength(&v)) { v[i.x] = 2.0 * v[i.x]; } }")
+        >>> cache = PipelineCache(get_context())
+        >>> p1 = cache.get(src); p2 = cache.get(src)
+        >>> p1 is p2, cache.misses
         (True, 1)
     """
 
@@ -209,9 +213,19 @@ def encode_dispatch(cpass: Any, pipeline: Any, group: Any, workgroups: int | tup
 def run_kernel(ctx: Any, pipeline: Any, resources: Sequence[Any], workgroups: int | tuple[int, int, int]) -> None:
     """Encode and submit a single dispatch (tests and one-off work).
 
-    Example::
+    Example (a kernel doubling a buffer in place):
 
-        >>> run_kernel(ctx, cache.get(src), [buf, ubuf], 100_000)   # doctest: +SKIP
+        >>> import numpy as np
+        >>> from rustyasg.wgpu.buffers import Readback, upload
+        >>> from rustyasg.wgpu.device import get_context
+        >>> src = ("@group(0) @binding(0) var<storage, read_write> v: array<f32>;"
+        ...        "@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) i: vec3<u32>) {"
+        ...        "    if (i.x < arrayLength(&v)) { v[i.x] = 2.0 * v[i.x]; } }")
+        >>> ctx = get_context()
+        >>> buf = upload(ctx, np.arange(4, dtype=np.float32))
+        >>> run_kernel(ctx, PipelineCache(ctx).get(src), [buf], 1)
+        >>> Readback(ctx).read_array(buf, (4,), np.float32)
+        array([0., 2., 4., 6.], dtype=float32)
     """
     enc = ctx.device.create_command_encoder()
     cpass = enc.begin_compute_pass()
@@ -226,10 +240,20 @@ class KernelLaunch:
     Built once when a graph is compiled; recording it into a pass costs three
     calls, so a compiled step is a list of launches replayed into one encoder.
 
-    Example::
+    Example (prepared once, run twice: the buffer is doubled twice):
 
-        >>> launch = KernelLaunch(ctx, pipe, [x, y, ubuf], 4096)   # doctest: +SKIP
-        >>> launch.run()                                          # doctest: +SKIP
+        >>> import numpy as np
+        >>> from rustyasg.wgpu.buffers import Readback, upload
+        >>> from rustyasg.wgpu.device import get_context
+        >>> src = ("@group(0) @binding(0) var<storage, read_write> v: array<f32>;"
+        ...        "@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) i: vec3<u32>) {"
+        ...        "    if (i.x < arrayLength(&v)) { v[i.x] = 2.0 * v[i.x]; } }")
+        >>> ctx = get_context()
+        >>> buf = upload(ctx, np.ones(3, np.float32))
+        >>> launch = KernelLaunch(ctx, PipelineCache(ctx).get(src), [buf], 1)
+        >>> launch.run(); launch.run()
+        >>> Readback(ctx).read_array(buf, (3,), np.float32)
+        array([4., 4., 4.], dtype=float32)
     """
 
     def __init__(self, ctx: Any, pipeline: Any, resources: Sequence[Any], workgroups: int | tuple[int, int, int],
