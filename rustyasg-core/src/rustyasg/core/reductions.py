@@ -20,6 +20,8 @@ import math
 import operator
 from typing import Optional
 
+import numpy as np
+
 from . import dtypes
 from .builders import builder
 from .graph import Tensor, as_tensor
@@ -36,7 +38,7 @@ _sum, _prod = reduce.sum, reduce.prod
 
 
 def _axes(dim):
-    return None if dim is None else (dim,) if isinstance(dim, (int,)) else tuple(dim)
+    return None if dim is None else (int(dim),) if isinstance(dim, (int, np.integer)) else tuple(dim)
 
 
 @builder()
