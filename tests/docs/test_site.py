@@ -160,3 +160,13 @@ def test_screenshot_of_the_rendered_page(site, browser, page, heading, shot):
         assert path.stat().st_size > 20_000  # a rendered page, not a blank one
     finally:
         tab.close()
+
+
+def test_docstring_examples_of_the_docs_tooling_run():
+    import doctest
+
+    import site_links
+
+    for module in (_api_pages(), site_links):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
