@@ -1,7 +1,7 @@
 """The documentation site: built with warnings as errors and every tutorial executed, every public name
 of every part in the API reference, no broken internal link, and the rendered pages in headless Chromium.
 
-One build (about 1.5 minutes on 2 cores, most of it executing the tutorials) serves every test here.
+One build serves every test here (about 110 s of CPU time, most of it executing the tutorials).
 """
 
 from __future__ import annotations
