@@ -8,6 +8,7 @@ RNG state variable needs no upload and no recompilation.
 
 Example::
 
+    >>> from rustyasg.wgpu.kernels.api import STORAGES
     >>> "fn hash32" in random_wgsl("normal", STORAGES["i64"], STORAGES["f32"])
     True
 """
