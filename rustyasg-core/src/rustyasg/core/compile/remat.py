@@ -136,8 +136,8 @@ def live_bytes(program: Program) -> Tuple[List[int], int]:
     return live.tolist(), int(live.max()) if n else 0
 
 
-def apply_recompute(program: Program, ids: Iterable[int]) -> int:
-    """Recompute the forward values ``ids`` for their backward readers; returns how many copies were made."""
+def apply_recompute(program: Program, ids: Iterable[int]) -> List[int]:
+    """Recompute the forward values ``ids`` for their backward readers; returns the copies' ids."""
     back = backward_ids(program)
     by_id = program.by_id()
     users = program.users()
@@ -153,7 +153,7 @@ def apply_recompute(program: Program, ids: Iterable[int]) -> int:
         todo.add(v)
         stack += [a for a in by_id[v].inputs if a in wanted]
     if not todo:
-        return 0
+        return []
     def first_use(u):  # a backward view is only an alias: its readers say when the value is needed
         if by_id[u].op in VIEW_OPS and users[u]:
             return min(first_use(w) for w in users[u])
@@ -181,7 +181,7 @@ def apply_recompute(program: Program, ids: Iterable[int]) -> int:
             ins.inputs = tuple(clones[a].id if a in clones else a for a in ins.inputs)
         out.append(ins)
     program.instrs = out
-    return len(clones)
+    return [c.id for c in clones.values()]
 
 
 def memory_order(program: Program) -> Program:
@@ -456,7 +456,11 @@ def rematerialize(program: Program) -> Program:
         if i in by_id:
             chosen[by_id[i].op] = chosen.get(by_id[i].op, 0) + 1
     report["recomputed_ops"] = chosen  # what was chosen, by op (``recomputed`` counts the copies made)
-    report["recomputed"] = apply_recompute(program, ids)
+    copies = apply_recompute(program, ids)
+    report["recomputed"] = len(copies)
+    # backends that share work between a forward instruction and a backward one (the cpu's im2col
+    # columns) must not share it with a copy: that would keep it alive from the forward pass again
+    report["copies"] = frozenset(copies)
     memory_order(program)
     report["recompute_cost"] = work
     report["peak_after"] = live_bytes(program)[1]
