@@ -12,13 +12,12 @@ through the cache, where the first call finds it. With warm caches no worker sta
 
 Anything the worker cannot do is left to the first call, as before.
 
-The worker is opt-in (``RUSTYASG_CPU_COMPILE_WORKERS=1``): its start-up costs ~1.2 s of CPU
-(importing numba and the core), and on the shared 2-core reference machine, with ~10 runnable
-processes, the first call took longer with it (GPT-mini 31.5 s vs 25.6 s, the MLP 25.2 s vs
-18.2 s, wall), although this process's CPU time fell (3.89 -> 3.05 s, 1.84 -> 1.64 s): the
-second core was not free. Whether it pays on an idle machine is not measured yet
-(``benchmarks/cpu/NOTES.md``). Without it nothing happens here: each kernel compiles on its
-first call.
+The worker is opt-in (``RUSTYASG_CPU_COMPILE_WORKERS=1``). Measured on the shared 2-core reference
+machine, first call with empty caches, wall (two runs each; ``benchmarks/cpu/NOTES.md``): at load
+~1.3, GPT-mini 3.11 -> 2.55-2.69 s, LeNet-5 2.75 -> 2.69-2.84 s, but the MLP 1.34-1.38 -> 1.80-1.97 s
+(12 kernels: the worker's start-up, ~1.2 s of CPU importing numba and the core, and its first
+compilation, which also sets numba up, leave this process waiting at the end); at load ~10 all
+three were slower with it. Without it nothing happens here: each kernel compiles on its first call.
 
 Example:
     >>> import functools, numpy as np
@@ -135,6 +134,10 @@ def precompile(steps: Sequence) -> int:
             if missed and worker is None and len(jobs) - k - 1 >= MIN_KERNELS:
                 worker = _start_worker(folder, jobs)
         if worker is None:
+            return 0
+        if mine == len(jobs):  # the worker never got one (still starting): no need to wait for it
+            worker.kill()
+            worker.wait()
             return 0
         try:
             worker.wait(timeout=600)
