@@ -49,7 +49,12 @@ def _all_reduce_wait(ins, args):
     from rustyasg.cpu.kernels.protocol import Impl
 
     def run(started, out):
-        _IN_FLIGHT.pop(started.ctypes.data).wait()
+        # Nothing in flight at this address means the data are already final: a graph
+        # may feed a wait a tensor that no start of this process issued (an all-reduce
+        # of one rank, or a wait rebuilt from a saved program on its own).
+        pending = _IN_FLIGHT.pop(started.ctypes.data, None)
+        if pending is not None:
+            pending.wait()
         if not np.shares_memory(started, out):
             np.copyto(out, started)
 
