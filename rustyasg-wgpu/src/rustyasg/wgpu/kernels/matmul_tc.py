@@ -22,7 +22,7 @@ from ..pipelines import KernelLaunch, PipelineCache, uniform_buffer
 from ..webgpu import SUBGROUP_MATRIX
 from .autotune import Autotuner, autotune_enabled, time_gpu
 from .matmul_tc_wgsl import KERNEL_VERSION, FragmentShape, TcConfig, generate_tc_matmul_wgsl
-from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, vec4_ok
+from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, shape_class, vec4_ok
 
 TENSOR_CORES_ENV = "RUSTYASG_WGPU_TENSOR_CORES"
 
@@ -169,8 +169,6 @@ class TcMatmulPlanner:
 
     def choose(self, M, N, K, batch, lay, out_dtype, a, b, c, params) -> str:
         """Config for this problem: tuned and cached per shape class, or the heuristic."""
-        from .matmul import shape_class
-
         names = self.runnable(M, N, K)
         if not names:
             raise ValueError(f"no tensor-core config computes a {M}x{N}x{K} product here")

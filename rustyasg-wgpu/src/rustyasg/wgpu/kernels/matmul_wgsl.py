@@ -152,6 +152,29 @@ class MatmulLayout:
         return f"{t}_v{v}_{self.dtype}"
 
 
+def _bucket(n: int) -> int:
+    """Round up to a power of 4 (16, 64, 256, ...): classes coarse enough to
+    tune rarely, fine enough that one tile shape suits the whole class."""
+    b = 16
+    while b < n:
+        b *= 4
+    return b
+
+
+def shape_class(M: int, N: int, K: int, batch: int, layout: MatmulLayout) -> str:
+    """Key under which a tuned choice is stored.
+
+    Example::
+
+        >>> shape_class(4096, 4096, 4096, 1, MatmulLayout())
+        'm4096_n4096_k4096_b1_nn_v111_f32'
+        >>> shape_class(7, 13, 5, 3, MatmulLayout(vec_a=False))
+        'm16_n16_k16_b8_nn_v011_f32'
+    """
+    b = 1 if batch == 1 else (8 if batch <= 8 else 64)
+    return f"m{_bucket(M)}_n{_bucket(N)}_k{_bucket(K)}_b{b}_{layout.key}"
+
+
 def vec4_ok(contiguous_extent: int, ld: int, batch_stride: int, offset: int) -> bool:
     """Whether an operand can be accessed as vec4: everything a multiple of 4.
 
