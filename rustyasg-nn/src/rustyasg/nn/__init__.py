@@ -23,6 +23,7 @@ from .dropout import Dropout, Dropout2d, SpatialDropout, dropout, dropout2d
 from .embedding import Embedding, EmbeddingBag, embedding, embedding_bag
 from .linear import Flatten, Identity, Linear, linear
 from .module import Module, StateDictError, clone
+from .remat import checkpoint_module
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm, batch_norm, layer_norm, rms_norm
 from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d,
                       global_avg_pool2d)
