@@ -19,13 +19,18 @@ machine, first call with empty caches, wall (two runs each; ``benchmarks/cpu/NOT
 compilation, which also sets numba up, leave this process waiting at the end); at load ~10 all
 three were slower with it. Without it nothing happens here: each kernel compiles on its first call.
 
-Example:
-    >>> import functools, numpy as np
-    >>> from rustyasg.cpu.kernels.conv import pad_into
-    >>> x, xp = np.ones((1, 1, 1, 1)), np.empty((1, 1, 3, 3))
-    >>> jobs = pending([functools.partial(pad_into, x, xp, 1, 1, 0, 1)])
+Example (a kernel of its own, so nothing else in the process has compiled it yet):
+    >>> import functools, numba, numpy as np
+    >>> @numba.njit
+    ... def double_into(x, out):
+    ...     out[:] = 2 * x
+    >>> x, out = np.arange(3.0), np.empty(3)
+    >>> jobs = pending([functools.partial(double_into, x, out)])
     >>> [(fn.py_func.__name__, len(sig)) for fn, sig in jobs]
-    [('pad_into', 6)]
+    [('double_into', 2)]
+    >>> double_into(x, out)  # compiled on its first call: nothing is pending any more
+    >>> pending([functools.partial(double_into, x, out)])
+    []
 """
 
 from __future__ import annotations
