@@ -12,8 +12,20 @@ from rustyasg.cpu.kernels.protocol import Elementwise
 from rustyasg.cpu import cache
 
 TABLE = load_kernels("cpu")
+
+
+def _takes_float(op: str) -> bool:
+    """Whether the op's own type rule accepts a float tensor (bitwise ops, for one, refuse it)."""
+    attrs = OPS[op].examples[0].attrs if OPS[op].examples else {}
+    try:
+        rg.apply(op, rg.input((2,), "float32"), **attrs)
+    except rg.DTypeError:
+        return False
+    return True
+
+
 UNARY_FLOAT = sorted(n for n, k in TABLE.items() if isinstance(k, Elementwise) and OPS[n].num_inputs == 1
-                     and OPS[n].kind == "elementwise"
+                     and OPS[n].kind == "elementwise" and _takes_float(n)
                      and n not in ("logical_not", "isnan", "cast", "sign", "floor", "ceil", "round"))
 BINARY_FLOAT = ["add", "sub", "mul", "div", "maximum", "minimum", "pow", "mod", "floor_divide"]
 DOMAIN = {"log": (0.2, 2.0), "log1p": (0.2, 2.0), "sqrt": (0.2, 2.0), "rsqrt": (0.2, 2.0), "reciprocal": (0.2, 2.0)}
