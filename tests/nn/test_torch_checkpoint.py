@@ -349,9 +349,26 @@ def test_convert_command_writes_safetensors_torch_reads(tmp_path):
     assert not marker.exists() and dst.read_bytes() == b"last good copy"
 
 
+def _requirement_closure(md, roots) -> list:
+    """The distributions ``roots`` declare (transitively, extras left out): what a plain install pulls in."""
+    from packaging.requirements import Requirement
+
+    seen, todo = [], list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.append(name)
+        for line in md.distribution(name).requires or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return seen
+
+
 def _torchless_path(tmp_path: Path) -> str:
-    """A directory of links to only what rustyasg-core + rustyasg-nn need (numpy, safetensors, pluggy,
-    stevedore, their metadata), used as the whole import path of a ``python -S`` process."""
+    """A directory of links to only what rustyasg-core + rustyasg-nn declare (numpy, safetensors, pluggy,
+    stevedore, ml_dtypes, ... and their metadata), used as the whole import path of a ``python -S`` process."""
     import importlib.metadata as md
 
     import rustyasg.core
@@ -359,7 +376,7 @@ def _torchless_path(tmp_path: Path) -> str:
 
     site = tmp_path / "site"
     site.mkdir()
-    for dist in ("numpy", "safetensors", "pluggy", "stevedore", "rustyasg-core", "rustyasg-nn"):
+    for dist in _requirement_closure(md, ("rustyasg-core", "rustyasg-nn")):
         d = md.distribution(dist)
         for f in d.files or []:
             top = f.parts[0]
