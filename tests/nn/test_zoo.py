@@ -159,7 +159,12 @@ def test_resnet18_matches_torchvision_layout():
 
 
 def test_small_resnet_trains_with_decreasing_loss(backend, rng):
-    """A few compiled SGD steps (B's optimizer) with batch-norm running stats updated in the same step."""
+    """A few compiled SGD steps (B's optimizer) with batch-norm running stats updated in the same step.
+
+    The initialisation is seeded: the weights must not depend on which tests drew from the
+    initialisers' stream before (over seeds 0-7 the tenth loss is 3-44% of the first).
+    """
+    nn.init.manual_seed(0)
     net = zoo.resnet18(num_classes=3, widths=(4, 8, 8, 8), small_input=True)
     x = rg.input(("B", 3, 8, 8), name="x")
     y = rg.input(("B",), "int64", name="y")
@@ -170,10 +175,10 @@ def test_small_resnet_trains_with_decreasing_loss(backend, rng):
     labels = rng.integers(0, 3, 12)
     images[np.arange(12), labels] += 1.5  # a learnable signal: the label's channel is brighter
     before = net.bn1.running_mean.value()
-    losses = [float(step(images, labels)) for _ in range(6)]
-    assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[0], losses
+    losses = [float(step(images, labels)) for _ in range(10)]
+    assert np.isfinite(losses).all() and losses[-1] < 0.6 * losses[0], losses
     assert not np.allclose(net.bn1.running_mean.value(), before)
-    assert int(net.bn1.num_batches_tracked.value()) == 6
+    assert int(net.bn1.num_batches_tracked.value()) == 10
 
 
 # --- ViT ------------------------------------------------------------------------------------------------
