@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import re
 import signal
@@ -14,6 +15,16 @@ import pytest
 from safetensors.numpy import load as st_load, save as st_save
 
 from .conftest import ServerProcess, rows, save_mlp
+
+
+def _run_client(coro):
+    """Run an asyncio client to completion on a thread of its own, like a separate client program.
+
+    The test process's main thread may already host an event loop (playwright's sync API keeps
+    one running there while a browser test module is open), where ``asyncio.run`` refuses to start.
+    """
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def test_json_safetensors_and_npy_match_the_direct_call(server, mlp_program):
@@ -66,7 +77,7 @@ async def _load(url: str, n: int, fn):
 @pytest.mark.slow
 def test_200_concurrent_requests_all_answered_correctly_and_batched(server, mlp_program):
     _, fn = mlp_program
-    latencies, failures, wall = asyncio.run(_load(server.url, 200, fn))
+    latencies, failures, wall = _run_client(_load(server.url, 200, fn))
     p50, p90, p99 = np.percentile(np.array(latencies) * 1e3, [50, 90, 99])
     print(f"\n200 concurrent requests in {wall:.2f} s: p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms")
     assert failures == []
@@ -135,7 +146,7 @@ def test_full_queue_answers_503_and_recovers(tmp_path):
                 return await asyncio.gather(*(client.post("/v1/predict", json={"inputs": {"x": x.tolist()}})
                                               for _ in range(64)))
 
-        answers = asyncio.run(burst())
+        answers = _run_client(burst())
         codes = [r.status_code for r in answers]
         assert set(codes) <= {200, 503}
         assert codes.count(503) > 0 and codes.count(200) > 0
@@ -161,7 +172,7 @@ def test_sigterm_finishes_requests_in_flight_then_exits_cleanly(tmp_path):
             srv.proc.send_signal(signal.SIGTERM)
             return x, await asyncio.gather(*pending)
 
-    x, answers = asyncio.run(run())
+    x, answers = _run_client(run())
     assert [r.status_code for r in answers] == [200] * 6
     for r in answers:
         np.testing.assert_allclose(np.array(r.json()["outputs"]["output"], np.float32), fn(x), rtol=1e-6, atol=1e-7)
