@@ -126,10 +126,20 @@ def get_dataset(name: str, **kwargs: Any) -> Any:
     """Build the data set registered as ``name`` with ``kwargs``.
 
     Looks at run-time registrations, then built-ins, then the ``rustyasg.datasets`` entry points.
+    Here the built-in ``image-folder`` reads a tiny folder of ``.npy`` images:
 
-    Usage::
-
-        test = get_dataset("fashion-mnist", root="data/FashionMNIST", split="test")
+    >>> import pathlib, tempfile, numpy as np
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for i, name in enumerate(["cat", "dog"]):
+    ...     (root / name).mkdir()
+    ...     np.save(root / name / "0.npy", np.full((4, 4), i, np.float32))
+    >>> ds = get_dataset("image_folder", root=root, in_memory=True)
+    >>> ds.classes, ds.inputs.shape, ds.labels.tolist()
+    (['cat', 'dog'], (2, 1, 4, 4), [0, 1])
+    >>> get_dataset("imagefolder")
+    Traceback (most recent call last):
+    ...
+    rustyasg.data.registry.UnknownDatasetError: unknown dataset 'imagefolder' (did you mean 'image-folder'?); ...
     """
     key = _key(name)
     if key in _REGISTERED:

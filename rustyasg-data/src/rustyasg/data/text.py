@@ -164,11 +164,15 @@ class ByteTokenizer:
 class HFTokenizer:
     """A ``tokenizers.Tokenizer`` (e.g. loaded from ``tokenizer.json``) with numpy in and out.
 
-    Usage::
-
-        tok = load_tokenizer_json("tokenizer.json")
-        tok.decode(tok.encode("hello world"))
-        # 'hello world'
+    >>> from tokenizers import Tokenizer, models, pre_tokenizers
+    >>> rust = Tokenizer(models.WordLevel({"[UNK]": 0, "hello": 1, "world": 2}, unk_token="[UNK]"))
+    >>> rust.pre_tokenizer = pre_tokenizers.Whitespace()
+    >>> tok = HFTokenizer(rust)
+    >>> ids = tok.encode("hello big world")
+    >>> ids, [tok.id_to_token(i) for i in ids], tok.vocab_size
+    (array([1, 0, 2]), ['hello', '[UNK]', 'world'], 3)
+    >>> tok.decode(ids)
+    'hello [UNK] world'
     """
 
     def __init__(self, tokenizer: Any):
@@ -203,9 +207,15 @@ class HFTokenizer:
 def load_tokenizer_json(path: str | os.PathLike) -> HFTokenizer:
     """Load a Hugging Face ``tokenizer.json`` with the ``tokenizers`` library.
 
-    Usage::
-
-        tok = load_tokenizer_json("gpt2/tokenizer.json")
+    >>> import os, tempfile
+    >>> from tokenizers import Tokenizer, models, pre_tokenizers
+    >>> rust = Tokenizer(models.WordLevel({"[UNK]": 0, "the": 1, "cat": 2, "sat": 3}, unk_token="[UNK]"))
+    >>> rust.pre_tokenizer = pre_tokenizers.Whitespace()
+    >>> path = os.path.join(tempfile.mkdtemp(), "tokenizer.json")
+    >>> rust.save(path)
+    >>> tok = load_tokenizer_json(path)
+    >>> tok, tok.encode("the cat sat").tolist(), tok.decode([2, 3])
+    (HFTokenizer(vocab_size=4), [1, 2, 3], 'cat sat')
     """
     expected = "a tokenizer.json written by the tokenizers library"
     p = require_file(path, expected)

@@ -3,12 +3,18 @@
 CIFAR-10: ``cifar-10-batches-py/`` with ``data_batch_1..5``, ``test_batch`` and ``batches.meta``.
 CIFAR-100: ``cifar-100-python/`` with ``train``, ``test`` and ``meta``. Each batch is a dict with
 ``data`` (N×3072 uint8, channel-major rows: 1024 red, 1024 green, 1024 blue) and the labels.
+The files are Python 2 pickles (``bytes`` keys); they are read with a loader that admits only
+numpy arrays and plain containers, never arbitrary code.
 
-Usage::
-
-    train = cifar10("data", "train")
-    train.inputs.shape, train.classes[3]
-    # ((50000, 3, 32, 32), 'cat')
+>>> import pathlib, pickle, tempfile, numpy as np
+>>> root = pathlib.Path(tempfile.mkdtemp(), "cifar-10-batches-py"); root.mkdir()
+>>> batch = {b"batch_label": b"testing batch 1 of 1", b"labels": [3], b"data": np.zeros((1, 3072), np.uint8)}
+>>> _ = (root / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+>>> meta = {b"label_names": [b"airplane", b"automobile", b"bird", b"cat"]}
+>>> _ = (root / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+>>> test = cifar10(root.parent, "test")
+>>> test.inputs.shape, test.classes[test.labels[0]]
+((1, 3, 32, 32), 'cat')
 """
 
 from __future__ import annotations
@@ -65,9 +71,13 @@ def read_cifar_batch(path: str | os.PathLike, label_key: str = "labels") -> tupl
 
     ``label_key`` is ``labels`` for CIFAR-10, ``fine_labels``/``coarse_labels`` for CIFAR-100.
 
-    Usage::
-
-        x, y = read_cifar_batch("cifar-10-batches-py/test_batch")
+    >>> import os, pickle, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "test_batch")
+    >>> rgb = np.repeat(np.array([[10, 20, 30], [40, 50, 60]], np.uint8), 1024, axis=1)  # 2 flat images
+    >>> with open(path, "wb") as f: pickle.dump({b"data": rgb, b"labels": [3, 8]}, f, protocol=2)
+    >>> x, y = read_cifar_batch(path)
+    >>> x.shape, x.dtype, x[1, :, 5, 7].tolist(), y
+    ((2, 3, 32, 32), dtype('uint8'), [40, 50, 60], array([3, 8]))
     """
     path = require_file(path, "a CIFAR python batch file")
     expected = f"a pickled dict with 'data' (N×{_PIXELS} uint8) and '{label_key}' (N ints)"
@@ -103,9 +113,16 @@ def load_cifar(
     ``root`` is the extracted folder (``cifar-10-batches-py``) or its parent. ``label_mode``
     picks CIFAR-100's 100 ``fine`` or 20 ``coarse`` classes.
 
-    Usage::
-
-        test = load_cifar("data", "test", variant="cifar100", label_mode="coarse")
+    >>> import pathlib, pickle, tempfile, numpy as np
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> batch = {b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [4, 99], b"coarse_labels": [0, 19]}
+    >>> _ = (root / "test").write_bytes(pickle.dumps(batch, protocol=2))
+    >>> meta = {b"fine_label_names": [b"fine%d" % i for i in range(100)],
+    ...         b"coarse_label_names": [b"coarse%d" % i for i in range(20)]}
+    >>> _ = (root / "meta").write_bytes(pickle.dumps(meta, protocol=2))
+    >>> test = load_cifar(root, "test", variant="cifar100", label_mode="coarse")
+    >>> test.inputs.shape, test.inputs.dtype, test.labels.tolist(), len(test.classes)
+    ((2, 3, 32, 32), dtype('float32'), [0, 19], 20)
     """
     if variant not in _LAYOUTS:
         raise ValueError(f"variant must be one of {sorted(_LAYOUTS)}, got {variant!r}")
@@ -130,10 +147,13 @@ def load_cifar(
 def cifar10(root: str | os.PathLike, split: str = "train") -> ClassificationDataset:
     """CIFAR-10 (10 classes): ``load_cifar(root, split, "cifar10")``.
 
-    Usage::
-
-        cifar10("data", "test").classes[:2]
-        # ['airplane', 'automobile']
+    >>> import pathlib, pickle, tempfile, numpy as np
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 0]}))
+    >>> _ = (root / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"airplane", b"automobile"]}))
+    >>> test = cifar10(root, "test")
+    >>> len(test), [test.classes[i] for i in test.labels]
+    (2, ['automobile', 'airplane'])
     """
     return load_cifar(root, split, "cifar10")
 
@@ -141,9 +161,13 @@ def cifar10(root: str | os.PathLike, split: str = "train") -> ClassificationData
 def cifar100(root: str | os.PathLike, split: str = "train", label_mode: str = "fine") -> ClassificationDataset:
     """CIFAR-100 (100 fine or 20 coarse classes): ``load_cifar(root, split, "cifar100", label_mode)``.
 
-    Usage::
-
-        len(cifar100("data", "test", label_mode="coarse").classes)
-        # 20
+    >>> import pathlib, pickle, tempfile, numpy as np
+    >>> root = pathlib.Path(tempfile.mkdtemp(), "cifar-100-python"); root.mkdir()
+    >>> batch = {b"data": np.zeros((1, 3072), np.uint8), b"fine_labels": [2], b"coarse_labels": [1]}
+    >>> _ = (root / "test").write_bytes(pickle.dumps(batch, protocol=2))
+    >>> _ = (root / "meta").write_bytes(pickle.dumps({b"fine_label_names": [b"apple", b"bear", b"bee"]}))
+    >>> test = cifar100(root.parent, "test")
+    >>> test.inputs.shape, test.classes[test.labels[0]]
+    ((1, 3, 32, 32), 'bee')
     """
     return load_cifar(root, split, "cifar100", label_mode)

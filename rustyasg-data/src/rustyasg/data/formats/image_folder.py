@@ -40,11 +40,16 @@ class ImageFolder(DatasetBase):
     ``transform``/``target_transform`` are applied per sample. Supported files: PGM/PPM/PNM/NPY
     always, PNG/JPEG/BMP/GIF/TIFF/WebP when Pillow is installed.
 
-    Usage::
-
-        ds = ImageFolder("data/shapes", extensions=(".pgm",))
-        ds.samples[0]
-        # ('data/shapes/circle/0.pgm', 0)
+    >>> import pathlib, tempfile
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name, color in [("red", (255, 0, 0)), ("blue", (0, 0, 255))]:
+    ...     (root / name).mkdir()
+    ...     Image.new("RGB", (6, 4), color).save(root / name / "0.png")
+    >>> ds = ImageFolder(root, extensions=(".png",))
+    >>> image, label = ds[1]
+    >>> ds.classes, len(ds), image.shape, image.dtype, image[:, 0, 0].tolist(), int(label)
+    (['blue', 'red'], 2, (3, 4, 6), dtype('float32'), [1.0, 0.0, 0.0], 1)
     """
 
     def __init__(
@@ -118,9 +123,15 @@ def image_folder(
 ) -> ImageFolder | ClassificationDataset:
     """Registry factory: ``root/<split>/<class>/...`` if ``split`` is given, else ``root/<class>/...``.
 
-    Usage::
-
-        train = image_folder("data/shapes", split="train", in_memory=True)
+    >>> import pathlib, tempfile
+    >>> from PIL import Image
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for name, shade in [("dark", 0), ("light", 255)]:
+    ...     (root / "train" / name).mkdir(parents=True)
+    ...     Image.new("L", (8, 8), shade).save(root / "train" / name / "0.png")
+    >>> train = image_folder(root, split="train", in_memory=True)
+    >>> train, train.classes, train.inputs.dtype, train.inputs.max(axis=(1, 2, 3)).tolist()
+    (ClassificationDataset(len=2, inputs=(2, 1, 8, 8), classes=2), ['dark', 'light'], dtype('float32'), [0.0, 1.0])
     """
     folder = ImageFolder(Path(root) / split if split else root, **kwargs)
     return folder.to_memory() if in_memory else folder

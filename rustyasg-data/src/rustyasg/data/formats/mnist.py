@@ -106,9 +106,13 @@ def load_idx_split(
     Looks in ``root`` and ``root/raw`` (torchvision's layout) for the standard file names, raw
     or ``.gz``. Fashion-MNIST, KMNIST and EMNIST ship the same layout.
 
-    Usage::
-
-        images, labels = load_idx_split("data/MNIST", "test")
+    >>> import pathlib, struct, tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "t10k-images-idx3-ubyte").write_bytes(struct.pack(">4B3I", 0, 0, 8, 3, 2, 28, 28) + bytes(2 * 784))
+    >>> _ = (root / "t10k-labels-idx1-ubyte").write_bytes(struct.pack(">4BI", 0, 0, 8, 1, 2) + bytes([7, 2]))
+    >>> images, labels = load_idx_split(root, "test")
+    >>> images.shape, images.dtype, labels
+    ((2, 28, 28), dtype('uint8'), array([7, 2]))
     """
     if split not in _IDX_NAMES:
         raise ValueError(f"split must be one of {sorted(_IDX_NAMES)}, got {split!r}")
@@ -143,9 +147,17 @@ def _to_images(x: np.ndarray) -> np.ndarray:
 def mnist_idx(root: str | os.PathLike, split: str = "train") -> ClassificationDataset:
     """MNIST from IDX files as a dataset of float32 (1, 28, 28) images in [0, 1] and int64 labels.
 
-    Usage::
+    Here the files are gzipped and in torchvision's ``root/raw`` folder:
 
-        train = mnist_idx("data/MNIST", "train")
+    >>> import gzip, pathlib, struct, tempfile
+    >>> raw = pathlib.Path(tempfile.mkdtemp(), "raw"); raw.mkdir()
+    >>> images = struct.pack(">4B3I", 0, 0, 8, 3, 1, 28, 28) + bytes([255]) * 784  # one white image
+    >>> labels = struct.pack(">4BI", 0, 0, 8, 1, 1) + bytes([5])
+    >>> _ = (raw / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(images))
+    >>> _ = (raw / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+    >>> train = mnist_idx(raw.parent, "train")
+    >>> len(train), train.inputs.shape, train.inputs.dtype, float(train.inputs.max()), train.classes[train.labels[0]]
+    (1, (1, 1, 28, 28), dtype('float32'), 1.0, '5')
     """
     images, labels = load_idx_split(root, split)
     return ClassificationDataset(_to_images(images), labels, MNIST_CLASSES)
@@ -154,11 +166,13 @@ def mnist_idx(root: str | os.PathLike, split: str = "train") -> ClassificationDa
 def fashion_mnist(root: str | os.PathLike, split: str = "train") -> ClassificationDataset:
     """Fashion-MNIST from IDX files (same layout as MNIST), with its ten class names.
 
-    Usage::
-
-        test = fashion_mnist("data/FashionMNIST", "test")
-        test.classes[9]
-        # 'Ankle boot'
+    >>> import pathlib, struct, tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "t10k-images-idx3-ubyte").write_bytes(struct.pack(">4B3I", 0, 0, 8, 3, 2, 28, 28) + bytes(2 * 784))
+    >>> _ = (root / "t10k-labels-idx1-ubyte").write_bytes(struct.pack(">4BI", 0, 0, 8, 1, 2) + bytes([9, 1]))
+    >>> test = fashion_mnist(root, "test")
+    >>> test.inputs.shape, [test.classes[i] for i in test.labels]
+    ((2, 1, 28, 28), ['Ankle boot', 'Trouser'])
     """
     images, labels = load_idx_split(root, split)
     return ClassificationDataset(_to_images(images), labels, FASHION_MNIST_CLASSES)
