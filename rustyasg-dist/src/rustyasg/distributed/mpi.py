@@ -30,6 +30,8 @@ import numpy as np
 from .communicator import REDUCE_OPS, CollectiveTimeoutError, CollectivesMixin, DistributedError, register
 
 DEFAULT_TIMEOUT_S = 300.0
+#: Seconds an erroring rank waits between writing its traceback and aborting the job.
+ABORT_OUTPUT_GRACE_S = 0.5
 TIMEOUT_ENV = "RUSTYASG_DIST_TIMEOUT"
 
 _WORLD: Optional["MpiCommunicator"] = None
@@ -257,6 +259,10 @@ def _install_abort_on_error(comm: MpiCommunicator) -> None:
             sys.stderr.write(f"[rank {comm.rank}/{comm.world_size}] uncaught error; aborting the job:\n"
                              + "".join(traceback.format_exception(kind, value, tb)))
             sys.stderr.flush()
+            # The flush only reaches the pipe to mpiexec's output forwarder; an abort at once can
+            # tear the job down before the forwarder has passed the message on (seen on a loaded
+            # machine: the job failed with no word of why). A moment's wait lets it through.
+            time.sleep(ABORT_OUTPUT_GRACE_S)
         comm.abort(1)
 
     sys.excepthook = abort_job
