@@ -79,6 +79,38 @@ def test_updates_are_simultaneous(be, rng):
     np.testing.assert_allclose(c.value(), 2 * a0, rtol=1e-6)
 
 
+def test_swap_snapshots_are_planned_buffers(be, rng):
+    """A swap needs the old values copied aside; those copies take buffers of the memory plan."""
+    a, b = rg.variable(rng.standard_normal(300).astype(np.float32), name="a"), \
+        rg.variable(rng.standard_normal(300).astype(np.float32), name="b")
+    f = rg.function([], [rg.sum(a * b)], updates={a: b, b: a}, backend=be)
+    exe = f.compile()
+    memory = exe.program.plan.memory
+    snaps = [k for k in memory.buffers if isinstance(k, tuple) and k[0] == "snapshot"]
+    assert len(snaps) >= 1 and all(memory.buffers[k].nbytes == 300 * 4 for k in snaps)
+    assert len(exe.plan.snapshot_copies) == len(snaps)
+    assert exe.plan.plan_bytes == sum(memory.pool_sizes)
+    a0, b0 = a.value(), b.value()
+    for _ in range(3):  # swapped three times: a holds b's first value
+        f()
+    np.testing.assert_array_equal(a.value(), b0)
+    np.testing.assert_array_equal(b.value(), a0)
+
+
+def test_memory_slots_name_the_planned_buffer_or_the_variable_written(be, rng):
+    x, y, loss, params, updates = _sgd_model(rng)
+    step = rg.function([x, y], loss, updates=updates, backend=be)
+    exe = step.compile(np.zeros((5, 7), np.float32), np.zeros((5, 1), np.float32))
+    slots = be.memory_slots(exe)
+    memory = exe.program.plan.memory
+    in_place = [s for s in slots.values() if s.startswith("in place: variable ")]
+    assert sorted(s.rsplit(" ", 1)[1] for s in in_place) == ["b1", "w1", "w2"]
+    planned = {s for s in slots.values() if s.startswith("buffer ")}
+    assert planned and {int(s.split()[1]) for s in planned} <= set(range(len(memory.pool_sizes)))
+    for p in params:
+        assert slots[p.id] == "resident variable (device buffer)"
+
+
 def test_output_of_an_updated_variable_is_its_old_value(be, rng):
     w0 = rng.standard_normal((3, 4)).astype(np.float32)
     w = rg.variable(w0, name="w")

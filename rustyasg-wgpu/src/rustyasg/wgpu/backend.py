@@ -88,15 +88,20 @@ class WgpuBackend(Backend):
         return np.dtype(np.float32) if dtype == np.float64 else dtype
 
     def memory_slots(self, executable):
-        """The planned GPU buffer of each value (numbered in plan order; aliases share their base's)."""
-        plan = executable.plan
-        numbers, slots = {}, {}
-        for iid, buf in plan._buffers.items():
-            numbers.setdefault(id(buf), len(numbers))
+        """Where each value lives, from the compiler kit's plan (``program.plan.memory``): its pooled
+        buffer (aliases share their base's), the variable it is written into, or the variable itself."""
+        plan, memory = executable.plan, executable.program.plan.memory
+        names = {iid: var.name or f"%{iid}" for iid, var in executable.program.variables.items()}
+        slots = {}
         for ins in executable.program.instrs:
-            buf = plan._buffers.get(plan.c.base.get(ins.id, ins.id))
-            if buf is not None:
-                slots[ins.id] = f"buffer {numbers[id(buf)]} ({buf.size} B)"
+            b = plan.c.base.get(ins.id, ins.id)
+            if b in plan.in_place:
+                slots[ins.id] = f"in place: variable {names[plan.in_place[b]]}"
+            elif b in memory.buffers:
+                slot = memory.buffers[b]
+                slots[ins.id] = f"buffer {slot.slot} ({slot.size} B)"
+            elif b in names:
+                slots[ins.id] = "resident variable (device buffer)"
         return slots
 
     def storage(self, dtype):

@@ -14,7 +14,9 @@ when the compiler kit's rule allows it (:func:`rustyasg.core.compile.plan_update
 fused kernel computing it is the last to read the old value, reads it only elementwise,
 and nothing at the end of the step needs the old value). Otherwise the value is copied
 in after the compute pass. Either way every reader saw the old value: updates are
-simultaneous.
+simultaneous. Where a copied value is another updated variable's old value (a swap), it
+is first copied aside into a buffer of the same plan (a step after every unit, so a
+buffer freed earlier in the step holds it).
 
 Example::
 
@@ -115,9 +117,18 @@ class MemoryPlan:
             writable=lambda k: self.units[k].kind == "fused")
         self.in_place.update(updates.in_place)
         inputs = [iid for iid in prog.inputs if iid in c.by_id]
-        memory = plan_memory(steps, self.nbytes, self.layout(),
-                             root_of=lambda v: self.in_place.get(base[v], base[v]), inputs=inputs,
-                             keep=out_bases | {base[vid] for _, vid in prog.updates}, resident=set(prog.variables))
+        # Snapshots of updated variables are taken after the compute pass: one more step, after
+        # every unit, whose outputs are planned like any value (a buffer freed earlier is reused).
+        snapshot_of = {b: ("snapshot", b) for b in updates.snapshots}
+        if snapshot_of:
+            steps.append(Step(tuple(snapshot_of), tuple(snapshot_of.values())))
+
+        def root_of(v):
+            return v if isinstance(v, tuple) else self.in_place.get(base[v], base[v])
+
+        memory = plan_memory(steps, lambda v: self.nbytes(v[1] if isinstance(v, tuple) else v), self.layout(),
+                             root_of=root_of, inputs=inputs, resident=set(prog.variables),
+                             keep=out_bases | {base[vid] for _, vid in prog.updates} | set(snapshot_of.values()))
         prog.plan.memory = memory
         pool = [self._new_buffer(size, "plan") for size in memory.pool_sizes]
         self.plan_bytes = memory.total_bytes
@@ -134,9 +145,8 @@ class MemoryPlan:
             self.inputs.append((self._buffers[iid], c.storage[iid], ins.shape))
 
         # Copies after the compute pass: snapshots of variables another update reads, then updates.
-        snap: Dict[int, Any] = {}
+        snap: Dict[int, Any] = {b: self._buffers[key] for b, key in snapshot_of.items()}
         for b in updates.snapshots:
-            snap[b] = self._new_buffer(self.nbytes(b), "snapshot")
             self.snapshot_copies.append((self.buffer_of(b), snap[b], self.nbytes(b)))
         for vb, b in updates.deferred:
             src = snap.get(b) or self.buffer_of(b)
