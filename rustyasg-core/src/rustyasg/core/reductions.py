@@ -93,28 +93,31 @@ def amin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return reduce.min(as_tensor(x), axis=_axes(dim), keepdims=keepdim)
 
 
-#: Summed in int64 unless a dtype is given, as PyTorch (they would overflow or saturate in their own type);
-#: int32 keeps its dtype, as numpy.
-_WIDENED = (dtypes.bool_, dtypes.int8, dtypes.uint8, dtypes.int16)
-
-
 def _accumulator(x, dtype):
+    """PyTorch's (and numpy's) rule: bools and integers narrower than 64 bits are summed and
+    multiplied in int64 unless a dtype is given (in their own type they would overflow)."""
     if dtype is not None:
         return x.astype(dtype)
-    return x.astype(dtypes.int64) if x.dtype in _WIDENED else x
+    widen = x.dtype == dtypes.bool_ or (dtypes.is_integer(x.dtype) and np.dtype(x.dtype).itemsize < 8)
+    return x.astype(dtypes.int64) if widen else x
 
 
 @builder()
 def sum(x: Tensor, axis=None, keepdims: bool = False, *, dtype=None, name: Optional[str] = None) -> Tensor:  # noqa: A001
     """Sum over ``axis`` (all axes if None), in ``dtype`` if given (``torch.sum(dtype=...)``); bools and
-    8/16-bit integers are summed in int64, as PyTorch."""
+    integers narrower than 64 bits are summed in int64, as PyTorch and numpy.
+
+    >>> import rustyasg.core as rg
+    >>> rg.sum(rg.input((3,), "int32")).dtype, rg.sum(rg.input((3,), "int32"), dtype="int32").dtype
+    (dtype('int64'), dtype('int32'))
+    """
     return _sum(_accumulator(as_tensor(x), dtype), axis=axis, keepdims=keepdims, name=name)
 
 
 @builder()
 def prod(x: Tensor, axis=None, keepdims: bool = False, *, dtype=None, name: Optional[str] = None) -> Tensor:
-    """Product over ``axis``, in ``dtype`` if given (``torch.prod(dtype=...)``); bools and 8/16-bit integers
-    multiply in int64, as PyTorch."""
+    """Product over ``axis``, in ``dtype`` if given (``torch.prod(dtype=...)``); bools and integers
+    narrower than 64 bits multiply in int64, as PyTorch and numpy."""
     return _prod(_accumulator(as_tensor(x), dtype), axis=axis, keepdims=keepdims, name=name)
 
 
