@@ -26,6 +26,8 @@ its op modules freely. What is here:
 - **Window geometry** (conv and pooling): output sizes, window positions, averaging matrices.
 - **Scans**: :data:`SCAN_KINDS` (the combine step of each scan op), :func:`argsort_reference`
   (the stable, NaN-last order every backend's argsort reproduces).
+- **Singular values**: :func:`svdvals_reference`, :func:`svdvals_grad_reference` (batched LAPACK
+  through numpy, with the NaN and zero-singular-value conventions of ``svdvals``).
 - **RNG constants**: the counter-based hash every backend reproduces bit for bit
   (:data:`GOLDEN`, :data:`M1`, :data:`M2`, :func:`hash32`, :func:`stream_key`, :func:`uniform_bits`).
 
@@ -52,6 +54,7 @@ from .ops.elementwise_table import CHEAP, HEAVY, MAXIMUM, MINIMUM, EwRow, add_ro
 from .ops.elementwise_table import ROWS as ELEMENTWISE_TABLE
 from .ops.random import GOLDEN, M1, M2, hash32, stream_key, uniform_bits
 from .ops.scan import SCAN_KINDS, argsort_ref as argsort_reference
+from .ops.svd import svdvals_grad_reference, svdvals_reference
 from .ops.window_geometry import (adaptive_avg_matrix, adaptive_bounds, adaptive_positions, avg_pool_matrix,
                                   conv_output_size, conv_transpose_output_size, effective_kernel,
                                   pool_output_size, pool_positions, window_positions)
@@ -82,4 +85,6 @@ __all__ = [
     "GOLDEN", "M1", "M2", "hash32", "stream_key", "uniform_bits",
     # scans and sorting
     "SCAN_KINDS", "argsort_reference",
+    # singular values (the numpy/LAPACK form every backend may call)
+    "svdvals_reference", "svdvals_grad_reference",
 ]

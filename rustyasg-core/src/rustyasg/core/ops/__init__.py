@@ -22,5 +22,6 @@ from .movement import (concat, flip, gather, one_hot, pad, reshape, scatter_add,
 from .random import random_normal, random_uniform  # noqa: F401
 from .scan import argsort, cummax_indices, cummin_indices, cumprod, cumsum, logcumsumexp  # noqa: F401
 from .scatter_ops import scatter_reduce_op  # noqa: F401
+from .svd import svdvals, svdvals_grad  # noqa: F401
 from .reduce import (argmax, argmin, broadcast_to, dim_size, log_softmax, logsumexp, max, mean, min,  # noqa: F401
                      prod, softmax, sum, sum_to, var)

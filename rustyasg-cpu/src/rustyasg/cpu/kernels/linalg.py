@@ -1,9 +1,13 @@
-"""matmul through BLAS (numpy's ``matmul`` with ``out=``).
+"""matmul through BLAS (numpy's ``matmul`` with ``out=``); singular values through LAPACK.
 
 A batched left operand times a plain matrix, ``(B, T, K) @ (K, N)``, is one GEMM
 of ``(B*T, K) @ (K, N)`` when the left operand is contiguous: numpy would
 otherwise call BLAS once per batch entry. Transposed operands are passed as
 strided views; BLAS reads them through its transpose flags without a copy.
+
+``svdvals`` and ``svdvals_grad`` run numpy's batched SVD (LAPACK ``gesdd``, one C loop over the
+batch, in the operand's own float32 or float64) through the core's ``svdvals_reference`` /
+``svdvals_grad_reference``, which also hold the NaN and zero-singular-value conventions.
 
 Example:
     >>> import numpy as np
@@ -23,6 +27,8 @@ import functools
 
 import numpy as np
 
+from rustyasg.core.backend_api import svdvals_grad_reference, svdvals_reference
+
 from .protocol import Impl
 
 
@@ -38,4 +44,16 @@ def _matmul(ins, args):
     return Impl(bind=bind, label="blas.matmul")
 
 
-KERNELS = {"matmul": _matmul}
+def _lapack(reference, label):
+    def kernel(ins, args):
+        def run(*arrays):
+            *operands, out = arrays
+            out[...] = reference(*operands)
+
+        return Impl(run=run, label=label)
+    return kernel
+
+
+KERNELS = {"matmul": _matmul,
+           "svdvals": _lapack(svdvals_reference, "lapack.svdvals"),
+           "svdvals_grad": _lapack(svdvals_grad_reference, "lapack.svdvals_grad")}
