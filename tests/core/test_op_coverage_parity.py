@@ -261,7 +261,7 @@ def _reduction_cases():
         Case("norm fro", [X], rg.norm, torch.norm),
         Case("norm p=1 two axes", [X], lambda x: rg.norm(x, 1, (0, 1)), lambda t: torch.norm(t, 1, (0, 1))),
     ]
-    for ord_ in ("fro", 1, -1, math.inf, -math.inf):
+    for ord_ in ("fro", "nuc", 2, -2, 1, -1, math.inf, -math.inf):
         c.append(Case(f"matrix_norm {ord_}", [X], lambda x, o=ord_: rg.matrix_norm(x, o),
                       lambda t, o=ord_: torch.linalg.matrix_norm(t, o)))
     # edge values, empty and 0-d operands (values only; ties among the specials make indices a convention)
@@ -414,8 +414,8 @@ def test_an_rng_stream_draws_new_integers_every_step():
     (lambda: rg.prelu(rg.input((2, 3), name="p"), np.ones(4, np.float32)), "4 entries but the input has 3"),
     (lambda: rg.topk(rg.input((2, 5), name="t"), 6), "k=6 is out of range"),
     (lambda: rg.cumsum(rg.input((2, 5), name="c"), 2), "out of range"),
-    (lambda: rg.matrix_norm(rg.input((2, 5), name="m"), "nuc"), "singular values"),
-    (lambda: rg.matrix_norm(rg.input((2, 5), name="m"), 2), "singular values"),
+    (lambda: rg.matrix_norm(rg.input((2, 0), name="m"), -2), "minimum of no singular value"),
+    (lambda: rg.matrix_norm(rg.input((2, 5), name="m"), 3), "unknown matrix norm"),
     (lambda: rg.div(rg.input((2,), name="d"), 2.0, rounding_mode="ceil"), "rounding_mode"),
     (lambda: rg.arange(0, 5, 0), "step must be non-zero"),
     (lambda: rg.arange(0, 5, -1), "disagree"),

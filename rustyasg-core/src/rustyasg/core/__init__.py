@@ -47,6 +47,7 @@ from .seeding import initial_seed, manual_seed
 from .saved_function import load_program
 from .saved_program import SavedProgramError, read_signature
 from .shapes import Dim
+import rustyasg.core.linalg as linalg  # torch.linalg's names; rebinds the name the star import gave ops.linalg
 
 install_missing_part_finder()
 plugin_manager()  # registers the built-in ops and passes, then every installed plugin's

@@ -28,6 +28,7 @@ from .graph import Tensor, as_tensor
 from .ops import elementwise as ew
 from .ops import movement, reduce
 from .ops import scan as _scan
+from .ops.svd import svdvals as _svdvals
 from .shapes import Dim, normalize_axes, normalize_axis
 
 __all__ = ["any", "all", "count_nonzero", "std_mean", "var_mean", "amax", "amin", "sum", "prod", "cumsum",
@@ -280,10 +281,17 @@ def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False) -> Tensor:
 
 @builder()
 def matrix_norm(x: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False) -> Tensor:
-    """Matrix norm over the two axes ``dim``: 'fro', 1 / -1 (max / min column sum), inf / -inf (rows).
+    """Matrix norm over the two axes ``dim`` (``torch.linalg.matrix_norm``): 'fro', 'nuc' (sum of the
+    singular values), 2 / -2 (largest / smallest singular value), 1 / -1 (max / min column sum),
+    inf / -inf (rows).
 
-    The spectral and nuclear norms (2, -2, 'nuc') need singular values, which RustyASG has no op for:
-    they are refused with that message.
+    The singular values come from :func:`svdvals`; a matrix with no element gives 0 for 'nuc' and 2
+    (-2 is refused there, as PyTorch's ``amin`` over nothing).
+
+    >>> import numpy as np, rustyasg.core as rg
+    >>> a = rg.constant(np.array([[3.0, 0.0], [0.0, -4.0]], np.float32))
+    >>> float(rg.matrix_norm(a, 2)), float(rg.matrix_norm(a, -2)), float(rg.matrix_norm(a, "nuc"))
+    (4.0, 3.0, 7.0)
     """
     x = as_tensor(x)
     dim = tuple(dim)
@@ -295,8 +303,7 @@ def matrix_norm(x: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False) -> Te
     if ord == "fro":
         return vector_norm(x, 2, (rows, cols), keepdim)
     if ord in ("nuc", 2, -2):
-        raise ValueError(f"the matrix norm ord={ord!r} needs singular values (no SVD op); "
-                         "use 'fro', 1, -1, inf or -inf")
+        return _singular_norm(x, ord, rows, cols, keepdim)
     if ord in (1, -1):
         inner, outer = rows, cols  # column sums, then the extreme over columns
     elif ord in (math.inf, -math.inf):
@@ -311,12 +318,36 @@ def matrix_norm(x: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False) -> Te
     return out
 
 
+def _singular_norm(x, ord, rows, cols, keepdim):
+    """'nuc', 2 or -2 over axes ``rows``, ``cols`` of ``x`` from its singular values."""
+    batch = tuple(i for i in range(x.ndim) if i not in (rows, cols))
+    order = batch + (rows, cols)
+    s = _svdvals(x.transpose(order) if order != tuple(range(x.ndim)) else x)
+    if s.shape[-1] == 0 and ord == -2:
+        raise ValueError(f"the matrix norm ord=-2 of {x.shape[rows]}x{x.shape[cols]} matrices is the minimum of no "
+                         "singular value; it exists only for matrices with at least one element")
+    if ord == "nuc":
+        out = _sum(s, axis=(-1,))
+    elif s.shape[-1] == 0:
+        out = _sum(s, axis=(-1,))  # the largest of no singular value is 0, as PyTorch
+    else:
+        out = (reduce.max if ord == 2 else reduce.min)(s, axis=(-1,))
+    if keepdim:
+        out = out.reshape(tuple(1 if i in (rows, cols) else d for i, d in enumerate(x.shape)))
+    return out
+
+
 @builder()
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False) -> Tensor:
     """``torch.norm``: the vector ``p``-norm over ``dim`` (all axes if None); 'fro' is the 2-norm.
 
     As in PyTorch, a number ``p`` with two axes is still a vector norm over both; use
-    :func:`matrix_norm` for the induced matrix norms. 'nuc' is refused (no SVD op).
+    :func:`matrix_norm` (or ``rg.linalg.norm``, as ``torch.linalg.norm``) for the induced matrix
+    norms. 'nuc' is the nuclear norm over ``dim`` (the last two axes if None).
+
+    >>> import numpy as np, rustyasg.core as rg
+    >>> float(rg.norm(rg.constant(np.diag([3.0, -4.0]).astype(np.float32)), "nuc"))
+    7.0
     """
     if p == "fro":
         return vector_norm(x, 2, dim, keepdim)

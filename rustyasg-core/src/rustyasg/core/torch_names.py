@@ -148,9 +148,10 @@ torch.var_mean | | rg.var_mean |
 torch.logcumsumexp | | rg.logcumsumexp |
 torch.cummax | | rg.cummax | (values, indices); the gradient goes to the index (rg.cummin likewise)
 torch.median | jnp.median | rg.median | the lower median, as PyTorch (numpy averages the two middle values)
-torch.norm | jnp.linalg.norm | rg.norm | a number p with two axes is a vector norm, as torch.norm
-torch.linalg.vector_norm | jnp.linalg.vector_norm | rg.vector_norm |
-torch.linalg.matrix_norm | jnp.linalg.matrix_norm | rg.matrix_norm | 'fro', 1, -1, inf, -inf; 2, -2 and 'nuc' need an SVD and are refused
+torch.norm | | rg.norm | a number p with two axes is a vector norm, as torch.norm; 'nuc' is the nuclear norm
+torch.linalg.norm | jnp.linalg.norm | rg.linalg.norm | a number ord with two axes is a matrix norm (2: spectral)
+torch.linalg.vector_norm | jnp.linalg.vector_norm | rg.vector_norm | also rg.linalg.vector_norm
+torch.linalg.matrix_norm | jnp.linalg.matrix_norm | rg.matrix_norm | 'fro', 'nuc', 2, -2, 1, -1, inf, -inf; also rg.linalg.matrix_norm
 """,
     "Movement and indexing": """
 torch.reshape / Tensor.view | jnp.reshape | rg.reshape | always a reshape of the value (no aliasing views)
@@ -193,6 +194,7 @@ torch.unique | jnp.unique | rg.unique | refused: data-dependent shape
 """,
     "Linear algebra": """
 torch.matmul / @ | jnp.matmul | rg.matmul |
+torch.linalg.svdvals | jnp.linalg.svdvals | rg.svdvals | also rg.linalg.svdvals; NaN or inf in a matrix gives NaN (PyTorch's CPU raises)
 torch.nn.functional.linear | | F.linear |
 """,
     "Layers (torch.nn)": """
