@@ -105,7 +105,8 @@ def collect(part: str) -> dict[str, list[tuple[str, str]]]:
         for name in _public_names(module):
             obj = getattr(module, name, None)
             if isinstance(obj, types.ModuleType):
-                if obj.__name__.startswith(part + ".") and obj.__name__.rsplit(".", 1)[-1] == name:
+                if (obj.__name__.startswith(part + ".") and obj.__name__.rsplit(".", 1)[-1] == name
+                        and name not in SKIP_SUBMODULES):
                     queue.append(obj)
                 continue
             # classes and functions: autodoc cannot document other callables (lru_cache wrappers, instances)

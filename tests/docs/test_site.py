@@ -36,9 +36,19 @@ def _api_pages():
 
 @pytest.fixture(scope="module")
 def api_groups():
-    """{part: {group: entries}} as the build is about to see them (taken just before it starts)."""
-    api = _api_pages()
-    return {part: api.collect(part) for part, _, _ in api.PARTS}
+    """{part: {group: entries}} as the build is about to see them (taken just before it starts).
+
+    Collected in a fresh interpreter, as the build's: in this process earlier tests have imported
+    modules (``rustyasg.core.cli``, ...) that then show up as attributes of their packages.
+    """
+    script = (f"import importlib.util, json, sys; spec = importlib.util.spec_from_file_location('api_pages', "
+              f"{str(DOCS / '_ext' / 'api_pages.py')!r}); api = importlib.util.module_from_spec(spec); "
+              "spec.loader.exec_module(api); "
+              "json.dump({p: api.collect(p) for p, _, _ in api.PARTS}, sys.stdout)")
+    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-5000:]
+    return {part: {group: [tuple(e) for e in entries] for group, entries in groups.items()}
+            for part, groups in json.loads(run.stdout).items()}
 
 
 @pytest.fixture(scope="module")
