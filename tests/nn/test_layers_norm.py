@@ -1,4 +1,4 @@
-"""LayerNorm and BatchNorm1d/2d against PyTorch, including running statistics updated inside the compiled step."""
+"""LayerNorm and BatchNorm1d/2d/3d against PyTorch, including running statistics updated inside the compiled step."""
 
 import numpy as np
 import pytest
@@ -39,11 +39,11 @@ def test_layer_norm_shape_error():
 
 
 CASES = [(nn.BatchNorm1d, torch.nn.BatchNorm1d, (6, 4)), (nn.BatchNorm1d, torch.nn.BatchNorm1d, (5, 4, 7)),
-         (nn.BatchNorm2d, torch.nn.BatchNorm2d, (3, 4, 5, 6))]
+         (nn.BatchNorm2d, torch.nn.BatchNorm2d, (3, 4, 5, 6)), (nn.BatchNorm3d, torch.nn.BatchNorm3d, (3, 4, 3, 5, 2))]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("ours_cls,torch_cls,shape", CASES, ids=["1d-NC", "1d-NCL", "2d"])
+@pytest.mark.parametrize("ours_cls,torch_cls,shape", CASES, ids=["1d-NC", "1d-NCL", "2d", "3d"])
 @pytest.mark.parametrize("training", [True, False])
 def test_batch_norm_parity(ours_cls, torch_cls, shape, training, dtype, parity, rng):
     theirs = _randomize(torch_cls(4, eps=1e-3))
@@ -56,7 +56,7 @@ def test_batch_norm_parity(ours_cls, torch_cls, shape, training, dtype, parity, 
 
 
 @pytest.mark.parametrize("momentum", [0.1, 0.5, None])
-@pytest.mark.parametrize("ours_cls,torch_cls,shape", CASES, ids=["1d-NC", "1d-NCL", "2d"])
+@pytest.mark.parametrize("ours_cls,torch_cls,shape", CASES, ids=["1d-NC", "1d-NCL", "2d", "3d"])
 def test_batch_norm_running_stats_updated_in_compiled_step(ours_cls, torch_cls, shape, momentum, backend, rng):
     """Several compiled training steps update running stats exactly as PyTorch's forward passes do."""
     theirs = torch_cls(4, momentum=momentum).double()
@@ -122,3 +122,35 @@ def test_batch_norm_training_step_with_grads_and_updates_together(backend, parit
         parity.assert_close(step(batch), t_loss.item(), 1e-10, "loss")
     for k, v in theirs.state_dict().items():
         parity.assert_close(ours.state_dict()[k], v.numpy(), 1e-10, k)
+
+
+@pytest.mark.parametrize("backend_name", ["cpu", "wgpu"])
+@pytest.mark.parametrize("kw", [{}, {"affine": False}, {"track_running_stats": False}, {"momentum": None}])
+def test_batch_norm3d_loads_a_torch_checkpoint_trains_and_evaluates_like_torch(backend_name, kw, rng):
+    """float32 on cpu and wgpu: a torch state_dict loads by name, two training steps update the same
+    running statistics, and evaluation (running statistics, or batch ones without them) matches."""
+    theirs = _randomize(torch.nn.BatchNorm3d(3, eps=1e-3, **kw))
+    with torch.no_grad():
+        if theirs.running_mean is not None:
+            theirs.running_mean.copy_(torch.randn(3))
+            theirs.running_var.copy_(torch.rand(3) + 0.5)
+    ours = nn.BatchNorm3d(3, eps=1e-3, **kw)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    x = rg.input((None, 3, 3, 4, 5), name="x")
+    step = rg.function([x], ours(x), updates=ours.state_updates(), backend=backend_name)
+    for i in range(2):
+        batch = (rng.standard_normal((2 + i, 3, 3, 4, 5)) * (i + 2) - i).astype(np.float32)
+        batch[0, 0, 0, 0, :2] = [-7.5, 0.0]  # negatives and zeros on purpose
+        np.testing.assert_allclose(step(batch), theirs(torch.tensor(batch)).detach().numpy(), rtol=1e-4, atol=1e-4)
+    for k, v in theirs.state_dict().items():
+        np.testing.assert_allclose(ours.state_dict()[k], v.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+    ours.eval(), theirs.eval()
+    batch = rng.standard_normal((2, 3, 3, 4, 5)).astype(np.float32)
+    got = rg.function([x], ours(x), backend=backend_name)(batch)
+    np.testing.assert_allclose(got, theirs(torch.tensor(batch)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm3d_rejects_other_ranks():
+    with pytest.raises(rg.ShapeError, match="rank-5"):
+        nn.BatchNorm3d(3)(rg.input((2, 3, 4, 4), name="x"))

@@ -24,7 +24,7 @@ from .embedding import Embedding, EmbeddingBag, embedding, embedding_bag
 from .linear import Flatten, Identity, Linear, linear
 from .module import Module, StateDictError, clone
 from .remat import checkpoint_module
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm, batch_norm, layer_norm, rms_norm
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm, RMSNorm, batch_norm, layer_norm, rms_norm
 from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d,
                       global_avg_pool2d)
 from .positional import (ALiBi, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
@@ -34,7 +34,8 @@ from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLay
 from .conv_nd import (Conv1d, Conv3d, ConvTranspose1d, ConvTranspose3d, conv1d, conv3d, conv_transpose1d,
                       conv_transpose3d)
 from .group_norm import GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, group_norm, instance_norm
-from .pooling_nd import AvgPool1d, AvgPool3d, MaxPool1d, MaxPool3d, MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
+from .pooling_nd import (AdaptiveAvgPool1d, AdaptiveAvgPool3d, AdaptiveMaxPool1d, AdaptiveMaxPool3d, AvgPool1d,
+                         AvgPool3d, MaxPool1d, MaxPool3d, MaxUnpool1d, MaxUnpool2d, MaxUnpool3d)
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .resample import (PAD_MODULES, Fold, PixelShuffle, PixelUnshuffle, Unflatten, Unfold, Upsample,
                        UpsamplingBilinear2d, UpsamplingNearest2d)

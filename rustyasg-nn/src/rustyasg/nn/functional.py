@@ -8,7 +8,7 @@ Example:
     (Dim(x.0), 3, 4, 4)
 """
 
-from rustyasg.core import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, one_hot  # noqa: F401
+from rustyasg.core import avg_pool2d, one_hot  # noqa: F401
 
 from .activations import (elu, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax,  # noqa: F401
                           softplus, swish, tanh)
@@ -24,6 +24,7 @@ from .pooling import global_avg_pool2d  # noqa: F401
 from .positional import apply_rotary  # noqa: F401
 from .conv_nd import conv1d, conv3d, conv_transpose1d, conv_transpose3d  # noqa: F401
 from .group_norm import group_norm, instance_norm  # noqa: F401
-from .pooling_nd import (avg_pool1d, avg_pool3d, max_pool1d, max_pool2d, max_pool3d, max_unpool1d,  # noqa: F401
-                         max_unpool2d, max_unpool3d)
+from .pooling_nd import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,  # noqa: F401
+                         adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, avg_pool1d, avg_pool3d,
+                         max_pool1d, max_pool2d, max_pool3d, max_unpool1d, max_unpool2d, max_unpool3d)
 from .resample import fold, interpolate, pad, pixel_shuffle, pixel_unshuffle, unfold, upsample  # noqa: F401

@@ -1,4 +1,4 @@
-"""Normalization layers: ``LayerNorm``, ``BatchNorm1d`` and ``BatchNorm2d``.
+"""Normalization layers: ``LayerNorm``, ``RMSNorm`` and ``BatchNorm{1,2,3}d``.
 
 Batch norm in training mode normalises with the batch statistics and records
 new running statistics (PyTorch's momentum rule, unbiased running variance,
@@ -137,7 +137,7 @@ def batch_statistics(x: Tensor):
 
 
 class _BatchNorm(Module):
-    """Shared body of BatchNorm1d/2d; subclasses give the accepted input ranks."""
+    """Shared body of BatchNorm1d/2d/3d; subclasses give the accepted input ranks."""
 
     ranks: tuple = ()
 
@@ -201,3 +201,13 @@ class BatchNorm2d(_BatchNorm):
     """
 
     ranks = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch norm of ``(N, C, D, H, W)`` inputs (``torch.nn.BatchNorm3d``).
+
+    >>> BatchNorm3d(2)(rg.input((4, 2, 3, 5, 5))).shape
+    (4, 2, 3, 5, 5)
+    """
+
+    ranks = (5,)

@@ -18,6 +18,7 @@ from rustyasg.core import Tensor
 
 from ._checks import check_rank
 from .module import Module
+from .pooling_nd import AdaptiveAvgPool2d, AdaptiveMaxPool2d  # noqa: F401  (their home: every rank)
 
 
 def global_avg_pool2d(x: Tensor, keepdim: bool = False) -> Tensor:
@@ -64,37 +65,6 @@ class AvgPool2d(Module):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-class AdaptiveAvgPool2d(Module):
-    """Average pooling to a fixed ``output_size`` (int, pair, ``None`` entries keep the input size)."""
-
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.output_size in (1, (1, 1)):
-            check_rank("AdaptiveAvgPool2d", x, 4, "input (N, C, H, W)")
-            return global_avg_pool2d(x, keepdim=True)  # a plain mean: cheaper and symbolic-size friendly
-        return rg.adaptive_avg_pool2d(x, self.output_size)
-
-    def extra_repr(self):
-        return f"output_size={self.output_size}"
-
-
-class AdaptiveMaxPool2d(Module):
-    """Max pooling to a fixed ``output_size``."""
-
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, x: Tensor) -> Tensor:
-        return rg.adaptive_max_pool2d(x, self.output_size)
-
-    def extra_repr(self):
-        return f"output_size={self.output_size}"
 
 
 class GlobalAvgPool2d(Module):

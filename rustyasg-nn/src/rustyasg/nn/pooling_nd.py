@@ -1,12 +1,17 @@
-"""1-D and 3-D pooling and max-unpooling, lowered to the core's 2-D pooling ops.
+"""Pooling of 1, 2 or 3 spatial axes and max-unpooling, lowered to the core's 2-D pooling ops.
 
-* 1-D pooling is 2-D pooling over a unit height (so ``return_indices`` works too).
+One mechanism serves every rank and every window rule (fixed windows or adaptive ones):
+
+* 1-D pooling is 2-D pooling over a unit height (so indices come out as flat positions too).
 * 3-D pooling pools height and width with the 2-D op on ``(N, C*D, H, W)``, then the depth
   axis: max and box averages are separable (the max of a box is the max of per-axis maxima;
-  the count of valid cells in a box is the product of per-axis counts). Depth max pooling is a
-  constant-index ``take`` of the windows and a ``max``; depth averaging a matmul with the
-  averaging matrix of the core's window geometry, with PyTorch's ``count_include_pad`` and
-  ``ceil_mode`` rules.
+  the count of valid cells in a box is the product of per-axis counts). The depth pass gathers
+  each output's depth window with a constant-index ``take`` and reduces it: ``max`` (its
+  ``argmax`` picks the depth of the flat ``(d*H + h)*W + w`` index), or a weighted sum that
+  reads only the window, so a NaN or inf elsewhere along depth stays out (as in PyTorch).
+  Window positions and weights come from the core's window geometry (PyTorch's
+  ``ceil_mode``/``count_include_pad`` rules, adaptive windows ``floor(i*in/out)`` to
+  ``ceil((i+1)*in/out)``).
 * ``max_unpool{1,2,3}d`` writes each value at its flat index with ``scatter`` into zeros.
 
 Example:
@@ -15,24 +20,31 @@ Example:
     (1, 2, 2, 3, 3)
     >>> AvgPool1d(3, stride=2, padding=1)(rg.input((2, 4, 9))).shape
     (2, 4, 5)
+    >>> AdaptiveMaxPool3d((2, None, 3), return_indices=True)(rg.input((1, 2, 5, 4, 7)))[1].describe()
+    'int64(1, 2, 2, 4, 3)'
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 import rustyasg.core as rg
 from rustyasg.core import Tensor
-from rustyasg.core.ops.window_geometry import avg_pool_matrix, pool_positions
+from rustyasg.core.ops.window_geometry import adaptive_avg_matrix, adaptive_positions, avg_pool_matrix, pool_positions
 
 from ._checks import check_rank, shape_error
 from .module import Module
 
-__all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool3d", "max_unpool1d", "max_unpool2d",
-           "max_unpool3d", "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d", "MaxUnpool1d", "MaxUnpool2d",
+__all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool3d", "adaptive_avg_pool1d",
+           "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+           "adaptive_max_pool3d", "max_unpool1d", "max_unpool2d", "max_unpool3d", "MaxPool1d", "MaxPool3d",
+           "AvgPool1d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
+           "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "MaxUnpool1d", "MaxUnpool2d",
            "MaxUnpool3d"]
+
+_LAYOUT = {1: "input (N, C, L)", 2: "input (N, C, H, W)", 3: "input (N, C, D, H, W)"}
 
 
 def _tuple(v, n: int) -> tuple:
@@ -45,18 +57,80 @@ def _window(kernel_size, stride, padding, dilation, n: int):
     return kernel, stride, _tuple(padding, n), _tuple(dilation, n)
 
 
-@rg.builder()
-def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
-               return_indices: bool = False):
-    """``torch.nn.functional.max_pool2d``, with ``return_indices`` (flat ``h*W + w`` positions).
+def _plane(values: tuple, nd: int, unit) -> tuple:
+    """The (height, width) part of per-axis ``values`` for the core's 2-D op (1-D: a unit height)."""
+    return (unit,) + values if nd == 1 else values[-2:]
 
-    >>> y, i = max_pool2d(rg.input((1, 1, 4, 4)), 2, return_indices=True); i.dtype
-    dtype('int64')
-    """
-    y = rg.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
-    if not return_indices:
+
+def _as_planes(x: Tensor, nd: int):
+    """``x`` as the 2-D op's ``(N, C', H, W)`` input, and the function taking its results back to ``nd`` axes."""
+    if nd == 1:
+        return rg.unsqueeze(x, 2), lambda y: rg.squeeze(y, 2)
+    if nd == 2:
+        return x, lambda y: y
+    n, c, d = x.shape[0], x.shape[1], x.shape[2]
+    return x.reshape((n, c * d) + tuple(x.shape[3:])), lambda y: y.reshape((n, c, d) + tuple(y.shape[2:]))
+
+
+def _depth_windows(y: Tensor, pos: np.ndarray, valid: np.ndarray, fill: float) -> Tensor:
+    """``(N, C, Do, K, H, W)``: depth window ``k`` of every output depth, ``fill`` where the slot is padding."""
+    win = rg.take(y, rg.constant(np.ascontiguousarray(pos, np.int64)), axis=2)
+    if valid.all():
+        return win
+    return rg.where(rg.constant(np.ascontiguousarray(valid).reshape(valid.shape + (1, 1))), win, fill)
+
+
+def _max_nd(x: Tensor, nd: int, plane_op: Callable, depth, return_indices: bool):
+    """Max pooling of ``nd`` spatial axes: ``plane_op(planes, indices)`` pools height and width (values, or
+    int64 flat positions with ``indices``); ``depth`` = ``(positions, valid)`` windows of the depth axis."""
+    planes, back = _as_planes(x, nd)
+    y = back(plane_op(planes, False))
+    idx = back(plane_op(planes, True)) if return_indices else None
+    if nd == 3:
+        pos, valid = depth
+        win = _depth_windows(y, pos, valid, -np.inf)
+        out = rg.max(win, axis=3)
+        if idx is not None:
+            # first maximum along depth, and its depth's own flat (h*W + w) position: scan order as PyTorch
+            k = rg.argmax(win, axis=3, keepdims=True)
+            area = int(x.shape[3]) * int(x.shape[4])
+            flat = rg.take(idx, rg.constant(np.ascontiguousarray(pos, np.int64)), axis=2) \
+                + rg.constant((pos.astype(np.int64) * area).reshape(pos.shape + (1, 1)))
+            idx = rg.squeeze(rg.take_along_dim(flat, k, dim=3), 3)
+        y = out
+    return (y, idx) if return_indices else y
+
+
+def _avg_nd(x: Tensor, nd: int, plane_op: Callable, depth: Optional[np.ndarray]) -> Tensor:
+    """Average pooling of ``nd`` spatial axes: ``plane_op`` pools height and width; ``depth`` is the
+    ``(out, D)`` averaging matrix of the depth axis (each row's nonzero weights are its window)."""
+    planes, back = _as_planes(x, nd)
+    y = back(plane_op(planes))
+    if nd < 3:
         return y
-    return y, rg.max_pool2d_indices(x, kernel_size, stride, padding, dilation, ceil_mode)
+    rows = [np.flatnonzero(r) for r in depth]
+    width = max(len(r) for r in rows)
+    pos = np.array([np.pad(r, (0, width - len(r)), constant_values=r[0]) for r in rows], np.int64)
+    valid = np.arange(width)[None, :] < np.array([len(r) for r in rows])[:, None]
+    weight = np.where(valid, np.take_along_axis(depth, pos, axis=1), 0.0).reshape(pos.shape + (1, 1))
+    win = _depth_windows(y, pos, valid, 0.0)
+    return rg.sum(win * rg.constant(weight.astype(y.dtype)), axis=3)
+
+
+# --- fixed windows -------------------------------------------------------------------------------
+def _max_pool(where: str, nd: int, x: Tensor, kernel_size, stride, padding, dilation, ceil_mode: bool,
+              return_indices: bool):
+    check_rank(where, x, nd + 2, _LAYOUT[nd])
+    k, s, p, d = _window(kernel_size, stride, padding, dilation, nd)
+    if any(2 * pi > ki for pi, ki in zip(p, k)):
+        raise shape_error(where, f"padding {p} must be at most half the kernel {k}", x)
+    args = (_plane(k, nd, 1), _plane(s, nd, 1), _plane(p, nd, 0), _plane(d, nd, 1), ceil_mode)
+
+    def plane_op(t, indices):
+        return (rg.max_pool2d_indices if indices else rg.max_pool2d)(t, *args)
+
+    depth = pool_positions(int(x.shape[2]), k[0], s[0], p[0], d[0], ceil_mode) if nd == 3 else None
+    return _max_nd(x, nd, plane_op, depth, return_indices)
 
 
 @rg.builder()
@@ -67,10 +141,48 @@ def max_pool1d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_
     >>> max_pool1d(rg.input((2, 3, 8)), 2).shape
     (2, 3, 4)
     """
-    check_rank("max_pool1d", x, 3, "input (N, C, L)")
-    (k,), (s,), (p,), (d,) = _window(kernel_size, stride, padding, dilation, 1)
-    out = max_pool2d(rg.unsqueeze(x, 2), (1, k), (1, s), (0, p), (1, d), ceil_mode, return_indices)
-    return tuple(rg.squeeze(t, 2) for t in out) if return_indices else rg.squeeze(out, 2)
+    return _max_pool("max_pool1d", 1, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+@rg.builder()
+def max_pool2d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """``torch.nn.functional.max_pool2d``, with ``return_indices`` (flat ``h*W + w`` positions).
+
+    >>> y, i = max_pool2d(rg.input((1, 1, 4, 4)), 2, return_indices=True); i.dtype
+    dtype('int64')
+    """
+    return _max_pool("max_pool2d", 2, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+@rg.builder()
+def max_pool3d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """Max pooling over ``(N, C, D, H, W)`` (``torch.nn.functional.max_pool3d``); indices are flat
+    ``(d*H + h)*W + w`` positions.
+
+    >>> max_pool3d(rg.input((1, 1, 4, 4, 4)), 3, 1, 1).shape
+    (1, 1, 4, 4, 4)
+    """
+    return _max_pool("max_pool3d", 3, x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def _avg_pool(where: str, nd: int, x: Tensor, kernel_size, stride, padding, ceil_mode: bool,
+              count_include_pad: bool, divisor_override: Optional[int]) -> Tensor:
+    check_rank(where, x, nd + 2, _LAYOUT[nd])
+    k, s, p, _ = _window(kernel_size, stride, padding, 1, nd)
+    if any(2 * pi > ki for pi, ki in zip(p, k)):
+        raise shape_error(where, f"padding {p} must be at most half the kernel {k}", x)
+    # With an override over 3 axes the plane pass sums (divisor 1) and the depth pass divides by it.
+    plane_divisor = 1 if divisor_override and nd == 3 else divisor_override
+
+    def plane_op(t):
+        return rg.avg_pool2d(t, _plane(k, nd, 1), _plane(s, nd, 1), _plane(p, nd, 0), ceil_mode, count_include_pad,
+                             plane_divisor)
+
+    depth = avg_pool_matrix(int(x.shape[2]), k[0], s[0], p[0], ceil_mode, count_include_pad,
+                            float(divisor_override or 0)) if nd == 3 else None
+    return _avg_nd(x, nd, plane_op, depth)
 
 
 @rg.builder()
@@ -81,36 +193,7 @@ def avg_pool1d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
     >>> avg_pool1d(rg.input((2, 3, 8)), 3, 2, 1).shape
     (2, 3, 4)
     """
-    check_rank("avg_pool1d", x, 3, "input (N, C, L)")
-    (k,), (s,), (p,), _ = _window(kernel_size, stride, padding, 1, 1)
-    return rg.squeeze(rg.avg_pool2d(rg.unsqueeze(x, 2), (1, k), (1, s), (0, p), ceil_mode, count_include_pad), 2)
-
-
-def _planes(x: Tensor):
-    """``(N, C, D, H, W) -> (N, C*D, H, W)`` and back."""
-    n, c, d = x.shape[0], x.shape[1], x.shape[2]
-    return x.reshape((n, c * d) + tuple(x.shape[3:])), lambda y: y.reshape((n, c, d) + tuple(y.shape[2:]))
-
-
-@rg.builder()
-def max_pool3d(x: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False) -> Tensor:
-    """Max pooling over ``(N, C, D, H, W)`` (``torch.nn.functional.max_pool3d``).
-
-    >>> max_pool3d(rg.input((1, 1, 4, 4, 4)), 3, 1, 1).shape
-    (1, 1, 4, 4, 4)
-    """
-    check_rank("max_pool3d", x, 5, "input (N, C, D, H, W)")
-    k, s, p, d = _window(kernel_size, stride, padding, dilation, 3)
-    if any(2 * pi > ki for pi, ki in zip(p, k)):
-        raise shape_error("max_pool3d", f"padding {p} must be at most half the kernel {k}", x)
-    flat, back = _planes(x)
-    y = back(rg.max_pool2d(flat, k[1:], s[1:], p[1:], d[1:], ceil_mode))
-    depth = x.shape[2]
-    pos, valid = pool_positions(depth, k[0], s[0], p[0], d[0], ceil_mode)
-    win = rg.take(y, rg.constant(np.ascontiguousarray(pos, np.int64)), axis=2)  # (N, C, Do, kd, Ho, Wo)
-    if not valid.all():
-        win = rg.where(rg.constant(valid.reshape(valid.shape + (1, 1))), win, -np.inf)
-    return rg.max(win, axis=3)
+    return _avg_pool("avg_pool1d", 1, x, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
 
 
 @rg.builder()
@@ -121,19 +204,105 @@ def avg_pool3d(x: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool =
     >>> avg_pool3d(rg.input((1, 2, 4, 4, 4)), 2).shape
     (1, 2, 2, 2, 2)
     """
-    check_rank("avg_pool3d", x, 5, "input (N, C, D, H, W)")
-    k, s, p, _ = _window(kernel_size, stride, padding, 1, 3)
-    if any(2 * pi > ki for pi, ki in zip(p, k)):
-        raise shape_error("avg_pool3d", f"padding {p} must be at most half the kernel {k}", x)
-    flat, back = _planes(x)
-    # With an override the plane pass sums (divisor 1) and the depth pass divides by it.
-    y = back(rg.avg_pool2d(flat, k[1:], s[1:], p[1:], ceil_mode, count_include_pad,
-                           1 if divisor_override else None))
-    a = avg_pool_matrix(int(x.shape[2]), k[0], s[0], p[0], ceil_mode, count_include_pad,
-                        float(divisor_override or 0))
-    from .resample import apply_along_axis
+    return _avg_pool("avg_pool3d", 3, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
 
-    return apply_along_axis(y, 2, a)
+
+# --- adaptive windows ------------------------------------------------------------------------------
+def _adaptive_size(where: str, x: Tensor, output_size, nd: int, global_mean: bool = False) -> tuple:
+    """PyTorch's ``output_size``: an int for every axis or one entry per axis, ``None`` keeping that input size."""
+    check_rank(where, x, nd + 2, _LAYOUT[nd])
+    size = (output_size,) * nd if output_size is None or isinstance(output_size, (int, np.integer)) \
+        else tuple(output_size)
+    if len(size) != nd:
+        raise shape_error(where, f"output_size {output_size!r} needs {nd} entries (one per spatial axis)", x)
+    if any(o is not None and int(o) <= 0 for o in size):
+        raise shape_error(where, f"output_size {output_size!r} must be positive", x)
+    if global_mean and all(o == 1 for o in size):  # a plain mean: any spatial sizes, symbolic ones too
+        return size
+    if any(not isinstance(n, (int, np.integer)) for n in x.shape[2:]):
+        raise shape_error(where, "adaptive pooling to a size other than 1 needs static spatial sizes; give the "
+                          "input's spatial axes fixed sizes", x)
+    return tuple(int(n) if o is None else int(o) for o, n in zip(size, x.shape[2:]))
+
+
+def _adaptive_avg(where: str, nd: int, x: Tensor, output_size) -> Tensor:
+    size = _adaptive_size(where, x, output_size, nd, global_mean=True)
+    if all(o == 1 for o in size):  # a plain mean: cheaper
+        return x.mean(axis=tuple(range(2, nd + 2)), keepdims=True)
+    depth = adaptive_avg_matrix(int(x.shape[2]), size[0]) if nd == 3 else None
+    return _avg_nd(x, nd, lambda t: rg.adaptive_avg_pool2d(t, _plane(size, nd, 1)), depth)
+
+
+def _adaptive_max(where: str, nd: int, x: Tensor, output_size, return_indices: bool):
+    size = _adaptive_size(where, x, output_size, nd)
+
+    def plane_op(t, indices):
+        return (rg.adaptive_max_pool2d_indices if indices else rg.adaptive_max_pool2d)(t, _plane(size, nd, 1))
+
+    depth = adaptive_positions(int(x.shape[2]), size[0]) if nd == 3 else None
+    return _max_nd(x, nd, plane_op, depth, return_indices)
+
+
+@rg.builder()
+def adaptive_avg_pool1d(x: Tensor, output_size) -> Tensor:
+    """``torch.nn.functional.adaptive_avg_pool1d`` over ``(N, C, L)``: window ``i`` spans
+    ``floor(i*L/out)`` to ``ceil((i+1)*L/out)``.
+
+    >>> adaptive_avg_pool1d(rg.input((2, 3, 10)), 4).shape
+    (2, 3, 4)
+    """
+    return _adaptive_avg("adaptive_avg_pool1d", 1, x, output_size)
+
+
+@rg.builder()
+def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
+    """``torch.nn.functional.adaptive_avg_pool2d`` over ``(N, C, H, W)`` (``None`` keeps that input size).
+
+    >>> adaptive_avg_pool2d(rg.input((2, 3, 10, 9)), (4, None)).shape
+    (2, 3, 4, 9)
+    """
+    return _adaptive_avg("adaptive_avg_pool2d", 2, x, output_size)
+
+
+@rg.builder()
+def adaptive_avg_pool3d(x: Tensor, output_size) -> Tensor:
+    """``torch.nn.functional.adaptive_avg_pool3d`` over ``(N, C, D, H, W)``.
+
+    >>> adaptive_avg_pool3d(rg.input((2, 3, 5, 6, 7)), (2, 3, None)).shape
+    (2, 3, 2, 3, 7)
+    """
+    return _adaptive_avg("adaptive_avg_pool3d", 3, x, output_size)
+
+
+@rg.builder()
+def adaptive_max_pool1d(x: Tensor, output_size, return_indices: bool = False):
+    """``torch.nn.functional.adaptive_max_pool1d`` over ``(N, C, L)``; indices are int64 positions along ``L``.
+
+    >>> adaptive_max_pool1d(rg.input((2, 3, 10)), 3).shape
+    (2, 3, 3)
+    """
+    return _adaptive_max("adaptive_max_pool1d", 1, x, output_size, return_indices)
+
+
+@rg.builder()
+def adaptive_max_pool2d(x: Tensor, output_size, return_indices: bool = False):
+    """``torch.nn.functional.adaptive_max_pool2d``; indices are int64 flat ``h*W + w`` positions.
+
+    >>> adaptive_max_pool2d(rg.input((2, 3, 10, 9)), 3, return_indices=True)[1].describe()
+    'int64(2, 3, 3, 3)'
+    """
+    return _adaptive_max("adaptive_max_pool2d", 2, x, output_size, return_indices)
+
+
+@rg.builder()
+def adaptive_max_pool3d(x: Tensor, output_size, return_indices: bool = False):
+    """``torch.nn.functional.adaptive_max_pool3d``; indices are int64 flat ``(d*H + h)*W + w`` positions.
+
+    >>> adaptive_max_pool3d(rg.input((1, 2, 5, 6, 7)), (2, 3, 4)).shape
+    (1, 2, 2, 3, 4)
+    """
+    return _adaptive_max("adaptive_max_pool3d", 3, x, output_size, return_indices)
 
 
 def _max_unpool(x: Tensor, indices: Tensor, kernel_size, stride, padding, output_size, nd: int, where: str) -> Tensor:
@@ -210,8 +379,10 @@ class MaxPool3d(_Pool):
 
     fn = staticmethod(max_pool3d)
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):
-        super().__init__(kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode)
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
+                 ceil_mode: bool = False):
+        super().__init__(kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode,
+                         return_indices=return_indices)
 
 
 class AvgPool1d(_Pool):
@@ -232,6 +403,63 @@ class AvgPool3d(_Pool):
                  divisor_override=None):
         super().__init__(kernel_size, stride, padding, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
                          divisor_override=divisor_override)
+
+
+class _AdaptivePool(Module):
+    """Stores ``output_size``; ``forward`` calls the function of the same name."""
+
+    fn = None
+
+    def __init__(self, output_size, **options):
+        super().__init__()
+        self.output_size, self.options = output_size, options
+
+    def forward(self, x: Tensor):
+        return type(self).fn(x, self.output_size, **self.options)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class _AdaptiveMaxPool(_AdaptivePool):
+    def __init__(self, output_size, return_indices: bool = False):
+        super().__init__(output_size, return_indices=return_indices)
+
+
+class AdaptiveAvgPool1d(_AdaptivePool):
+    """``torch.nn.AdaptiveAvgPool1d``."""
+
+    fn = staticmethod(adaptive_avg_pool1d)
+
+
+class AdaptiveAvgPool2d(_AdaptivePool):
+    """``torch.nn.AdaptiveAvgPool2d`` (``output_size`` an int or a pair; ``None`` entries keep the input size)."""
+
+    fn = staticmethod(adaptive_avg_pool2d)
+
+
+class AdaptiveAvgPool3d(_AdaptivePool):
+    """``torch.nn.AdaptiveAvgPool3d``."""
+
+    fn = staticmethod(adaptive_avg_pool3d)
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPool):
+    """``torch.nn.AdaptiveMaxPool1d``."""
+
+    fn = staticmethod(adaptive_max_pool1d)
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPool):
+    """``torch.nn.AdaptiveMaxPool2d``."""
+
+    fn = staticmethod(adaptive_max_pool2d)
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPool):
+    """``torch.nn.AdaptiveMaxPool3d``."""
+
+    fn = staticmethod(adaptive_max_pool3d)
 
 
 class _Unpool(Module):
