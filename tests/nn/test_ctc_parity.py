@@ -52,12 +52,33 @@ CASES = [
     _case("ctc_none_impossible", PADDED, [7, 5, 3], [3, 2, 3], "none"),  # 4,4,4 needs 5 frames
     _case("ctc_concatenated", CONCAT, [7, 7, 6], [3, 1, 3], "none"),
     _case("ctc_unbatched", PADDED[0], 7, 3, "sum", logits=LOGITS[:, 0]),
+    # without zero_infinity an impossible sample's loss is inf and its gradient NaN on its own frames
+    # (t < input length), 0 on the rest; the other samples keep finite gradients
+    *[_case(f"ctc_{reduction}_impossible_nan_gradient", PADDED, [7, 5, 3], [3, 2, 3], reduction, zero_infinity=False)
+      for reduction in ("none", "mean", "sum")],
+    _case("ctc_unbatched_impossible", PADDED[2], 4, 3, "sum", zero_infinity=False, logits=LOGITS[:, 2]),
 ]
 
 
 @pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu"])
 def test_ctc_loss_matches_torch(backend):
     parity.check_cases(CASES, backend)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu"])
+@pytest.mark.parametrize("zero_infinity", [False, True])
+def test_impossible_alignment_gradient_is_nan_on_its_frames_or_zero(backend, zero_infinity):
+    dt = np.float64 if backend == "reference" else np.float32
+    x = rg.input(LOGITS.shape, dt, name="x")
+    loss = nn.CTCLoss(reduction="sum", zero_infinity=zero_infinity)(rg.log_softmax(x, axis=-1), rg.constant(PADDED),
+                                                                    [7, 5, 3], [3, 2, 3])
+    (g,) = rg.grad(loss, [x])
+    value, grad = rg.function([x], [loss, g], backend=backend)(LOGITS.astype(dt))
+    assert np.isfinite(grad[:, :2]).all()
+    if zero_infinity:
+        assert np.isfinite(value) and (grad[:, 2] == 0).all()
+    else:
+        assert np.isinf(value) and np.isnan(grad[:3, 2]).all() and (grad[3:, 2] == 0).all()
 
 
 def test_impossible_alignment_is_inf_without_zero_infinity():

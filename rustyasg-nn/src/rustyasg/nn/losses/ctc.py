@@ -6,7 +6,8 @@ per-sample ``input_lengths`` and ``target_lengths`` may be graph tensors: each s
 recursion is frozen after its last frame, and its final states are read at its own target
 length. Unreachable states hold a large negative number instead of ``-inf`` so that no
 ``-inf - -inf`` appears in values or gradients; a sample with no valid alignment gets
-``inf`` (or 0 with ``zero_infinity``), as PyTorch.
+``inf`` and a NaN gradient on its frames (or 0 and a zero gradient with ``zero_infinity``),
+as PyTorch.
 
 Example:
     >>> import rustyasg.core as rg
@@ -58,6 +59,18 @@ def _padded_targets(targets: Tensor, target_lengths, n: int) -> Tensor:
 
 def _lse(*terms: Tensor) -> Tensor:
     return rg.logsumexp(rg.stack(list(terms), axis=0), axis=0)
+
+
+def _nan_gradient(log_probs: Tensor, frames: Tensor) -> Tensor:
+    """Per sample 0, whose gradient is NaN at the ``(T, N, 1)`` ``frames`` of ``log_probs`` and 0 elsewhere.
+
+    PyTorch's gradient of an impossible alignment's infinite loss is NaN on the sample's frames
+    (``exp(alpha + beta + inf)``); here the frames' log-probabilities reach the loss through
+    ``sqrt(w) * sqrt(w)`` with ``w = 0 * tanh(lp)``: the value is exactly 0 (``tanh`` keeps -inf
+    log-probabilities finite), and the chain rule gives ``0 / 0`` at ``w = 0``.
+    """
+    w = rg.where(frames, rg.tanh(log_probs), 0.0) * 0.0
+    return rg.sum(rg.sqrt(w) * rg.sqrt(w), axis=(0, 2))
 
 
 @rg.builder()
@@ -112,6 +125,9 @@ def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths, 
     loss = rg.where(impossible, np.inf, -total)
     if zero_infinity:
         loss = rg.where(impossible, 0.0, loss)
+    else:
+        frames = rg.logical_and(rg.unsqueeze(impossible, 0), rg.constant(np.arange(steps)[:, None]) < in_len)
+        loss = loss + _nan_gradient(log_probs, rg.unsqueeze(frames, 2))
     if reduction == "none":
         return loss
     if reduction == "sum":
