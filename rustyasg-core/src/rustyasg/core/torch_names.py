@@ -207,22 +207,33 @@ torch.nn.ConvTranspose2d | | nn.ConvTranspose2d |
 torch.nn.ConvTranspose3d | | nn.ConvTranspose3d |
 torch.nn.MaxPool1d | | nn.MaxPool1d |
 torch.nn.MaxPool2d | | nn.MaxPool2d |
-torch.nn.MaxPool3d | | nn.MaxPool3d |
+torch.nn.MaxPool3d | | nn.MaxPool3d | return_indices too (flat (d*H + h)*W + w, int64)
 torch.nn.AvgPool1d | | nn.AvgPool1d |
 torch.nn.AvgPool2d | | nn.AvgPool2d |
 torch.nn.AvgPool3d | | nn.AvgPool3d |
+torch.nn.MaxUnpool1d | | nn.MaxUnpool1d |
 torch.nn.MaxUnpool2d | | nn.MaxUnpool2d |
+torch.nn.MaxUnpool3d | | nn.MaxUnpool3d |
+torch.nn.AdaptiveAvgPool1d | | nn.AdaptiveAvgPool1d |
 torch.nn.AdaptiveAvgPool2d | | nn.AdaptiveAvgPool2d |
+torch.nn.AdaptiveAvgPool3d | | nn.AdaptiveAvgPool3d |
+torch.nn.AdaptiveMaxPool1d | | nn.AdaptiveMaxPool1d | return_indices too
+torch.nn.AdaptiveMaxPool2d | | nn.AdaptiveMaxPool2d | return_indices too
+torch.nn.AdaptiveMaxPool3d | | nn.AdaptiveMaxPool3d | return_indices too
 torch.nn.Upsample | jax.image.resize | nn.Upsample | nearest, nearest-exact, linear, bilinear, bicubic, trilinear, area; antialias is refused
 torch.nn.PixelShuffle | | nn.PixelShuffle |
 torch.nn.Unfold | | nn.Unfold |
 torch.nn.Fold | | nn.Fold |
 torch.nn.Unflatten | | nn.Unflatten |
 torch.nn.ReflectionPad2d | | nn.ReflectionPad2d | and Zero/Constant/Reflection/Replication/CircularPad 1d/2d/3d
+torch.nn.BatchNorm1d | | nn.BatchNorm1d |
 torch.nn.BatchNorm2d | | nn.BatchNorm2d |
+torch.nn.BatchNorm3d | | nn.BatchNorm3d | running statistics, momentum (None: cumulative average), affine, track_running_stats as PyTorch
 torch.nn.LayerNorm | | nn.LayerNorm |
 torch.nn.GroupNorm | | nn.GroupNorm |
+torch.nn.InstanceNorm1d | | nn.InstanceNorm1d |
 torch.nn.InstanceNorm2d | | nn.InstanceNorm2d | track_running_stats records running averages as PyTorch
+torch.nn.InstanceNorm3d | | nn.InstanceNorm3d |
 torch.nn.RMSNorm | | nn.RMSNorm |
 torch.nn.Embedding | | nn.Embedding |
 torch.nn.Dropout | | nn.Dropout | masks from the module's rg.RNG (model.set_rng(seed))
@@ -274,10 +285,19 @@ F.conv_transpose1d | jax.lax.conv_transpose | F.conv_transpose1d |
 F.conv_transpose3d | jax.lax.conv_transpose | F.conv_transpose3d |
 F.max_pool1d | | F.max_pool1d | return_indices too
 F.max_pool2d | | F.max_pool2d | return_indices too
-F.max_pool3d | | F.max_pool3d |
+F.max_pool3d | | F.max_pool3d | return_indices too
 F.avg_pool1d | | F.avg_pool1d |
+F.avg_pool2d | | F.avg_pool2d |
 F.avg_pool3d | | F.avg_pool3d |
+F.adaptive_avg_pool1d | | F.adaptive_avg_pool1d | window i spans floor(i*in/out) to ceil((i+1)*in/out), as PyTorch
+F.adaptive_avg_pool2d | | F.adaptive_avg_pool2d |
+F.adaptive_avg_pool3d | | F.adaptive_avg_pool3d |
+F.adaptive_max_pool1d | | F.adaptive_max_pool1d | return_indices too
+F.adaptive_max_pool2d | | F.adaptive_max_pool2d | return_indices too
+F.adaptive_max_pool3d | | F.adaptive_max_pool3d | return_indices too
+F.max_unpool1d | | F.max_unpool1d |
 F.max_unpool2d | | F.max_unpool2d |
+F.max_unpool3d | | F.max_unpool3d |
 F.interpolate | jax.image.resize | F.interpolate |
 F.pixel_shuffle | | F.pixel_shuffle |
 F.pixel_unshuffle | | F.pixel_unshuffle |
@@ -291,7 +311,7 @@ F.embedding | | F.embedding |
 F.dropout | | F.dropout |
 F.cross_entropy | optax.softmax_cross_entropy | nn.cross_entropy | losses live in rustyasg.nn (nn.losses)
 F.mse_loss | | nn.mse_loss |
-F.ctc_loss | optax.ctc_loss | nn.ctc_loss | unrolled over the time steps; an impossible alignment's gradient is 0, not NaN
+F.ctc_loss | optax.ctc_loss | nn.ctc_loss | unrolled over the time steps; an impossible alignment gives inf and a NaN gradient (0 and 0 with zero_infinity), as PyTorch
 torch.nn.CTCLoss | | nn.CTCLoss |
 """,
     "Autograd and execution": """
