@@ -96,6 +96,18 @@ CASES = [
                                     (2, 3, 2), output_size=(5, 7, 6)), VOL),
     _case("maxpool3d_module_unpool", lambda t: nn.MaxUnpool3d(2, 2)(*nn.MaxPool3d(2, 2, return_indices=True)(t)),
           lambda t: torch.nn.MaxUnpool3d(2, 2)(*torch.nn.MaxPool3d(2, 2, return_indices=True)(t)), VOL[1:, :, 1:, 1:]),
+    # overlapping windows repeat an index: each copy gets the gradient, as PyTorch
+    _case("max_unpool1d_adaptive", lambda t: F.max_unpool1d(*F.adaptive_max_pool1d(t, 5, True), 2, 2, 0, (11,)),
+          lambda t: TF.max_unpool1d(*TF.adaptive_max_pool1d(t, 5, True), 2, 2, 0, (11,)), SEQ),
+    _case("max_unpool3d_overlapping",
+          lambda t: F.max_unpool3d(*F.max_pool3d(t, (2, 3, 2), (2, 2, 2), return_indices=True), (2, 3, 2), (2, 2, 2),
+                                   output_size=(5, 7, 6)),
+          lambda t: TF.max_unpool3d(*TF.max_pool3d(t, (2, 3, 2), (2, 2, 2), return_indices=True), (2, 3, 2),
+                                    (2, 2, 2), output_size=(5, 7, 6)), VOL),
+    _case("max_unpool1d_edges", lambda t: F.max_unpool1d(*F.max_pool1d(t, 3, 2, 1, return_indices=True), 3, 2, 1,
+                                                         (11,)),
+          lambda t: TF.max_unpool1d(*TF.max_pool1d(t, 3, 2, 1, return_indices=True), 3, 2, 1, (11,)), EDGE_SEQ,
+          False),
 ]
 
 MODULES = [(name, args, x) for name, args, x in [

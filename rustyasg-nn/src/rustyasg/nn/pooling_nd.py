@@ -320,7 +320,14 @@ def _max_unpool(x: Tensor, indices: Tensor, kernel_size, stride, padding, output
     total = int(np.prod(size))
     zeros = rg.broadcast_to(rg.constant(np.zeros((), x.dtype)), shape=(n, c, total))
     flat = int(np.prod(spatial))
-    out = rg.scatter(zeros, 2, indices.reshape((n, c, flat)), x.reshape((n, c, flat)))
+    idx, src = indices.reshape((n, c, flat)), x.reshape((n, c, flat))
+    # Overlapping windows repeat an index. PyTorch writes the value there (the copies are equal) and its
+    # gradient gathers the output gradient at every index, so each copy gets it. The written value
+    # comes from the plain scatter; the gradient from a scatter-add whose value is taken back out
+    # (where finite: inf - inf would be NaN).
+    placed = rg.scatter(zeros, 2, idx, rg.stop_gradient(src))
+    routed = rg.scatter_add(zeros, idx, src, axis=2)
+    out = placed + rg.where(rg.isfinite(rg.stop_gradient(routed)), routed - rg.stop_gradient(routed), 0.0)
     return out.reshape((n, c) + size)
 
 
