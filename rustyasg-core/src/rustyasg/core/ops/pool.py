@@ -4,8 +4,9 @@ Two families, each declared by one generator:
 
 - **max** (``max_pool2d``, ``adaptive_max_pool2d``): the op, an ``*_indices`` op (int64
   flat ``h*W + w`` index of each window's maximum in its input plane, PyTorch's
-  ``return_indices``) and a ``*_backward(g, x)`` op that routes ``g`` to those maxima
-  (the first one on ties). The backward op's own gradient gathers by the indices.
+  ``return_indices``) and a ``*_backward(g, x)`` op that routes ``g`` to those maxima.
+  One selection rule, PyTorch's: the first maximum in row-major window order, or the last
+  NaN when the window holds NaNs (NaN propagates). The backward op's own gradient gathers by the indices.
 - **average** (``avg_pool2d``, ``adaptive_avg_pool2d``): the op and ``*_backward(g; input_size)``.
   Both are linear, so each is the other's gradient. Averaging is separable
   (``A_h @ x @ A_w.T`` per plane), which the references use.
@@ -102,15 +103,31 @@ def _check_grad_shape(g, expected):
 
 # --- max family -------------------------------------------------------------------------------
 def _argmax_index(x, geometry):
-    """Flat ``h*W + w`` input index of each window's maximum (first in row-major window order)."""
+    """Flat ``h*W + w`` input index of each window's maximum, PyTorch's rule.
+
+    PyTorch scans a window in row-major order and takes an element when ``v > best or
+    isnan(v)``: the first maximum wins ties (``-0.0`` and ``0.0`` tie), the last NaN wins
+    when there are NaNs, and padding never wins (a window of ``-inf`` picks its first
+    element inside the input).
+
+    >>> x = np.array([1.0, np.nan, 3.0, np.nan, 2.0, 2.0]).reshape(1, 1, 1, 6)
+    >>> whole = ((np.zeros((1, 1), np.int64), np.ones((1, 1), bool)),
+    ...          (np.arange(6)[None, :], np.ones((1, 6), bool)))
+    >>> _argmax_index(x, whole).item()
+    3
+    """
     n, c, _, w = x.shape
     (hp, hv), (wp, wv) = geometry
     oh, ow = len(hp), len(wp)
     win = x[:, :, hp[:, None, :, None], wp[None, :, None, :]]            # (N, C, OH, OW, KH, KW)
-    valid = hv[:, None, :, None] & wv[None, :, None, :]
-    win = np.where(valid, win, -np.inf).reshape(n, c, oh * ow, -1)
+    valid = np.broadcast_to(hv[:, None, :, None] & wv[None, :, None, :], win.shape).reshape(n, c, oh * ow, -1)
+    win = win.reshape(n, c, oh * ow, -1)
     flat = (hp[:, None, :, None] * w + wp[None, :, None, :]).reshape(oh * ow, -1)
-    k = np.argmax(win, axis=-1)
+    nan = np.isnan(win) & valid
+    best = np.max(np.where(valid, win, -np.inf), axis=-1, keepdims=True)
+    first_max = np.argmax(valid & (win == best), axis=-1)
+    last_nan = nan.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+    k = np.where(nan.any(axis=-1), last_nan, first_max)
     return flat[np.arange(oh * ow), k].reshape(n, c, oh, ow)
 
 
@@ -153,13 +170,13 @@ def _define_max_pool(name, geometry, attrs, examples, doc):
                     reference=indices_ref, grad=lambda g, y, x, **kw: (None,), attrs=attrs, kind="nn",
                     examples=tuple(Example(e.inputs, e.attrs, check_grad=False) for e in examples),
                     doc=f"Flat ``h*W + w`` index into each input plane of every ``{name}`` window's maximum "
-                        "(PyTorch's ``return_indices``); the first maximum on ties.")
+                        "(PyTorch's ``return_indices``); the first maximum on ties, the last NaN if any.")
     backward = defop(f"{name}_backward", infer=backward_infer, reference=backward_ref, grad=backward_grad,
                      attrs=attrs, kind="nn", num_inputs=2,
                      examples=tuple(Example((InputSpec(_out_shape(infer, e)), e.inputs[0]), e.attrs)
                                     for e in examples),
                      doc=f"Gradient of ``{name}``: ``g`` routed to each window's maximum in ``x`` "
-                         "(the first on ties, as PyTorch); overlapping windows add up.")
+                         "(the first on ties, the last NaN if any, as PyTorch); overlapping windows add up.")
     return forward, indices, backward
 
 

@@ -6,8 +6,10 @@ bounds by construction. Per axis a pooling is a table of input positions per
 output index, ``(O, K)``, plus a weight per slot:
 
 - max pooling: the weight says whether the slot is inside the input (padding
-  never wins); the first maximum in row-major window order wins ties, and its
-  flat ``h*W + w`` index is what ``*_indices`` returns and ``*_backward`` routes to;
+  never wins); taps are scanned in row-major window order and taken when
+  ``v > best or v != v`` (PyTorch's rule: the first maximum wins ties, the last
+  NaN wins when there are NaNs), and the taken tap's flat ``h*W + w`` index is
+  what ``*_indices`` returns and ``*_backward`` routes to;
 - average pooling: the weights are the rows of the core's separable averaging
   matrices, so every divisor rule is inherited, not re-derived.
 
@@ -46,13 +48,13 @@ def max_pool_planes(x, hp, hv, wp, wv, out, idx, lo, hi):
                     continue
                 h = hp[oh, i]
                 for j in range(KW):
-                    # taps in row-major window order: the first maximum wins ties
+                    # taps in row-major window order: the first maximum wins ties, the last NaN wins
                     for ow in range(OW):
                         if not wv[ow, j]:
                             continue
                         w = wp[ow, j]
                         v = x[p, h, w]
-                        if idx[p, oh, ow] < 0 or v > out[p, oh, ow]:
+                        if idx[p, oh, ow] < 0 or v > out[p, oh, ow] or v != v:
                             out[p, oh, ow] = v
                             idx[p, oh, ow] = h * W + w
 
@@ -75,7 +77,7 @@ def max_pool_regular(x, kh, kw, s0, s1, hp, hv, wp, wv, out, idx, lo, hi):
                 for i in range(kh):
                     for j in range(kw):
                         v = x[p, h0 + i, w0 + j]
-                        take = v > best  # strict >: the first maximum in window order wins
+                        take = (v > best) | (v != v)  # the first maximum, or the last NaN, wins
                         best = v if take else best
                         bi = (h0 + i) * W + w0 + j if take else bi
                 out[p, oh, ow] = best
@@ -99,7 +101,7 @@ def max_unpool_regular(g, x, kh, kw, s0, s1, dx, lo, hi):
                 for i in range(kh):
                     for j in range(kw):
                         v = x[p, h0 + i, w0 + j]
-                        take = v > best
+                        take = (v > best) | (v != v)
                         best = v if take else best
                         bh = h0 + i if take else bh
                         bw = w0 + j if take else bw
@@ -109,19 +111,19 @@ def max_unpool_regular(g, x, kh, kw, s0, s1, dx, lo, hi):
 @njit(inline="always", cache=True)
 def _window_max_2x2(r0, r1, h0, w0, W):
     """(max, flat index) of the 2x2 window at (h0, w0) of rows r0, r1: taps in window order,
-    branch-free selects, strict ``>`` so the first maximum wins (as PyTorch)."""
+    branch-free selects, ``v > best or v != v`` so the first maximum or the last NaN wins (as PyTorch)."""
     best = r0[w0]
     bi = h0 * W + w0
     v = r0[w0 + 1]
-    t = v > best
+    t = (v > best) | (v != v)
     best = v if t else best
     bi = h0 * W + w0 + 1 if t else bi
     v = r1[w0]
-    t = v > best
+    t = (v > best) | (v != v)
     best = v if t else best
     bi = (h0 + 1) * W + w0 if t else bi
     v = r1[w0 + 1]
-    t = v > best
+    t = (v > best) | (v != v)
     best = v if t else best
     bi = (h0 + 1) * W + w0 + 1 if t else bi
     return best, bi

@@ -6,8 +6,8 @@ windows ``floor(i*H/OH) .. ceil((i+1)*H/OH)``), the average's divisor rule, the
 direction, and for max what to write (values, int64 indices, or u32 indices).
 
 - **forward**: one thread per output element reduces its window. Max keeps the
-  first maximum in row-major window order (PyTorch's tie rule) and its flat
-  ``h*W + w`` index.
+  first maximum in row-major window order, or the last NaN when the window holds
+  NaNs (PyTorch's rule), and its flat ``h*W + w`` index.
 - **backward** is gather-style: one thread per *input* pixel visits the windows
   that contain it (a short range of outputs per axis, derived from the geometry)
   and sums their gradients, divided by the window's divisor (avg) or only where
@@ -130,8 +130,9 @@ class PoolSpec:
 def _forward_body(spec: PoolSpec) -> str:
     if spec.reduce == "max":
         init = "var best = 0.0;\n    var arg = -1;"
-        # NaN wins (and stays), as in PyTorch and numpy's argmax.
-        update = ("if (arg < 0 || v > best || (v != v && best == best)) {\n"
+        # PyTorch's rule: take a tap when v > best or v is NaN, so the first maximum wins ties and
+        # the last NaN wins. NaN is tested by its bits: drivers may fold v != v away.
+        update = ("if (arg < 0 || v > best || (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u) {\n"
                   "                best = v;\n                arg = h * i32(p.W) + w;\n            }")
         result = "best"
     else:
