@@ -112,16 +112,22 @@ def conv_im2col(program):
     would build it twice (the largest memory traffic of a small CNN's step).
     Each becomes a GEMM on an explicit ``cpu.im2col`` instruction, deduplicated
     by (input, geometry). The columns then live from the forward pass to the
-    weight gradient, which the memory planner accounts for; a convolution recomputed by
-    rematerialization builds its own, which the weight gradient after it reads.
+    weight gradient, which the memory planner accounts for.
+
+    Under rematerialization (``memory_budget=`` or checkpoint regions) the columns are not
+    shared: kept from the forward pass to the weight gradient they would be the step's largest
+    values (9x the input of a 3x3 convolution), out of the pass's reach. Each convolution then
+    builds its columns in its own scratch, live for that step only, and the weight gradient
+    builds them again from its input (a copy, cheap next to the GEMM).
     """
     from rustyasg.core.program import Instr
 
     from .kernels.conv import hyper, is_pointwise
 
+    if program.options.get("remat"):
+        return program
     by_id = program.by_id()
     made, out, next_id = {}, [], program.new_id()
-    copies = program.report.get("remat", {}).get("copies", frozenset())
     for ins in program.instrs:
         if ins.op == "conv2d":
             x, w = by_id[ins.inputs[0]], by_id[ins.inputs[1]]
@@ -138,7 +144,7 @@ def conv_im2col(program):
             continue
         key = (x.id, kernel, stride, padding, dilation, out_hw)
         cols = made.get(key)
-        if cols is None or ins.id in copies:  # a recomputed conv (remat) builds its own, late
+        if cols is None:
             n, c = x.shape[:2]
             shape = (c * kernel[0] * kernel[1], n * out_hw[0] * out_hw[1])
             cols = Instr(next_id, "cpu.im2col", (x.id,), {"kernel_size": kernel, "stride": stride,
