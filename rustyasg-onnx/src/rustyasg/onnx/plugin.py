@@ -13,9 +13,9 @@ from rustyasg.core.hookspecs import hookimpl
 def rustyasg_register_exporters(format, registry):
     if format != "onnx":
         return
-    from . import ops_coverage, ops_elementwise, ops_movement, ops_nn, ops_random, ops_reduce, ops_scatter
+    from . import ops_coverage, ops_elementwise, ops_movement, ops_nn, ops_random, ops_reduce, ops_scatter, ops_svd
 
-    for module in (ops_elementwise, ops_reduce, ops_movement, ops_nn, ops_random, ops_scatter, ops_coverage):
+    for module in (ops_elementwise, ops_reduce, ops_movement, ops_nn, ops_random, ops_scatter, ops_coverage, ops_svd):
         for op, fn in module.TRANSLATORS.items():
             registry.register("onnx", op, fn)
 
