@@ -38,7 +38,7 @@ def r(*shape):
 
 
 SEQ, IMG, VOL = r(2, 3, 11), r(2, 3, 7, 5), r(2, 3, 5, 7, 6)
-# +-inf and exact zeros, no NaN: those pass through the windows as they do in PyTorch
+# +-inf and exact zeros: those pass through the windows as they do in PyTorch (NaN: NAN_CASES below)
 EDGE_SEQ, EDGE_VOL = SEQ.copy(), VOL.copy()
 EDGE_SEQ[0, 0, :5] = [np.inf, -np.inf, 0.0, -np.inf, 0.0]
 EDGE_VOL[0, 0, 0, 0, :4] = [np.inf, -np.inf, 0.0, -0.0]
@@ -123,6 +123,88 @@ CASES += [_case(f"module_{name}_indices", lambda t, n=name, a=args: getattr(nn, 
 @pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu"])
 def test_pooling_of_every_rank_matches_torch(backend):
     parity.check_cases(CASES, backend)
+
+
+def _with_nans(x: np.ndarray, seed: int) -> np.ndarray:
+    """``x`` with NaN at random places (often several in one window), and -inf, 0.0 and -0.0 among them;
+    the first plane holds an all-NaN corner and an all -inf corner."""
+    rng = np.random.default_rng(seed)
+    x, u = x.copy(), rng.random(x.shape)
+    x[u < 0.2] = np.nan
+    x[(u >= 0.2) & (u < 0.27)] = -np.inf
+    x[(u >= 0.27) & (u < 0.32)] = 0.0
+    x[(u >= 0.32) & (u < 0.37)] = -0.0
+    corner = (0, 0) + (slice(0, 3),) * (x.ndim - 2)
+    x[corner] = np.nan
+    x[(0, 1) + (slice(0, 3),) * (x.ndim - 2)] = -np.inf
+    return x
+
+
+def _values_and_indices(name, ours, theirs, x):
+    """Values (with their gradient) and int64 indices of a ``return_indices`` max pooling."""
+    return [_case(f"{name}_values", lambda t: ours(t)[0], lambda t: theirs(t)[0], x),
+            _case(f"{name}_indices", lambda t: ours(t)[1], lambda t: theirs(t)[1], x, False)]
+
+
+def nan_cases(seed: int) -> list:
+    """Max pooling of every rank, plain and adaptive, on inputs with random NaN: NaN propagates, and the
+    index (so the gradient, and max_unpool) is the one PyTorch picks: the last NaN in window order."""
+    seq, img, vol = _with_nans(r(2, 3, 13), seed), _with_nans(r(2, 3, 9, 8), seed), _with_nans(r(2, 2, 6, 7, 5), seed)
+    plain = [("max_pool1d", seq, (3, 2, 1, 1, True)), ("max_pool1d", seq, (4, 1, 2, 2)),
+             ("max_pool2d", img, (2,)), ("max_pool2d", img, (3, 1)),  # the fixed-window cpu kernels
+             ("max_pool2d", img, ((3, 2), (2, 1), 1, (1, 2), True)),
+             ("max_pool3d", vol, (2,)), ("max_pool3d", vol, ((3, 2, 2), (1, 2, 1), (1, 1, 0), (1, 1, 2), True))]
+    adaptive = [(1, seq, 4), (1, seq, 1), (2, img, (4, 3)), (2, img, (1, 1)), (3, vol, (4, 3, 2)), (3, vol, 1)]
+    cases = []
+    for i, (fn, x, args) in enumerate(plain):
+        cases += _values_and_indices(f"{fn}_nan_{i}", lambda t, f=fn, a=args: getattr(F, f)(t, *a, return_indices=True),
+                                     lambda t, f=fn, a=args: getattr(TF, f)(t, *a, return_indices=True), x)
+    for nd, x, size in adaptive:
+        fn = f"adaptive_max_pool{nd}d"
+        cases += _values_and_indices(f"{fn}_nan_{size}", lambda t, f=fn, s=size: getattr(F, f)(t, s, True),
+                                     lambda t, f=fn, s=size: getattr(TF, f)(t, s, True), x)
+    cases += [_case("max_unpool2d_nan", lambda t: F.max_unpool2d(*F.max_pool2d(t, 2, return_indices=True), 2),
+                    lambda t: TF.max_unpool2d(*TF.max_pool2d(t, 2, return_indices=True), 2), img[:, :, :8], False),
+              _case("max_unpool3d_nan", lambda t: F.max_unpool3d(*F.max_pool3d(t, 2, return_indices=True), 2),
+                    lambda t: TF.max_unpool3d(*TF.max_pool3d(t, 2, return_indices=True), 2), vol[:, :, :, :6, :4],
+                    False)]
+    return cases
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu"])
+@pytest.mark.parametrize("seed", [3, 4])
+def test_max_pooling_with_nan_matches_torch(backend, seed):
+    parity.check_cases(nan_cases(seed), backend, seed)
+
+
+WINDOW = np.array([1.0, np.nan, 3.0, np.nan, 2.0, 2.0])
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu"])
+def test_one_window_picks_torchs_element_and_sign(backend):
+    """One window of every kind, each pooled whole: the last NaN wins, a window of -inf picks its first
+    element, and of -0.0 and 0.0 the first one wins, sign included."""
+    dt = np.float64 if backend == "reference" else np.float32
+    windows = [WINDOW, np.full(6, np.nan), np.full(6, -np.inf), np.array([-0.0, 0.0, -0.0, 0.0, -1.0, -np.inf]),
+               np.array([0.0, -0.0, -np.inf, -0.0, 0.0, -2.0]), np.array([np.nan, 1.0, 2.0, 5.0, 5.0, -1.0])]
+    for w in windows:
+        pools = [(lambda m, t: m.max_pool1d(t.reshape(1, 1, 6), 6, return_indices=True)),
+                 (lambda m, t: m.max_pool2d(t.reshape(1, 1, 2, 3), (2, 3), return_indices=True)),
+                 (lambda m, t: m.max_pool3d(t.reshape(1, 1, 3, 2, 1), (3, 2, 1), return_indices=True)),
+                 (lambda m, t: m.adaptive_max_pool2d(t.reshape(1, 1, 3, 2), 1, True)),
+                 (lambda m, t: m.adaptive_max_pool3d(t.reshape(1, 1, 2, 1, 3), 1, True))]
+        x = rg.input((6,), dt, name="x")
+        outs = [o for pool in pools for o in pool(F, x)]
+        got = rg.function([x], outs + list(rg.grad(sum(rg.sum(o) for o in outs[::2]), [x])), backend=backend)(
+            w.astype(dt))
+        tx = torch.tensor(w, requires_grad=True)
+        want = [o for pool in pools for o in pool(TF, tx)]
+        sum(o.sum() for o in want[::2]).backward()
+        for i, (g, t) in enumerate(zip(got[:-1], want)):
+            t = t.detach().numpy()
+            np.testing.assert_array_equal(np.asarray(g).reshape(-1), t.reshape(-1), err_msg=f"{w}: output {i}")
+            assert np.signbit(g).tolist() == np.signbit(t).tolist(), f"{w}: sign of output {i}"
+        np.testing.assert_array_equal(got[-1], tx.grad.numpy(), err_msg=f"{w}: gradient")
 
 
 def test_indices_are_int64_and_adaptive_windows_follow_torch_rule():

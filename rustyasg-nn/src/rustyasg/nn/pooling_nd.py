@@ -6,8 +6,9 @@ One mechanism serves every rank and every window rule (fixed windows or adaptive
 * 3-D pooling pools height and width with the 2-D op on ``(N, C*D, H, W)``, then the depth
   axis: max and box averages are separable (the max of a box is the max of per-axis maxima;
   the count of valid cells in a box is the product of per-axis counts). The depth pass gathers
-  each output's depth window with a constant-index ``take`` and reduces it: ``max`` (its
-  ``argmax`` picks the depth of the flat ``(d*H + h)*W + w`` index), or a weighted sum that
+  each output's depth window with a constant-index ``take`` and reduces it: max picks one depth
+  by PyTorch's rule (the first maximum, or the last NaN: NaN propagates) for both the value and
+  the flat ``(d*H + h)*W + w`` index, or a weighted sum that
   reads only the window, so a NaN or inf elsewhere along depth stays out (as in PyTorch).
   Window positions and weights come from the core's window geometry (PyTorch's
   ``ceil_mode``/``count_include_pad`` rules, adaptive windows ``floor(i*in/out)`` to
@@ -80,6 +81,23 @@ def _depth_windows(y: Tensor, pos: np.ndarray, valid: np.ndarray, fill: float) -
     return rg.where(rg.constant(np.ascontiguousarray(valid).reshape(valid.shape + (1, 1))), win, fill)
 
 
+def _depth_pick(win: Tensor, valid: np.ndarray) -> Tensor:
+    """Slot (keepdims on axis 3) of each depth window ``win`` ``(N, C, Do, K, H, W)`` that PyTorch's scan
+    takes: it reads depth-major and takes a cell when ``v > best or isnan(v)``, so the last NaN wins when
+    there are NaNs, otherwise the first maximum inside the input. As a score per slot: ``K + j`` for a NaN
+    at slot ``j``, ``K - 1 - j`` for a maximum, -1 for the rest (padding included), and its argmax.
+
+    The plane op already picked each depth's cell by the same rule, so the pick is PyTorch's overall.
+    """
+    k = win.shape[3]
+    slot = np.arange(k).reshape(k, 1, 1)
+    inside = rg.constant(np.ascontiguousarray(valid).reshape(valid.shape + (1, 1)))
+    top = rg.max(win, axis=3, keepdims=True)
+    score = rg.where(rg.isnan(win), rg.constant((k + slot).astype(np.float32)),
+                     rg.where(inside & (win == top), rg.constant((k - 1 - slot).astype(np.float32)), -1.0))
+    return rg.stop_gradient(rg.argmax(score, axis=3, keepdims=True))
+
+
 def _max_nd(x: Tensor, nd: int, plane_op: Callable, depth, return_indices: bool):
     """Max pooling of ``nd`` spatial axes: ``plane_op(planes, indices)`` pools height and width (values, or
     int64 flat positions with ``indices``); ``depth`` = ``(positions, valid)`` windows of the depth axis."""
@@ -89,15 +107,14 @@ def _max_nd(x: Tensor, nd: int, plane_op: Callable, depth, return_indices: bool)
     if nd == 3:
         pos, valid = depth
         win = _depth_windows(y, pos, valid, -np.inf)
-        out = rg.max(win, axis=3)
+        k = _depth_pick(win, valid)
         if idx is not None:
-            # first maximum along depth, and its depth's own flat (h*W + w) position: scan order as PyTorch
-            k = rg.argmax(win, axis=3, keepdims=True)
+            # the picked depth's own flat (h*W + w) position, offset by that depth's plane
             area = int(x.shape[3]) * int(x.shape[4])
             flat = rg.take(idx, rg.constant(np.ascontiguousarray(pos, np.int64)), axis=2) \
                 + rg.constant((pos.astype(np.int64) * area).reshape(pos.shape + (1, 1)))
             idx = rg.squeeze(rg.take_along_dim(flat, k, dim=3), 3)
-        y = out
+        y = rg.squeeze(rg.take_along_dim(win, k, dim=3), 3)
     return (y, idx) if return_indices else y
 
 
