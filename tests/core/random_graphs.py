@@ -449,6 +449,26 @@ def _avg_pool_draw(rng, xs):
             "ceil_mode": bool(rng.random() < 0.3), "count_include_pad": bool(rng.random() < 0.5)}
 
 
+def _max_pool_draw(rng, xs):
+    h, w = _planes(rng, xs)
+    kernel = (int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1)))
+    dilation = tuple(int(rng.integers(1, 3)) if (k - 1) * 2 < n else 1 for k, n in zip(kernel, (h, w)))
+    return {"kernel_size": kernel, "stride": (int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+            "padding": tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel), "dilation": dilation,
+            "ceil_mode": bool(rng.random() < 0.3)}
+
+
+def _plane_gap(xs, p):
+    """Smallest gap between two unequal values of one (H, W) plane: a max-pooling window whose top two
+    values are that close could pick another element in float32 (an exact tie picks the first on
+    every side)."""
+    x = xs[0]
+    planes = torch.sort(x.reshape(-1, x.shape[-2] * x.shape[-1]), dim=1).values
+    gaps = planes[:, 1:] - planes[:, :-1]
+    gaps = gaps[gaps > 0]
+    return float(gaps.min()) if gaps.numel() else np.inf
+
+
 def _adaptive_draw(rng, xs):
     h, w = _planes(rng, xs)
     return {"output_size": (int(rng.integers(1, h + 2)), int(rng.integers(1, w + 2)))}
@@ -468,12 +488,20 @@ _torch_avg = _over_planes(lambda x, p: TF.avg_pool2d(x, **p))
 _rg_avg = _over_planes(lambda x, p: rg.avg_pool2d(x, **p))
 _torch_adaptive = _over_planes(lambda x, p: TF.adaptive_avg_pool2d(x, p["output_size"]))
 _rg_adaptive = _over_planes(lambda x, p: rg.adaptive_avg_pool2d(x, p["output_size"]))
+_torch_max = _over_planes(lambda x, p: TF.max_pool2d(x, **p))
+_rg_max = _over_planes(lambda x, p: rg.max_pool2d(x, **p))
+_torch_adaptive_max = _over_planes(lambda x, p: TF.adaptive_max_pool2d(x, p["output_size"]))
+_rg_adaptive_max = _over_planes(lambda x, p: rg.adaptive_max_pool2d(x, p["output_size"]))
 
 POOL = [
     Op("avg_pool2d", 1, _avg_pool_draw, lambda xs, p: _torch_avg(xs, p, torch.reshape),
        lambda xs, p: _rg_avg(xs, p, rg.reshape)),
     Op("adaptive_avg_pool2d", 1, _adaptive_draw, lambda xs, p: _torch_adaptive(xs, p, torch.reshape),
        lambda xs, p: _rg_adaptive(xs, p, rg.reshape)),
+    Op("max_pool2d", 1, _max_pool_draw, lambda xs, p: _torch_max(xs, p, torch.reshape),
+       lambda xs, p: _rg_max(xs, p, rg.reshape), _plane_gap),
+    Op("adaptive_max_pool2d", 1, _adaptive_draw, lambda xs, p: _torch_adaptive_max(xs, p, torch.reshape),
+       lambda xs, p: _rg_adaptive_max(xs, p, rg.reshape), _plane_gap),
 ]
 
 ALL_OPS = UNARY + BINARY + REDUCE + SOFTMAX + MOVE + POOL

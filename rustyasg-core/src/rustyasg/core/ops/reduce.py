@@ -156,14 +156,14 @@ argmin = _r("argmin", _arg_ref(np.argmin), None, "Index of the minimum along ``a
 # --- softmax family --------------------------------------------------------------
 def _softmax_ref(x, axis):
     axis = normalize_axes(axis, x.ndim)  # a 0-d tensor is its own (single-element) axis
-    z = x - np.max(x, axis=axis, keepdims=True)
+    z = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # initial: an empty axis gives empty
     e = np.exp(z)
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _log_softmax_ref(x, axis):
     axis = normalize_axes(axis, x.ndim)
-    z = x - np.max(x, axis=axis, keepdims=True)
+    z = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)  # initial: an empty axis gives empty
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
