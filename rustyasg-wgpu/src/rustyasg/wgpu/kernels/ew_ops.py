@@ -119,9 +119,11 @@ INT_TEMPLATES = {
     "bitwise_left_shift": "shl64({0}, {1})", "bitwise_right_shift": "sar64({0}, {1})",
 }
 
-_LOAD64 = {"i64": "{a}[{i}]", "i32": "i64_from_i32({a}[{i}])", "bool": "vec2<u32>({a}[{i}], 0u)",
+#: WGSL of element {i} of {a} in each storage as exact (lo, hi) words, and of a word pair {v} stored back
+#: (wrapped as the dtype does: int32 keeps the low word, numpy's modulo 2**32).
+LOAD64 = {"i64": "{a}[{i}]", "i32": "i64_from_i32({a}[{i}])", "bool": "vec2<u32>({a}[{i}], 0u)",
            "f32": "i64_from_f32({a}[{i}])", "f16": "i64_from_f32(f32({a}[{i}]))"}
-_STORE64 = {"i64": "{v}", "i32": "bitcast<i32>({v}.x)", "bool": "select(0u, 1u, nz64({v}))",
+STORE64 = {"i64": "{v}", "i32": "bitcast<i32>({v}.x)", "bool": "select(0u, 1u, nz64({v}))",
             "f32": "i64_to_f32({v})", "f16": "f16(i64_to_f32({v}))"}
 WORKGROUP = 256
 
@@ -157,11 +159,11 @@ def int_kernel_wgsl(op: str, in_storages: Sequence[str], out_storage: str, rank:
     args = []
     for i, kind in enumerate(kinds):
         idx = {"contig": "gid", "splat": "0u"}.get(kind) or " + ".join(["0u"] + [f"c{j} * p.s{i}_{j}" for j in range(rank)])
-        lines.append(f"    let a{i} = {_LOAD64[stores[i].name].format(a=f'in{i}', i=idx)};")
+        lines.append(f"    let a{i} = {LOAD64[stores[i].name].format(a=f'in{i}', i=idx)};")
         args.append(f"a{i}")
     expr = INT_TEMPLATES[op].format(*args, lo=_i64_literal(bounds[0]), hi=_i64_literal(bounds[1]))
     lines.append(f"    let r = {expr};")
-    lines.append(f"    out[gid] = {_STORE64[out_storage].format(v='r')};")
+    lines.append(f"    out[gid] = {STORE64[out_storage].format(v='r')};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

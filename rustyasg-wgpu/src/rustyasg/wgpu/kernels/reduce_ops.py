@@ -13,7 +13,10 @@ last by a strided copy into scratch. Then:
   partial results land in scratch and are combined by a second cols pass (bias
   gradients: ``(8192, 512) -> (512,)``).
 
-Values are accumulated in f32 whatever the storage; ``argmax``/``argmin`` keep the
+Floats accumulate in f32. Integers and bools (``sum`` ``mean`` ``prod`` ``max`` ``min``
+``argmax`` ``argmin``) accumulate exactly as two's-complement 64-bit (lo, hi) words, partial
+results included, and wrap on store as the result dtype does (numpy's int32 sum is modulo
+2**32); an integer ``mean`` divides the exact sum in f32. ``argmax``/``argmin`` keep the
 first index on ties (numpy's rule).
 
 Example::
@@ -34,6 +37,7 @@ from rustyasg.core.backend_api import normalize_axes, normalize_axis, outer_redu
 
 from .api import STORAGES, KernelBuilder, LINEAR_WORKGROUP_WGSL, TensorView, UniformLayout
 from .elementwise import contiguous_strides
+from .ew_ops import I64_OPS_WGSL, LOAD64, STORE64
 from .movement_ops import copy_view_launch
 
 # op -> (identity, combine(a, b), finalize(acc) with {R} = row length as f32)
@@ -49,7 +53,19 @@ SIMPLE = {
     "min": ("bitcast<f32>(0x7f800000u)", "select({b}, {a}, ({a} < {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
             "0x7f800000u))", "{acc}"),
 }
-ASSOCIATIVE = {"sum": "sum", "mean": "sum", "prod": "prod", "max": "max", "min": "min"}
+#: The same ops on exact (lo, hi) words; max/min identities are int64's extremes.
+EXACT_SIMPLE = {
+    "sum": ("vec2<u32>(0u, 0u)", "add64({a}, {b})", "{acc}"),
+    "mean": ("vec2<u32>(0u, 0u)", "add64({a}, {b})", "i64_to_f32({acc}) / {R}"),
+    "prod": ("vec2<u32>(1u, 0u)", "mul64({a}, {b})", "{acc}"),
+    "max": ("vec2<u32>(0u, 0x80000000u)", "select({b}, {a}, lt64({b}, {a}))", "{acc}"),
+    "min": ("vec2<u32>(0xffffffffu, 0x7fffffffu)", "select({b}, {a}, lt64({a}, {b}))", "{acc}"),
+}
+# "value {v} beats the best so far {b}", and "{v} equals {b}", by accumulator kind (exact or f32)
+BETTER = {False: {"argmax": "{v} > {b}", "argmin": "{v} < {b}"},
+          True: {"argmax": "lt64({b}, {v})", "argmin": "lt64({v}, {b})"}}
+EQUAL = {False: "{v} == {b}", True: "all({v} == {b})"}
+ASSOCIATIVE = frozenset(SIMPLE)  # ops whose partial results combine by the op itself
 LAYOUT = UniformLayout([("A", "u32"), ("R", "u32"), ("B", "u32"), ("C", "u32"), ("chunk", "u32"),
                         ("extra", "f32")])
 COLS_THREADS = 262144  # enough (a, b, chunk) threads to keep a big GPU busy
@@ -66,6 +82,36 @@ def reduce_form(shape: Sequence[int], axes: Sequence[int]) -> Tuple[Tuple[int, i
     perm = tuple(i for i in range(len(shape)) if i not in red) + tuple(red)
     A = int(np.prod([shape[i] for i in range(len(shape)) if i not in red], dtype=np.int64))
     return (A, int(np.prod([shape[i] for i in red], dtype=np.int64)), 1), perm
+
+
+def is_exact(op: str, storage) -> bool:
+    """Whether ``op`` over this input storage accumulates exact 64-bit integer words.
+
+    Example::
+
+        >>> is_exact("sum", STORAGES["i32"]), is_exact("sum", STORAGES["f32"]), is_exact("var", STORAGES["i64"])
+        (True, False, False)
+    """
+    return not storage.is_float and (op in SIMPLE or op in ("argmax", "argmin"))
+
+
+def _simple(op: str, exact: bool):
+    """(identity, combine, finalize) of an associative op for the accumulator kind."""
+    return (EXACT_SIMPLE if exact else SIMPLE)[op]
+
+
+def _load(storage, exact: bool, arr: str, idx: str) -> str:
+    """WGSL: element ``idx`` of ``arr`` as the accumulator reads it (f32, or exact words)."""
+    return LOAD64[storage.name].format(a=arr, i=idx) if exact else storage.load(arr, idx)
+
+
+def _store(out, words: bool, arr: str, idx: str, value: str) -> str:
+    """WGSL statement storing ``value``: exact words when ``words``, wrapped as ``out``'s dtype does."""
+    if not words:
+        return out.store(arr, idx, value)
+    if out.is_float:
+        return out.store(arr, idx, f"i64_to_f32({value})")
+    return f"{arr}[{idx}] = " + STORE64[out.name].format(v=value)
 
 
 SUBGROUP_OPS = {"{a} + {b}": "subgroupAdd", "max({a}, {b})": "subgroupMax", "min({a}, {b})": "subgroupMin"}
@@ -91,25 +137,31 @@ def _tree(var: str, combine: str, wg: int, subgroups: bool = False) -> str:
             "        workgroupBarrier();\n    }\n")
 
 
-def _header(x: TensorView, out: TensorView, extra: str = "") -> str:
-    return (KernelBuilder.header(x.storage, out.storage) + LAYOUT.wgsl_struct("Params") + "\n"
+def _header(x: TensorView, out: TensorView, extra: str = "", exact: bool = False) -> str:
+    head = (KernelBuilder.header(x.storage, out.storage, STORAGES["i64"]) + I64_OPS_WGSL if exact
+            else KernelBuilder.header(x.storage, out.storage))
+    return (head + LAYOUT.wgsl_struct("Params") + "\n"
             f"@group(0) @binding(0) var<storage, read> xs: {x.storage.array};\n"
             f"@group(0) @binding(1) var<storage, read_write> dst: {out.storage.array};\n"
             "@group(0) @binding(2) var<uniform> p: Params;\n" + extra + LINEAR_WORKGROUP_WGSL)
 
 
 def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = False,
-              subgroups: bool = False) -> str:
+              subgroups: bool = False, divisor: str = "Rf") -> str:
     """One workgroup per row of length R (B == 1), or per chunk of a row when ``chunked``;
-    ``subgroups`` combines through subgroup operations (see :func:`_tree`)."""
-    sg = subgroups and op not in ("argmax", "argmin", "prod")
-    load = x.storage.load("xs", "base + r")
+    ``subgroups`` combines through subgroup operations (see :func:`_tree`); ``mean`` divides
+    by ``divisor`` (``p.extra`` when the row holds partial sums)."""
+    exact = is_exact(op, x.storage)
+    sg = subgroups and not exact and op not in ("argmax", "argmin", "prod")
+    load = _load(x.storage, exact, "xs", "base + r")
     loop = "    for (var r = lid; r < len; r = r + {wg}u) {{\n{body}    }}\n"
     arg = op in ("argmax", "argmin")
-    extra = f"var<workgroup> sh: array<f32, {wg}>;\n" + (f"var<workgroup> shi: array<u32, {wg}>;\n" if arg else "")
+    acc_type = "vec2<u32>" if exact else "f32"
+    extra = (f"var<workgroup> sh: array<{acc_type}, {wg}>;\n"
+             + (f"var<workgroup> shi: array<u32, {wg}>;\n" if arg else ""))
     # A workgroup reduces chunk c of row a (C chunks per row; C == 1 unless the rows are
     # few and long, then partial results go to scratch and a second pass combines them).
-    src = [_header(x, out, extra), f"@compute @workgroup_size({wg})",
+    src = [_header(x, out, extra, exact), f"@compute @workgroup_size({wg})",
            "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
            "        @builtin(local_invocation_index) lid: u32" + (
                ", @builtin(subgroup_invocation_id) sg_lane: u32, @builtin(subgroup_size) sg_size: u32) {"
@@ -121,23 +173,29 @@ def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = 
            "    let Rf = f32(p.R);"]
     b = []
     if op in SIMPLE:
-        ident, comb, fin = SIMPLE[op]
+        ident, comb, fin = _simple(op, exact)
         b.append(f"    var acc = {ident};")
         b.append(loop.format(wg=wg, body=f"        acc = {comb.format(a='acc', b=load)};\n"))
         b.append(_tree("acc", comb, wg, sg))
         fin = "{acc}" if chunked else fin
-        b.append("    if (lid == 0u) { " + out.storage.store("dst", "row", fin.format(acc="sh[0]", R="Rf")) + "; }")
+        words = exact and fin == "{acc}"
+        b.append("    if (lid == 0u) { " + _store(out.storage, words, "dst", "row", fin.format(acc="sh[0]", R=divisor))
+                 + "; }")
     elif arg:
-        better = ">" if op == "argmax" else "<"
-        b += ["    var best = " + ("-3.4028234663852886e38;" if op == "argmax" else "3.4028234663852886e38;"),
+        better, equal = BETTER[exact][op], EQUAL[exact]
+        start = (_simple("max" if op == "argmin" else "min", True)[0] if exact
+                 else "-3.4028234663852886e38" if op == "argmax" else "3.4028234663852886e38")
+        b += [f"    var best = {start};",
               "    var bi = 0xffffffffu;",
               loop.format(wg=wg, body=f"        let v = {load};\n"
-                                      f"        if (v {better} best || bi == 0xffffffffu) {{ best = v; bi = r; }}\n"),
+                                      f"        if ({better.format(v='v', b='best')} || bi == 0xffffffffu) "
+                                      "{ best = v; bi = r; }\n"),
               "    sh[lid] = best;\n    shi[lid] = bi;\n    workgroupBarrier();",
               f"    for (var s = {wg // 2}u; s > 0u; s = s >> 1u) {{",
               "        if (lid < s) {",
               "            let v = sh[lid + s]; let i = shi[lid + s];",
-              f"            if (i != 0xffffffffu && (shi[lid] == 0xffffffffu || v {better} sh[lid] || (v == sh[lid] && i < shi[lid]))) {{",
+              f"            if (i != 0xffffffffu && (shi[lid] == 0xffffffffu || {better.format(v='v', b='sh[lid]')} || "
+              f"({equal.format(v='v', b='sh[lid]')} && i < shi[lid]))) {{",
               "                sh[lid] = v; shi[lid] = i;",
               "            }",
               "        }",
@@ -178,12 +236,14 @@ def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = 
 _INFINITE_MAX = {True: "    if (abs(mx) > 3.0e38) { mx = 0.0; }", False: ""}
 
 
-def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool) -> str:
-    """One thread per (a, [chunk,] b), walking r with stride B (B > 1 or chunked)."""
+def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool, divisor: str = "Rf") -> str:
+    """One thread per (a, [chunk,] b), walking r with stride B (B > 1 or chunked); ``mean``
+    divides by ``divisor``."""
     wg = 256
     at = "(a * p.R + r) * p.B + b"
-    load = x.storage.load("xs", at)
-    src = [_header(x, out), f"@compute @workgroup_size({wg})",
+    exact = is_exact(op, x.storage)
+    load = _load(x.storage, exact, "xs", at)
+    src = [_header(x, out, "", exact), f"@compute @workgroup_size({wg})",
            "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
            "        @builtin(local_invocation_index) lid: u32) {",
            f"    let gid = linear_workgroup(wid, nwg) * {wg}u + lid;",
@@ -199,21 +259,22 @@ def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool) -> str:
     b = []
     oi = "(a * p.C + c) * p.B + b"
     if op in SIMPLE:
-        ident, comb, fin = SIMPLE[op]
+        ident, comb, fin = _simple(op, exact)
         fin = "{acc}" if chunked else fin
+        words = exact and fin == "{acc}"
         # Four independent accumulators: four loads in flight per thread instead of one.
-        unrolled = "".join(f"        acc{k} = {comb.format(a=f'acc{k}', b=x.storage.load('xs', f'(a * p.R + r + {k}u) * p.B + b'))};\n"
+        unrolled = "".join(f"        acc{k} = {comb.format(a=f'acc{k}', b=_load(x.storage, exact, 'xs', f'(a * p.R + r + {k}u) * p.B + b'))};\n"
                            for k in range(4))
         b += [f"    var acc0 = {ident};", f"    var acc1 = {ident};", f"    var acc2 = {ident};", f"    var acc3 = {ident};",
               "    var r = r0;",
               f"    for (; r + 4u <= r1; r = r + 4u) {{\n{unrolled}    }}",
               f"    for (; r < r1; r = r + 1u) {{ acc0 = {comb.format(a='acc0', b=load)}; }}",
               f"    let acc = {comb.format(a=comb.format(a='acc0', b='acc1'), b=comb.format(a='acc2', b='acc3'))};",
-              "    " + out.storage.store("dst", oi, fin.format(acc="acc", R="Rf")) + ";"]
+              "    " + _store(out.storage, words, "dst", oi, fin.format(acc="acc", R=divisor)) + ";"]
     elif op in ("argmax", "argmin"):
-        better = ">" if op == "argmax" else "<"
-        b += ["    var best = 0.0;", "    var bi = 0u;",
-              loop.format(body=f"        let v = {load};\n        if (r == r0 || v {better} best) {{ best = v; bi = r; }}\n"),
+        better = BETTER[exact][op].format(v="v", b="best")
+        b += ["    var best = " + ("vec2<u32>(0u, 0u);" if exact else "0.0;"), "    var bi = 0u;",
+              loop.format(body=f"        let v = {load};\n        if (r == r0 || {better}) {{ best = v; bi = r; }}\n"),
               "    " + out.storage.store_index("dst", oi, "i32(bi)") + ";"]
     elif op == "var":
         b += ["    var acc = 0.0;", loop.format(body=f"        acc = acc + {load};\n"), "    let mu = acc / Rf;",
@@ -235,6 +296,14 @@ def _values(A, R, B, C=1, chunk=None, extra=0.0):
     return {"A": A, "R": R, "B": B, "C": C, "chunk": chunk if chunk is not None else max(R, 1), "extra": extra}
 
 
+def _partials(kb: KernelBuilder, op: str, x: TensorView, shape) -> TensorView:
+    """Scratch for the partial results of a two-pass reduction: f32, or exact int64 words."""
+    dtype, storage = ((np.dtype(np.int64), STORAGES["i64"]) if is_exact(op, x.storage)
+                      else (np.dtype(np.float32), STORAGES["f32"]))
+    size = int(np.prod(shape, dtype=np.int64))
+    return TensorView(kb.scratch(size * storage.itemsize, "reduce partials"), shape, dtype, storage)
+
+
 def reduce_launches(kb: KernelBuilder, op: str, x: TensorView, out: TensorView, axes: Sequence[int],
                     extra: float = 0.0) -> List:
     """Launches reducing ``x`` over ``axes`` with ``op`` into ``out`` (same element count as the kept dims,
@@ -254,15 +323,12 @@ def reduce_launches(kb: KernelBuilder, op: str, x: TensorView, out: TensorView, 
         wg = 64 if R <= 512 else 256
         if op in ASSOCIATIVE and A < ROWS_CHUNK_BELOW and R >= 2 * ROW_CHUNK:
             chunks = -(-R // ROW_CHUNK)
-            part = TensorView(kb.scratch(A * chunks * 4, "reduce partials"), (A, chunks), np.dtype(np.float32),
-                              STORAGES["f32"])
+            part = _partials(kb, op, x, (A, chunks))
             launches.append(kb.launch(rows_wgsl(op, x, part, 256, True, kb.has_subgroups), [x, part], A * chunks,
                                       (LAYOUT, _values(A, R, 1, chunks, ROW_CHUNK)), f"reduce row chunks {op}"))
-            src = rows_wgsl("sum" if op == "mean" else ASSOCIATIVE[op], part, out, 256, False, kb.has_subgroups)
-            vals = _values(A, chunks, 1)
-            if op == "mean":  # the second pass sums partial sums; divide by the full length
-                src = src.replace(out.storage.store("dst", "row", "sh[0]"), out.storage.store("dst", "row", "sh[0] / p.extra"))
-                vals["extra"] = float(R)
+            # the second pass combines partial results; a mean divides their sum by the full length
+            src = rows_wgsl(op, part, out, 256, False, kb.has_subgroups, divisor="p.extra")
+            vals = _values(A, chunks, 1, extra=float(R))
             launches.append(kb.launch(src, [part, out], max(A, 1), (LAYOUT, vals), f"reduce rows final {op}"))
             return launches
         launches.append(kb.launch(rows_wgsl(op, x, out, wg, False, kb.has_subgroups), [x, out], max(A, 1),
@@ -277,19 +343,11 @@ def reduce_launches(kb: KernelBuilder, op: str, x: TensorView, out: TensorView, 
         return launches
     chunk = -(-R // chunks)
     chunks = -(-R // chunk)
-    part = TensorView(kb.scratch(A * chunks * B * 4, "reduce partials"), (A, chunks, B), np.dtype(np.float32),
-                      STORAGES["f32"])
+    part = _partials(kb, op, x, (A, chunks, B))
     launches.append(kb.launch(cols_wgsl(op, x, part, True), [x, part], kb.groups(A * chunks * B, 256),
                               (LAYOUT, _values(A, R, B, chunks, chunk)), f"reduce partial {op}"))
-    second = ASSOCIATIVE[op]
-    vals = _values(A, chunks, B)
-    if op == "mean":
-        second = "mean_of_sums"
-    src = cols_wgsl(second if second != "mean_of_sums" else "sum", part, out, False)
-    if op == "mean":  # the second pass sums partial sums; divide by the full length
-        src = src.replace(out.storage.store("dst", "(a * p.C + c) * p.B + b", "acc"),
-                          out.storage.store("dst", "(a * p.C + c) * p.B + b", "acc / p.extra"))
-        vals["extra"] = float(R)
+    src = cols_wgsl(op, part, out, False, divisor="p.extra")  # a mean divides the sum of partials by R
+    vals = _values(A, chunks, B, extra=float(R))
     launches.append(kb.launch(src, [part, out], kb.groups(A * B, 256), (LAYOUT, vals), f"reduce final {op}"))
     return launches
 

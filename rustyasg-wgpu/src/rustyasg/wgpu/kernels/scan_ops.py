@@ -95,8 +95,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 # kind -> the step over the running value ``acc`` and the new element ``v`` (float / exact int forms)
 _FLOAT_STEPS = {"sum": "acc = acc + v;", "prod": "acc = acc * v;", "logaddexp": "acc = logaddexp_f32(acc, v);"}
 _INT_STEPS = {"sum": "acc = add64(acc, v);", "prod": "acc = mul64(acc, v);"}
-_LOAD64 = {"i64": "{a}[{i}]", "i32": "i64_from_i32({a}[{i}])", "bool": "vec2<u32>({a}[{i}], 0u)"}
-_STORE64 = {"i64": "{v}", "i32": "bitcast<i32>({v}.x)", "bool": "select(0u, 1u, {v}.x != 0u || {v}.y != 0u)"}
 
 
 def scan_wgsl(kind: str, x: Storage, out: Storage) -> str:
@@ -117,10 +115,10 @@ def scan_wgsl(kind: str, x: Storage, out: Storage) -> str:
         init = f"var acc = {x.load('x', 'base')};\n    {out.store('out', 'base', 'acc')};"
         extra = helpers_for(["logaddexp"], vec=False) if kind == "logaddexp" else ""
     else:  # exact two's-complement 64-bit arithmetic on (lo, hi) words, wrapped on store as the dtype does
-        from .ew_ops import I64_OPS_WGSL
+        from .ew_ops import I64_OPS_WGSL, LOAD64, STORE64
 
         head = header(x, out, STORAGES["i64"])
-        load, store = _LOAD64[x.name], _STORE64[out.name]
+        load, store = LOAD64[x.name], STORE64[out.name]
         body = (f"let v = {load.format(a='x', i='i')};\n        {_INT_STEPS[kind]}\n"
                 f"        out[i] = {store.format(v='acc')};")
         init = f"var acc = {load.format(a='x', i='base')};\n    out[base] = {store.format(v='acc')};"
