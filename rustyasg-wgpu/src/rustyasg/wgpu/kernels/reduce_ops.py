@@ -16,7 +16,8 @@ last by a strided copy into scratch. Then:
 Floats accumulate in f32. Integers and bools (``sum`` ``mean`` ``prod`` ``max`` ``min``
 ``argmax`` ``argmin``) accumulate exactly as two's-complement 64-bit (lo, hi) words, partial
 results included, and wrap on store as the result dtype does (numpy's int32 sum is modulo
-2**32); an integer ``mean`` divides the exact sum in f32. ``argmax``/``argmin`` keep the
+2**32). A ``mean`` of int32 or bool divides the exact sum (it cannot wrap: fewer than 2**32
+terms); a ``mean`` of int64 accumulates in f32, as its sum could wrap and a mean must not. ``argmax``/``argmin`` keep the
 first index on ties (numpy's rule).
 
 Example::
@@ -89,9 +90,11 @@ def is_exact(op: str, storage) -> bool:
 
     Example::
 
-        >>> is_exact("sum", STORAGES["i32"]), is_exact("sum", STORAGES["f32"]), is_exact("var", STORAGES["i64"])
+        >>> is_exact("sum", STORAGES["i32"]), is_exact("sum", STORAGES["f32"]), is_exact("mean", STORAGES["i64"])
         (True, False, False)
     """
+    if op == "mean" and storage.name == "i64":
+        return False  # an exact 64-bit sum could wrap; numpy's mean does not
     return not storage.is_float and (op in SIMPLE or op in ("argmax", "argmin"))
 
 
@@ -147,11 +150,12 @@ def _header(x: TensorView, out: TensorView, extra: str = "", exact: bool = False
 
 
 def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = False,
-              subgroups: bool = False, divisor: str = "Rf") -> str:
+              subgroups: bool = False, divisor: str = "Rf", exact: Optional[bool] = None) -> str:
     """One workgroup per row of length R (B == 1), or per chunk of a row when ``chunked``;
     ``subgroups`` combines through subgroup operations (see :func:`_tree`); ``mean`` divides
-    by ``divisor`` (``p.extra`` when the row holds partial sums)."""
-    exact = is_exact(op, x.storage)
+    by ``divisor`` (``p.extra`` when the row holds partial sums); ``exact`` (default: as
+    :func:`is_exact` says for ``x``) picks the accumulator of a second pass over partials."""
+    exact = is_exact(op, x.storage) if exact is None else exact
     sg = subgroups and not exact and op not in ("argmax", "argmin", "prod")
     load = _load(x.storage, exact, "xs", "base + r")
     loop = "    for (var r = lid; r < len; r = r + {wg}u) {{\n{body}    }}\n"
@@ -236,12 +240,13 @@ def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = 
 _INFINITE_MAX = {True: "    if (abs(mx) > 3.0e38) { mx = 0.0; }", False: ""}
 
 
-def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool, divisor: str = "Rf") -> str:
+def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool, divisor: str = "Rf",
+              exact: Optional[bool] = None) -> str:
     """One thread per (a, [chunk,] b), walking r with stride B (B > 1 or chunked); ``mean``
-    divides by ``divisor``."""
+    divides by ``divisor``; ``exact`` as in :func:`rows_wgsl`."""
     wg = 256
     at = "(a * p.R + r) * p.B + b"
-    exact = is_exact(op, x.storage)
+    exact = is_exact(op, x.storage) if exact is None else exact
     load = _load(x.storage, exact, "xs", at)
     src = [_header(x, out, "", exact), f"@compute @workgroup_size({wg})",
            "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
@@ -327,7 +332,7 @@ def reduce_launches(kb: KernelBuilder, op: str, x: TensorView, out: TensorView, 
             launches.append(kb.launch(rows_wgsl(op, x, part, 256, True, kb.has_subgroups), [x, part], A * chunks,
                                       (LAYOUT, _values(A, R, 1, chunks, ROW_CHUNK)), f"reduce row chunks {op}"))
             # the second pass combines partial results; a mean divides their sum by the full length
-            src = rows_wgsl(op, part, out, 256, False, kb.has_subgroups, divisor="p.extra")
+            src = rows_wgsl(op, part, out, 256, False, kb.has_subgroups, "p.extra", is_exact(op, x.storage))
             vals = _values(A, chunks, 1, extra=float(R))
             launches.append(kb.launch(src, [part, out], max(A, 1), (LAYOUT, vals), f"reduce rows final {op}"))
             return launches
@@ -346,7 +351,7 @@ def reduce_launches(kb: KernelBuilder, op: str, x: TensorView, out: TensorView, 
     part = _partials(kb, op, x, (A, chunks, B))
     launches.append(kb.launch(cols_wgsl(op, x, part, True), [x, part], kb.groups(A * chunks * B, 256),
                               (LAYOUT, _values(A, R, B, chunks, chunk)), f"reduce partial {op}"))
-    src = cols_wgsl(op, part, out, False, divisor="p.extra")  # a mean divides the sum of partials by R
+    src = cols_wgsl(op, part, out, False, "p.extra", is_exact(op, x.storage))  # a mean divides by the full R
     vals = _values(A, chunks, B, extra=float(R))
     launches.append(kb.launch(src, [part, out], kb.groups(A * B, 256), (LAYOUT, vals), f"reduce final {op}"))
     return launches

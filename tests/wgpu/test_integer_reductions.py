@@ -1,0 +1,147 @@
+"""Integer reductions and scans on wgpu are exact, and wrap as numpy does, on every layout.
+
+Values sit around and beyond +-2**24 (where f32 stops being exact), +-2**31 and +-2**62, so
+an f32 accumulator anywhere (rows, columns, the chunked two-pass paths, subgroups on or off)
+shows up as a wrong answer. numpy is the reference: int32 wraps modulo 2**32, int64 modulo 2**64,
+``argmax``/``argmin`` return the first index of a tie.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rustyasg.core as rg
+from rustyasg.core.backends import get_backend
+
+CENTERS = {
+    np.int32: [0, 2**24, -2**24, 2**31 - 4, -2**31 + 3],
+    np.int64: [0, 2**24, -2**24, 2**31, -2**31, 2**62, -2**62, 2**63 - 4, -2**63 + 3],
+}
+
+# (shape, axis): the rows, cols, permuted, all-axes and chunked layouts of the reduce kernels
+LAYOUTS = [
+    ((5, 7), 1),          # rows
+    ((5, 7), 0),          # cols
+    ((3, 5, 4), 1),       # middle axis: cols with an outer dim
+    ((3, 100, 4), 1),     # cols long enough to be split into chunks and combined by a second pass
+    ((300, 2), 0),        # few columns: chunked cols
+    ((3, 4, 5), (0, 2)),  # non-adjacent axes: moved last first
+    ((4, 6), None),       # all axes
+    ((2, 40000), 1),      # few long rows: chunked rows
+]
+
+
+@pytest.fixture(scope="module")
+def be():
+    return get_backend("wgpu")
+
+
+def _draw(rng, dtype, shape):
+    """Values near the dtype's hard spots, with ties (a few offsets around each center)."""
+    centers = np.array(CENTERS[dtype], dtype=np.int64)
+    picked = centers[rng.integers(0, len(centers), size=shape)]
+    return (picked + rng.integers(-3, 4, size=shape)).astype(dtype)
+
+
+def _want(xv, axis):
+    """numpy's answers (int32 sums and products are taken as rg takes them: numpy's default int)."""
+    ax = axis if axis is None or isinstance(axis, int) else tuple(axis)
+    with np.errstate(over="ignore"):
+        return {"sum": np.sum(xv, axis=ax), "sum32": np.sum(xv, axis=ax, dtype=xv.dtype),
+                "prod": np.prod(xv, axis=ax), "max": np.max(xv, axis=ax), "min": np.min(xv, axis=ax)}
+
+
+@pytest.mark.parametrize("subgroups", ["1", "0"])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("shape,axis", LAYOUTS)
+def test_reductions_are_exact_and_wrap(be, rng, monkeypatch, subgroups, dtype, shape, axis):
+    monkeypatch.setenv("RUSTYASG_WGPU_SUBGROUPS", subgroups)
+    xv = _draw(rng, dtype, shape)
+    x = rg.input(shape, name="x", dtype=dtype)
+    outs = {"sum": rg.sum(x, axis=axis), "sum32": rg.sum(x, axis=axis, dtype=np.dtype(dtype).name),
+            "prod": rg.prod(x, axis=axis), "max": rg.amax(x, axis), "min": rg.amin(x, axis)}
+    got = dict(zip(outs, rg.function([x], list(outs.values()), backend=be)(xv)))
+    for name, want in _want(xv, axis).items():
+        assert got[name].dtype == want.dtype, name
+        np.testing.assert_array_equal(got[name], want, err_msg=f"{name} over {axis} of {shape}")
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("shape,axis", [((5, 7), 1), ((5, 7), 0), ((3, 5, 4), 1), ((3, 100, 4), 1),
+                                        ((2, 40000), 1), ((4, 6), None)])
+def test_argmax_argmin_first_index_of_ties_beyond_f32(be, rng, dtype, shape, axis):
+    # 2**24 + 1 and 2**24 are one f32 value; 2**31 - 1 and 2**31 - 2 too; they must still differ.
+    base = np.array([2**24, 2**31 - 8] if dtype == np.int32 else [2**24, 2**53, 2**62], np.int64)
+    xv = (base[rng.integers(0, len(base), size=shape)] * rng.choice([-1, 1], size=shape)
+          + rng.integers(0, 3, size=shape)).astype(dtype)
+    x = rg.input(shape, name="x", dtype=dtype)
+    f = rg.function([x], [rg.argmax(x, axis=axis), rg.argmin(x, axis=axis)], backend=be)
+    got_max, got_min = f(xv)
+    np.testing.assert_array_equal(got_max, np.argmax(xv, axis=axis))
+    np.testing.assert_array_equal(got_min, np.argmin(xv, axis=axis))
+
+
+def test_listed_cases(be):
+    cases = [
+        (np.array([2**24 + 1, 0, 2**24 + 2], np.int64), None),
+        (np.array([2**24 + 1, 0, 2], np.int32), None),
+        (np.array([2**30] * 3, np.int32), None),
+        (np.array([2**24 + 1, 2**24], np.int64), None),
+        (np.array([2**63 - 1, 1], np.int64), None),
+    ]
+    for xv, axis in cases:
+        x = rg.input(xv.shape, name="x", dtype=xv.dtype)
+        outs = [rg.sum(x), rg.sum(x, dtype="int32"), rg.amax(x), rg.amin(x), rg.argmax(x), rg.argmin(x),
+                rg.prod(x), rg.cumsum(x, 0)]
+        for backend in ("reference", be):
+            got = rg.function([x], outs, backend=backend)(xv)
+            with np.errstate(over="ignore"):
+                want = [xv.sum(), xv.sum(dtype=np.int32), xv.max(), xv.min(), xv.argmax(), xv.argmin(), xv.prod(),
+                        np.cumsum(xv)]
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w, err_msg=f"{backend} on {xv.tolist()}")
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_])
+@pytest.mark.parametrize("shape,axis", [((5, 7), 1), ((5, 7), 0), ((300, 2), 0), ((2, 40000), 1)])
+def test_integer_mean_matches_reference(be, rng, dtype, shape, axis):
+    xv = (rng.integers(0, 2, size=shape).astype(bool) if dtype == np.bool_
+          else (_draw(rng, dtype, shape) if dtype == np.int32
+                else rng.integers(-2**40, 2**40, size=shape).astype(dtype)))
+    x = rg.input(shape, name="x", dtype=dtype)
+    gpu, ref = (rg.function([x], rg.mean(x, axis=axis), backend=b)(xv) for b in (be, "reference"))
+    assert gpu.dtype == ref.dtype
+    np.testing.assert_allclose(gpu, ref, rtol=2e-7 if dtype != np.int64 else 1e-6)
+    np.testing.assert_allclose(ref, xv.mean(axis=axis), rtol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("shape,dim", [((6, 5), 0), ((6, 5), 1), ((3, 4, 5), 1), ((3, 4, 5), -1)])
+def test_scans_are_exact_and_wrap(be, rng, dtype, shape, dim):
+    xv = _draw(rng, dtype, shape)
+    x = rg.input(shape, name="x", dtype=dtype)
+    cmax, cmin = rg.cummax(x, dim), rg.cummin(x, dim)
+    outs = [rg.cumsum(x, dim), rg.cumsum(x, dim, dtype=np.dtype(dtype).name), rg.cumprod(x, dim),
+            cmax[0], cmax[1], cmin[0], cmin[1]]
+    got = rg.function([x], outs, backend=be)(xv)
+    ref = rg.function([x], outs, backend="reference")(xv)
+    with np.errstate(over="ignore"):
+        want = [np.cumsum(xv, dim), np.cumsum(xv, dim, dtype=dtype), np.cumprod(xv, dim),
+                np.maximum.accumulate(xv, dim), None, np.minimum.accumulate(xv, dim), None]
+    for i, (g, r, w) in enumerate(zip(got, ref, want)):
+        np.testing.assert_array_equal(g, r, err_msg=f"output {i}")
+        if w is not None:
+            np.testing.assert_array_equal(g, w, err_msg=f"output {i}")
+
+
+def test_bool_reductions(be, rng):
+    xv = rng.integers(0, 2, size=(3, 40000)).astype(bool)
+    x = rg.input(xv.shape, name="x", dtype=np.bool_)
+    outs = [rg.sum(x, axis=1), rg.sum(x, axis=0), rg.amax(x, 1), rg.amin(x, 0), rg.argmax(x, axis=1),
+            rg.count_nonzero(x, 1), rg.any(x, 1), rg.all(x, 0)]
+    got = rg.function([x], outs, backend=be)(xv)
+    want = [xv.sum(1), xv.sum(0), xv.max(1), xv.min(0), xv.argmax(1), np.count_nonzero(xv, 1), xv.any(1),
+            xv.all(0)]
+    for i, (g, w) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(g, w, err_msg=f"output {i}")
