@@ -8,8 +8,9 @@ output index, ``(O, K)``, plus a weight per slot:
 - max pooling: the weight says whether the slot is inside the input (padding
   never wins); taps are scanned in row-major window order and taken when
   ``v > best or v != v`` (PyTorch's rule: the first maximum wins ties, the last
-  NaN wins when there are NaNs), and the taken tap's flat ``h*W + w`` index is
-  what ``*_indices`` returns and ``*_backward`` routes to;
+  NaN wins when there are NaNs; the fixed-window kernels test a plane for NaN once
+  and run the plain ``>`` on a NaN-free one), and the taken tap's flat ``h*W + w``
+  index is what ``*_indices`` returns and ``*_backward`` routes to;
 - average pooling: the weights are the rows of the core's separable averaging
   matrices, so every divisor rule is inherited, not re-derived.
 
@@ -59,27 +60,61 @@ def max_pool_planes(x, hp, hv, wp, wv, out, idx, lo, hi):
                             idx[p, oh, ow] = h * W + w
 
 
+@njit(inline="always", cache=True)
+def _take_ordered(v, best):
+    """PyTorch's rule on a plane without NaN: a strict ``>``, so the first maximum wins ties."""
+    return v > best
+
+
+@njit(inline="always", cache=True)
+def _take_nan(v, best):
+    """PyTorch's rule on a plane holding NaN: also take every NaN, so the last NaN wins."""
+    return (v > best) | (v != v)
+
+
+@njit(inline="always", cache=True)
+def _has_nan(plane):
+    """Whether a (H, W) plane holds a NaN: one vectorized scan of a plane the window loops read
+    next from cache; a NaN-free plane then runs the plain ``>`` (the NaN test in every tap of a
+    select chain costs up to 2x)."""
+    nan = False
+    for h in range(plane.shape[0]):
+        for w in range(plane.shape[1]):
+            nan |= plane[h, w] != plane[h, w]
+    return nan
+
+
+@njit(inline="always", cache=True)
+def _window_argmax(x, p, h0, w0, kh, kw, W, take):
+    """(max, flat index) of the kh x kw window at (h0, w0) of plane p: taps in row-major window
+    order, reduced in registers with selects, not branches (a data-dependent branch mispredicts
+    on about half the taps)."""
+    best = x[p, h0, w0]
+    bi = h0 * W + w0
+    for i in range(kh):
+        for j in range(kw):
+            v = x[p, h0 + i, w0 + j]
+            t = take(v, best)
+            best = v if t else best
+            bi = (h0 + i) * W + w0 + j if t else bi
+    return best, bi
+
+
 @kernel_jit
 def max_pool_regular(x, kh, kw, s0, s1, hp, hv, wp, wv, out, idx, lo, hi):
     """:func:`max_pool_planes` when every window lies inside the input with unit dilation:
-    window positions are computed, not looked up. Each window is reduced in registers with
-    selects, not branches (a data-dependent branch mispredicts on about half the taps).
-    The position tables are accepted (and ignored) so both kernels bind alike."""
+    window positions are computed, not looked up. The position tables are accepted (and
+    ignored) so both kernels bind alike."""
     W = x.shape[2]
     OH, OW = out.shape[1], out.shape[2]
     for p in range(lo, hi):
+        nan = _has_nan(x[p])
         for oh in range(OH):
-            h0 = oh * s0
             for ow in range(OW):
-                w0 = ow * s1
-                best = x[p, h0, w0]
-                bi = h0 * W + w0
-                for i in range(kh):
-                    for j in range(kw):
-                        v = x[p, h0 + i, w0 + j]
-                        take = (v > best) | (v != v)  # the first maximum, or the last NaN, wins
-                        best = v if take else best
-                        bi = (h0 + i) * W + w0 + j if take else bi
+                if nan:
+                    best, bi = _window_argmax(x, p, oh * s0, ow * s1, kh, kw, W, _take_nan)
+                else:
+                    best, bi = _window_argmax(x, p, oh * s0, ow * s1, kh, kw, W, _take_ordered)
                 out[p, oh, ow] = best
                 idx[p, oh, ow] = bi
 
@@ -88,42 +123,38 @@ def max_pool_regular(x, kh, kw, s0, s1, hp, hv, wp, wv, out, idx, lo, hi):
 def max_unpool_regular(g, x, kh, kw, s0, s1, dx, lo, hi):
     """Backward of :func:`max_pool_regular` in one pass: each window's maximum is found again
     (as the forward does) and the gradient added there, with no index array in between."""
+    P, H, W = x.shape
     OH, OW = g.shape[1], g.shape[2]
+    flat = dx.reshape(P, H * W)
     for p in range(lo, hi):
-        dx[p] = 0
+        fp = flat[p]
+        fp[:] = 0
+        nan = _has_nan(x[p])
         for oh in range(OH):
-            h0 = oh * s0
             for ow in range(OW):
-                w0 = ow * s1
-                best = x[p, h0, w0]
-                bh = h0
-                bw = w0
-                for i in range(kh):
-                    for j in range(kw):
-                        v = x[p, h0 + i, w0 + j]
-                        take = (v > best) | (v != v)
-                        best = v if take else best
-                        bh = h0 + i if take else bh
-                        bw = w0 + j if take else bw
-                dx[p, bh, bw] += g[p, oh, ow]
+                if nan:
+                    _, bi = _window_argmax(x, p, oh * s0, ow * s1, kh, kw, W, _take_nan)
+                else:
+                    _, bi = _window_argmax(x, p, oh * s0, ow * s1, kh, kw, W, _take_ordered)
+                fp[bi] += g[p, oh, ow]
 
 
 @njit(inline="always", cache=True)
-def _window_max_2x2(r0, r1, h0, w0, W):
+def _window_max_2x2(r0, r1, h0, w0, W, take):
     """(max, flat index) of the 2x2 window at (h0, w0) of rows r0, r1: taps in window order,
-    branch-free selects, ``v > best or v != v`` so the first maximum or the last NaN wins (as PyTorch)."""
+    unrolled, branch-free selects by the ``take`` rule."""
     best = r0[w0]
     bi = h0 * W + w0
     v = r0[w0 + 1]
-    t = (v > best) | (v != v)
+    t = take(v, best)
     best = v if t else best
     bi = h0 * W + w0 + 1 if t else bi
     v = r1[w0]
-    t = (v > best) | (v != v)
+    t = take(v, best)
     best = v if t else best
     bi = (h0 + 1) * W + w0 if t else bi
     v = r1[w0 + 1]
-    t = (v > best) | (v != v)
+    t = take(v, best)
     best = v if t else best
     bi = (h0 + 1) * W + w0 + 1 if t else bi
     return best, bi
@@ -132,7 +163,8 @@ def _window_max_2x2(r0, r1, h0, w0, W):
 @kernel_jit
 def max_pool_2x2(x, out, idx, lo, hi):
     """:func:`max_pool_regular` for 2x2 windows of stride 2 (the common case), unrolled: the
-    window loops with run-time bounds keep LLVM from vectorizing (6x slower on LeNet's pooling)."""
+    window loops with run-time bounds keep LLVM from vectorizing (6x slower on LeNet's pooling).
+    Vectorized across windows, the NaN test costs nothing here: no plane test."""
     W = x.shape[2]
     OH, OW = out.shape[1], out.shape[2]
     for p in range(lo, hi):
@@ -143,18 +175,20 @@ def max_pool_2x2(x, out, idx, lo, hi):
             o = out[p, oh]
             ix = idx[p, oh]
             for ow in range(OW):
-                best, bi = _window_max_2x2(r0, r1, h0, 2 * ow, W)
+                best, bi = _window_max_2x2(r0, r1, h0, 2 * ow, W, _take_nan)
                 o[ow] = best
                 ix[ow] = bi
 
 
 @kernel_jit
 def max_unpool_2x2(g, x, dx, lo, hi):
-    """Backward of :func:`max_pool_2x2` in one pass: each window's maximum is found again (as
-    the forward does) and the gradient stored there, with no index array in between."""
+    """Backward of :func:`max_pool_2x2` in one pass: each row of windows' maxima is found again
+    (as the forward does, vectorized) into a row of indices, then the gradient is added there;
+    no index array of the whole output in between."""
     P, H, W = x.shape
     OH, OW = g.shape[1], g.shape[2]
     flat = dx.reshape(P, H * W)
+    row = np.empty(OW, np.int64)
     for p in range(lo, hi):
         fp = flat[p]
         fp[:] = 0
@@ -162,10 +196,11 @@ def max_unpool_2x2(g, x, dx, lo, hi):
             h0 = 2 * oh
             r0 = x[p, h0]
             r1 = x[p, h0 + 1]
+            for ow in range(OW):
+                _, row[ow] = _window_max_2x2(r0, r1, h0, 2 * ow, W, _take_nan)
             go = g[p, oh]
             for ow in range(OW):
-                _, bi = _window_max_2x2(r0, r1, h0, 2 * ow, W)
-                fp[bi] += go[ow]
+                fp[row[ow]] += go[ow]
 
 
 @kernel_jit
