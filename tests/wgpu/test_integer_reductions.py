@@ -145,3 +145,20 @@ def test_bool_reductions(be, rng):
             xv.all(0)]
     for i, (g, w) in enumerate(zip(got, want)):
         np.testing.assert_array_equal(g, w, err_msg=f"output {i}")
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("shape,axis", [((), None), ((0, 3), 0), ((3, 0), 1), ((2, 3), 1)])
+def test_edge_shapes_and_extremes(be, dtype, shape, axis):
+    """0-d operands, empty reduced axes (sum 0, prod 1) and rows of the dtype's minimum."""
+    xv = np.full(shape, np.iinfo(dtype).min if shape == (2, 3) else 2**24 + 1, dtype)
+    x = rg.input(shape, name="x", dtype=dtype)
+    outs = [rg.sum(x, axis=axis), rg.prod(x, axis=axis), rg.sum(x, axis=axis, dtype=np.dtype(dtype).name)]
+    if xv.size:
+        outs += [rg.amax(x, axis), rg.amin(x, axis), rg.argmax(x, axis=axis), rg.argmin(x, axis=axis)]
+    with np.errstate(over="ignore"):
+        want = [np.sum(xv, axis=axis), np.prod(xv, axis=axis), np.sum(xv, axis=axis, dtype=dtype)]
+        if xv.size:
+            want += [np.max(xv, axis=axis), np.min(xv, axis=axis), np.argmax(xv, axis=axis), np.argmin(xv, axis=axis)]
+    for i, (g, w) in enumerate(zip(rg.function([x], outs, backend=be)(xv), want)):
+        np.testing.assert_array_equal(g, w, err_msg=f"output {i}")
