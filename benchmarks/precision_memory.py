@@ -10,7 +10,9 @@ Workloads (one training step each: forward, backward, optimizer update, compiled
 Configurations: ``fp32``; ``bf16`` and ``f16`` (``precision=``; f16 with dynamic loss scaling);
 ``fp32 + full ckpt`` (every transformer block / residual block an ``nn.checkpoint_module``
 region, nothing saved but the blocks' outputs); ``fp32 + budget 50%`` (``memory_budget`` at
-half the fp32 step's planned peak, chosen by the exact solver).
+half the fp32 step's planned peak, chosen by the exact solver). On the cpu, the fp32 step keeps
+each convolution's im2col columns from the forward pass to its weight gradient (one im2col
+instead of two); under a budget or checkpoint regions they are each convolution's scratch.
 
 For each: the planned peak of the compiled step (``rustyasg.core.compile.planned_peak_bytes``:
 the cpu backend's buffer plan, inputs and intermediates; variables not counted), the median
@@ -201,14 +203,16 @@ def main(argv=None):
     ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--plot", help="write the loss curves here (PNG)")
     args = ap.parse_args(argv)
+    load_before = os.getloadavg()  # a shared machine: the load says how far the times can be trusted
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'default')}")
+          f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', 'default')}, load {load_before[0]:.2f}")
     print("| workload | config | planned peak (vs fp32) | step time, median (vs fp32) | last loss |")
     print("|---|---|---|---|---|")
     rows = run([w.strip() for w in args.workloads.split(",") if w.strip()], args.steps, args.warmup)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": {"cpu": platform.processor() or platform.machine(),
-                                                            "cores": os.cpu_count(), "python": sys.version.split()[0]},
+                                                            "cores": os.cpu_count(), "python": sys.version.split()[0],
+                                                            "load_avg_1min": [load_before[0], os.getloadavg()[0]]},
                                                "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=1))
     if args.plot:
         plot(rows, args.plot)
