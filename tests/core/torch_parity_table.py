@@ -17,7 +17,7 @@ import torch
 
 import rustyasg.core as rg
 
-TOLERANCES = {"reference": (1e-9, 1e-10), "cpu": (2e-4, 2e-5), "wgpu": (2e-4, 2e-5)}
+TOLERANCES = {"reference": (1e-9, 1e-10), "cpu": (2e-4, 2e-5), "wgpu": (2e-4, 2e-5), "onnxruntime": (2e-4, 2e-5)}
 
 
 @dataclass

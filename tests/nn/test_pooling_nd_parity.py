@@ -171,7 +171,7 @@ def nan_cases(seed: int) -> list:
     return cases
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu"])
+@pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu", "onnxruntime"])
 @pytest.mark.parametrize("seed", [3, 4])
 def test_max_pooling_with_nan_matches_torch(backend, seed):
     parity.check_cases(nan_cases(seed), backend, seed)
@@ -180,7 +180,7 @@ def test_max_pooling_with_nan_matches_torch(backend, seed):
 WINDOW = np.array([1.0, np.nan, 3.0, np.nan, 2.0, 2.0])
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu"])
+@pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu", "onnxruntime"])
 def test_one_window_picks_torchs_element_and_sign(backend):
     """One window of every kind, each pooled whole: the last NaN wins, a window of -inf picks its first
     element, and of -0.0 and 0.0 the first one wins, sign included."""

@@ -104,8 +104,9 @@ def _max_geometry(hw, a):
                  for n, k, s, p, d, in zip(hw, a["kernel_size"], a["stride"], a["padding"], a["dilation"]))
 
 
-def _windows(b, x, shape, dtype, a):
-    """``(windows (N, C, OH, OW, KH*KW) with padding at -inf, flat input index of each slot, (OH, OW))``."""
+def _windows(b, x, shape, a):
+    """``(windows (N, C, OH, OW, KH*KW), flat input index of each slot, inside)``: ``inside``
+    (OH, OW, KH*KW) is False on padding slots, which hold a clipped position's value."""
     n, c, h, w = shape
     (hp, hv), (wp, wv) = _max_geometry((h, w), a)
     oh, kh = hp.shape
@@ -116,27 +117,38 @@ def _windows(b, x, shape, dtype, a):
     win = b.op("Transpose", win, perm=[0, 1, 2, 4, 3, 5])
     win = b.op("Reshape", win, b.shape((n, c, oh, ow, kh * kw)))
     valid = (hv[:, None, :, None] & wv[None, :, None, :]).reshape(oh, ow, kh * kw)
-    win = b.op("Where", b.const(valid), win, b.const(-np.inf, dtype))
     flat = (hp[:, None, :, None] * w + wp[None, :, None, :]).reshape(oh, ow, kh * kw).astype(np.int64)
-    return win, flat, (oh, ow)
+    return win, flat, valid
+
+
+def _selected(b, node, x, shape):
+    """``(windows, slot)``: the slot (keepdims on axis 4) that PyTorch's scan takes in each window. It
+    takes an element when ``v > best or isnan(v)``: the last NaN wins when there are NaNs, else the
+    first maximum inside the input (ArgMax, ReduceMax and MaxPool need not see NaN). As a score per
+    slot ``j`` of ``K``: ``K + j`` for a NaN, ``K - 1 - j`` for a maximum, -1 for the rest, and its ArgMax."""
+    win, flat, inside = _windows(b, x, shape, node.attrs)
+    k = flat.shape[-1]
+    slot = np.arange(k, dtype=np.float32)
+    # padding is -inf only for the maximum: the values are gathered from win, whose signed zeros
+    # a Where would not keep in onnxruntime
+    masked = win if inside.all() else b.op("Where", b.const(inside), win, b.const(-np.inf, node.input_dtypes[-1]))
+    hit = b.op("And", b.op("Equal", win, b.op("ReduceMax", masked, b.ints([4]), keepdims=1)), b.const(inside))
+    nan = b.op("And", b.op("IsNaN", win), b.const(inside))
+    top_or_pad = b.op("Where", hit, b.const(k - 1 - slot), b.const(np.full(k, -1.0, np.float32)))
+    score = b.op("Where", nan, b.const(k + slot), top_or_pad)
+    return win, flat, b.op("ArgMax", score, axis=4, keepdims=1)
 
 
 def _argmax_index(b, node, x, shape):
-    """Flat ``h*W + w`` index of each window's first maximum, ``(N, C, OH, OW)``."""
-    win, flat, (oh, ow) = _windows(b, x, shape, node.input_dtypes[-1], node.attrs)
-    k = b.op("ArgMax", win, axis=4, keepdims=1)
+    """Flat ``h*W + w`` index of the element each window selects (:func:`_selected`), ``(N, C, OH, OW)``."""
+    win, flat, k = _selected(b, node, x, shape)
     table = b.op("Expand", b.const(flat), b.op("Shape", win))
     return b.op("Squeeze", b.op("GatherElements", table, k, axis=4), b.ints([4])), win
 
 
 def max_pool(b, node):
-    a = node.attrs
-    if "output_size" not in a and not a["ceil_mode"]:  # ONNX MaxPool has the same floor-mode windows
-        (ph, pw) = a["padding"]
-        return b.op("MaxPool", node.inputs[0], kernel_shape=list(a["kernel_size"]), strides=list(a["stride"]),
-                    pads=[ph, pw, ph, pw], dilations=list(a["dilation"]))
-    win, _, _ = _windows(b, node.inputs[0], node.input_shapes[0], node.dtype, a)
-    return b.op("ReduceMax", win, b.ints([4]), keepdims=0)
+    win, _, k = _selected(b, node, node.inputs[0], node.input_shapes[0])
+    return b.op("Squeeze", b.op("GatherElements", win, k, axis=4), b.ints([4]))
 
 
 def max_pool_indices(b, node):
