@@ -160,8 +160,9 @@ def test_nn_checkpoint_module_keeps_state_dict_and_gradients():
 
 
 def test_checkpointed_convolutions_do_not_share_columns_with_the_forward_pass():
-    """cpu: conv2d and its weight gradient share one im2col; a recomputed conv builds its own
-    late, so checkpointing conv blocks lowers the planned peak; gradients agree."""
+    """cpu: without checkpointing conv2d and its weight gradient share one im2col, kept from the
+    forward pass to the backward one; with checkpoint regions each convolution builds its columns
+    in its own scratch, so checkpointing conv blocks lowers the planned peak; gradients agree."""
     import rustyasg.nn as nn
 
     def build(checkpointed):

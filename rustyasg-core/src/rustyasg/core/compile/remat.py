@@ -458,9 +458,6 @@ def rematerialize(program: Program) -> Program:
     report["recomputed_ops"] = chosen  # what was chosen, by op (``recomputed`` counts the copies made)
     copies = apply_recompute(program, ids)
     report["recomputed"] = len(copies)
-    # backends that share work between a forward instruction and a backward one (the cpu's im2col
-    # columns) must not share it with a copy: that would keep it alive from the forward pass again
-    report["copies"] = frozenset(copies)
     memory_order(program)
     report["recompute_cost"] = work
     report["peak_after"] = live_bytes(program)[1]
