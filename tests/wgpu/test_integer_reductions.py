@@ -166,3 +166,33 @@ def test_edge_shapes_and_extremes(be, dtype, shape, axis):
             want += [np.max(xv, axis=axis), np.min(xv, axis=axis), np.argmax(xv, axis=axis), np.argmin(xv, axis=axis)]
     for i, (g, w) in enumerate(zip(rg.function([x], outs, backend=be)(xv), want)):
         np.testing.assert_array_equal(g, w, err_msg=f"output {i}")
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("reduce", ["sum", "prod", "amax", "amin", "mean", "assign"])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_scatter_reduce_is_exact(be, rng, dtype, reduce, include_self):
+    """Segment reductions of integers: exact, wrapping, int64 high words agreed before low words."""
+    if reduce == "prod" and dtype == np.int64:
+        x = rg.input((4,), name="x", dtype=dtype)
+        f = rg.function([x], rg.scatter_reduce(x, 0, rg.constant(np.zeros(3, np.int64)),
+                                               rg.constant(np.ones(3, np.int64)), "prod"), backend=be)
+        with pytest.raises(Exception, match="64-bit atomic"):
+            f(np.ones(4, np.int64))
+        return
+    xv, sv = _draw(rng, dtype, (6, 5)), _draw(rng, dtype, (9, 5))
+    if dtype == np.int64:  # shared high words with different low words, and the reverse
+        sv[:3] = (np.int64(2**40) + rng.integers(-2, 3, size=(3, 5))).astype(dtype)
+        xv[:2] = (np.int64(2**40) + rng.integers(-2, 3, size=(2, 5))).astype(dtype)
+    iv = rng.integers(-6, 6, size=(9, 5))
+    x, s = rg.input(xv.shape, name="x", dtype=dtype), rg.input(sv.shape, name="s", dtype=dtype)
+    i = rg.input(iv.shape, name="i", dtype=np.int64)
+    if reduce == "assign":
+        iv = np.stack([rng.permutation(6) for _ in range(5)], 1)  # distinct targets: a defined result
+        sv, s = sv[:6], rg.input((6, 5), name="s", dtype=dtype)
+        i = rg.input(iv.shape, name="i", dtype=np.int64)
+        out = rg.scatter(x, 0, i, s)
+    else:
+        out = rg.scatter_reduce(x, 0, i, s, reduce, include_self=include_self)
+    got, ref = (rg.function([x, i, s], out, backend=b)(xv, iv, sv) for b in (be, "reference"))
+    np.testing.assert_array_equal(got, ref)
