@@ -196,3 +196,20 @@ def test_scatter_reduce_is_exact(be, rng, dtype, reduce, include_self):
         out = rg.scatter_reduce(x, 0, i, s, reduce, include_self=include_self)
     got, ref = (rg.function([x, i, s], out, backend=b)(xv, iv, sv) for b in (be, "reference"))
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_scatter_add_and_index_add_are_exact(be, rng, dtype):
+    xv, sv = _draw(rng, dtype, (4, 6)), _draw(rng, dtype, (7, 6))
+    iv = rng.integers(-4, 4, size=(7, 6))
+    rows = rng.integers(0, 4, size=7)
+    x, s = rg.input(xv.shape, name="x", dtype=dtype), rg.input(sv.shape, name="s", dtype=dtype)
+    i = rg.input(iv.shape, name="i", dtype=np.int64)
+    outs = [rg.scatter_add(x, i, s, axis=0), rg.index_add(x, 0, rg.constant(rows), s)]
+    got, ref = (rg.function([x, i, s], outs, backend=b)(xv, iv, sv) for b in (be, "reference"))
+    want = xv.copy()
+    with np.errstate(over="ignore"):
+        np.add.at(want, rows, sv)
+    np.testing.assert_array_equal(ref[1], want)
+    for g, r in zip(got, ref):
+        np.testing.assert_array_equal(g, r)

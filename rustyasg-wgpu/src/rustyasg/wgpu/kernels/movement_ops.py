@@ -25,6 +25,7 @@ from rustyasg.core.shapes import normalize_axis
 
 from .api import STORAGES, KernelBuilder, KernelError, LINEAR_WORKGROUP_WGSL, Storage, TensorView, UniformLayout
 from .elementwise import ElementwiseSpec, broadcast_strides, collapse_dims, contiguous_strides
+from .ew_ops import I64_OPS_WGSL, LOAD64
 
 WG = 256
 MAIN = ("@compute @workgroup_size(256)\n"
@@ -250,26 +251,51 @@ def _as_f32_copy(kb, x: TensorView, acc: TensorView):
                                  [x.storage.name, "f32"])
 
 
+def atomic_add_words_wgsl(storage: Storage) -> str:
+    """WGSL ``atomic_add_words(t, v)``: add the (lo, hi) words ``v`` into integer element ``t`` of ``acc``
+    exactly, wrapping as the dtype does: an int32's one word, or an int64's low words whose carry goes
+    into its high word (exact modulo 2**64, in any order).
+
+    Example::
+
+        >>> "atomicAdd(&acc[2u * t + 1u]" in atomic_add_words_wgsl(STORAGES["i64"])
+        True
+    """
+    if storage.name == "i32":
+        return "fn atomic_add_words(t: u32, v: vec2<u32>) { atomicAdd(&acc[t], v.x); }\n"
+    return """
+fn atomic_add_words(t: u32, v: vec2<u32>) {
+    let old = atomicAdd(&acc[2u * t], v.x);
+    atomicAdd(&acc[2u * t + 1u], v.y + select(0u, 1u, old + v.x < old));
+}
+"""
+
+
 def take_grad(kb, instr, inputs, out):
-    """Scatter-add rows of ``g`` into ``size`` slots: zeros, then atomic adds."""
+    """Scatter-add rows of ``g`` into ``size`` slots: zeros, then atomic adds (exact for integers)."""
     g, idx = inputs
+    exact = out.storage.name in ("i32", "i64")
     nd_out = out.ndim
     ax = normalize_axis(instr.attrs["axis"], nd_out)
     size = out.shape[ax]
     K = int(np.prod(out.shape[ax + 1:], dtype=np.int64))
     J = idx.size
-    acc, finish = _accumulator(kb, out)
+    acc, finish = (out, []) if exact else _accumulator(kb, out)
     launches = [fill_launch(kb, acc, 0.0, "take_grad zeros")]
     if g.size:
-        src = (kb.header(g.storage, idx.storage) + _TAKE.wgsl_struct("Params") + "\n"
+        head, add, value = kb.header(g.storage, idx.storage), ATOMIC_ADD_WGSL, g.storage.load("gs", "gid")
+        if exact:
+            head = kb.header(g.storage, idx.storage, STORAGES["i64"]) + I64_OPS_WGSL
+            add, value = atomic_add_words_wgsl(out.storage), LOAD64[g.storage.name].format(a="gs", i="gid")
+        src = (head + _TAKE.wgsl_struct("Params") + "\n"
                f"@group(0) @binding(0) var<storage, read> gs: {g.storage.array};\n"
                f"@group(0) @binding(1) var<storage, read> ids: {idx.storage.array};\n"
                "@group(0) @binding(2) var<storage, read_write> acc: array<atomic<u32>>;\n"
-               "@group(0) @binding(3) var<uniform> p: Params;\n" + LINEAR_WORKGROUP_WGSL + ATOMIC_ADD_WGSL + MAIN
+               "@group(0) @binding(3) var<uniform> p: Params;\n" + LINEAR_WORKGROUP_WGSL + add + MAIN
                + "    let k = gid % p.K;\n    let t = gid / p.K;\n    let j = t % p.J;\n    let o = t / p.J;\n"
                + f"    let raw = {idx.storage.index('ids', 'j')};\n"
                + f"    let r = {_wrap_index('raw', 'p.N')};\n"
-               + f"    atomic_add_f32((o * p.N + r) * p.K + k, {g.storage.load('gs', 'gid')});\n}}\n")
+               + f"    atomic_add_{'words' if exact else 'f32'}((o * p.N + r) * p.K + k, {value});\n}}\n")
         values = {"n": g.size, "J": max(J, 1), "K": max(K, 1), "N": max(size, 1)}
         launches.append(kb.launch(src, [g, idx, acc], kb.groups(g.size, WG), (_TAKE, values), "take_grad"))
     return launches + finish
@@ -319,6 +345,10 @@ def gather(kb, instr, inputs, out):
 def scatter_add(kb, instr, inputs, out):
     """``torch.scatter_add``: a copy of ``x`` plus ``src`` added at ``idx`` along ``axis``."""
     x, idx, s = inputs
+    if out.storage.name in ("i32", "i64"):  # exact integer words, as scatter_reduce's sum
+        from .scatter_ops import exact_scatter_reduce
+
+        return exact_scatter_reduce(kb, instr, inputs, out, "sum", True)
     ax = normalize_axis(instr.attrs["axis"], x.ndim)
     rank = idx.ndim
     acc, finish = _accumulator(kb, out)

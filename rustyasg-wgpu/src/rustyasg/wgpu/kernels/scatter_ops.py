@@ -14,8 +14,8 @@ accumulator (``out`` itself when it is f32) with a compare-and-swap loop on the 
 
 Integer results are exact and wrap as the dtype does (numpy's, torch's): the accumulator is the
 output itself, its (lo, hi) words combined by ``add64``/``mul64``/``lt64`` in a compare-and-swap
-loop on the one word of an int32; an int64 ``sum``/``mean`` adds the low words atomically and
-carries into the high words, an int64 ``amax``/``amin`` first agrees on the high word, then
+loop on the one word of an int32; a ``sum``/``mean`` adds atomically (an int64's low words carry
+into its high word: :func:`atomic_add_words_wgsl`), an int64 ``amax``/``amin`` first agrees on the high word, then
 combines the low words of the values that have it; an integer ``mean`` floors. An int64
 ``prod`` needs a 64-bit atomic WGSL lacks, and is refused.
 
@@ -37,7 +37,7 @@ from .api import STORAGES, KernelError, LINEAR_WORKGROUP_WGSL, TensorView, Unifo
 from .elementwise import contiguous_strides
 from .ew_ops import I64_OPS_WGSL, INT_TEMPLATES, LOAD64
 from .movement_ops import (MAIN, WG, _accumulator, _as_f32_copy, _contig, _index_layout, _index_values,
-                           _indexed_offset, _wrap_index, copy_view_launch, fill_launch)
+                           _indexed_offset, _wrap_index, atomic_add_words_wgsl, copy_view_launch, fill_launch)
 
 _IDENTITY = {"sum": 0.0, "mean": 0.0, "prod": 1.0, "amax": -np.inf, "amin": np.inf}
 _COMBINE = {"sum": "o + v", "mean": "o + v", "prod": "o * v",
@@ -96,14 +96,6 @@ fn combine(t: u32, v: vec2<u32>) {{
 }}
 """
 
-
-#: int64 sum: the low words add atomically, their carry goes into the high word (exact modulo 2**64).
-_I64_ADD_WGSL = """
-fn combine(t: u32, v: vec2<u32>) {
-    let old = atomicAdd(&acc[2u * t], v.x);
-    atomicAdd(&acc[2u * t + 1u], v.y + select(0u, 1u, old + v.x < old));
-}
-"""
 
 #: Floor division of an int64 by a positive count (an unsigned long division of the magnitude).
 _FLOORDIV64_WGSL = """
@@ -240,8 +232,11 @@ def _exact_scatter(kb, instr, inputs, out, reduce: str, include_self: bool, idx,
                          STORAGES["i32"])
         launches.append(fill_launch(kb, aux, 0, "scatter_reduce.counts"))
     count = "    atomicAdd(&aux[t], 1u);\n" if reduce == "mean" else ""
-    helpers = _I64_ADD_WGSL if wide else _exact_i32_combine_wgsl(reduce)
-    launches.append(run("    combine(t, v);\n" + count, helpers, f"scatter_reduce.{reduce}", aux))
+    if reduce in ("sum", "mean"):
+        body, helpers = "    atomic_add_words(t, v);\n", atomic_add_words_wgsl(out.storage)
+    else:
+        body, helpers = "    combine(t, v);\n", _exact_i32_combine_wgsl(reduce)
+    launches.append(run(body + count, helpers, f"scatter_reduce.{reduce}", aux))
     if reduce == "mean":
         launches.append(_exact_mean_finish(kb, out, aux, include_self))
     return launches
@@ -254,7 +249,7 @@ def scatter_reduce(kb, instr, inputs, out):
         return []
     reduce, include_self = instr.attrs["reduce"], bool(instr.attrs["include_self"])
     if out.storage.name in ("i32", "i64"):
-        return _exact_scatter_reduce(kb, instr, inputs, out, reduce, include_self)
+        return exact_scatter_reduce(kb, instr, inputs, out, reduce, include_self)
     rank = max(len(idx.shape), 1)
     shape = tuple(x.shape) or (1,)
     ax = normalize_axis(instr.attrs["axis"], len(shape))
@@ -290,7 +285,8 @@ def scatter_reduce(kb, instr, inputs, out):
     return launches + finish
 
 
-def _exact_scatter_reduce(kb, instr, inputs, out, reduce: str, include_self: bool):
+def exact_scatter_reduce(kb, instr, inputs, out, reduce: str, include_self: bool):
+    """Launches of ``scatter_reduce`` (or ``scatter_add``: ``"sum"``) into an int32/int64 ``out``, exactly."""
     x, idx, s = inputs
     shape = tuple(x.shape) or (1,)
     st = contiguous_strides(shape)
