@@ -17,8 +17,8 @@ Floats accumulate in f32. Integers and bools (``sum`` ``mean`` ``prod`` ``max`` 
 ``argmax`` ``argmin``) accumulate exactly as two's-complement 64-bit (lo, hi) words, partial
 results included, and wrap on store as the result dtype does (numpy's int32 sum is modulo
 2**32). A ``mean`` of int32 or bool divides the exact sum (it cannot wrap: fewer than 2**32
-terms); a ``mean`` of int64 accumulates in f32, as its sum could wrap and a mean must not. ``argmax``/``argmin`` keep the
-first index on ties (numpy's rule).
+terms); a ``mean`` of int64 accumulates in f32, as its sum could wrap and a mean must not.
+``argmax``/``argmin`` keep the first index on ties (numpy's rule).
 
 Example::
 
@@ -268,8 +268,8 @@ def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool, divisor: s
         fin = "{acc}" if chunked else fin
         words = exact and fin == "{acc}"
         # Four independent accumulators: four loads in flight per thread instead of one.
-        unrolled = "".join(f"        acc{k} = {comb.format(a=f'acc{k}', b=_load(x.storage, exact, 'xs', f'(a * p.R + r + {k}u) * p.B + b'))};\n"
-                           for k in range(4))
+        loads = [_load(x.storage, exact, "xs", f"(a * p.R + r + {k}u) * p.B + b") for k in range(4)]
+        unrolled = "".join(f"        acc{k} = {comb.format(a=f'acc{k}', b=loads[k])};\n" for k in range(4))
         b += [f"    var acc0 = {ident};", f"    var acc1 = {ident};", f"    var acc2 = {ident};", f"    var acc3 = {ident};",
               "    var r = r0;",
               f"    for (; r + 4u <= r1; r = r + 4u) {{\n{unrolled}    }}",
