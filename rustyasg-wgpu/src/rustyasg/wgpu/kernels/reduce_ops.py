@@ -16,8 +16,9 @@ last by a strided copy into scratch. Then:
 Floats accumulate in f32. Integers and bools (``sum`` ``mean`` ``prod`` ``max`` ``min``
 ``argmax`` ``argmin``) accumulate exactly as two's-complement 64-bit (lo, hi) words, partial
 results included, and wrap on store as the result dtype does (numpy's int32 sum is modulo
-2**32). A ``mean`` of int32 or bool divides the exact sum (it cannot wrap: fewer than 2**32
-terms); a ``mean`` of int64 accumulates in f32, as its sum could wrap and a mean must not.
+2**32). A ``mean`` divides the exact sum: of int32 or bool it cannot wrap (fewer than 2**32
+terms); of int64 it is kept as two 64-bit sums, of the unsigned low words and of the signed high
+words, which cannot wrap either, and only the final ``hi * 2**32 + lo`` is rounded to f32.
 ``argmax``/``argmin`` keep the first index on ties (numpy's rule).
 
 Example::
@@ -36,7 +37,7 @@ import numpy as np
 
 from rustyasg.core.backend_api import normalize_axes, normalize_axis, outer_reduced_inner, sum_to_axes
 
-from .api import STORAGES, KernelBuilder, LINEAR_WORKGROUP_WGSL, TensorView, UniformLayout
+from .api import STORAGES, KernelBuilder, LINEAR_WORKGROUP_WGSL, Storage, TensorView, UniformLayout
 from .elementwise import contiguous_strides
 from .ew_ops import I64_OPS_WGSL, LOAD64, STORE64
 from .movement_ops import copy_view_launch
@@ -62,6 +63,26 @@ EXACT_SIMPLE = {
     "max": ("vec2<u32>(0u, 0x80000000u)", "select({b}, {a}, lt64({b}, {a}))", "{acc}"),
     "min": ("vec2<u32>(0xffffffffu, 0x7fffffffu)", "select({b}, {a}, lt64({a}, {b}))", "{acc}"),
 }
+#: An int64 mean's accumulator: (sum of low words, sum of high words) as two (lo, hi) word pairs.
+WIDE_MEAN = ("vec4<u32>(0u, 0u, 0u, 0u)", "vec4<u32>(add64({a}.xy, {b}.xy), add64({a}.zw, {b}.zw))",
+             "wide_to_f32({acc}) / {R}")
+WIDE_WGSL = """
+fn widen64(v: vec2<u32>) -> vec4<u32> {
+    return vec4<u32>(v.x, 0u, v.y, select(0u, 0xffffffffu, (v.y & 0x80000000u) != 0u));
+}
+fn wide_to_f32(w: vec4<u32>) -> f32 {
+    // value = top * 2**32 + low with top = high sum + carry of the low sum; rounded once per part,
+    // the parts of one sign (no cancellation).
+    let top = add64(w.zw, vec2<u32>(w.y, 0u));
+    let low = w.x;
+    if (neg_p(top) && low != 0u) {
+        return -(i64_to_f32(neg64(add64(top, vec2<u32>(1u, 0u)))) * 4294967296.0 + f32(~low + 1u));
+    }
+    return i64_to_f32(top) * 4294967296.0 + f32(low);
+}
+"""
+#: Partial results of an int64 mean: the accumulator's four words.
+WIDE = Storage("wide", "vec4<u32>", 16)
 # "value {v} beats the best so far {b}", and "{v} equals {b}", by accumulator kind (exact or f32)
 BETTER = {False: {"argmax": "{v} > {b}", "argmin": "{v} < {b}"},
           True: {"argmax": "lt64({b}, {v})", "argmin": "lt64({v}, {b})"}}
@@ -85,26 +106,31 @@ def reduce_form(shape: Sequence[int], axes: Sequence[int]) -> Tuple[Tuple[int, i
     return (A, int(np.prod([shape[i] for i in red], dtype=np.int64)), 1), perm
 
 
-def is_exact(op: str, storage) -> bool:
-    """Whether ``op`` over this input storage accumulates exact 64-bit integer words.
+def is_exact(op: str, storage) -> Optional[str]:
+    """The exact accumulator of ``op`` over this input storage: ``"words"`` (a 64-bit integer),
+    ``"wide"`` (an int64 mean, see :data:`WIDE_MEAN`), or None (f32).
 
     Example::
 
         >>> is_exact("sum", STORAGES["i32"]), is_exact("sum", STORAGES["f32"]), is_exact("mean", STORAGES["i64"])
-        (True, False, False)
+        ('words', None, 'wide')
     """
-    if op == "mean" and storage.name == "i64":
-        return False  # an exact 64-bit sum could wrap; numpy's mean does not
-    return not storage.is_float and (op in SIMPLE or op in ("argmax", "argmin"))
+    if op == "mean" and storage.name in ("i64", "wide"):
+        return "wide"  # a 64-bit sum could wrap; numpy's mean does not
+    return "words" if not storage.is_float and (op in SIMPLE or op in ("argmax", "argmin")) else None
 
 
-def _simple(op: str, exact: bool):
+def _simple(op: str, exact: Optional[str]):
     """(identity, combine, finalize) of an associative op for the accumulator kind."""
+    if exact == "wide":
+        return WIDE_MEAN
     return (EXACT_SIMPLE if exact else SIMPLE)[op]
 
 
-def _load(storage, exact: bool, arr: str, idx: str) -> str:
-    """WGSL: element ``idx`` of ``arr`` as the accumulator reads it (f32, or exact words)."""
+def _load(storage, exact: Optional[str], arr: str, idx: str) -> str:
+    """WGSL: element ``idx`` of ``arr`` as the accumulator reads it (f32, exact words, or wide words)."""
+    if exact == "wide":
+        return f"{arr}[{idx}]" if storage is WIDE else f"widen64({arr}[{idx}])"
     return LOAD64[storage.name].format(a=arr, i=idx) if exact else storage.load(arr, idx)
 
 
@@ -112,6 +138,8 @@ def _store(out, words: bool, arr: str, idx: str, value: str) -> str:
     """WGSL statement storing ``value``: exact words when ``words``, wrapped as ``out``'s dtype does."""
     if not words:
         return out.store(arr, idx, value)
+    if out is WIDE:
+        return f"{arr}[{idx}] = {value}"
     if out.is_float:
         return out.store(arr, idx, f"i64_to_f32({value})")
     return f"{arr}[{idx}] = " + STORE64[out.name].format(v=value)
@@ -140,9 +168,11 @@ def _tree(var: str, combine: str, wg: int, subgroups: bool = False) -> str:
             "        workgroupBarrier();\n    }\n")
 
 
-def _header(x: TensorView, out: TensorView, extra: str = "", exact: bool = False) -> str:
+def _header(x: TensorView, out: TensorView, extra: str = "", exact: Optional[str] = None) -> str:
     head = (KernelBuilder.header(x.storage, out.storage, STORAGES["i64"]) + I64_OPS_WGSL if exact
             else KernelBuilder.header(x.storage, out.storage))
+    if exact == "wide":
+        head += WIDE_WGSL
     return (head + LAYOUT.wgsl_struct("Params") + "\n"
             f"@group(0) @binding(0) var<storage, read> xs: {x.storage.array};\n"
             f"@group(0) @binding(1) var<storage, read_write> dst: {out.storage.array};\n"
@@ -150,17 +180,17 @@ def _header(x: TensorView, out: TensorView, extra: str = "", exact: bool = False
 
 
 def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = False,
-              subgroups: bool = False, divisor: str = "Rf", exact: Optional[bool] = None) -> str:
+              subgroups: bool = False, divisor: str = "Rf", exact: Optional[str] = None) -> str:
     """One workgroup per row of length R (B == 1), or per chunk of a row when ``chunked``;
     ``subgroups`` combines through subgroup operations (see :func:`_tree`); ``mean`` divides
     by ``divisor`` (``p.extra`` when the row holds partial sums); ``exact`` (default: as
     :func:`is_exact` says for ``x``) picks the accumulator of a second pass over partials."""
-    exact = is_exact(op, x.storage) if exact is None else exact
+    exact = is_exact(op, x.storage) if exact is None else exact or None
     sg = subgroups and not exact and op not in ("argmax", "argmin", "prod")
     load = _load(x.storage, exact, "xs", "base + r")
     loop = "    for (var r = lid; r < len; r = r + {wg}u) {{\n{body}    }}\n"
     arg = op in ("argmax", "argmin")
-    acc_type = "vec2<u32>" if exact else "f32"
+    acc_type = {"words": "vec2<u32>", "wide": "vec4<u32>", None: "f32"}[exact]
     extra = (f"var<workgroup> sh: array<{acc_type}, {wg}>;\n"
              + (f"var<workgroup> shi: array<u32, {wg}>;\n" if arg else ""))
     # A workgroup reduces chunk c of row a (C chunks per row; C == 1 unless the rows are
@@ -186,7 +216,7 @@ def rows_wgsl(op: str, x: TensorView, out: TensorView, wg: int, chunked: bool = 
         b.append("    if (lid == 0u) { " + _store(out.storage, words, "dst", "row", fin.format(acc="sh[0]", R=divisor))
                  + "; }")
     elif arg:
-        better, equal = BETTER[exact][op], EQUAL[exact]
+        better, equal = BETTER[bool(exact)][op], EQUAL[bool(exact)]
         start = (_simple("max" if op == "argmin" else "min", True)[0] if exact
                  else "-3.4028234663852886e38" if op == "argmax" else "3.4028234663852886e38")
         b += [f"    var best = {start};",
@@ -241,12 +271,12 @@ _INFINITE_MAX = {True: "    if (abs(mx) > 3.0e38) { mx = 0.0; }", False: ""}
 
 
 def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool, divisor: str = "Rf",
-              exact: Optional[bool] = None) -> str:
+              exact: Optional[str] = None) -> str:
     """One thread per (a, [chunk,] b), walking r with stride B (B > 1 or chunked); ``mean``
     divides by ``divisor``; ``exact`` as in :func:`rows_wgsl`."""
     wg = 256
     at = "(a * p.R + r) * p.B + b"
-    exact = is_exact(op, x.storage) if exact is None else exact
+    exact = is_exact(op, x.storage) if exact is None else exact or None
     load = _load(x.storage, exact, "xs", at)
     src = [_header(x, out, "", exact), f"@compute @workgroup_size({wg})",
            "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
@@ -277,7 +307,7 @@ def cols_wgsl(op: str, x: TensorView, out: TensorView, chunked: bool, divisor: s
               f"    let acc = {comb.format(a=comb.format(a='acc0', b='acc1'), b=comb.format(a='acc2', b='acc3'))};",
               "    " + _store(out.storage, words, "dst", oi, fin.format(acc="acc", R=divisor)) + ";"]
     elif op in ("argmax", "argmin"):
-        better = BETTER[exact][op].format(v="v", b="best")
+        better = BETTER[bool(exact)][op].format(v="v", b="best")
         b += ["    var best = " + ("vec2<u32>(0u, 0u);" if exact else "0.0;"), "    var bi = 0u;",
               loop.format(body=f"        let v = {load};\n        if (r == r0 || {better}) {{ best = v; bi = r; }}\n"),
               "    " + out.storage.store_index("dst", oi, "i32(bi)") + ";"]
@@ -302,8 +332,9 @@ def _values(A, R, B, C=1, chunk=None, extra=0.0):
 
 
 def _partials(kb: KernelBuilder, op: str, x: TensorView, shape) -> TensorView:
-    """Scratch for the partial results of a two-pass reduction: f32, or exact int64 words."""
-    dtype, storage = ((np.dtype(np.int64), STORAGES["i64"]) if is_exact(op, x.storage)
+    """Scratch for the partial results of a two-pass reduction: f32, exact int64 words, or wide words."""
+    exact = is_exact(op, x.storage)
+    dtype, storage = ((np.dtype(np.int64), WIDE if exact == "wide" else STORAGES["i64"]) if exact
                       else (np.dtype(np.float32), STORAGES["f32"]))
     size = int(np.prod(shape, dtype=np.int64))
     return TensorView(kb.scratch(size * storage.itemsize, "reduce partials"), shape, dtype, storage)
