@@ -5,9 +5,6 @@ targets, frames past a sample's input length, and alignments that cannot exist (
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -16,19 +13,12 @@ import torch.nn.functional as TF
 
 import rustyasg.core as rg
 import rustyasg.nn as nn
+from core_tables import load_core_module
 
 
-def _load(name: str):
-    if name not in sys.modules:
-        path = pathlib.Path(__file__).parent.parent / "core" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-parity = _load("torch_parity_table")
+parity = load_core_module("torch_parity_table")
 R = np.random.default_rng(3)
 LOGITS = R.standard_normal((7, 3, 5))
 PADDED = np.array([[1, 2, 2], [3, 1, 0], [4, 4, 4]])

@@ -4,9 +4,6 @@ odd sizes whose windows overlap or do not divide evenly, including outputs large
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -16,19 +13,12 @@ import torch.nn.functional as TF
 import rustyasg.core as rg
 import rustyasg.nn as nn
 import rustyasg.nn.functional as F
+from core_tables import load_core_module
 
 
-def _load(name: str):
-    if name not in sys.modules:
-        path = pathlib.Path(__file__).parent.parent / "core" / f"{name}.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-parity = _load("torch_parity_table")
+parity = load_core_module("torch_parity_table")
 Case = parity.Case
 R = np.random.default_rng(11)
 
