@@ -343,12 +343,9 @@ def gather(kb, instr, inputs, out):
 
 
 def scatter_add(kb, instr, inputs, out):
-    """``torch.scatter_add``: a copy of ``x`` plus ``src`` added at ``idx`` along ``axis``."""
+    """``torch.scatter_add`` of floats: a copy of ``x`` plus ``src`` added at ``idx`` along ``axis``
+    (registered through :mod:`.scatter_ops`, which sends integers to its exact kernel)."""
     x, idx, s = inputs
-    if out.storage.name in ("i32", "i64"):  # exact integer words, as scatter_reduce's sum
-        from .scatter_ops import exact_scatter_reduce
-
-        return exact_scatter_reduce(kb, instr, inputs, out, "sum", True)
     ax = normalize_axis(instr.attrs["axis"], x.ndim)
     rank = idx.ndim
     acc, finish = _accumulator(kb, out)
@@ -386,6 +383,6 @@ def dim_size(kb, instr, inputs, out):
 KERNELS = {
     "reshape": reshape, "transpose": transpose, "slice": slice_, "slice_grad": slice_grad, "flip": flip,
     "broadcast_to": broadcast_to, "concat": concat, "pad": pad, "take": take, "take_grad": take_grad,
-    "gather": gather, "scatter_add": scatter_add, "zeros_like": zeros_like, "ones_like": ones_like,
+    "gather": gather, "zeros_like": zeros_like, "ones_like": ones_like,
     "dim_size": dim_size,
 }

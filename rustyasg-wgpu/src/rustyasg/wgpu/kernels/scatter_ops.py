@@ -38,6 +38,7 @@ from .elementwise import contiguous_strides
 from .ew_ops import I64_OPS_WGSL, INT_TEMPLATES, LOAD64
 from .movement_ops import (MAIN, WG, _accumulator, _as_f32_copy, _contig, _index_layout, _index_values,
                            _indexed_offset, _wrap_index, atomic_add_words_wgsl, copy_view_launch, fill_launch)
+from .movement_ops import scatter_add as float_scatter_add
 
 _IDENTITY = {"sum": 0.0, "mean": 0.0, "prod": 1.0, "amax": -np.inf, "amin": np.inf}
 _COMBINE = {"sum": "o + v", "mean": "o + v", "prod": "o * v",
@@ -302,4 +303,11 @@ def exact_scatter_reduce(kb, instr, inputs, out, reduce: str, include_self: bool
     return launches + _exact_scatter(kb, instr, inputs, out, reduce, include_self, idx, s, rank, ax, values)
 
 
-KERNELS = {"scatter_reduce": scatter_reduce}
+def scatter_add(kb, instr, inputs, out):
+    """``torch.scatter_add``: integers exactly (as ``scatter_reduce``'s sum), floats by the movement kernel."""
+    if out.storage.name in ("i32", "i64"):
+        return exact_scatter_reduce(kb, instr, inputs, out, "sum", True)
+    return float_scatter_add(kb, instr, inputs, out)
+
+
+KERNELS = {"scatter_reduce": scatter_reduce, "scatter_add": scatter_add}
