@@ -40,6 +40,7 @@ def _pool_unpool(ours_pool, ours_unpool, theirs_pool, theirs_unpool, k, **kw):
 IMG = r(2, 3, 6, 7)
 VOL = r(2, 4, 5, 6, 7)
 SEQ = r(2, 4, 9)
+BIG_IMG = r(2, 3, 13, 17)
 EDGE_IMG = IMG.copy()
 EDGE_IMG[0, 0, 0, :4] = [np.inf, -np.inf, np.nan, 0.0]
 
@@ -87,6 +88,13 @@ CASES = [
                            ("nearest-exact", None, {"size": (9, 5)}), ("bilinear", False, {"scale_factor": 1.5}),
                            ("bilinear", True, {"size": (4, 11)}), ("bicubic", False, {"size": (9, 5)}),
                            ("bicubic", True, {"scale_factor": 2}), ("area", None, {"size": (4, 3)}))],
+    # antialiasing (PyTorch's filters stretched when downsampling; upsampling and align_corners too)
+    *[_pair(f"interpolate_antialias_{mode}_{ac}_{sz}",
+            lambda x, m=mode, a=ac, s=sz: F.interpolate(x, **s, mode=m, align_corners=a, antialias=True),
+            lambda t, m=mode, a=ac, s=sz: TF.interpolate(t, **s, mode=m, align_corners=a, antialias=True), BIG_IMG)
+      for mode, ac, sz in (("bilinear", False, {"scale_factor": 0.5}), ("bilinear", True, {"size": (5, 4)}),
+                           ("bilinear", False, {"size": (1, 7)}), ("bicubic", False, {"size": (4, 6)}),
+                           ("bicubic", True, {"scale_factor": (0.3, 1.5)}), ("bicubic", False, {"size": (21, 2)}))],
     _pair("interpolate_linear", lambda x: F.interpolate(x, size=13, mode="linear"),
           lambda t: TF.interpolate(t, size=13, mode="linear"), SEQ),
     _pair("interpolate_trilinear", lambda x: F.interpolate(x, scale_factor=(1.5, 0.5, 2), mode="trilinear"),
@@ -165,6 +173,7 @@ def test_modules_have_torch_state_dict_keys_shapes_and_init_bounds(name, kwargs)
     (lambda: F.conv1d(rg.input((1, 2, 5)), rg.input((2, 2, 3)), stride=2, padding="same"), "stride 1"),
     (lambda: F.interpolate(rg.input((1, 1, 4)), scale_factor=2, mode="bilinear"), "needs 2 spatial"),
     (lambda: F.interpolate(rg.input((1, 1, 4)), size=3, scale_factor=2), "exactly one"),
+    (lambda: F.interpolate(rg.input((1, 1, 4, 4)), size=3, mode="nearest", antialias=True), "bilinear and bicubic"),
     (lambda: F.pixel_shuffle(rg.input((1, 6, 2, 2)), 2), "divisible"),
     (lambda: F.group_norm(rg.input((2, 6, 3)), 4), "divisible by num_groups"),
     (lambda: F.scaled_dot_product_attention(rg.input((1, 3, 2, 4)), rg.input((1, 2, 2, 4)), rg.input((1, 2, 2, 4)),

@@ -220,7 +220,7 @@ torch.nn.AdaptiveAvgPool3d | | nn.AdaptiveAvgPool3d |
 torch.nn.AdaptiveMaxPool1d | | nn.AdaptiveMaxPool1d | return_indices too
 torch.nn.AdaptiveMaxPool2d | | nn.AdaptiveMaxPool2d | return_indices too
 torch.nn.AdaptiveMaxPool3d | | nn.AdaptiveMaxPool3d | return_indices too
-torch.nn.Upsample | jax.image.resize | nn.Upsample | nearest, nearest-exact, linear, bilinear, bicubic, trilinear, area; antialias is refused
+torch.nn.Upsample | jax.image.resize | nn.Upsample | nearest, nearest-exact, linear, bilinear, bicubic, trilinear, area; antialias (bilinear, bicubic) in F.interpolate
 torch.nn.PixelShuffle | | nn.PixelShuffle |
 torch.nn.Unfold | | nn.Unfold |
 torch.nn.Fold | | nn.Fold |
@@ -298,7 +298,7 @@ F.adaptive_max_pool3d | | F.adaptive_max_pool3d | return_indices too
 F.max_unpool1d | | F.max_unpool1d |
 F.max_unpool2d | | F.max_unpool2d |
 F.max_unpool3d | | F.max_unpool3d |
-F.interpolate | jax.image.resize | F.interpolate |
+F.interpolate | jax.image.resize | F.interpolate | antialias=True for bilinear and bicubic
 F.pixel_shuffle | | F.pixel_shuffle |
 F.pixel_unshuffle | | F.pixel_unshuffle |
 F.unfold | | F.unfold |

@@ -5,7 +5,10 @@ Everything is built from core ops while the graph is built:
 * ``interpolate`` is separable: each resized axis is a ``take`` (nearest modes) or a matmul
   with a constant ``(out, in)`` interpolation matrix (linear, cubic with PyTorch's A = -0.75
   and clamped borders, area = adaptive averaging), computed in float64 with PyTorch's
-  source-index rules (``align_corners``, ``scale_factor`` vs. size ratio).
+  source-index rules (``align_corners``, ``scale_factor`` vs. size ratio). ``antialias=True``
+  (bilinear, bicubic) swaps in PyTorch's antialiasing matrix: when downsampling, the filter
+  (triangle, or cubic with A = -0.5) is stretched by the scale so every input pixel counts,
+  and each row is normalised to sum 1.
 * ``pixel_shuffle`` / ``pixel_unshuffle`` are a reshape, a transpose and a reshape.
 * ``unfold`` gathers the windows with two constant-index ``take``\\ s; ``fold`` is their adjoint
   (``take_grad`` scatter-adds overlapping windows), then a crop of the padding.
@@ -60,12 +63,57 @@ def _cubic(t: np.ndarray, a: float = -0.75):
     return far(t + 1), near(t), near(1 - t), far(2 - t)
 
 
-def interpolation_matrix(size: int, out: int, mode: str, align_corners: bool, scale: Optional[float]) -> np.ndarray:
+def _antialias_filter(mode: str):
+    """PyTorch's antialiasing filters (``aa_filter``: a triangle; ``bicubic``: A = -0.5) and their half widths."""
+    if mode == "linear":
+        return (lambda x: np.maximum(1.0 - np.abs(x), 0.0)), 1.0
+
+    def cubic(x, a=-0.5):
+        x = np.abs(x)
+        near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+        far = (((x - 5.0) * x + 8.0) * x - 4.0) * a
+        return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
+    return cubic, 2.0
+
+
+def antialias_matrix(size: int, out: int, mode: str, align_corners: bool, scale: Optional[float]) -> np.ndarray:
+    """``(out, size)`` weights of PyTorch's antialiased resize of one axis (``mode``: linear or bicubic).
+
+    Follows ``_compute_weights_aa``: the filter is centred on ``scale * (i + 0.5)``; when
+    downsampling (``scale > 1``) its support and argument are stretched by ``scale``; taps cover
+    ``[center - support + 0.5, center + support + 0.5)`` clipped to the input; rows sum to 1.
+
+    >>> antialias_matrix(4, 2, "linear", False, None).round(3).tolist()
+    [[0.429, 0.429, 0.143, 0.0], [0.0, 0.143, 0.429, 0.429]]
+    """
+    if align_corners:
+        ratio = (size - 1) / (out - 1) if out > 1 else 0.0
+    else:
+        ratio = 1.0 / scale if scale else size / out
+    fn, half = _antialias_filter(mode)
+    support = half * ratio if ratio >= 1.0 else half
+    invscale = 1.0 / ratio if ratio >= 1.0 else 1.0
+    mat = np.zeros((out, size))
+    for i in range(out):
+        center = ratio * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)  # C++ truncation toward zero, as PyTorch's cast
+        hi = min(int(center + support + 0.5), size)
+        taps = np.arange(lo, hi)
+        w = fn((taps - center + 0.5) * invscale)
+        total = w.sum()
+        mat[i, lo:hi] = w / total if total != 0.0 else w
+    return mat
+
+
+def interpolation_matrix(size: int, out: int, mode: str, align_corners: bool, scale: Optional[float],
+                         antialias: bool = False) -> np.ndarray:
     """``(out, size)`` weights resizing one axis (linear, cubic or area modes).
 
     >>> interpolation_matrix(2, 4, "linear", False, None).round(3).tolist()[1]
     [0.75, 0.25]
     """
+    if antialias:
+        return antialias_matrix(size, out, mode, align_corners, scale)
     mat = np.zeros((out, size))
     rows = np.arange(out)
     if mode == "area":
@@ -97,9 +145,13 @@ def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest", 
     """``torch.nn.functional.interpolate`` over the spatial axes of ``(N, C, ...)`` (1, 2 or 3 of them).
 
     ``mode``: nearest, nearest-exact, linear (1-D), bilinear (2-D), bicubic (2-D), trilinear (3-D), area.
+    ``antialias``: PyTorch's antialiased bilinear / bicubic (what torchvision's ``Resize`` uses):
+    downsampling averages every input pixel under the stretched filter instead of sampling.
 
     >>> interpolate(rg.input((1, 1, 3)), size=5, mode="linear", align_corners=True).shape
     (1, 1, 5)
+    >>> interpolate(rg.input((1, 3, 32, 32)), size=(8, 8), mode="bicubic", antialias=True).shape
+    (1, 3, 8, 8)
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
@@ -108,8 +160,8 @@ def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest", 
         raise shape_error("interpolate", f"input must be (N, C, ...) with 1 to 3 spatial axes, got rank {x.ndim}", x)
     if _MODES[mode] and _MODES[mode] != nd:
         raise shape_error("interpolate", f"mode {mode!r} needs {_MODES[mode]} spatial axes, the input has {nd}", x)
-    if antialias:
-        raise ValueError("antialias=True is not supported (it changes the weights when downsampling)")
+    if antialias and mode not in ("bilinear", "bicubic"):
+        raise ValueError(f"antialias=True applies to the bilinear and bicubic modes (as in PyTorch), not {mode!r}")
     if align_corners is not None and mode not in ("linear", "bilinear", "bicubic", "trilinear"):
         raise ValueError(f"align_corners only applies to linear/bilinear/bicubic/trilinear modes, not {mode!r}")
     spatial = tuple(x.shape[2:])
@@ -134,7 +186,7 @@ def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest", 
                 y = rg.take(y, rg.constant(_nearest_index(n, o, mode == "nearest-exact", scale)), axis=axis)
             continue
         m = interpolation_matrix(n, o, "area" if mode == "area" else "bicubic" if mode == "bicubic" else "linear",
-                                 bool(align_corners), scale)
+                                 bool(align_corners), scale, antialias)
         y = apply_along_axis(y, axis, m)
     return y
 
