@@ -90,3 +90,19 @@ def test_an_unwritable_cache_root_falls_back_to_the_temp_dir(monkeypatch, tmp_pa
     assert path.is_dir() and not path.is_relative_to(blocker)
     mod = cache.load_source("VALUE = 3\n", prefix="fallback")
     assert mod.VALUE == 3
+
+
+def test_every_module_generated_kernels_import_is_in_the_helpers_stamp():
+    # numba caches a generated kernel by its own file: a helper module missing from the stamp
+    # would leave kernels compiled against its old code after an edit
+    import re
+    from pathlib import Path
+
+    from rustyasg.cpu import codegen
+    from rustyasg.cpu.kernels import rowwise, scan
+
+    sources = [m.group(1) for m in re.finditer(r'"(from rustyasg\.cpu\.[^"]*)"', Path(codegen.__file__).read_text())]
+    sources += [rowwise._HEADER, scan._TEMPLATE]
+    imported = {m for text in sources for m in re.findall(r"from rustyasg\.cpu\.([\w.]+) import", text)}
+    files = {m.replace(".", "/") + ".py" for m in imported}
+    assert "kernels/bfloat16.py" in files and files <= set(codegen.HELPER_FILES), files - set(codegen.HELPER_FILES)

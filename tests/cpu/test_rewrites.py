@@ -39,6 +39,20 @@ def test_conv_forward_and_weight_gradient_share_one_im2col(rng):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
+def test_a_bfloat16_input_shares_its_columns_too(rng):
+    # the forward conv and the weight gradient read two float32 widenings of one bfloat16 value
+    x = rg.input((2, 3, 8, 8), "bfloat16", name="x")
+    w = rg.variable(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), name="w")
+    y = rg.conv2d(x, w.astype("bfloat16"), padding=1)
+    (gw,) = rg.grad((y.astype("float32") ** 2).sum(), [w])
+    on, off = _pair([x], [y, gw], "cpu_conv_im2col")
+    xv = rng.standard_normal((2, 3, 8, 8)).astype(rg.bfloat16)
+    ops = [i.op for i in on.lower(xv).instrs]
+    assert ops.count("cpu.im2col") == 1 and ops.count("cpu.conv2d_gemm_weight") == 1
+    for a, b in zip(on(xv), off(xv)):
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+
+
 def test_explicit_broadcasts_are_folded_into_elementwise_ops(rng):
     x, b = rg.input((6, 5), "float32", name="x"), rg.input((5,), "float32", name="b")
     y = rg.tanh(x * rg.broadcast_to(b, shape=(6, 5)))

@@ -60,3 +60,31 @@ def test_narrowing_rounds_to_nearest_even_like_numpy(name):
     out = np.empty(2, np.uint16)
     narrow(nan, out)
     assert np.isnan(out.view(dtype).astype(np.float32)).all()
+
+
+@pytest.mark.parametrize("name", sorted(DTYPES))
+def test_rounding_in_registers_equals_narrowing_then_widening(name):
+    # fused kernels carry rounded values as float32 (round_bf16 stays in 32-bit lanes): it must be
+    # the exact composition of the store and the load, on every upper half and the critical lower halves
+    from rustyasg.cpu.kernels.bfloat16 import round_bf16, round_f16
+
+    dtype, load, store = DTYPES[name]
+    rnd = {"bfloat16": round_bf16, "float16": round_f16}[name]
+
+    @numba.njit
+    def both(values, rounded, composed):
+        for i in range(values.size):
+            rounded[i] = rnd(values[i])
+            composed[i] = load(store(values[i]))
+
+    upper = np.arange(1 << 16, dtype=np.uint32) << np.uint32(16)
+    low = np.array([0, 1, 0x1000, 0x7FFF, 0x8000, 0x8001, 0xFFFF], np.uint32)
+    values = (upper[:, None] | low[None, :]).ravel().view(np.float32)
+    rounded, composed = np.empty_like(values), np.empty_like(values)
+    both(values, rounded, composed)
+    nan = np.isnan(composed)
+    assert np.array_equal(np.isnan(rounded), nan)
+    assert np.array_equal(rounded[~nan].view(np.uint32), composed[~nan].view(np.uint32))
+    with np.errstate(all="ignore"):
+        want = values.astype(dtype).astype(np.float32)
+    assert np.array_equal(rounded[~nan].view(np.uint32), want[~nan].view(np.uint32))

@@ -65,6 +65,10 @@ class GroupCode:
     sizes: tuple = ()  # loop sizes no operand spans (a broadcast summed away), passed after the arrays
 
 
+#: The modules generated kernels import helpers from (every one is in the stamp below).
+HELPER_FILES = ("jit.py", "kernels/fastmath.py", "kernels/bfloat16.py")
+
+
 def _helpers_stamp() -> str:
     """Hash of the helper sources the generated files depend on.
 
@@ -73,7 +77,7 @@ def _helpers_stamp() -> str:
     """
     here = Path(__file__).parent
     h = hashlib.sha1()
-    for rel in ("jit.py", "kernels/fastmath.py"):
+    for rel in HELPER_FILES:
         h.update((here / rel).read_bytes())
     return h.hexdigest()[:16]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rustyasg.core.backend_api import LOW_PRECISION
 from rustyasg.core.shapes import broadcast_shapes
 
 from .kernels.protocol import Elementwise
@@ -127,7 +128,8 @@ def conv_im2col(program):
     if program.options.get("remat"):
         return program
     by_id = program.by_id()
-    made, out, next_id = {}, [], program.new_id()
+    made, out, next_id, dead_copies = {}, [], program.new_id(), False
+    low = frozenset(np.dtype(d) for d in LOW_PRECISION)
     for ins in program.instrs:
         if ins.op == "conv2d":
             x, w = by_id[ins.inputs[0]], by_id[ins.inputs[1]]
@@ -142,8 +144,13 @@ def conv_im2col(program):
         if is_pointwise(kernel, stride, padding):
             out.append(ins)
             continue
-        key = (x.id, kernel, stride, padding, dilation, out_hw)
+        # a 16-bit input is widened once per reader (``cpu_float16``): the forward and the weight
+        # gradient read different float32 copies of one value, which make the same columns
+        root = by_id[x.inputs[0]] if x.op == "cast" and by_id[x.inputs[0]].dtype in low else x
+        key = (root.id, x.dtype, kernel, stride, padding, dilation, out_hw)
         cols = made.get(key)
+        if cols is not None and cols.inputs[0] != x.id:
+            dead_copies = True
         if cols is None:
             n, c = x.shape[:2]
             shape = (c * kernel[0] * kernel[1], n * out_hw[0] * out_hw[1])
@@ -159,6 +166,10 @@ def conv_im2col(program):
         ins.attrs = {"groups": groups}
         out.append(ins)
     program.instrs = out
+    if dead_copies:
+        from rustyasg.core.passes import dce
+
+        program = dce(program)  # the widened copies whose columns are shared
     return program
 
 
