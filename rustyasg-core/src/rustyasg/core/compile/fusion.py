@@ -39,7 +39,8 @@ def plan_units(order: Sequence[int], inputs_of: Callable[[int], Sequence[int]],
                role_of: Callable[[int], Optional[str]], shape_of: Callable[[int], tuple], *,
                key_of: Optional[Callable[[int], Optional[int]]] = None, roots: Iterable[int] = (),
                max_bindings: Optional[int] = None, recent: int = 0, min_group: int = 1,
-               hint_of: Optional[Callable[[int], str]] = None) -> Plan:
+               hint_of: Optional[Callable[[int], str]] = None,
+               reach_of: Optional[Callable[[int], Optional[int]]] = None) -> Plan:
     """Group and schedule the instructions ``order`` (ids, program order) into a :class:`Plan`.
 
     ``inputs_of(id)``: the value ids an instruction reads. ``role_of(id)``: ``ELEMENTWISE``,
@@ -52,9 +53,13 @@ def plan_units(order: Sequence[int], inputs_of: Callable[[int], Sequence[int]],
     how many recent same-shape groups an instruction may join when none of its
     producers' groups fits. ``min_group``: smaller groups become single units.
     ``hint_of(id)``: an op's declared ``schedule`` (:func:`schedule_hints`): ``"asap"`` units
-    go as soon as they are ready, ``"late"`` ones when nothing else is.
+    go as soon as they are ready, ``"late"`` ones when nothing else is. ``reach_of(id)``: how
+    many instructions back the last member of a producer's group may be for the instruction to
+    join it (``None``: any distance); a value made long after its operand's group (a widening
+    placed right before a late reader) otherwise turns into one more output of that group,
+    stored until its reader runs.
     """
-    units = _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, min_group)
+    units = _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, min_group, reach_of)
     if hint_of is not None:
         for u in units:
             hint = hint_of(u.head)
@@ -79,7 +84,7 @@ def _key_fn(order, key_of):
     return lambda v: v if v in known else None
 
 
-def _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, min_group) -> List[Unit]:
+def _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, min_group, reach_of=None) -> List[Unit]:
     key = _key_fn(order, key_of)
     units: List[Unit] = []
     unit_of: Dict[int, int] = {}
@@ -126,11 +131,12 @@ def _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, mi
         chosen: List[int] = []
         if role is not None:
             shape = tuple(shape_of(iid))
+            reach = reach_of(iid) if reach_of is not None else None
             cands: List[int] = []
             for v in ins:
                 g = producer(v)
                 if (g is not None and key(v) == v and units[g].kind == "fused" and units[g].shape == shape
-                        and v not in reduced[g] and g not in cands):
+                        and v not in reduced[g] and g not in cands and (reach is None or pos - units[g].order <= reach)):
                     cands.append(g)
             cands.sort(key=lambda g: -len(units[g].members))
             options = [cands] if len(cands) > 1 else []

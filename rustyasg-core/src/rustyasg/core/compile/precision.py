@@ -45,6 +45,10 @@ from ..registry import PRECISIONS, precision_of
 from .emit import Emitter
 
 _SOURCES = ("input", "variable", "constant")
+#: Readers of a narrow value this close (in instructions) to its float32 copy share the copy.
+SHARE_WINDOW = 16
+#: Moves a widening looks through (same elements, another layout).
+_RELAYOUT = ("transpose", "reshape")
 
 
 @dataclass(frozen=True)
@@ -341,23 +345,41 @@ def compute_widened(program, narrow=dtypes.LOW_PRECISION, keep=MOVES_ONLY):
         return program
     by_id = program.by_id()
     em = Emitter(program)
-    widened: Dict[int, int] = {}
+    widened: Dict[tuple, tuple] = {}  # (value, reader kind) -> (float32 copy, its place in ``out``)
     out = []
 
-    def wide(v):
+    def wide(v, reader=None):
         # one widening per reader, made right before it: a shared float32 copy would stay alive
         # from the first reader to the last (forward to backward), costing more than the narrow value
-        # saves; a widening next to an elementwise reader fuses into it and is never stored
-        if v not in widened:
-            src = by_id[v]
-            c = Instr(em.fresh_id(), "cast", (v,), {"dtype": f32}, src.shape, f32, src.source)
+        # saves; a widening next to an elementwise reader fuses into it and is never stored. Matmuls
+        # within SHARE_WINDOW instructions of a copy share it (the two GEMMs of a linear layer's
+        # backward read one gradient): it lives a few steps, and is written once instead of twice
+        # a matmul's transposed or reshaped narrow operand is widened at its root and the moves
+        # replayed on the float32 copy: the widening then reads contiguous words (a strided one
+        # is ~3x slower) and GEMM takes the transposed view as it is; an elementwise reader
+        # instead fuses the widening and reads through the view itself
+        gemm = reader == "matmul"
+        chain, root = [], by_id[v]
+        while gemm and root.op in _RELAYOUT and by_id[root.inputs[0]].dtype in narrow:
+            if root.op == "transpose" and any(m.op == "reshape" for m in chain):
+                break  # replayed, a reshape of a transposed copy would be one more copy
+            chain.append(root)
+            root = by_id[root.inputs[0]]
+        hit = widened.get((root.id, gemm))
+        if hit is None or len(out) - hit[1] > (SHARE_WINDOW if gemm else 0):
+            c = Instr(em.fresh_id(), "cast", (root.id,), {"dtype": f32}, root.shape, f32, root.source)
             out.append(c)
             by_id[c.id] = c
-            widened[v] = c.id
-        return widened[v]
+            widened[(root.id, gemm)] = hit = (c.id, len(out))
+        cur = hit[0]
+        for move in reversed(chain):
+            m = Instr(em.fresh_id(), move.op, (cur,), dict(move.attrs), move.shape, f32, move.source)
+            out.append(m)
+            by_id[m.id] = m
+            cur = m.id
+        return cur
 
     for ins in program.instrs:
-        widened.clear()
         if ins.op == "cast" and (ins.dtype in narrow) != (by_id[ins.inputs[0]].dtype in narrow):
             src = by_id[ins.inputs[0]].dtype
             if not dtypes.is_floating(src):  # int/bool -> narrow: through float32 (a float conversion)
@@ -371,7 +393,7 @@ def compute_widened(program, narrow=dtypes.LOW_PRECISION, keep=MOVES_ONLY):
         if not touches or ins.op in keep or ins.op in ("cast",) + _SOURCES:
             out.append(ins)
             continue
-        inputs = tuple(wide(a) if by_id[a].dtype in narrow else a for a in ins.inputs)
+        inputs = tuple(wide(a, ins.op) if by_id[a].dtype in narrow else a for a in ins.inputs)
         if ins.dtype not in narrow:
             ins.inputs = inputs
             out.append(ins)
