@@ -62,6 +62,17 @@ def gelu_tanh(b, node):
     return b.op("Mul", b.op("Mul", x, _c(b, node, 0.5)), b.op("Add", _c(b, node, 1.0), b.op("Tanh", inner)))
 
 
+def gelu_tanh_grad(b, node):
+    g, x = node.inputs
+    z2 = b.op("Mul", _c(b, node, 2 * math.sqrt(2.0 / math.pi)),
+              b.op("Add", x, b.op("Mul", b.op("Mul", b.op("Mul", x, x), x), _c(b, node, 0.044715))))
+    s = b.op("Sigmoid", z2)
+    dz2 = b.op("Mul", _c(b, node, 2 * math.sqrt(2.0 / math.pi)),
+               b.op("Add", _c(b, node, 1.0), b.op("Mul", b.op("Mul", x, x), _c(b, node, 3 * 0.044715))))
+    slope = b.op("Add", s, b.op("Mul", b.op("Mul", x, b.op("Mul", s, b.op("Sub", _c(b, node, 1.0), s))), dz2))
+    return b.op("Mul", g, slope)
+
+
 def silu(b, node):
     x = node.inputs[0]
     return b.op("Mul", x, b.op("Sigmoid", x))
@@ -140,6 +151,7 @@ def _tensor(arr):
 TRANSLATORS = {op: _direct(onnx_op) for op, onnx_op in DIRECT.items()}
 TRANSLATORS.update({
     "expm1": expm1, "log1p": log1p, "rsqrt": rsqrt, "square": square, "gelu": gelu, "gelu_tanh": gelu_tanh,
+    "gelu_tanh_grad": gelu_tanh_grad,
     "silu": silu, "softplus": softplus, "elu": elu, "leaky_relu": leaky_relu, "clamp": clamp, "mod": mod,
     "floor_divide": floor_divide, "not_equal": not_equal,
     "logical_not": _logical("Not"), "logical_and": _logical("And"), "logical_or": _logical("Or"), "cast": cast, "one_hot": one_hot,

@@ -105,14 +105,14 @@ def _gelu_tanh_ref(x):
 
 
 def _gelu_tanh_grad(g, y, x):
-    # With s = sigmoid(2z) = (1 + tanh(z)) / 2 the derivative is s + 2 x s (1 - s) z'. Far out s is
-    # exactly 0 or 1, where 1 - tanh(z)**2 would keep a float32 tanh's last ulp (times x**3).
-    s = sigmoid((2 * _SQRT_2_OVER_PI) * (x + 0.044715 * x * x * x))
-    d = s + x * s * (1.0 - s) * (2 * _SQRT_2_OVER_PI) * (1.0 + 3 * 0.044715 * x * x)
-    return (g * d,)
+    # one op, as PyTorch's gelu_backward: under autocast its 16-bit result is rounded once, not
+    # after each of the dozen products and sums of the derivative
+    return (gelu_tanh_grad(g, x),)
 
 
 gelu_tanh = _u("gelu_tanh", _gelu_tanh_ref, _gelu_tanh_grad, "GELU, tanh approximation (``approximate='tanh'``).")
+
+
 silu = _u("silu", lambda x: x / (1.0 + np.exp(-x)),
           lambda g, y, x: (g * sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x))),), "SiLU / Swish: ``x * sigmoid(x)``.")
 
@@ -256,6 +256,34 @@ less_equal = _b("less_equal", np.less_equal, None, "``a <= b``.", infer=_compare
 greater = _b("greater", np.greater, None, "``a > b``.", infer=_compare_infer, inputs=_CMP, differentiable=False)
 greater_equal = _b("greater_equal", np.greater_equal, None, "``a >= b``.", infer=_compare_infer, inputs=_CMP,
                    differentiable=False)
+
+
+def _gelu_tanh_slope(x, sig=None, exp_=np.exp):
+    # With s = sigmoid(2z) = (1 + tanh(z)) / 2 the derivative is s + 2 x s (1 - s) z'. Far out s is
+    # exactly 0 or 1, where 1 - tanh(z)**2 would keep a float32 tanh's last ulp (times x**3).
+    k = 2 * _SQRT_2_OVER_PI
+    z2 = k * (x + 0.044715 * x * x * x)
+    s = sig(z2) if sig is not None else 1.0 / (1.0 + exp_(-z2))
+    dz2 = k * (1.0 + 3 * 0.044715 * x * x)
+    return s, s * (1.0 - s), dz2
+
+
+def _gelu_tanh_grad_ref(g, x):
+    with np.errstate(over="ignore"):
+        s, t, dz2 = _gelu_tanh_slope(np.asarray(x, np.float64))
+    return g * (s + x * t * dz2)
+
+
+def _gelu_tanh_grad_grad(gy, y, g, x):
+    # d/dx of s + x t z2' with t = s (1 - s), t' = t (1 - 2 s) z2', z2'' = 6 k c x
+    s, t, dz2 = _gelu_tanh_slope(x, sig=sigmoid)
+    slope2 = 2.0 * t * dz2 + x * t * (1.0 - 2.0 * s) * dz2 * dz2 + x * t * (6 * 2 * _SQRT_2_OVER_PI * 0.044715) * x
+    return gelu_tanh_grad(gy, x), gy * g * slope2
+
+
+gelu_tanh_grad = _b("gelu_tanh_grad", _gelu_tanh_grad_ref, _gelu_tanh_grad_grad,
+                    "``g * gelu_tanh'(x)``: the gradient of :func:`gelu_tanh` as one op (PyTorch's gelu_backward).",
+                    infer=_broadcast_infer, inputs=(InputSpec((3, 4)), InputSpec((3, 4))))
 
 
 def _logical_infer(types, **_):

@@ -193,6 +193,11 @@ _row("gelu", 1, "{T}(0.5) * {0} * ({T}(1) + {erf}({0} * {T}(0.7071067811865476))
 _row("gelu_tanh", 1, "{0} * {sigmoid}({T}(1.5957691216057308) * ({0} + {T}(0.044715) * {0} * {0} * {0}))",
      "({0} * 0.5 * ({T}(1.0) + tanh_{S}(0.7978845608028654 * ({0} + 0.044715 * {0} * {0} * {0}))))", **_F)
 _row("silu", 1, "{0} * {sigmoid}({0})", "({0} / ({T}(1.0) + exp(-{0})))", **_F)
+# g * gelu_tanh'(x): s + x s (1 - s) z2' with s = sigmoid(z2), z2 = 2 sqrt(2/pi) (x + 0.044715 x^3)
+# (LLVM computes the three identical sigmoids once)
+_GELU_S = "{sigmoid}({T}(1.5957691216057308) * ({1} + {T}(0.044715) * {1} * {1} * {1}))"
+_row("gelu_tanh_grad", 2, f"{{0}} * ({_GELU_S} + {{1}} * {_GELU_S} * ({{T}}(1) - {_GELU_S}) * "
+     "{T}(1.5957691216057308) * ({T}(1) + {T}(0.134145) * {1} * {1}))", "gelu_tanh_grad_{S}({0}, {1})", **_F)
 _row("softplus", 1, "({0} if {beta} * {0} > {threshold} else math.log1p({exp}({beta} * {0})) / {beta})",
      "softplus_{S}({0}, {1}, {2})", attrs=("beta", "threshold"), **_F)
 # binary arithmetic

@@ -210,6 +210,11 @@ HELPERS: dict[str, str] = {
     let r = max(a, b) + log1p_{S}(exp(-abs(a - b)));
     return select(select(r, a + 0.6931471805599453, a == b), a + b, isnan_{S}(a) | isnan_{S}(b));
 }""",
+    # g * gelu_tanh'(x) = g * (s + x s (1 - s) z2') with s = sigmoid(z2), z2 = 2 sqrt(2/pi) (x + 0.044715 x^3)
+    "gelu_tanh_grad": """fn gelu_tanh_grad_{S}(g: {T}, x: {T}) -> {T} {
+    let s = {T}(1.0) / ({T}(1.0) + exp(-1.5957691216057308 * (x + 0.044715 * x * x * x)));
+    return g * (s + x * s * ({T}(1.0) - s) * 1.5957691216057308 * ({T}(1.0) + 0.134145 * x * x));
+}""",
     "softplus": """fn softplus_{S}(x: {T}, beta: {T}, threshold: {T}) -> {T} {
     let bx = beta * x;
     return select((max(bx, {T}(0.0)) + log1p_{S}(exp(-abs(bx)))) / beta, x, bx > threshold);
