@@ -72,3 +72,18 @@ def test_a_far_producer_group_is_closed_to_instructions_with_a_reach():
     group_of = lambda plan, i: next(u.members for u in plan.units if i in u.members)  # noqa: E731
     assert group_of(joined, 13) == [1, 2, 13]
     assert 13 not in group_of(far, 2)
+
+
+def test_a_cast_of_a_transposed_value_casts_the_root_and_transposes_the_result():
+    # a linear layer under autocast: cast(W.T) -- a fused kernel would first copy the strided view
+    w = rg.input((4, 5), "float32", name="w")
+    x = rg.input((3, 5), "bfloat16", name="x")
+    y = x @ w.T.astype("bfloat16")
+    p, by_id, _ = _widened([w, x], [y], [((4, 5), rg.float32), ((3, 5), rg.bfloat16)])
+    narrowing = next(i for i in p.instrs if i.op == "cast" and str(i.dtype) == "bfloat16")
+    assert by_id[narrowing.inputs[0]].name == "w" and narrowing.shape == (4, 5)
+    rng = np.random.default_rng(1)
+    wv, xv = rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal((3, 5)).astype(rg.bfloat16)
+    got = rg.function([w, x], y.astype("float32"), backend="cpu")(wv, xv)
+    want = xv.astype(np.float32) @ wv.T.astype(rg.bfloat16).astype(np.float32)
+    np.testing.assert_array_equal(got, want.astype(rg.bfloat16).astype(np.float32))

@@ -379,9 +379,34 @@ def compute_widened(program, narrow=dtypes.LOW_PRECISION, keep=MOVES_ONLY):
             cur = m.id
         return cur
 
+    def sunk(ins):
+        # a float cast of a transposed or reshaped value casts the contiguous root and replays the
+        # moves on the result: a fused kernel reads its operands contiguous, so the cast of a view
+        # (the transposed weight of a linear layer) would first be copied whole
+        chain, root = [], by_id[ins.inputs[0]]
+        while root.op in _RELAYOUT:
+            if root.op == "transpose" and any(m.op == "reshape" for m in chain):
+                break  # replayed, a reshape of a transposed value would be a copy
+            chain.append(root)
+            root = by_id[root.inputs[0]]
+        if not chain:
+            return [ins]
+        made = [Instr(em.fresh_id(), "cast", (root.id,), dict(ins.attrs), root.shape, ins.dtype, ins.source)]
+        for move in chain[::-1]:
+            made.append(Instr(em.fresh_id(), move.op, (made[-1].id,), dict(move.attrs), move.shape, ins.dtype,
+                              move.source))
+        last = made[-1]
+        made[-1] = Instr(ins.id, last.op, last.inputs, last.attrs, last.shape, ins.dtype, ins.source, ins.name)
+        for m in made:
+            by_id[m.id] = m
+        return made
+
     for ins in program.instrs:
         if ins.op == "cast" and (ins.dtype in narrow) != (by_id[ins.inputs[0]].dtype in narrow):
             src = by_id[ins.inputs[0]].dtype
+            if dtypes.is_floating(src) and dtypes.is_floating(ins.dtype):
+                out.extend(sunk(ins))
+                continue
             if not dtypes.is_floating(src):  # int/bool -> narrow: through float32 (a float conversion)
                 c = Instr(em.fresh_id(), "cast", ins.inputs, {"dtype": f32}, ins.shape, f32, ins.source)
                 out.append(c)
