@@ -41,8 +41,8 @@ IMG = r(2, 3, 6, 7)
 VOL = r(2, 4, 5, 6, 7)
 SEQ = r(2, 4, 9)
 BIG_IMG = r(2, 3, 13, 17)
-EDGE_IMG = IMG.copy()
-EDGE_IMG[0, 0, 0, :4] = [np.inf, -np.inf, np.nan, 0.0]
+EDGE_IMG, EDGE_SEQ, EDGE_VOL = IMG.copy(), SEQ.copy(), VOL.copy()
+EDGE_IMG[0, 0, 0, :4] = EDGE_SEQ[0, 0, 2:6] = EDGE_VOL[0, 0, 1, 2, 1:5] = [np.inf, -np.inf, np.nan, 0.0]
 
 CASES = [
     # convolutions (the weight's gradient is checked too)
@@ -87,7 +87,8 @@ CASES = [
       for mode, ac, sz in (("nearest", None, {"scale_factor": 2}), ("nearest", None, {"size": (4, 9)}),
                            ("nearest-exact", None, {"size": (9, 5)}), ("bilinear", False, {"scale_factor": 1.5}),
                            ("bilinear", True, {"size": (4, 11)}), ("bicubic", False, {"size": (9, 5)}),
-                           ("bicubic", True, {"scale_factor": 2}), ("area", None, {"size": (4, 3)}))],
+                           ("bicubic", True, {"scale_factor": 2}), ("area", None, {"size": (4, 3)}),
+                           ("area", None, {"size": (3, 7)}))],
     # antialiasing (PyTorch's filters stretched when downsampling; upsampling and align_corners too)
     *[_pair(f"interpolate_antialias_{mode}_{ac}_{sz}",
             lambda x, m=mode, a=ac, s=sz: F.interpolate(x, **s, mode=m, align_corners=a, antialias=True),
@@ -101,6 +102,22 @@ CASES = [
           lambda t: TF.interpolate(t, scale_factor=(1.5, 0.5, 2), mode="trilinear"), VOL),
     _pair("interpolate_edges", lambda x: F.interpolate(x, scale_factor=2, mode="nearest"),
           lambda t: TF.interpolate(t, scale_factor=2, mode="nearest"), EDGE_IMG, grad=False),
+    # inf, -inf and NaN reach only the outputs whose taps read them, as in torch's kernels
+    *[_pair(f"interpolate_edges_{mode}_{aa}_{ac}_{sz}", lambda x, m=mode, s=sz, a=ac, aa=aa: F.interpolate(
+            x, **s, mode=m, align_corners=a, antialias=aa),
+            lambda t, m=mode, s=sz, a=ac, aa=aa: TF.interpolate(t, **s, mode=m, align_corners=a, antialias=aa),
+            {1: EDGE_SEQ, 2: EDGE_IMG, 3: EDGE_VOL}[len(next(iter(sz.values())))], grad=False)
+      for mode, aa, ac, sz in (("bilinear", False, False, {"scale_factor": (1.5, 1.5)}),
+                               ("bilinear", False, True, {"size": (4, 11)}),
+                               ("bicubic", False, False, {"size": (9, 5)}), ("bicubic", False, True, {"size": (3, 14)}),
+                               ("area", False, None, {"size": (4, 3)}), ("area", False, None, {"size": (9, 10)}),
+                               ("area", False, None, {"size": (2, 1)}),
+                               ("bilinear", True, False, {"size": (3, 3)}),
+                               ("bilinear", True, False, {"size": (9, 11)}),
+                               ("bicubic", True, False, {"size": (4, 3)}), ("bicubic", True, True, {"size": (10, 13)}),
+                               ("linear", False, False, {"size": (13,)}), ("linear", False, True, {"size": (5,)}),
+                               ("trilinear", False, False, {"scale_factor": (1.5, 0.5, 2.0)}),
+                               ("trilinear", False, True, {"size": (3, 7, 4)}))],
     _pair("upsample_module", lambda x: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)(x),
           lambda t: torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)(t), IMG),
     # rearranging

@@ -2,13 +2,14 @@
 
 Everything is built from core ops while the graph is built:
 
-* ``interpolate`` is separable: each resized axis is a ``take`` (nearest modes) or a matmul
-  with a constant ``(out, in)`` interpolation matrix (linear, cubic with PyTorch's A = -0.75
-  and clamped borders, area = adaptive averaging), computed in float64 with PyTorch's
+* ``interpolate`` is separable: each resized axis is a ``take`` (nearest modes) or a weighted
+  sum over the taps PyTorch's CPU kernel reads (:func:`axis_taps`): two for linear, four clamped
+  ones for cubic (A = -0.75), the adaptive window for area, computed in float64 with PyTorch's
   source-index rules (``align_corners``, ``scale_factor`` vs. size ratio). ``antialias=True``
-  (bilinear, bicubic) swaps in PyTorch's antialiasing matrix: when downsampling, the filter
-  (triangle, or cubic with A = -0.5) is stretched by the scale so every input pixel counts,
-  and each row is normalised to sum 1.
+  (bilinear, bicubic) takes PyTorch's antialiasing taps: when downsampling, the filter (triangle,
+  or cubic with A = -0.5) is stretched by the scale so every input pixel counts, and each row is
+  normalised to sum 1. Summing taps rather than multiplying by a dense matrix keeps inf and NaN
+  where PyTorch puts them (a matrix's zeros would turn every output of the row into NaN).
 * ``pixel_shuffle`` / ``pixel_unshuffle`` are a reshape, a transpose and a reshape.
 * ``unfold`` gathers the windows with two constant-index ``take``\\ s; ``fold`` is their adjoint
   (``take_grad`` scatter-adds overlapping windows), then a crop of the padding.
@@ -26,13 +27,14 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
 import rustyasg.core as rg
 from rustyasg.core import Tensor
-from rustyasg.core.ops.window_geometry import adaptive_avg_matrix
+from rustyasg.core.ops.window_geometry import adaptive_positions
 
 from ._checks import shape_error
 from .module import Module
@@ -44,23 +46,51 @@ __all__ = ["interpolate", "upsample", "Upsample", "UpsamplingNearest2d", "Upsamp
 _MODES = {"nearest": 0, "nearest-exact": 0, "linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3, "area": 0}
 
 
+def _fma(a, b, c) -> np.ndarray:
+    """``a * b + c`` rounded once, elementwise (exact integer arithmetic; Python's int division rounds correctly).
+
+    PyTorch's CPU resampling kernels, as its x86-64 wheels are built, fuse these multiply-adds;
+    rounding once decides whether a source index is exactly an integer or a weight exactly 0,
+    and so whether an inf at that tap turns the output into NaN.
+    """
+    def one(a, b, c):
+        (an, ad), (bn, bd), (cn, cd) = float(a).as_integer_ratio(), float(b).as_integer_ratio(), \
+            float(c).as_integer_ratio()
+        return (an * bn * cd + cn * ad * bd) / (ad * bd * cd)
+    a, b, c = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(c, np.float64))
+    return np.array([one(*abc) for abc in zip(a.ravel(), b.ravel(), c.ravel())], np.float64).reshape(a.shape)
+
+
 def _source(out: int, size: int, scale: Optional[float], align_corners: bool) -> np.ndarray:
     """PyTorch's ``area_pixel_compute_source_index`` before clamping (float64)."""
     dst = np.arange(out, dtype=np.float64)
     if align_corners:
         return dst * ((size - 1) / (out - 1) if out > 1 else 0.0)
-    ratio = 1.0 / scale if scale else size / out
-    return (dst + 0.5) * ratio - 0.5
+    return _fma(1.0 / scale if scale else size / out, dst + 0.5, -0.5)
+
+
+def _guard(src: np.ndarray, size: int):
+    """PyTorch's ``guard_index_and_lambda``: the left tap (at most ``size - 1``) and the fraction in [0, 1].
+
+    The tap is ``floorf`` of the source index, which rounds it to float32 first: a source a hair
+    below an integer lands on that integer, with fraction 0.
+    """
+    lo = np.minimum(np.floor(src.astype(np.float32)).astype(np.int64), size - 1)
+    return lo, np.clip(src - lo, 0.0, 1.0)
+
+
+def _cubic_convolution(x: np.ndarray, a: float, far: bool) -> np.ndarray:
+    """PyTorch's ``cubic_convolution1`` (``|x| <= 1``) and ``cubic_convolution2`` (``1 < |x| < 2``), with its
+    multiply-adds fused."""
+    if far:
+        return _fma(_fma(_fma(a, x, -5 * a), x, 8 * a), x, -4 * a)
+    return _fma(_fma(a + 2, x, -(a + 3)) * x, x, 1.0)
 
 
 def _cubic(t: np.ndarray, a: float = -0.75):
     """The four cubic-convolution weights for offsets -1, 0, 1, 2 (PyTorch's ``get_cubic_upsample_coefficients``)."""
-    def near(x):
-        return ((a + 2) * x - (a + 3)) * x * x + 1
-
-    def far(x):
-        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-    return far(t + 1), near(t), near(1 - t), far(2 - t)
+    return (_cubic_convolution(t + 1.0, a, True), _cubic_convolution(t, a, False),
+            _cubic_convolution(1.0 - t, a, False), _cubic_convolution((1.0 - t) + 1.0, a, True))
 
 
 def _antialias_filter(mode: str):
@@ -70,22 +100,73 @@ def _antialias_filter(mode: str):
 
     def cubic(x, a=-0.5):
         x = np.abs(x)
-        near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
-        far = (((x - 5.0) * x + 8.0) * x - 4.0) * a
-        return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
+        return np.where(x < 1.0, _cubic_convolution(x, a, False),
+                        np.where(x < 2.0, _cubic_convolution(x, a, True), 0.0))
     return cubic, 2.0
 
 
-def antialias_matrix(size: int, out: int, mode: str, align_corners: bool, scale: Optional[float]) -> np.ndarray:
-    """``(out, size)`` weights of PyTorch's antialiased resize of one axis (``mode``: linear or bicubic).
+@dataclass(frozen=True)
+class AxisTaps:
+    """The input entries ("taps") PyTorch's CPU kernel combines to resize one axis of ``size`` entries.
 
-    Follows ``_compute_weights_aa``: the filter is centred on ``scale * (i + 0.5)``; when
-    downsampling (``scale > 1``) its support and argument are stretched by ``scale``; taps cover
-    ``[center - support + 0.5, center + support + 0.5)`` clipped to the input; rows sum to 1.
-
-    >>> antialias_matrix(4, 2, "linear", False, None).round(3).tolist()
-    [[0.429, 0.429, 0.143, 0.0], [0.0, 0.143, 0.429, 0.429]]
+    Output ``i`` is ``sum_k weight[i, k] * x[index[i, k]]`` over the ``k`` with ``valid[i, k]``
+    (``valid`` is None when every output reads all ``K`` taps). A tap of weight 0 still counts:
+    PyTorch reads it, so an inf or NaN there makes the output NaN, as it does here.
     """
+
+    index: np.ndarray  # (out, K) int64
+    weight: np.ndarray  # (out, K) float64
+    valid: Optional[np.ndarray]  # (out, K) bool, or None
+    size: int
+
+    @property
+    def is_identity(self) -> bool:
+        """Each output copies its input entry (PyTorch's antialiased kernel skips such an axis)."""
+        return (self.index.shape == (self.size, 1) and self.valid is None and bool(np.all(self.weight == 1.0))
+                and bool(np.all(self.index[:, 0] == np.arange(self.size))))
+
+    def matrix(self) -> np.ndarray:
+        """The dense ``(out, size)`` matrix of the same weights (it forgets which zero weights are taps)."""
+        mat = np.zeros((self.index.shape[0], self.size))
+        weight = self.weight if self.valid is None else np.where(self.valid, self.weight, 0.0)
+        np.add.at(mat, (np.arange(self.index.shape[0])[:, None], self.index), weight)
+        return mat
+
+
+def _taps(index, weight, valid, size) -> AxisTaps:
+    if valid is not None and valid.all():
+        valid = None
+    return AxisTaps(np.ascontiguousarray(index, np.int64), np.ascontiguousarray(weight, np.float64), valid, size)
+
+
+def _linear_taps(size: int, out: int, scale: Optional[float], align_corners: bool) -> AxisTaps:
+    """Two taps ``lo``, ``min(lo + 1, size - 1)`` with weights ``1 - λ``, ``λ`` (``compute_source_index_and_lambda``;
+    an axis that keeps its size reads ``(i, i)`` with weights ``(1, 0)`` whatever the scale, as PyTorch does)."""
+    if out == size:
+        lo = hi = np.arange(out)
+        lam = np.zeros(out)
+    else:
+        lo, lam = _guard(np.maximum(_source(out, size, scale, align_corners), 0.0), size)
+        hi = np.minimum(lo + 1, size - 1)
+    return _taps(np.stack([lo, hi], 1), np.stack([1.0 - lam, lam], 1), None, size)
+
+
+def _cubic_taps(size: int, out: int, scale: Optional[float], align_corners: bool) -> AxisTaps:
+    """Four taps ``lo - 1 .. lo + 2`` clamped to the axis, cubic weights with A = -0.75."""
+    lo, lam = _guard(_source(out, size, scale, align_corners), size)
+    index = np.clip(lo[:, None] + np.arange(-1, 3), 0, size - 1)
+    return _taps(index, np.stack(_cubic(lam), 1), None, size)
+
+
+def _antialias_taps(size: int, out: int, mode: str, align_corners: bool, scale: Optional[float]) -> AxisTaps:
+    """PyTorch's ``_compute_indices_min_size_weights_aa``: taps ``[center - support + 0.5, center + support + 0.5)``.
+
+    The filter is centred on ``ratio * (i + 0.5)``; when downsampling (``ratio > 1``) its support and
+    argument are stretched by ``ratio``; a row has at most ``2 * ceil(support) + 1`` taps; rows sum to 1.
+    An axis that keeps its size is copied (the separable kernel skips it).
+    """
+    if out == size:
+        return _taps(np.arange(size)[:, None], np.ones((size, 1)), None, size)
     if align_corners:
         ratio = (size - 1) / (out - 1) if out > 1 else 0.0
     else:
@@ -93,44 +174,61 @@ def antialias_matrix(size: int, out: int, mode: str, align_corners: bool, scale:
     fn, half = _antialias_filter(mode)
     support = half * ratio if ratio >= 1.0 else half
     invscale = 1.0 / ratio if ratio >= 1.0 else 1.0
-    mat = np.zeros((out, size))
-    for i in range(out):
-        center = ratio * (i + 0.5)
-        lo = max(int(center - support + 0.5), 0)  # C++ truncation toward zero, as PyTorch's cast
-        hi = min(int(center + support + 0.5), size)
-        taps = np.arange(lo, hi)
-        w = fn((taps - center + 0.5) * invscale)
-        total = w.sum()
-        mat[i, lo:hi] = w / total if total != 0.0 else w
-    return mat
+    center = ratio * (np.arange(out) + 0.5)
+    lo = np.maximum((center - support + 0.5).astype(np.int64), 0)  # C++ truncation toward zero, as PyTorch's cast
+    count = np.clip(np.minimum((center + support + 0.5).astype(np.int64), size) - lo, 0, 2 * math.ceil(support) + 1)
+    k = np.arange(max(int(count.max()), 1))
+    valid = k < count[:, None]
+    valid[:, 0] = True  # the kernel reads the first tap even of an empty window
+    index = np.minimum(lo[:, None] + k, size - 1)
+    weight = np.where(valid, fn((lo[:, None] + k - center[:, None] + 0.5) * invscale), 0.0)
+    total = weight.sum(axis=1, keepdims=True)
+    weight = np.divide(weight, total, out=weight.copy(), where=total != 0.0)
+    return _taps(np.where(valid, index, lo[:, None].clip(max=size - 1)), weight, valid, size)
+
+
+def _area_taps(size: int, out: int) -> AxisTaps:
+    """Adaptive-average windows ``[floor(i * size / out), ceil((i + 1) * size / out))``, weight ``1 / length``."""
+    index, valid = adaptive_positions(size, out)
+    return _taps(index, np.broadcast_to(1.0 / valid.sum(axis=1, keepdims=True), index.shape), valid, size)
+
+
+def axis_taps(size: int, out: int, mode: str, align_corners: bool = False, scale: Optional[float] = None,
+              antialias: bool = False) -> AxisTaps:
+    """The taps resizing one axis from ``size`` to ``out`` entries (``mode``: linear, bicubic or area).
+
+    ``scale`` is the user's scale factor (None: the size ratio); ``antialias`` (linear, bicubic)
+    takes PyTorch's antialiasing filter, stretched when downsampling.
+
+    >>> t = axis_taps(3, 5, "linear", align_corners=True)
+    >>> t.index.tolist(), t.weight.tolist()[1]
+    ([[0, 1], [0, 1], [1, 2], [1, 2], [2, 2]], [0.5, 0.5])
+    >>> t = axis_taps(5, 3, "area")  # windows of 2, 3 and 2 entries
+    >>> t.index.tolist(), t.valid.tolist()
+    ([[0, 1, 0], [1, 2, 3], [3, 4, 3]], [[True, True, False], [True, True, True], [True, True, False]])
+    """
+    if mode not in ("linear", "bilinear", "trilinear", "bicubic", "area"):
+        raise ValueError(f"mode must be linear, bilinear, trilinear, bicubic or area, got {mode!r}")
+    kind = "cubic" if mode == "bicubic" else "area" if mode == "area" else "linear"
+    if antialias:
+        if kind == "area":
+            raise ValueError("antialias=True applies to the linear and bicubic modes, not 'area'")
+        return _antialias_taps(size, out, kind, align_corners, scale)
+    if kind == "area":
+        return _area_taps(size, out)
+    return (_cubic_taps if kind == "cubic" else _linear_taps)(size, out, scale, align_corners)
 
 
 def interpolation_matrix(size: int, out: int, mode: str, align_corners: bool, scale: Optional[float],
                          antialias: bool = False) -> np.ndarray:
-    """``(out, size)`` weights resizing one axis (linear, cubic or area modes).
+    """``(out, size)`` weights resizing one axis (linear, cubic or area modes): :func:`axis_taps` made dense.
 
     >>> interpolation_matrix(2, 4, "linear", False, None).round(3).tolist()[1]
     [0.75, 0.25]
+    >>> interpolation_matrix(4, 2, "linear", False, None, antialias=True).round(3).tolist()
+    [[0.429, 0.429, 0.143, 0.0], [0.0, 0.143, 0.429, 0.429]]
     """
-    if antialias:
-        return antialias_matrix(size, out, mode, align_corners, scale)
-    mat = np.zeros((out, size))
-    rows = np.arange(out)
-    if mode == "area":
-        return adaptive_avg_matrix(size, out)
-    src = _source(out, size, scale, align_corners)
-    if mode == "bicubic":
-        base = np.floor(src)
-        for k, w in zip(range(-1, 3), _cubic(src - base)):
-            np.add.at(mat, (rows, np.clip(base.astype(np.int64) + k, 0, size - 1)), w)
-        return mat
-    src = np.maximum(src, 0.0)
-    lo = np.minimum(np.floor(src).astype(np.int64), size - 1)
-    hi = np.minimum(lo + 1, size - 1)
-    lam = src - lo
-    np.add.at(mat, (rows, lo), 1.0 - lam)
-    np.add.at(mat, (rows, hi), lam)
-    return mat
+    return axis_taps(size, out, mode, align_corners, scale, antialias).matrix()
 
 
 def _nearest_index(size: int, out: int, exact: bool, scale: Optional[float]) -> np.ndarray:
@@ -179,27 +277,46 @@ def interpolate(x: Tensor, size=None, scale_factor=None, mode: str = "nearest", 
     if len(out) != nd or any(o <= 0 for o in out):
         raise ValueError(f"output size {out} must have {nd} positive entries")
     y = x
-    for i, (n, o, scale) in enumerate(zip(spatial, out, scales)):
-        axis = 2 + i
+    # Last axis first: PyTorch's kernels sum the last axis's taps innermost.
+    for i in reversed(range(nd)):
+        n, o, scale, axis = spatial[i], out[i], scales[i], 2 + i
         if mode in ("nearest", "nearest-exact"):
             if n != o or scale not in (None, 1.0):
                 y = rg.take(y, rg.constant(_nearest_index(n, o, mode == "nearest-exact", scale)), axis=axis)
             continue
-        m = interpolation_matrix(n, o, "area" if mode == "area" else "bicubic" if mode == "bicubic" else "linear",
-                                 bool(align_corners), scale, antialias)
-        y = apply_along_axis(y, axis, m)
+        taps = axis_taps(n, o, mode, bool(align_corners), scale, antialias)
+        if not taps.is_identity:
+            y = resize_axis(y, axis, taps)
     return y
 
 
-def apply_along_axis(y: Tensor, axis: int, m: np.ndarray) -> Tensor:
-    """Contract ``y``'s ``axis`` with the ``(out, in)`` matrix ``m`` without moving axes:
-    ``y @ m.T`` on the last axis, else ``m @ y`` over a ``(..., in, rest)`` view."""
-    if axis == y.ndim - 1:
-        return y @ rg.constant(np.ascontiguousarray(m.T).astype(y.dtype))
-    lead, rest = tuple(y.shape[:axis]), tuple(y.shape[axis + 1:])
-    folded = y.reshape(lead + (y.shape[axis], int(np.prod(rest))))
-    out = rg.constant(np.ascontiguousarray(m).astype(y.dtype)) @ folded
-    return out.reshape(lead + (m.shape[0],) + rest)
+def resize_axis(y: Tensor, axis: int, taps: AxisTaps) -> Tensor:
+    """``y`` resized along ``axis``: ``sum_k where(valid_k, take(y, index_k) * weight_k, 0)``.
+
+    Only the taps are combined, so an inf or NaN reaches just the outputs that read it (a dense
+    matmul would spread ``0 * inf = NaN`` over every output of its row).
+    """
+    out, k = taps.index.shape
+    shape = tuple(y.shape)
+    if taps.valid is None and np.array_equal(taps.index.ravel(), np.arange(taps.size)):
+        gathered = y.reshape(shape[:axis] + (out, k) + shape[axis + 1:])  # back-to-back windows: no gather
+    elif axis == y.ndim - 1 and out * k >= taps.size:
+        # Gathering whole rows is far faster than single entries: once the taps are as many as
+        # the inputs, resizing the transpose and transposing back costs less (2-3x on cpu).
+        return _swap_last(resize_axis(_swap_last(y), axis - 1, taps))
+    else:
+        gathered = rg.take(y, rg.constant(taps.index), axis=axis)  # (..., out, K, rest)
+    bcast = (out, k) + (1,) * (y.ndim - axis - 1)
+    terms = gathered * rg.constant(taps.weight.reshape(bcast).astype(y.dtype))
+    if taps.valid is not None:
+        terms = rg.where(rg.constant(taps.valid.reshape(bcast)), terms, 0.0)
+    return rg.sum(terms, axis=axis + 1)
+
+
+def _swap_last(y: Tensor) -> Tensor:
+    perm = list(range(y.ndim))
+    perm[-2], perm[-1] = perm[-1], perm[-2]
+    return rg.transpose(y, tuple(perm))
 
 
 upsample = interpolate
