@@ -35,6 +35,9 @@ LEAVES = ("input", "variable", "constant")
 
 #: How many instructions back a widening may join its operand's group (see ``reach`` below).
 WIDENING_REACH = 32
+FUSION_REACH = 64
+#: Ops scheduled as soon as they can run (see ``hint`` below).
+WEIGHT_GRADIENTS = ("conv2d_backward_weight", "cpu.conv2d_gemm_weight")
 
 
 def _kernel_table():
@@ -89,11 +92,27 @@ def cpu_plan(program, fuse: bool = True, table=None) -> Plan:
             narrowed = by_id[ins.inputs[0]]
             round_trip = narrowed.op == "cast" and role(narrowed.inputs[0]) is None
             return WIDENING_REACH if round_trip or not for_gemm_only(iid) else 0
-        return None
+        return FUSION_REACH if role(iid) == REDUCTION else None
+
+    hints = schedule_hints(program)
+
+    def hint(iid):
+        # a convolution's weight gradient runs as soon as its output gradient exists, with the
+        # casts of its operands and result: it is the last reader of the input's columns (or of
+        # the input), which program order (every weight gradient after the whole backward pass)
+        # would keep alive to the end of the backward pass
+        # (the widened output gradient; not a widened input, which is ready in the forward pass)
+        ins = by_id[iid]
+        if ins.op in WEIGHT_GRADIENTS or (ins.op == "cast" and (
+                by_id[ins.inputs[0]].op in WEIGHT_GRADIENTS
+                or (readers.get(iid) and all(u.op in WEIGHT_GRADIENTS and u.inputs[0] == iid != u.inputs[1]
+                                             for u in readers[iid])))):
+            return "asap"
+        return hints(iid)
 
     order = [i.id for i in program.instrs if i.op not in LEAVES]
     return plan_units(order, lambda i: by_id[i].inputs, role, shape, roots=program.roots(), min_group=2,
-                      hint_of=schedule_hints(program), reach_of=reach)
+                      hint_of=hint, reach_of=reach)
 
 
 def cpu_fusion(program):

@@ -106,6 +106,11 @@ def matmul_batch_fold(program):
     return program
 
 
+#: Bytes of one image's float32 columns from which a convolution of a 16-bit input builds its
+#: columns in chunks (:func:`~.kernels.conv.chunk_images`) instead of sharing them.
+CHUNKED_IMAGE_BYTES = 1 << 20
+
+
 def conv_im2col(program):
     """Give ``conv2d`` and ``conv2d_backward_weight`` one shared column matrix.
 
@@ -147,6 +152,17 @@ def conv_im2col(program):
         # a 16-bit input is widened once per reader (``cpu_float16``): the forward and the weight
         # gradient read different float32 copies of one value, which make the same columns
         root = by_id[x.inputs[0]] if x.op == "cast" and by_id[x.inputs[0]].dtype in low else x
+        image_bytes = x.shape[1] * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * x.dtype.itemsize
+        if root is not x and image_bytes >= CHUNKED_IMAGE_BYTES:
+            # kept from the forward pass to the weight gradient, these float32 columns would be the
+            # step's largest values, 18x the 16-bit input; each op reads the 16-bit input instead
+            # and builds the columns a few images at a time (``kernels.conv.chunk_images``)
+            k = 0 if ins.op == "conv2d" else 1
+            ins.inputs = ins.inputs[:k] + (root.id,) + ins.inputs[k + 1:]
+            ins.attrs = {**ins.attrs, "columns": "chunked"}
+            dead_copies = True
+            out.append(ins)
+            continue
         key = (root.id, x.dtype, kernel, stride, padding, dilation, out_hw)
         cols = made.get(key)
         if cols is not None and cols.inputs[0] != x.id:

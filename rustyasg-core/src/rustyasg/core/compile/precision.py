@@ -49,6 +49,8 @@ _SOURCES = ("input", "variable", "constant")
 SHARE_WINDOW = 16
 #: Moves a widening looks through (same elements, another layout).
 _RELAYOUT = ("transpose", "reshape")
+#: Op kinds that read their operands from memory on every backend (no fused widening).
+_STORED_READERS = ("nn", "linalg")
 
 
 @dataclass(frozen=True)
@@ -338,6 +340,7 @@ def compute_widened(program, narrow=dtypes.LOW_PRECISION, keep=MOVES_ONLY):
     [('input', 'bfloat16'), ('cast', 'float32'), ('exp', 'float32'), ('cast', 'bfloat16')]
     """
     from ..program import Instr
+    from ..registry import OPS
 
     narrow = frozenset(np.dtype(d) for d in narrow)
     f32 = dtypes.float32
@@ -358,19 +361,22 @@ def compute_widened(program, narrow=dtypes.LOW_PRECISION, keep=MOVES_ONLY):
         # replayed on the float32 copy: the widening then reads contiguous words (a strided one
         # is ~3x slower) and GEMM takes the transposed view as it is; an elementwise reader
         # instead fuses the widening and reads through the view itself
+        # Other readers that read a stored operand (norms, convolutions: kinds in _STORED_READERS)
+        # share a copy within the window too (a norm's gradient and its recomputed output)
         gemm = reader == "matmul"
+        shared = gemm or getattr(OPS.get(reader), "kind", None) in _STORED_READERS
         chain, root = [], by_id[v]
         while gemm and root.op in _RELAYOUT and by_id[root.inputs[0]].dtype in narrow:
             if root.op == "transpose" and any(m.op == "reshape" for m in chain):
                 break  # replayed, a reshape of a transposed copy would be one more copy
             chain.append(root)
             root = by_id[root.inputs[0]]
-        hit = widened.get((root.id, gemm))
-        if hit is None or len(out) - hit[1] > (SHARE_WINDOW if gemm else 0):
+        hit = widened.get((root.id, shared))
+        if hit is None or len(out) - hit[1] > (SHARE_WINDOW if shared else 0):
             c = Instr(em.fresh_id(), "cast", (root.id,), {"dtype": f32}, root.shape, f32, root.source)
             out.append(c)
             by_id[c.id] = c
-            widened[(root.id, gemm)] = hit = (c.id, len(out))
+            widened[(root.id, shared)] = hit = (c.id, len(out))
         cur = hit[0]
         for move in reversed(chain):
             m = Instr(em.fresh_id(), move.op, (cur,), dict(move.attrs), move.shape, f32, move.source)
@@ -401,7 +407,15 @@ def compute_widened(program, narrow=dtypes.LOW_PRECISION, keep=MOVES_ONLY):
             by_id[m.id] = m
         return made
 
+    # the graph's own float32 casts of a narrow value (autocast's, one per value after cse) are
+    # widened per reader too: one shared copy would live from a norm to its gradient
+    roots, graph_casts = set(program.roots()), {}
     for ins in program.instrs:
+        ins.inputs = tuple(wide(graph_casts[a], ins.op) if a in graph_casts else a for a in ins.inputs)
+        if (ins.op == "cast" and ins.dtype == f32 and by_id[ins.inputs[0]].dtype in narrow
+                and ins.id not in roots):
+            graph_casts[ins.id] = ins.inputs[0]
+            continue
         if ins.op == "cast" and (ins.dtype in narrow) != (by_id[ins.inputs[0]].dtype in narrow):
             src = by_id[ins.inputs[0]].dtype
             if dtypes.is_floating(src) and dtypes.is_floating(ins.dtype):

@@ -17,6 +17,11 @@ instruction of its own, so the forward pass and the weight gradient share it
 instead of building it twice. A 1x1 convolution with unit stride and no
 padding needs no columns at all: it is a batched matmul on the input.
 
+A convolution marked ``columns="chunked"`` (the rewrite marks those whose columns would be
+large, see :data:`CHUNK_BYTES`) never holds its whole column matrix: it builds the columns of
+a few images at a time into a scratch that stays in cache and runs the GEMM on them (the
+weight gradient adds the chunks' products in image order).
+
 Example:
     >>> import numpy as np
     >>> x = np.arange(9.0).reshape(1, 1, 3, 3); cols = np.empty((4, 1, 4))
@@ -133,6 +138,21 @@ def col2im_dense(cols, dxp, kh, kw, s0, s1, d0, d1, oh, ow, lo, hi):
                             dxp[n, c, h, z + j] += cols[row, n, base + z]
 
 
+#: Column bytes of one chunk of images (``columns="chunked"``): small enough to stay in cache
+#: between im2col and GEMM, large enough for an efficient GEMM.
+CHUNK_BYTES = 4 << 20
+
+
+def chunk_images(n: int, image_bytes: int) -> int:
+    """The most images, a divisor of ``n``, whose columns fit :data:`CHUNK_BYTES` (at least 1).
+
+    >>> chunk_images(16, 1 << 20), chunk_images(16, 3 << 20), chunk_images(6, 1 << 20)
+    (4, 1, 3)
+    """
+    fits = max(1, CHUNK_BYTES // max(1, image_bytes))
+    return max(d for d in range(1, n + 1) if n % d == 0 and d <= fits)
+
+
 def hyper(attrs):
     """(stride, padding, dilation, groups) of a conv instruction's attributes."""
     return tuple(attrs["stride"]), tuple(attrs["padding"]), tuple(attrs["dilation"]), int(attrs["groups"])
@@ -170,6 +190,51 @@ def _in_order(first, second):
 
 def _pad_scratch(x_shape, padding, dtype):
     return (((padded_shape(x_shape, padding), dtype),) if any(padding) else ())
+
+
+def _input_scratch(x_shape, x_dtype, padding, dtype):
+    """Scratch of a chunked convolution's input: its padded copy and, for a 16-bit input, the
+    float32 copy (padded) and the padded 16-bit words."""
+    padded = padded_shape(x_shape, padding)
+    if np.dtype(x_dtype) == np.dtype(dtype):
+        return _pad_scratch(x_shape, padding, dtype)
+    return ((padded, dtype),) + (((padded, np.uint16),) if any(padding) else ())
+
+
+def _widen_into(words, out, bfloat16: bool):
+    """``out`` (float32) = the 16-bit floats stored as ``words`` (exact)."""
+    if bfloat16:
+        from .bfloat16 import from_bfloat16
+
+        from_bfloat16(words, out)
+    else:
+        np.copyto(out, words.view(np.float16))
+
+
+def _chunked_fills(xa, cols, scratch, kernel, stride, padding, dilation, out_hw, nb):
+    """(prepare, fills): ``prepare()`` pads ``xa`` and, when it is 16-bit, widens it to float32 (into
+    ``scratch``, see :func:`_input_scratch`; None when there is nothing to do); each fill then
+    writes the columns of ``nb`` images into ``cols`` (``(C*kh*kw, nb*OH*OW)``)."""
+    n = xa.shape[0]
+    steps = []
+    if xa.dtype == cols.dtype:
+        src = scratch[0] if scratch else xa
+        if scratch:
+            steps.append(splitter(pad_into, n, src.size, xa, src, padding[0], padding[1]))
+    else:  # 16-bit words: padded as words, then widened (half the bytes moved while padding)
+        src, bf16 = scratch[0], xa.dtype != np.float16
+        words = xa.view(np.uint16)
+        if len(scratch) > 1:
+            steps.append(splitter(pad_into, n, src.size, words, scratch[1], padding[0], padding[1]))
+            words = scratch[1]
+        steps.append(functools.partial(_widen_into, words, src, bf16))
+    fills = [_im2col_call(src[n0:n0 + nb], cols, None, kernel, stride, padding, dilation, out_hw)
+             for n0 in range(0, n, nb)]
+    return (_in_order(*steps) if len(steps) == 2 else steps[0] if steps else None), fills
+
+
+def _chunked(ins) -> bool:
+    return ins.attrs.get("columns") == "chunked"
 
 
 def _gemm_forward(cols, wa, out, tmp, g):
@@ -213,14 +278,28 @@ def _conv2d(ins, args):
             return functools.partial(np.matmul, wa.reshape(g, O // g, Cg), xa.reshape(N, g, Cg, oh * ow),
                                      out.reshape(N, g, O // g, oh * ow))
         return Impl(bind=bind, contiguous=True, label="conv1x1.gemm")
-    scratch = (((C * kh * kw, N * oh * ow), ins.dtype), ((g, O // g, N * oh * ow), ins.dtype)) \
-        + _pad_scratch(x.shape, padding, ins.dtype)
+    chunked = _chunked(ins)
+    nb = chunk_images(N, C * kh * kw * oh * ow * ins.dtype.itemsize) if chunked else N
+    scratch = (((C * kh * kw, nb * oh * ow), ins.dtype), ((g, O // g, nb * oh * ow), ins.dtype)) \
+        + (_input_scratch(x.shape, x.dtype, padding, ins.dtype) if chunked else
+           _pad_scratch(x.shape, padding, ins.dtype))
 
     def bind(xa, wa, out, cols, tmp, *xp):
-        fill = _im2col_call(xa, cols, xp[0] if xp else None, (kh, kw), stride, padding, dilation, (oh, ow))
-        return _in_order(fill, _gemm_forward(cols, wa, out, tmp, g))
+        if not chunked:
+            fill = _im2col_call(xa, cols, xp[0] if xp else None, (kh, kw), stride, padding, dilation, (oh, ow))
+            return _in_order(fill, _gemm_forward(cols, wa, out, tmp, g))
+        pad, fills = _chunked_fills(xa, cols, xp, (kh, kw), stride, padding, dilation, (oh, ow), nb)
+        gemms = [_gemm_forward(cols, wa, out[n0:n0 + nb], tmp, g) for n0 in range(0, N, nb)]
 
-    return Impl(bind=bind, scratch=scratch, contiguous=True, label="im2col+gemm")
+        def run():
+            if pad is not None:
+                pad()
+            for fill, gemm in zip(fills, gemms):
+                fill()
+                gemm()
+        return run
+
+    return Impl(bind=bind, scratch=scratch, contiguous=True, label="im2col+gemm(chunked)" if chunked else "im2col+gemm")
 
 
 def _backward_weight(ins, args):
@@ -242,14 +321,42 @@ def _backward_weight(ins, args):
                 np.add.reduce(part, 0, None, out3)
             return run
         return Impl(bind=bind, scratch=scratch, contiguous=True, label="conv1x1.gemm(dW)")
-    scratch = (((C * kh * kw, N * oh * ow), ins.dtype), ((g, O // g, N, oh * ow), ins.dtype)) \
-        + _pad_scratch(x.shape, padding, ins.dtype)
+    chunked = _chunked(ins)
+    nb = chunk_images(N, C * kh * kw * oh * ow * ins.dtype.itemsize) if chunked else N
+    scratch = (((C * kh * kw, nb * oh * ow), ins.dtype), ((g, O // g, N, oh * ow), ins.dtype)) \
+        + (((((g, O // g, C // g * kh * kw), ins.dtype),) + _input_scratch(x.shape, x.dtype, padding, ins.dtype))
+           if chunked else _pad_scratch(x.shape, padding, ins.dtype))
 
-    def bind(ga, xa, out, cols, gt, *xp):
-        fill = _im2col_call(xa, cols, xp[0] if xp else None, (kh, kw), stride, padding, dilation, (oh, ow))
-        return _in_order(fill, _gemm_weight(ga, cols, out, gt, g))
+    def bind(ga, xa, out, cols, gt, *rest):
+        if not chunked:
+            fill = _im2col_call(xa, cols, rest[0] if rest else None, (kh, kw), stride, padding, dilation, (oh, ow))
+            return _in_order(fill, _gemm_weight(ga, cols, out, gt, g))
+        part = rest[0]
+        pad, fills = _chunked_fills(xa, cols, rest[1:], (kh, kw), stride, padding, dilation, (oh, ow), nb)
+        P = oh * ow
+        src = ga.reshape(N, g, O // g, P).transpose(1, 2, 0, 3)
+        g4 = gt.reshape(g, O // g, N, P)
+        ct = cols.reshape(g, -1, nb * P).transpose(0, 2, 1)
+        out3 = out.reshape(g, O // g, -1)
+        # the chunks' products are added in image order: float32 sums of the same terms as one GEMM
+        # over all images, in another association
+        grads = [g4[:, :, n0:n0 + nb].reshape(g, O // g, nb * P) for n0 in range(0, N, nb)]
 
-    return Impl(bind=bind, scratch=scratch, contiguous=True, label="im2col+gemm(dW)")
+        def run():
+            np.copyto(gt, src)
+            if pad is not None:
+                pad()
+            for k, (fill, gk) in enumerate(zip(fills, grads)):
+                fill()
+                if k == 0:
+                    np.matmul(gk, ct, out3)
+                else:
+                    np.matmul(gk, ct, part)
+                    np.add(out3, part, out3)
+        return run
+
+    return Impl(bind=bind, scratch=scratch, contiguous=True,
+                label="im2col+gemm(dW, chunked)" if chunked else "im2col+gemm(dW)")
 
 
 def _backward_input(ins, args):
