@@ -116,7 +116,10 @@ def test_forward_only_memory_plan_is_smaller_than_the_training_step():
     xi, yi = rg.input((None, 1, 28, 28), name="x"), rg.input((None,), "int64", name="y")
     loss = losses.cross_entropy(model.train()(xi), yi)
     step = rg.function([xi, yi], [loss] + rg.grad(loss, model.parameters()), backend="cpu").memory_report(x, y)
-    assert infer["live_peak_bytes"] < step["live_peak_bytes"] / 2
+    # no activations kept for a backward pass: well under the training step's peak (whose weight
+    # gradients run as soon as they can, freeing each convolution's columns early), and buffers reused
+    assert infer["live_peak_bytes"] < 0.7 * step["live_peak_bytes"]
+    assert infer["live_peak_bytes"] < 0.6 * infer["naive_bytes"]
     assert infer["variable_bytes"] == 0
 
 
