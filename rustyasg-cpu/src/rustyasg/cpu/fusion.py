@@ -101,8 +101,11 @@ def cpu_plan(program, fuse: bool = True, table=None) -> Plan:
         # casts of its operands and result: it is the last reader of the input's columns (or of
         # the input), which program order (every weight gradient after the whole backward pass)
         # would keep alive to the end of the backward pass
-        # (the widened output gradient; not a widened input, which is ready in the forward pass)
+        # (the widened output gradient; not a widened input, which is ready in the forward pass).
+        # Under rematerialization the program's order is the one the remat pass planned its peak on
         ins = by_id[iid]
+        if program.options.get("remat"):
+            return hints(iid)
         if ins.op in WEIGHT_GRADIENTS or (ins.op == "cast" and (
                 by_id[ins.inputs[0]].op in WEIGHT_GRADIENTS
                 or (readers.get(iid) and all(u.op in WEIGHT_GRADIENTS and u.inputs[0] == iid != u.inputs[1]
