@@ -120,6 +120,11 @@ def conv_im2col(program):
     by (input, geometry). The columns then live from the forward pass to the
     weight gradient, which the memory planner accounts for.
 
+    A convolution of a 16-bit input whose columns are large (one image's at least
+    :data:`CHUNKED_IMAGE_BYTES`) shares nothing: the convolution and its weight gradient read
+    the 16-bit input and build float32 columns a few images at a time (``columns="chunked"``),
+    so a bfloat16 step keeps only the 16-bit activations, as autocast in PyTorch does.
+
     Under rematerialization (``memory_budget=`` or checkpoint regions) the columns are not
     shared: kept from the forward pass to the weight gradient they would be the step's largest
     values (9x the input of a 3x3 convolution), out of the pass's reach. Each convolution then
