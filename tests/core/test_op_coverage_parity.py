@@ -473,13 +473,13 @@ def _narrow_integer_cases():
     return cases
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("backend", ["reference", "cpu", "wgpu"])
 def test_narrow_integers_match_torch(backend):
     parity.check_cases(_narrow_integer_cases(), backend)
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu"])
-@pytest.mark.parametrize("dt", ["uint32", "uint64"])
+@pytest.mark.parametrize("backend, dt", [("reference", "uint32"), ("reference", "uint64"), ("cpu", "uint32"),
+                                         ("cpu", "uint64"), ("wgpu", "uint32")])
 def test_wide_unsigned_integers_are_exact_and_do_not_mix(backend, dt):
     a = np.array([0, 1, np.iinfo(dt).max, 1 << 31, 12345], dt)
     b = np.array([7, np.iinfo(dt).max, 1, 3, 100], dt)
@@ -494,11 +494,10 @@ def test_wide_unsigned_integers_are_exact_and_do_not_mix(backend, dt):
         x + rg.input((5,), "int64", name="z")
 
 
-@pytest.mark.parametrize("dt", ["int8", "uint8", "int16", "uint32", "uint64"])
-def test_wgpu_refuses_integers_it_cannot_hold_exactly(dt):
-    x = rg.input((3,), dt, name="x")
-    with pytest.raises(Exception, match=f"no {dt} tensors"):
-        rg.function([x], x + x, backend="wgpu")(np.ones(3, dt))
+def test_wgpu_refuses_integers_it_cannot_hold_exactly():
+    x = rg.input((3,), "uint64", name="x")
+    with pytest.raises(Exception, match="no uint64 tensors .*cast to int64"):
+        rg.function([x], x + x, backend="wgpu")(np.ones(3, "uint64"))
 
 
 def test_bitcast_between_same_size_dtypes_on_every_backend():

@@ -4,7 +4,8 @@ Everything that can be decided once is decided here, so a run only writes the in
 records the prepared launches into one compute pass, and submits:
 
 1. **Aliases** — ``reshape``, ``identity``, ``stop_gradient`` and casts that keep the
-   device storage (float64 <-> float32) are views of their input's buffer (no kernel).
+   device storage (float64 <-> float32, int8 -> int32) are views of their input's buffer (no
+   kernel); a cast that must wrap into a narrower integer (int32 -> int8) is a kernel.
 2. **Matmul operands** — a ``transpose`` swapping only the last two axes that feeds a
    matmul is not materialized: the matmul reads the source with ``trans_a``/``trans_b``.
 3. **Fusion** — float elementwise instructions are grouped (:mod:`.fusion`); each group
@@ -38,6 +39,7 @@ from rustyasg.core.program import Instr, Program
 
 from .fusion import ew_step, fusable, scalar_constant
 from .kernels.api import STORAGES, KernelError, TensorView
+from .kernels.storage import holds
 from .kernels.elementwise import ElementwiseSpec, EwOp, broadcast_strides
 from .memory import MemoryPlan
 
@@ -72,7 +74,10 @@ class ProgramCompiler:
             return False
         if ins.op in ("reshape", "identity", "stop_gradient"):
             return True
-        return ins.op == "cast" and self.storage[ins.inputs[0]] == self.storage[ins.id]
+        # a cast into an 8/16-bit or uint32 value stored in a wider word is a view only when every
+        # source value is already in range; otherwise its kernel wraps (int8(300) == 44)
+        return (ins.op == "cast" and self.storage[ins.inputs[0]] == self.storage[ins.id]
+                and holds(ins.dtype, self.by_id[ins.inputs[0]].dtype))
 
     def reads(self, ins: Instr) -> List[int]:
         """Value ids an instruction's kernel reads (matmul operands folded through transposes)."""

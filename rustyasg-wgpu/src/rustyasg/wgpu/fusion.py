@@ -32,6 +32,8 @@ from rustyasg.core.backend_api import OPS as CORE_OPS
 from .kernels.elementwise import OPS as EW_OPS
 
 F32_MAX = 3.4028234663852886e38
+#: Ops computed exactly when every operand and the result are integers (float rows otherwise).
+EXACT_ON_INTS_ONLY = frozenset({"pow"})
 
 
 def float_fusable_op(op: str) -> bool:
@@ -47,6 +49,8 @@ def int_domain(instr, in_dtypes: Sequence[np.dtype]) -> bool:
     """True when ``instr`` must compute on exact integers (see module doc)."""
     if instr.op == "cast":
         return not any(np.dtype(d).kind == "f" for d in list(in_dtypes) + [instr.dtype])
+    if instr.op in EXACT_ON_INTS_ONLY:  # integer powers wrap as numpy's: exact, never through f32
+        return all(_is_int(d) for d in list(in_dtypes) + [instr.dtype])
     row = ROWS.get(instr.op)
     if row is None or not row.exact_ints:
         return False

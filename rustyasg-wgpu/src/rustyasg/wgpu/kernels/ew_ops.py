@@ -8,8 +8,10 @@ caller wants alone.
 
 Integer values are computed as ``vec2<u32>`` (lo, hi) two's-complement 64-bit numbers
 (:data:`I64_OPS_WGSL`), so an int64 RNG counter ``state + 1`` or a comparison with a
-large id is exact. ``floor_divide`` and ``mod`` use the low words (exact for
-``|values| < 2**31``).
+large id is exact; ``floor_divide``, ``mod``, ``fmod`` and ``pow`` are exact over all 64 bits
+(one hardware division when both operands fit 32 bits). A result whose dtype is kept in a wider
+word (int8, uint8, int16 in ``i32``, uint32 in ``i64``, :data:`~.storage.WIDENED`) is wrapped into
+its range before the store, as numpy and PyTorch wrap: ``int8(127) + int8(1) == -128``.
 
 Example::
 
@@ -20,10 +22,11 @@ Example::
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence, Tuple
 
 
 from .api import STORAGES, KernelBuilder, KernelError, LINEAR_WORKGROUP_WGSL, UniformLayout
+from .storage import wrap_bits
 from .elementwise import ElementwiseSpec, EwOp, access_kind, broadcast_strides, collapse_dims, contiguous_strides
 
 I64_OPS_WGSL = """
@@ -57,6 +60,23 @@ fn sign64(a: vec2<u32>) -> vec2<u32> {
     if (neg_p(a)) { return vec2<u32>(0xffffffffu, 0xffffffffu); }
     return b64(nz64(a));
 }
+fn fits32(a: vec2<u32>) -> bool { return a.y == select(0u, 0xffffffffu, (a.x & 0x80000000u) != 0u); }
+fn ult64(a: vec2<u32>, b: vec2<u32>) -> bool { return a.y < b.y || (a.y == b.y && a.x < b.x); }
+struct QR64 { q: vec2<u32>, r: vec2<u32> }
+fn udivmod64(n: vec2<u32>, d: vec2<u32>) -> QR64 {
+    // Unsigned 64-bit long division, one quotient bit per step (d != 0).
+    var q = vec2<u32>(0u, 0u);
+    var r = vec2<u32>(0u, 0u);
+    for (var i = 63u; i < 64u; i = i - 1u) {
+        let word = select(n.x, n.y, i >= 32u);
+        r = vec2<u32>((r.x << 1u) | ((word >> (i & 31u)) & 1u), (r.y << 1u) | (r.x >> 31u));
+        if (!ult64(r, d)) {
+            r = sub64(r, d);
+            if (i >= 32u) { q.y = q.y | (1u << (i & 31u)); } else { q.x = q.x | (1u << i); }
+        }
+    }
+    return QR64(q, r);
+}
 fn floordiv32(x: i32, y: i32) -> i32 {
     // Unsigned division of the magnitudes, then the sign: no signed division or remainder,
     // whose lowering gave off-by-one floors for negative operands on one Vulkan driver.
@@ -67,15 +87,43 @@ fn floordiv32(x: i32, y: i32) -> i32 {
     if ((x < 0) == (y < 0)) { return bitcast<i32>(q); }
     return -bitcast<i32>(q + select(0u, 1u, ax - q * ay != 0u));
 }
+// Division by zero gives 0 (numpy's integer result); 32-bit operands take one hardware division.
 fn fdiv64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-    return i64_from_i32(floordiv32(bitcast<i32>(a.x), bitcast<i32>(b.x)));
+    if (!nz64(b)) { return vec2<u32>(0u, 0u); }
+    if (fits32(a) && fits32(b) && !(a.x == 0x80000000u && b.x == 0xffffffffu)) {
+        return i64_from_i32(floordiv32(bitcast<i32>(a.x), bitcast<i32>(b.x)));
+    }
+    let qr = udivmod64(abs64(a), abs64(b));
+    if (neg_p(a) == neg_p(b)) { return qr.q; }
+    return neg64(add64(qr.q, b64(nz64(qr.r))));
 }
 fn fmod64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-    let x = bitcast<i32>(a.x); let y = bitcast<i32>(b.x);
-    if (y == 0) { return vec2<u32>(0u, 0u); }
-    let r = select(u32(x), ~u32(x) + 1u, x < 0) % select(u32(y), ~u32(y) + 1u, y < 0);
-    return i64_from_i32(select(bitcast<i32>(r), -bitcast<i32>(r), x < 0));
+    if (!nz64(b)) { return vec2<u32>(0u, 0u); }
+    let r = udivmod64(abs64(a), abs64(b)).r;
+    return select(r, neg64(r), neg_p(a));
 }
+fn pow64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    // Square and multiply modulo 2**64. A negative exponent (an error in numpy): 1 and -1 keep
+    // their magnitude (-1 by the exponent's parity), every other base gives 0.
+    if (neg_p(b)) {
+        if (all(a == vec2<u32>(1u, 0u))) { return a; }
+        if (all(a == vec2<u32>(0xffffffffu, 0xffffffffu))) { return select(a, vec2<u32>(1u, 0u), (b.x & 1u) == 0u); }
+        return vec2<u32>(0u, 0u);
+    }
+    var r = vec2<u32>(1u, 0u);
+    var base = a;
+    var e = b;
+    loop {
+        if (!nz64(e)) { break; }
+        if ((e.x & 1u) != 0u) { r = mul64(r, base); }
+        base = mul64(base, base);
+        e = vec2<u32>((e.x >> 1u) | (e.y << 31u), e.y >> 1u);
+    }
+    return r;
+}
+// A result wrapped into a narrow dtype kept in a wider word: signed by a shift pair, unsigned by a mask.
+fn wrap_s64(v: vec2<u32>, s: u32) -> vec2<u32> { return i64_from_i32(bitcast<i32>(v.x << s) >> s); }
+fn wrap_u64(v: vec2<u32>, m: u32) -> vec2<u32> { return vec2<u32>(v.x & m, 0u); }
 // Shifts by the low word of b; by 64 or more (or a negative count): 0, or the sign for >>.
 fn shl64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     let n = b.x & 63u;
@@ -94,9 +142,8 @@ fn sar64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     return select(r, vec2<u32>(fill, fill), b.y != 0u || b.x >= 64u);
 }
 fn mod64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
-    let x = bitcast<i32>(a.x); let y = bitcast<i32>(b.x);
-    if (y == 0) { return vec2<u32>(0u, 0u); }
-    return i64_from_i32(x - y * floordiv32(x, y));
+    if (!nz64(b)) { return vec2<u32>(0u, 0u); }
+    return sub64(a, mul64(b, fdiv64(a, b)));
 }
 """
 
@@ -117,6 +164,7 @@ INT_TEMPLATES = {
     "logical_or": "b64(nz64({0}) || nz64({1}))",
     "bitwise_and": "({0} & {1})", "bitwise_or": "({0} | {1})", "bitwise_xor": "({0} ^ {1})", "bitwise_not": "(~{0})",
     "bitwise_left_shift": "shl64({0}, {1})", "bitwise_right_shift": "sar64({0}, {1})",
+    "pow": "pow64({0}, {1})",
 }
 
 #: WGSL of element {i} of {a} in each storage as exact (lo, hi) words, and of a word pair {v} stored back
@@ -134,8 +182,14 @@ def _i64_literal(value: int) -> str:
 
 
 def int_kernel_wgsl(op: str, in_storages: Sequence[str], out_storage: str, rank: int, kinds: Sequence[str],
-                    bounds=(0, 0)) -> str:
-    """WGSL computing ``op`` exactly on 64-bit integers; inputs broadcast by strides."""
+                    bounds=(0, 0), wrap: Optional[Tuple[int, bool]] = None) -> str:
+    """WGSL computing ``op`` exactly on 64-bit integers; inputs broadcast by strides.
+
+    ``wrap=(bits, signed)`` wraps the result into that integer range before the store.
+
+    >>> "wrap_s64(add64(a0, a1), 24u)" in int_kernel_wgsl("add", ["i32", "i32"], "i32", 1, ["contig", "contig"], wrap=(8, True))
+    True
+    """
     stores = [STORAGES[n] for n in list(in_storages) + [out_storage]]
     fields = [("n", "u32")] + [(f"d{j}", "u32") for j in range(rank)]
     for i, kind in enumerate(kinds):
@@ -162,6 +216,9 @@ def int_kernel_wgsl(op: str, in_storages: Sequence[str], out_storage: str, rank:
         lines.append(f"    let a{i} = {LOAD64[stores[i].name].format(a=f'in{i}', i=idx)};")
         args.append(f"a{i}")
     expr = INT_TEMPLATES[op].format(*args, lo=_i64_literal(bounds[0]), hi=_i64_literal(bounds[1]))
+    if wrap is not None:
+        bits, signed = wrap
+        expr = f"wrap_s64({expr}, {32 - bits}u)" if signed else f"wrap_u64({expr}, {(1 << bits) - 1}u)"
     lines.append(f"    let r = {expr};")
     lines.append(f"    out[gid] = {STORE64[out_storage].format(v='r')};")
     lines.append("}")
@@ -179,7 +236,8 @@ def int_elementwise(kb: KernelBuilder, instr, inputs, out):
     if instr.op == "clamp":
         lo, hi = instr.attrs["min"], instr.attrs["max"]
         bounds = (math.ceil(lo) if lo is not None else -(1 << 63), math.floor(hi) if hi is not None else (1 << 63) - 1)
-    src = int_kernel_wgsl(instr.op, [v.storage.name for v in inputs], out.storage.name, len(cshape), kinds, bounds)
+    src = int_kernel_wgsl(instr.op, [v.storage.name for v in inputs], out.storage.name, len(cshape), kinds, bounds,
+                          wrap_bits(out.dtype))
     values = {"n": out.size, **{f"d{j}": d for j, d in enumerate(cshape)}}
     for i, kind in enumerate(kinds):
         if kind == "strided":

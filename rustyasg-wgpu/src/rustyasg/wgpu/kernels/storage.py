@@ -167,6 +167,38 @@ STORAGES: Dict[str, Storage] = {
 }
 
 
+#: Integer dtypes WGSL has no word for, and the wider dtype whose storage holds them on the device:
+#: the host converts on upload and readback, kernels compute in the wide word and wrap a result
+#: back into the narrow range (:func:`wrap_bits`, :mod:`rustyasg.wgpu.narrow_ints`).
+WIDENED = {np.dtype(np.int8): np.dtype(np.int32), np.dtype(np.uint8): np.dtype(np.int32),
+           np.dtype(np.int16): np.dtype(np.int32), np.dtype(np.uint16): np.dtype(np.int32),
+           np.dtype(np.uint32): np.dtype(np.int64)}
+
+
+def wrap_bits(dtype):
+    """``(bits, signed)`` a value stored for ``dtype`` is wrapped to, or ``None`` when the word is the dtype.
+
+    Example::
+
+        >>> wrap_bits(np.int8), wrap_bits(np.uint32), wrap_bits(np.int32)
+        ((8, True), (32, False), None)
+    """
+    dt = np.dtype(dtype)
+    return (8 * dt.itemsize, dt.kind == "i") if dt in WIDENED else None
+
+
+def holds(dst, src) -> bool:
+    """Whether every ``src`` value, stored in ``dst``'s word, is already a ``dst`` value (a cast is a view).
+
+    Example::
+
+        >>> holds(np.int32, np.int8), holds(np.int8, np.int32), holds(np.float32, np.float64)
+        (True, False, True)
+    """
+    dst, src = np.dtype(dst), np.dtype(src)
+    return dst not in WIDENED or np.can_cast(src, dst, "safe")
+
+
 def storage_for(dtype, has_f16: bool) -> Storage:
     """The :class:`Storage` a numpy dtype gets on an adapter (see the module table).
 
@@ -186,12 +218,13 @@ def storage_for(dtype, has_f16: bool) -> Storage:
         return STORAGES["bool"]
     if dt == np.int64:
         return STORAGES["i64"]
-    if dt == np.int32:
+    if dt == np.int32 or dt in WIDENED and WIDENED[dt] == np.int32:
         return STORAGES["i32"]
-    if dt.kind in "iu":  # widened to i32, their wrap-around would be lost: refused, never a wrong answer
-        raise TypeError(f"the wgpu backend has no {dt} tensors (WGSL has no 8/16-bit integers, and no unsigned "
-                        f"ones RustyASG keeps exact); cast to int32 or int64 before the graph reaches the device, "
-                        f"or use backend='cpu'")
+    if dt in WIDENED:
+        return STORAGES["i64"]
+    if dt.kind in "iu":  # uint64 above 2**63 fits no signed word pair: refused, never a wrong answer
+        raise TypeError(f"the wgpu backend has no {dt} tensors (values above 2**63 do not fit its exact int64 "
+                        f"words); cast to int64 before the graph reaches the device, or use backend='cpu'")
     raise TypeError(f"wgpu backend: no device storage for dtype {dt}")
 
 
