@@ -153,3 +153,16 @@ def test_bitcasts_between_same_size_integers():
     same(got[2], u)
     np.testing.assert_array_equal(got[3].view(np.uint32), u)
     same(got[4], u)
+
+
+def test_int64_division_remainder_and_power_are_exact_beyond_32_bits():
+    a = np.array([2**40 + 3, -(2**40) - 3, 2**62, -(2**63), 7, -7, 2**31, -(2**31), 123456789012345, 5], np.int64)
+    b = np.array([3, 3, -(2**33) + 1, -1, 2**35, 2**35, -1, -1, -987654, 1], np.int64)
+    e = np.array([0, 1, 2, 3, 5, 17, 31, 40, 63, 64], np.int64)
+    x, y, p = (rg.input((10,), "int64", name=n) for n in ("x", "y", "p"))
+    outs = [x // y, x % y, rg.fmod(x, y), x ** p, y ** p]
+    with np.errstate(all="ignore"):
+        want = rg.function([x, y, p], outs, backend="cpu")(a, b, e)
+        got = rg.function([x, y, p], outs, backend="wgpu")(a, b, e)
+    for g, w in zip(got, want):
+        same(g, w)

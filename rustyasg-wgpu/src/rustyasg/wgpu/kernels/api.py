@@ -35,6 +35,11 @@ int64      ``i64``      ``vec2<u32>`` (lo, hi): numpy's bytes as they are, so RN
                         counters keep all 64 bits; index kernels use the low word
                         (:meth:`Storage.index`), exact for indices below 2**31
 bool       ``bool``     one ``u32`` (0/1) per element; converted on upload/readback
+int8,      ``i32``      widened on upload, narrowed on readback; integer kernels wrap results
+uint8,                  into the dtype's range (:mod:`rustyasg.wgpu.narrow_ints`)
+int16
+uint32     ``i64``      exact in the int64 word pair, wrapped modulo 2**32
+uint64     refused      values above 2**63 fit no int64 word pair: a clear error
 ========== ============ =====================================================================
 
 Each :class:`Storage` writes the WGSL for reading an element as ``f32`` (:meth:`Storage.load`),

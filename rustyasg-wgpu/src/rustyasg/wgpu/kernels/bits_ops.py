@@ -1,7 +1,9 @@
 """bitcast on the device: the 32-bit words of a float32 tensor read as int32 and back.
 
-Other pairs have no exact device form (float64 is kept as float32 on the device, 8/16-bit
-integers have no storage): they are refused when the program is compiled.
+Same-size integer pairs (int8 <-> uint8, int32 <-> uint32) and uint32 <-> float32 are rewritten
+into wrapping casts before they reach this kernel (:mod:`rustyasg.wgpu.narrow_ints`). Other pairs
+have no exact device form (float64 is kept as float32 on the device, int16 lives in a 32-bit word):
+they are refused when the program is compiled.
 
 Example::
 
