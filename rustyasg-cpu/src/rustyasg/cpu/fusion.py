@@ -95,6 +95,7 @@ def cpu_plan(program, fuse: bool = True, table=None) -> Plan:
         return FUSION_REACH if role(iid) == REDUCTION else None
 
     hints = schedule_hints(program)
+    sixteen_bit = any(i.dtype in LOW_PRECISION for i in program.instrs)
 
     def hint(iid):
         # a convolution's weight gradient runs as soon as its output gradient exists, with the
@@ -102,9 +103,11 @@ def cpu_plan(program, fuse: bool = True, table=None) -> Plan:
         # the input), which program order (every weight gradient after the whole backward pass)
         # would keep alive to the end of the backward pass
         # (the widened output gradient; not a widened input, which is ready in the forward pass).
-        # Under rematerialization the program's order is the one the remat pass planned its peak on
+        # Under rematerialization the program's order is the one the remat pass planned its peak on;
+        # a float32 program keeps program order (its shared columns are read by both GEMMs anyway,
+        # and the input gradient's GEMM then finds the output gradient still in cache)
         ins = by_id[iid]
-        if program.options.get("remat"):
+        if not sixteen_bit or program.options.get("remat"):
             return hints(iid)
         if ins.op in WEIGHT_GRADIENTS or (ins.op == "cast" and (
                 by_id[ins.inputs[0]].op in WEIGHT_GRADIENTS
