@@ -66,7 +66,7 @@ class GroupCode:
 
 
 #: The modules generated kernels import helpers from (every one is in the stamp below).
-HELPER_FILES = ("jit.py", "kernels/fastmath.py", "kernels/bfloat16.py")
+HELPER_FILES = ("jit.py", "kernels/fastmath.py", "kernels/bfloat16.py", "kernels/convert.py")
 
 
 def _helpers_stamp() -> str:
@@ -293,6 +293,7 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
            "import math", "import numpy as np",
            "from rustyasg.cpu.jit import accumulate, elementwise_jit",
            "from rustyasg.cpu.kernels.fastmath import exp32, tanh32, erf32, sigmoid32, sigmoid64",
+           "from rustyasg.cpu.kernels.convert import to_int32, to_int64",
            "from rustyasg.cpu.kernels.bfloat16 import (bf16_to_f32, f32_to_bf16, round_bf16, f16_to_f32, "
            "f32_to_f16, round_f16)", "",
            "", "@elementwise_jit", f"def kernel({params}):"]

@@ -95,8 +95,9 @@ def narrow_integers(program):
             if int_domain(ins, in_dtypes):
                 out.append(ins)  # the exact integer kernel wraps on store
                 continue
-            # computed by the float kernels (a float -> int8 cast): store int64, wrap in a cast
-            wide, inputs = np.dtype(np.int64), ins.inputs
+            # computed by the float kernels (a float -> int8 cast): store int32 (8/16-bit targets)
+            # or int64 (uint32), the core's float -> int rule, and wrap in a cast
+            wide, inputs = np.dtype(np.int32 if ins.dtype.itemsize <= 2 else np.int64), ins.inputs
         else:
             # sums and products run in the wide dtype: its inputs are views (no copy)
             wide = WIDENED[ins.dtype]

@@ -169,7 +169,40 @@ def _cast_grad(g, y, x, dtype):
     return (g.astype(x.dtype) if dtypes.is_floating(x.dtype) else None,)
 
 
-cast = defop("cast", infer=_cast_infer, reference=lambda x, dtype: x.astype(dtype), grad=_cast_grad,
+#: Float -> integer conversion as PyTorch on x86 (C's cvtt* instructions): truncation toward zero;
+#: NaN, +-inf and values outside the range give the range's minimum ("integer indefinite"), of
+#: int32 for int32 and narrower targets (then wrapped to the target's bits), of int64 for int64 and
+#: uint32. numpy leaves out-of-range conversions undefined (platform-dependent); every backend
+#: follows this rule instead.
+FLOAT_TO_INT_VIA = {np.dtype(d): np.dtype(w) for d, w in (
+    ("int8", "int32"), ("uint8", "int32"), ("int16", "int32"), ("uint16", "int32"), ("int32", "int32"),
+    ("uint32", "int64"), ("int64", "int64"))}
+
+
+def float_to_int(x: np.ndarray, dtype) -> np.ndarray:
+    """``x`` (floats) converted to the integer ``dtype`` by :data:`FLOAT_TO_INT_VIA`'s rule.
+
+    >>> float_to_int(np.array([300.0, -2.7, np.nan, 1e10]), np.int8).tolist()
+    [44, -2, 0, 0]
+    """
+    dtype = np.dtype(dtype)
+    via = FLOAT_TO_INT_VIA.get(dtype)
+    if via is None:
+        return x.astype(dtype)
+    info = np.iinfo(via)
+    with np.errstate(invalid="ignore"):
+        inside = (x >= float(info.min)) & (x < -float(info.min))
+        wide = np.where(inside, np.trunc(np.where(inside, x, 0)), info.min).astype(via)
+    return wide.astype(dtype)
+
+
+def _cast_ref(x, dtype):
+    if np.asarray(x).dtype.kind == "f" and np.dtype(dtype).kind in "iu":
+        return float_to_int(np.asarray(x), dtype)
+    return x.astype(dtype)
+
+
+cast = defop("cast", infer=_cast_infer, reference=_cast_ref, grad=_cast_grad,
              attrs={"dtype": Attr(dtypes.as_dtype)}, kind="elementwise",
              doc="Convert to ``dtype``; the gradient is cast back.",
              examples=(Example((ANY,), {"dtype": dtypes.float32}, check_grad=False, rtol=1e-6),))

@@ -43,9 +43,24 @@ def _cast_alone(ins, args):
 ALONE = {"cast": _cast_alone}
 
 
+def _cast_formula(core_formula):
+    """The core's cast, with integer targets converted by the core's float -> int rule (:mod:`.convert`)."""
+    from .convert import VIA
+
+    def formula(args, dtype, attrs):
+        via = VIA.get(dtype.name)
+        if via is None:
+            return core_formula(args, dtype, attrs)
+        inner = f"{via}({args[0]})"
+        return inner if dtype.name in ("int32", "int64") else f"np.{dtype.name}({inner})"
+    return formula
+
+
 def render(row: EwRow) -> Elementwise:
     """The cpu kernel of one table row."""
     kw = dict(numpy=row.ufunc, cast_inputs=row.cast_inputs, predicate=row.predicate, alone=ALONE.get(row.name))
+    if row.name == "cast":
+        return Elementwise(formula=_cast_formula(row.numba), **kw)
     if callable(row.numba):
         return Elementwise(formula=row.numba, **kw)
     return Elementwise(row.numba, **kw)

@@ -32,7 +32,10 @@ fn i64_from_i32(v: i32) -> vec2<u32> {
     return vec2<u32>(bitcast<u32>(v), select(0u, 0xffffffffu, v < 0));
 }
 fn i64_from_f32(x: f32) -> vec2<u32> {
-    // Truncation toward zero, as numpy's astype; |x| < 2**63 assumed.
+    // Truncation toward zero; NaN, +-inf and |x| >= 2**63 give int64's minimum (the core's rule).
+    if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0)) {
+        return vec2<u32>(0u, 0x80000000u);
+    }
     let a = trunc(abs(x));
     let hi = floor(a / 4294967296.0);
     let lo = a - hi * 4294967296.0;
@@ -42,6 +45,14 @@ fn i64_from_f32(x: f32) -> vec2<u32> {
         v = vec2<u32>(nlo, ~v.y + select(0u, 1u, nlo == 0u));
     }
     return v;
+}
+"""
+
+
+# f32 -> i32 by the core's rule (WGSL's i32() saturates): NaN, +-inf and out-of-range give int32's minimum.
+I32_WGSL = """
+fn i32_from_f32(x: f32) -> i32 {
+    return select(bitcast<i32>(0x80000000u), i32(x), x >= -2147483648.0 && x < 2147483648.0);
 }
 """
 
@@ -98,7 +109,7 @@ class Storage:
 
     def from_f32(self, value: str) -> str:
         """WGSL expression converting the ``f32`` expression ``value`` to ``elem``."""
-        return {"f32": f"{value}", "f16": f"f16({value})", "bf16": f"bf16_from_f32({value})", "i32": f"i32({value})",
+        return {"f32": f"{value}", "f16": f"f16({value})", "bf16": f"bf16_from_f32({value})", "i32": f"i32_from_f32({value})",
                 "i64": f"i64_from_f32({value})", "bool": f"select(0u, 1u, ({value}) != 0.0)"}[self.name]
 
     def store(self, arr: str, idx: str, value: str) -> str:
@@ -234,6 +245,8 @@ def header(*storages: Storage) -> str:
     """WGSL prelude for kernels using these storages (``enable f16;``, int64 helpers)."""
     names = {s.name for s in storages}
     text = "enable f16;\n" if "f16" in names else ""
+    if "i32" in names:
+        text += I32_WGSL
     if "i64" in names:
         text += I64_WGSL
     if "bf16" in names:
