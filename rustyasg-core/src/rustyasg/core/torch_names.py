@@ -99,8 +99,8 @@ torch.bitwise_xor / ^ | jnp.bitwise_xor | rg.bitwise_xor |
 torch.bitwise_not / ~ | jnp.invert | rg.bitwise_not |
 torch.bitwise_left_shift / << | jnp.left_shift | rg.bitwise_left_shift |
 torch.bitwise_right_shift / >> | jnp.right_shift | rg.bitwise_right_shift | arithmetic for signed integers
-Tensor.view(dtype) | jax.lax.bitcast_convert_type | rg.bitcast | same-size dtypes; on wgpu float32 and int32 only
-int8 / uint8 / int16 / uint32 / uint64 | | rg.int8 | PyTorch's promotion; exact on cpu and reference, refused on wgpu (cast to int32 or int64)
+Tensor.view(dtype) | jax.lax.bitcast_convert_type | rg.bitcast | same-size dtypes; on wgpu between same-size integers and 32-bit ones and float32 (not int16 <-> 16-bit floats, not int64 <-> float64)
+int8 / uint8 / int16 / uint32 / uint64 | | rg.int8 | PyTorch's promotion, wrap-around arithmetic; wgpu stores 8/16-bit integers in 32-bit words and uint32 in exact 64-bit ones, and refuses uint64 (cast to int64); float -> int of NaN, inf and out-of-range values as PyTorch on x86 on every backend
 torch.tanh | jnp.tanh | rg.tanh |
 torch.atan2 | jnp.arctan2 | rg.atan2 |
 torch.log1p | jnp.log1p | rg.log1p |
