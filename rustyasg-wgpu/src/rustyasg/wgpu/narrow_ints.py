@@ -9,7 +9,8 @@ A stored value is always inside its dtype's range; three mechanisms keep it ther
   ...) compute in 64 bits and wrap their result into the output dtype before the store
   (:func:`~rustyasg.wgpu.kernels.ew_ops.int_kernel_wgsl`), so no extra kernel is spent;
 - :func:`narrow_integers`, this program rewrite, for everything else that can leave the range:
-  an op the float kernels compute (a float -> int8 cast) writes int64 instead, and a
+  an op the float kernels compute (a float -> int8 cast) writes int32 instead (int64 for
+  uint32: the core's float -> int rule goes through them), and a
   non-elementwise op that sums or multiplies (``sum_to``, ``scatter_add``, a ``cumsum`` kept
   narrow) computes in the wide dtype; in both cases a cast back to the narrow dtype wraps;
 - the compiler treats a cast between one storage as a view only when no value can leave the
@@ -26,7 +27,7 @@ Example:
     >>> x = rg.input((3,), "float32", name="x")
     >>> p = narrow_integers(lower([x], [x.astype("int8")], [], [((3,), np.dtype("float32"))]))
     >>> [(i.op, str(i.dtype)) for i in p.instrs]
-    [('input', 'float32'), ('cast', 'int64'), ('cast', 'int8')]
+    [('input', 'float32'), ('cast', 'int32'), ('cast', 'int8')]
 """
 
 from __future__ import annotations
