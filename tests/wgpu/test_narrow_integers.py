@@ -44,6 +44,16 @@ def same(got, want):
     np.testing.assert_array_equal(got, want)
 
 
+def wgpu_equals_cpu(inputs, outs, *arrays):
+    """The wgpu backend's ``outs`` equal the cpu backend's bit for bit (dtype and NaN included)."""
+    with np.errstate(all="ignore"):
+        want = rg.function(inputs, outs, backend="cpu")(*arrays)
+        got = rg.function(inputs, outs, backend="wgpu")(*arrays)
+    for g, w in zip(got, want):
+        same(g, w)
+
+
+
 @pytest.mark.parametrize("dt", DTYPES)
 def test_random_compositions_equal_cpu_bit_for_bit(dt):
     rng = np.random.default_rng(sum(map(ord, dt)))
@@ -63,11 +73,7 @@ def test_random_compositions_equal_cpu_bit_for_bit(dt):
             names.append(name)
         outs.append(v)
     a, b = extremes(dt, (6, 8), rng), extremes(dt, (8,), rng)
-    with np.errstate(all="ignore"):
-        want = rg.function([x, y], outs, backend="cpu")(a, b)
-        got = rg.function([x, y], outs, backend="wgpu")(a, b)
-    for g, w in zip(got, want):
-        same(g, w)
+    wgpu_equals_cpu([x, y], outs, a, b)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -80,40 +86,24 @@ def test_every_op_alone_at_the_extremes(dt):
     nz = rg.where(y == 0, rg.ones_like(y), y)
     outs = [fn(x, nz if nonzero else y) for fn, nonzero in BINARY.values()] + [fn(x) for fn in UNARY.values()]
     outs += [x == y, x < y, x >> (y & 7), x << (y & 7)]
-    with np.errstate(all="ignore"):
-        want = rg.function([x, y], outs, backend="cpu")(a, b)
-        got = rg.function([x, y], outs, backend="wgpu")(a, b)
-    for g, w in zip(got, want):
-        same(g, w)
+    wgpu_equals_cpu([x, y], outs, a, b)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
 def test_casts_into_the_narrow_range_wrap(dt):
     wide = np.array([0, 1, -1, 127, 128, 255, 256, -129, 32767, 32768, -32769, 65535, 65536, 2**31 - 1, -2**31,
                      4294967295, 4294967296, 123456789012, -987654321098], np.int64)
-    # in-range floats truncate toward zero on every backend; beyond the dtype's range the conversion is
-    # the C compiler's (numpy's astype wraps from int32/int64, a numba loop may saturate): those are
-    # compared with the reference backend (numpy), which wgpu follows while the value fits int64
-    floats = (np.array([0.0, 0.7, -0.7, 1.9, 127.5, 128.5, 255.9, 300.5, 40000.25, 65536.5, 3e9, 4294967040.0],
-                       np.float32) if dt == "uint32" else
-              np.array([0.0, 0.7, -0.7, 1.9, -1.9, 127.5, -128.5, 100.25, 120.9, -99.5], np.float32))
-    if dt == "uint8":
-        floats = np.abs(floats)
-    beyond = np.array([200.7, -217.6, 255.9, 300.5, 40000.25, -40000.25, 2e9, -2e9] if dt != "uint32" else
-                      [4294967296.0, 1e10], np.float32)
-    o = rg.input(beyond.shape, "float32", name="o")
-    same(rg.function([o], o.astype(dt), backend="wgpu")(beyond),
-         rg.function([o], o.astype(dt), backend="reference")(beyond))
+    # floats truncate toward zero; beyond the dtype's range, and for NaN and inf, every backend
+    # follows the core's float -> int rule (tests/core/test_float_to_int_casts.py)
+    floats = np.array([0.0, 0.7, -0.7, 1.9, -1.9, 127.5, -128.5, 100.25, 120.9, -99.5, 200.7, -217.6, 255.9, 300.5,
+                       40000.25, -40000.25, 65536.5, 2e9, -2e9, 3e9, 4294967040.0, 4294967296.0, 1e10, np.nan, np.inf],
+                      np.float32)
     i, f = rg.input(wide.shape, "int64", name="i"), rg.input(floats.shape, "float32", name="f")
     outs = [i.astype(dt), i.astype("int32").astype(dt), f.astype(dt), i.astype(dt).astype("int64"),
             i.astype(dt).astype("float32"), (i.astype(dt).astype("bool"))]
     if dt != "uint32":
         outs += [i.astype(dt).astype("uint8"), i.astype(dt).astype("int8"), i.astype(dt).astype("int16")]
-    with np.errstate(all="ignore"):
-        want = rg.function([i, f], outs, backend="cpu")(wide, floats)
-        got = rg.function([i, f], outs, backend="wgpu")(wide, floats)
-    for g, w in zip(got, want):
-        same(g, w)
+    wgpu_equals_cpu([i, f], outs, wide, floats)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -125,10 +115,7 @@ def test_reductions_scans_and_movement_keep_cpu_values(dt):
     outs = [rg.sum(x, 1), rg.prod(x, 0), rg.cumsum(x, 1), rg.cumprod(x, 0), rg.cumsum(x, 1, dtype=dt), rg.sum(x, 0, dtype=dt), rg.amax(x, 1), rg.amin(x, 0),
             rg.argmax(x, axis=1), rg.transpose(x, (1, 0)) + x[0:1, :].reshape((7, 1)), rg.concat([x, x * 2], axis=0),
             rg.flip(x, axes=(1,)), rg.sort(x, 1)[0], rg.take(x, idx, axis=0) * 3]
-    want = rg.function([x, idx], outs, backend="cpu")(a, np.array([4, 0, 2]))
-    got = rg.function([x, idx], outs, backend="wgpu")(a, np.array([4, 0, 2]))
-    for g, w in zip(got, want):
-        same(g, w)
+    wgpu_equals_cpu([x, idx], outs, a, np.array([4, 0, 2]))
 
 
 def test_int8_sums_with_a_narrow_result_wrap():
@@ -161,11 +148,7 @@ def test_int64_division_remainder_and_power_are_exact_beyond_32_bits():
     e = np.array([0, 1, 2, 3, 5, 17, 31, 40, 63, 64], np.int64)
     x, y, p = (rg.input((10,), "int64", name=n) for n in ("x", "y", "p"))
     outs = [x // y, x % y, rg.fmod(x, y), x ** p, y ** p]
-    with np.errstate(all="ignore"):
-        want = rg.function([x, y, p], outs, backend="cpu")(a, b, e)
-        got = rg.function([x, y, p], outs, backend="wgpu")(a, b, e)
-    for g, w in zip(got, want):
-        same(g, w)
+    wgpu_equals_cpu([x, y, p], outs, a, b, e)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -178,7 +161,4 @@ def test_scatters_that_sum_or_multiply_wrap_as_cpu(dt):
             rg.index_add(x, 0, np.array([1, 1]), x)]
     if dt != "uint32":  # uint32 is computed in int64 words, whose 'prod' scatter has no atomic (refused)
         outs.append(rg.scatter_reduce(x, 1, i, x, "prod"))
-    want = rg.function([x, i], outs, backend="cpu")(a, index)
-    got = rg.function([x, i], outs, backend="wgpu")(a, index)
-    for g, w in zip(got, want):
-        same(g, w)
+    wgpu_equals_cpu([x, i], outs, a, index)

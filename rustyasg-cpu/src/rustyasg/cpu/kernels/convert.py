@@ -26,14 +26,29 @@ from numba import types
 from numba.extending import overload
 
 
+def _python(x, dtype):
+    from rustyasg.core.ops.elementwise import float_to_int
+
+    x = np.asarray(x)
+    return (float_to_int(x, dtype) if x.dtype.kind == "f" else x.astype(dtype))[()]
+
+
 def to_int32(x):
-    """``x`` as int32 by the core's rule (a numba function; see the module docstring)."""
-    raise NotImplementedError("to_int32 is called from numba kernels")
+    """``x`` as int32 by the core's rule (compiled in numba kernels; see the module docstring).
+
+    >>> int(to_int32(float("nan"))), int(to_int32(-2.7)), int(to_int32(2 ** 33 + 5))
+    (-2147483648, -2, 5)
+    """
+    return _python(x, np.int32)
 
 
 def to_int64(x):
-    """``x`` as int64 by the core's rule (a numba function; see the module docstring)."""
-    raise NotImplementedError("to_int64 is called from numba kernels")
+    """``x`` as int64 by the core's rule (compiled in numba kernels; see the module docstring).
+
+    >>> int(to_int64(1e19)), int(to_int64(-2.7))
+    (-9223372036854775808, -2)
+    """
+    return _python(x, np.int64)
 
 
 def _guarded(lo: float, make):
