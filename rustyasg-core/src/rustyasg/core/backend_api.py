@@ -23,6 +23,8 @@ its op modules freely. What is here:
   :func:`subscribe` for a backend's renderer, :func:`define_elementwise` for a new op in one call.
 - **Shape algebra**: :func:`outer_reduced_inner`, :func:`sum_to_axes`, :func:`reduced_shape`,
   :func:`normalize_axis`, :func:`normalize_axes`, :func:`broadcast_shapes`.
+- **Float -> integer casts**: :func:`float_to_int` and :data:`FLOAT_TO_INT_VIA`, the rule every
+  backend follows for NaN, inf and out-of-range values.
 - **Window geometry** (conv and pooling): output sizes, window positions, averaging matrices.
 - **Scans**: :data:`SCAN_KINDS` (the combine step of each scan op), :func:`argsort_reference`
   (the stable, NaN-last order every backend's argsort reproduces).
@@ -52,6 +54,7 @@ from .executor import Backend, Executable
 from .hookspecs import hookimpl
 from .ops.elementwise_table import CHEAP, HEAVY, MAXIMUM, MINIMUM, EwRow, add_row, define_elementwise, subscribe
 from .ops.elementwise_table import ROWS as ELEMENTWISE_TABLE
+from .ops.elementwise import FLOAT_TO_INT_VIA, float_to_int
 from .ops.random import GOLDEN, M1, M2, hash32, stream_key, uniform_bits
 from .ops.scan import SCAN_KINDS, argsort_ref as argsort_reference
 from .ops.svd import svdvals_grad_reference, svdvals_reference
@@ -86,5 +89,5 @@ __all__ = [
     # scans and sorting
     "SCAN_KINDS", "argsort_reference",
     # singular values (the numpy/LAPACK form every backend may call)
-    "svdvals_reference", "svdvals_grad_reference",
+    "svdvals_reference", "svdvals_grad_reference", "float_to_int", "FLOAT_TO_INT_VIA",
 ]

@@ -35,6 +35,8 @@ LEAVES = ("input", "variable", "constant")
 
 #: How many instructions back a widening may join its operand's group (see ``reach`` below).
 WIDENING_REACH = 32
+#: How many instructions back a reduction may join its operand's group (a sum joined to a group far back
+#: delayed that whole group, and the values it keeps, to the sum's place).
 FUSION_REACH = 64
 #: Ops scheduled as soon as they can run (see ``hint`` below).
 WEIGHT_GRADIENTS = ("conv2d_backward_weight", "cpu.conv2d_gemm_weight")

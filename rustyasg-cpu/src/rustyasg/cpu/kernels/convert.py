@@ -2,7 +2,7 @@
 
 LLVM leaves a float -> integer conversion of an out-of-range value undefined, and its vector
 code saturates narrow targets (300.0 -> int8 127) where the scalar instruction gives the
-"integer indefinite" value. The core (``rustyasg.core.ops.elementwise.FLOAT_TO_INT_VIA``)
+"integer indefinite" value. The core (``rustyasg.core.backend_api.FLOAT_TO_INT_VIA``)
 defines it: truncation toward zero; NaN, +-inf and out-of-range values give the minimum of int32
 (for int32 and narrower targets, then wrapped to their bits) or of int64 (int64 and uint32).
 :func:`to_int32` and :func:`to_int64` guard the conversion so it is always defined; on
@@ -25,10 +25,10 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from rustyasg.core.backend_api import FLOAT_TO_INT_VIA, float_to_int
+
 
 def _python(x, dtype):
-    from rustyasg.core.ops.elementwise import float_to_int
-
     x = np.asarray(x)
     return (float_to_int(x, dtype) if x.dtype.kind == "f" else x.astype(dtype))[()]
 
@@ -74,5 +74,4 @@ def _to_int64(x):
 
 
 #: Target dtype -> the conversion its value goes through (the core's ``FLOAT_TO_INT_VIA``).
-VIA = {"int8": "to_int32", "uint8": "to_int32", "int16": "to_int32", "uint16": "to_int32", "int32": "to_int32",
-       "uint32": "to_int64", "int64": "to_int64"}
+VIA = {target.name: f"to_{via.name}" for target, via in FLOAT_TO_INT_VIA.items()}
