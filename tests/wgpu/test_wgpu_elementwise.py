@@ -64,6 +64,20 @@ def test_each_op_matches_numpy(ctx, ew, pool, readback, rng, op, shape):
     np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-6)
 
 
+
+def test_atanh_near_both_poles_keeps_relative_precision(ctx, ew, pool, readback, rng):
+    # Within a few ulps of -1 and +1 the result is large and ill-conditioned in x, but exact in the
+    # float32 x itself: the kernel must not lose digits on either side (atanh is odd).
+    ulps = rng.integers(1, 1 << 16, 500)
+    near = (1.0 - ulps * 2.0 ** -24).astype(np.float32)
+    x = np.concatenate([near, -near, np.float32([0.0, -0.0, 1.0, -1.0, 1.5, -1.5, np.nan])])
+    spec = ElementwiseSpec(("x",), (EwOp("r", "atanh", ("x",)),), ("r",))
+    _, (got,) = _run(ctx, ew, pool, readback, spec, x.shape, {"x": x})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref = np.arctanh(x.astype(np.float64))
+    np.testing.assert_allclose(got, ref, rtol=4e-6, atol=0)
+    np.testing.assert_array_equal(np.signbit(got[-7:-3]), np.signbit(ref[-7:-3]))  # ±0 and ±inf
+
 BROADCASTS = [
     ((4, 8), (8,), ()),            # bias row, scalar
     ((3, 5, 7), (5, 1), (7,)),     # inner-dim broadcast (strided0), scalar path

@@ -146,8 +146,12 @@ HELPERS: dict[str, str] = {
     let r = 2.0 * atan(sqrt((1.0 - x) / (1.0 + x)));
     return select(select(r, bitcast<{T}>({U}(0x7fc00000u)), abs(x) > {T}(1.0)), x, isnan_{S}(x));
 }""",
+    # On |x| with x's sign put back (atanh is odd): for x near -1, log1p(2x / (1 - x)) would read
+    # log1p near -1, where one rounding of its argument costs 1e-4 of the result.
     "atanh": """fn atanh_{S}(x: {T}) -> {T} {
-    return select(0.5 * log1p_{S}(2.0 * x / (1.0 - x)), bitcast<{T}>({U}(0x7fc00000u)), abs(x) > {T}(1.0));
+    let a = abs(x);
+    let r = bitcast<{T}>(bitcast<{U}>(0.5 * log1p_{S}(2.0 * a / (1.0 - a))) | (bitcast<{U}>(x) & {U}(0x80000000u)));
+    return select(r, bitcast<{T}>({U}(0x7fc00000u)), a > {T}(1.0));
 }""",
     # Scaled by the larger magnitude (no overflow of a*a); inf wins over NaN, as in C's hypot.
     "hypot": """fn hypot_{S}(a: {T}, b: {T}) -> {T} {
