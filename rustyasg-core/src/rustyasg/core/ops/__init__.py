@@ -13,6 +13,7 @@ from .conv import conv2d, conv2d_backward_input, conv2d_backward_weight, conv_tr
 from .embedding_ops import embedding  # noqa: F401
 from .linalg import matmul  # noqa: F401
 from .misc import identity, ones_like_scalar, stop_gradient  # noqa: F401
+from .attention import attention, attention_backward, attention_lse  # noqa: F401
 from .norm import batch_norm, batch_norm_backward, layer_norm, layer_norm_backward  # noqa: F401
 from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,  # noqa: F401
                    adaptive_max_pool2d_backward, adaptive_max_pool2d_indices, avg_pool2d, avg_pool2d_backward,
