@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-FAMILIES = ("elementwise", "reduce", "movement", "linalg", "random", "misc", "conv", "pool", "norm", "scatter", "scan", "bits")
+FAMILIES = ("elementwise", "reduce", "movement", "linalg", "random", "misc", "conv", "pool", "norm", "scatter", "scan", "bits", "attention")
 
 
 def families():
