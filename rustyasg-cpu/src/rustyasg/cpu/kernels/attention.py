@@ -111,28 +111,27 @@ def attention_forward(q, k, v, keep, has_keep, causal, scale, out, lse, want_lse
             gemm(False, True, nb, nk, E, scale, q, (n * L + i0) * E, E, k, (n * S + j0) * E, E, 0.0, s, 0, bk)
             for a in range(nb):
                 top = _causal_top(causal, i0 + a, j0, nk)
+                row = s[a, :top]  # 1-d views: their loops vectorize
                 if has_keep:
                     for b in range(top):
                         if not keep[n, j0 + b]:
-                            s[a, b] = ninf
+                            row[b] = ninf
                 mt = ninf
                 for b in range(top):
-                    mt = max(mt, s[a, b])  # a NaN score is not the max; it makes its row's sum NaN below
+                    mt = max(mt, row[b])  # a NaN score is not the max; it makes its row's sum NaN below
                 m_old = m[a]
                 m_new = max(m_old, mt)
                 shift = m_new if m_new != ninf else zero  # only -inf so far: every p is exp(-inf) = 0
                 alpha = fexp(m_old - shift) if m_old != ninf else zero
                 rs = zero
                 for b in range(top):
-                    p = fexp(s[a, b] - shift)
-                    s[a, b] = p
+                    p = fexp(row[b] - shift)
+                    row[b] = p
                     rs += p
-                for b in range(top, nk):
-                    s[a, b] = zero
+                s[a, top:nk] = zero
                 total[a] = total[a] * alpha + rs
                 if alpha != 1:
-                    for e in range(Ev):
-                        acc[a, e] *= alpha
+                    acc[a, :] *= alpha
                 m[a] = m_new
             if clean:
                 gemm(False, False, nb, Ev, nk, 1.0, s, 0, bk, v, (n * S + j0) * Ev, Ev, 1.0, acc, 0, Ev)
@@ -188,14 +187,15 @@ def attention_grad_q(q, k, v, dout, lse, delta, keep, has_keep, causal, scale, d
                 top = _causal_top(causal, i0 + a, j0, nk)
                 li = lse[n, i0 + a]
                 di = delta[n, i0 + a]
+                row = s[a, :top]  # 1-d views: their loops vectorize
+                drow = dp[a, :top]
                 for b in range(top):
-                    s[a, b] = fexp(s[a, b] - li) * (dp[a, b] - di)
+                    row[b] = fexp(row[b] - li) * (drow[b] - di)
                 if has_keep:
                     for b in range(top):
                         if not keep[n, j0 + b]:
-                            s[a, b] = zero
-                for b in range(top, nk):
-                    s[a, b] = zero
+                            row[b] = zero
+                s[a, top:nk] = zero
             if clean:
                 gemm(False, False, nb, E, nk, 1.0, s, 0, bk, k, (n * S + j0) * E, E, 1.0, dq, (n * L + i0) * E, E)
             else:
@@ -242,16 +242,25 @@ def attention_grad_kv(q, k, v, dout, lse, delta, keep, has_keep, causal, scale, 
             if want_k:
                 gemm(False, True, nk, nb, Ev, 1.0, v, (n * S + j0) * Ev, Ev, dout, (n * L + i0) * Ev, Ev, 0.0,
                      dpt, 0, bq)
+            lse_t = lse[n, i0:i0 + nb]
+            delta_t = delta[n, i0:i0 + nb]
             for b in range(nk):
                 j = j0 + b
                 first = min(nb, max(0, j - i0)) if causal else 0  # queries i >= j see key j
                 if has_keep and not keep[n, j]:
                     first = nb
-                for a in range(first):
-                    st[b, a] = zero
-                for a in range(first, nb):
-                    p = fexp(st[b, a] - lse[n, i0 + a])
-                    st[b, a] = p * (dpt[b, a] - delta[n, i0 + a]) if want_k else p
+                st[b, :first] = zero
+                # Slices that start at 0: loops over ``range(first, nb)`` did not vectorize (measured 6x slower).
+                row = st[b, first:nb]
+                lse_r = lse_t[first:]
+                if want_k:  # two loops, not a branch per element
+                    drow = dpt[b, first:nb]
+                    delta_r = delta_t[first:]
+                    for a in range(nb - first):
+                        row[a] = fexp(row[a] - lse_r[a]) * (drow[a] - delta_r[a])
+                else:
+                    for a in range(nb - first):
+                        row[a] = fexp(row[a] - lse_r[a])
             if clean:
                 gemm(False, False, nk, D, nb, 1.0, st, 0, bq, x, (n * L + i0) * D, D, 1.0, grad, (n * S + j0) * D, D)
             else:
