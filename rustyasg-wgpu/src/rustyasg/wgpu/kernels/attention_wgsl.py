@@ -31,12 +31,12 @@ workgroup memory.
 
 Example::
 
-    >>> spec = AttnSpec("forward", E=64, EV=64, causal=True)
+    >>> spec = AttnSpec("forward", E=64, EV=64, causal=True, keep=True)
     >>> src = attention_wgsl(spec)
-    >>> "var<workgroup> ks" in src and "var<workgroup> vs" in src and "CAUSAL: bool = true" in src
+    >>> "var<workgroup> ks" in src and "var<workgroup> kp" in src and "CAUSAL: bool = true" in src
     True
-    >>> spec.shared_bytes
-    16768
+    >>> spec.shared_bytes  # 32 keys, their values and keep flags
+    16512
 """
 
 from __future__ import annotations
@@ -399,7 +399,8 @@ def tile_for(spec: AttnSpec, shared_limit: int) -> int:
 
     Example::
 
-        >>> tile_for(AttnSpec("forward", E=64, EV=64), 16384), tile_for(AttnSpec("forward", E=64, EV=64), 49152)
+        >>> spec = AttnSpec("forward", E=64, EV=64, keep=True)
+        >>> tile_for(spec, 16384), tile_for(spec, 49152)
         (16, 32)
     """
     per_tile = AttnSpec(spec.kind, spec.E, spec.EV, keep=spec.keep, tile=1).shared_bytes
