@@ -154,7 +154,8 @@ def attention_forward(q, k, v, keep, has_keep, causal, scale, out, lse, want_lse
                 for e in range(Ev):
                     out[n, i, e] = acc[a, e] * inv
             if want_lse:
-                lse[n, i] = ninf if m[a] == ninf else m[a] + math.log(total[a])
+                # -inf + log(0) = -inf for a row with no allowed key; a NaN score made ``total`` NaN
+                lse[n, i] = m[a] + math.log(total[a])
 
 
 @kernel_jit
