@@ -138,10 +138,9 @@ def state_check(values) -> Tensor:
     terms = [rg.sum(v * 0.0).astype("float32") for v in values if v.dtype.kind == "f"]
     if not terms:
         return rg.constant(np.zeros((), np.float32))
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
-    return total
+    # One stacked sum, not a chain of adds: the chain fuses into one kernel with an argument per
+    # state tensor (50 for a small CNN), whose JIT cost 0.5 s of the first step (measured).
+    return rg.sum(rg.stack(terms)) if len(terms) > 1 else terms[0]
 
 
 def build_eval_step(model, loss_fn: Callable, batch, backend=None, forward: Optional[Forward] = None) -> rg.Function:
