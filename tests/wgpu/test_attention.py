@@ -213,20 +213,22 @@ def test_gradients_skip_masked_keys_and_fully_masked_rows(rng):
 def test_conformance_kit_through_the_wgpu_backend(rng):
     # Forward against the references, gradients (compiled on wgpu) against finite differences.
     for op in ("attention", "attention_lse", "attention_backward"):
-        check_op(op, backend="wgpu", dtype="float32", seed=int(rng.integers(2**31)))
+        for dtype in ("float32", "float64"):  # float64 is computed in float32 on wgpu
+            check_op(op, backend="wgpu", dtype=dtype, seed=int(rng.integers(2**31)))
 
 
-def test_float16_operands_are_stored_as_such_and_computed_in_float32(rng):
+@pytest.mark.parametrize("dtype,tol", [("float16", 2e-3), ("bfloat16", 1.6e-2)])
+def test_16_bit_operands_are_computed_in_float32(rng, dtype, tol):
     arrays, keep = _case(rng, (2,), 9, 11, 8, 4, keep=True)
     keep[..., 0] = True
-    h = [a.astype(np.float16) for a in arrays]
-    ins = [rg.input(a.shape, "float16", name=n) for a, n in zip(h, "qkv")]
+    h = [a.astype(rg.dtypes.as_dtype(dtype)) for a in arrays]
+    ins = [rg.input(a.shape, dtype, name=n) for a, n in zip(h, "qkv")]
     kin = rg.input(keep.shape, "bool", name="keep")
     fn = rg.function(ins + [kin], rg.attention(*ins, key_keep=kin, scale=0.4, causal=True), backend="wgpu")
     got = fn(*h, keep)
-    assert got.dtype == np.float16
+    assert got.dtype == rg.dtypes.as_dtype(dtype)
     ref = OPS["attention"].reference(*[a.astype(np.float64) for a in h], keep, scale=0.4, causal=True)
-    _close(got, ref, "float16", rtol=2e-3, atol=2e-3)
+    _close(got.astype(np.float64), ref, dtype, rtol=tol, atol=tol)
 
 
 # --- kernel-level paths: small workgroup memory, dispatches split over x/y/z, refusals ------------
