@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from textwrap import indent
 from typing import Any, Sequence
 
 import numpy as np
@@ -196,7 +197,7 @@ def _row_load(spec: AttnSpec, reg: str, src: str, n: int, row: str) -> str:
 def _dot_loop(spec: AttnSpec, reg: str, tile: str, n: int, r: str) -> str:
     nv = n // spec.width
     return (f"var acc_dot = 0.0;\n"
-            f"                for (var c = 0u; c < {nv}u; c = c + 1u) {{ acc_dot += "
+            f"                    for (var c = 0u; c < {nv}u; c = c + 1u) {{ acc_dot += "
             f"{_dot(spec, f'{reg}[c]', f'{tile}[{r} * {nv}u + c]')}; }}")
 
 
@@ -238,7 +239,7 @@ def _forward_body(spec: AttnSpec) -> str:
     if (CAUSAL) {{ kend = min(p.S, i0 + BR); }}
     for (var t0 = 0u; t0 < kend; t0 = t0 + BC) {{
         workgroupBarrier();
-{stage}
+{indent(stage, '    ')}
         workgroupBarrier();
         if (live) {{
             // Scores of the tile (NaN marks a key that takes no part), and the new running max.
@@ -295,7 +296,7 @@ def _dq_body(spec: AttnSpec) -> str:
     if (CAUSAL) {{ kend = min(p.S, i0 + BR); }}
     for (var t0 = 0u; t0 < kend; t0 = t0 + BC) {{
         workgroupBarrier();
-{stage}
+{indent(stage, '    ')}
         workgroupBarrier();
         if (live) {{
             for (var jj = 0u; jj < BC; jj = jj + 1u) {{
@@ -350,7 +351,7 @@ def _dkv_body(spec: AttnSpec) -> str:
     if (CAUSAL) {{ qstart = i0; }}
     for (var t0 = qstart; t0 < p.L; t0 = t0 + BC) {{
         workgroupBarrier();
-{stage}
+{indent(stage, '    ')}
         workgroupBarrier();
         if (attends) {{
             for (var ii = 0u; ii < BC; ii = ii + 1u) {{
