@@ -69,3 +69,47 @@ def test_with_a_worker_every_kernel_is_compiled_when_the_executable_is_built(tmp
     got = _run(tmp_path, "local", workers="1")
     assert got["err"] < 1e-5
     assert got["jobs"] == 0  # this process and the worker took them all before the first call
+
+
+WARM_CHILD = r"""
+import json, os, sys, tempfile, numpy as np, rustyasg.core as rg
+from rustyasg.cpu import precompile
+from rustyasg.core.backends import get_backend
+get_backend("cpu")  # starts the warm worker (RUSTYASG_CPU_COMPILE_WORKERS=1)
+worker = precompile._warm
+os.environ["RUSTYASG_CPU_COMPILE_WORKERS"] = "0"  # building an executable compiles nothing here now
+rng = np.random.default_rng(0)
+x = rg.input((5, 7), name="x")
+results = []
+for expr in (lambda t: rg.softmax(rg.tanh(t * 1.5), axis=-1).sum(axis=0),
+             lambda t: rg.sigmoid(t) * rg.exp(t).mean(axis=1, keepdims=True)):
+    f = rg.function([x], expr(x), backend="cpu")
+    xv = rng.standard_normal((5, 7)).astype(np.float32)
+    exe = f.compile(xv)
+    jobs = precompile.pending(exe._steps)
+    folder = tempfile.mkdtemp()
+    assert precompile._hand_to_warm_worker(folder, jobs) is worker
+    precompile._wait_done(folder)        # the worker took every job: nothing claimed them here
+    out = f(xv)
+    ref = rg.function([x], expr(x), backend="reference")(xv)
+    stats = [(sum(fn.stats.cache_hits.values()), sum(fn.stats.cache_misses.values())) for fn, _ in jobs]
+    results.append({"err": float(np.abs(out - ref).max()), "jobs": len(jobs), "stats": stats,
+                    "claimed": sorted(f for f in os.listdir(folder) if f.isdigit())})
+alive = worker.poll() is None
+precompile.stop_warm_worker()
+print(json.dumps({"results": results, "alive": alive, "exit": worker.returncode}))
+"""
+
+
+@pytest.mark.slow  # a cold process and its warm worker
+def test_a_warm_worker_started_with_the_backend_serves_every_executable(tmp_path):
+    env = dict(os.environ, RUSTYASG_CACHE_DIR=str(tmp_path / "r"), NUMBA_CACHE_DIR=str(tmp_path / "n"),
+               RUSTYASG_CPU_COMPILE_WORKERS="1")
+    res = subprocess.run([sys.executable, "-c", WARM_CHILD], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["alive"] and got["exit"] == 0  # one worker served both, and left when its pipe closed
+    for r in got["results"]:
+        assert r["err"] < 1e-5
+        assert r["jobs"] >= 1 and len(r["claimed"]) == r["jobs"]
+        assert all(s == [1, 0] for s in r["stats"]), r["stats"]  # loaded from the worker's cache entries

@@ -31,6 +31,9 @@ class CpuBackend(Backend):
 
     def __init__(self):
         super().__init__()
+        from .precompile import start_warm_worker
+
+        start_warm_worker()  # with compile workers enabled: it starts up while this process does
         #: Seconds spent starting the JIT runtime when the backend was created (see _start_jit).
         self.startup_seconds = _start_jit()
 

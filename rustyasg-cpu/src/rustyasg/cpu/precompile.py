@@ -12,6 +12,11 @@ through the cache, where the first call finds it. With warm caches no worker sta
 
 Anything the worker cannot do is left to the first call, as before.
 
+With workers enabled the worker is started when the backend is created
+(:func:`start_warm_worker`): it imports numba and sets it up while this process does the same
+and traces the step, then serves every executable of the process through a pipe, so its
+start-up is no longer on the first call's critical path.
+
 The worker is opt-in (``RUSTYASG_CPU_COMPILE_WORKERS=1``). Measured on the shared 2-core reference
 machine, first call with empty caches, wall (two runs each; ``benchmarks/cpu/NOTES.md``): at load
 ~1.3, GPT-mini 3.11 -> 2.55-2.69 s, LeNet-5 2.75 -> 2.69-2.84 s, but the MLP 1.34-1.38 -> 1.80-1.97 s
@@ -35,6 +40,7 @@ Example (a kernel of its own, so nothing else in the process has compiled it yet
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib
 import importlib.util
@@ -44,6 +50,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Callable, Iterable, List, Sequence, Tuple
 
 #: A worker starts only with at least this many kernels left to compile (it costs ~0.5 s to start).
@@ -103,7 +110,7 @@ def _claim(folder: str, k: int) -> bool:
     try:
         os.close(os.open(os.path.join(folder, str(k)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         return True
-    except FileExistsError:
+    except OSError:  # taken (FileExistsError), or the folder is gone: its caller finished
         return False
 
 
@@ -137,28 +144,93 @@ def precompile(steps: Sequence) -> int:
             mine += 1
             missed = _compile(fn, sig)
             if missed and worker is None and len(jobs) - k - 1 >= MIN_KERNELS:
-                worker = _start_worker(folder, jobs)
+                worker = _hand_to_warm_worker(folder, jobs) or _start_worker(folder, jobs)
         if worker is None:
             return 0
-        if mine == len(jobs):  # the worker never got one (still starting): no need to wait for it
+        if worker is _warm:
+            if mine < len(jobs):  # it took some: wait until it is done with them
+                _wait_done(folder)
+        elif mine == len(jobs):  # the worker never got one (still starting): no need to wait for it
             worker.kill()
             worker.wait()
             return 0
-        try:
-            worker.wait(timeout=600)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        return len(os.listdir(folder)) - 1 - mine
+        else:
+            try:
+                worker.wait(timeout=600)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        return len([f for f in os.listdir(folder) if f.isdigit()]) - mine
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+#: The warm worker (:func:`start_warm_worker`), or None.
+_warm = None
+
+
+def start_warm_worker() -> None:
+    """Start the worker process now, when the backend is created, if workers are enabled.
+
+    It imports numba and the kernels and compiles one helper (numba's one-time set-up) while
+    this process does the same and then traces the user's step, so by the time a step's
+    kernels are known it compiles at once instead of spending its first ~1.2 s of CPU
+    starting. It then serves every executable of this process (a training step, then its
+    evaluation step): each sends it a claims folder on its stdin. It exits when this
+    process closes that pipe (at exit, or when it dies).
+    """
+    global _warm
+    if workers() < 1 or _warm is not None:
+        return
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # this process's imports
+    try:
+        _warm = subprocess.Popen([sys.executable, "-m", "rustyasg.cpu.precompile", "--serve"], env=env,
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return
+    atexit.register(stop_warm_worker)
+
+
+def stop_warm_worker() -> None:
+    """Close the warm worker's pipe (it exits after the job it is on) and forget it."""
+    global _warm
+    worker, _warm = _warm, None
+    if worker is not None:
+        try:
+            worker.stdin.close()
+            worker.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            worker.kill()
+
+
+def _hand_to_warm_worker(folder: str, jobs):
+    """Give the jobs to the warm worker; the worker, or None when there is none (or it died)."""
+    if _warm is None or _warm.poll() is not None:
+        return None
+    try:
+        _write_jobs(folder, jobs)
+        _warm.stdin.write((folder + "\n").encode())
+        _warm.stdin.flush()
+    except OSError:
+        return None
+    return _warm
+
+
+def _wait_done(folder: str, timeout: float = 600.0) -> None:
+    """Wait for the warm worker's ``done`` mark in ``folder`` (or its death, or ``timeout``)."""
+    done, end = os.path.join(folder, "done"), time.monotonic() + timeout
+    while not os.path.exists(done) and _warm is not None and _warm.poll() is None and time.monotonic() < end:
+        time.sleep(0.002)
+
+
+def _write_jobs(folder: str, jobs) -> None:
+    with open(os.path.join(folder, "jobs.pickle"), "wb") as fh:  # not a job number: never claimed
+        pickle.dump([(_address(fn), sig) for fn, sig in jobs], fh)
+
+
 def _start_worker(folder: str, jobs) -> "subprocess.Popen | None":
     """The worker process, given the jobs in a file of the claims folder."""
-    path = os.path.join(folder, "jobs.pickle")  # not a job number: never claimed
     try:
-        with open(path, "wb") as fh:
-            pickle.dump([(_address(fn), sig) for fn, sig in jobs], fh)
+        _write_jobs(folder, jobs)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # this process's imports
         return subprocess.Popen([sys.executable, "-m", "rustyasg.cpu.precompile", folder], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -183,8 +255,13 @@ def main(argv=None) -> int:
     """The worker: compile the jobs of the claims folder (``[((module, path, name), signature)]``
     in its ``jobs.pickle``) from the back of the list into the cache, each one it can claim."""
     folder = (argv or sys.argv[1:])[0]
-    with open(os.path.join(folder, "jobs.pickle"), "rb") as fh:
-        jobs = pickle.load(fh)
+    if folder == "--serve":
+        return serve()
+    try:
+        with open(os.path.join(folder, "jobs.pickle"), "rb") as fh:
+            jobs = pickle.load(fh)
+    except OSError:  # the folder is gone: its process took every job and moved on
+        return 0
     for k in reversed(range(len(jobs))):
         if not _claim(folder, k):
             break
@@ -192,6 +269,24 @@ def main(argv=None) -> int:
         try:
             _compile(_load(module, path, name), sig)
         except Exception:  # noqa: BLE001 - left to the parent's first call
+            pass
+    return 0
+
+
+def serve() -> int:
+    """The warm worker: set numba up, then compile the jobs of each claims folder read from
+    stdin (one path a line), marking each folder ``done``; exit at the end of stdin."""
+    from .backend import _start_jit
+
+    _start_jit()
+    for line in sys.stdin:
+        folder = line.strip()
+        if not folder:
+            continue
+        main([folder])
+        try:
+            os.close(os.open(os.path.join(folder, "done"), os.O_CREAT | os.O_WRONLY))
+        except OSError:
             pass
     return 0
 
