@@ -7,8 +7,8 @@ backward (the gradients of ``sum(y * g)`` with respect to q, k and v):
 - ``chain``: ``matmul -> where(causal) -> softmax -> matmul``, what a model built from plain ops runs;
 - ``torch``: ``F.scaled_dot_product_attention(is_causal=True)`` (torch's fused cpu kernel).
 
-Times are the minimum over ``--repeat`` calls after a warm-up call (the machine is shared: a
-neighbour only adds time). Set ``RUSTYASG_CPU_THREADS`` to split the fused kernels over cores.
+Each implementation and shape runs in a process of its own; times are the minimum over
+``--repeat`` calls after a warm-up call (the machine is shared: a neighbour only adds time). Set ``RUSTYASG_CPU_THREADS`` to split the fused kernels over cores.
 
 Usage::
 
@@ -21,6 +21,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -71,31 +73,46 @@ def torch_fns(shape):
     return fwd, fwd_bwd
 
 
+def measure(impl, name, repeat):
+    """``{fwd_ms, fwd_bwd_ms}`` of one implementation on one shape (run in a process of its own)."""
+    shape = SHAPES[name]
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(shape).astype(np.float32) for _ in range(4)]
+    if impl == "torch":
+        import torch
+
+        arrays = [torch.tensor(a) for a in arrays]
+        f, fb = torch_fns(shape)
+    else:
+        f, fb = rustyasg_fns(shape, impl == "fused")
+    return {"fwd_ms": best(lambda: f(*arrays[:3]), repeat), "fwd_bwd_ms": best(lambda: fb(*arrays), repeat)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--one", nargs=2, metavar=("IMPL", "SHAPE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(*args.one, args.repeat)))
+        return
     import torch
 
-    rng = np.random.default_rng(0)
     rows = []
-    for name, shape in SHAPES.items():
-        arrays = [rng.standard_normal(shape).astype(np.float32) for _ in range(4)]
-        tensors = [torch.tensor(a) for a in arrays]
+    for name in SHAPES:
         row = {"shape": name}
-        for label, fused in (("fused", True), ("chain", False)):
-            f, fb = rustyasg_fns(shape, fused)
-            row[f"{label}_fwd_ms"] = best(lambda: f(*arrays[:3]), args.repeat)
-            row[f"{label}_fwd_bwd_ms"] = best(lambda: fb(*arrays), args.repeat)
-        tf, tfb = torch_fns(shape)
-        row["torch_fwd_ms"] = best(lambda: tf(*tensors[:3]), args.repeat)
-        row["torch_fwd_bwd_ms"] = best(lambda: tfb(*tensors), args.repeat)
+        for impl in ("fused", "chain", "torch"):
+            # One process per measurement: the BLAS and OpenMP threads of one library keep spinning
+            # after their last call and would slow whatever runs next in the same process.
+            out = subprocess.run([sys.executable, __file__, "--one", impl, name, "--repeat", str(args.repeat)],
+                                 check=True, capture_output=True, text=True).stdout
+            for key, value in json.loads(out.strip().splitlines()[-1]).items():
+                row[f"{impl}_{key}"] = value
         rows.append(row)
-        print(f"{name:24s} fwd  fused {row['fused_fwd_ms']:8.2f}  chain {row['chain_fwd_ms']:8.2f}  "
-              f"torch {row['torch_fwd_ms']:8.2f} ms")
-        print(f"{'':24s} f+b  fused {row['fused_fwd_bwd_ms']:8.2f}  chain {row['chain_fwd_bwd_ms']:8.2f}  "
-              f"torch {row['torch_fwd_bwd_ms']:8.2f} ms", flush=True)
+        for what, key in (("fwd", "fwd_ms"), ("f+b", "fwd_bwd_ms")):
+            print(f"{name if what == 'fwd' else '':24s} {what:4s} " + "  ".join(
+                f"{impl} {row[f'{impl}_{key}']:8.2f}" for impl in ("fused", "chain", "torch")) + " ms", flush=True)
     meta = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "rustyasg_cpu_threads": os.environ.get("RUSTYASG_CPU_THREADS", "1"),
             "torch_threads": torch.get_num_threads(), "repeat": args.repeat, "statistic": "min ms"}
