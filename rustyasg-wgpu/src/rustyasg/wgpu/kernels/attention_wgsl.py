@@ -6,9 +6,10 @@ The kernels never hold the ``(L, S)`` score matrix (the op's semantics are in
 - **forward** (``attention``, and ``attention_lse`` the same loop without values): a
   workgroup per (batch, block of ``BR`` queries), one thread per query row holding its
   query and output accumulator in registers. Tiles of ``BC`` keys (and values) are
-  staged in workgroup memory; each thread scores the tile, then folds it into an online
+  staged in workgroup memory; each thread folds the tile's keys one by one into an online
   softmax (running max ``m``, running sum ``l``, accumulator rescaled by
-  ``exp(m_old - m_new)``). Under ``causal`` the loop stops at the block's last query:
+  ``exp(m_old - m_new)`` when the maximum grows: a few times per row, and no per-tile
+  score array in registers). Under ``causal`` the loop stops at the block's last query:
   tiles past the diagonal are never loaded.
 - **backward**, without float atomics: ``wrt="q"`` runs a thread per query row over key
   tiles (``p = exp(s - lse)``, ``ds = p * (dout . v - delta)``, ``dq += ds * k``);
@@ -213,8 +214,8 @@ def _forward_body(spec: AttnSpec) -> str:
         stage += "\n" + _stage(spec, "kp", "keep", "p.S", "p.S")
     acc_decl = (f"    var acc: array<{vec}, {nv}>;\n"
                 f"    for (var c = 0u; c < {nv}u; c = c + 1u) {{ acc[c] = {vec}(0.0); }}\n") if values else ""
-    rescale = f"            for (var c = 0u; c < {nv}u; c = c + 1u) {{ acc[c] = acc[c] * alpha; }}\n" if values else ""
-    accumulate = (f"                    for (var c = 0u; c < {nv}u; c = c + 1u) "
+    rescale = f"                            for (var c = 0u; c < {nv}u; c = c + 1u) {{ acc[c] = acc[c] * alpha; }}\n" if values else ""
+    accumulate = (f"                        for (var c = 0u; c < {nv}u; c = c + 1u) "
                   f"{{ acc[c] = acc[c] + pj * vs[jj * {nv}u + c]; }}\n") if values else ""
     if values:
         finish = (f"    let orow = (b * p.L + i) * {spec.EV}u;\n"
@@ -242,31 +243,23 @@ def _forward_body(spec: AttnSpec) -> str:
 {indent(stage, '    ')}
         workgroupBarrier();
         if (live) {{
-            // Scores of the tile (NaN marks a key that takes no part), and the new running max.
-            var sc: array<f32, BC>;
-            var mt = m;
             for (var jj = 0u; jj < BC; jj = jj + 1u) {{
                 let j = t0 + jj;
-                var s = nan_f();
                 if (j < kend && (!CAUSAL || j <= i){keep_ok}) {{
                     {_dot_loop(spec, "qr", "ks", spec.E, "jj")}
-                    s = p.scale * acc_dot;
-                    if (isnan_f(s) || is_pinf(s)) {{ bad = true; s = nan_f(); }} else if (s > mt) {{ mt = s; }}
+                    let s = p.scale * acc_dot;
+                    if (isnan_f(s) || is_pinf(s)) {{ bad = true; }} else {{
+                        // A new maximum rescales what was summed so far (an old m of -inf scales it by 0).
+                        if (s > m) {{
+                            let alpha = exp_f(m - s);
+                            l = l * alpha;
+{rescale}                            m = s;
+                        }}
+                        var pj = 0.0;  // an allowed key of score -inf still multiplies its value (0 * inf is NaN)
+                        if (!is_ninf(s)) {{ pj = exp_f(s - m); }}
+                        l = l + pj;
+{accumulate}                    }}
                 }}
-                sc[jj] = s;
-            }}
-            // m <= mt; equal (both -inf included) needs no rescaling.
-            var alpha = 1.0;
-            if (mt != m) {{ alpha = exp_f(m - mt); }}
-            m = mt;
-            l = l * alpha;
-{rescale}            for (var jj = 0u; jj < BC; jj = jj + 1u) {{
-                let s = sc[jj];
-                if (!isnan_f(s)) {{
-                    var pj = 0.0;
-                    if (!is_ninf(s)) {{ pj = exp_f(s - m); }}
-                    l = l + pj;
-{accumulate}                }}
             }}
         }}
     }}
