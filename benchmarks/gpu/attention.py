@@ -136,7 +136,8 @@ def torch_reference(arrays, device):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help=f"shape {SMALL} instead of W5's {W5} (a smoke run)")
-    ap.add_argument("--min-seconds", type=float, default=0.5, help="time each row for at least this long")
+    ap.add_argument("--min-seconds", type=float, default=None,
+                    help="time each row for at least this long (default 0.5, with --small one call)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import torch
@@ -150,7 +151,7 @@ def main(argv=None):
 
     shape = SMALL if args.small else W5
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    min_s = 0.0 if args.small else args.min_seconds
+    min_s = args.min_seconds if args.min_seconds is not None else (0.0 if args.small else 0.5)
     rows, diffs = [], {}
     for backward in (False, True):
         what = "forward + backward" if backward else "forward"
