@@ -2,10 +2,10 @@
 # The whole GPU suite in one call on the lent machine (see /work/shared/GPU.md):
 #   benchmarks (run_gpu.py: training steps W2/W4/W5 vs torch.cuda, per-launch profile, matmul,
 #   elementwise, f16/subgroup/cooperative-matrix, reductions, model-shaped matmuls),
-#   the nn-kernel benchmark (nn_kernels.py), then the wgpu conformance and executor tests
+#   the nn-kernel benchmark (nn_kernels.py), fused attention (attention.py), then the wgpu conformance and executor tests
 #   on the real GPU; then the same tests on Dawn (RUSTYASG_WEBGPU=dawn, wgpudawn's wheel in .whl),
 #   the tensor-core matmul benchmark (tensor_cores.py) and the targets table (targets.py).
-#   Results go to $OUT (or ./gpu-out): suite.json, nn.json, tc.json, targets.json, *.log.
+#   Results go to $OUT (or ./gpu-out): suite.json, nn.json, attention.json, tc.json, targets.json, *.log.
 # Usage (repo root, with .gl and .whl carried):  bash benchmarks/gpu/run_suite.sh
 set -u
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
@@ -22,6 +22,8 @@ timeout "${SUITE_S:-330}" python3 benchmarks/gpu/run_gpu.py \
 echo "run_gpu.py exit $?"
 timeout "${NN_S:-120}" python3 benchmarks/gpu/nn_kernels.py --json "$OUT/nn.json" > "$OUT/nn.log" 2>&1
 echo "nn_kernels.py exit $?"
+timeout "${ATTN_S:-120}" python3 benchmarks/gpu/attention.py --json "$OUT/attention.json" > "$OUT/attention.log" 2>&1
+echo "attention.py exit $?"
 timeout "${TEST_S:-90}" python3 -c "
 import sys, pytest, training
 training.ensure_backend()  # no entry points on this machine: register the wgpu plugin and backend
@@ -43,6 +45,7 @@ echo "dawn tests exit $?"
 unset RUSTYASG_WEBGPU
 grep -v XDG "$OUT/suite.log" | sed -n '/==== summary/,$p'
 grep -E "passed|failed" "$OUT/tests.log" | tail -3
+sed -n '/^attention (/,$p' "$OUT/attention.log"
 sed -n '/==== tensor-core summary/,$p' "$OUT/tc.log"
 sed -n '/==== targets/,$p' "$OUT/targets.log"
 grep -E "passed|failed" "$OUT/tests_dawn.log" | tail -3
