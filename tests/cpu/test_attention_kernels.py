@@ -232,3 +232,16 @@ def test_sixteen_bit_operands_run_widened(rng):
     np.testing.assert_allclose(got_out.astype(np.float64), want, rtol=2e-3, atol=2e-3)
     np.testing.assert_allclose(got_lse, rg.OPS["attention_lse"].reference(*wide[:2], scale=0.5, causal=True),
                                rtol=1e-5)
+
+
+def test_strided_operands_from_a_head_split_are_read_correctly(rng):
+    """GPT-style heads: ``(B, T, H, D)`` permuted to ``(B, H, T, D)`` views before the op."""
+    x = rng.standard_normal((2, 7, 3, 4)).astype(np.float32)
+    inp = rg.input(x.shape, "float32", name="x")
+    heads = rg.permute(inp, (0, 2, 1, 3))
+    y = rg.attention(heads, heads * 0.5, heads, causal=True)
+    (gx,) = rg.grad((y * y).sum(), [inp])
+    got = rg.function([inp], [y, gx], backend="cpu")(x)
+    want = rg.function([inp], [y, gx], backend="reference")(x.astype(np.float64))
+    for g, w in zip(got, want):
+        assert_matches(g, w, 1e-5)

@@ -22,6 +22,11 @@ in a padded value), that item's contraction runs as a loop over the allowed pair
 The scores, a max and exp per pair, stay in the operand dtype (float32 or float64; 16-bit
 floats are widened before, see ``cpu_float16``).
 
+Cost: a training step runs five of these passes over the scores (forward, ``attention_lse``,
+and one per gradient: the op gives each gradient its own instruction), eleven tile products
+where a single fused backward needs seven; each pass is bound by its BLAS products at long
+``T`` and by the per-score max/exp at short ``T``. ``benchmarks/attention_cpu.py`` measures it.
+
 Example:
     >>> import numpy as np
     >>> q = np.random.default_rng(0).standard_normal((1, 3, 4)); out = np.empty((1, 3, 4))
