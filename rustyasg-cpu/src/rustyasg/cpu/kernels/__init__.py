@@ -5,7 +5,7 @@ registers them all through ``rustyasg_register_kernels``.
 
 Example:
     >>> sorted(m.__name__.rsplit(".", 1)[-1] for m in families())[:3]
-    ['bits', 'conv', 'elementwise']
+    ['attention', 'bits', 'conv']
 """
 
 from __future__ import annotations
