@@ -71,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # Where there are two cores, a worker process started with the cpu backend compiles half of
+    # the first step's kernels (first step 3.3 -> 2.2 s with empty caches, benchmarks/cpu/NOTES.md).
+    os.environ.setdefault("RUSTYASG_CPU_COMPILE_WORKERS", "auto")
     t_load = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load_mnist()
     if args.limit:

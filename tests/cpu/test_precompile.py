@@ -113,3 +113,13 @@ def test_a_warm_worker_started_with_the_backend_serves_every_executable(tmp_path
         assert r["err"] < 1e-5
         assert r["jobs"] >= 1 and len(r["claimed"]) == r["jobs"]
         assert all(s == [1, 0] for s in r["stats"]), r["stats"]  # loaded from the worker's cache entries
+
+
+@pytest.mark.parametrize("value,cpus,expected", [("", 2, 0), ("0", 2, 0), ("1", 1, 1), ("auto", 2, 1),
+                                                 ("auto", 1, 0), ("Auto", 4, 1), ("two", 2, 0)])
+def test_workers_setting(monkeypatch, value, cpus, expected):
+    from rustyasg.cpu import precompile
+
+    monkeypatch.setenv("RUSTYASG_CPU_COMPILE_WORKERS", value)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert precompile.workers() == expected

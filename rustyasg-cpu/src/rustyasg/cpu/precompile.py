@@ -59,8 +59,12 @@ GENERATED = "rustyasg_generated."
 
 
 def workers() -> int:
-    """Worker processes to use (0 or 1): ``RUSTYASG_CPU_COMPILE_WORKERS``, default 0."""
-    value = os.environ.get("RUSTYASG_CPU_COMPILE_WORKERS", "")
+    """Worker processes to use (0 or 1): ``RUSTYASG_CPU_COMPILE_WORKERS``, default 0; ``auto``: 1
+    where this process may run on at least two CPUs (a worker on a single CPU only competes)."""
+    value = os.environ.get("RUSTYASG_CPU_COMPILE_WORKERS", "").strip().lower()
+    if value == "auto":
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return 1 if cpus >= 2 else 0
     return min(int(value), 1) if value.isdigit() else 0
 
 
@@ -138,6 +142,8 @@ def precompile(steps: Sequence) -> int:
         return 0
     worker, folder, mine = None, tempfile.mkdtemp(prefix="rustyasg-jit-"), 0
     try:
+        if len(jobs) > MIN_KERNELS:  # a warm worker costs nothing to ask: no need to wait for a miss
+            worker = _hand_to_warm_worker(folder, jobs)
         for k, (fn, sig) in enumerate(jobs):
             if not _claim(folder, k):
                 break  # the worker got here from the other end: everything left is taken
