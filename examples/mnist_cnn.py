@@ -29,6 +29,7 @@ import time
 
 import rustyasg.nn as nn
 from rustyasg.data import DataLoader, EarlyStopping, InMemoryDataset, MetricLogger, load_mnist
+from rustyasg.core.backends import get_backend
 from rustyasg.data.metrics import Accuracy
 from rustyasg.nn.checkpoint import CheckpointManager
 from rustyasg.nn.schedulers import WarmupCosineAnnealingLR
@@ -72,8 +73,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     # Where there are two cores, a worker process started with the cpu backend compiles half of
-    # the first step's kernels (first step 3.3 -> 2.2 s with empty caches, benchmarks/cpu/NOTES.md).
+    # the first step's kernels. The backend starts before the data loads, so the worker has set
+    # numba up by the time the step is traced (see benchmarks/cpu/NOTES.md, cold compile).
     os.environ.setdefault("RUSTYASG_CPU_COMPILE_WORKERS", "auto")
+    get_backend(args.backend)
     t_load = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load_mnist()
     if args.limit:
