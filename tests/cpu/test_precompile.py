@@ -74,6 +74,7 @@ def test_with_a_worker_every_kernel_is_compiled_when_the_executable_is_built(tmp
 WARM_CHILD = r"""
 import json, os, sys, tempfile, numpy as np, rustyasg.core as rg
 from rustyasg.cpu import precompile
+precompile.FORK = False  # the warm worker of systems without fork, here too
 from rustyasg.core.backends import get_backend
 get_backend("cpu")  # starts the warm worker (RUSTYASG_CPU_COMPILE_WORKERS=1)
 worker = precompile._warm
@@ -123,3 +124,32 @@ def test_workers_setting(monkeypatch, value, cpus, expected):
     monkeypatch.setenv("RUSTYASG_CPU_COMPILE_WORKERS", value)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
     assert precompile.workers() == expected
+
+
+FORK_CHILD = r"""
+import json, os, numpy as np, rustyasg.core as rg
+from rustyasg.cpu import precompile
+x = rg.input((5, 7), name="x")
+expr = lambda t: rg.softmax(rg.tanh(t * 1.5), axis=-1).sum(axis=0) + rg.sigmoid(t).mean(axis=0)
+f = rg.function([x], expr(x), backend="cpu")
+xv = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
+exe = f.compile(xv)                 # RUSTYASG_CPU_COMPILE_WORKERS=0: nothing compiled yet
+jobs = precompile.pending(exe._steps)
+os.environ["RUSTYASG_CPU_COMPILE_WORKERS"] = "1"
+taken = precompile.precompile(exe._steps)
+left = precompile.pending(exe._steps)
+hits = sum(sum(fn.stats.cache_hits.values()) for fn, _ in jobs)
+err = float(np.abs(f(xv) - rg.function([x], expr(x), backend="reference")(xv)).max())
+print(json.dumps({"jobs": len(jobs), "taken": taken, "left": len(left), "hits": hits, "err": err}))
+"""
+
+
+def test_a_forked_worker_takes_jobs_from_the_back_and_its_kernels_are_loaded_at_once(tmp_path):
+    env = dict(os.environ, RUSTYASG_CACHE_DIR=str(tmp_path / "r"), NUMBA_CACHE_DIR=str(tmp_path / "n"),
+               RUSTYASG_CPU_COMPILE_WORKERS="0", RUSTYASG_CPU_COMPILE_MIN="1")
+    res = subprocess.run([sys.executable, "-c", FORK_CHILD], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["err"] < 1e-5
+    assert got["jobs"] >= 3 and 1 <= got["taken"] < got["jobs"]  # both processes compiled
+    assert got["left"] == 0 and got["hits"] == got["taken"]  # the child's kernels: loaded from the cache

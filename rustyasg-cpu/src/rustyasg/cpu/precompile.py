@@ -68,9 +68,23 @@ def workers() -> int:
     return min(int(value), 1) if value.isdigit() else 0
 
 
-def _calls(step) -> Iterable[Tuple[Callable, tuple]]:
-    """``(function, args)`` of the kernel calls a bound step makes (partials, and split jobs)."""
+def _calls(step, depth: int = 0) -> Iterable[Tuple[Callable, tuple]]:
+    """``(function, args)`` of the kernel calls a bound step makes: partials, split jobs, and the
+    partials a closure holds (a convolution's step runs its padding, im2col and GEMM in one)."""
+    if depth > 4:
+        return
+    if isinstance(step, (list, tuple)):
+        for item in step:
+            yield from _calls(item, depth + 1)
+        return
     if not isinstance(step, functools.partial):
+        for cell in getattr(step, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # a cell not filled yet
+                continue
+            if isinstance(value, (functools.partial, list, tuple)) or getattr(value, "__closure__", None):
+                yield from _calls(value, depth + 1)
         return
     owner = getattr(step.func, "__self__", None)
     if owner is not None and type(owner).__name__ == "Pool" and step.args:  # threads.splitter's jobs
@@ -142,18 +156,23 @@ def precompile(steps: Sequence) -> int:
         return 0
     worker, folder, mine = None, tempfile.mkdtemp(prefix="rustyasg-jit-"), 0
     try:
-        if len(jobs) > MIN_KERNELS:  # a warm worker costs nothing to ask: no need to wait for a miss
-            worker = _hand_to_warm_worker(folder, jobs)
+        if len(jobs) > MIN_KERNELS:  # no need to wait for a miss: a warm worker costs nothing to
+            # ask, and a fork is worth it as soon as one kernel is certainly not cached
+            worker = _hand_to_warm_worker(folder, jobs) or (
+                _fork_worker(folder, jobs) if FORK and _not_cached(jobs[-1][0]) else None)
         for k, (fn, sig) in enumerate(jobs):
             if not _claim(folder, k):
                 break  # the worker got here from the other end: everything left is taken
             mine += 1
             missed = _compile(fn, sig)
             if missed and worker is None and len(jobs) - k - 1 >= MIN_KERNELS:
-                worker = _hand_to_warm_worker(folder, jobs) or _start_worker(folder, jobs)
+                worker = (_hand_to_warm_worker(folder, jobs) or (_fork_worker(folder, jobs) if FORK else None)
+                          or _start_worker(folder, jobs))
         if worker is None:
             return 0
-        if worker is _warm:
+        if isinstance(worker, int):
+            _reap(worker)
+        elif worker is _warm:
             if mine < len(jobs):  # it took some: wait until it is done with them
                 _wait_done(folder)
         elif mine == len(jobs):  # the worker never got one (still starting): no need to wait for it
@@ -165,9 +184,59 @@ def precompile(steps: Sequence) -> int:
                 worker.wait(timeout=600)
             except subprocess.TimeoutExpired:
                 worker.kill()
+        for fn, sig in jobs[mine:]:  # the worker's machine code, loaded from the cache now
+            if sig not in fn.overloads:
+                _compile(fn, sig)
         return len([f for f in os.listdir(folder) if f.isdigit()]) - mine
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+#: Linux: the worker is a fork of this process, which has numba set up and every kernel loaded,
+#: so it compiles at once (a fresh worker spends ~1.2 s of CPU starting). Elsewhere (no fork, or
+#: macOS, where forking a process with threads is unsafe) a warm worker process serves the jobs.
+FORK = sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+def _not_cached(fn) -> bool:
+    """Whether ``fn`` certainly has nothing in numba's on-disk cache (its index file is missing)."""
+    index = getattr(getattr(fn, "_cache", None), "_index_path", None)
+    return isinstance(index, str) and not os.path.exists(index)
+
+
+def _fork_worker(folder: str, jobs) -> "int | None":
+    """Fork a worker that compiles the jobs from the back into numba's cache; its pid, or None.
+
+    The child runs only numba's compiler on objects it already has, claims jobs like any worker
+    and leaves with ``os._exit`` (no exit handlers of this process run twice).
+    """
+    try:
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:
+        code = 1
+        try:
+            for k in reversed(range(len(jobs))):
+                if not _claim(folder, k):
+                    break
+                _compile(*jobs[k])
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _reap(pid: int, timeout: float = 600.0) -> None:
+    """Wait for a forked worker (killed after ``timeout`` seconds)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return
+        time.sleep(0.002)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
 
 
 #: The warm worker (:func:`start_warm_worker`), or None.
@@ -185,7 +254,7 @@ def start_warm_worker() -> None:
     process closes that pipe (at exit, or when it dies).
     """
     global _warm
-    if workers() < 1 or _warm is not None:
+    if workers() < 1 or _warm is not None or FORK:
         return
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # this process's imports
     try:
