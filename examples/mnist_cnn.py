@@ -72,9 +72,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # Where there are two cores, a worker process started with the cpu backend compiles half of
-    # the first step's kernels. The backend starts before the data loads, so the worker has set
-    # numba up by the time the step is traced (see benchmarks/cpu/NOTES.md, cold compile).
+    # Where there are two cores, a worker process compiles half of the first step's kernels (on
+    # Linux a fork of this process; elsewhere a process started with the backend, which starts
+    # here, before the data loads, so it is ready when the step is traced). See
+    # benchmarks/cpu/NOTES.md, cold compile.
     os.environ.setdefault("RUSTYASG_CPU_COMPILE_WORKERS", "auto")
     get_backend(args.backend)
     t_load = time.perf_counter()
