@@ -12,17 +12,18 @@ through the cache, where the first call finds it. With warm caches no worker sta
 
 Anything the worker cannot do is left to the first call, as before.
 
-With workers enabled the worker is started when the backend is created
-(:func:`start_warm_worker`): it imports numba and sets it up while this process does the same
-and traces the step, then serves every executable of the process through a pipe, so its
-start-up is no longer on the first call's critical path.
+On Linux the worker is a fork of this process (:data:`FORK`): it has numba set up and every
+kernel object already, so it compiles at once, and it is forked as soon as one kernel is
+certainly not cached (its index file is missing). Elsewhere a warm worker process is started
+with the backend (:func:`start_warm_worker`) and serves every executable through a pipe. The
+worker's machine code is loaded here right after it finishes.
 
-The worker is opt-in (``RUSTYASG_CPU_COMPILE_WORKERS=1``). Measured on the shared 2-core reference
-machine, first call with empty caches, wall (two runs each; ``benchmarks/cpu/NOTES.md``): at load
-~1.3, GPT-mini 3.11 -> 2.55-2.69 s, LeNet-5 2.75 -> 2.69-2.84 s, but the MLP 1.34-1.38 -> 1.80-1.97 s
-(12 kernels: the worker's start-up, ~1.2 s of CPU importing numba and the core, and its first
-compilation, which also sets numba up, leave this process waiting at the end); at load ~10 all
-three were slower with it. Without it nothing happens here: each kernel compiles on its first call.
+The worker is opt-in: ``RUSTYASG_CPU_COMPILE_WORKERS=1``, or ``auto`` (where two CPUs are
+usable; the MNIST demo sets it). Measured on the shared 2-core reference machine, cold
+compile of the first step with empty caches, min of 3 runs (``benchmarks/cold_compile.py``,
+``benchmarks/cpu/NOTES.md``): the demo's CNN 2.91 -> 1.69 s, the MLP 1.54 -> 0.93 s, LeNet-5
+2.88 -> 1.67 s, GPT-mini 2.89 -> 1.63 s. Without it nothing happens here: each kernel compiles on
+its first call.
 
 Example (a kernel of its own, so nothing else in the process has compiled it yet):
     >>> import functools, numba, numpy as np
