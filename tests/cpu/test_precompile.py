@@ -153,3 +153,16 @@ def test_a_forked_worker_takes_jobs_from_the_back_and_its_kernels_are_loaded_at_
     assert got["err"] < 1e-5
     assert got["jobs"] >= 3 and 1 <= got["taken"] < got["jobs"]  # both processes compiled
     assert got["left"] == 0 and got["hits"] == got["taken"]  # the child's kernels: loaded from the cache
+
+
+def test_a_kernel_missing_from_numbas_cache_is_seen_before_compiling_it():
+    import uuid
+
+    from rustyasg.cpu import cache, precompile
+
+    source = ("from rustyasg.cpu.jit import kernel_jit\n\n\n@kernel_jit\ndef kernel(x):\n"
+              f"    return x + 1  # {uuid.uuid4().hex}: a kernel no process has compiled\n")
+    fn = cache.load_source(source, prefix="probe").kernel
+    assert precompile._not_cached(fn)  # the worker may start at once
+    assert fn(1.0) == 2.0
+    assert not precompile._not_cached(fn)  # now in the cache: wait for a real miss

@@ -201,7 +201,7 @@ FORK = sys.platform.startswith("linux") and hasattr(os, "fork")
 
 def _not_cached(fn) -> bool:
     """Whether ``fn`` certainly has nothing in numba's on-disk cache (its index file is missing)."""
-    index = getattr(getattr(fn, "_cache", None), "_index_path", None)
+    index = getattr(getattr(getattr(fn, "_cache", None), "_cache_file", None), "_index_path", None)
     return isinstance(index, str) and not os.path.exists(index)
 
 
@@ -228,8 +228,9 @@ def _fork_worker(folder: str, jobs) -> "int | None":
     return pid
 
 
-def _reap(pid: int, timeout: float = 600.0) -> None:
-    """Wait for a forked worker (killed after ``timeout`` seconds)."""
+def _reap(pid: int, timeout: float = 120.0) -> None:
+    """Wait for a forked worker; after ``timeout`` seconds it is killed (what it held is compiled
+    here instead)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         done, _ = os.waitpid(pid, os.WNOHANG)
