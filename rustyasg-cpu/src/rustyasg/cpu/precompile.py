@@ -21,8 +21,8 @@ worker's machine code is loaded here right after it finishes.
 The worker is opt-in: ``RUSTYASG_CPU_COMPILE_WORKERS=1``, or ``auto`` (where two CPUs are
 usable; the MNIST demo sets it). Measured on the shared 2-core reference machine, cold
 compile of the first step with empty caches, min of 3 runs (``benchmarks/cold_compile.py``,
-``benchmarks/cpu/NOTES.md``): the demo's CNN 2.91 -> 1.69 s, the MLP 1.54 -> 0.93 s, LeNet-5
-2.88 -> 1.67 s, GPT-mini 2.89 -> 1.63 s. Without it nothing happens here: each kernel compiles on
+``benchmarks/cpu/NOTES.md``): the demo's CNN 2.91 -> 1.64 s, the MLP 1.54 -> 0.88 s, LeNet-5
+2.88 -> 1.55 s, GPT-mini 2.89 -> 1.63 s. Without it nothing happens here: each kernel compiles on
 its first call.
 
 Example (a kernel of its own, so nothing else in the process has compiled it yet):
