@@ -64,6 +64,63 @@ def test_sdpa_key_padding_and_bias(rng):
     np.testing.assert_allclose(got, ref.numpy(), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", ["causal+padding", "key-mask", "gqa", "broadcast-kv", "plain-3d"])
+def test_sdpa_fused_equals_composed_and_torch(case, backend, rng):
+    """The fused ``attention`` op (``fused=True``) against the composed form and torch: values and gradients."""
+    q, k, v = (rng.standard_normal((2, 4, 6, 5)) for _ in range(3))
+    kw, tkw = {}, {}
+    if case == "causal+padding":
+        pad = rng.random((2, 6)) < 0.3
+        pad[:, 0] = False  # row 0 of a causal mask sees key 0 only
+        kw = {"is_causal": True, "key_padding_mask": rg.constant(pad)}
+        causal = np.tril(np.ones((6, 6), bool))
+        tkw = {"attn_mask": torch.tensor(causal & ~pad[:, None, None, :])}
+    elif case == "key-mask":
+        keep = rng.random((2, 1, 1, 6)) < 0.6
+        keep[..., 0] = True
+        kw, tkw = {"attn_mask": rg.constant(keep)}, {"attn_mask": torch.tensor(keep)}
+    elif case == "gqa":
+        k, v = k[:, :2], v[:, :2]
+        kw = tkw = {"enable_gqa": True}
+    elif case == "broadcast-kv":
+        k, v = k[:1], v[:1]
+    else:
+        q, k, v = q[0], k[0], v[0]
+    syms = [rg.input(a.shape, "float64", name=n) for a, n in ((q, "q"), (k, "k"), (v, "v"))]
+    g = rng.standard_normal(q.shape)
+    results = {}
+    for fused in (True, False):
+        out = nn.scaled_dot_product_attention(*syms, fused=fused, **kw)
+        assert (out.op == "attention") == fused
+        loss = rg.sum(out * rg.constant(g))
+        results[fused] = rg.function(syms, [out, *rg.grad(loss, syms)], backend=backend)(q, k, v)
+    tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+    ref = TF.scaled_dot_product_attention(tq, tk, tv, **tkw)
+    ref.backward(torch.tensor(g))
+    for got_fused, got_composed, want in zip(results[True], results[False], (ref, tq.grad, tk.grad, tv.grad)):
+        np.testing.assert_allclose(got_fused, want.detach().numpy(), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(got_fused, got_composed, rtol=1e-9, atol=1e-11)
+
+
+def test_sdpa_fused_true_names_what_prevents_it():
+    from rustyasg.core.errors import ShapeError
+
+    x = rg.input((2, 3, 4), name="x")
+    for kw, reason in (({"dropout_p": 0.1}, "dropout"), ({"bias": rg.input((3, 3))}, "bias"),
+                       ({"return_weights": True}, "weights"), ({"attn_mask": rg.input((3, 3))}, "float attn_mask"),
+                       ({"attn_mask": rg.input((3, 3), "bool")}, "over queries and keys")):
+        with pytest.raises(ShapeError, match=f"fused=True, but .*{reason}"):
+            nn.scaled_dot_product_attention(x, x, x, fused=True, **kw)
+
+
+def test_sdpa_fused_causal_takes_a_symbolic_length(backend, rng):
+    t = rg.input((2, "T", 4), "float64", name="t")
+    out = nn.scaled_dot_product_attention(t, t, t, is_causal=True, fused=True)
+    x = rng.standard_normal((2, 5, 4))
+    want = TF.scaled_dot_product_attention(*(torch.tensor(x),) * 3, is_causal=True).numpy()
+    np.testing.assert_allclose(rg.function([t], out, backend=backend)(x), want, rtol=1e-9, atol=1e-11)
+
+
 def test_sdpa_errors_name_shapes_and_line():
     q, k = rg.input((None, 5, 8), name="q"), rg.input((None, 6, 7), name="k")
     with pytest.raises(rg.ShapeError) as err:

@@ -1,7 +1,11 @@
 """Attention: ``scaled_dot_product_attention`` and ``MultiheadAttention``.
 
-Composed from matmul, softmax and where, so every backend runs it and the
-gradient comes from the ops' rules. Masks are built at graph-build time
+``scaled_dot_product_attention(..., fused=True)`` builds the fused ``attention`` op
+(flash attention on the backends: no ``(L, S)`` matrix in memory) for no mask, a causal
+mask, a key padding mask, or a bool ``attn_mask`` that masks keys only; no dropout,
+bias or float mask, and no returned weights. By default it is composed from matmul,
+softmax and where, the gradient coming from the ops' rules: on the cpu the composed
+chain is the faster one for a training step (``benchmarks/attention_cpu.py``). Masks are built at graph-build time
 (constants), so the batch dimension may stay symbolic; sequence lengths must
 be concrete when a causal mask is requested.
 
@@ -52,7 +56,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: Optional[float] = None,
                                  key_padding_mask: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                                  rng: Optional[rg.RNG] = None, return_weights: bool = False,
-                                 enable_gqa: bool = False):
+                                 enable_gqa: bool = False, fused: bool = False):
     """``softmax(q @ k^T * scale + bias + mask) @ v`` over the last two axes (``(..., L, E)``).
 
     - ``attn_mask``: bool (True = may attend) or float (added), broadcast to ``(..., L, S)``.
@@ -63,6 +67,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     - ``return_weights``: also return the attention weights.
     - ``enable_gqa``: grouped-query attention: ``(..., Hq, L, E)`` queries over ``(..., Hkv, S, E)``
       keys/values, each key/value head serving ``Hq / Hkv`` query heads (``repeat_interleave``).
+    - ``fused``: build the fused ``attention`` op (see the module doc); an error says what
+      prevents it for these arguments.
 
     >>> q, k = rg.input((2, 5, 8), name="q"), rg.input((2, 7, 8), name="k")
     >>> scaled_dot_product_attention(q, k, k).shape
@@ -84,6 +90,13 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         raise ValueError(f"{where}: pass either attn_mask or is_causal, not both (as PyTorch)")
     d = query.shape[-1]
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    if fused:
+        keep, blocker = _fused_key_keep(query, key, attn_mask, key_padding_mask)
+        blocker = blocker or _fused_blocker(dropout_p, bias, return_weights, attn_mask, key_padding_mask)
+        if blocker is not None:
+            raise shape_error(where, f"fused=True, but {blocker}", query, key, value)
+        key, value = _to_query_batch(query, key), _to_query_batch(query, value)
+        return rg.attention(query, key, value, keep, scale=scale, causal=is_causal)
     scores = rg.matmul(query * scale, key.mT)  # scaling q first keeps the (L, S) tensor one op shorter
     if bias is not None:
         scores = scores + bias
@@ -121,6 +134,47 @@ def _repeat_kv_heads(query: Tensor, kv: Tensor, where: str) -> Tensor:
     if not (isinstance(hq, int) and isinstance(hkv, int)) or hkv == 0 or hq % hkv:
         raise shape_error(where, f"query heads ({hq}) must be a multiple of key/value heads ({hkv})", query, kv)
     return rg.repeat_interleave(kv, hq // hkv, dim=kv.ndim - 3)
+
+
+def _fused_blocker(dropout_p, bias, return_weights, attn_mask, key_padding_mask) -> Optional[str]:
+    """Why the fused ``attention`` op cannot serve these arguments (None: it can)."""
+    if dropout_p > 0.0:
+        return "dropout on the attention weights needs the composed form"
+    if bias is not None:
+        return "an additive bias needs the composed form"
+    if return_weights:
+        return "returning the attention weights needs the composed form"
+    for what, m in (("attn_mask", attn_mask), ("key_padding_mask", key_padding_mask)):
+        if m is not None and m.dtype != rg.bool_:
+            return f"a float {what} needs the composed form"
+    return None
+
+
+def _fused_key_keep(query: Tensor, key: Tensor, attn_mask, key_padding_mask):
+    """The fused op's ``key_keep`` ``(*B, S)`` from the masks, and why not (None: it can)."""
+    batch, s = tuple(query.shape[:-2]), key.shape[-2]
+    keeps = []
+    if attn_mask is not None and attn_mask.dtype == rg.bool_:
+        if attn_mask.ndim < 2 or attn_mask.shape[-2] != 1:
+            return None, "a bool attn_mask over queries and keys needs the composed form (a mask over keys alone, shaped (..., 1, S), fuses)"
+        keeps.append(attn_mask.reshape(tuple(attn_mask.shape[:-2]) + (attn_mask.shape[-1],)))
+    if key_padding_mask is not None and key_padding_mask.dtype == rg.bool_:
+        check_rank("scaled_dot_product_attention", key_padding_mask, 2, "key_padding_mask (N, S)")
+        if query.ndim < 3:
+            return None, "key_padding_mask needs a batch axis on the query"
+        n = key_padding_mask.shape[0]
+        keeps.append(rg.logical_not(key_padding_mask).reshape((n,) + (1,) * (query.ndim - 3) + (s,)))
+    if not keeps:
+        return None, None
+    keep = keeps[0] if len(keeps) == 1 else rg.logical_and(keeps[0], keeps[1])
+    target = batch + (s,)
+    return (keep if tuple(keep.shape) == target else rg.broadcast_to(keep, shape=target)), None
+
+
+def _to_query_batch(query: Tensor, kv: Tensor) -> Tensor:
+    """Key or value broadcast to the query's batch axes (the fused op wants them equal)."""
+    target = tuple(query.shape[:-2]) + tuple(kv.shape[-2:])
+    return kv if tuple(kv.shape) == target else rg.broadcast_to(kv, shape=target)
 
 
 def _batch_key_mask(mask: Tensor, scores: Tensor) -> Tensor:
