@@ -13,9 +13,11 @@ from rustyasg.core.hookspecs import hookimpl
 def rustyasg_register_exporters(format, registry):
     if format != "onnx":
         return
-    from . import ops_coverage, ops_elementwise, ops_movement, ops_nn, ops_random, ops_reduce, ops_scatter, ops_svd
+    from . import (ops_attention, ops_coverage, ops_elementwise, ops_movement, ops_nn, ops_random, ops_reduce,
+                   ops_scatter, ops_svd)
 
-    for module in (ops_elementwise, ops_reduce, ops_movement, ops_nn, ops_random, ops_scatter, ops_coverage, ops_svd):
+    for module in (ops_elementwise, ops_reduce, ops_movement, ops_nn, ops_random, ops_scatter, ops_coverage, ops_svd,
+                   ops_attention):
         for op, fn in module.TRANSLATORS.items():
             registry.register("onnx", op, fn)
 
