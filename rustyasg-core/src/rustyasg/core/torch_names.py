@@ -306,7 +306,7 @@ F.fold | | F.fold |
 F.group_norm | | F.group_norm |
 F.instance_norm | | F.instance_norm |
 F.layer_norm | | F.layer_norm |
-F.scaled_dot_product_attention | jax.nn.dot_product_attention | F.scaled_dot_product_attention | enable_gqa, is_causal, bool or additive masks
+F.scaled_dot_product_attention | jax.nn.dot_product_attention | F.scaled_dot_product_attention | enable_gqa, is_causal, bool or additive masks; fused=True builds the fused rg.attention op (flash attention)
 F.embedding | | F.embedding |
 F.dropout | | F.dropout |
 F.cross_entropy | optax.softmax_cross_entropy | nn.cross_entropy | losses live in rustyasg.nn (nn.losses)
