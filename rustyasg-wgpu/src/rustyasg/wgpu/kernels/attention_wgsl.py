@@ -203,7 +203,7 @@ def _dot_loop(spec: AttnSpec, reg: str, tile: str, n: int, r: str) -> str:
 
 
 def _forward_body(spec: AttnSpec) -> str:
-    nq, nv = spec.E // spec.width, spec.EV // spec.width
+    nv = spec.EV // spec.width
     vec = _vec(spec)
     keep_ok = " && kp[jj] != 0u" if spec.keep else ""
     values = spec.kind == "forward"
