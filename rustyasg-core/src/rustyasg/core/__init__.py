@@ -35,6 +35,7 @@ from .ops import *  # noqa: F401,F403
 from .ops import matmul, max, min, pow, round, slice_, sum  # noqa: A004 - numpy-style names
 from .functional import permute, reshape, transpose  # noqa: F811  (user forms over the raw op builders)
 from .ops._define import defop
+from . import attention_second_order  # noqa: F401,E402  (installs the fused attention's second derivatives)
 from .activations import *  # noqa: F401,F403
 from .creation import *  # noqa: F401,F403
 from .math_functions import *  # noqa: F401,F403

@@ -58,6 +58,9 @@ class InputSpec:
     margin: float = 0.05
     differentiable: bool = True
     generator: Optional[Callable[[np.random.Generator], np.ndarray]] = None
+    #: A float operand the kit never feeds narrower than this (float32 statistics such as a
+    #: saved log-sum-exp stay float32 when the example runs in float16).
+    at_least: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -75,14 +75,20 @@ def _build(op: str, example: Example, arrays, dtype):
 
     inputs = []
     for spec, arr in zip(example.inputs, arrays):
-        dt = dtype if arr.dtype.kind == "f" else arr.dtype
-        inputs.append(graph.input(arr.shape, dt, name=f"in{len(inputs)}"))
+        inputs.append(graph.input(arr.shape, _operand_dtype(spec, arr, dtype), name=f"in{len(inputs)}"))
     out = apply(op, *inputs, **dict(example.attrs))
     return inputs, out
 
 
-def _cast_inputs(arrays, dtype):
-    return [a.astype(dtype) if a.dtype.kind == "f" else a for a in arrays]
+def _operand_dtype(spec, arr, dtype):
+    """The dtype an operand is fed in: ``dtype`` for floats (never narrower than ``spec.at_least``)."""
+    if arr.dtype.kind != "f":
+        return arr.dtype
+    return dtypes.promote_types(dtype, spec.at_least) if spec.at_least else dtype
+
+
+def _cast_inputs(arrays, dtype, specs):
+    return [a.astype(_operand_dtype(s, a, dtype)) for s, a in zip(specs, arrays)]
 
 
 def _assert_close(what, actual, expected, rtol, atol):
@@ -126,7 +132,7 @@ def check_op(op: str, backend="reference", dtype="float32", seed: int = 0, examp
         expected = opdef.reference(*arrays, **attrs)
         inputs, out = _build(op, example, arrays, dtype)
         fwd = Function(inputs, out, backend=backend)
-        got = fwd(*_cast_inputs(arrays, dtype))
+        got = fwd(*_cast_inputs(arrays, dtype, example.inputs))
         rtol, atol = TOLERANCES.get(precision(out.dtype if dtypes.is_floating(out.dtype) else dtype), (0, 0))
         rtol, atol = max(rtol, example.rtol if dtype == np.float64 else 0), max(atol, example.atol if dtype == np.float64 else 0)
         _assert_close(f"{label}: forward", got, expected, rtol, atol)
@@ -139,7 +145,7 @@ def check_op(op: str, backend="reference", dtype="float32", seed: int = 0, examp
         cot_in = make_input(cot.shape, out.dtype, name="cotangent")
         grads = graph_grad(out, [inputs[i] for i in diff], grad_y=cot_in)
         gfn = Function(inputs + [cot_in], grads, backend=backend)
-        got_grads = gfn(*_cast_inputs(arrays, dtype), cot.astype(out.dtype))
+        got_grads = gfn(*_cast_inputs(arrays, dtype, example.inputs), cot.astype(out.dtype))
         ref = lambda *xs: opdef.reference(*xs, **attrs)  # noqa: E731
         grtol, gatol = GRAD_TOLERANCES[precision(dtype)]
         for i, g in zip(diff, got_grads):

@@ -16,12 +16,12 @@ Example:
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from rustyasg.core.executor import Backend
 from rustyasg.core.program import Program
+
+from .precompile import start_jit
 
 
 class CpuBackend(Backend):
@@ -34,8 +34,8 @@ class CpuBackend(Backend):
         from .precompile import start_warm_worker
 
         start_warm_worker()  # with compile workers enabled: it starts up while this process does
-        #: Seconds spent starting the JIT runtime when the backend was created (see _start_jit).
-        self.startup_seconds = _start_jit()
+        #: Seconds spent starting the JIT runtime when the backend was created (see precompile.start_jit).
+        self.startup_seconds = start_jit()
 
     def compile(self, program: Program):
         from rustyasg.core.plugins import load_kernels
@@ -77,19 +77,3 @@ class CpuBackend(Backend):
         return True
 
 
-def _start_jit() -> float:
-    """Register the kernels and start numba's runtime now, not inside the first compiled call.
-
-    The first compiled function numba loads in a process costs ~0.5 s of one-time setup
-    (it imports its numpy support, and through it scipy's BLAS bindings). Paying it when
-    the backend is created keeps the first call of every compiled step down to its own
-    compilation (or cache loading).
-    """
-    t0 = time.perf_counter()
-    from rustyasg.core.plugins import load_kernels
-
-    from .kernels.fastmath import exp32
-
-    load_kernels("cpu")
-    exp32(np.float32(0.0))
-    return time.perf_counter() - t0

@@ -21,7 +21,9 @@ and ``dv = p^T @ dout`` (``attention_backward`` with ``wrt`` = ``"q"``, ``"k"``,
 A query with no allowed key contributes no gradient.
 
 Operands are floating and of one dtype; batch axes ``*B`` are equal (broadcast them
-first). Under mixed precision the op runs in float32 (its kernels accumulate there).
+first). The gradient rules of ``attention_lse`` and ``attention_backward`` (second
+derivatives) live in :mod:`rustyasg.core.attention_second_order`: they call autograd,
+which the op modules do not import. Under mixed precision the op runs in float32 (its kernels accumulate there).
 
 Example:
     >>> import numpy as np
@@ -188,55 +190,6 @@ def _attention_grad(g, y, q, k, v, *keep, scale, causal):
     return grads + (None,) * len(keep)
 
 
-def _composed_scores(q, k, keep, scale, causal):
-    """The masked scores ``(*B, L, S)`` from matmul and where: the route a second derivative takes."""
-    from ..graph import constant
-    from .elementwise import where
-    from .linalg import matmul
-
-    L, S = q.shape[-2], k.shape[-2]
-    s = matmul(q, k.mT) * scale
-    mask = None
-    if causal:
-        if not (isinstance(L, int) and isinstance(S, int)):
-            raise ValueError("a second derivative of causal attention needs concrete lengths")
-        mask = constant(np.tril(np.ones((L, S), bool)))
-    if keep:
-        kk = keep[0].reshape(tuple(keep[0].shape[:-1]) + (1, S))
-        mask = kk if mask is None else (mask & kk)
-    return s if mask is None else where(mask, s, -np.inf)
-
-
-def _second_order(op_name):
-    """Gradient rule of ``attention_lse`` / ``attention_backward``: differentiate their composed form."""
-
-    def rule(g, y, *inputs, scale, causal, wrt=None):
-        from ..autograd import grad
-        from .elementwise import exp, log
-        from .linalg import matmul
-        from .reduce import max as reduce_max
-
-        from .misc import stop_gradient
-
-        n = 6 if op_name == "attention_backward" else 2
-        # Partials only: lse and delta depend on q, k, v themselves, and the outer walk follows
-        # those paths; the inner one must stop at the operands.
-        args, keep = [stop_gradient(t) for t in inputs[:n]], inputs[n:]
-        s = _composed_scores(args[0], args[1], keep, scale, causal)
-        if op_name == "attention_lse":
-            m = reduce_max(s, axis=-1, keepdims=True)
-            value = log(reduce_sum(exp(s - m), axis=-1)) + reduce_max(s, axis=-1)
-        else:
-            q, k, v, dout, lse, delta = args
-            p = exp(s - lse.reshape(tuple(lse.shape) + (1,)))
-            ds = p * (matmul(dout, v.mT) - delta.reshape(tuple(delta.shape) + (1,)))
-            value = {"q": lambda: matmul(ds, k) * scale, "k": lambda: matmul(ds.mT, q) * scale,
-                     "v": lambda: matmul(p.mT, dout)}[wrt]()
-        return tuple(grad(value, args, grad_y=g)) + (None,) * len(keep)
-
-    return rule
-
-
 # --- ops ----------------------------------------------------------------------------------------
 _ATTRS = {"scale": Attr(as_float, 1.0, "multiplies q . k"),
           "causal": Attr(as_bool, False, "query i attends keys j <= i")}
@@ -255,7 +208,7 @@ _attention = defop("attention", infer=_attention_infer, reference=_attention_ref
                    attrs=_ATTRS, kind="nn", num_inputs=None, examples=_EX, precision="float32",
                    doc="Fused scaled-dot-product attention ``softmax(scale * q k^T, masked) v``. "
                        "Use :func:`attention` or ``nn.scaled_dot_product_attention``.")
-attention_lse = defop("attention_lse", infer=_lse_infer, reference=_lse_ref, grad=_second_order("attention_lse"),
+attention_lse = defop("attention_lse", infer=_lse_infer, reference=_lse_ref, grad=None,
                       attrs=_ATTRS, kind="nn", num_inputs=None, precision="float32",
                       examples=(Example((InputSpec((3, 4)), InputSpec((5, 4))), {"scale": 0.7, "causal": False}),
                                 Example((InputSpec((2, 5, 3)),) * 2, {"scale": 0.5, "causal": True})),
@@ -266,12 +219,13 @@ attention_lse = defop("attention_lse", infer=_lse_infer, reference=_lse_ref, gra
 def _backward_example(causal):
     shapes = ((2, 5, 3),) * 4 if causal else ((3, 4), (5, 4), (5, 2), (3, 2))
     L = shapes[0][:-1]
-    return Example(tuple(InputSpec(s) for s in shapes) + (InputSpec(L, low=0.5, high=2.0), InputSpec(L)),
+    return Example(tuple(InputSpec(s) for s in shapes) + (InputSpec(L, low=0.5, high=2.0, at_least="float32"),
+                                                         InputSpec(L, at_least="float32")),
                    {"scale": 0.6, "causal": causal, "wrt": "k"}, check_grad=False)
 
 
 attention_backward = defop(
-    "attention_backward", infer=_backward_infer, reference=_backward_ref, grad=_second_order("attention_backward"),
+    "attention_backward", infer=_backward_infer, reference=_backward_ref, grad=None,
     attrs=dict(_ATTRS, wrt=Attr(lambda w: _check_wrt(w), "q", "which gradient: 'q', 'k' or 'v'")), kind="nn",
     num_inputs=None, precision="float32", examples=(_backward_example(False), _backward_example(True)),
     doc="One gradient of the fused attention: ``(q, k, v, dout, lse, delta[, key_keep]) -> d{wrt}``.")
