@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.run import _phase_timer, machine, run_child, set_thread_env  # noqa: E402
+from benchmarks.run import _phase_timer, machine, numba_compile_log, run_child, set_thread_env  # noqa: E402
 
 NAMES = ("demo", "W1", "W2", "W3", "W4")
 
@@ -60,32 +60,17 @@ def _demo_step():
     return build_train_step(model, nn.cross_entropy, opt, batch, check_finite=True), [batch]
 
 
-def _compile_log():
-    """Log every top-level numba compilation ``(kernel, CPU seconds)`` into the returned list."""
-    from numba.core import dispatcher
-
-    log, depth, original = [], [0], dispatcher.Dispatcher.compile
-
-    def logged(self, sig):
-        c0 = time.process_time()
-        depth[0] += 1
-        try:
-            return original(self, sig)
-        finally:
-            depth[0] -= 1
-            if depth[0] == 0:
-                module = getattr(self.py_func, "__module__", "") or ""
-                generated = module.startswith("rustyasg_generated.")  # <prefix>_<source hash>
-                name = module.rsplit(".", 1)[-1] if generated else f"{module.rsplit('.', 1)[-1]}.{self.py_func.__name__}"
-                log.append((name, time.process_time() - c0))
-
-    dispatcher.Dispatcher.compile = logged
-    return log
+def _qualified_name(py_func) -> str:
+    """A generated kernel's module with its source hash, else ``module.function``."""
+    module = getattr(py_func, "__module__", "") or ""
+    if module.startswith("rustyasg_generated."):
+        return module.rsplit(".", 1)[-1]
+    return f"{module.rsplit('.', 1)[-1]}.{py_func.__name__}"
 
 
 def child(name: str) -> dict:
     """One cold first step in this (fresh) process."""
-    log = _compile_log()
+    log, _ = numba_compile_log(_qualified_name)
     from rustyasg.core.backends import get_backend
 
     t0 = time.perf_counter()

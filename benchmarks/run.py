@@ -153,6 +153,41 @@ def child(workload: str, impl: str, warmup: int, steps: int, max_seconds: float)
             "peak_rss_mb": rss, "loss_first_step": loss, "compile_phases": phases}
 
 
+def kernel_name(py_func) -> str:
+    """A compiled function's name: a generated kernel's module without its source hash, else the function."""
+    module = getattr(py_func, "__module__", "") or ""
+    if module.startswith("rustyasg_generated."):  # <prefix>_<source hash>
+        return module.rsplit(".", 1)[-1].rsplit("_", 1)[0]
+    return py_func.__name__
+
+
+def numba_compile_log(name=kernel_name):
+    """Log every top-level numba compilation ``(name(py_func), CPU seconds)`` from now on.
+
+    Returns the list it fills and a function that stops logging. Helpers compiled inside a
+    kernel count in the kernel.
+    """
+    from numba.core import dispatcher
+
+    log, depth, original = [], [0], dispatcher.Dispatcher.compile
+
+    def logged(self, sig):
+        c0 = time.process_time()
+        depth[0] += 1
+        try:
+            return original(self, sig)
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:
+                log.append((name(self.py_func), time.process_time() - c0))
+
+    def stop():
+        dispatcher.Dispatcher.compile = original
+
+    dispatcher.Dispatcher.compile = logged
+    return log, stop
+
+
 def profile_child(workload: str, impl: str, runs: int) -> dict:
     """Where a RustyASG step's time goes, in a fresh process (run it with empty caches).
 
@@ -163,25 +198,9 @@ def profile_child(workload: str, impl: str, runs: int) -> dict:
     """
     import collections
 
-    from numba.core import dispatcher
     from rustyasg.core import observe
 
-    compiles, depth, original = [], [0], dispatcher.Dispatcher.compile
-
-    def logged(self, sig):
-        c0 = time.process_time()
-        depth[0] += 1
-        try:
-            return original(self, sig)
-        finally:
-            depth[0] -= 1
-            if depth[0] == 0:  # helpers compiled inside a kernel count in the kernel
-                module = getattr(self.py_func, "__module__", "") or ""
-                generated = module.startswith("rustyasg_generated.")  # <prefix>_<source hash>
-                name = module.rsplit(".", 1)[-1].rsplit("_", 1)[0] if generated else self.py_func.__name__
-                compiles.append((name, time.process_time() - c0))
-
-    dispatcher.Dispatcher.compile = logged
+    compiles, stop_compile_log = numba_compile_log()
     from rustyasg.core.backends import get_backend
 
     get_backend(impl.split("-", 1)[1])
@@ -190,7 +209,7 @@ def profile_child(workload: str, impl: str, runs: int) -> dict:
     c0 = time.process_time()
     step(*batches[0])
     first_cpu = time.process_time() - c0
-    dispatcher.Dispatcher.compile = original
+    stop_compile_log()
     best: dict = {}
 
     class StepMinima(observe.Observer):
