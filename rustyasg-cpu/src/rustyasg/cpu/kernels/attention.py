@@ -1,31 +1,32 @@
 """Fused attention on the cpu (numba + BLAS): ``attention``, ``attention_lse`` and ``attention_backward``.
 
 Flash-attention's schedule, without the ``(L, S)`` score matrix in memory. The batch axes
-are flattened to ``N`` (batch x heads); a *work item* is one block of ``bq`` queries of one
-``n`` (``attention``, ``attention_lse``, the ``q`` gradient) or one block of keys (the ``k``
-and ``v`` gradients, which sum over queries). Items are split across the threads of
-:mod:`..threads`; each thread owns its tile buffers. Per item:
+are flattened to ``N`` (batch x heads). Work items are split across the threads of
+:mod:`..threads`; each thread owns its tile buffers. Two kernels, one per direction:
 
-- forward: for each tile of keys, ``s = scale * q_blk @ k_tile^T`` (BLAS, :mod:`.blas`),
-  the mask, then an online softmax (running max ``m``, sum ``l``; the accumulator is rescaled
-  when ``m`` grows) and ``acc += p @ v_tile`` (BLAS). Under ``causal`` the keys after the
-  block's last query are never visited, and ``lse = m + log(l)`` comes from the same loop;
-- ``dq``: ``p = exp(s - lse)``, ``ds = p * (dout @ v^T - delta)``, ``dq += ds @ k`` per key tile;
-- ``dk`` / ``dv``: the transposed tiles ``k_blk @ q_tile^T``: ``dk += ds^T @ q``, ``dv += p^T @ dout``
-  per query tile (under ``causal`` from the key block's first key on).
+- :func:`attention_forward` (``attention``, ``attention_lse``, and both at once for
+  ``cpu.attention_with_lse``), one item per block of ``bq`` queries of one ``n``: for each tile
+  of keys, ``s = scale * q_blk @ k_tile^T`` (BLAS, :mod:`.blas`), the mask, then an online
+  softmax (running max ``m``, sum ``l``; the accumulator is rescaled when ``m`` grows) and
+  ``acc += p @ v_tile`` (BLAS). Under ``causal`` the keys after the block's last query are never
+  visited, and ``lse = m + log(l)`` comes from the same loop;
+- :func:`attention_grads` (``cpu.attention_grads``, and one ``attention_backward`` with the
+  other two gradients in scratch), one item per ``n``: per tile (key blocks outside, query
+  blocks inside, the causal triangle skipped) ``p = exp(s - lse)`` and ``ds = p * (dout @ v^T -
+  delta)`` once, then ``dv += p^T @ dout``, ``dk += scale * ds^T @ q``, ``dq += scale * ds @ k``:
+  five tile products.
 
 Excluded pairs (masked keys, the causal triangle) have ``p = ds = 0`` in the tile. A product
 with BLAS would still multiply such a zero by its row of ``v``/``k``/``q``/``dout``, and
 ``0 * inf`` is NaN, while the op's rule is that excluded keys take no part at all. So each
-item first checks that the operand it contracts with is finite for its ``n``; if not (a NaN
-in a padded value), that item's contraction runs as a loop over the allowed pairs only.
+item first checks that the operands it contracts with are finite for its ``n``; if not (a NaN
+in a padded value), that item's contractions run as loops over the allowed pairs only.
 The scores, a max and exp per pair, stay in the operand dtype (float32 or float64; 16-bit
 floats are widened before, see ``cpu_float16``).
 
-Cost: a training step runs five of these passes over the scores (forward, ``attention_lse``,
-and one per gradient: the op gives each gradient its own instruction), eleven tile products
-where a single fused backward needs seven; each pass is bound by its BLAS products at long
-``T`` and by the per-score max/exp at short ``T``. ``benchmarks/attention_cpu.py`` measures it.
+Cost: the op's gradient rule gives the forward, ``attention_lse`` and each gradient an
+instruction of its own, five passes over the scores; :mod:`..attention_share` runs them as the
+two kernels above (``benchmarks/attention_cpu.py`` measures it).
 
 Example:
     >>> import numpy as np
@@ -213,135 +214,82 @@ def attention_forward(q, k, v, keep, has_keep, causal, scale, out, lse, want_lse
 
 
 @kernel_jit
-def attention_grad_q(q, k, v, dout, lse, delta, keep, has_keep, causal, scale, dq, bq, bk, lo, hi):
-    """``dq (N, L, E)`` for the query blocks ``lo..hi``."""
-    N, L, E = q.shape
-    S = k.shape[1]
-    Ev = v.shape[2]
-    zero = q.dtype.type(0)
-    sc = q.dtype.type(scale)
-    nqb = (L + bq - 1) // bq
-    s = np.empty((bq, bk), q.dtype)
-    dp = np.empty((bq, bk), q.dtype)
-    last_n = -1
-    clean = True
-    for item in range(lo, hi):
-        n = item // nqb
-        i0 = (item - n * nqb) * bq
-        nb = min(bq, L - i0)
-        if n != last_n:
-            clean = _all_finite(k[n])
-            last_n = n
-        dq[n, i0:i0 + nb, :] = zero
-        kend = min(S, i0 + nb) if causal else S
-        for j0 in range(0, kend, bk):
-            nk = min(bk, kend - j0)
-            gemm(False, True, nb, nk, E, scale, q, (n * L + i0) * E, E, k, (n * S + j0) * E, E, 0.0, s, 0, bk)
-            gemm(False, True, nb, nk, Ev, 1.0, dout, (n * L + i0) * Ev, Ev, v, (n * S + j0) * Ev, Ev, 0.0, dp, 0, bk)
-            for a in range(nb):
-                top = _causal_top(causal, i0 + a, j0, nk)
-                li = lse[n, i0 + a]
-                di = delta[n, i0 + a]
-                row = s[a, :top]  # 1-d views: their loops vectorize
-                drow = dp[a, :top]
-                for b in range(top):
-                    row[b] = fexp(row[b] - li) * (drow[b] - di)
-                if has_keep:
-                    for b in range(top):
-                        if not keep[n, j0 + b]:
-                            row[b] = zero
-                s[a, top:nk] = zero
-            if clean:
-                gemm(False, False, nb, E, nk, 1.0, s, 0, bk, k, (n * S + j0) * E, E, 1.0, dq, (n * L + i0) * E, E)
-            else:
-                for a in range(nb):
-                    for b in range(_causal_top(causal, i0 + a, j0, nk)):
-                        if has_keep and not keep[n, j0 + b]:
-                            continue
-                        w = s[a, b]
-                        for e in range(E):
-                            dq[n, i0 + a, e] += w * k[n, j0 + b, e]
-        for a in range(nb):
-            for e in range(E):
-                dq[n, i0 + a, e] *= sc
+def attention_grads(q, k, v, dout, lse, delta, keep, has_keep, causal, scale, dq, dk, dv, bq, bk, lo, hi):
+    """``dq (N, L, E)``, ``dk (N, S, E)`` and ``dv (N, S, Ev)`` together, for the batch entries ``lo..hi``.
 
-
-@kernel_jit
-def attention_grad_kv(q, k, v, dout, lse, delta, keep, has_keep, causal, scale, want_k, x, grad, bk, bq, lo, hi):
-    """``dk (N, S, E)`` if ``want_k``, else ``dv (N, S, Ev)``, for the key blocks ``lo..hi``.
-
-    ``x`` is the operand the gradient contracts with: ``q`` for ``dk``, ``dout`` for ``dv``.
+    One item is one ``n``: its three gradients accumulate over all its tiles in the outputs
+    themselves (no other item writes them), so any split across threads gives the same bits.
     """
     N, L, E = q.shape
     S = k.shape[1]
     Ev = v.shape[2]
     zero = q.dtype.type(0)
     sc = q.dtype.type(scale)
-    D = x.shape[2]
-    nkb = (S + bk - 1) // bk
-    st = np.empty((bk, bq), q.dtype)
-    dpt = np.empty((bk, bq), q.dtype)
-    last_n = -1
-    clean = True
-    for item in range(lo, hi):
-        n = item // nkb
-        j0 = (item - n * nkb) * bk
-        nk = min(bk, S - j0)
-        if n != last_n:
-            clean = _all_finite(x[n])
-            last_n = n
-        grad[n, j0:j0 + nk, :] = zero
-        for i0 in range(j0 if causal else 0, L, bq):  # under causal, queries before j0 see none of these keys
-            nb = min(bq, L - i0)
-            gemm(False, True, nk, nb, E, scale, k, (n * S + j0) * E, E, q, (n * L + i0) * E, E, 0.0, st, 0, bq)
-            if want_k:
-                gemm(False, True, nk, nb, Ev, 1.0, v, (n * S + j0) * Ev, Ev, dout, (n * L + i0) * Ev, Ev, 0.0,
-                     dpt, 0, bq)
-            lse_t = lse[n, i0:i0 + nb]
-            delta_t = delta[n, i0:i0 + nb]
-            for b in range(nk):
-                j = j0 + b
-                first = min(nb, max(0, j - i0)) if causal else 0  # queries i >= j see key j
-                if has_keep and not keep[n, j]:
-                    first = nb
-                st[b, :first] = zero
-                # Slices that start at 0: loops over ``range(first, nb)`` did not vectorize (measured 6x slower).
-                row = st[b, first:nb]
-                lse_r = lse_t[first:]
-                if want_k:  # two loops, not a branch per element
-                    drow = dpt[b, first:nb]
-                    delta_r = delta_t[first:]
-                    for a in range(nb - first):
-                        row[a] = fexp(row[a] - lse_r[a]) * (drow[a] - delta_r[a])
-                else:
-                    for a in range(nb - first):
-                        row[a] = fexp(row[a] - lse_r[a])
-            if clean:
-                gemm(False, False, nk, D, nb, 1.0, st, 0, bq, x, (n * L + i0) * D, D, 1.0, grad, (n * S + j0) * D, D)
-            else:
-                for b in range(nk):
-                    j = j0 + b
-                    if has_keep and not keep[n, j]:
-                        continue
-                    for a in range(min(nb, max(0, j - i0)) if causal else 0, nb):
-                        w = st[b, a]
-                        for e in range(D):
-                            grad[n, j, e] += w * x[n, i0 + a, e]
-        if want_k:
-            for b in range(nk):
-                for e in range(D):
-                    grad[n, j0 + b, e] *= sc
+    p = np.empty((bq, bk), q.dtype)
+    ds = np.empty((bq, bk), q.dtype)
+    for n in range(lo, hi):
+        dq[n, :, :] = zero
+        dk[n, :, :] = zero
+        dv[n, :, :] = zero
+        # each product contracts with one operand: q (dk), k (dq), dout (dv)
+        clean = _all_finite(q[n]) and _all_finite(k[n]) and _all_finite(dout[n])
+        for j0 in range(0, S, bk):
+            nk = min(bk, S - j0)
+            # under causal, the query blocks before the one holding query j0 see none of these keys
+            for i0 in range(j0 // bq * bq if causal else 0, L, bq):
+                nb = min(bq, L - i0)
+                gemm(False, True, nb, nk, E, scale, q, (n * L + i0) * E, E, k, (n * S + j0) * E, E, 0.0, p, 0, bk)
+                gemm(False, True, nb, nk, Ev, 1.0, dout, (n * L + i0) * Ev, Ev, v, (n * S + j0) * Ev, Ev, 0.0,
+                     ds, 0, bk)
+                for a in range(nb):
+                    top = _causal_top(causal, i0 + a, j0, nk)
+                    li = lse[n, i0 + a]
+                    di = delta[n, i0 + a]
+                    prow = p[a, :top]  # 1-d views: their loops vectorize
+                    drow = ds[a, :top]
+                    for b in range(top):
+                        pb = fexp(prow[b] - li)
+                        prow[b] = pb
+                        drow[b] = pb * (drow[b] - di)
+                    if has_keep:
+                        for b in range(top):
+                            if not keep[n, j0 + b]:
+                                prow[b] = zero
+                                drow[b] = zero
+                    p[a, top:nk] = zero
+                    ds[a, top:nk] = zero
+                if clean:
+                    gemm(True, False, nk, Ev, nb, 1.0, p, 0, bk, dout, (n * L + i0) * Ev, Ev, 1.0,
+                         dv, (n * S + j0) * Ev, Ev)
+                    gemm(True, False, nk, E, nb, scale, ds, 0, bk, q, (n * L + i0) * E, E, 1.0,
+                         dk, (n * S + j0) * E, E)
+                    gemm(False, False, nb, E, nk, scale, ds, 0, bk, k, (n * S + j0) * E, E, 1.0,
+                         dq, (n * L + i0) * E, E)
+                    continue
+                for a in range(nb):  # a non-finite operand: only the allowed pairs take part
+                    i = i0 + a
+                    for b in range(_causal_top(causal, i, j0, nk)):
+                        j = j0 + b
+                        if has_keep and not keep[n, j]:
+                            continue
+                        pw = p[a, b]
+                        dw = ds[a, b] * sc
+                        for e in range(Ev):
+                            dv[n, j, e] += pw * dout[n, i, e]
+                        for e in range(E):
+                            dk[n, j, e] += dw * q[n, i, e]
+                            dq[n, i, e] += dw * k[n, j, e]
 
 
 # --- binding ------------------------------------------------------------------------------------
 def _tile(rows, features, length):
-    """Keys (or queries) per tile against ``rows`` rows: ``rows * tile * features`` <= TILE_WORK."""
+    """Keys per tile against ``rows`` queries: ``rows * tile * features`` <= TILE_WORK."""
     t = TILE_WORK // max(1, rows * max(1, features))
     return int(max(1, min(length, max(16, t // 16 * 16))))
 
 
 class _Layout:
-    """Flattened ``(N, L, E)`` / ``(N, S, E)`` / ``(N, S, Ev)`` sizes of one instruction, and its blocks."""
+    """Flattened ``(N, L, E)`` / ``(N, S, E)`` / ``(N, S, Ev)`` sizes of one instruction, and its tiles."""
 
     def __init__(self, q_shape, k_shape, v_features, causal):
         *batch, self.L, self.E = q_shape
@@ -350,16 +298,33 @@ class _Layout:
         self.N = int(np.prod(batch, dtype=np.int64))
         self.bq = max(1, min(BLOCK, self.L))
         self.bk = _tile(self.bq, max(self.E, self.Ev), self.S)
-        self.kv_bk = max(1, min(BLOCK, self.S))
-        self.kv_bq = _tile(self.kv_bk, max(self.E, self.Ev), self.L)
         pairs = self.N * self.L * self.S // (2 if causal else 1)
-        self.work = pairs * (self.E + self.Ev)  # multiply-adds, what the splitter weighs
+        self.work = pairs * (self.E + self.Ev)  # multiply-adds of the forward, what the splitter weighs
+
+    @classmethod
+    def of(cls, ins, args):
+        """The layout of an instruction whose operands start with ``q, k[, v]``."""
+        v_features = args[2].shape[-1] if len(args) > 2 and args[2].dtype != np.bool_ else 0
+        return cls(args[0].shape, args[1].shape, v_features, bool(ins.attrs["causal"]))
+
+    def sizes(self, *what):
+        """Element counts of the flattened ``out``/``lse``/``dq``/``dk``/``dv`` (a packed result's parts)."""
+        size = {"out": self.L * self.Ev, "lse": self.L, "dq": self.L * self.E, "dk": self.S * self.E,
+                "dv": self.S * self.Ev}
+        return [self.N * size[w] for w in what]
+
+    def unpack(self, flat, *what):
+        """Views of ``flat``'s consecutive parts, shaped as the kernels take them."""
+        shapes = {"out": (self.N, self.L, self.Ev), "lse": (self.N, self.L), "dq": (self.N, self.L, self.E),
+                  "dk": (self.N, self.S, self.E), "dv": (self.N, self.S, self.Ev)}
+        views, at = [], 0
+        for w, size in zip(what, self.sizes(*what)):
+            views.append(flat.reshape(-1)[at:at + size].reshape(shapes[w]))
+            at += size
+        return views
 
     def query_items(self):
         return self.N * -(-self.L // self.bq)
-
-    def key_items(self):
-        return self.N * -(-self.S // self.kv_bk)
 
     def q(self, a):
         return a.reshape(self.N, self.L, self.E)
@@ -382,62 +347,88 @@ class _Layout:
             return rest[0].reshape(self.N, self.S), True
         return np.ones((1, 1), np.bool_), False
 
+    def forward(self, ins, qa, ka, va, keep, out, lse):
+        """The forward kernel's step: ``out`` and, unless it is ``None``, ``lse``."""
+        keep, has_keep = self.keep(keep)
+        want_lse = lse is not None
+        lse = lse if want_lse else np.empty((1, 1), out.dtype)
+        return splitter(attention_forward, self.query_items(), self.work, self.q(qa), self.k(ka), va, keep,
+                        has_keep, bool(ins.attrs["causal"]), float(ins.attrs["scale"]), out, lse, want_lse,
+                        self.bq, self.bk)
+
+    def backward(self, ins, qa, ka, va, da, lse, delta, keep, dq, dk, dv):
+        """The backward kernel's step: the three gradients, one batch entry per item."""
+        keep, has_keep = self.keep(keep)
+        return splitter(attention_grads, self.N, 3 * self.work, self.q(qa), self.k(ka), self.v(va), self.dout(da),
+                        self.rows(lse), self.rows(delta), keep, has_keep, bool(ins.attrs["causal"]),
+                        float(ins.attrs["scale"]), dq, dk, dv, self.bq, self.bk)
+
 
 def _attention(ins, args):
-    q, k, v = args[:3]
-    causal, scale = bool(ins.attrs["causal"]), float(ins.attrs["scale"])
-    lay = _Layout(q.shape, k.shape, v.shape[-1], causal)
+    lay = _Layout.of(ins, args)
 
     def bind(qa, ka, va, *rest):
         *keep, out = rest
-        keep, has_keep = lay.keep(keep)
-        lse = np.empty((1, 1), out.dtype)
-        return splitter(attention_forward, lay.query_items(), lay.work, lay.q(qa), lay.k(ka), lay.v(va), keep,
-                        has_keep, causal, scale, lay.dout(out), lse, False, lay.bq, lay.bk)
+        return lay.forward(ins, qa, ka, lay.v(va), keep, lay.dout(out), None)
 
     return Impl(bind=bind, contiguous=True, label="numba.attention")
 
 
 def _attention_lse(ins, args):
-    q, k = args[:2]
-    causal, scale = bool(ins.attrs["causal"]), float(ins.attrs["scale"])
-    lay = _Layout(q.shape, k.shape, 0, causal)
+    lay = _Layout.of(ins, args)
 
     def bind(qa, ka, *rest):
         *keep, out = rest
-        keep, has_keep = lay.keep(keep)
         no_values = np.empty((lay.N, lay.S, 0), qa.dtype)  # the same loop, without the value product
-        no_out = np.empty((lay.N, lay.L, 0), qa.dtype)
-        return splitter(attention_forward, lay.query_items(), lay.work, lay.q(qa), lay.k(ka), no_values, keep,
-                        has_keep, causal, scale, no_out, lay.rows(out), True, lay.bq, lay.bk)
+        return lay.forward(ins, qa, ka, no_values, keep, np.empty((lay.N, lay.L, 0), qa.dtype), lay.rows(out))
 
     return Impl(bind=bind, contiguous=True, label="numba.attention_lse")
 
 
+def _attention_with_lse(ins, args):
+    """``cpu.attention_with_lse``: the forward and its ``lse`` in one pass, packed ``[out | lse]``."""
+    lay = _Layout.of(ins, args)
+
+    def bind(qa, ka, va, *rest):
+        *keep, packed = rest
+        return lay.forward(ins, qa, ka, lay.v(va), keep, *lay.unpack(packed, "out", "lse"))
+
+    return Impl(bind=bind, contiguous=True, label="numba.attention_with_lse")
+
+
 def _attention_backward(ins, args):
-    q, k, v = args[:3]
-    causal, scale, wrt = bool(ins.attrs["causal"]), float(ins.attrs["scale"]), ins.attrs["wrt"]
-    lay = _Layout(q.shape, k.shape, v.shape[-1], causal)
+    """One gradient: the three-gradient kernel, the other two written to scratch."""
+    lay = _Layout.of(ins, args)
+    wrt = ins.attrs["wrt"]
+    others = [w for w in _GRADS if w != "d" + wrt]
+    scratch = tuple(((size,), ins.dtype) for size in lay.sizes(*others))
 
     def bind(qa, ka, va, da, lse, delta, *rest):
-        *keep, out = rest
-        keep, has_keep = lay.keep(keep)
-        common = (lay.q(qa), lay.k(ka), lay.v(va), lay.dout(da), lay.rows(lse), lay.rows(delta), keep, has_keep,
-                  causal, scale)
-        if wrt == "q":
-            return splitter(attention_grad_q, lay.query_items(), 2 * lay.work, *common, lay.q(out), lay.bq, lay.bk)
-        if wrt == "k":
-            x, grad = lay.q(qa), lay.k(out)
-        else:
-            x, grad = lay.dout(da), lay.v(out)
-        return splitter(attention_grad_kv, lay.key_items(), 2 * lay.work, *common, wrt == "k", x, grad, lay.kv_bk,
-                        lay.kv_bq)
+        keep, out, spare = rest[:-3], rest[-3], rest[-2:]
+        grads = dict(zip(others, (lay.unpack(a, w)[0] for a, w in zip(spare, others))))
+        grads["d" + wrt] = lay.unpack(out, "d" + wrt)[0]
+        return lay.backward(ins, qa, ka, va, da, lse, delta, keep, *(grads[w] for w in _GRADS))
 
-    return Impl(bind=bind, contiguous=True, label=f"numba.attention_backward_{wrt}")
+    return Impl(bind=bind, scratch=scratch, contiguous=True, label=f"numba.attention_backward_{wrt}")
 
+
+def _attention_grads(ins, args):
+    """``cpu.attention_grads``: the three gradients in one pass, packed ``[dq | dk | dv]``."""
+    lay = _Layout.of(ins, args)
+
+    def bind(qa, ka, va, da, lse, delta, *rest):
+        *keep, packed = rest
+        return lay.backward(ins, qa, ka, va, da, lse, delta, keep, *lay.unpack(packed, *_GRADS))
+
+    return Impl(bind=bind, contiguous=True, label="numba.attention_grads")
+
+
+_GRADS = ("dq", "dk", "dv")
 
 KERNELS = {
     "attention": _attention,
     "attention_lse": _attention_lse,
     "attention_backward": _attention_backward,
+    "cpu.attention_with_lse": _attention_with_lse,
+    "cpu.attention_grads": _attention_grads,
 }
