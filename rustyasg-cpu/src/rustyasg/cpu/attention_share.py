@@ -64,10 +64,12 @@ def _groups(program) -> Dict[int, Tuple[str, tuple, List[Tuple[Optional[object],
     groups = {}
     for key, fwd in forwards.items():
         lse = lses.get(key)
-        # packed in one dtype, and run where the forward runs: the lse must come later
-        if lse is not None and lse.dtype == fwd.dtype and np.dtype(fwd.dtype) in (np.float32, np.float64) \
-                and order[lse.id] > order[fwd.id]:
-            groups[fwd.id] = ("cpu.attention_with_lse", fwd.inputs, [(fwd, fwd.size), (lse, lse.size)])
+        if lse is None or lse.dtype != fwd.dtype or np.dtype(fwd.dtype) not in (np.float32, np.float64):
+            continue  # packed in one dtype: float32 or float64 for both
+        first = min((fwd, lse), key=lambda m: order[m.id])
+        # the packed kernel runs where the first of the two did: the values must exist by then
+        if all(order[x] < order[first.id] for x in fwd.inputs):
+            groups[first.id] = ("cpu.attention_with_lse", fwd.inputs, [(fwd, fwd.size), (lse, lse.size)])
     for grads in backwards.values():
         if len(grads) < 2:
             continue
