@@ -76,7 +76,6 @@ def main(argv=None) -> int:
     # Linux a fork of this process; elsewhere a process started with the backend, which starts
     # here, before the data loads, so it is ready when the step is traced). See
     # benchmarks/cpu/NOTES.md, cold compile.
-    os.environ.setdefault("RUSTYASG_CPU_COMPILE_WORKERS", "auto")
     get_backend(args.backend)
     t_load = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load_mnist()

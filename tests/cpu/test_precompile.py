@@ -116,7 +116,7 @@ def test_a_warm_worker_started_with_the_backend_serves_every_executable(tmp_path
         assert all(s == [1, 0] for s in r["stats"]), r["stats"]  # loaded from the worker's cache entries
 
 
-@pytest.mark.parametrize("value,cpus,expected", [("", 2, 0), ("0", 2, 0), ("1", 1, 1), ("auto", 2, 1),
+@pytest.mark.parametrize("value,cpus,expected", [("", 2, 1), ("", 1, 0), ("0", 2, 0), ("1", 1, 1), ("auto", 2, 1),
                                                  ("auto", 1, 0), ("Auto", 4, 1), ("two", 2, 0)])
 def test_workers_setting(monkeypatch, value, cpus, expected):
     from rustyasg.cpu import precompile

@@ -18,12 +18,12 @@ certainly not cached (its index file is missing). Elsewhere a warm worker proces
 with the backend (:func:`start_warm_worker`) and serves every executable through a pipe. The
 worker's machine code is loaded here right after it finishes.
 
-The worker is opt-in: ``RUSTYASG_CPU_COMPILE_WORKERS=1``, or ``auto`` (where two CPUs are
-usable; the MNIST demo sets it). Measured on the shared 2-core reference machine, cold
+``RUSTYASG_CPU_COMPILE_WORKERS`` chooses: ``auto`` (the default: one worker where two CPUs are
+usable), ``1`` (always) or ``0`` (never: each kernel compiles on its first call). Measured on the shared 2-core reference machine, cold
 compile of the first step with empty caches, min of 3 runs (``benchmarks/cold_compile.py``,
 ``benchmarks/cpu/NOTES.md``): the demo's CNN 2.91 -> 1.64 s, the MLP 1.54 -> 0.88 s, LeNet-5
-2.88 -> 1.55 s, GPT-mini 2.89 -> 1.63 s. Without it nothing happens here: each kernel compiles on
-its first call.
+2.88 -> 1.55 s, GPT-mini 2.89 -> 1.63 s (with jax.jit's 0.51 / 0.93 / 1.48 / 2.17 s for W1-W4 in
+the same run).
 
 Example (a kernel of its own, so nothing else in the process has compiled it yet):
     >>> import functools, numba, numpy as np
@@ -60,9 +60,10 @@ GENERATED = "rustyasg_generated."
 
 
 def workers() -> int:
-    """Worker processes to use (0 or 1): ``RUSTYASG_CPU_COMPILE_WORKERS``, default 0; ``auto``: 1
-    where this process may run on at least two CPUs (a worker on a single CPU only competes)."""
-    value = os.environ.get("RUSTYASG_CPU_COMPILE_WORKERS", "").strip().lower()
+    """Worker processes to use (0 or 1): ``RUSTYASG_CPU_COMPILE_WORKERS``; ``auto`` (also when it is
+    unset or empty): 1 where this process may run on at least two CPUs (a worker on a single CPU
+    only competes)."""
+    value = os.environ.get("RUSTYASG_CPU_COMPILE_WORKERS", "").strip().lower() or "auto"
     if value == "auto":
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return 1 if cpus >= 2 else 0
