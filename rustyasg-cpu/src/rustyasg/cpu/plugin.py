@@ -33,11 +33,13 @@ def rustyasg_register_kernels(backend, registry):
 @hookimpl
 def rustyasg_register_passes(registry):
     from .attention_share import attention_share
+    from .bf16_gemm import bf16_gemm
     from .fusion import cpu_fusion
     from .rewrites import broadcast_elim, conv_im2col, float16_compute, matmul_batch_fold, slice_assemble
 
     registry.register("cpu_float16", float16_compute, 99, backends=("cpu",))
     registry.register("cpu_matmul_batch_fold", matmul_batch_fold, 100, backends=("cpu",))
+    registry.register("cpu_bf16_gemm", bf16_gemm, 100.5, backends=("cpu",))
     registry.register("cpu_attention_share", attention_share, 101, backends=("cpu",))
     registry.register("cpu_conv_im2col", conv_im2col, 102, backends=("cpu",))
     registry.register("cpu_slice_assemble", slice_assemble, 103, backends=("cpu",))

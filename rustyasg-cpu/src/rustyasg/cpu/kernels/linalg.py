@@ -44,6 +44,13 @@ def _matmul(ins, args):
     return Impl(bind=bind, label="blas.matmul")
 
 
+def _matmul_bf16(ins, args):
+    """``cpu.matmul_bf16`` (made by the ``cpu_bf16_gemm`` pass): bfloat16 operands, float32 result, MKL."""
+    from .mkl import bind_matmul_bf16
+
+    return Impl(bind=bind_matmul_bf16, label="mkl.matmul_bf16")
+
+
 def _lapack(reference, label):
     def kernel(ins, args):
         def run(*arrays):
@@ -55,5 +62,6 @@ def _lapack(reference, label):
 
 
 KERNELS = {"matmul": _matmul,
+           "cpu.matmul_bf16": _matmul_bf16,
            "svdvals": _lapack(svdvals_reference, "lapack.svdvals"),
            "svdvals_grad": _lapack(svdvals_grad_reference, "lapack.svdvals_grad")}
