@@ -245,3 +245,41 @@ def test_strided_operands_from_a_head_split_are_read_correctly(rng):
     want = rg.function([inp], [y, gx], backend="reference")(x.astype(np.float64))
     for g, w in zip(got, want):
         assert_matches(g, w, 1e-5)
+
+
+def _copies_into_attention(exe):
+    """Steps that copy a value for an attention kernel (the executor's contiguous copies)."""
+    lines = exe.describe().splitlines()
+    copied = {line.rsplit("-> ", 1)[1] for line in lines if line.startswith("copy(")}
+    return [c for c in copied if any(c in line.split("->")[0] for line in lines if "attention" in line)]
+
+
+@pytest.mark.parametrize("layout,in_place", [("heads", True), ("broadcast batch", True), ("features strided", False)])
+def test_strided_operands_are_read_in_place_where_the_features_are_contiguous(layout, in_place, rng):
+    """Heads split off a packed tensor by ``permute`` (rows far apart), a batch broadcast (stride 0):
+    read as they are; features that are not contiguous: copied first. A NaN in a padded key row
+    takes the loops over allowed pairs, which index the strided operand themselves."""
+    B, T, H, D = 2, 9, 3, 4
+    x = rng.standard_normal((B, T, 3, H, D)).astype(np.float32)
+    x[1, 4, 1, 2, :] = np.nan  # key 4 of batch 1, head 2: padded away below
+    keep = np.ones((B, H, T), bool)
+    keep[1, :, 4] = False
+
+    def graph(dtype):
+        inp = rg.input(x.shape, dtype, name="x")
+        kin = rg.input(keep.shape, "bool", name="keep")
+        q, k, v = (rg.permute(inp[:, :, j], (0, 2, 1, 3)) for j in range(3))  # (B, H, T, D) views
+        if layout == "broadcast batch":
+            k = rg.broadcast_to(k[:1], shape=k.shape)
+            v = rg.broadcast_to(v[:1], shape=v.shape)
+        elif layout == "features strided":
+            q = rg.permute(rg.tanh(rg.permute(q, (0, 1, 3, 2))), (0, 1, 3, 2))  # features T apart
+        y = rg.attention(q, k, v, kin, causal=True)
+        return [inp, kin], [y, *rg.grad((y * y).sum(), [inp])]
+
+    f = rg.function(*graph("float32"), backend="cpu")
+    assert (_copies_into_attention(f.compile(x, keep)) == []) == in_place
+    with np.errstate(all="ignore"):
+        want = rg.function(*graph("float64"), backend="reference")(x.astype(np.float64), keep)
+    for got, ref in zip(f(x, keep), want):
+        assert_matches(got, ref, 1e-5)

@@ -185,8 +185,9 @@ class _Builder:
                     raise RuntimeError(f"cpu kernel {u.label}: no view possible and no run function")
             needs_contig = u.kind == "group" or (u.impl is not None and u.impl.contiguous)
             if needs_contig:
+                strided = u.impl.reads_strided if u.impl is not None else None
                 for k, i in enumerate(u.ins):
-                    if not probes[i].flags.c_contiguous:
+                    if not probes[i].flags.c_contiguous and not (strided and strided(k, probes[i])):
                         key = ("copy", copies)
                         copies += 1
                         final.append(Unit("copy", [key], [i], impl=Impl(bind=_copy_bind), label="copy"))

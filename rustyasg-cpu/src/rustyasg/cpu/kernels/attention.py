@@ -16,6 +16,10 @@ are flattened to ``N`` (batch x heads). Work items are split across the threads 
   delta)`` once, then ``dv += p^T @ dout``, ``dk += scale * ds^T @ q``, ``dq += scale * ds @ k``:
   five tile products.
 
+Operands are read in place: ``q``, ``k``, ``v`` and ``dout`` need contiguous features only
+(:func:`rows_operand`), so the heads a model splits off a packed ``qkv`` by ``permute`` reach BLAS
+as they are, with their row stride (GPT-mini's step: 14 copies less, 0.7 ms).
+
 Excluded pairs (masked keys, the causal triangle) have ``p = ds = 0`` in the tile. A product
 with BLAS would still multiply such a zero by its row of ``v``/``k``/``q``/``dout``, and
 ``0 * inf`` is NaN, while the op's rule is that excluded keys take no part at all. So each
@@ -32,7 +36,8 @@ Example:
     >>> import numpy as np
     >>> q = np.random.default_rng(0).standard_normal((1, 3, 4)); out = np.empty((1, 3, 4))
     >>> keep = np.ones((1, 1), np.bool_); lse = np.empty((1, 3))
-    >>> attention_forward(q, q, q, keep, False, True, 0.5, out, lse, True, 64, 64, 0, 1)
+    >>> x = rows_operand(q)
+    >>> attention_forward(x, x, x, (1, 3, 3, 4, 4), keep, False, True, 0.5, out, lse, True, 64, 64, 0, 1)
     >>> bool(np.allclose(out[0, 0], q[0, 0])), bool(np.isclose(lse[0, 0], 0.5 * q[0, 0] @ q[0, 0]))
     (True, True)
 """
@@ -121,16 +126,17 @@ def _order_key_inverse(key):
 
 
 @helper_jit
-def _all_finite(x):
-    """No NaN or inf in the C-contiguous ``x``: a max over exponent fields, which vectorizes (an
-    early-exit ``isfinite`` loop does not: measured 0.06 ms a pass at GPT-mini's shape)."""
-    flat = x.reshape(-1)
-    if flat.size == 0:
-        return True
-    top = _bits(flat.dtype.type(np.inf))  # all exponent bits set: inf or NaN
+def _rows_finite(x, n, rows, cols):
+    """No NaN or inf in batch entry ``n`` of the operand ``x`` (see :func:`rows_operand`): a max over
+    exponent fields, which vectorizes (an early-exit ``isfinite`` loop does not: measured 0.06 ms a
+    pass at GPT-mini's shape)."""
+    flat, offsets, ld = x
+    top = _bits(flat.dtype.type(np.inf))  # every exponent bit set: inf or NaN
     most = 0  # the largest exponent field: ``top`` only if some element has every exponent bit set
-    for i in range(flat.size):
-        most = max(most, _bits(flat[i]) & top)
+    for r in range(rows):
+        row = flat[offsets[n] + r * ld:offsets[n] + r * ld + cols]
+        for c in range(cols):
+            most = max(most, _bits(row[c]) & top)
     return most != top
 
 
@@ -143,18 +149,22 @@ def _causal_top(causal, i, j0, nk):
 
 
 @kernel_jit
-def attention_forward(q, k, v, keep, has_keep, causal, scale, out, lse, want_lse, bq, bk, lo, hi):
-    """``out (N, L, Ev)`` and, if ``want_lse``, ``lse (N, L)`` for the query blocks ``lo..hi``."""
-    N, L, E = q.shape
-    S = k.shape[1]
-    Ev = v.shape[2]
+def attention_forward(q, k, v, dims, keep, has_keep, causal, scale, out, lse, want_lse, bq, bk, lo, hi):
+    """``out (N, L, Ev)`` and, if ``want_lse``, ``lse (N, L)`` for the query blocks ``lo..hi``.
+
+    ``q``, ``k``, ``v`` are operands as :func:`rows_operand` gives them; ``dims`` is ``(N, L, S, E, Ev)``.
+    """
+    N, L, S, E, Ev = dims
+    qf, qo, lq = q
+    kf, ko, lk = k
+    vf, vo, lv = v
     zero = out.dtype.type(0)
     ninf = out.dtype.type(-np.inf)
     nqb = (L + bq - 1) // bq
-    s = np.empty((bq, bk), q.dtype)
-    acc = np.empty((bq, Ev), q.dtype)
-    m = np.empty(bq, q.dtype)
-    total = np.empty(bq, q.dtype)
+    s = np.empty((bq, bk), out.dtype)
+    acc = np.empty((bq, Ev), out.dtype)
+    m = np.empty(bq, out.dtype)
+    total = np.empty(bq, out.dtype)
     last_n = -1
     clean = True
     for item in range(lo, hi):
@@ -162,7 +172,7 @@ def attention_forward(q, k, v, keep, has_keep, causal, scale, out, lse, want_lse
         i0 = (item - n * nqb) * bq
         nb = min(bq, L - i0)
         if n != last_n:
-            clean = _all_finite(v[n])
+            clean = _rows_finite(v, n, S, Ev)
             last_n = n
         kend = min(S, i0 + nb) if causal else S
         m[:] = ninf
@@ -170,7 +180,7 @@ def attention_forward(q, k, v, keep, has_keep, causal, scale, out, lse, want_lse
         acc[:, :] = zero
         for j0 in range(0, kend, bk):
             nk = min(bk, kend - j0)
-            gemm(False, True, nb, nk, E, scale, q, (n * L + i0) * E, E, k, (n * S + j0) * E, E, 0.0, s, 0, bk)
+            gemm(False, True, nb, nk, E, scale, qf, qo[n] + i0 * lq, lq, kf, ko[n] + j0 * lk, lk, 0.0, s, 0, bk)
             for a in range(nb):
                 top = _causal_top(causal, i0 + a, j0, nk)
                 row = s[a, :top]  # 1-d views: their loops vectorize
@@ -197,15 +207,16 @@ def attention_forward(q, k, v, keep, has_keep, causal, scale, out, lse, want_lse
                             acc[a, e] *= alpha
                 m[a] = m_new
             if clean:
-                gemm(False, False, nb, Ev, nk, 1.0, s, 0, bk, v, (n * S + j0) * Ev, Ev, 1.0, acc, 0, Ev)
+                gemm(False, False, nb, Ev, nk, 1.0, s, 0, bk, vf, vo[n] + j0 * lv, lv, 1.0, acc, 0, Ev)
             else:
                 for a in range(nb):
                     for b in range(_causal_top(causal, i0 + a, j0, nk)):
                         if has_keep and not keep[n, j0 + b]:
                             continue
                         p = s[a, b]
+                        at = vo[n] + (j0 + b) * lv
                         for e in range(Ev):
-                            acc[a, e] += p * v[n, j0 + b, e]
+                            acc[a, e] += p * vf[at + e]
         for a in range(nb):
             i = i0 + a
             if S == 0:  # no keys: softmax(s) @ v is an empty sum
@@ -222,33 +233,35 @@ def attention_forward(q, k, v, keep, has_keep, causal, scale, out, lse, want_lse
 
 
 @kernel_jit
-def attention_grads(q, k, v, dout, lse, delta, keep, has_keep, causal, scale, dq, dk, dv, bq, bk, lo, hi):
+def attention_grads(q, k, v, dout, dims, lse, delta, keep, has_keep, causal, scale, dq, dk, dv, bq, bk, lo, hi):
     """``dq (N, L, E)``, ``dk (N, S, E)`` and ``dv (N, S, Ev)`` together, for the batch entries ``lo..hi``.
 
-    One item is one ``n``: its three gradients accumulate over all its tiles in the outputs
-    themselves (no other item writes them), so any split across threads gives the same bits.
+    Operands and ``dims`` as for :func:`attention_forward`. One item is one ``n``: its three
+    gradients accumulate over all its tiles in the outputs themselves (no other item writes
+    them), so any split across threads gives the same bits.
     """
-    N, L, E = q.shape
-    S = k.shape[1]
-    Ev = v.shape[2]
-    zero = q.dtype.type(0)
-    sc = q.dtype.type(scale)
-    p = np.empty((bq, bk), q.dtype)
-    ds = np.empty((bq, bk), q.dtype)
+    N, L, S, E, Ev = dims
+    qf, qo, lq = q
+    kf, ko, lk = k
+    vf, vo, lv = v
+    gf, go, lg = dout
+    zero = dq.dtype.type(0)
+    sc = dq.dtype.type(scale)
+    p = np.empty((bq, bk), dq.dtype)
+    ds = np.empty((bq, bk), dq.dtype)
     for n in range(lo, hi):
         dq[n, :, :] = zero
         dk[n, :, :] = zero
         dv[n, :, :] = zero
         # each product contracts with one operand: q (dk), k (dq), dout (dv)
-        clean = _all_finite(q[n]) and _all_finite(k[n]) and _all_finite(dout[n])
+        clean = _rows_finite(q, n, L, E) and _rows_finite(k, n, S, E) and _rows_finite(dout, n, L, Ev)
         for j0 in range(0, S, bk):
             nk = min(bk, S - j0)
             # under causal, the query blocks before the one holding query j0 see none of these keys
             for i0 in range(j0 // bq * bq if causal else 0, L, bq):
                 nb = min(bq, L - i0)
-                gemm(False, True, nb, nk, E, scale, q, (n * L + i0) * E, E, k, (n * S + j0) * E, E, 0.0, p, 0, bk)
-                gemm(False, True, nb, nk, Ev, 1.0, dout, (n * L + i0) * Ev, Ev, v, (n * S + j0) * Ev, Ev, 0.0,
-                     ds, 0, bk)
+                gemm(False, True, nb, nk, E, scale, qf, qo[n] + i0 * lq, lq, kf, ko[n] + j0 * lk, lk, 0.0, p, 0, bk)
+                gemm(False, True, nb, nk, Ev, 1.0, gf, go[n] + i0 * lg, lg, vf, vo[n] + j0 * lv, lv, 0.0, ds, 0, bk)
                 for a in range(nb):
                     top = _causal_top(causal, i0 + a, j0, nk)
                     li = lse[n, i0 + a]
@@ -269,11 +282,11 @@ def attention_grads(q, k, v, dout, lse, delta, keep, has_keep, causal, scale, dq
                     p[a, top:nk] = zero
                     ds[a, top:nk] = zero
                 if clean:
-                    gemm(True, False, nk, Ev, nb, 1.0, p, 0, bk, dout, (n * L + i0) * Ev, Ev, 1.0,
+                    gemm(True, False, nk, Ev, nb, 1.0, p, 0, bk, gf, go[n] + i0 * lg, lg, 1.0,
                          dv, (n * S + j0) * Ev, Ev)
-                    gemm(True, False, nk, E, nb, scale, ds, 0, bk, q, (n * L + i0) * E, E, 1.0,
+                    gemm(True, False, nk, E, nb, scale, ds, 0, bk, qf, qo[n] + i0 * lq, lq, 1.0,
                          dk, (n * S + j0) * E, E)
-                    gemm(False, False, nb, E, nk, scale, ds, 0, bk, k, (n * S + j0) * E, E, 1.0,
+                    gemm(False, False, nb, E, nk, scale, ds, 0, bk, kf, ko[n] + j0 * lk, lk, 1.0,
                          dq, (n * L + i0) * E, E)
                     continue
                 for a in range(nb):  # a non-finite operand: only the allowed pairs take part
@@ -285,13 +298,47 @@ def attention_grads(q, k, v, dout, lse, delta, keep, has_keep, causal, scale, dq
                         pw = p[a, b]
                         dw = ds[a, b] * sc
                         for e in range(Ev):
-                            dv[n, j, e] += pw * dout[n, i, e]
+                            dv[n, j, e] += pw * gf[go[n] + i * lg + e]
                         for e in range(E):
-                            dk[n, j, e] += dw * q[n, i, e]
-                            dq[n, i, e] += dw * k[n, j, e]
+                            dk[n, j, e] += dw * qf[qo[n] + i * lq + e]
+                            dq[n, i, e] += dw * kf[ko[n] + j * lk + e]
 
 
 # --- binding ------------------------------------------------------------------------------------
+def reads_rows(a):
+    """Whether the kernels read ``a (*B, rows, features)`` as it is: contiguous features, rows and
+    batch entries at non-negative strides (a head split's ``permute`` of a packed ``qkv``); any
+    other layout is copied first."""
+    item = a.itemsize
+    if a.ndim < 2 or any(st < 0 or st % item for st in a.strides):
+        return False
+    rows, features = a.shape[-2:]
+    return (features <= 1 or a.strides[-1] == item) and (rows <= 1 or a.strides[-2] >= features * item)
+
+
+def rows_operand(a):
+    """``(flat, offsets, ld)``: ``a (*B, rows, features)`` for the kernels, where :func:`reads_rows`.
+
+    Batch entry ``n`` (row-major over ``*B``) has row ``r`` at ``flat[offsets[n] + r * ld:][:features]``;
+    ``flat`` is a 1-d view from ``a``'s first element (no copy), so a strided ``a`` costs nothing.
+
+    >>> a = np.arange(24.0).reshape(2, 3, 4)[:, :, :2]      # rows 4 apart, features contiguous
+    >>> flat, offsets, ld = rows_operand(a)
+    >>> offsets.tolist(), ld, flat[offsets[1] + 2 * ld:][:2].tolist() == a[1, 2].tolist()
+    ([0, 12], 4, True)
+    """
+    rows, features = a.shape[-2:]
+    item = a.itemsize
+    strides = [st // item for st in a.strides]
+    offsets = np.zeros(1, np.int64)
+    for size, st in zip(a.shape[:-2], strides[:-2]):
+        offsets = (offsets[:, None] + np.arange(size, dtype=np.int64) * st).reshape(-1)
+    ld = strides[-2] if rows > 1 else features
+    span = 0 if a.size == 0 else int(offsets.max()) + (rows - 1) * ld + features
+    flat = np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(item,)) if span else np.empty(0, a.dtype)
+    return flat, offsets, int(max(ld, 0))
+
+
 def _tile(rows, features, length):
     """Keys per tile against ``rows`` queries: ``rows * tile * features`` <= TILE_WORK."""
     t = TILE_WORK // max(1, rows * max(1, features))
@@ -310,6 +357,7 @@ class _Layout:
         self.bk = _tile(self.bq, max(self.E, self.Ev), self.S)
         pairs = self.N * self.L * self.S // (2 if causal else 1)
         self.work = pairs * (self.E + self.Ev)  # multiply-adds of the forward, what the splitter weighs
+        self.dims = (self.N, self.L, self.S, self.E, self.Ev)
 
     @classmethod
     def of(cls, ins, args):
@@ -336,18 +384,6 @@ class _Layout:
     def query_items(self):
         return self.N * -(-self.L // self.bq)
 
-    def q(self, a):
-        return a.reshape(self.N, self.L, self.E)
-
-    def k(self, a):
-        return a.reshape(self.N, self.S, self.E)
-
-    def v(self, a):
-        return a.reshape(self.N, self.S, self.Ev)
-
-    def dout(self, a):
-        return a.reshape(self.N, self.L, self.Ev)
-
     def rows(self, a):
         return a.reshape(self.N, self.L)
 
@@ -362,16 +398,21 @@ class _Layout:
         keep, has_keep = self.keep(keep)
         want_lse = lse is not None
         lse = lse if want_lse else np.empty((1, 1), out.dtype)
-        return splitter(attention_forward, self.query_items(), self.work, self.q(qa), self.k(ka), va, keep,
-                        has_keep, bool(ins.attrs["causal"]), float(ins.attrs["scale"]), out, lse, want_lse,
-                        self.bq, self.bk)
+        return splitter(attention_forward, self.query_items(), self.work, rows_operand(qa), rows_operand(ka),
+                        rows_operand(va), self.dims, keep, has_keep, bool(ins.attrs["causal"]),
+                        float(ins.attrs["scale"]), out, lse, want_lse, self.bq, self.bk)
 
     def backward(self, ins, qa, ka, va, da, lse, delta, keep, dq, dk, dv):
         """The backward kernel's step: the three gradients, one batch entry per item."""
         keep, has_keep = self.keep(keep)
-        return splitter(attention_grads, self.N, 3 * self.work, self.q(qa), self.k(ka), self.v(va), self.dout(da),
-                        self.rows(lse), self.rows(delta), keep, has_keep, bool(ins.attrs["causal"]),
+        return splitter(attention_grads, self.N, 3 * self.work, *(rows_operand(a) for a in (qa, ka, va, da)),
+                        self.dims, self.rows(lse), self.rows(delta), keep, has_keep, bool(ins.attrs["causal"]),
                         float(ins.attrs["scale"]), dq, dk, dv, self.bq, self.bk)
+
+
+def _strided(count):
+    """``Impl.reads_strided`` of a kernel whose first ``count`` operands go through :func:`rows_operand`."""
+    return lambda k, a: k < count and reads_rows(a)
 
 
 def _attention(ins, args):
@@ -379,9 +420,9 @@ def _attention(ins, args):
 
     def bind(qa, ka, va, *rest):
         *keep, out = rest
-        return lay.forward(ins, qa, ka, lay.v(va), keep, lay.dout(out), None)
+        return lay.forward(ins, qa, ka, va, keep, *lay.unpack(out, "out"), None)
 
-    return Impl(bind=bind, contiguous=True, label="numba.attention")
+    return Impl(bind=bind, contiguous=True, reads_strided=_strided(3), label="numba.attention")
 
 
 def _attention_lse(ins, args):
@@ -389,10 +430,10 @@ def _attention_lse(ins, args):
 
     def bind(qa, ka, *rest):
         *keep, out = rest
-        no_values = np.empty((lay.N, lay.S, 0), qa.dtype)  # the same loop, without the value product
+        no_values = np.empty(qa.shape[:-2] + (lay.S, 0), qa.dtype)  # the same loop, without the value product
         return lay.forward(ins, qa, ka, no_values, keep, np.empty((lay.N, lay.L, 0), qa.dtype), lay.rows(out))
 
-    return Impl(bind=bind, contiguous=True, label="numba.attention_lse")
+    return Impl(bind=bind, contiguous=True, reads_strided=_strided(2), label="numba.attention_lse")
 
 
 def _attention_with_lse(ins, args):
@@ -401,9 +442,9 @@ def _attention_with_lse(ins, args):
 
     def bind(qa, ka, va, *rest):
         *keep, packed = rest
-        return lay.forward(ins, qa, ka, lay.v(va), keep, *lay.unpack(packed, "out", "lse"))
+        return lay.forward(ins, qa, ka, va, keep, *lay.unpack(packed, "out", "lse"))
 
-    return Impl(bind=bind, contiguous=True, label="numba.attention_with_lse")
+    return Impl(bind=bind, contiguous=True, reads_strided=_strided(3), label="numba.attention_with_lse")
 
 
 def _attention_backward(ins, args):
@@ -419,7 +460,8 @@ def _attention_backward(ins, args):
         grads["d" + wrt] = lay.unpack(out, "d" + wrt)[0]
         return lay.backward(ins, qa, ka, va, da, lse, delta, keep, *(grads[w] for w in _GRADS))
 
-    return Impl(bind=bind, scratch=scratch, contiguous=True, label=f"numba.attention_backward_{wrt}")
+    return Impl(bind=bind, scratch=scratch, contiguous=True, reads_strided=_strided(4),
+                label=f"numba.attention_backward_{wrt}")
 
 
 def _attention_grads(ins, args):
@@ -430,7 +472,7 @@ def _attention_grads(ins, args):
         *keep, packed = rest
         return lay.backward(ins, qa, ka, va, da, lse, delta, keep, *lay.unpack(packed, *_GRADS))
 
-    return Impl(bind=bind, contiguous=True, label="numba.attention_grads")
+    return Impl(bind=bind, contiguous=True, reads_strided=_strided(4), label="numba.attention_grads")
 
 
 _GRADS = ("dq", "dk", "dv")

@@ -15,7 +15,8 @@ The returned :class:`Impl` says how the instruction executes:
   bound arrays once and returns the zero-argument callable the run loop calls.
 - ``scratch``: ``(shape, dtype)`` temporaries the memory planner provides.
 - ``contiguous``: the kernel needs C-contiguous inputs (the executor copies a
-  strided view into a buffer first).
+  strided view into a buffer first), except where ``reads_strided(k, array)`` says
+  that input ``k`` is read in that layout as it is.
 
 Elementwise ops register an :class:`Elementwise` instead: a scalar formula that
 the fusion code generator inlines into a loop, so plugins' elementwise ops fuse
@@ -46,6 +47,7 @@ class Impl:
     view: Optional[Callable] = None
     scratch: Tuple[Tuple[tuple, Any], ...] = ()
     contiguous: bool = False
+    reads_strided: Optional[Callable] = None  # with ``contiguous``: (input index, array) -> read as it is
     elementwise: bool = False  # reads operands element-for-element (may write in place)
     label: str = ""
 
