@@ -158,3 +158,52 @@ def test_setting_is_validated_and_a_missing_library_is_named(monkeypatch):
             mkl.use_bf16_gemm()
     finally:
         mkl.library.cache_clear()
+
+
+CONVS = [dict(padding=1), dict(stride=2, padding=1), dict(padding=0, dilation=2), dict(padding=1, groups=2),
+         dict(kernel=1), dict(kernel=1, stride=2)]
+
+
+@pytest.mark.parametrize("chunk", [False, True])
+@pytest.mark.parametrize("conv", CONVS)
+def test_bf16_convolutions_run_on_bf16_columns_and_match_float64(monkeypatch, conv, chunk):
+    """Forward, input and weight gradients of bfloat16 convolutions through MKL (shared or chunked
+    columns) against torch in float64 on the same bfloat16 values, and against the widened path."""
+    import torch
+
+    from rustyasg.cpu import rewrites
+    from rustyasg.cpu.kernels import conv as conv_kernels
+
+    if chunk:
+        monkeypatch.setattr(rewrites, "CHUNKED_IMAGE_BYTES", 1)
+        monkeypatch.setattr(conv_kernels, "CHUNK_BYTES", 1)
+    conv = dict(conv)
+    k = conv.pop("kernel", 3)
+    groups = conv.get("groups", 1)
+    rng = np.random.default_rng(len(str(conv)) + chunk)
+    xv = rng.standard_normal((3, 4, 9, 9)).astype(BF16)
+    wv = (rng.standard_normal((6, 4 // groups, k, k)) * 0.3).astype(BF16)
+    gv = rng.standard_normal(1).astype(np.float32)  # scales the loss: gradients not all of one sign
+    x, w = rg.input(xv.shape, "bfloat16", name="x"), rg.input(wv.shape, "bfloat16", name="w")
+    y = rg.conv2d(x, w, **conv)
+    loss = rg.sum(rg.sin(y.astype("float32")) * float(gv[0]))
+    gx, gw = rg.grad(loss, [x, w])
+    results = {}
+    for mode in ("1", "0"):
+        monkeypatch.setenv("RUSTYASG_CPU_BF16_GEMM", mode)
+        f = rg.function([x, w], [y, gx, gw], backend="cpu")
+        program = f.lower(xv, wv)
+        convs = [i for i in program.instrs if i.op.startswith(("conv2d", "cpu.conv2d", "cpu.im2col"))]
+        by_id = program.by_id()
+        assert convs and all(all(by_id[a].dtype == BF16 for a in i.inputs) == (mode == "1") for i in convs)
+        results[mode] = [np.asarray(r, np.float64) for r in f(xv, wv)]
+    # float64 on the same bfloat16 values; the gradient of y (16-bit) is rounded as the step rounds it
+    xt, wt = (torch.from_numpy(a.astype(np.float64)).requires_grad_() for a in (xv, wv))
+    yt = torch.nn.functional.conv2d(xt, wt, **conv)
+    gy = (torch.cos(torch.from_numpy(results["1"][0])) * float(gv[0])).numpy().astype(BF16).astype(np.float64)
+    yt.backward(torch.from_numpy(gy))
+    for got, widened, want in zip(results["1"], results["0"], (yt.detach().numpy(), xt.grad.numpy(),
+                                                               wt.grad.numpy())):
+        tol = 2 ** -7 * max(np.abs(want).max(), 1e-6)
+        np.testing.assert_allclose(got, want, rtol=2 ** -7, atol=tol)
+        np.testing.assert_allclose(got, widened, rtol=2 ** -7, atol=tol)

@@ -6,7 +6,9 @@ by the transposes and reshapes that fed it). Where MKL's bfloat16 GEMM is in use
 (:func:`.kernels.mkl.use_bf16_gemm`), this pass gives such a matmul the 16-bit operands
 themselves, moved the same way, as a ``cpu.matmul_bf16`` with the same float32 result: the
 widening copies (a pass over memory each) disappear, and the product runs on the
-processor's bfloat16 units. Nothing changes for values, dtypes or results: the products of
+processor's bfloat16 units. Convolutions (:data:`CONVOLUTIONS`) whose operands are all widened
+bfloat16 values read those values instead: their kernels then build bfloat16 columns and run
+their GEMMs through MKL (:mod:`.kernels.conv`), with the same float32 result. Nothing changes for values, dtypes or results: the products of
 bfloat16 numbers are exact in float32 and both GEMMs accumulate in float32.
 
 Example:
@@ -31,6 +33,8 @@ from .kernels.mkl import use_bf16_gemm
 #: Moves a widened operand may pass through on its way to the matmul (replayed on the 16-bit value).
 MOVES = ("reshape", "transpose")
 OP = "cpu.matmul_bf16"
+#: Ops whose cpu kernels take bfloat16 operands and give the float32 result through MKL's GEMM.
+CONVOLUTIONS = ("conv2d", "conv2d_backward_weight", "conv2d_backward_input")
 
 
 def _narrow_source(by_id, value) -> Optional[Tuple[object, List[object]]]:
@@ -71,6 +75,11 @@ def bf16_gemm(program):
                         cur = moved.id
                     operands.append(cur)
                 ins.op, ins.inputs = OP, tuple(operands)
+                changed = True
+        elif ins.op in CONVOLUTIONS and ins.dtype == np.float32:
+            sources = [_narrow_source(by_id, a) for a in ins.inputs]
+            if all(s is not None and not s[1] for s in sources):
+                ins.inputs = tuple(root.id for root, _ in sources)
                 changed = True
         out.append(ins)
     program.instrs = out

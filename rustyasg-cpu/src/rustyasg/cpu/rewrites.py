@@ -157,11 +157,13 @@ def conv_im2col(program):
         # a 16-bit input is widened once per reader (``cpu_float16``): the forward and the weight
         # gradient read different float32 copies of one value, which make the same columns
         root = by_id[x.inputs[0]] if x.op == "cast" and by_id[x.inputs[0]].dtype in low else x
-        image_bytes = x.shape[1] * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * x.dtype.itemsize
-        if root is not x and image_bytes >= CHUNKED_IMAGE_BYTES:
-            # kept from the forward pass to the weight gradient, these float32 columns would be the
-            # step's largest values, 18x the 16-bit input; each op reads the 16-bit input instead
-            # and builds the columns a few images at a time (``kernels.conv.chunk_images``)
+        # one image's columns in float32 (what the widened path builds; the same threshold for both)
+        image_bytes = x.shape[1] * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * max(x.dtype.itemsize, 4)
+        if (root is not x or x.dtype in low) and image_bytes >= CHUNKED_IMAGE_BYTES:
+            # kept from the forward pass to the weight gradient, these columns would be the step's
+            # largest values (18x the 16-bit input in float32, 9x as the bfloat16 columns of the
+            # ``cpu_bf16_gemm`` path); each op reads the 16-bit input instead and builds the
+            # columns a few images at a time (``kernels.conv.chunk_images``)
             k = 0 if ins.op == "conv2d" else 1
             ins.inputs = ins.inputs[:k] + (root.id,) + ins.inputs[k + 1:]
             ins.attrs = {**ins.attrs, "columns": "chunked"}

@@ -17,6 +17,10 @@ instruction of its own, so the forward pass and the weight gradient share it
 instead of building it twice. A 1x1 convolution with unit stride and no
 padding needs no columns at all: it is a batched matmul on the input.
 
+bfloat16 operands (the ``cpu_bf16_gemm`` pass gives them where MKL's bfloat16 GEMM is in use)
+make bfloat16 columns (im2col and padding move 16-bit words) and run every GEMM through
+:func:`.mkl.bind_matmul_bf16`, with float32 results; other dtypes use numpy's BLAS (:func:`gemm`).
+
 A convolution marked ``columns="chunked"`` (the rewrite marks those whose columns would be
 large, see :data:`CHUNK_BYTES`) never holds its whole column matrix: it builds the columns of
 a few images at a time into a scratch that stays in cache and runs the GEMM on them (the
@@ -35,9 +39,33 @@ import functools
 
 import numpy as np
 
+from rustyasg.core.backend_api import bfloat16
+
 from ..jit import kernel_jit
 from ..threads import splitter
 from .protocol import Impl
+
+BF16 = np.dtype(bfloat16)
+
+
+def as_words(a: np.ndarray) -> np.ndarray:
+    """A 16-bit float array as its uint16 words (padding and im2col only move values; numba has
+    no 16-bit float type); other arrays as they are."""
+    return a.view(np.uint16) if a.dtype.itemsize == 2 and a.dtype.kind in "fV" else a
+
+
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray):
+    """Zero-argument ``out[...] = a @ b``: MKL's bfloat16 GEMM for bfloat16 operands, else BLAS."""
+    if a.dtype == BF16:
+        from .mkl import bind_matmul_bf16
+
+        return bind_matmul_bf16(a, b, out)
+    return functools.partial(np.matmul, a, b, out)
+
+
+def column_dtype(x, w, result):
+    """dtype of a convolution's columns: bfloat16 when both operands are (the MKL path), else the result's."""
+    return BF16 if x.dtype == BF16 and w.dtype == BF16 else np.dtype(result)
 
 
 @kernel_jit
@@ -171,6 +199,7 @@ def padded_shape(x_shape, padding):
 def _im2col_call(xa, cols, xp, kernel, stride, padding, dilation, out_hw):
     """Zero-argument im2col of ``xa`` into ``cols`` (through the padded scratch ``xp`` if padding)."""
     (kh, kw), (s0, s1), (p0, p1), (d0, d1), (oh, ow) = kernel, stride, padding, dilation, out_hw
+    xa, cols, xp = as_words(xa), as_words(cols), None if xp is None else as_words(xp)
     n = xa.shape[0]
     c3 = cols.reshape(cols.shape[0], n, oh * ow)
     kernel = im2col_dense if (s1, d1) == (1, 1) else im2col
@@ -220,7 +249,7 @@ def _chunked_fills(xa, cols, scratch, kernel, stride, padding, dilation, out_hw,
     if xa.dtype == cols.dtype:
         src = scratch[0] if scratch else xa
         if scratch:
-            steps.append(splitter(pad_into, n, src.size, xa, src, padding[0], padding[1]))
+            steps.append(splitter(pad_into, n, src.size, as_words(xa), as_words(src), padding[0], padding[1]))
     else:  # 16-bit words: padded as words, then widened (half the bytes moved while padding)
         src, bf16 = scratch[0], xa.dtype != np.float16
         words = xa.view(np.uint16)
@@ -245,9 +274,10 @@ def _gemm_forward(cols, wa, out, tmp, g):
     c3 = cols.reshape(g, -1, N * P)
     src = tmp.reshape(g, O // g, N, P).transpose(2, 0, 1, 3)
     dst = out.reshape(N, g, O // g, P)
+    product = gemm(w3, c3, tmp)
 
     def run():
-        np.matmul(w3, c3, tmp)
+        product()
         np.copyto(dst, src)
     return run
 
@@ -260,10 +290,11 @@ def _gemm_weight(ga, cols, out, gt, g):
     g3 = gt.reshape(g, O // g, N * P)
     ct = cols.reshape(g, -1, N * P).transpose(0, 2, 1)
     out3 = out.reshape(g, O // g, -1)
+    product = gemm(g3, ct, out3)
 
     def run():
         np.copyto(gt, src)
-        np.matmul(g3, ct, out3)
+        product()
     return run
 
 
@@ -275,14 +306,13 @@ def _conv2d(ins, args):
     oh, ow = ins.shape[2:]
     if is_pointwise((kh, kw), stride, padding):
         def bind(xa, wa, out):
-            return functools.partial(np.matmul, wa.reshape(g, O // g, Cg), xa.reshape(N, g, Cg, oh * ow),
-                                     out.reshape(N, g, O // g, oh * ow))
+            return gemm(wa.reshape(g, O // g, Cg), xa.reshape(N, g, Cg, oh * ow), out.reshape(N, g, O // g, oh * ow))
         return Impl(bind=bind, contiguous=True, label="conv1x1.gemm")
     chunked = _chunked(ins)
     nb = chunk_images(N, C * kh * kw * oh * ow * ins.dtype.itemsize) if chunked else N
-    scratch = (((C * kh * kw, nb * oh * ow), ins.dtype), ((g, O // g, nb * oh * ow), ins.dtype)) \
-        + (_input_scratch(x.shape, x.dtype, padding, ins.dtype) if chunked else
-           _pad_scratch(x.shape, padding, ins.dtype))
+    cdt = column_dtype(x, w, ins.dtype)
+    scratch = (((C * kh * kw, nb * oh * ow), cdt), ((g, O // g, nb * oh * ow), ins.dtype)) \
+        + (_input_scratch(x.shape, x.dtype, padding, cdt) if chunked else _pad_scratch(x.shape, padding, cdt))
 
     def bind(xa, wa, out, cols, tmp, *xp):
         if not chunked:
@@ -315,17 +345,19 @@ def _backward_weight(ins, args):
             g4 = ga.reshape(N, g, O // g, oh * ow)
             xt = xa.reshape(N, g, C // g, oh * ow).transpose(0, 1, 3, 2)
             out3 = out.reshape(g, O // g, C // g)
+            product = gemm(g4, xt, part)
 
             def run():
-                np.matmul(g4, xt, part)
+                product()
                 np.add.reduce(part, 0, None, out3)
             return run
         return Impl(bind=bind, scratch=scratch, contiguous=True, label="conv1x1.gemm(dW)")
     chunked = _chunked(ins)
     nb = chunk_images(N, C * kh * kw * oh * ow * ins.dtype.itemsize) if chunked else N
-    scratch = (((C * kh * kw, nb * oh * ow), ins.dtype), ((g, O // g, N, oh * ow), ins.dtype)) \
-        + (((((g, O // g, C // g * kh * kw), ins.dtype),) + _input_scratch(x.shape, x.dtype, padding, ins.dtype))
-           if chunked else _pad_scratch(x.shape, padding, ins.dtype))
+    cdt = column_dtype(x, gr, ins.dtype)
+    scratch = (((C * kh * kw, nb * oh * ow), cdt), ((g, O // g, N, oh * ow), gr.dtype)) \
+        + (((((g, O // g, C // g * kh * kw), ins.dtype),) + _input_scratch(x.shape, x.dtype, padding, cdt))
+           if chunked else _pad_scratch(x.shape, padding, cdt))
 
     def bind(ga, xa, out, cols, gt, *rest):
         if not chunked:
@@ -341,17 +373,16 @@ def _backward_weight(ins, args):
         # the chunks' products are added in image order: float32 sums of the same terms as one GEMM
         # over all images, in another association
         grads = [g4[:, :, n0:n0 + nb].reshape(g, O // g, nb * P) for n0 in range(0, N, nb)]
+        products = [gemm(gk, ct, out3 if k == 0 else part) for k, gk in enumerate(grads)]
 
         def run():
             np.copyto(gt, src)
             if pad is not None:
                 pad()
-            for k, (fill, gk) in enumerate(zip(fills, grads)):
+            for k, (fill, product) in enumerate(zip(fills, products)):
                 fill()
-                if k == 0:
-                    np.matmul(gk, ct, out3)
-                else:
-                    np.matmul(gk, ct, part)
+                product()
+                if k:
                     np.add(out3, part, out3)
         return run
 
@@ -368,10 +399,10 @@ def _backward_input(ins, args):
     if is_pointwise((kh, kw), (s0, s1), (p0, p1)) and (oh, ow) == (H, W):
         def bind(ga, wa, out):
             wt = wa.reshape(g, O // g, Cg).transpose(0, 2, 1)
-            return functools.partial(np.matmul, wt, ga.reshape(N, g, O // g, oh * ow), out.reshape(N, g, Cg, oh * ow))
+            return gemm(wt, ga.reshape(N, g, O // g, oh * ow), out.reshape(N, g, Cg, oh * ow))
         return Impl(bind=bind, contiguous=True, label="conv1x1.gemm(dX)")
     K = Cg * kh * kw
-    scratch = (((g, O // g, N, oh * ow), ins.dtype), ((g, K, N * oh * ow), ins.dtype)) \
+    scratch = (((g, O // g, N, oh * ow), gr.dtype), ((g, K, N * oh * ow), ins.dtype)) \
         + _pad_scratch(ins.shape, (p0, p1), ins.dtype)
 
     def bind(ga, wa, out, gt, dcols, *xp):
@@ -379,6 +410,7 @@ def _backward_input(ins, args):
         g3 = gt.reshape(g, O // g, N * oh * ow)
         wt = wa.reshape(g, O // g, K).transpose(0, 2, 1)
         c3 = dcols.reshape(g * K, N, oh * ow)
+        product = gemm(wt, g3, dcols)
         dxp = xp[0] if xp else out
         scatter = splitter(col2im_dense if (s1, d1) == (1, 1) else col2im, N, dcols.size, c3, dxp,
                            kh, kw, s0, s1, d0, d1, oh, ow)
@@ -386,7 +418,7 @@ def _backward_input(ins, args):
 
         def run():
             np.copyto(gt, src)
-            np.matmul(wt, g3, dcols)
+            product()
             scatter()
             if crop is not None:
                 crop()
@@ -427,7 +459,7 @@ def _conv_gemm_weight_op(ins, args):
     def bind(ga, cols, out, gt):
         return _gemm_weight(ga, cols, out, gt, g)
 
-    return Impl(bind=bind, scratch=(((g, O // g, N, P), ins.dtype),), contiguous=True, label="gemm(conv dW)")
+    return Impl(bind=bind, scratch=(((g, O // g, N, P), gr.dtype),), contiguous=True, label="gemm(conv dW)")
 
 
 KERNELS = {
