@@ -50,7 +50,7 @@ def _run(label, fn, report):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rows", default="matmul,W5,W5mixed,R18")
+    p.add_argument("--rows", default="matmul,W5,W5fused,W5mixed,W5mixedfused,R18")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--small", action="store_true")
     p.add_argument("--json", default=None)
@@ -65,9 +65,10 @@ def main(argv=None):
     report["adapter"] = f"{ctx.summary} [{ctx.implementation}]"
     print(report["adapter"], flush=True)
 
-    def workload(name, precision=None, modes=()):
+    def workload(name, precision=None, modes=(), attention="composed"):
         def fn():
-            out = training.run_workload(name, warmup=3, steps=args.steps, device=device, overrides=over(name),
+            overrides = {**(over(name) or {}), "attention": attention}
+            out = training.run_workload(name, warmup=3, steps=args.steps, device=device, overrides=overrides,
                                         precision=precision, torch_modes=modes)
             out["rustyasg"].pop("plan", None)
             return out
@@ -91,8 +92,12 @@ def main(argv=None):
         _run("matmul", matmul, report)
     if "W5" in rows:
         _run("W5", workload("W5", None, ("tf32", "bf16")), report)
+    if "W5fused" in rows:  # the same step with the flash-attention op instead of the composed chain
+        _run("W5fused", workload("W5", None, (), "fused"), report)
     if "W5mixed" in rows:
         _run("W5mixed", workload("W5", "f16", ("bf16",)), report)
+    if "W5mixedfused" in rows:
+        _run("W5mixedfused", workload("W5", "f16", ("bf16",), "fused"), report)
     if "R18" in rows:
         _run("R18", workload("R18", None, ("tf32",)), report)
 
@@ -104,14 +109,16 @@ def main(argv=None):
     mm = report.get("matmul", {}).get(4096)
     table.append(("f16 matmul 4096^3 vs torch fp16", mm and mm["f16"] / mm["torch_fp16"], ">= 0.40"))
     table.append(("W5 fp32 vs torch eager fp32", ratio("W5"), "<= 1.25"))
+    table.append(("W5 fp32, fused attention, vs torch eager fp32", ratio("W5fused"), "<= 1.25"))
     table.append(("W5 mixed (wgpu f16) vs torch bf16 autocast", ratio("W5mixed", "torch_bf16"), "<= 1.0"))
+    table.append(("W5 mixed, fused attention, vs torch bf16", ratio("W5mixedfused", "torch_bf16"), "<= 1.0"))
     table.append(("ResNet-18 b64 fp32 vs torch eager fp32", ratio("R18"), "<= 1.3"))
     report["table"] = table
     print("\n==== targets ====")
     print(report["adapter"])
     for what, value, target in table:
         print(f"{what:45s} {'n/a' if value is None else f'{value:.3f}':>8}   target {target}")
-    for row in ("W5", "W5mixed", "R18"):
+    for row in ("W5", "W5fused", "W5mixed", "W5mixedfused", "R18"):
         r = report.get(row, {})
         if "rustyasg" in r:
             anchors = ", ".join(f"{k} {v['ms']:.2f} ms" for k, v in r.items() if k.startswith("torch"))

@@ -94,7 +94,7 @@ def rustyasg_model(cfg, seed: int = 0):
         return model, build
 
     gcfg = GPTConfig(vocab_size=cfg["vocab"], block_size=cfg["T"], n_layer=cfg["layers"], n_head=cfg["heads"],
-                     n_embd=cfg["d"], dropout=0.0)
+                     n_embd=cfg["d"], dropout=0.0, attention=cfg.get("attention", "composed"))
     model = GPT(gcfg, seed=seed)
 
     def build(backend, precision=None):

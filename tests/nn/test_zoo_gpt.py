@@ -87,6 +87,15 @@ def test_gpt_parity(positions, tie, dtype, parity, rng):
         assert ours.lm_head.weight is ours.transformer["wte"].weight
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_gpt_with_fused_attention_matches_torch(positions, dtype, parity, rng):
+    """``attention="fused"``: the flash-attention op in every block, same values and gradients."""
+    cfg = GPTConfig(positions=positions, attention="fused", **CFG)
+    ours, theirs = GPT(cfg), TorchGPT(cfg)
+    parity(ours, theirs, [rng.integers(0, 11, (3, 6))], dtype)
+
+
 def test_gpt_init_follows_gpt2():
     nn.init.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=300, block_size=64, n_layer=4, n_head=4, n_embd=64))
@@ -104,6 +113,8 @@ def test_gpt_errors():
         GPTConfig(n_embd=10, n_head=3)
     with pytest.raises(ValueError, match="positions"):
         GPTConfig(positions="alibi")
+    with pytest.raises(ValueError, match="attention must be 'composed' or 'fused'"):
+        GPTConfig(attention="flash")
     model = GPT(GPTConfig(**CFG))
     with pytest.raises(rg.ShapeError, match="block_size 8"):
         model(rg.input((1, 9), "int64", name="idx"))

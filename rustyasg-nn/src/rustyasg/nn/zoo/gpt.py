@@ -55,12 +55,15 @@ class GPTConfig:
     rotary_base: float = 10000.0
     layer_norm_eps: float = 1e-5
     activation: str = "gelu_tanh"
+    attention: str = "composed"  # or "fused": the flash-attention op (see nn.scaled_dot_product_attention)
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
         if self.positions not in ("learned", "rotary"):
             raise ValueError(f"GPTConfig: positions must be 'learned' or 'rotary', got {self.positions!r}")
+        if self.attention not in ("composed", "fused"):
+            raise ValueError(f"GPTConfig: attention must be 'composed' or 'fused', got {self.attention!r}")
 
 
 class CausalSelfAttention(Module):
@@ -69,6 +72,7 @@ class CausalSelfAttention(Module):
     def __init__(self, cfg: GPTConfig, dtype="float32", layer: int = 0):
         super().__init__()
         self.n_head, self.n_embd, self.dropout, self.layer = cfg.n_head, cfg.n_embd, cfg.dropout, layer
+        self.fused = cfg.attention == "fused"
         self.c_attn = Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias, dtype=dtype)
         self.c_proj = Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias, dtype=dtype)
         self.resid_dropout = Dropout(cfg.dropout)
@@ -88,7 +92,8 @@ class CausalSelfAttention(Module):
             q, k = rotate([q, k], r.dim, r.base, t, state, r.interleaved)
         p = self.dropout if self.training else 0.0
         if state is None:
-            y = scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p, rng=self.rng if p > 0 else None)
+            y = scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p, rng=self.rng if p > 0 else None,
+                                             fused=self.fused)
         else:
             y = state.attend(self.layer, q, k, v)
         y = y.transpose((0, 2, 1, 3)).reshape((n, t, c))
