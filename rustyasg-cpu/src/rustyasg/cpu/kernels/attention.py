@@ -19,8 +19,8 @@ are flattened to ``N`` (batch x heads). Work items are split across the threads 
 
 Operands are read in place: ``q``, ``k``, ``v`` and ``dout`` need contiguous features only
 (:func:`rows_operand`), so the heads a model splits off a packed ``qkv`` by ``permute`` reach BLAS
-as they are, with their row stride (GPT-mini's step: 14 copies fewer, 0.7 ms; the kernels read
-those rows 1536 bytes apart ~10% slower than packed ones, 0.3 ms, measured).
+as they are, with their row stride (GPT-mini's step: 14 copies fewer, 0.7 ms; with rows 1536
+bytes apart the kernels measured 0-10% slower there, and as fast as on packed rows alone).
 
 Excluded pairs (masked keys, the causal triangle) have ``p = ds = 0`` in the tile. A product
 with BLAS would still multiply such a zero by its row of ``v``/``k``/``q``/``dout``, and
