@@ -28,12 +28,18 @@ from .webgpu import adapt_wgsl
 
 MAX_WORKGROUPS_PER_DIM = 65535
 
-# WGSL helper every generated kernel includes: the linear workgroup index of a
-# dispatch made by `split_workgroups`. Kernels return early when it is past the
-# real count (the split may round up by less than one row).
+# WGSL helpers every generated kernel includes: the linear workgroup index of a
+# dispatch made by `split_workgroups` (kernels return early when it is past the
+# real count: the split may round up by less than one row), and NaN or infinity
+# from their bits read at run time (Tint, in Chrome and Dawn, refuses a constant
+# expression whose value is not finite, such as bitcast<f32>(0x7fc00000u)).
 LINEAR_WORKGROUP_WGSL = """
 fn linear_workgroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + nwg.x * (wid.y + nwg.y * wid.z);
+}
+fn f32_from_bits(b: u32) -> f32 {
+    var bits = b;
+    return bitcast<f32>(bits);
 }
 """
 

@@ -138,7 +138,7 @@ hardswish = define_elementwise(
     # x * 0 below -3, as PyTorch's x * clamp(x + 3, 0, 6) / 6: -0 for negatives, NaN for -inf
     numba="({0} * {T}(0) if {0} <= {T}(-3) else ({0} if {0} >= {T}(3) else {0} * ({0} + {T}(3)) / {T}(6)))",
     wgsl="select(select({0} * ({0} + 3.0) / 6.0, {0}, {0} >= {T}(3.0)), "
-         "select({T}(-0.0), bitcast<{T}>({U}(0x7fc00000u)), isinf_{S}({0})), {0} <= {T}(-3.0))",
+         "select({T}(-0.0), {T}(f32_from_bits(0x7fc00000u)), isinf_{S}({0})), {0} <= {T}(-3.0))",
     examples=_KINKS, **_F)
 
 _P = dict(predicate=True, nan=COMPARE, infer=_bool_result)

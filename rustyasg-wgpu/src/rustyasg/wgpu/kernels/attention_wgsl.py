@@ -69,15 +69,15 @@ _OPERANDS = {"forward": ("q", "k", "v"), "lse": ("q", "k"), "q": ("q", "k", "v",
 _STATS = ("lse", "delta")
 
 _HELPERS = """
-fn nan_f() -> f32 { return bitcast<f32>(0x7fc00000u); }
-fn ninf_f() -> f32 { return bitcast<f32>(0xff800000u); }
+fn nan_f() -> f32 { return f32_from_bits(0x7fc00000u); }
+fn ninf_f() -> f32 { return f32_from_bits(0xff800000u); }
 // Bit tests, not x != x: drivers may fold self-comparisons away under fast math.
 fn isnan_f(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 fn is_pinf(x: f32) -> bool { return bitcast<u32>(x) == 0x7f800000u; }
 fn is_ninf(x: f32) -> bool { return bitcast<u32>(x) == 0xff800000u; }
 // exp with IEEE edges said explicitly: NaN stays NaN, overflow is inf, -inf (and underflow) 0.
 fn exp_f(x: f32) -> f32 {
-    let r = select(exp(x), bitcast<f32>(0x7f800000u), x > 88.72284);
+    let r = select(exp(x), f32_from_bits(0x7f800000u), x > 88.72284);
     return select(select(r, 0.0, x < -104.0), x, isnan_f(x));
 }
 """

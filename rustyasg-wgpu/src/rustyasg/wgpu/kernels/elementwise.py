@@ -83,7 +83,7 @@ HELPERS: dict[str, str] = {
     let k = select((u - 1.0) * (x / log(u)), x, u == {T}(1.0));
     let r = select(k, u - 1.0, abs(x) > {T}(0.5));
     // Past log(f32 max) the result is inf, said explicitly: WGSL leaves exp's overflow to the driver.
-    return select(r, bitcast<{T}>({U}(0x7f800000u)), x > {T}(88.72284));
+    return select(r, {T}(f32_from_bits(0x7f800000u)), x > {T}(88.72284));
 }""",
     "log1p": """fn log1p_{S}(x: {T}) -> {T} {
     let u = {T}(1.0) + x;
@@ -134,24 +134,24 @@ HELPERS: dict[str, str] = {
     "acosh": """fn acosh_{S}(x: {T}) -> {T} {
     let t = x - 1.0;
     let r = select(log1p_{S}(t + sqrt(t * (x + 1.0))), log(x) + 0.6931471805599453, x > {T}(1e9));
-    return select(r, bitcast<{T}>({U}(0x7fc00000u)), x < {T}(1.0));
+    return select(r, {T}(f32_from_bits(0x7fc00000u)), x < {T}(1.0));
 }""",
     # Through atan, which is accurate on the drivers tried (a software driver's asin is off by 1e-4).
     # Outside the domain the result is NaN by select: drivers may return 0 for sqrt of a negative.
     "asin": """fn asin_{S}(x: {T}) -> {T} {
     let r = atan(x / sqrt((1.0 - x) * (1.0 + x)));
-    return select(select(r, bitcast<{T}>({U}(0x7fc00000u)), abs(x) > {T}(1.0)), x, isnan_{S}(x));
+    return select(select(r, {T}(f32_from_bits(0x7fc00000u)), abs(x) > {T}(1.0)), x, isnan_{S}(x));
 }""",
     "acos": """fn acos_{S}(x: {T}) -> {T} {
     let r = 2.0 * atan(sqrt((1.0 - x) / (1.0 + x)));
-    return select(select(r, bitcast<{T}>({U}(0x7fc00000u)), abs(x) > {T}(1.0)), x, isnan_{S}(x));
+    return select(select(r, {T}(f32_from_bits(0x7fc00000u)), abs(x) > {T}(1.0)), x, isnan_{S}(x));
 }""",
     # On |x| with x's sign put back (atanh is odd): for x near -1, log1p(2x / (1 - x)) would read
     # log1p near -1, where one rounding of its argument costs 1e-4 of the result.
     "atanh": """fn atanh_{S}(x: {T}) -> {T} {
     let a = abs(x);
     let r = bitcast<{T}>(bitcast<{U}>(0.5 * log1p_{S}(2.0 * a / (1.0 - a))) | (bitcast<{U}>(x) & {U}(0x80000000u)));
-    return select(r, bitcast<{T}>({U}(0x7fc00000u)), a > {T}(1.0));
+    return select(r, {T}(f32_from_bits(0x7fc00000u)), a > {T}(1.0));
 }""",
     # Scaled by the larger magnitude (no overflow of a*a); inf wins over NaN, as in C's hypot.
     "hypot": """fn hypot_{S}(a: {T}, b: {T}) -> {T} {
@@ -159,7 +159,7 @@ HELPERS: dict[str, str] = {
     let n = min(abs(a), abs(b));
     let q = n / select(m, {T}(1.0), m == {T}(0.0));
     let r = select(m * sqrt(1.0 + q * q), a + b, isnan_{S}(a) | isnan_{S}(b));
-    return select(r, bitcast<{T}>({U}(0x7f800000u)), isinf_{S}(a) | isinf_{S}(b));
+    return select(r, {T}(f32_from_bits(0x7f800000u)), isinf_{S}(a) | isinf_{S}(b));
 }""",
     # The built-in atan gives 0 for NaN on a software driver, and atan2 gets (+-0, +-0) and
     # (+-inf, +-inf) wrong there: those cases are spelled out (C's atan2).
@@ -208,7 +208,7 @@ HELPERS: dict[str, str] = {
     }
     r = bitcast<{T}>(bitcast<{U}>(r) | (bitcast<{U}>(a) & {U}(0x80000000u)));
     r = select(r, a, isinf_{S}(b) & isfinite_{S}(a));
-    return select(r, bitcast<{T}>({U}(0x7fc00000u)), isnan_{S}(a) | isnan_{S}(b) | isinf_{S}(a) | (b == {T}(0.0)));
+    return select(r, {T}(f32_from_bits(0x7fc00000u)), isnan_{S}(a) | isnan_{S}(b) | isinf_{S}(a) | (b == {T}(0.0)));
 }""",
    "logaddexp": """fn logaddexp_{S}(a: {T}, b: {T}) -> {T} {
     let r = max(a, b) + log1p_{S}(exp(-abs(a - b)));
@@ -500,7 +500,7 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
             # WGSL lets compilers assume finite values and fold x - x to 0 (lavapipe does); numpy
             # gives NaN for inf and NaN, so the special values are tested on the bits.
             a = args[0]
-            expr = (f"select({T}(0.0), bitcast<{T}>({U}(0x7fc00000u)), "
+            expr = (f"select({T}(0.0), {T}(f32_from_bits(0x7fc00000u)), "
                     f"(bitcast<{U}>({a}) & {U}(0x7fffffffu)) >= {U}(0x7f800000u))")
         else:
             expr = OPS[step.op][1].format(*args, T=T, S=S, U=U)
@@ -515,17 +515,18 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
 
 def _f32_literal(value: float) -> str:
     """A WGSL f32 expression for ``value`` rounded to f32 as numpy does; inf and NaN, which have
-    no WGSL literal, by their bits.
+    no WGSL literal (and may not be constant expressions), by their bits read at run time
+    (``f32_from_bits``, in :data:`~rustyasg.wgpu.pipelines.LINEAR_WORKGROUP_WGSL`).
 
-    >>> _f32_literal(0.1), _f32_literal(-np.inf), _f32_literal(1e39), _f32_literal(np.nan)
-    ('0.10000000149011612', 'bitcast<f32>(0xff800000u)', 'bitcast<f32>(0x7f800000u)', 'bitcast<f32>(0x7fc00000u)')
+    >>> _f32_literal(0.1), _f32_literal(-np.inf), _f32_literal(np.nan)
+    ('0.10000000149011612', 'f32_from_bits(0xff800000u)', 'f32_from_bits(0x7fc00000u)')
     """
     with np.errstate(over="ignore"):
         v = np.float32(value)
     if np.isfinite(v):
         return repr(float(v))
     bits = 0x7fc00000 if np.isnan(v) else 0x7f800000 if v > 0 else 0xff800000
-    return f"bitcast<f32>({bits:#x}u)"
+    return f"f32_from_bits({bits:#x}u)"
 
 
 def contiguous_strides(shape: Sequence[int]) -> tuple:

@@ -48,11 +48,12 @@ SIMPLE = {
     "mean": ("0.0", "{a} + {b}", "{acc} / {R}"),
     "prod": ("1.0", "{a} * {b}", "{acc}"),
     # NaN propagates as in numpy (WGSL's max/min and subgroupMax/Min need not); a bit test, as
-    # drivers may fold a != a away. The identities are -inf and +inf (by their bits: WGSL has no
-    # inf literal), so a row of infinities reduces to inf, not to the largest finite float.
-    "max": ("bitcast<f32>(0xff800000u)", "select({b}, {a}, ({a} > {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
+    # drivers may fold a != a away. The identities are -inf and +inf, by their bits read at run
+    # time (WGSL has no inf literal, and Tint refuses a non-finite constant expression), so a row
+    # of infinities reduces to inf, not to the largest finite float.
+    "max": ("f32_from_bits(0xff800000u)", "select({b}, {a}, ({a} > {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
             "0x7f800000u))", "{acc}"),
-    "min": ("bitcast<f32>(0x7f800000u)", "select({b}, {a}, ({a} < {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
+    "min": ("f32_from_bits(0x7f800000u)", "select({b}, {a}, ({a} < {b}) | ((bitcast<u32>({a}) & 0x7fffffffu) > "
             "0x7f800000u))", "{acc}"),
 }
 #: The same ops on exact (lo, hi) words; max/min identities are int64's extremes.

@@ -194,7 +194,7 @@ fn rotate(wb: u32, vb: u32, i: u32, j: u32) -> bool {
 """
 
 _FINISH = """    if (!status(o.st + 1u, lid)) {{
-        let nan = bitcast<f32>(0x7fc00000u);
+        let nan = f32_from_bits(0x7fc00000u);
         for (var i = lid; i < {count}; i = i + WG) {{ {store_nan}; }}
         return;
     }}
