@@ -295,6 +295,26 @@ def test_long_k_matmul_is_split_and_exact(be, rng, ta, tb):
     assert f.memory_report(av, bv)["launches"] == 2, "partial products and their sum"
 
 
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_long_k_float16_matmul_reads_its_operands_as_float16(be, ctx, rng, ta, tb):
+    """One output tile of an f16 product: sliced over K only by the tensor-core kernels (f16 operands,
+    float32 partials); the generic kernel has one storage type for operands and result, so without
+    tensor cores the product is one launch (sliced through it, the f16 words were read as f32)."""
+    from rustyasg.wgpu.kernels.matmul_tc import tensor_core_shape
+
+    M, K, N = 24, 2048, 40
+    a = rg.input((K, M) if ta else (M, K), "float16", name="a")
+    b = rg.input((N, K) if tb else (K, N), "float16", name="b")
+    f = rg.function([a, b], rg.matmul(a.mT if ta else a, b.mT if tb else b), backend=be)
+    av = (rng.standard_normal((K, M) if ta else (M, K)) * 0.5).astype(np.float16)
+    bv = (rng.standard_normal((N, K) if tb else (K, N)) * 0.5).astype(np.float16)
+    want = (av.T if ta else av).astype(np.float64) @ (bv.T if tb else bv).astype(np.float64)
+    got = f(av, bv)
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=0, atol=2e-3 * np.abs(want).max())
+    assert f.memory_report(av, bv)["launches"] == (2 if tensor_core_shape(ctx) is not None else 1)
+
+
 MOVES = {
     "transpose (0,2,1,3)": lambda x: rg.transpose(x, axes=(0, 2, 1, 3)),
     "transpose (0,3,1,2)": lambda x: rg.transpose(x, axes=(0, 3, 1, 2)),

@@ -50,8 +50,8 @@ def matmul(kb, instr, inputs, out):
     dtype = out.storage.name
     if not cshape:
         splits = split_k(M, N, K)
-        if splits > 1:
-            return _split_k_launches(kb, a, b, out, M, N, K, ta, tb, splits)
+        if splits > 1 and (dtype == "f32" or _tensor_cores_take(kb, M, N, K // splits)):
+            return _split_k_launches(kb, a, b, out, M, N, K, ta, tb, splits, dtype)
         return [kb.matmul.launch(a.buffer, b.buffer, out.buffer, M, N, K, trans_a=ta, trans_b=tb, dtype=dtype)]
     inner, outer = cshape[-1], cshape[:-1]
     launches = []
@@ -89,8 +89,18 @@ TARGET_WORKGROUPS = 256
 MIN_SLICE = 256
 
 
-def _split_k_launches(kb, a, b, out, M, N, K, ta, tb, splits):
-    """Partial products of K slices into scratch (one batched launch), then their sum."""
+def _tensor_cores_take(kb, M, N, K) -> bool:
+    """Whether the tensor-core kernels run an f16 product of this size (they can write float32)."""
+    tc = kb.matmul.tensor_cores
+    return tc is not None and bool(tc.runnable(M, N, K))
+
+
+def _split_k_launches(kb, a, b, out, M, N, K, ta, tb, splits, dtype):
+    """Partial products of K slices into float32 scratch (one batched launch), then their sum.
+
+    float16 operands go through the tensor-core kernels, which read f16 and write f32 (the
+    generic kernel's storage type is one for operands and result); without them an f16
+    product is not split (see :func:`matmul`)."""
     from .api import STORAGES, TensorView
     from .reduce_ops import reduce_launches
 
@@ -98,10 +108,13 @@ def _split_k_launches(kb, a, b, out, M, N, K, ta, tb, splits):
     part = TensorView(kb.scratch(splits * M * N * 4, "split-K partials"), (splits, M * N), np.dtype(np.float32),
                       STORAGES["f32"])
     lda, ldb = (M if ta else K), (K if tb else N)
-    launches = [kb.matmul.launch(a.buffer, b.buffer, part.buffer, M, N, kc, batch=splits, trans_a=ta, trans_b=tb,
-                                 lda=lda, ldb=ldb, ldc=N, stride_a=kc * M if ta else kc,
-                                 stride_b=kc if tb else kc * N, stride_c=M * N, dtype="f32")]
-    return launches + reduce_launches(kb, "sum", part, out, [0])
+    layout = dict(batch=splits, trans_a=ta, trans_b=tb, lda=lda, ldb=ldb, ldc=N, stride_a=kc * M if ta else kc,
+                  stride_b=kc if tb else kc * N, stride_c=M * N)
+    if dtype == "f16":
+        product = kb.matmul.tensor_cores.launch(a.buffer, b.buffer, part.buffer, M, N, kc, out_dtype="f32", **layout)
+    else:
+        product = kb.matmul.launch(a.buffer, b.buffer, part.buffer, M, N, kc, dtype="f32", **layout)
+    return [product] + reduce_launches(kb, "sum", part, out, [0])
 
 
 KERNELS = {"matmul": matmul}
