@@ -113,6 +113,23 @@ def test_sdpa_fused_true_names_what_prevents_it():
             nn.scaled_dot_product_attention(x, x, x, fused=True, **kw)
 
 
+def test_sdpa_fused_none_fuses_where_the_arguments_allow_it():
+    """``fused=None``: the fused op for what it serves, the composed chain, silently, for the rest;
+    the default composes."""
+    x = rg.input((2, 3, 4), name="x")
+    keys_only = rg.input((2, 1, 3), "bool", name="keep")
+    padding = rg.input((2, 3), "bool", name="pad")
+    for kw in ({}, {"is_causal": True}, {"attn_mask": keys_only}, {"key_padding_mask": padding}):
+        assert nn.scaled_dot_product_attention(x, x, x, fused=None, **kw).op == "attention", kw
+        assert nn.scaled_dot_product_attention(x, x, x, **kw).op != "attention", kw
+    rng = rg.RNG(0)
+    for kw in ({"dropout_p": 0.1, "rng": rng}, {"bias": rg.input((3, 3))}, {"attn_mask": rg.input((3, 3))},
+               {"attn_mask": rg.input((3, 3), "bool")}):
+        assert nn.scaled_dot_product_attention(x, x, x, fused=None, **kw).op != "attention", kw
+    out, weights = nn.scaled_dot_product_attention(x, x, x, return_weights=True, fused=None)
+    assert out.op != "attention" and weights.shape == (2, 3, 3)
+
+
 def test_sdpa_fused_causal_takes_a_symbolic_length(backend, rng):
     t = rg.input((2, "T", 4), "float64", name="t")
     out = nn.scaled_dot_product_attention(t, t, t, is_causal=True, fused=True)
@@ -129,8 +146,9 @@ def test_sdpa_errors_name_shapes_and_line():
     with pytest.raises(ValueError, match="not both"):
         nn.scaled_dot_product_attention(q, q, q, attn_mask=rg.constant(np.ones((5, 5), bool)), is_causal=True)
     t = rg.input((2, "T", 8), name="t")
-    with pytest.raises(rg.ShapeError, match="concrete sequence lengths"):
+    with pytest.raises(rg.ShapeError, match="concrete sequence lengths"):  # the composed chain's causal mask
         nn.scaled_dot_product_attention(t, t, t, is_causal=True)
+    assert nn.scaled_dot_product_attention(t, t, t, is_causal=True, fused=None).op == "attention"  # fused: it takes it
 
 
 def _mha_pair(embed=8, heads=2, **kw):

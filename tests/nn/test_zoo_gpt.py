@@ -113,7 +113,7 @@ def test_gpt_errors():
         GPTConfig(n_embd=10, n_head=3)
     with pytest.raises(ValueError, match="positions"):
         GPTConfig(positions="alibi")
-    with pytest.raises(ValueError, match="attention must be 'composed' or 'fused'"):
+    with pytest.raises(ValueError, match=r"attention must be one of \['auto', 'composed', 'fused'\]"):
         GPTConfig(attention="flash")
     model = GPT(GPTConfig(**CFG))
     with pytest.raises(rg.ShapeError, match="block_size 8"):

@@ -1,11 +1,17 @@
 """Attention: ``scaled_dot_product_attention`` and ``MultiheadAttention``.
 
-``scaled_dot_product_attention(..., fused=True)`` builds the fused ``attention`` op
-(flash attention on the backends: no ``(L, S)`` matrix in memory) for no mask, a causal
-mask, a key padding mask, or a bool ``attn_mask`` that masks keys only; no dropout,
-bias or float mask, and no returned weights. By default it is composed from matmul,
-softmax and where, the gradient coming from the ops' rules: on the cpu the composed
-chain is the faster one for a training step (``benchmarks/attention_cpu.py``). Masks are built at graph-build time
+``scaled_dot_product_attention`` composes matmul, softmax and where by default, the
+gradient coming from the ops' rules. ``fused=True`` builds the fused ``attention`` op
+instead (flash attention on the backends: no ``(L, S)`` matrix in memory) or an error
+naming what prevents it; ``fused=None`` builds it where the arguments allow and composes
+otherwise. The op serves no mask, a causal mask, a key padding mask, or a bool
+``attn_mask`` that masks keys only; no dropout, bias or float mask, and no returned
+weights. Which form is faster depends on the backend, so the choice is the caller's: on
+the cpu the fused kernels make GPT-mini's training step faster (``benchmarks/attention_cpu.py
+--gpt``: 22.2 vs 24.0 ms, one thread), on an H100 through wgpu the composed chain's tuned
+GEMMs win (W5: 36.0 ms composed, 42.0 ms fused; ``benchmarks/gpu/NOTES.md``). The two
+forms differ only where a masked-out value is NaN or infinite: the fused op leaves it
+out, the composed chain multiplies it by a zero weight (NaN). Masks are built at graph-build time
 (constants), so the batch dimension may stay symbolic; sequence lengths must
 be concrete when a causal mask is requested.
 
@@ -56,7 +62,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: Optional[float] = None,
                                  key_padding_mask: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                                  rng: Optional[rg.RNG] = None, return_weights: bool = False,
-                                 enable_gqa: bool = False, fused: bool = False):
+                                 enable_gqa: bool = False, fused: Optional[bool] = False):
     """``softmax(q @ k^T * scale + bias + mask) @ v`` over the last two axes (``(..., L, E)``).
 
     - ``attn_mask``: bool (True = may attend) or float (added), broadcast to ``(..., L, S)``.
@@ -67,8 +73,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     - ``return_weights``: also return the attention weights.
     - ``enable_gqa``: grouped-query attention: ``(..., Hq, L, E)`` queries over ``(..., Hkv, S, E)``
       keys/values, each key/value head serving ``Hq / Hkv`` query heads (``repeat_interleave``).
-    - ``fused``: build the fused ``attention`` op (see the module doc); an error says what
-      prevents it for these arguments.
+    - ``fused``: ``False`` (default) composes; ``True`` requires the fused ``attention`` op
+      (an error says what prevents it); ``None`` builds it where these arguments allow it,
+      else composes (see the module doc).
 
     >>> q, k = rg.input((2, 5, 8), name="q"), rg.input((2, 7, 8), name="k")
     >>> scaled_dot_product_attention(q, k, k).shape
@@ -90,13 +97,15 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         raise ValueError(f"{where}: pass either attn_mask or is_causal, not both (as PyTorch)")
     d = query.shape[-1]
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    if fused:
-        keep, blocker = _fused_key_keep(query, key, attn_mask, key_padding_mask)
-        blocker = blocker or _fused_blocker(dropout_p, bias, return_weights, attn_mask, key_padding_mask)
-        if blocker is not None:
+    if fused is None or fused:
+        blocker = _fused_blocker(dropout_p, bias, return_weights, attn_mask, key_padding_mask)
+        keep, mask_blocker = (None, None) if blocker else _fused_key_keep(query, key, attn_mask, key_padding_mask)
+        blocker = blocker or mask_blocker
+        if blocker is None:
+            key, value = _to_query_batch(query, key), _to_query_batch(query, value)
+            return rg.attention(query, key, value, keep, scale=scale, causal=is_causal)
+        if fused:
             raise shape_error(where, f"fused=True, but {blocker}", query, key, value)
-        key, value = _to_query_batch(query, key), _to_query_batch(query, value)
-        return rg.attention(query, key, value, keep, scale=scale, causal=is_causal)
     scores = rg.matmul(query * scale, key.mT)  # scaling q first keeps the (L, S) tensor one op shorter
     if bias is not None:
         scores = scores + bias

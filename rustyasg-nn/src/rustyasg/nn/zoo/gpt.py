@@ -39,6 +39,10 @@ from ..normalization import LayerNorm
 from ..positional import RotaryEmbedding
 
 
+#: ``GPTConfig.attention`` -> ``scaled_dot_product_attention``'s ``fused``.
+ATTENTION = {"auto": None, "fused": True, "composed": False}
+
+
 @dataclass
 class GPTConfig:
     """Hyper-parameters of :class:`GPT` (GPT-2 small is 50257/1024/12/12/768)."""
@@ -55,15 +59,15 @@ class GPTConfig:
     rotary_base: float = 10000.0
     layer_norm_eps: float = 1e-5
     activation: str = "gelu_tanh"
-    attention: str = "composed"  # or "fused": the flash-attention op (see nn.scaled_dot_product_attention)
+    attention: str = "composed"  # "fused" / "auto": see nn.scaled_dot_product_attention's ``fused``
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
         if self.positions not in ("learned", "rotary"):
             raise ValueError(f"GPTConfig: positions must be 'learned' or 'rotary', got {self.positions!r}")
-        if self.attention not in ("composed", "fused"):
-            raise ValueError(f"GPTConfig: attention must be 'composed' or 'fused', got {self.attention!r}")
+        if self.attention not in ATTENTION:
+            raise ValueError(f"GPTConfig: attention must be one of {sorted(ATTENTION)}, got {self.attention!r}")
 
 
 class CausalSelfAttention(Module):
@@ -72,7 +76,7 @@ class CausalSelfAttention(Module):
     def __init__(self, cfg: GPTConfig, dtype="float32", layer: int = 0):
         super().__init__()
         self.n_head, self.n_embd, self.dropout, self.layer = cfg.n_head, cfg.n_embd, cfg.dropout, layer
-        self.fused = cfg.attention == "fused"
+        self.fused = ATTENTION[cfg.attention]
         self.c_attn = Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias, dtype=dtype)
         self.c_proj = Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias, dtype=dtype)
         self.resid_dropout = Dropout(cfg.dropout)
