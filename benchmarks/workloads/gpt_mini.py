@@ -5,7 +5,8 @@ RustyASG runs ``rustyasg.nn.zoo.GPT`` (learned positions, untied output head, GE
 its tanh form as GPT-2); the PyTorch twin has the same names and formulation: token +
 learned position embeddings, per block ``x += c_proj(attn(ln_1(x)))`` and
 ``x += c_proj(gelu(c_fc(ln_2(x))))``, a final LN and ``lm_head``. PyTorch runs its fused
-``scaled_dot_product_attention`` (its fastest eager path).
+``scaled_dot_product_attention`` (its fastest eager path); RustyASG's cpu step its fused
+``attention`` op (``GPTConfig(attention="fused")``), other backends the composed chain.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ V, D, H, L, T, BATCH = 256, 128, 4, 2, 64, 16
 LR, WD = 3e-4, 0.01
 
 
-def rustyasg_model():
+def rustyasg_model(attention: str = "composed"):
     from rustyasg.nn.zoo import GPT, GPTConfig
 
     cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=D, dropout=0.0,
-                    positions="learned", tie_weights=False)
+                    positions="learned", tie_weights=False, attention=attention)
     return GPT(cfg)
 
 
@@ -41,7 +42,9 @@ def rustyasg_step(params, backend):
     from rustyasg.nn import optim
     from rustyasg.nn.losses import cross_entropy
 
-    model = rustyasg_model()
+    # the flash-attention op where the backend's kernels make the step faster (the cpu's, measured in
+    # benchmarks/cpu/NOTES.md), as torch runs its fused SDPA; the composed chain elsewhere
+    model = rustyasg_model("fused" if backend == "cpu" else "composed")
     idx, tgt = rg.input((BATCH, T), "int64", name="idx"), rg.input((BATCH, T), "int64", name="targets")
     loss = cross_entropy(model(idx).reshape((BATCH * T, V)), tgt.reshape((BATCH * T,)))
     opt = optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
