@@ -5,8 +5,8 @@ RustyASG runs ``rustyasg.nn.zoo.GPT`` (learned positions, untied output head, GE
 its tanh form as GPT-2); the PyTorch twin has the same names and formulation: token +
 learned position embeddings, per block ``x += c_proj(attn(ln_1(x)))`` and
 ``x += c_proj(gelu(c_fc(ln_2(x))))``, a final LN and ``lm_head``. PyTorch runs its fused
-``scaled_dot_product_attention`` (its fastest eager path); RustyASG's cpu step its fused
-``attention`` op (``GPTConfig(attention="fused")``), other backends the composed chain.
+``scaled_dot_product_attention`` (its fastest eager path); RustyASG the composed chain
+(``rustyasg_model("fused")`` builds the fused ``attention`` op instead).
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ def rustyasg_step(params, backend):
     from rustyasg.nn import optim
     from rustyasg.nn.losses import cross_entropy
 
-    # the flash-attention op where the backend's kernels make the step faster (the cpu's, measured in
-    # benchmarks/cpu/NOTES.md), as torch runs its fused SDPA; the composed chain elsewhere
-    model = rustyasg_model("fused" if backend == "cpu" else "composed")
+    # the composed attention: the fused op's cpu step is ~4% faster but its forward kernel takes 2.4 s
+    # of numba compile on a cold start (benchmarks/cpu/NOTES.md, "W4 with the fused attention")
+    model = rustyasg_model()
     idx, tgt = rg.input((BATCH, T), "int64", name="idx"), rg.input((BATCH, T), "int64", name="targets")
     loss = cross_entropy(model(idx).reshape((BATCH * T, V)), tgt.reshape((BATCH * T,)))
     opt = optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
