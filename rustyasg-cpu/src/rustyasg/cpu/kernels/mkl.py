@@ -86,15 +86,17 @@ def library() -> Optional[ctypes.CDLL]:
     return lib
 
 
-def _cpu_flags() -> set:
+@functools.lru_cache(maxsize=None)
+def _cpu_flags() -> frozenset:
+    """The processor's feature flags (Linux ``/proc/cpuinfo``; read once: every bf16 compile asks)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
 def has_bf16_units() -> bool:
