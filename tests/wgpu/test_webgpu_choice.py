@@ -91,3 +91,17 @@ def test_dawn_without_a_gpu_says_to_use_native():
     # A machine with a GPU runs Dawn on it; one without gets the error naming the way out.
     assert out.stdout.startswith("OK dawn False") or (
         out.stdout.startswith("ERR") and "RUSTYASG_WEBGPU=native" in out.stdout), out.stdout
+
+
+def test_dawn_toggles_from_the_environment_reach_dawn_and_unknown_ones_are_refused():
+    code = ("from rustyasg.wgpu import webgpu\n"
+            "from wgpudawn.backends.dawn._helpers import dawn_instance_extras as extras\n"
+            "try:\n    webgpu.load('dawn')\nexcept webgpu.WebGpuChoiceError as exc:\n    print('ERR', exc)\n"
+            "else:\n    print('OK', sorted(extras['device_toggles'][0]))\n")
+    env = {**os.environ, "RUSTYASG_DAWN_TOGGLES": "disable_robustness, disable_workgroup_init"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "OK ['disable_robustness', 'disable_workgroup_init']", out.stdout
+    env["RUSTYASG_DAWN_TOGGLES"] = "disable_robustnes"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("ERR RUSTYASG_DAWN_TOGGLES names 'disable_robustnes'"), out.stdout

@@ -44,6 +44,10 @@ IMPLEMENTATIONS = {"native": "wgpu", "dawn": "wgpudawn"}  # name -> Python modul
 # matrices); "vulkan_enable_f16_on_nvidia" lets Dawn offer shader-f16 on
 # NVIDIA's Vulkan driver, which it withholds by default.
 DAWN_TOGGLES = ("allow_unsafe_apis", "vulkan_enable_f16_on_nvidia")
+# More toggles, comma-separated, e.g. "disable_robustness,disable_workgroup_init"
+# (Dawn's bounds clamps and workgroup-memory zeroing: the kernels check their
+# own bounds and write shared memory before reading it).
+DAWN_TOGGLES_ENV = "RUSTYASG_DAWN_TOGGLES"
 
 SUBGROUP_MATRIX = "chromium-experimental-subgroup-matrix"
 
@@ -105,10 +109,34 @@ def choose_implementation(requested: str, available: Mapping[str, bool],
                             "`pip install rustyasg-wgpu[dawn]` (Dawn)")
 
 
+def dawn_toggles(setting: str, known) -> list[str]:
+    """The toggles Dawn is started with: :data:`DAWN_TOGGLES` plus those of ``setting``
+    (``RUSTYASG_DAWN_TOGGLES``), each checked against ``known`` (Dawn's ``all_toggles()``).
+
+    Example::
+
+        >>> dawn_toggles("disable_robustness, ", {"disable_robustness": {}})
+        ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia', 'disable_robustness']
+        >>> try:
+        ...     dawn_toggles("fast", {"disable_robustness": {}})
+        ... except WebGpuChoiceError as exc:
+        ...     print(exc)
+        RUSTYASG_DAWN_TOGGLES names 'fast', which is not a Dawn toggle; wgpudawn.backends.dawn.extras.all_toggles() lists them
+    """
+    extra = [t.strip() for t in (setting or "").split(",") if t.strip()]
+    for name in extra:
+        if name not in known:
+            raise WebGpuChoiceError(f"{DAWN_TOGGLES_ENV} names {name!r}, which is not a Dawn toggle; "
+                                    "wgpudawn.backends.dawn.extras.all_toggles() lists them")
+    return list(dict.fromkeys([*DAWN_TOGGLES, *extra]))
+
+
 def _configure_dawn(module: ModuleType) -> None:
-    """Dawn's instance toggles; they must be set before its first adapter request."""
+    """Dawn's toggles; they must be set before its first adapter request."""
     from_extras = importlib.import_module(module.__name__ + ".backends.dawn.extras")
-    from_extras.set_instance_extras(enable_toggles=list(DAWN_TOGGLES))
+    setting = os.environ.get(DAWN_TOGGLES_ENV, "")
+    known = from_extras.all_toggles() if setting.strip() else {}
+    from_extras.set_instance_extras(enable_toggles=dawn_toggles(setting, known))
 
 
 @functools.lru_cache(maxsize=None)
