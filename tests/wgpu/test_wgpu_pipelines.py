@@ -61,6 +61,29 @@ def test_pipeline_cache_by_source(ctx):
     assert cache.get(FILL_IDS + "\n") is not p1
 
 
+@pytest.mark.parametrize("constant", ["bitcast<f32>(4286578688u)", "bitcast<f32>(0x7fc00001u)", "bitcast<f32>( 2139095040u )"])
+def test_non_finite_constants_are_refused_on_every_implementation(ctx, constant):
+    # naga accepts them, Tint (Dawn, browsers) does not: the cache refuses them everywhere.
+    src = f"@compute @workgroup_size(1)\nfn main() {{ let x = {constant}; }}\n"
+    with pytest.raises(RuntimeError, match="non-finite constant expressions.*f32_from_bits"):
+        PipelineCache(ctx).get(src)
+    PipelineCache(ctx).get(LINEAR_WORKGROUP_WGSL + src.replace(constant, "f32_from_bits(4286578688u)"))
+
+
+@pytest.mark.parametrize("storage", ["f32", "f16"])
+@pytest.mark.parametrize("value", [-np.inf, np.inf, np.nan, 1e5, -2.5])
+def test_fill_with_any_value_builds_a_kernel_dawn_accepts(ctx, pool, readback, storage, value):
+    from rustyasg.wgpu.kernels.api import STORAGES, KernelBuilder, TensorView
+    from rustyasg.wgpu.kernels.movement_ops import fill_launch
+    dtype = np.dtype(np.float32 if storage == "f32" else np.float16)
+    kb = KernelBuilder(ctx)
+    out = TensorView(pool.acquire(4 * 8), (8,), dtype, STORAGES[storage])
+    fill_launch(kb, out, value).run()  # the pipeline cache refuses non-finite constants
+    with np.errstate(over="ignore"):
+        want = np.full(8, value, dtype)
+    np.testing.assert_array_equal(readback.read_array(out.buffer, (8,), dtype), want)
+
+
 def test_compile_error_shows_numbered_source(ctx):
     with pytest.raises(RuntimeError, match=r"(?s)failed to compile.*   2 \| fn main"):
         PipelineCache(ctx).get("@compute @workgroup_size(1)\nfn main() { let x: u32 = 1.5; }\n")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 from typing import Any, Sequence
 
@@ -42,6 +43,28 @@ fn f32_from_bits(b: u32) -> f32 {
     return bitcast<f32>(bits);
 }
 """
+
+
+# A float constant made from its bits: bitcast<f32>(123u) or bitcast<f32>(0x7f800000u).
+_BITCAST_CONSTANT = re.compile(r"bitcast<f32>\(\s*(0x[0-9a-fA-F]+|[0-9]+)u\s*\)")
+
+
+def nonfinite_constants(wgsl: str) -> list[str]:
+    """The ``bitcast<f32>(<bits>u)`` constant expressions of ``wgsl`` whose value is NaN or infinite.
+
+    Tint (Dawn, Chrome) refuses them; naga (wgpu-native) accepts them, so the
+    pipeline cache checks every kernel on both, and software-adapter CI catches
+    what would only fail in a browser or on Dawn. ``f32_from_bits`` is the way.
+
+    Example::
+
+        >>> nonfinite_constants("let a = bitcast<f32>(4286578688u); let b = bitcast<f32>(0x3f800000u);")
+        ['bitcast<f32>(4286578688u)']
+        >>> nonfinite_constants("return f32_from_bits(0x7fc00000u);")
+        []
+    """
+    return [m.group(0) for m in _BITCAST_CONSTANT.finditer(wgsl)
+            if (int(m.group(1), 0) >> 23) & 0xFF == 0xFF]
 
 
 def split_workgroups(count: int, max_per_dim: int = MAX_WORKGROUPS_PER_DIM) -> tuple[int, int, int]:
@@ -147,6 +170,10 @@ class PipelineCache:
             return pipe
         self.misses += 1
         device = self.ctx.device
+        bad = nonfinite_constants(wgsl)
+        if bad:
+            raise RuntimeError(f"WGSL kernel has non-finite constant expressions {sorted(set(bad))}, which Dawn and "
+                               "browsers refuse: build them with f32_from_bits(bits) (pipelines.LINEAR_WORKGROUP_WGSL)")
         wgsl = adapt_wgsl(wgsl, getattr(self.ctx, "implementation", "native"))
         _dump(wgsl, key[0])
         try:

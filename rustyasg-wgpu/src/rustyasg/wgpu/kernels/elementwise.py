@@ -39,7 +39,7 @@ from rustyasg.core.backend_api import OPS as CORE_OPS
 from rustyasg.core.backend_api import subscribe
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, PipelineCache, UniformLayout, uniform_buffer
-from .storage import STORAGES, header
+from .storage import STORAGES, f32_literal, header
 
 WORKGROUP = 256
 
@@ -494,7 +494,7 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
             elif isinstance(a, str):
                 args.append(names[a])
             else:
-                args.append(f"{T}({_f32_literal(a)})")
+                args.append(f"{T}({f32_literal(a)})")
         v = f"t{len(names)}"
         if step.op == "sub" and args[0] == args[1]:
             # WGSL lets compilers assume finite values and fold x - x to 0 (lavapipe does); numpy
@@ -511,22 +511,6 @@ def generate_elementwise_wgsl(spec: ElementwiseSpec, kinds: Sequence[str], rank:
     lines += ["    " + b for b in body]
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def _f32_literal(value: float) -> str:
-    """A WGSL f32 expression for ``value`` rounded to f32 as numpy does; inf and NaN, which have
-    no WGSL literal (and may not be constant expressions), by their bits read at run time
-    (``f32_from_bits``, in :data:`~rustyasg.wgpu.pipelines.LINEAR_WORKGROUP_WGSL`).
-
-    >>> _f32_literal(0.1), _f32_literal(-np.inf), _f32_literal(np.nan)
-    ('0.10000000149011612', 'f32_from_bits(0xff800000u)', 'f32_from_bits(0x7fc00000u)')
-    """
-    with np.errstate(over="ignore"):
-        v = np.float32(value)
-    if np.isfinite(v):
-        return repr(float(v))
-    bits = 0x7fc00000 if np.isnan(v) else 0x7f800000 if v > 0 else 0xff800000
-    return f"f32_from_bits({bits:#x}u)"
 
 
 def contiguous_strides(shape: Sequence[int]) -> tuple:

@@ -67,6 +67,22 @@ fn bf16_from_f32(v: f32) -> u32 {
 """
 
 
+def f32_literal(value: float) -> str:
+    """A WGSL f32 expression for ``value`` rounded to f32 as numpy does; inf and NaN, which have
+    no WGSL literal (and may not be constant expressions), by their bits read at run time
+    (``f32_from_bits``, in :data:`~rustyasg.wgpu.pipelines.LINEAR_WORKGROUP_WGSL`).
+
+    >>> f32_literal(0.1), f32_literal(-np.inf), f32_literal(np.nan)
+    ('0.10000000149011612', 'f32_from_bits(0xff800000u)', 'f32_from_bits(0x7fc00000u)')
+    """
+    with np.errstate(over="ignore"):
+        v = np.float32(value)
+    if np.isfinite(v):
+        return repr(float(v))
+    bits = 0x7fc00000 if np.isnan(v) else 0x7f800000 if v > 0 else 0xff800000
+    return f"f32_from_bits({bits:#x}u)"
+
+
 @dataclass(frozen=True)
 class Storage:
     """How one dtype is laid out in a GPU buffer, and the WGSL to read and write it.
@@ -138,9 +154,10 @@ class Storage:
     def literal(self, value: float) -> str:
         """WGSL constant of this storage's element type holding ``value`` (e.g. a pad value)."""
         if self.name == "f32":
-            return f"bitcast<f32>({np.array(value, np.float32).view(np.uint32)}u)"
-        if self.name == "f16":
-            return f"f16({float(np.float16(value))!r})"
+            return f32_literal(value)
+        if self.name == "f16":  # rounded to f16 first; inf and NaN through f32_literal's bits
+            with np.errstate(over="ignore"):
+                return f"f16({f32_literal(float(np.float16(value)))})"
         if self.name == "i32":
             return f"i32({int(value)})"
         if self.name == "bf16":
