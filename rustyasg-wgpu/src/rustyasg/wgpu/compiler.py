@@ -6,8 +6,12 @@ records the prepared launches into one compute pass, and submits:
 1. **Aliases** — ``reshape``, ``identity``, ``stop_gradient`` and casts that keep the
    device storage (float64 <-> float32, int8 -> int32) are views of their input's buffer (no
    kernel); a cast that must wrap into a narrower integer (int32 -> int8) is a kernel.
-2. **Matmul operands** — a ``transpose`` swapping only the last two axes that feeds a
-   matmul is not materialized: the matmul reads the source with ``trans_a``/``trans_b``.
+2. **Matmul layouts** — a ``transpose`` feeding a matmul is not materialized when the
+   permuted source still has a unit-stride row or column: the matmul reads the source in
+   place (the head split ``(B, T, H, D) -> (B, H, T, D)`` of attention, ``k`` as
+   ``(B, H, D, T)``, a weight's ``W.T``). A ``transpose`` whose only input is a matmul read by
+   nothing else is a view: the matmul writes its result straight into the transposed
+   layout (the head merge ``(B, H, T, D) -> (B, T, H, D)``).
 3. **Fusion** — float elementwise instructions are grouped (:mod:`.fusion`); each group
    is one generated kernel; 0-d float constants become uniforms of that kernel.
 4. **Scheduling** of units (groups and single-instruction kernels).
@@ -28,7 +32,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -40,7 +44,8 @@ from rustyasg.core.program import Instr, Program
 from .fusion import ew_step, fusable, scalar_constant
 from .kernels.api import STORAGES, KernelError, TensorView
 from .kernels.storage import holds
-from .kernels.elementwise import ElementwiseSpec, EwOp, broadcast_strides
+from .kernels.elementwise import ElementwiseSpec, EwOp, broadcast_strides, contiguous_strides
+from .kernels.linalg_ops import matrix_layout
 from .memory import MemoryPlan
 
 LEAVES = ("input", "variable", "constant")
@@ -49,10 +54,49 @@ LEAVES = ("input", "variable", "constant")
 RECENT_GROUPS = 4
 
 
-def _is_last_two_transpose(instr: Instr) -> bool:
-    axes = [a % len(instr.shape) for a in instr.attrs["axes"]] if instr.op == "transpose" else []
-    n = len(axes)
-    return n >= 2 and axes[: n - 2] == list(range(n - 2)) and axes[n - 2:] == [n - 1, n - 2]
+def _axes(instr: Instr) -> List[int]:
+    return [a % len(instr.shape) for a in instr.attrs["axes"]]
+
+
+def read_strides(transpose: Instr, source_shape) -> Optional[Tuple[int, ...]]:
+    """Element strides at which a matmul reads ``transpose``'s value from its contiguous
+    source, or None when a matrix of it would have no unit stride.
+
+    Example::
+
+        >>> t = Instr(1, "transpose", (0,), {"axes": (0, 2, 1, 3)}, (2, 4, 3, 8), "float32")
+        >>> read_strides(t, (2, 3, 4, 8))
+        (96, 8, 32, 1)
+    """
+    st = contiguous_strides(tuple(source_shape))
+    strides = tuple(st[a] for a in _axes(transpose))
+    return strides if _has_unit_stride(transpose.shape, strides) else None
+
+
+def write_strides(transpose: Instr) -> Optional[Tuple[int, ...]]:
+    """Element strides at which a matmul writes its result into ``transpose``'s contiguous
+    layout, or None when the result's rows would not be unit-stride.
+
+    Example::
+
+        >>> t = Instr(1, "transpose", (0,), {"axes": (0, 2, 1, 3)}, (2, 3, 4, 8), "float32")
+        >>> write_strides(t)
+        (96, 8, 32, 1)
+    """
+    axes = _axes(transpose)
+    st = contiguous_strides(tuple(transpose.shape))
+    strides = tuple(st[axes.index(d)] for d in range(len(axes)))
+    return strides if len(strides) >= 2 and strides[-1] == 1 else None
+
+
+def _has_unit_stride(shape, strides) -> bool:
+    if len(shape) < 2:
+        return False
+    try:
+        matrix_layout(shape, strides)
+    except ValueError:
+        return False
+    return True
 
 
 class ProgramCompiler:
@@ -65,14 +109,17 @@ class ProgramCompiler:
         self.by_id: Dict[int, Instr] = program.by_id()
         self.kernels = load_kernels("wgpu")
         self.base: Dict[int, int] = {}        # value id -> id whose buffer holds it
-        self.mm_operands: Dict[int, List[Tuple[int, bool]]] = {}
+        # matmul id -> per operand (value id read, strides over the operand's shape or None)
+        self.mm_operands: Dict[int, List[Tuple[int, Optional[Tuple[int, ...]]]]] = {}
+        self.mm_out_strides: Dict[int, Tuple[int, ...]] = {}  # matmul id -> strides of its result
+        self.written_in_place: set = set()  # transposes a matmul writes into (views of its buffer)
         self.storage = {i.id: self.kb.storage(i.dtype) for i in program.instrs}
 
     # -- analysis -----------------------------------------------------------------------------
     def is_alias(self, ins: Instr) -> bool:
         if ins.op in LEAVES or not ins.inputs:
             return False
-        if ins.op in ("reshape", "identity", "stop_gradient"):
+        if ins.op in ("reshape", "identity", "stop_gradient") or ins.id in self.written_in_place:
             return True
         # a cast into an 8/16-bit or uint32 value stored in a wider word is a view only when every
         # source value is already in range; otherwise its kernel wraps (int8(300) == 44)
@@ -87,18 +134,26 @@ class ProgramCompiler:
 
     def analyse(self) -> None:
         for ins in self.program.instrs:
-            self.base[ins.id] = self.base[ins.inputs[0]] if self.is_alias(ins) else ins.id
-        for ins in self.program.instrs:
             if ins.op == "matmul":
                 ops = []
                 for v in ins.inputs:
                     src = self.by_id[v]
-                    if _is_last_two_transpose(src):
-                        ops.append((src.inputs[0], True))
-                    else:
-                        ops.append((v, False))
+                    strides = (read_strides(src, self.by_id[src.inputs[0]].shape)
+                               if src.op == "transpose" and src.dtype == self.by_id[src.inputs[0]].dtype else None)
+                    ops.append((src.inputs[0], strides) if strides is not None else (v, None))
                 self.mm_operands[ins.id] = ops
-        # Needed instructions: reachable from the roots through what kernels actually read.
+        self.needed = self._needed()
+        self._fold_result_transposes()
+        for ins in self.program.instrs:
+            self.base[ins.id] = self.base[ins.inputs[0]] if self.is_alias(ins) else ins.id
+        missing = sorted({i.op for i in self.program.instrs if i.id in self.needed and i.op not in LEAVES
+                          and not self.is_alias(i) and i.op not in self.kernels})
+        if missing:
+            raise MissingKernelError(f"the wgpu backend has no kernel for op(s) {missing}; installed wgpu "
+                                     f"kernels: {len(self.kernels)} ops")
+
+    def _needed(self) -> set:
+        """Instructions reachable from the roots through what kernels actually read."""
         needed, stack = set(), list(self.program.roots())
         while stack:
             v = stack.pop()
@@ -107,12 +162,25 @@ class ProgramCompiler:
             needed.add(v)
             ins = self.by_id[v]
             stack.extend(self.reads(ins) if not self.is_alias(ins) else ins.inputs)
-        self.needed = needed
-        missing = sorted({i.op for i in self.program.instrs if i.id in needed and i.op not in LEAVES
-                          and not self.is_alias(i) and i.op not in self.kernels})
-        if missing:
-            raise MissingKernelError(f"the wgpu backend has no kernel for op(s) {missing}; installed wgpu "
-                                     f"kernels: {len(self.kernels)} ops")
+        return needed
+
+    def _fold_result_transposes(self) -> None:
+        """Let a matmul write into the layout of a transpose that is its only reader."""
+        readers: Dict[int, List[int]] = {}
+        for ins in self.program.instrs:
+            if ins.id in self.needed and ins.op not in LEAVES:
+                for v in (ins.inputs if self.is_alias(ins) else self.reads(ins)):
+                    readers.setdefault(v, []).append(ins.id)
+        roots = set(self.program.roots())
+        for ins in self.program.instrs:
+            if ins.op != "transpose" or ins.id not in self.needed or not ins.inputs:
+                continue
+            mm = self.by_id[ins.inputs[0]]
+            strides = write_strides(ins)
+            if (mm.op == "matmul" and mm.id not in roots and readers.get(mm.id) == [ins.id]
+                    and strides is not None and mm.dtype == ins.dtype):
+                self.mm_out_strides[mm.id] = strides
+                self.written_in_place.add(ins.id)
 
     # -- units ----------------------------------------------------------------------------------
     def build_units(self) -> List[Unit]:
@@ -200,12 +268,20 @@ class ProgramCompiler:
         kernel = self.kernels[ins.op]
         out = self.view(ins.id, plan)
         if ins.id in self.mm_operands:
-            # Folded transposes: the kernel gets the sources and the flags in attrs["_trans"].
+            # Transposes read or written in place: views of the sources' buffers with the
+            # operands' own shapes, their strides in attrs (see kernels.linalg_ops).
             operands = self.mm_operands[ins.id]
-            ins = Instr(ins.id, ins.op, tuple(v for v, _ in operands),
-                        {**ins.attrs, "_trans": tuple(t for _, t in operands)}, ins.shape, ins.dtype,
+            inputs = [self.view(v, plan) if st is None else
+                      TensorView(plan.buffer_of(self.base[src]), self.by_id[v].shape, self.by_id[v].dtype,
+                                 self.storage[v])
+                      for v, (src, st) in zip(ins.inputs, operands)]
+            attrs = {**ins.attrs, "_strides": tuple(st for _, st in operands)}
+            if ins.id in self.mm_out_strides:
+                attrs["_out_strides"] = self.mm_out_strides[ins.id]
+            ins = Instr(ins.id, ins.op, tuple(v for v, _ in operands), attrs, ins.shape, ins.dtype,
                         ins.source, ins.name)
-        inputs = [self.view(v, plan) for v in ins.inputs]
+        else:
+            inputs = [self.view(v, plan) for v in ins.inputs]
         self.check_bindable(ins, inputs + [out])
         try:
             return list(kernel(self.kb, ins, inputs, out))

@@ -2,20 +2,27 @@
 
 Batch dimensions broadcast (numpy rules): each operand's batch stride is 0 where it has
 size 1 or is missing. Adjacent batch dims that every operand walks contiguously are
-merged; when one merged batch dim remains the whole product is one launch, otherwise
-one launch per index of the outer batch dims (element offsets select the matrices).
-The executor folds a ``transpose`` of the last two axes into the operand: then
-``instr.attrs["_trans"]`` flags it and the input view is the untransposed source.
+merged; the last two remaining batch dims run in one launch (the kernel's two batch
+levels), any further ones as one launch per index (element offsets select the matrices).
+
+Operands and result need not be contiguous. The compiler reads a ``transpose`` feeding a
+matmul in place and lets a matmul write straight into the layout of a ``transpose`` that is
+its only reader: then ``instr.attrs["_strides"]`` holds each operand's element strides
+(None: contiguous) and ``instr.attrs["_out_strides"]`` the result's, over the logical
+shapes of the views. Each matrix needs a unit stride along its rows or its columns.
 
 Example::
 
-    >>> batch_strides((2, 1), (2, 3), 12)
+    >>> strided_batch((2, 1), (1, 1), (2, 3), 12)
     (12, 0)
+    >>> matrix_layout((64, 32), (1, 512))
+    (True, 512)
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Sequence
 
 import numpy as np
 
@@ -24,44 +31,72 @@ from .elementwise import collapse_dims, contiguous_strides
 from .movement_ops import fill_launch
 
 
-def batch_strides(own: tuple, out: tuple, matrix: int) -> tuple:
-    """Element strides of an operand with batch shape ``own`` over the output batch ``out``."""
+def strided_batch(own: Sequence[int], own_strides: Sequence[int], out: Sequence[int], matrix: int = 1) -> tuple:
+    """Strides of an operand's batch dims (``own`` with ``own_strides``, in units of ``matrix``
+    elements) over the output batch ``out``: 0 where the operand has size 1 or no such dim.
+
+    Example::
+
+        >>> strided_batch((8,), (64,), (4, 8))
+        (0, 64)
+    """
     pad = len(out) - len(own)
-    st = contiguous_strides(own)
-    return tuple(0 if i < pad or own[i - pad] == 1 else st[i - pad] * matrix for i in range(len(out)))
+    return tuple(0 if i < pad or own[i - pad] == 1 else own_strides[i - pad] * matrix for i in range(len(out)))
+
+
+def matrix_layout(shape: Sequence[int], strides: Sequence[int]) -> tuple[bool, int]:
+    """``(transposed, leading dimension)`` of the matrix in the last two dims: rows of unit
+    stride (``transposed``: stored column by column) or columns of unit stride.
+
+    Example::
+
+        >>> matrix_layout((3, 4), (4, 1)), matrix_layout((3, 1), (1, 1))
+        ((False, 4), (False, 1))
+    """
+    rows, cols = shape[-2], shape[-1]
+    rs, cs = strides[-2], strides[-1]
+    if cs == 1 or cols == 1:
+        return False, (rs if rows > 1 else cols)
+    if rs == 1 or rows == 1:
+        return True, (cs if cols > 1 else rows)
+    raise ValueError(f"a {tuple(shape)} matrix with strides {tuple(strides)} has no unit-stride dimension")
 
 
 def matmul(kb, instr, inputs, out):
     a, b = inputs
-    ta, tb = instr.attrs.get("_trans", (False, False))
     if out.storage.name not in ("f32", "f16"):
         raise KernelError.of(instr, inputs, f"matmul of {out.dtype} is not supported on wgpu (float only)")
-    M, N = out.shape[-2], out.shape[-1]
-    K = a.shape[-2] if ta else a.shape[-1]
+    M, N, K = out.shape[-2], out.shape[-1], a.shape[-1]
     if out.size == 0:
         return []
     if K == 0:
         return [fill_launch(kb, out, 0.0, "matmul (K=0)")]
+    given = instr.attrs.get("_strides") or (None, None)
+    st_a, st_b = (g if g is not None else contiguous_strides(v.shape) for g, v in zip(given, (a, b)))
+    st_c = instr.attrs.get("_out_strides") or contiguous_strides(out.shape)
+    (ta, lda), (tb, ldb), (tc, ldc) = (matrix_layout(v.shape, st) for v, st in ((a, st_a), (b, st_b), (out, st_c)))
+    if tc:
+        raise KernelError.of(instr, inputs, f"matmul result strides {st_c} have no unit stride along its rows")
     batch = tuple(out.shape[:-2])
-    sa = batch_strides(tuple(a.shape[:-2]), batch, M * K)
-    sb = batch_strides(tuple(b.shape[:-2]), batch, K * N)
-    sc = batch_strides(batch, batch, M * N)
-    cshape, (sa, sb, sc) = collapse_dims(batch, [sa, sb, sc])
+    strides = [strided_batch(v.shape[:-2], st[:-2], batch) for v, st in ((a, st_a), (b, st_b), (out, st_c))]
+    cshape, (sa, sb, sc) = collapse_dims(batch, strides)
     dtype = out.storage.name
+    lds = dict(trans_a=ta, trans_b=tb, lda=lda, ldb=ldb, ldc=ldc, dtype=dtype)
     if not cshape:
-        splits = split_k(M, N, K)
+        splits = split_k(M, N, K) if ldc == N else 1
         if splits > 1 and (dtype == "f32" or _tensor_cores_take(kb, M, N, K // splits)):
-            return _split_k_launches(kb, a, b, out, M, N, K, ta, tb, splits, dtype)
-        return [kb.matmul.launch(a.buffer, b.buffer, out.buffer, M, N, K, trans_a=ta, trans_b=tb, dtype=dtype)]
-    inner, outer = cshape[-1], cshape[:-1]
+            return _split_k_launches(kb, a, b, out, M, N, K, splits, **lds)
+        return [kb.matmul.launch(a.buffer, b.buffer, out.buffer, M, N, K, **lds)]
+    inner = cshape[-1]
+    levels = len(cshape) - 2  # batch dims beyond the kernel's two: one launch per index
+    outer = cshape[-2] if levels >= 0 else 1
+    two = dict(inner_batch=inner, outer_strides=(sa[-2], sb[-2], sc[-2])) if levels >= 0 else {}
     launches = []
-    for idx in itertools.product(*[range(d) for d in outer]):
-        oa = sum(i * s for i, s in zip(idx, sa[:-1]))
-        ob = sum(i * s for i, s in zip(idx, sb[:-1]))
-        oc = sum(i * s for i, s in zip(idx, sc[:-1]))
-        launches.append(kb.matmul.launch(a.buffer, b.buffer, out.buffer, M, N, K, batch=inner, trans_a=ta,
-                                         trans_b=tb, stride_a=sa[-1], stride_b=sb[-1], stride_c=sc[-1],
-                                         offset_a=oa, offset_b=ob, offset_c=oc, dtype=dtype))
+    for idx in itertools.product(*[range(d) for d in cshape[:max(levels, 0)]]):
+        oa, ob, oc = (sum(i * s for i, s in zip(idx, st)) for st in (sa, sb, sc))
+        launches.append(kb.matmul.launch(a.buffer, b.buffer, out.buffer, M, N, K, batch=outer * inner,
+                                         stride_a=sa[-1], stride_b=sb[-1], stride_c=sc[-1],
+                                         offset_a=oa, offset_b=ob, offset_c=oc, **two, **lds))
     return launches
 
 
@@ -95,7 +130,7 @@ def _tensor_cores_take(kb, M, N, K) -> bool:
     return tc is not None and bool(tc.runnable(M, N, K))
 
 
-def _split_k_launches(kb, a, b, out, M, N, K, ta, tb, splits, dtype):
+def _split_k_launches(kb, a, b, out, M, N, K, splits, *, trans_a, trans_b, lda, ldb, ldc, dtype):
     """Partial products of K slices into float32 scratch (one batched launch), then their sum.
 
     float16 operands go through the tensor-core kernels, which read f16 and write f32 (the
@@ -107,9 +142,8 @@ def _split_k_launches(kb, a, b, out, M, N, K, ta, tb, splits, dtype):
     kc = K // splits
     part = TensorView(kb.scratch(splits * M * N * 4, "split-K partials"), (splits, M * N), np.dtype(np.float32),
                       STORAGES["f32"])
-    lda, ldb = (M if ta else K), (K if tb else N)
-    layout = dict(batch=splits, trans_a=ta, trans_b=tb, lda=lda, ldb=ldb, ldc=N, stride_a=kc * M if ta else kc,
-                  stride_b=kc if tb else kc * N, stride_c=M * N)
+    layout = dict(batch=splits, trans_a=trans_a, trans_b=trans_b, lda=lda, ldb=ldb, ldc=N,
+                  stride_a=kc * lda if trans_a else kc, stride_b=kc if trans_b else kc * ldb, stride_c=M * N)
     if dtype == "f16":
         product = kb.matmul.tensor_cores.launch(a.buffer, b.buffer, part.buffer, M, N, kc, out_dtype="f32", **layout)
     else:

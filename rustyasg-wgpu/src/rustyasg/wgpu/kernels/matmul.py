@@ -23,7 +23,8 @@ from ..buffers import BufferPool, Readback, upload
 from ..pipelines import KernelLaunch, PipelineCache, uniform_buffer
 from .autotune import Autotuner, autotune_enabled, time_gpu
 from .matmul_tc import TcMatmulPlanner
-from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, TileConfig, generate_matmul_wgsl, shape_class, vec4_ok
+from .matmul_wgsl import (MATMUL_UNIFORMS, MatmulLayout, TileConfig, batch_params, generate_matmul_wgsl, shape_class,
+                          vec4_ok)
 
 # Candidates the autotuner times; the heuristic picks among the first three.
 CANDIDATES: dict[str, TileConfig] = {
@@ -102,15 +103,17 @@ class MatmulPlanner:
         """Names of the tile configs this adapter can run."""
         return [name for name in self.names if self.fits(CANDIDATES[name])]
 
-    def layout(self, M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, oa, ob, oc, dtype) -> MatmulLayout:
-        """The :class:`MatmulLayout` these sizes and strides allow."""
+    def layout(self, M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, oa, ob, oc, dtype,
+               levels: dict | None = None) -> MatmulLayout:
+        """The :class:`MatmulLayout` these sizes and strides allow (``levels``: :func:`batch_params`)."""
         multi = batch > 1
+        lv = levels or {}
         return MatmulLayout(
             trans_a=trans_a,
             trans_b=trans_b,
-            vec_a=vec4_ok(M if trans_a else K, lda, sa if multi else 0, oa),
-            vec_b=vec4_ok(K if trans_b else N, ldb, sb if multi else 0, ob),
-            vec_c=vec4_ok(N, ldc, sc if multi else 0, oc),
+            vec_a=vec4_ok(M if trans_a else K, lda, sa if multi else 0, oa, lv.get("sa_outer", 0)),
+            vec_b=vec4_ok(K if trans_b else N, ldb, sb if multi else 0, ob, lv.get("sb_outer", 0)),
+            vec_c=vec4_ok(N, ldc, sc if multi else 0, oc, lv.get("sc_outer", 0)),
             dtype=dtype,
         )
 
@@ -133,24 +136,29 @@ class MatmulPlanner:
         lda: int | None = None, ldb: int | None = None, ldc: int | None = None,
         stride_a: int | None = None, stride_b: int | None = None, stride_c: int | None = None,
         offset_a: int = 0, offset_b: int = 0, offset_c: int = 0,
+        inner_batch: int | None = None, outer_strides: tuple[int, int, int] = (0, 0, 0),
         dtype: str = "f32", config: str | None = None,
     ) -> KernelLaunch:
-        """A launch computing the batched product into ``c`` (see class doc)."""
+        """A launch computing the batched product into ``c`` (see class doc); with
+        ``inner_batch``, batch index ``i`` is ``(i // inner_batch, i % inner_batch)`` and
+        ``outer_strides`` are the first level's strides of A, B and C."""
         lda = lda if lda is not None else (M if trans_a else K)
         ldb = ldb if ldb is not None else (K if trans_b else N)
         ldc = ldc if ldc is not None else N
         sa = stride_a if stride_a is not None else M * K
         sb = stride_b if stride_b is not None else K * N
         sc = stride_c if stride_c is not None else M * N
+        levels = batch_params(batch, inner_batch, outer_strides)
         if (dtype == "f16" and self.tensor_cores is not None and config is None
                 and self.tensor_cores.runnable(M, N, K)):
             return self.tensor_cores.launch(
                 a, b, c, M, N, K, batch=batch, trans_a=trans_a, trans_b=trans_b, lda=lda, ldb=ldb, ldc=ldc,
                 stride_a=sa, stride_b=sb, stride_c=sc, offset_a=offset_a, offset_b=offset_b, offset_c=offset_c,
-                out_dtype="f16")
-        lay = self.layout(M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, offset_a, offset_b, offset_c, dtype)
+                inner_batch=inner_batch, outer_strides=outer_strides, out_dtype="f16")
+        lay = self.layout(M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, offset_a, offset_b, offset_c, dtype,
+                          levels)
         params = dict(M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb, ldc=ldc, sa=sa, sb=sb, sc=sc,
-                      oa=offset_a, ob=offset_b, oc=offset_c)
+                      oa=offset_a, ob=offset_b, oc=offset_c, **levels)
         if config is None:
             config = self.choose(M, N, K, batch, lay, a, b, c, params)
         elif config not in CANDIDATES:

@@ -22,7 +22,7 @@ from ..pipelines import KernelLaunch, PipelineCache, uniform_buffer
 from ..webgpu import SUBGROUP_MATRIX
 from .autotune import Autotuner, autotune_enabled, time_gpu
 from .matmul_tc_wgsl import KERNEL_VERSION, FragmentShape, TcConfig, generate_tc_matmul_wgsl
-from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, shape_class, vec4_ok
+from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, batch_params, shape_class, vec4_ok
 
 TENSOR_CORES_ENV = "RUSTYASG_WGPU_TENSOR_CORES"
 
@@ -145,6 +145,7 @@ class TcMatmulPlanner:
         lda: int | None = None, ldb: int | None = None, ldc: int | None = None,
         stride_a: int | None = None, stride_b: int | None = None, stride_c: int | None = None,
         offset_a: int = 0, offset_b: int = 0, offset_c: int = 0,
+        inner_batch: int | None = None, outer_strides: tuple[int, int, int] = (0, 0, 0),
         out_dtype: str = "f32", config: str | None = None,
     ) -> KernelLaunch:
         """A launch computing the batched f16 product into ``c`` (``out_dtype`` f32 or f16)."""
@@ -155,12 +156,13 @@ class TcMatmulPlanner:
         sb = stride_b if stride_b is not None else K * N
         sc = stride_c if stride_c is not None else M * N
         multi = batch > 1
+        levels = batch_params(batch, inner_batch, outer_strides)
         lay = MatmulLayout(trans_a=trans_a, trans_b=trans_b,
-                           vec_a=vec4_ok(M if trans_a else K, lda, sa if multi else 0, offset_a),
-                           vec_b=vec4_ok(K if trans_b else N, ldb, sb if multi else 0, offset_b),
+                           vec_a=vec4_ok(M if trans_a else K, lda, sa if multi else 0, offset_a, levels["sa_outer"]),
+                           vec_b=vec4_ok(K if trans_b else N, ldb, sb if multi else 0, offset_b, levels["sb_outer"]),
                            vec_c=False, dtype="f16")
         params = dict(M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb, ldc=ldc, sa=sa, sb=sb, sc=sc,
-                      oa=offset_a, ob=offset_b, oc=offset_c)
+                      oa=offset_a, ob=offset_b, oc=offset_c, **levels)
         if config is None:
             config = self.choose(M, N, K, batch, lay, out_dtype, a, b, c, params)
         elif config not in self.runnable(M, N, K):

@@ -43,7 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL
-from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, _Writer
+from .matmul_wgsl import BATCH_BASES_WGSL, MATMUL_UNIFORMS, MatmulLayout, _Writer
 
 PAD = 8  # halves of padding per staged row (16 bytes)
 KERNEL_VERSION = 2  # bump when generated code changes: tuned choices of older versions are dropped
@@ -348,9 +348,8 @@ def generate_tc_matmul_wgsl(cfg: TcConfig, lay: MatmulLayout, frag: FragmentShap
     w(f"let fast = interior && p.K % {cfg.bk}u == 0u;")
     w(f"let wm0 = (sg / {cfg.sg_n}u) * {wm}u;")
     w(f"let wn0 = (sg % {cfg.sg_n}u) * {wn}u;")
-    w("let Abase = p.oa + bidx * p.sa;")
-    w("let Bbase = p.ob + bidx * p.sb;")
-    w("let cbase = p.oc + bidx * p.sc;")
+    for line in BATCH_BASES_WGSL:
+        w(line)
     for i in range(fm_count):
         for j in range(fn_count):
             w(f"var acc_{i}_{j} = {result}();")

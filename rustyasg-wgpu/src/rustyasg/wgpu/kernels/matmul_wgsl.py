@@ -47,8 +47,20 @@ MATMUL_UNIFORMS = UniformLayout(
         ("M", "u32"), ("N", "u32"), ("K", "u32"), ("total", "u32"),
         ("lda", "u32"), ("ldb", "u32"), ("ldc", "u32"), ("tiles_n", "u32"),
         ("sa", "u32"), ("sb", "u32"), ("sc", "u32"), ("tiles_m", "u32"),
-        ("oa", "u32"), ("ob", "u32"), ("oc", "u32"), ("pad0", "u32"),
+        ("oa", "u32"), ("ob", "u32"), ("oc", "u32"), ("inner", "u32"),
+        ("sa_outer", "u32"), ("sb_outer", "u32"), ("sc_outer", "u32"), ("pad0", "u32"),
     ]
+)
+
+#: Where batch entry ``bidx``'s three matrices start. The batch index is ``outer * inner + i``
+#: with a stride per level (``sa_outer``, ``sa``), so two batch dimensions of any strides run
+#: in one launch: (batch, heads) of a ``(B, T, H, D)`` tensor read in place, without a transpose.
+BATCH_BASES_WGSL = (
+    "let bout = bidx / p.inner;",
+    "let binn = bidx % p.inner;",
+    "let Abase = p.oa + bout * p.sa_outer + binn * p.sa;",
+    "let Bbase = p.ob + bout * p.sb_outer + binn * p.sb;",
+    "let cbase = p.oc + bout * p.sc_outer + binn * p.sc;",
 )
 
 
@@ -152,6 +164,22 @@ class MatmulLayout:
         return f"{t}_v{v}_{self.dtype}"
 
 
+def batch_params(batch: int, inner_batch: int | None, outer_strides: tuple[int, int, int]) -> dict:
+    """The uniforms of the two batch levels (see :data:`BATCH_BASES_WGSL`): ``inner_batch``
+    entries per outer index (all of ``batch`` when None) and the outer strides of A, B and C.
+
+    Example::
+
+        >>> batch_params(256, 8, (131072, 131072, 131072))["inner"], batch_params(3, None, (0, 0, 0))["inner"]
+        (8, 3)
+    """
+    inner = max(1, batch if inner_batch is None else inner_batch)
+    if batch % inner:
+        raise ValueError(f"matmul: a batch of {batch} is not a whole number of inner batches of {inner}")
+    sa, sb, sc = outer_strides if batch > inner else (0, 0, 0)
+    return dict(inner=inner, sa_outer=sa, sb_outer=sb, sc_outer=sc)
+
+
 def _bucket(n: int) -> int:
     """Round up to a power of 4 (16, 64, 256, ...): classes coarse enough to
     tune rarely, fine enough that one tile shape suits the whole class."""
@@ -175,8 +203,9 @@ def shape_class(M: int, N: int, K: int, batch: int, layout: MatmulLayout) -> str
     return f"m{_bucket(M)}_n{_bucket(N)}_k{_bucket(K)}_b{b}_{layout.key}"
 
 
-def vec4_ok(contiguous_extent: int, ld: int, batch_stride: int, offset: int) -> bool:
-    """Whether an operand can be accessed as vec4: everything a multiple of 4.
+def vec4_ok(contiguous_extent: int, ld: int, batch_stride: int, offset: int, *more_strides: int) -> bool:
+    """Whether an operand can be accessed as vec4: everything a multiple of 4
+    (``more_strides``: the outer batch level's stride, where there is one).
 
     The extent condition makes each vec4 entirely inside or outside the
     matrix, so edge checks stay per-vec4.
@@ -186,7 +215,7 @@ def vec4_ok(contiguous_extent: int, ld: int, batch_stride: int, offset: int) -> 
         >>> vec4_ok(64, 64, 4096, 0), vec4_ok(13, 13, 169, 0)
         (True, False)
     """
-    return all(v % 4 == 0 for v in (contiguous_extent, ld, batch_stride, offset))
+    return all(v % 4 == 0 for v in (contiguous_extent, ld, batch_stride, offset, *more_strides))
 
 
 class _Writer:
@@ -355,7 +384,6 @@ def _emit_compute(w: _Writer, cfg: TileConfig, ops, buf: int) -> None:
 
 def _emit_store_c(w: _Writer, cfg: TileConfig, lay: MatmulLayout) -> None:
     ct = "vec4<f32>" if lay.dtype == "f32" else "vec4<f16>"
-    w("let cbase = p.oc + bidx * p.sc;")
     for r in range(cfg.tm):
         row = f"row0 + {(r // 4) * 4 * cfg.threads_y + r % 4}u + ty * 4u"
         w(f"let crow{r} = {row};")
@@ -438,8 +466,8 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     else:
         w(f"let tx = lid % {cfg.threads_x}u;")
         w(f"let ty = lid / {cfg.threads_x}u;")
-    w("let Abase = p.oa + bidx * p.sa;")
-    w("let Bbase = p.ob + bidx * p.sb;")
+    for line in BATCH_BASES_WGSL:
+        w(line)
     for r in range(cfg.tm):
         for c in range(cfg.tn // 4):
             w(f"var acc_{r}_{c} = vec4<f32>(0.0);")
