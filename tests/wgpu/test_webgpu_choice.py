@@ -93,15 +93,22 @@ def test_dawn_without_a_gpu_says_to_use_native():
         out.stdout.startswith("ERR") and "RUSTYASG_WEBGPU=native" in out.stdout), out.stdout
 
 
-def test_dawn_toggles_from_the_environment_reach_dawn_and_unknown_ones_are_refused():
+def test_dawn_speed_toggles_are_on_by_default_and_the_environment_changes_them():
     code = ("from rustyasg.wgpu import webgpu\n"
             "from wgpudawn.backends.dawn._helpers import dawn_instance_extras as extras\n"
             "try:\n    webgpu.load('dawn')\nexcept webgpu.WebGpuChoiceError as exc:\n    print('ERR', exc)\n"
             "else:\n    print('OK', sorted(extras['device_toggles'][0]))\n")
-    env = {**os.environ, "RUSTYASG_DAWN_TOGGLES": "disable_robustness, disable_workgroup_init"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "OK ['disable_robustness', 'disable_workgroup_init']", out.stdout
-    env["RUSTYASG_DAWN_TOGGLES"] = "disable_robustnes"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.stdout.startswith("ERR RUSTYASG_DAWN_TOGGLES names 'disable_robustnes'"), out.stdout
+
+    def started_with(setting):
+        env = {k: v for k, v in os.environ.items() if k != "RUSTYASG_DAWN_TOGGLES"}
+        if setting is not None:
+            env["RUSTYASG_DAWN_TOGGLES"] = setting
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert started_with(None) == "OK ['disable_robustness', 'disable_workgroup_init']"
+    assert started_with("-disable_robustness") == "OK ['disable_workgroup_init']"
+    assert started_with("-disable_robustness,dump_shaders") == "OK ['disable_workgroup_init', 'dump_shaders']"
+    assert started_with("disable_robustnes").startswith("ERR RUSTYASG_DAWN_TOGGLES names 'disable_robustnes'")
+    assert started_with("-allow_unsafe_apis").startswith("ERR RUSTYASG_DAWN_TOGGLES: only the speed toggles")
