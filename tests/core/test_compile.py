@@ -136,3 +136,44 @@ def test_transpose_of_matmul_is_computed_in_place_layout():
     assert [i.op for i in p.instrs].count("transpose") == 1
     f = rg.function([x, g], y, backend="reference")
     np.testing.assert_allclose(f(xv, gv), gv.T @ xv)
+
+
+def _split_sum(parts, axis, shape, seed, names=("a", "b", "c", "d")):
+    """Gradient of ``sum(w * concat-free pieces of x)``: one slice per (start, stop) in ``parts``."""
+    rng = np.random.default_rng(seed)
+    x = rg.input(shape, "float64", name="x")
+    loss = 0.0
+    weights = []
+    for k, (lo, hi) in enumerate(parts):
+        idx = tuple(slice(lo, hi) if d == axis % len(shape) else slice(None) for d in range(len(shape)))
+        w = rng.standard_normal(x[idx].shape)
+        weights.append((idx, w))
+        loss = loss + rg.sum(rg.sin(x[idx]) * rg.constant(w))
+    (gx,) = rg.grad(loss, [x])
+    xv = rng.standard_normal(shape)
+    want = np.zeros(shape)
+    for idx, w in weights:
+        want[idx] += np.cos(xv[idx]) * w
+    return x, gx, xv, want
+
+
+@pytest.mark.parametrize("parts,axis,shape", [
+    ([(0, 4), (4, 8), (8, 12)], -1, (3, 5, 12)),          # q, k, v of a fused projection: one concat
+    ([(2, 3), (3, 6)], 0, (7, 4)),                         # adjacent but not covering: concat, then padded
+    ([(4, 8), (0, 4), (8, 12)], 1, (2, 12, 3)),            # summed out of order
+])
+def test_slice_gradients_of_adjacent_ranges_become_one_concat(parts, axis, shape):
+    x, gx, xv, want = _split_sum(parts, axis, shape, seed=len(parts))
+    p = dce(simplify(_program([gx], [x], [(shape, np.float64)])))
+    ops = [i.op for i in p.instrs]
+    assert ops.count("concat") == 1 and ops.count("slice_grad") == (0 if parts[0][0] in (0, 4) else 1), ops
+    for backend in ("reference", "cpu"):
+        np.testing.assert_allclose(rg.function([x], gx, backend=backend)(xv), want, rtol=1e-12, atol=1e-12)
+
+
+def test_slice_gradients_that_overlap_or_leave_gaps_stay_as_they_are():
+    for parts in ([(0, 4), (3, 8)], [(0, 3), (5, 8)]):
+        x, gx, xv, want = _split_sum(parts, 1, (2, 8), seed=7)
+        p = dce(simplify(_program([gx], [x], [((2, 8), np.float64)])))
+        assert [i.op for i in p.instrs].count("concat") == 0
+        np.testing.assert_allclose(rg.function([x], gx, backend="cpu")(xv), want, rtol=1e-12, atol=1e-12)

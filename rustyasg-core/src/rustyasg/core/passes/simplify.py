@@ -4,7 +4,8 @@ Rules (each keeps dtype and shape exactly, so the rewrite is invisible):
 ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``x ** 1``, ``neg(neg(x))``, ``identity(x)``,
 reshape/broadcast_to/sum_to to the same shape, identity transposes, casts to the same
 dtype, and transpose-of-transpose; ``x ** 2`` becomes ``square(x)``; the transpose of a
-matmul used once becomes the matmul of the swapped, transposed operands.
+matmul used once becomes the matmul of the swapped, transposed operands; a sum of slice
+gradients over adjacent ranges of one axis becomes one concat (:mod:`.slice_grads`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..program import Instr
 from .rewrite import replace_uses
+from .slice_grads import slice_grad_sum
 
 
 def _const_equals(ins, value) -> bool:
@@ -47,6 +49,19 @@ def simplify(program):
         kept.append(new)
         return new
 
+    made_concats: set = set()
+
+    def concat_of(pieces, axis, like):
+        """A new concat of ``pieces`` along ``axis`` (dtype and source of ``like``)."""
+        shape = list(by_id[pieces[0]].shape)
+        shape[axis] = sum(by_id[p].shape[axis] for p in pieces)
+        new = Instr(next_id[0], "concat", tuple(pieces), {"axis": axis}, tuple(shape), like.dtype, like.source)
+        next_id[0] += 1
+        by_id[new.id] = new
+        kept.append(new)
+        made_concats.add(new.id)
+        return new
+
     def src(i):
         while i in mapping:
             i = mapping[i]
@@ -61,6 +76,18 @@ def simplify(program):
             target = args[0]
         elif ins.op == "add" and _const_equals(args[0], 0) and same(args[1]):
             target = args[1]
+        elif (ins.op == "add" and same(args[0]) and same(args[1])
+              and (merged := slice_grad_sum(ins, by_id, uses, made_concats)) is not None):
+            axis, lo, hi, pieces = merged
+            joined = concat_of(pieces, axis, ins)
+            if (lo, hi) == (0, ins.shape[axis]):
+                target = joined
+            else:
+                n = len(ins.shape)
+                ins.op, ins.inputs = "slice_grad", (joined.id,)
+                ins.attrs = {"starts": tuple(lo if d == axis else 0 for d in range(n)),
+                             "stops": tuple(hi if d == axis else ins.shape[d] for d in range(n)),
+                             "steps": (1,) * n, "shape": tuple(ins.shape)}
         elif ins.op in ("mul", "div", "pow") and _const_equals(args[1], 1) and same(args[0]):
             target = args[0]
         elif ins.op == "mul" and _const_equals(args[0], 1) and same(args[1]):
