@@ -37,17 +37,20 @@ def simplify(program):
     next_id = [program.new_id()]
     kept = []
 
+    def emit(op, inputs, attrs, shape, like):
+        """A new instruction (dtype and source of ``like``), kept in program order here."""
+        new = Instr(next_id[0], op, tuple(inputs), attrs, tuple(shape), like.dtype, like.source)
+        next_id[0] += 1
+        by_id[new.id] = new
+        kept.append(new)
+        return new
+
     def transposed(arg):
         """``arg`` with its last two axes swapped: an existing source if arg is such a swap, else a new node."""
         swap = _swap_last_two(len(arg.shape))
         if arg.op == "transpose" and tuple(arg.attrs["axes"]) == swap:
             return src(arg.inputs[0])
-        new = Instr(next_id[0], "transpose", (arg.id,), {"axes": swap}, tuple(arg.shape[a] for a in swap),
-                    arg.dtype, arg.source)
-        next_id[0] += 1
-        by_id[new.id] = new
-        kept.append(new)
-        return new
+        return emit("transpose", (arg.id,), {"axes": swap}, (arg.shape[a] for a in swap), arg)
 
     made_concats: set = set()
 
@@ -55,10 +58,7 @@ def simplify(program):
         """A new concat of ``pieces`` along ``axis`` (dtype and source of ``like``)."""
         shape = list(by_id[pieces[0]].shape)
         shape[axis] = sum(by_id[p].shape[axis] for p in pieces)
-        new = Instr(next_id[0], "concat", tuple(pieces), {"axis": axis}, tuple(shape), like.dtype, like.source)
-        next_id[0] += 1
-        by_id[new.id] = new
-        kept.append(new)
+        new = emit("concat", pieces, {"axis": axis}, shape, like)
         made_concats.add(new.id)
         return new
 
