@@ -36,14 +36,23 @@ def page(browser, gpt_viewer):
     p.close()
 
 
-def _select_graph(page, graph_id):
+def _select_graph(page, graph_id, data):
+    """Open ``graph_id`` and wait until the info panel shows it (a large graph renders slowly)."""
     page.get_by_text(re.compile(r"^\s*\d+ nodes\s*$")).first.click()
     page.get_by_text(graph_id, exact=True).last.click()
-    page.wait_for_timeout(1500)
+    expected = len(data.graphs[graph_id].nodes)
+    for _ in range(120):
+        page.wait_for_timeout(500)
+        if _graph_info_count(page) == expected:
+            break
+    assert _graph_info_count(page) == expected, f"{graph_id} was not shown"
+    page.wait_for_timeout(500)
 
 
 def _graph_info_count(page) -> int:
-    return int(re.search(r"op node count\s+(\d+)", page.locator("body").inner_text()).group(1))
+    """The info panel's op node count (-1 while the panel is being redrawn)."""
+    found = re.search(r"op node count\s+(\d+)", page.locator("body").inner_text())
+    return int(found.group(1)) if found else -1
 
 
 def _stats(page) -> dict:
@@ -65,14 +74,13 @@ def test_graphs_are_listed_with_the_programs_node_counts(page, gpt_viewer, artif
     page.get_by_text("forward", exact=True).last.click()  # choosing a graph closes the list
     page.wait_for_timeout(1000)
     for gid in ("forward", "gradient"):
-        _select_graph(page, gid)
-        assert _graph_info_count(page) == len(data.graphs[gid].nodes)
+        _select_graph(page, gid, data)
         page.screenshot(path=os.path.join(artifacts, f"viewer-gpt-{gid}.png"))
 
 
 def test_search_by_module_path_and_node_details(page, gpt_viewer, artifacts):
     _, data = gpt_viewer
-    _select_graph(page, "forward")
+    _select_graph(page, "forward", data)
     path = "transformer.h.0/attn/c_attn"
     page.locator("input[placeholder*='Search']").fill(path)
     page.wait_for_selector("text=results", timeout=20_000)
@@ -99,7 +107,7 @@ def test_time_overlay_and_path_highlight(browser, gpt_viewer, artifacts):
     names = list(data.overlays)
     assert "time (us)" in names and "path" in names
     for gid in ("forward", "gradient"):
-        _select_graph(page, gid)
+        _select_graph(page, gid, data)
         stats = _stats(page)
         time_overlay = data.overlays["time (us)"][0][gid]
         col = names.index("time (us)")
