@@ -134,3 +134,49 @@ def test_layer_norm_and_batch_norm_match_pytorch(rng):
     (lt * lt).sum().backward()
     np.testing.assert_allclose(lnv, lt.detach().numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(gxv, xt.grad.numpy(), rtol=1e-3, atol=1e-4)  # bn.sum() has zero gradient
+
+
+def _softmax64(x):
+    m = x.max(axis=1, keepdims=True)
+    e = np.exp(x - m)
+    return e / e.sum(axis=1, keepdims=True), x - m - np.log(e.sum(axis=1, keepdims=True))
+
+
+def test_row_kernels_match_float64_across_row_blocks_splits_and_edge_rows(rng):
+    """softmax/log_softmax rows (maxima of a block of rows first) and layer norm rows (float32
+    element loops around a float64 mean split in two) on random shapes, random ``lo..hi`` chunks,
+    rows far from zero, and rows holding NaN, inf and -inf."""
+    from rustyasg.cpu.kernels import norm, rowwise
+
+    for trial in range(12):
+        rows, cols = int(rng.integers(1, 200)), int(rng.integers(1, 300))
+        x = (rng.standard_normal((rows, cols)) * rng.choice([0.01, 1.0, 30.0])
+             + rng.choice([0.0, -5.0, 1000.0])).astype(np.float32)
+        x[rng.random(rows) < 0.2] = -np.inf  # fully masked rows
+        x[rng.random((rows, cols)) < 0.01] = rng.choice([np.nan, np.inf, -np.inf])
+        lo, hi = sorted(int(v) for v in rng.integers(0, rows + 1, 2))
+        x64 = x.astype(np.float64)
+        with np.errstate(all="ignore"):
+            want_sm, want_lsm = _softmax64(x64)
+        magnitude = max(1.0, float(np.abs(x[np.isfinite(x)]).max(initial=0.0)))  # log_softmax's x - shift
+        for name, want, atol in (("softmax_rows", want_sm, 1e-6), ("log_softmax_rows", want_lsm, 1e-6 * magnitude)):
+            out = np.full_like(x, 7.0)
+            with np.errstate(all="ignore"):
+                rowwise.kernel(name, np.float32)(x, out, lo, hi)
+            np.testing.assert_allclose(out[lo:hi], want[lo:hi], rtol=2e-5, atol=atol, err_msg=f"{name} {trial}")
+            assert np.all(out[:lo] == 7.0) and np.all(out[hi:] == 7.0)  # only its own rows
+        finite = np.isfinite(x).all(axis=1)
+        xf, gf = x[finite], rng.standard_normal(x[finite].shape).astype(np.float32)
+        gamma, beta = rng.standard_normal(cols).astype(np.float32), rng.standard_normal(cols).astype(np.float32)
+        eps = 1e-5
+        xf64 = xf.astype(np.float64)
+        r = 1.0 / np.sqrt(xf64.var(axis=1, keepdims=True) + eps)
+        xh = (xf64 - xf64.mean(axis=1, keepdims=True)) * r
+        ad = gf * gamma.astype(np.float64)
+        want_dx = r * (ad - ad.mean(axis=1, keepdims=True) - xh * (ad * xh).mean(axis=1, keepdims=True))
+        out = np.empty_like(xf)
+        norm.layer_norm_rows(xf, gamma, beta, np.float32(eps), out, 0, len(xf))
+        np.testing.assert_allclose(out, xh * gamma + beta, rtol=1e-5, atol=2e-5 * max(1.0, np.abs(xh).max()))
+        norm.layer_norm_rows_backward(gf, xf, gamma, np.float32(eps), out, 0, len(xf))
+        scale = np.abs(want_dx).max() if want_dx.size else 1.0
+        np.testing.assert_allclose(out, want_dx, rtol=0, atol=2e-5 * scale)

@@ -28,14 +28,14 @@ import math
 
 from rustyasg.core.backend_api import normalize_axis, outer_reduced_inner
 
-from ..jit import kernel_jit
+from ..jit import accumulate, elementwise_jit, kernel_jit
 from ..threads import splitter
 from .protocol import Impl
 
 
 @kernel_jit
 def _row_stats(x, eps, a):
-    """(mean, 1/sqrt(var + eps)) of row a."""
+    """(mean, 1/sqrt(var + eps)) of row a, in float64."""
     D = x.shape[1]
     s = 0.0
     for d in range(D):
@@ -49,29 +49,43 @@ def _row_stats(x, eps, a):
 
 
 @kernel_jit
+def _row_stats_split(x, eps, a):
+    """Row a's statistics in the row's dtype: ``(mu_hi, mu_lo, r)`` with ``mu_hi + mu_lo`` the
+    float64 mean. The per-element loops then stay in float32 for float32 rows (float64 operands
+    made them 2x slower, measured on 1024x128) while ``(x - mu_hi) - mu_lo`` keeps the float64
+    mean's accuracy: for rows of 1000 + 0.01 * noise, 2e-7 against 3e-3 with a rounded mean."""
+    mu, r = _row_stats(x, eps, a)
+    mu_hi = x.dtype.type(mu)
+    return mu_hi, x.dtype.type(mu - mu_hi), x.dtype.type(r)
+
+
+# These two are compiled without reassociation (which would fold ``(x - mu_hi) - mu_lo`` back
+# into ``x - (mu_hi + mu_lo)``); their sums vectorize through :func:`accumulate`, and the
+# statistics keep their own flags.
+@elementwise_jit
 def layer_norm_rows(x, gamma, beta, eps, out, lo, hi):
     D = x.shape[1]
     for a in range(lo, hi):
-        mu, r = _row_stats(x, eps, a)
+        mu_hi, mu_lo, r = _row_stats_split(x, eps, a)
         for d in range(D):
-            out[a, d] = (x[a, d] - mu) * r * gamma[d] + beta[d]
+            out[a, d] = ((x[a, d] - mu_hi) - mu_lo) * r * gamma[d] + beta[d]
 
 
-@kernel_jit
+@elementwise_jit
 def layer_norm_rows_backward(g, x, gamma, eps, out, lo, hi):
     D = x.shape[1]
     for a in range(lo, hi):
-        mu, r = _row_stats(x, eps, a)
+        mu_hi, mu_lo, r = _row_stats_split(x, eps, a)
         sa = 0.0
         sax = 0.0
         for d in range(D):
             ad = g[a, d] * gamma[d]
-            sa += ad
-            sax += ad * (x[a, d] - mu) * r
-        ma = sa / D
-        max_ = sax / D
+            sa = accumulate(sa, ad)
+            sax = accumulate(sax, ad * (((x[a, d] - mu_hi) - mu_lo) * r))
+        ma = x.dtype.type(sa / D)
+        max_ = x.dtype.type(sax / D)
         for d in range(D):
-            xh = (x[a, d] - mu) * r
+            xh = ((x[a, d] - mu_hi) - mu_lo) * r
             out[a, d] = r * (g[a, d] * gamma[d] - ma - xh * max_)
 
 
