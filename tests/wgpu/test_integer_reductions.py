@@ -26,6 +26,7 @@ LAYOUTS = [
     ((3, 5, 4), 1),       # middle axis: cols with an outer dim
     ((3, 100, 4), 1),     # cols long enough to be split into chunks and combined by a second pass
     ((300, 2), 0),        # few columns: chunked cols
+    ((4096, 3), 0),       # long columns: 128 partials per column, combined 32 at a time before the last pass
     ((3, 4, 5), (0, 2)),  # non-adjacent axes: moved last first
     ((4, 6), None),       # all axes
     ((2, 40000), 1),      # few long rows: chunked rows
@@ -104,7 +105,8 @@ def test_listed_cases(be):
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.bool_])
-@pytest.mark.parametrize("shape,axis", [((5, 7), 1), ((5, 7), 0), ((300, 2), 0), ((2, 40000), 1), ((7, 4), None)])
+@pytest.mark.parametrize("shape,axis", [((5, 7), 1), ((5, 7), 0), ((300, 2), 0), ((4096, 3), 0), ((2, 40000), 1),
+                                        ((7, 4), None)])
 def test_integer_mean_matches_reference(be, rng, dtype, shape, axis):
     xv = (rng.integers(0, 2, size=shape).astype(bool) if dtype == np.bool_
           else (_draw(rng, dtype, shape) if dtype == np.int32

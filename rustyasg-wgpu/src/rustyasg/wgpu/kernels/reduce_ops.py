@@ -92,6 +92,7 @@ ASSOCIATIVE = frozenset(SIMPLE)  # ops whose partial results combine by the op i
 LAYOUT = UniformLayout([("A", "u32"), ("R", "u32"), ("B", "u32"), ("C", "u32"), ("chunk", "u32"),
                         ("extra", "f32")])
 COLS_THREADS = 262144  # enough (a, b, chunk) threads to keep a big GPU busy
+PARTIALS_STEP = 32  # partial results combined per thread in each further pass of a column reduction
 ROWS_CHUNK_BELOW = 512  # fewer rows than this (a GPU has ~100 multiprocessors) ...
 ROW_CHUNK = 16384  # ... and rows at least twice this long are reduced in chunks of this length
 
@@ -383,7 +384,17 @@ def reduce_launches(kb: KernelBuilder, op: str, x: TensorView, out: TensorView, 
     part = _partials(kb, op, x, (A, chunks, B))
     launches.append(kb.launch(cols_wgsl(op, x, part, True), [x, part], kb.groups(A * chunks * B, 256),
                               (LAYOUT, _values(A, R, B, chunks, chunk)), f"reduce partial {op}"))
-    src = cols_wgsl(op, part, out, False, "p.extra", is_exact(op, x.storage))  # a mean divides by the full R
+    exact = is_exact(op, x.storage)
+    # Few (a, b) threads each walking many partial results wait on memory latency (a bias gradient
+    # (8192, 512) -> (512,): 512 threads over 256 partials each): combine them 32 at a time first.
+    while chunks >= 2 * PARTIALS_STEP:
+        fewer = -(-chunks // PARTIALS_STEP)
+        step = _partials(kb, op, x, (A, fewer, B))
+        launches.append(kb.launch(cols_wgsl(op, part, step, True, exact=exact or ""), [part, step],
+                                  kb.groups(A * fewer * B, 256), (LAYOUT, _values(A, chunks, B, fewer, PARTIALS_STEP)),
+                                  f"reduce partial {op}"))
+        part, chunks = step, fewer
+    src = cols_wgsl(op, part, out, False, "p.extra", exact)  # a mean divides by the full R
     vals = _values(A, chunks, B, extra=float(R))
     launches.append(kb.launch(src, [part, out], kb.groups(A * B, 256), (LAYOUT, vals), f"reduce final {op}"))
     return launches
