@@ -24,10 +24,9 @@ Example (kernels are defined in modules, so numba can cache them by file):
 
 from __future__ import annotations
 
+import os
 import weakref
 from typing import Dict, Tuple
-
-import os
 
 from numba import config as numba_config
 from numba import njit
