@@ -136,12 +136,6 @@ def test_layer_norm_and_batch_norm_match_pytorch(rng):
     np.testing.assert_allclose(gxv, xt.grad.numpy(), rtol=1e-3, atol=1e-4)  # bn.sum() has zero gradient
 
 
-def _softmax64(x):
-    m = x.max(axis=1, keepdims=True)
-    e = np.exp(x - m)
-    return e / e.sum(axis=1, keepdims=True), x - m - np.log(e.sum(axis=1, keepdims=True))
-
-
 def test_row_kernels_match_float64_across_row_blocks_splits_and_edge_rows(rng):
     """softmax/log_softmax rows (maxima of a block of rows first) and layer norm rows (float32
     element loops around a float64 mean split in two) on random shapes, random ``lo..hi`` chunks,
@@ -157,7 +151,7 @@ def test_row_kernels_match_float64_across_row_blocks_splits_and_edge_rows(rng):
         lo, hi = sorted(int(v) for v in rng.integers(0, rows + 1, 2))
         x64 = x.astype(np.float64)
         with np.errstate(all="ignore"):
-            want_sm, want_lsm = _softmax64(x64)
+            want_sm, want_lsm = (rg.OPS[op].reference(x64, axis=-1) for op in ("softmax", "log_softmax"))
         magnitude = max(1.0, float(np.abs(x[np.isfinite(x)]).max(initial=0.0)))  # log_softmax's x - shift
         for name, want, atol in (("softmax_rows", want_sm, 1e-6), ("log_softmax_rows", want_lsm, 1e-6 * magnitude)):
             out = np.full_like(x, 7.0)
