@@ -43,6 +43,7 @@ from rustyasg.core.backend_api import bfloat16
 
 from ..jit import kernel_jit
 from ..threads import splitter
+from . import long_k
 from .protocol import Impl
 
 BF16 = np.dtype(bfloat16)
@@ -282,10 +283,22 @@ def _gemm_forward(cols, wa, out, tmp, g):
     return run
 
 
+def _weight_in_place(grad_shape, out_shape, groups: int, dtype) -> bool:
+    """Whether a weight gradient runs as :func:`.long_k.weight_gradient` (no transposed gradient needed)."""
+    N, O = grad_shape[:2]
+    P = int(np.prod(grad_shape[2:]))
+    return groups == 1 and np.dtype(dtype) in (np.float32, np.float64) and long_k.worth_it(
+        int(np.prod(out_shape)), N * P)
+
+
 def _gemm_weight(ga, cols, out, gt, g):
-    """dW (O, C/g, kh, kw) = gradT @ cols.T per group; ``gt`` (g, O/g, N, P) holds the transposed gradient."""
+    """dW (O, C/g, kh, kw) = gradT @ cols.T per group; ``gt`` (g, O/g, N, P) holds the transposed gradient,
+    or is None where :func:`_weight_in_place` chose the long-inner-dimension kernel."""
     N, O = ga.shape[:2]
     P = ga.size // (N * O)
+    if gt is None:
+        return functools.partial(long_k.weight_gradient_flat, ga.reshape(-1), cols.reshape(-1), out.reshape(-1),
+                                 O, out.size // O, P, 0, N)
     src = ga.reshape(N, g, O // g, P).transpose(1, 2, 0, 3)
     g3 = gt.reshape(g, O // g, N * P)
     ct = cols.reshape(g, -1, N * P).transpose(0, 2, 1)
@@ -359,10 +372,14 @@ def _backward_weight(ins, args):
         + (((((g, O // g, C // g * kh * kw), ins.dtype),) + _input_scratch(x.shape, x.dtype, padding, cdt))
            if chunked else _pad_scratch(x.shape, padding, cdt))
 
+    in_place = not chunked and cdt == ins.dtype == gr.dtype and _weight_in_place(gr.shape, ins.shape, g, cdt)
+    if in_place:  # no transposed gradient: an empty placeholder keeps the scratch order
+        scratch = (scratch[0], ((0,), gr.dtype)) + scratch[2:]
+
     def bind(ga, xa, out, cols, gt, *rest):
         if not chunked:
             fill = _im2col_call(xa, cols, rest[0] if rest else None, (kh, kw), stride, padding, dilation, (oh, ow))
-            return _in_order(fill, _gemm_weight(ga, cols, out, gt, g))
+            return _in_order(fill, _gemm_weight(ga, cols, out, None if in_place else gt, g))
         part = rest[0]
         pad, fills = _chunked_fills(xa, cols, rest[1:], (kh, kw), stride, padding, dilation, (oh, ow), nb)
         P = oh * ow
@@ -456,10 +473,14 @@ def _conv_gemm_weight_op(ins, args):
     N, O = gr.shape[:2]
     P = int(np.prod(gr.shape[2:]))
 
-    def bind(ga, cols, out, gt):
-        return _gemm_weight(ga, cols, out, gt, g)
+    in_place = args[1].dtype == gr.dtype == ins.dtype and _weight_in_place(gr.shape, ins.shape, g, ins.dtype)
 
-    return Impl(bind=bind, scratch=(((g, O // g, N, P), gr.dtype),), contiguous=True, label="gemm(conv dW)")
+    def bind(ga, cols, out, gt):
+        return _gemm_weight(ga, cols, out, None if in_place else gt, g)
+
+    gt_shape = (0,) if in_place else (g, O // g, N, P)
+    return Impl(bind=bind, scratch=((gt_shape, gr.dtype),), contiguous=True,
+                label="long-k(conv dW)" if in_place else "gemm(conv dW)")
 
 
 KERNELS = {
