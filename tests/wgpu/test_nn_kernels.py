@@ -40,13 +40,16 @@ def kb(ctx, pipelines, pool):
                          scratch_alloc=lambda nbytes, label: pool.acquire(nbytes))
 
 
-CONV_PATHS = {"gemm": 0, "direct": 1 << 30}  # largest Og that takes the direct kernels
+# path -> (largest Og that takes the direct kernels, RUSTYASG_WGPU_CONV)
+CONV_PATHS = {"gemm": (0, "im2col"), "implicit": (0, "implicit"), "direct": (1 << 30, "im2col")}
 
 
 @pytest.fixture(params=sorted(CONV_PATHS))
 def conv_path(request, monkeypatch):
-    """Run a conv test through im2col + GEMM and through the direct kernels."""
-    monkeypatch.setattr(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", CONV_PATHS[request.param])
+    """Run a conv test through im2col + GEMM, the implicit GEMM and the direct kernels."""
+    direct_max, lowering = CONV_PATHS[request.param]
+    monkeypatch.setattr(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", direct_max)
+    monkeypatch.setenv(nn_conv.CONV_ENV, lowering)
     return request.param
 
 
@@ -209,8 +212,10 @@ def test_conv_chunks_images_under_a_column_budget(kb, pool, readback, rng, monke
     ((3, 2, 2, 2), (20, 2, 2, 2), {"padding": (1, 1)}, None),     # one split holds every image
     ((8, 3, 4, 4), (12, 3, 2, 2), {"stride": (1, 2)}, 1),         # one split per chunk: sums across chunks
 ], ids=["two-splits", "grouped", "single-split", "chunked"])
+@pytest.mark.parametrize("lowering", ["im2col", "implicit"])
 def test_conv_weight_gradient_folds_images_into_the_reduction(kb, pool, readback, rng, monkeypatch, gemm_path, x_shape,
-                                                              w_shape, attrs, budget_splits):
+                                                              w_shape, attrs, budget_splits, lowering):
+    monkeypatch.setenv(nn_conv.CONV_ENV, lowering)
     attrs = {"kernel_size": w_shape[2:], **attrs}
     full = OPS["conv2d_backward_weight"].check_attrs(attrs)
     x = rng.standard_normal(x_shape)
@@ -231,7 +236,7 @@ def _out_shape_conv(x_shape, w_shape, attrs):
                                      **kw).shape)
 
 
-def test_conv_path_choice(kb, pool, rng):
+def test_conv_path_choice(kb, pool, rng, monkeypatch):
     # Depthwise (one output per group) runs direct, one launch; a wide conv runs im2col + GEMM.
     def labels(x_shape, w_shape, attrs):
         attrs = OPS["conv2d"].check_attrs(attrs)
@@ -243,6 +248,19 @@ def test_conv_path_choice(kb, pool, rng):
                                                           [x, w], y)]
     assert labels((2, 8, 6, 6), (8, 1, 3, 3), {"groups": 8}) == ["conv2d"]
     assert labels((2, 8, 6, 6), (16, 8, 3, 3), {})[0] == "conv2d im2col"
+    monkeypatch.setenv(nn_conv.CONV_ENV, "implicit")  # one GEMM launch gathering its columns
+    implicit = labels((2, 8, 6, 6), (16, 4, 3, 3), {"groups": 2, "padding": (1, 1)})
+    assert len(implicit) == 1 and implicit[0].endswith("(implicit conv)")
+    x = _view(kb, pool, rng.standard_normal((4, 4, 6, 6)).astype(np.float32))
+    g = _view(kb, pool, rng.standard_normal((4, 8, 6, 6)).astype(np.float32))
+    attrs = OPS["conv2d_backward_weight"].check_attrs({"kernel_size": (3, 3), "padding": (1, 1)})
+    dw = TensorView(pool.acquire(4 * 8 * 4 * 9), (8, 4, 3, 3), np.dtype(np.float32), x.storage)
+    dw_labels = [launch.label for launch in nn_conv.conv2d_backward_weight(
+        kb, Instr(0, "conv2d_backward_weight", (), attrs, dw.shape, dw.dtype), [g, x], dw)]
+    assert "(implicit conv)" in " ".join(dw_labels) and not any("im2col" in label for label in dw_labels)
+    monkeypatch.setenv(nn_conv.CONV_ENV, "winograd")
+    with pytest.raises(ValueError, match="RUSTYASG_WGPU_CONV='winograd'.*im2col"):
+        labels((2, 8, 6, 6), (16, 8, 3, 3), {})
 
 
 def test_conv_grouped_gemm_launch_counts(kb, pool, rng):
@@ -414,3 +432,30 @@ def test_float16_tensors_on_either_storage(kb, pool, readback, rng, conv_path):
     for op, arrays, attrs in cases:
         got, ref = run_op(kb, pool, readback, op, arrays, attrs, dtype=np.float16)
         assert got.dtype == np.float16 and rel_err(got, ref) < 3e-3, (op, rel_err(got, ref))
+
+
+def test_implicit_gemm_convolutions_train_like_torch(rng, monkeypatch):
+    """Two strided/padded/grouped convolutions, their input and weight gradients, compiled on wgpu
+    with the columns gathered inside the GEMMs, against torch in float64."""
+    import rustyasg.core as rg
+
+    monkeypatch.setenv(nn_conv.CONV_ENV, "implicit")
+    OG = nn_conv_direct.DIRECT_MAX_OUT_PER_GROUP + 1  # outputs per group: past the direct kernels' range
+    xv = rng.standard_normal((3, 4, 11, 9)).astype(np.float32)
+    w1v = rng.standard_normal((2 * OG, 2, 3, 3)).astype(np.float32) * 0.3
+    w2v = rng.standard_normal((OG, 2 * OG, 2, 3)).astype(np.float32) * 0.1
+    x, w1, w2 = rg.input(xv.shape, name="x"), rg.input(w1v.shape, name="w1"), rg.input(w2v.shape, name="w2")
+    h = rg.relu(rg.conv2d(x, w1, stride=(2, 1), padding=(1, 2), groups=2))
+    y = rg.conv2d(h, w2, dilation=(1, 2))
+    loss = (y * y).sum()
+    grads = rg.grad(loss, [x, w1, w2])
+    f = rg.function([x, w1, w2], [y, *grads], backend="wgpu")
+    labels = [getattr(launch, "label", "") for launch in f.compile(xv, w1v, w2v).launches]
+    assert sum(label.endswith("(implicit conv)") for label in labels) == 4  # 2 forward, 2 weight gradients
+    assert not any("im2col" in label for label in labels)
+    got = f(xv, w1v, w2v)
+    xt, w1t, w2t = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (xv, w1v, w2v))
+    yt = F.conv2d(F.relu(F.conv2d(xt, w1t, stride=(2, 1), padding=(1, 2), groups=2)), w2t, dilation=(1, 2))
+    (yt * yt).sum().backward()
+    for mine, want in zip(got, [yt.detach(), xt.grad, w1t.grad, w2t.grad]):
+        assert rel_err(np.asarray(mine, np.float64), want.numpy()) < 1e-5

@@ -25,6 +25,7 @@ from .autotune import Autotuner, autotune_enabled, time_gpu
 from .matmul_tc import TcMatmulPlanner
 from .matmul_wgsl import (MATMUL_UNIFORMS, MatmulLayout, TileConfig, batch_params, generate_matmul_wgsl, shape_class,
                           vec4_ok)
+from .nn_conv_geometry import CONV_UNIFORMS
 
 # Candidates the autotuner times; the heuristic picks among the first three.
 CANDIDATES: dict[str, TileConfig] = {
@@ -104,31 +105,37 @@ class MatmulPlanner:
         return [name for name in self.names if self.fits(CANDIDATES[name])]
 
     def layout(self, M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, oa, ob, oc, dtype,
-               levels: dict | None = None) -> MatmulLayout:
-        """The :class:`MatmulLayout` these sizes and strides allow (``levels``: :func:`batch_params`)."""
+               levels: dict | None = None, gather_b: bool = False) -> MatmulLayout:
+        """The :class:`MatmulLayout` these sizes and strides allow (``levels``: :func:`batch_params`;
+        ``gather_b``: B is gathered from a convolution's input, element by element)."""
         multi = batch > 1
         lv = levels or {}
         return MatmulLayout(
             trans_a=trans_a,
             trans_b=trans_b,
             vec_a=vec4_ok(M if trans_a else K, lda, sa if multi else 0, oa, lv.get("sa_outer", 0)),
-            vec_b=vec4_ok(K if trans_b else N, ldb, sb if multi else 0, ob, lv.get("sb_outer", 0)),
+            vec_b=not gather_b and vec4_ok(K if trans_b else N, ldb, sb if multi else 0, ob, lv.get("sb_outer", 0)),
             vec_c=vec4_ok(N, ldc, sc if multi else 0, oc, lv.get("sc_outer", 0)),
             dtype=dtype,
+            gather_b=gather_b,
         )
 
     def source(self, config: str, layout: MatmulLayout) -> str:
         """WGSL for a named config and layout."""
         return generate_matmul_wgsl(CANDIDATES[config], layout)
 
-    def _build(self, config: str, layout: MatmulLayout, a, b, c, params: dict) -> KernelLaunch:
+    def _build(self, config: str, layout: MatmulLayout, a, b, c, params: dict,
+               gather: dict | None = None) -> KernelLaunch:
         cfg = CANDIDATES[config]
         tiles_m, tiles_n = -(-params["M"] // cfg.bm), -(-params["N"] // cfg.bn)
         total = tiles_m * tiles_n * params.pop("batch")
         data = MATMUL_UNIFORMS.pack(tiles_m=tiles_m, tiles_n=tiles_n, total=total, pad0=0, **params)
         pipe = self.pipelines.get(self.source(config, layout))
-        ubuf = uniform_buffer(self.ctx, data)
-        return KernelLaunch(self.ctx, pipe, [a, b, c, ubuf], total, label=f"matmul {config}")
+        resources = [a, b, c, uniform_buffer(self.ctx, data)]
+        if gather is not None:
+            resources.append(uniform_buffer(self.ctx, CONV_UNIFORMS.pack(**gather)))
+        label = f"matmul {config}" + (" (implicit conv)" if gather is not None else "")
+        return KernelLaunch(self.ctx, pipe, resources, total, label=label)
 
     def launch(
         self, a: Any, b: Any, c: Any, M: int, N: int, K: int, *, batch: int = 1,
@@ -137,11 +144,14 @@ class MatmulPlanner:
         stride_a: int | None = None, stride_b: int | None = None, stride_c: int | None = None,
         offset_a: int = 0, offset_b: int = 0, offset_c: int = 0,
         inner_batch: int | None = None, outer_strides: tuple[int, int, int] = (0, 0, 0),
-        dtype: str = "f32", config: str | None = None,
+        dtype: str = "f32", config: str | None = None, gather: dict | None = None,
     ) -> KernelLaunch:
         """A launch computing the batched product into ``c`` (see class doc); with
         ``inner_batch``, batch index ``i`` is ``(i // inner_batch, i % inner_batch)`` and
-        ``outer_strides`` are the first level's strides of A, B and C."""
+        ``outer_strides`` are the first level's strides of A, B and C. With ``gather`` (the
+        values of :data:`~.nn_conv_geometry.CONV_UNIFORMS`), ``b`` is a convolution's input and B
+        its column matrix, gathered as it is read (``ldb`` is unused; the batch strides of B
+        step between images and groups of the input)."""
         lda = lda if lda is not None else (M if trans_a else K)
         ldb = ldb if ldb is not None else (K if trans_b else N)
         ldc = ldc if ldc is not None else N
@@ -149,30 +159,30 @@ class MatmulPlanner:
         sb = stride_b if stride_b is not None else K * N
         sc = stride_c if stride_c is not None else M * N
         levels = batch_params(batch, inner_batch, outer_strides)
-        if (dtype == "f16" and self.tensor_cores is not None and config is None
+        if (dtype == "f16" and self.tensor_cores is not None and config is None and gather is None
                 and self.tensor_cores.runnable(M, N, K)):
             return self.tensor_cores.launch(
                 a, b, c, M, N, K, batch=batch, trans_a=trans_a, trans_b=trans_b, lda=lda, ldb=ldb, ldc=ldc,
                 stride_a=sa, stride_b=sb, stride_c=sc, offset_a=offset_a, offset_b=offset_b, offset_c=offset_c,
                 inner_batch=inner_batch, outer_strides=outer_strides, out_dtype="f16")
         lay = self.layout(M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, offset_a, offset_b, offset_c, dtype,
-                          levels)
+                          levels, gather_b=gather is not None)
         params = dict(M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb, ldc=ldc, sa=sa, sb=sb, sc=sc,
                       oa=offset_a, ob=offset_b, oc=offset_c, **levels)
         if config is None:
-            config = self.choose(M, N, K, batch, lay, a, b, c, params)
+            config = self.choose(M, N, K, batch, lay, a, b, c, params, gather)
         elif config not in CANDIDATES:
             raise KeyError(f"unknown matmul tile config {config!r}; known: {sorted(CANDIDATES)}")
-        return self._build(config, lay, a, b, c, dict(params))
+        return self._build(config, lay, a, b, c, dict(params), gather)
 
-    def choose(self, M, N, K, batch, lay, a, b, c, params) -> str:
+    def choose(self, M, N, K, batch, lay, a, b, c, params, gather: dict | None = None) -> str:
         """Tile config for this problem: tuned (and cached) or heuristic."""
         guess = heuristic_config(M, N, batch)
         if not self.autotune or self.tuner is None:
             return guess if guess in self.candidates() else self.candidates()[0]
 
         def time_one(name: str) -> float:
-            launch = self._build(name, lay, a, b, c, dict(params))
+            launch = self._build(name, lay, a, b, c, dict(params), gather)
             return time_gpu(self.ctx, launch.encode)
 
         return self.tuner.choose(shape_class(M, N, K, batch, lay), self.candidates(), time_one)

@@ -28,6 +28,12 @@ How the kernel is built, and why:
   visited in groups of ``group_m`` tile-rows so that concurrently running
   tiles share rows of A and columns of B in L2.
 * Sizes, strides and offsets are uniforms: one pipeline per (config, layout).
+* ``MatmulLayout.gather_b``: B is the column (im2col) matrix of a convolution's
+  input, never written out: each B element is gathered from the input image
+  (zero in the padding) as the tile is loaded: an implicit-GEMM convolution.
+  The window geometry is a second uniform block (:data:`CONV_UNIFORMS`); a B
+  "row" index is a window tap ``(c, i, j)``, a column index an output position
+  (with ``trans_b`` the other way round, for the weight gradient's ``cols^T``).
 
 Example::
 
@@ -41,6 +47,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL, UniformLayout
+from .nn_conv_geometry import CONV_UNIFORMS
 
 MATMUL_UNIFORMS = UniformLayout(
     [
@@ -156,12 +163,13 @@ class MatmulLayout:
     vec_b: bool = True
     vec_c: bool = True
     dtype: str = "f32"
+    gather_b: bool = False  # B gathered from a convolution's input (implicit GEMM; see module doc)
 
     @property
     def key(self) -> str:
         t = ("t" if self.trans_a else "n") + ("t" if self.trans_b else "n")
         v = "".join("1" if f else "0" for f in (self.vec_a, self.vec_b, self.vec_c))
-        return f"{t}_v{v}_{self.dtype}"
+        return f"{t}_v{v}_{self.dtype}" + ("_conv" if self.gather_b else "")
 
 
 def batch_params(batch: int, inner_batch: int | None, outer_strides: tuple[int, int, int]) -> dict:
@@ -299,9 +307,46 @@ def _global_index(op: _Operand, j: int, k0: str) -> str:
     return f"{op.name}base + {k} * p.{op.ld} + {o}"
 
 
+#: The gather of an implicit-GEMM B operand: the input value under window tap ``tap`` (channel
+#: ``c`` of the group, kernel row ``i``, column ``j``) at output position ``pos`` (an index over
+#: ``SPLIT`` images' positions, for a weight gradient summing several images), 0 in the padding.
+GATHER_WGSL = """
+fn conv_gather(base: u32, tap: u32, pos: u32) -> f32 {
+    let j = tap % cv.KW;
+    let r = tap / cv.KW;
+    let i = r % cv.KH;
+    let c = r / cv.KH;
+    let per_image = cv.OH * cv.OW;
+    let img = pos / per_image;
+    let q = pos % per_image;
+    let h = i32((q / cv.OW) * cv.SH + i * cv.DH) - i32(cv.PH);
+    let w = i32((q % cv.OW) * cv.SW + j * cv.DW) - i32(cv.PW);
+    if (h < 0 || h >= i32(cv.H) || w < 0 || w >= i32(cv.W)) { return 0.0; }
+    return f32(B[base + ((img * cv.C + c) * cv.H + u32(h)) * cv.W + u32(w)]);
+}
+"""
+
+
+def _gather_load(op: _Operand, lay: MatmulLayout, j: int, k0: str, clamp: bool) -> str:
+    """The gathered value of B's load unit ``j`` (``clamp``: indices kept inside the matrix, for edge tiles)."""
+    k, o = f"({k0} + {op.reg}k{j})", f"({op.origin} + {op.reg}o{j})"
+    if clamp:
+        k, o = f"min({k}, p.K - 1u)", f"min({o}, p.N - 1u)"
+    tap, pos = (o, k) if lay.trans_b else (k, o)
+    return f"conv_gather(Bbase, {tap}, {pos})"
+
+
 def _emit_global_loads(w: _Writer, cfg: TileConfig, op: _Operand, lay: MatmulLayout, k0: str, checked: bool) -> None:
     vw, _, per_thread = _load_plan(cfg, op)
     vt = "vec4<f32>" if vw == 4 else "f32"
+    if op.name == "B" and lay.gather_b:
+        for j in range(per_thread):
+            if checked:
+                ok = f"{op.reg}in{j} && ({op.origin} + {op.reg}o{j} < p.N) && ({k0} + {op.reg}k{j} < p.K)"
+                w(f"{op.reg}{j} = select(0.0, {_gather_load(op, lay, j, k0, True)}, {ok});")
+            else:
+                w(f"{op.reg}{j} = {_gather_load(op, lay, j, k0, False)};")
+        return
     for j in range(per_thread):
         idx = f"({_global_index(op, j, k0)})" + (" / 4u" if vw == 4 else "")
         load = f"{op.name}[{idx}]" if lay.dtype == "f32" else f"{vt}({op.name}[{idx}])"
@@ -417,6 +462,8 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     bad = cfg.problems(max_threads=1 << 30, max_shared=1 << 30)
     if bad:
         raise ValueError(f"tile config {cfg.name}: " + "; ".join(bad))
+    if lay.gather_b and lay.vec_b:
+        raise ValueError("a gathered B operand is read element by element: vec_b must be False")
     ops = _operands(cfg, lay)
     st = "f32" if lay.dtype == "f32" else "f16"
     a_t = f"vec4<{st}>" if lay.vec_a else st
@@ -431,6 +478,10 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     w(f"@group(0) @binding(1) var<storage, read> B: array<{b_t}>;")
     w(f"@group(0) @binding(2) var<storage, read_write> C: array<{c_t}>;")
     w("@group(0) @binding(3) var<uniform> p: Params;")
+    if lay.gather_b:
+        w(CONV_UNIFORMS.wgsl_struct("Conv"))
+        w("@group(0) @binding(4) var<uniform> cv: Conv;")
+        w(GATHER_WGSL)
     # [2 buffers * bk rows][padded row of vec4]: row index = buffer*bk + k.
     if ops[0].rows:
         # [2 buffers * bm rows][bk/4 vec4]; unpadded: a quarter-warp's vec4

@@ -29,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
@@ -42,6 +43,26 @@ from .nn_conv_geometry import CONV_UNIFORMS, ConvGeometry, conv_geometry, transp
 
 # Column-matrix bytes per chunk of images: bounds scratch memory on large batches.
 COLUMN_BUDGET = 256 << 20
+
+#: ``RUSTYASG_WGPU_CONV``: how convolutions that are not 1x1 reach the GEMM. ``im2col`` (the
+#: default) writes the column matrix, then multiplies; ``implicit`` gathers the columns inside
+#: the GEMM's tile loads (no column buffer, no im2col launch; forward and weight gradient).
+CONV_ENV = "RUSTYASG_WGPU_CONV"
+CONV_MODES = ("im2col", "implicit")
+
+
+def conv_mode() -> str:
+    """The convolution lowering chosen by ``RUSTYASG_WGPU_CONV``.
+
+    Example::
+
+        >>> conv_mode() in CONV_MODES
+        True
+    """
+    mode = os.environ.get(CONV_ENV, "").strip().lower() or "im2col"
+    if mode not in CONV_MODES:
+        raise ValueError(f"{CONV_ENV}={mode!r} is not a convolution lowering; choose one of {list(CONV_MODES)}")
+    return mode
 
 SUM_UNIFORMS = UniformLayout([("total", "u32"), ("rows", "u32"), ("accumulate", "u32")])
 
@@ -209,6 +230,21 @@ class _Plan:
         return grouped_gemm(self.kb, *args, dtype=self.elem, **kw)
 
 
+def implicit_forward(kb: Any, geo: ConvGeometry, elem: str, x: Any, w: Any, y: Any) -> KernelLaunch:
+    """One GEMM launch ``y[n, g] = W[g] @ cols(x[n, g])`` over every image and group, the
+    columns gathered from ``x`` as the GEMM loads its tiles (no column buffer).
+
+    Example::
+
+        launch = implicit_forward(kb, conv_geometry(x.shape, w.shape, (OH, OW), attrs), "f32", x, w, y)
+    """
+    G, K, P, image = geo.G, geo.K, geo.P, geo.C * geo.H * geo.W
+    return kb.matmul.launch(w, x, y, geo.Og, P, K, batch=geo.N * G, inner_batch=G,
+                            outer_strides=(0, image, geo.O * P), lda=K, ldc=P,
+                            stride_a=geo.Og * K, stride_b=geo.Cg * geo.H * geo.W, stride_c=geo.Og * P,
+                            dtype=elem, gather=geo.uniforms(0))
+
+
 def conv2d(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelLaunch]:
     """Kernel of ``conv2d(x, w)`` (interface of :mod:`.api`): im2col per chunk, then ``W @ cols``.
 
@@ -220,6 +256,8 @@ def conv2d(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelL
     geo = conv_geometry(inputs[0].shape, inputs[1].shape, out.shape[2:], instr.attrs)
     if direct_applies(geo):
         return direct_conv(kb, "forward", geo, float_elem(instr.op, *inputs, out), x, w, out.buffer, instr.op)
+    if conv_mode() == "implicit" and not geo.identity_columns:
+        return [implicit_forward(kb, geo, float_elem(instr.op, *inputs, out), x, w, out.buffer)]
     plan = _Plan(kb, instr, inputs, out, inputs[0].shape, inputs[1].shape, out.shape[2:])
     G, K, P = geo.G, geo.K, geo.P
     cols = plan.columns()
@@ -298,6 +336,10 @@ def conv2d_backward_weight(kb: Any, instr: Any, inputs: Sequence[Any], out: Any)
     if direct_applies(geo):
         return direct_conv(kb, "backward_weight", geo, float_elem(instr.op, *inputs, out), g, x, out.buffer, instr.op)
     item = out.storage.itemsize
+    if conv_mode() == "implicit" and not geo.identity_columns:
+        launches = implicit_weight_gradient(kb, instr, inputs, out, geo)
+        if launches is not None:
+            return launches
     budget = min(COLUMN_BUDGET, max_binding(kb)) - item * O * geo.K
     s = images_per_split(geo, budget // (item * (geo.C * KH * KW + O) * geo.P))
     plan = _Plan(kb, instr, inputs, out, inputs[1].shape, out.shape, inputs[0].shape[2:],
@@ -328,6 +370,43 @@ def conv2d_backward_weight(kb: Any, instr: Any, inputs: Sequence[Any], out: Any)
             values = dict(total=O * K, rows=m // s, accumulate=int(n0 > 0))
             launches.append(element_launch(kb, sum_rows_wgsl(plan.elem), SUM_UNIFORMS, values, [part, out.buffer],
                                            f"{instr.op} sum"))
+    return launches
+
+
+def implicit_weight_gradient(kb: Any, instr: Any, inputs: Sequence[Any], out: Any,
+                             geo: ConvGeometry) -> list[KernelLaunch] | None:
+    """``dW[g] = sum_n grad[n, g] @ cols(x[n, g])^T`` with the columns gathered inside the GEMM.
+
+    Images are folded into the reduction in splits of :func:`images_per_split` as on the
+    im2col path (the gather walks a split's images); the splits' partial products are
+    summed by one more launch. None when the partial sums or the split gradient would
+    exceed a storage binding (the im2col path then chunks the images).
+    """
+    g, x = (v.buffer for v in inputs)
+    O, G, K, P, N = geo.O, geo.G, geo.K, geo.P, geo.N
+    elem = float_elem(instr.op, *inputs, out)
+    item = out.storage.itemsize
+    s = images_per_split(geo, N)
+    splits, sP = N // s, s * P
+    if item * max(splits * O * K, N * O * P if s > 1 else 0) > max_binding(kb):
+        return None
+    launches = []
+    if s > 1:  # (splits, s, O, P) -> (splits, O, s, P): a split's reduction runs over its images
+        g_split = kb.scratch(item * N * O * P, f"{instr.op} gradient by split")
+        identity = ElementwiseSpec(("g",), (EwOp("t", "identity", ("g",)),), ("t",))
+        launches.append(kb.elementwise.launch(identity, (splits, O, s, P), [(g, (s * O * P, P, O * P, 1), 0)],
+                                              [g_split], storages=[inputs[0].storage.name] * 2))
+        g = g_split
+    part = out.buffer if splits == 1 else kb.scratch(item * splits * O * K, f"{instr.op} partial sums")
+    image = geo.C * geo.H * geo.W
+    launches.append(kb.matmul.launch(g, x, part, geo.Og, K, sP, batch=splits * G, inner_batch=G,
+                                     outer_strides=(O * sP, s * image, O * K), trans_b=True, lda=sP, ldc=K,
+                                     stride_a=geo.Og * sP, stride_b=geo.Cg * geo.H * geo.W, stride_c=geo.Og * K,
+                                     dtype=elem, gather=geo.uniforms(0, split=s)))
+    if splits > 1:
+        values = dict(total=O * K, rows=splits, accumulate=0)
+        launches.append(element_launch(kb, sum_rows_wgsl(elem), SUM_UNIFORMS, values, [part, out.buffer],
+                                       f"{instr.op} sum"))
     return launches
 
 
