@@ -99,6 +99,20 @@ def test_config_problems_name_the_limit():
         generate_tc_matmul_wgsl(TcConfig(), MatmulLayout(dtype="f16"), H100_FRAGMENT, "bf16")
 
 
+def test_one_staged_buffer_halves_the_tiles_and_adds_a_barrier_before_the_next_store():
+    double, single = TcConfig(128, 256, 32, 2, 4), TcConfig(128, 256, 32, 2, 4, buffers=1)
+    assert single.name == "tc128x256x32_2x4_sb" and double.name == "tc128x256x32_2x4"
+    scratch = 4 * single.subgroups * H100_FRAGMENT.m * H100_FRAGMENT.n
+    assert double.shared_bytes(H100_FRAGMENT) - scratch == 2 * (single.shared_bytes(H100_FRAGMENT) - scratch)
+    assert double.problems(H100_FRAGMENT, 1024, 49152) and not single.problems(H100_FRAGMENT, 1024, 49152)
+    assert any("buffers" in p for p in TcConfig(buffers=3).problems(H100_FRAGMENT))
+    lay = MatmulLayout(dtype="f16")
+    one, two = (generate_tc_matmul_wgsl(c, lay, H100_FRAGMENT) for c in (single, double))
+    loop = lambda src: src[src.index("for (var kt"):]  # noqa: E731
+    assert loop(one).count("workgroupBarrier()") == loop(two).count("workgroupBarrier()") + 1
+    assert "let cur = 0u;" in one and "let cur = kt % 2u;" in two
+
+
 def test_heuristic_prefers_fast_big_tiles_when_they_fill_the_gpu():
     names = list(CANDIDATES)
     assert heuristic_config(4096, 4096, 1, names) == names[0]

@@ -42,6 +42,13 @@ CANDIDATES: dict[str, TcConfig] = {
         TcConfig(64, 64, 32, 2, 2),
         TcConfig(64, 64, 16, 2, 2),
         TcConfig(64, 32, 16, 2, 2),
+        # One staged k-tile (two barriers per k-tile): deeper k-tiles or larger workgroups in 48 KiB.
+        TcConfig(128, 256, 32, 2, 4, buffers=1),
+        TcConfig(256, 128, 32, 4, 2, buffers=1),
+        TcConfig(128, 128, 64, 2, 4, buffers=1),
+        TcConfig(128, 128, 32, 2, 4, buffers=1),
+        TcConfig(256, 256, 16, 4, 4, buffers=1),
+        TcConfig(256, 128, 32, 4, 4, buffers=1),
         # Fragments straight from storage: full tiles only (M, N multiples of the tile, K of 16).
         TcConfig(256, 128, 16, 4, 2, staged=False),
         TcConfig(128, 256, 16, 2, 4, staged=False),

@@ -17,7 +17,9 @@ How the kernel is built, and why:
   fragment loads of consecutive rows start in different banks.
 * Double buffering: the next k-tile is fetched from global memory into
   registers while the tensor cores work on the current one, then stored into
-  the other buffer; one barrier per k-tile.
+  the other buffer; one barrier per k-tile. ``buffers=1`` keeps one staged
+  tile (the register prefetch stays) and pays a second barrier per k-tile
+  for twice the k-depth in the same workgroup memory.
 * ``staged=False`` skips workgroup memory: fragments are loaded straight from
   storage (L1/L2 serve the reuse); it needs full tiles, and is kept as a
   tuner candidate (best where shared memory limits the staged tiles).
@@ -46,7 +48,7 @@ from ..pipelines import LINEAR_WORKGROUP_WGSL
 from .matmul_wgsl import BATCH_BASES_WGSL, MATMUL_UNIFORMS, MatmulLayout, _Writer
 
 PAD = 8  # halves of padding per staged row (16 bytes)
-KERNEL_VERSION = 2  # bump when generated code changes: tuned choices of older versions are dropped
+KERNEL_VERSION = 3  # bump when generated code changes: tuned choices of older versions are dropped
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class TcConfig:
     sg_m: int = 2
     sg_n: int = 2
     staged: bool = True  # False: fragments straight from storage (tiles need not fit shared memory)
+    buffers: int = 2     # staged k-tiles in workgroup memory: 2 (double buffering) or 1
 
     @property
     def subgroups(self) -> int:
@@ -105,7 +108,8 @@ class TcConfig:
 
     @property
     def name(self) -> str:
-        return f"tc{self.bm}x{self.bn}x{self.bk}_{self.sg_m}x{self.sg_n}" + ("" if self.staged else "_direct")
+        suffix = "_direct" if not self.staged else ("_sb" if self.buffers == 1 else "")
+        return f"tc{self.bm}x{self.bn}x{self.bk}_{self.sg_m}x{self.sg_n}" + suffix
 
     def tile_halves(self, lay: MatmulLayout) -> tuple[int, int]:
         """Halves in one staged A tile and one B tile (padded rows)."""
@@ -114,9 +118,9 @@ class TcConfig:
         return a, b
 
     def shared_bytes(self, frag: FragmentShape) -> int:
-        """Workgroup memory at most (two buffers of each tile in f16, plus f32 scratch fragments)."""
-        lay_worst = max(self.tile_halves(MatmulLayout(trans_a=ta, trans_b=tb)) for ta in (0, 1) for tb in (0, 1))
-        tiles = 2 * 2 * (lay_worst[0] + lay_worst[1]) if self.staged else 0
+        """Workgroup memory at most (``buffers`` of each tile in f16, plus f32 scratch fragments)."""
+        lay_worst = max(sum(self.tile_halves(MatmulLayout(trans_a=ta, trans_b=tb))) for ta in (0, 1) for tb in (0, 1))
+        tiles = 2 * self.buffers * lay_worst if self.staged else 0
         return tiles + 4 * self.subgroups * frag.m * frag.n
 
     def problems(self, frag: FragmentShape, max_threads: int = 1024, max_shared: int = 49152) -> list[str]:
@@ -127,6 +131,8 @@ class TcConfig:
             out.append(f"subgroup blocks {wm}x{wn} must be multiples of the {frag.m}x{frag.n} fragment")
         if self.bk % frag.k or self.bk % 4:
             out.append(f"bk={self.bk} must be a multiple of the fragment's k={frag.k} and of 4")
+        if self.buffers not in (1, 2):
+            out.append(f"buffers={self.buffers} must be 1 or 2")
         threads = self.subgroups * frag.subgroup_size
         if threads > max_threads:
             out.append(f"{threads} invocations exceed {max_threads}")
@@ -248,7 +254,7 @@ def _emit_staged_loop(w: _Writer, cfg: TcConfig, lay: MatmulLayout, frag: Fragme
     w.close()
     w("workgroupBarrier();")
     w.open("for (var kt = 0u; kt < nk; kt = kt + 1u)")
-    w("let cur = kt % 2u;")
+    w("let cur = kt % 2u;" if cfg.buffers == 2 else "let cur = 0u;")
     w("let more = kt + 1u < nk;")
     w.open("if (more)")
     _emit_fetch(w, (a, b), threads, f"(kt + 1u) * {cfg.bk}u")
@@ -266,9 +272,11 @@ def _emit_staged_loop(w: _Writer, cfg: TcConfig, lay: MatmulLayout, frag: Fragme
         for i in range(fm_count):
             for j in range(fn_count):
                 w(f"acc_{i}_{j} = subgroupMatrixMultiplyAccumulate(a{s}_{i}, b{s}_{j}, acc_{i}_{j});")
+    if cfg.buffers == 1:
+        w("workgroupBarrier();")  # every subgroup has read the tile before it is overwritten
     w.open("if (more)")
     for st in (a, b):
-        _emit_stores(w, st, threads, "1u - cur")
+        _emit_stores(w, st, threads, "1u - cur" if cfg.buffers == 2 else "0u")
     w.close()
     w("workgroupBarrier();")
     w.close()
@@ -325,8 +333,8 @@ def generate_tc_matmul_wgsl(cfg: TcConfig, lay: MatmulLayout, frag: FragmentShap
     w(f"@group(0) @binding(2) var<storage, read_write> C: array<{out_dtype}>;")
     w("@group(0) @binding(3) var<uniform> p: Params;")
     if staged:
-        w(f"var<workgroup> As: array<f16, {2 * a.tile}>;")
-        w(f"var<workgroup> Bs: array<f16, {2 * b.tile}>;")
+        w(f"var<workgroup> As: array<f16, {cfg.buffers * a.tile}>;")
+        w(f"var<workgroup> Bs: array<f16, {cfg.buffers * b.tile}>;")
     w(f"var<workgroup> Cs: array<f32, {cfg.subgroups * scratch}>;")
     w(LINEAR_WORKGROUP_WGSL)
     w(f"@compute @workgroup_size({threads})")
