@@ -105,9 +105,9 @@ class MatmulPlanner:
         return [name for name in self.names if self.fits(CANDIDATES[name])]
 
     def layout(self, M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, oa, ob, oc, dtype,
-               levels: dict | None = None, gather_b: bool = False) -> MatmulLayout:
+               levels: dict | None = None, gather_b: str = "") -> MatmulLayout:
         """The :class:`MatmulLayout` these sizes and strides allow (``levels``: :func:`batch_params`;
-        ``gather_b``: B is gathered from a convolution's input, element by element)."""
+        ``gather_b``: how B is gathered, see :data:`~.matmul_wgsl.GATHERS`)."""
         multi = batch > 1
         lv = levels or {}
         return MatmulLayout(
@@ -125,7 +125,7 @@ class MatmulPlanner:
         return generate_matmul_wgsl(CANDIDATES[config], layout)
 
     def _build(self, config: str, layout: MatmulLayout, a, b, c, params: dict,
-               gather: dict | None = None) -> KernelLaunch:
+               gather: tuple[str, dict] | None = None) -> KernelLaunch:
         cfg = CANDIDATES[config]
         tiles_m, tiles_n = -(-params["M"] // cfg.bm), -(-params["N"] // cfg.bn)
         total = tiles_m * tiles_n * params.pop("batch")
@@ -133,7 +133,7 @@ class MatmulPlanner:
         pipe = self.pipelines.get(self.source(config, layout))
         resources = [a, b, c, uniform_buffer(self.ctx, data)]
         if gather is not None:
-            resources.append(uniform_buffer(self.ctx, CONV_UNIFORMS.pack(**gather)))
+            resources.append(uniform_buffer(self.ctx, CONV_UNIFORMS.pack(**gather[1])))
         label = f"matmul {config}" + (" (implicit conv)" if gather is not None else "")
         return KernelLaunch(self.ctx, pipe, resources, total, label=label)
 
@@ -144,14 +144,14 @@ class MatmulPlanner:
         stride_a: int | None = None, stride_b: int | None = None, stride_c: int | None = None,
         offset_a: int = 0, offset_b: int = 0, offset_c: int = 0,
         inner_batch: int | None = None, outer_strides: tuple[int, int, int] = (0, 0, 0),
-        dtype: str = "f32", config: str | None = None, gather: dict | None = None,
+        dtype: str = "f32", config: str | None = None, gather: tuple[str, dict] | None = None,
     ) -> KernelLaunch:
         """A launch computing the batched product into ``c`` (see class doc); with
         ``inner_batch``, batch index ``i`` is ``(i // inner_batch, i % inner_batch)`` and
-        ``outer_strides`` are the first level's strides of A, B and C. With ``gather`` (the
-        values of :data:`~.nn_conv_geometry.CONV_UNIFORMS`), ``b`` is a convolution's input and B
-        its column matrix, gathered as it is read (``ldb`` is unused; the batch strides of B
-        step between images and groups of the input)."""
+        ``outer_strides`` are the first level's strides of A, B and C. With ``gather`` (a key of
+        :data:`~.matmul_wgsl.GATHERS` and the values of :data:`~.nn_conv_geometry.CONV_UNIFORMS`),
+        ``b`` is a convolution's input (or output gradient) and B the column matrix gathered from
+        it as it is read (``ldb`` is unused; B's batch strides step between images and groups)."""
         lda = lda if lda is not None else (M if trans_a else K)
         ldb = ldb if ldb is not None else (K if trans_b else N)
         ldc = ldc if ldc is not None else N
@@ -166,7 +166,7 @@ class MatmulPlanner:
                 stride_a=sa, stride_b=sb, stride_c=sc, offset_a=offset_a, offset_b=offset_b, offset_c=offset_c,
                 inner_batch=inner_batch, outer_strides=outer_strides, out_dtype="f16")
         lay = self.layout(M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, offset_a, offset_b, offset_c, dtype,
-                          levels, gather_b=gather is not None)
+                          levels, gather_b=gather[0] if gather is not None else "")
         params = dict(M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb, ldc=ldc, sa=sa, sb=sb, sc=sc,
                       oa=offset_a, ob=offset_b, oc=offset_c, **levels)
         if config is None:
@@ -175,7 +175,7 @@ class MatmulPlanner:
             raise KeyError(f"unknown matmul tile config {config!r}; known: {sorted(CANDIDATES)}")
         return self._build(config, lay, a, b, c, dict(params), gather)
 
-    def choose(self, M, N, K, batch, lay, a, b, c, params, gather: dict | None = None) -> str:
+    def choose(self, M, N, K, batch, lay, a, b, c, params, gather: tuple[str, dict] | None = None) -> str:
         """Tile config for this problem: tuned (and cached) or heuristic."""
         guess = heuristic_config(M, N, batch)
         if not self.autotune or self.tuner is None:

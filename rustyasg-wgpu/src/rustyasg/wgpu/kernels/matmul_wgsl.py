@@ -28,12 +28,15 @@ How the kernel is built, and why:
   visited in groups of ``group_m`` tile-rows so that concurrently running
   tiles share rows of A and columns of B in L2.
 * Sizes, strides and offsets are uniforms: one pipeline per (config, layout).
-* ``MatmulLayout.gather_b``: B is the column (im2col) matrix of a convolution's
-  input, never written out: each B element is gathered from the input image
-  (zero in the padding) as the tile is loaded: an implicit-GEMM convolution.
-  The window geometry is a second uniform block (:data:`CONV_UNIFORMS`); a B
-  "row" index is a window tap ``(c, i, j)``, a column index an output position
-  (with ``trans_b`` the other way round, for the weight gradient's ``cols^T``).
+* ``MatmulLayout.gather_b`` names a B that is never written out but gathered
+  element by element as its tiles are loaded (:data:`GATHERS`): an implicit-GEMM
+  convolution. ``"columns"``: the column (im2col) matrix of a convolution's input,
+  a B row index a window tap ``(c, i, j)`` and a column index an output position
+  (with ``trans_b`` the other way round, the weight gradient's ``cols^T``), zero in
+  the padding. ``"grad_columns"``: for the input gradient, a row index a tap
+  ``(o, i, j)`` of the output gradient and a column index an input pixel, zero
+  where no window of that tap covers the pixel. The window geometry is a second
+  uniform block (:data:`CONV_UNIFORMS`).
 
 Example::
 
@@ -163,13 +166,13 @@ class MatmulLayout:
     vec_b: bool = True
     vec_c: bool = True
     dtype: str = "f32"
-    gather_b: bool = False  # B gathered from a convolution's input (implicit GEMM; see module doc)
+    gather_b: str = ""  # a key of GATHERS: B gathered as it is loaded (implicit GEMM; see module doc)
 
     @property
     def key(self) -> str:
         t = ("t" if self.trans_a else "n") + ("t" if self.trans_b else "n")
         v = "".join("1" if f else "0" for f in (self.vec_a, self.vec_b, self.vec_c))
-        return f"{t}_v{v}_{self.dtype}" + ("_conv" if self.gather_b else "")
+        return f"{t}_v{v}_{self.dtype}" + (f"_{self.gather_b}" if self.gather_b else "")
 
 
 def batch_params(batch: int, inner_batch: int | None, outer_strides: tuple[int, int, int]) -> dict:
@@ -307,24 +310,39 @@ def _global_index(op: _Operand, j: int, k0: str) -> str:
     return f"{op.name}base + {k} * p.{op.ld} + {o}"
 
 
-#: The gather of an implicit-GEMM B operand: the input value under window tap ``tap`` (channel
-#: ``c`` of the group, kernel row ``i``, column ``j``) at output position ``pos`` (an index over
-#: ``SPLIT`` images' positions, for a weight gradient summing several images), 0 in the padding.
-GATHER_WGSL = """
+#: The gathers of an implicit-GEMM B operand (``conv_gather(base, tap, pos)``), by name; a tap is
+#: ``(ch, i, j)``: a channel of the group, a kernel row and column.
+#: ``columns``: the input value (input channel ``ch``) under the tap at output position ``pos``
+#: (an index over ``SPLIT`` images' positions, for a weight gradient summing several images), 0 in
+#: the padding. ``grad_columns``: the output gradient (output channel ``ch``) that input pixel
+#: ``pos`` receives through the tap, 0 where that tap's window never covers the pixel (stride,
+#: padding, a cropped gradient).
+_GATHER_HEAD = """
 fn conv_gather(base: u32, tap: u32, pos: u32) -> f32 {
     let j = tap % cv.KW;
-    let r = tap / cv.KW;
-    let i = r % cv.KH;
-    let c = r / cv.KH;
-    let per_image = cv.OH * cv.OW;
+    let i = (tap / cv.KW) % cv.KH;
+    let ch = tap / (cv.KW * cv.KH);
+"""
+GATHERS = {
+    "columns": _GATHER_HEAD + """    let per_image = cv.OH * cv.OW;
     let img = pos / per_image;
     let q = pos % per_image;
     let h = i32((q / cv.OW) * cv.SH + i * cv.DH) - i32(cv.PH);
     let w = i32((q % cv.OW) * cv.SW + j * cv.DW) - i32(cv.PW);
     if (h < 0 || h >= i32(cv.H) || w < 0 || w >= i32(cv.W)) { return 0.0; }
-    return f32(B[base + ((img * cv.C + c) * cv.H + u32(h)) * cv.W + u32(w)]);
+    return f32(B[base + ((img * cv.C + ch) * cv.H + u32(h)) * cv.W + u32(w)]);
 }
-"""
+""",
+    "grad_columns": _GATHER_HEAD + """    let th = i32(pos / cv.W + cv.PH) - i32(i * cv.DH);
+    let tw = i32(pos % cv.W + cv.PW) - i32(j * cv.DW);
+    if (th < 0 || tw < 0) { return 0.0; }
+    let oh = u32(th) / cv.SH;
+    let ow = u32(tw) / cv.SW;
+    if (u32(th) % cv.SH != 0u || u32(tw) % cv.SW != 0u || oh >= cv.OH || ow >= cv.OW) { return 0.0; }
+    return f32(B[base + (ch * cv.OH + oh) * cv.OW + ow]);
+}
+""",
+}
 
 
 def _gather_load(op: _Operand, lay: MatmulLayout, j: int, k0: str, clamp: bool) -> str:
@@ -462,8 +480,9 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     bad = cfg.problems(max_threads=1 << 30, max_shared=1 << 30)
     if bad:
         raise ValueError(f"tile config {cfg.name}: " + "; ".join(bad))
-    if lay.gather_b and lay.vec_b:
-        raise ValueError("a gathered B operand is read element by element: vec_b must be False")
+    if lay.gather_b and (lay.vec_b or lay.gather_b not in GATHERS):
+        raise ValueError(f"gather_b={lay.gather_b!r}: must be one of {sorted(GATHERS)}, read element by element "
+                         "(vec_b False)")
     ops = _operands(cfg, lay)
     st = "f32" if lay.dtype == "f32" else "f16"
     a_t = f"vec4<{st}>" if lay.vec_a else st
@@ -481,7 +500,7 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     if lay.gather_b:
         w(CONV_UNIFORMS.wgsl_struct("Conv"))
         w("@group(0) @binding(4) var<uniform> cv: Conv;")
-        w(GATHER_WGSL)
+        w(GATHERS[lay.gather_b])
     # [2 buffers * bk rows][padded row of vec4]: row index = buffer*bk + k.
     if ops[0].rows:
         # [2 buffers * bm rows][bk/4 vec4]; unpadded: a quarter-warp's vec4

@@ -45,8 +45,9 @@ from .nn_conv_geometry import CONV_UNIFORMS, ConvGeometry, conv_geometry, transp
 COLUMN_BUDGET = 256 << 20
 
 #: ``RUSTYASG_WGPU_CONV``: how convolutions that are not 1x1 reach the GEMM. ``im2col`` (the
-#: default) writes the column matrix, then multiplies; ``implicit`` gathers the columns inside
-#: the GEMM's tile loads (no column buffer, no im2col launch; forward and weight gradient).
+#: default) writes the column matrix, then multiplies (and col2im adds the input gradient's
+#: columns back); ``implicit`` gathers the columns inside the GEMM's tile loads: no column
+#: buffer, no im2col or col2im launch, for the forward pass and both gradients.
 CONV_ENV = "RUSTYASG_WGPU_CONV"
 CONV_MODES = ("im2col", "implicit")
 
@@ -242,7 +243,7 @@ def implicit_forward(kb: Any, geo: ConvGeometry, elem: str, x: Any, w: Any, y: A
     return kb.matmul.launch(w, x, y, geo.Og, P, K, batch=geo.N * G, inner_batch=G,
                             outer_strides=(0, image, geo.O * P), lda=K, ldc=P,
                             stride_a=geo.Og * K, stride_b=geo.Cg * geo.H * geo.W, stride_c=geo.Og * P,
-                            dtype=elem, gather=geo.uniforms(0))
+                            dtype=elem, gather=("columns", geo.uniforms(0)))
 
 
 def conv2d(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelLaunch]:
@@ -284,6 +285,8 @@ def conv2d_backward_input(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) 
     geo = conv_geometry(out.shape, inputs[1].shape, inputs[0].shape[2:], instr.attrs)
     if direct_applies(geo):
         return direct_conv(kb, "backward_input", geo, float_elem(instr.op, *inputs, out), g, w, out.buffer, instr.op)
+    if conv_mode() == "implicit" and not geo.identity_columns:
+        return implicit_input_gradient(kb, instr, inputs, out, geo)
     plan = _Plan(kb, instr, inputs, out, out.shape, inputs[1].shape, inputs[0].shape[2:])
     G, K, P = geo.G, geo.K, geo.P
     cols = plan.columns()
@@ -298,6 +301,28 @@ def conv2d_backward_input(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) 
         if cols is not None:
             launches.append(plan.col2im(cols, out.buffer, n0, m))
     return launches
+
+
+def implicit_input_gradient(kb: Any, instr: Any, inputs: Sequence[Any], out: Any,
+                            geo: ConvGeometry) -> list[KernelLaunch]:
+    """``dx[n, g] = Wt[g] @ gcols(grad[n, g])``: one GEMM over every image and group whose B, the
+    output gradient under each window tap that reaches each input pixel, is gathered as it is
+    read (no column buffer, no col2im). ``Wt[g]`` (``Cg x Og*kh*kw``) is the group's weights
+    with input and output channels swapped, written first by a small permuting launch.
+    """
+    g, w = (v.buffer for v in inputs)
+    G, Og, Cg, taps = geo.G, geo.Og, geo.Cg, geo.KH * geo.KW
+    elem = float_elem(instr.op, *inputs, out)
+    wt = kb.scratch(out.storage.itemsize * geo.O * Cg * taps, f"{instr.op} weights by input channel")
+    identity = ElementwiseSpec(("w",), (EwOp("t", "identity", ("w",)),), ("t",))
+    permute = kb.elementwise.launch(identity, (G, Cg, Og, taps), [(w, (Og * Cg * taps, taps, Cg * taps, 1), 0)],
+                                    [wt], storages=[inputs[1].storage.name] * 2)
+    HW, OP = geo.H * geo.W, geo.P
+    gemm = kb.matmul.launch(wt, g, out.buffer, Cg, HW, Og * taps, batch=geo.N * G, inner_batch=G,
+                            outer_strides=(0, geo.O * OP, geo.C * HW), lda=Og * taps, ldc=HW,
+                            stride_a=Cg * Og * taps, stride_b=Og * OP, stride_c=Cg * HW,
+                            dtype=elem, gather=("grad_columns", geo.uniforms(0)))
+    return [permute, gemm]
 
 
 def images_per_split(geo: ConvGeometry, max_images: int) -> int:
@@ -402,7 +427,7 @@ def implicit_weight_gradient(kb: Any, instr: Any, inputs: Sequence[Any], out: An
     launches.append(kb.matmul.launch(g, x, part, geo.Og, K, sP, batch=splits * G, inner_batch=G,
                                      outer_strides=(O * sP, s * image, O * K), trans_b=True, lda=sP, ldc=K,
                                      stride_a=geo.Og * sP, stride_b=geo.Cg * geo.H * geo.W, stride_c=geo.Og * K,
-                                     dtype=elem, gather=geo.uniforms(0, split=s)))
+                                     dtype=elem, gather=("columns", geo.uniforms(0, split=s))))
     if splits > 1:
         values = dict(total=O * K, rows=splits, accumulate=0)
         launches.append(element_launch(kb, sum_rows_wgsl(elem), SUM_UNIFORMS, values, [part, out.buffer],
