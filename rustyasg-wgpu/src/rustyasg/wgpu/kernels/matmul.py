@@ -105,7 +105,7 @@ class MatmulPlanner:
         return [name for name in self.names if self.fits(CANDIDATES[name])]
 
     def layout(self, M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, oa, ob, oc, dtype,
-               levels: dict | None = None, gather_b: str = "") -> MatmulLayout:
+               levels: dict | None = None, gather_b: str = "", gather_kernel: tuple = ()) -> MatmulLayout:
         """The :class:`MatmulLayout` these sizes and strides allow (``levels``: :func:`batch_params`;
         ``gather_b``: how B is gathered, see :data:`~.matmul_wgsl.GATHERS`)."""
         multi = batch > 1
@@ -118,6 +118,7 @@ class MatmulPlanner:
             vec_c=vec4_ok(N, ldc, sc if multi else 0, oc, lv.get("sc_outer", 0)),
             dtype=dtype,
             gather_b=gather_b,
+            gather_kernel=gather_kernel,
         )
 
     def source(self, config: str, layout: MatmulLayout) -> str:
@@ -166,7 +167,8 @@ class MatmulPlanner:
                 stride_a=sa, stride_b=sb, stride_c=sc, offset_a=offset_a, offset_b=offset_b, offset_c=offset_c,
                 inner_batch=inner_batch, outer_strides=outer_strides, out_dtype="f16")
         lay = self.layout(M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, offset_a, offset_b, offset_c, dtype,
-                          levels, gather_b=gather[0] if gather is not None else "")
+                          levels, gather_b=gather[0] if gather is not None else "",
+                          gather_kernel=(gather[1]["KH"], gather[1]["KW"]) if gather is not None else ())
         params = dict(M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb, ldc=ldc, sa=sa, sb=sb, sc=sc,
                       oa=offset_a, ob=offset_b, oc=offset_c, **levels)
         if config is None:

@@ -167,12 +167,14 @@ class MatmulLayout:
     vec_c: bool = True
     dtype: str = "f32"
     gather_b: str = ""  # a key of GATHERS: B gathered as it is loaded (implicit GEMM; see module doc)
+    gather_kernel: tuple = ()  # (kh, kw) of the gathered convolution, constants of the kernel
 
     @property
     def key(self) -> str:
         t = ("t" if self.trans_a else "n") + ("t" if self.trans_b else "n")
         v = "".join("1" if f else "0" for f in (self.vec_a, self.vec_b, self.vec_c))
-        return f"{t}_v{v}_{self.dtype}" + (f"_{self.gather_b}" if self.gather_b else "")
+        gather = f"_{self.gather_b}{self.gather_kernel[0]}x{self.gather_kernel[1]}" if self.gather_b else ""
+        return f"{t}_v{v}_{self.dtype}{gather}"
 
 
 def batch_params(batch: int, inner_batch: int | None, outer_strides: tuple[int, int, int]) -> dict:
@@ -317,11 +319,14 @@ def _global_index(op: _Operand, j: int, k0: str) -> str:
 #: the padding. ``grad_columns``: the output gradient (output channel ``ch``) that input pixel
 #: ``pos`` receives through the tap, 0 where that tap's window never covers the pixel (stride,
 #: padding, a cropped gradient).
+# KH and KW are constants of the generated kernel (one pipeline per kernel size): the tap's
+# division and remainders by them become multiply-shifts instead of ~20-instruction divisions
+# by a uniform, on every gathered element.
 _GATHER_HEAD = """
 fn conv_gather(base: u32, tap: u32, pos: u32) -> f32 {
-    let j = tap % cv.KW;
-    let i = (tap / cv.KW) % cv.KH;
-    let ch = tap / (cv.KW * cv.KH);
+    let j = tap % KW;
+    let i = (tap / KW) % KH;
+    let ch = tap / (KW * KH);
 """
 GATHERS = {
     "columns": _GATHER_HEAD + """    let per_image = cv.OH * cv.OW;
@@ -480,9 +485,9 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     bad = cfg.problems(max_threads=1 << 30, max_shared=1 << 30)
     if bad:
         raise ValueError(f"tile config {cfg.name}: " + "; ".join(bad))
-    if lay.gather_b and (lay.vec_b or lay.gather_b not in GATHERS):
+    if lay.gather_b and (lay.vec_b or lay.gather_b not in GATHERS or len(lay.gather_kernel) != 2):
         raise ValueError(f"gather_b={lay.gather_b!r}: must be one of {sorted(GATHERS)}, read element by element "
-                         "(vec_b False)")
+                         f"(vec_b False), with the kernel size as gather_kernel (got {lay.gather_kernel})")
     ops = _operands(cfg, lay)
     st = "f32" if lay.dtype == "f32" else "f16"
     a_t = f"vec4<{st}>" if lay.vec_a else st
@@ -500,6 +505,8 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     if lay.gather_b:
         w(CONV_UNIFORMS.wgsl_struct("Conv"))
         w("@group(0) @binding(4) var<uniform> cv: Conv;")
+        w(f"const KH: u32 = {lay.gather_kernel[0]}u;")
+        w(f"const KW: u32 = {lay.gather_kernel[1]}u;")
         w(GATHERS[lay.gather_b])
     # [2 buffers * bk rows][padded row of vec4]: row index = buffer*bk + k.
     if ops[0].rows:
