@@ -92,6 +92,8 @@ def main(argv=None):
     p.add_argument("--top", type=int, default=3, help="configs timed at sizes above 4096")
     p.add_argument("--only", default="", help="check and time only configs whose name contains one of "
                                                  "these comma-separated strings")
+    p.add_argument("--trial", action="store_true",
+                   help="also check and time the configs not yet verified on a GPU (matmul_tc.TRIAL_CANDIDATES)")
     p.add_argument("--rounds", type=int, default=1,
                    help="time every config this many times, round-robin, and keep each one's best")
     args = p.parse_args(argv)
@@ -102,7 +104,7 @@ def main(argv=None):
                                                          "max-compute-invocations-per-workgroup",
                                                          "max-storage-buffer-binding-size")}}
     print(json.dumps(report, indent=1), flush=True)
-    tc = TcMatmulPlanner.for_context(ctx)
+    tc = TcMatmulPlanner.for_context(ctx, trial=args.trial)
     if tc is None:
         print("no tensor-core path on this adapter")
         return 1

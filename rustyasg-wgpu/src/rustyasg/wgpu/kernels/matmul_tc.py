@@ -42,13 +42,6 @@ CANDIDATES: dict[str, TcConfig] = {
         TcConfig(64, 64, 32, 2, 2),
         TcConfig(64, 64, 16, 2, 2),
         TcConfig(64, 32, 16, 2, 2),
-        # One staged k-tile (two barriers per k-tile): deeper k-tiles or larger workgroups in 48 KiB.
-        TcConfig(128, 256, 32, 2, 4, buffers=1),
-        TcConfig(256, 128, 32, 4, 2, buffers=1),
-        TcConfig(128, 128, 64, 2, 4, buffers=1),
-        TcConfig(128, 128, 32, 2, 4, buffers=1),
-        TcConfig(256, 256, 16, 4, 4, buffers=1),
-        TcConfig(256, 128, 32, 4, 4, buffers=1),
         # Fragments straight from storage: full tiles only (M, N multiples of the tile, K of 16).
         TcConfig(256, 128, 16, 4, 2, staged=False),
         TcConfig(128, 256, 16, 2, 4, staged=False),
@@ -59,6 +52,23 @@ CANDIDATES: dict[str, TcConfig] = {
         TcConfig(64, 64, 16, 2, 2, staged=False),
     )
 }
+
+
+#: Configs not yet checked and timed on a GPU: the tuner sees them only when asked
+#: (``TcMatmulPlanner(trial=True)``, ``benchmarks/gpu/tensor_cores.py --trial``). One staged k-tile
+#: (two barriers per k-tile) fits deeper k-tiles or 16-subgroup workgroups in 48 KiB.
+TRIAL_CANDIDATES: dict[str, TcConfig] = {
+    c.name: c
+    for c in (
+        TcConfig(128, 256, 32, 2, 4, buffers=1),
+        TcConfig(256, 128, 32, 4, 2, buffers=1),
+        TcConfig(128, 128, 64, 2, 4, buffers=1),
+        TcConfig(128, 128, 32, 2, 4, buffers=1),
+        TcConfig(256, 256, 16, 4, 4, buffers=1),
+        TcConfig(256, 128, 32, 4, 4, buffers=1),
+    )
+}
+ALL_CONFIGS: dict[str, TcConfig] = {**CANDIDATES, **TRIAL_CANDIDATES}
 
 
 def tensor_core_shape(ctx: Any) -> FragmentShape | None:
@@ -87,10 +97,10 @@ def heuristic_config(M: int, N: int, batch: int, names: list[str]) -> str:
         'tc64x32x16_2x2'
     """
     for name in names:  # CANDIDATES' order: fastest first
-        cfg = CANDIDATES[name]
+        cfg = ALL_CONFIGS[name]
         if -(-M // cfg.bm) * -(-N // cfg.bn) * batch >= 64:
             return name
-    return min(names, key=lambda n: CANDIDATES[n].bm * CANDIDATES[n].bn)
+    return min(names, key=lambda n: ALL_CONFIGS[n].bm * ALL_CONFIGS[n].bn)
 
 
 class TcMatmulPlanner:
@@ -103,7 +113,7 @@ class TcMatmulPlanner:
     """
 
     def __init__(self, ctx: Any, frag: FragmentShape, pipelines: PipelineCache | None = None,
-                 autotune: bool | None = None):
+                 autotune: bool | None = None, trial: bool = False):
         self.ctx = ctx
         self.frag = frag
         self.pipelines = pipelines if pipelines is not None else PipelineCache(ctx)
@@ -112,33 +122,35 @@ class TcMatmulPlanner:
         self.tuner = Autotuner(ctx, f"matmul_tc_v{KERNEL_VERSION}") if self.autotune else None
         max_threads = int(ctx.limits.get("max-compute-invocations-per-workgroup", 256))
         max_shared = int(ctx.limits.get("max-compute-workgroup-storage-size", 16384))
-        self.names = [n for n, c in CANDIDATES.items() if not c.problems(frag, max_threads, max_shared)]
+        configs = ALL_CONFIGS if trial else CANDIDATES
+        self.names = [n for n, c in configs.items() if not c.problems(frag, max_threads, max_shared)]
 
     @classmethod
     def for_context(cls, ctx: Any, pipelines: PipelineCache | None = None,
-                    autotune: bool | None = None) -> "TcMatmulPlanner | None":
-        """A planner when ``ctx`` has tensor cores and some config fits its limits, else None."""
+                    autotune: bool | None = None, trial: bool = False) -> "TcMatmulPlanner | None":
+        """A planner when ``ctx`` has tensor cores and some config fits its limits, else None
+        (``trial``: :data:`TRIAL_CANDIDATES` too)."""
         frag = tensor_core_shape(ctx)
         if frag is None:
             return None
-        planner = cls(ctx, frag, pipelines, autotune)
+        planner = cls(ctx, frag, pipelines, autotune, trial)
         return planner if planner.names else None
 
     def runnable(self, M: int, N: int, K: int) -> list[str]:
         """Configs that can compute an ``M x N x K`` problem (direct ones need full tiles)."""
         out = []
         for name in self.names:
-            cfg = CANDIDATES[name]
+            cfg = ALL_CONFIGS[name]
             if cfg.staged or (M % cfg.bm == 0 and N % cfg.bn == 0 and K % self.frag.k == 0):
                 out.append(name)
         return out
 
     def source(self, config: str, layout: MatmulLayout, out_dtype: str) -> str:
         """WGSL of a named config."""
-        return generate_tc_matmul_wgsl(CANDIDATES[config], layout, self.frag, out_dtype)
+        return generate_tc_matmul_wgsl(ALL_CONFIGS[config], layout, self.frag, out_dtype)
 
     def _build(self, config: str, lay: MatmulLayout, out_dtype: str, a, b, c, params: dict) -> KernelLaunch:
-        cfg = CANDIDATES[config]
+        cfg = ALL_CONFIGS[config]
         tiles_m, tiles_n = -(-params["M"] // cfg.bm), -(-params["N"] // cfg.bn)
         total = tiles_m * tiles_n * params.pop("batch")
         data = MATMUL_UNIFORMS.pack(tiles_m=tiles_m, tiles_n=tiles_n, total=total, pad0=0, **params)
