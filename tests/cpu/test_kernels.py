@@ -110,50 +110,30 @@ def test_max_pool_values_indices_and_gradient_match_pytorch(kernel, stride, padd
     np.testing.assert_allclose(gv, xt.grad.numpy(), rtol=1e-6)
 
 
-def test_long_inner_weight_gradient_matches_float64_on_random_shapes_and_edge_values(rng):
-    """The 2 x 4 blocked dot products of :mod:`rustyasg.cpu.kernels.long_k` on random sizes (odd
-    row and tap counts exercise the leftover loops), chunk boundaries, image sub-ranges and
-    gradients holding NaN, inf and zeros."""
-    from rustyasg.cpu.kernels import long_k
-
-    for trial in range(10):
-        N, O, T = int(rng.integers(1, 6)), int(rng.integers(1, 8)), int(rng.integers(1, 30))
-        P = int(rng.choice([1, 7, long_k.CHUNK - 1, long_k.CHUNK + 5, 2 * long_k.CHUNK + 3]))
-        dtype = rng.choice([np.float32, np.float64])
-        grad = (rng.standard_normal((N, O, P)) * rng.choice([1e-3, 1.0, 50.0])).astype(dtype)
-        grad[rng.random((N, O, P)) < 0.05] = 0.0
-        cols = rng.standard_normal((T, N * P)).astype(dtype)
-        if trial % 3 == 0:
-            grad[0, 0, 0] = rng.choice([np.nan, np.inf, -np.inf])
-        lo, hi = sorted(int(v) for v in rng.integers(0, N + 1, 2))
-        out = np.full((O, T), 7.0, dtype)
-        with np.errstate(all="ignore"):
-            long_k.weight_gradient(grad, cols, out, lo, hi)
-            want = np.einsum("nop,tnp->ot", grad[lo:hi].astype(np.float64),
-                             cols.reshape(T, N, P)[:, lo:hi].astype(np.float64))
-        scale = np.abs(want[np.isfinite(want)]).max(initial=1.0)
-        tol = (1e-5 if dtype == np.float32 else 1e-12) * scale
-        np.testing.assert_allclose(out, want, rtol=0, atol=tol, err_msg=f"trial {trial}: {N, O, T, P, lo, hi}")
-
-
-def test_first_layer_weight_gradient_takes_the_long_inner_kernel_and_matches_pytorch(rng):
-    """A LeNet-like first convolution (1 -> 6 channels, 5x5, 64 images of 28x28): its weight
-    gradient has 150 results over 50,176 positions, which the long-inner-dimension kernel computes."""
+@pytest.mark.parametrize("x_shape,w_shape,attrs", [
+    ((64, 1, 28, 28), (6, 1, 5, 5), {"padding": 2}),              # LeNet's first layer: 150 results
+    ((40, 3, 17, 15), (5, 3, 3, 2), {"stride": (2, 1), "dilation": (1, 2)}),
+])
+def test_small_weight_gradient_is_summed_from_per_image_products_like_pytorch(rng, x_shape, w_shape, attrs):
+    """A weight gradient with few results over many positions: per-image BLAS products read in
+    place, then summed."""
     from rustyasg.cpu.kernels import conv
 
-    assert conv._weight_in_place((64, 6, 28, 28), (6, 1, 5, 5), 1, np.float32)
-    assert not conv._weight_in_place((64, 16, 10, 10), (16, 6, 5, 5), 1, np.float32)  # 2,400 results: BLAS
-    xv = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
-    wv = rng.standard_normal((6, 1, 5, 5)).astype(np.float32)
-    cv = rng.standard_normal((64, 6, 28, 28)).astype(np.float32)
+    cv_shape = tuple(F.conv2d(torch.zeros(x_shape), torch.zeros(w_shape), **attrs).shape)
+    assert conv._weight_per_image(cv_shape, w_shape, 1)
+    assert not conv._weight_per_image((64, 16, 10, 10), (16, 6, 5, 5), 1)  # 2,400 results: one GEMM
+    xv = rng.standard_normal(x_shape).astype(np.float32)
+    wv = rng.standard_normal(w_shape).astype(np.float32)
+    cv = rng.standard_normal(cv_shape).astype(np.float32)
     x, w, cot = rg.input(xv.shape, name="x"), rg.input(wv.shape, name="w"), rg.input(cv.shape, name="cot")
-    (gw,) = rg.grad((rg.conv2d(x, w, padding=2) * cot).sum(), [w])
+    (gw,) = rg.grad((rg.conv2d(x, w, **attrs) * cot).sum(), [w])
     f = rg.function([x, w, cot], gw, backend="cpu")
-    assert "long-k(conv dW)" in f.compile(xv, wv, cv).describe()
-    got = f(xv, wv, cv)
+    assert "gemm per image(conv dW)" in f.compile(xv, wv, cv).describe()
     xt, wt = torch.tensor(xv, dtype=torch.float64), torch.tensor(wv, dtype=torch.float64, requires_grad=True)
-    (F.conv2d(xt, wt, padding=2) * torch.tensor(cv, dtype=torch.float64)).sum().backward()
-    np.testing.assert_allclose(got, wt.grad.numpy(), rtol=0, atol=2e-5 * np.abs(wt.grad.numpy()).max())
+    (F.conv2d(xt, wt, **attrs) * torch.tensor(cv, dtype=torch.float64)).sum().backward()
+    for _ in range(2):  # the second call reuses the scratch the first one filled
+        got = f(xv, wv, cv)
+        np.testing.assert_allclose(got, wt.grad.numpy(), rtol=0, atol=2e-5 * np.abs(wt.grad.numpy()).max())
 
 
 def test_softmax_handles_masked_rows(rng):
