@@ -294,8 +294,7 @@ def _weight_per_image(grad_shape, out_shape, groups: int) -> bool:
     2-vCPU Xeon; 16 x 9 over 128 x 196, the README demo's first layer: 0.13-0.23 vs 0.47-0.71 ms).
     With 2,400 results (LeNet's second layer) the single GEMM is 1.7x faster, so it stays.
     """
-    N, O = grad_shape[:2]
-    positions = N * int(np.prod(grad_shape[2:]))
+    positions = grad_shape[0] * int(np.prod(grad_shape[2:]))
     return groups == 1 and int(np.prod(out_shape)) <= PER_IMAGE_MAX_RESULTS and positions >= 4096
 
 

@@ -67,6 +67,18 @@ def conv_mode() -> str:
 
 SUM_UNIFORMS = UniformLayout([("total", "u32"), ("rows", "u32"), ("accumulate", "u32")])
 
+_COPY = ElementwiseSpec(("x",), (EwOp("t", "identity", ("x",)),), ("t",))
+
+
+def permuted_copy(kb: Any, src: Any, shape: tuple, strides: tuple, offset: int, dst: Any, storage: str) -> KernelLaunch:
+    """A launch writing ``src`` read at element ``strides`` (and ``offset``) into ``dst``, contiguous as ``shape``.
+
+    Example::
+
+        permuted_copy(kb, g, (splits, O, s, P), (s * O * P, P, O * P, 1), 0, g_split, "f32")
+    """
+    return kb.elementwise.launch(_COPY, shape, [(src, strides, offset)], [dst], storages=[storage, storage])
+
 
 @lru_cache(maxsize=None)
 def im2col_wgsl(elem: str = "f32") -> str:
@@ -314,9 +326,8 @@ def implicit_input_gradient(kb: Any, instr: Any, inputs: Sequence[Any], out: Any
     G, Og, Cg, taps = geo.G, geo.Og, geo.Cg, geo.KH * geo.KW
     elem = float_elem(instr.op, *inputs, out)
     wt = kb.scratch(out.storage.itemsize * geo.O * Cg * taps, f"{instr.op} weights by input channel")
-    identity = ElementwiseSpec(("w",), (EwOp("t", "identity", ("w",)),), ("t",))
-    permute = kb.elementwise.launch(identity, (G, Cg, Og, taps), [(w, (Og * Cg * taps, taps, Cg * taps, 1), 0)],
-                                    [wt], storages=[inputs[1].storage.name] * 2)
+    permute = permuted_copy(kb, w, (G, Cg, Og, taps), (Og * Cg * taps, taps, Cg * taps, 1), 0, wt,
+                            inputs[1].storage.name)
     HW, OP = geo.H * geo.W, geo.P
     gemm = kb.matmul.launch(wt, g, out.buffer, Cg, HW, Og * taps, batch=geo.N * G, inner_batch=G,
                             outer_strides=(0, geo.O * OP, geo.C * HW), lda=Og * taps, ldc=HW,
@@ -374,15 +385,13 @@ def conv2d_backward_weight(kb: Any, instr: Any, inputs: Sequence[Any], out: Any)
     cols = None if geo.identity_columns and s == 1 else plan.columns()
     part = None if direct else plan.scratch(plan.chunk // s * O * K, "partial sums")
     g_split = plan.scratch(plan.chunk * O * P, "gradient by split") if s > 1 else None
-    identity = ElementwiseSpec(("g",), (EwOp("t", "identity", ("g",)),), ("t",))
     launches = []
     for n0, m in plan.chunks():
         if s == 1:
             a = Operand(g, n0 * O * P, O * P, geo.Og * P)
         else:  # (m/s, s, O, P) -> (m/s, O, s, P)
-            launches.append(kb.elementwise.launch(identity, (m // s, O, s, P),
-                                                  [(g, (s * O * P, P, O * P, 1), n0 * O * P)], [g_split],
-                                                  storages=[inputs[0].storage.name, inputs[0].storage.name]))
+            launches.append(permuted_copy(kb, g, (m // s, O, s, P), (s * O * P, P, O * P, 1), n0 * O * P, g_split,
+                                          inputs[0].storage.name))
             a = Operand(g_split, 0, O * sP, geo.Og * sP)
         if cols is None:
             b = Operand(x, n0 * geo.C * geo.H * geo.W, G * K * P, K * P)
@@ -418,9 +427,8 @@ def implicit_weight_gradient(kb: Any, instr: Any, inputs: Sequence[Any], out: An
     launches = []
     if s > 1:  # (splits, s, O, P) -> (splits, O, s, P): a split's reduction runs over its images
         g_split = kb.scratch(item * N * O * P, f"{instr.op} gradient by split")
-        identity = ElementwiseSpec(("g",), (EwOp("t", "identity", ("g",)),), ("t",))
-        launches.append(kb.elementwise.launch(identity, (splits, O, s, P), [(g, (s * O * P, P, O * P, 1), 0)],
-                                              [g_split], storages=[inputs[0].storage.name] * 2))
+        launches.append(permuted_copy(kb, g, (splits, O, s, P), (s * O * P, P, O * P, 1), 0, g_split,
+                                      inputs[0].storage.name))
         g = g_split
     part = out.buffer if splits == 1 else kb.scratch(item * splits * O * K, f"{instr.op} partial sums")
     image = geo.C * geo.H * geo.W
