@@ -36,10 +36,22 @@ def page(browser, gpt_viewer):
     p.close()
 
 
+def _open_graph_list(page):
+    """Open the graph selector's list, closing first any menu still open (on a slow machine the
+    previous list can still be closing: its transparent backdrop then takes the clicks)."""
+    for _ in range(10):
+        if page.locator(".cdk-overlay-backdrop").count() == 0:
+            break
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(300)
+    page.get_by_text(re.compile(r"^\s*\d+ nodes\s*$")).first.click()
+    page.locator(".cdk-overlay-pane").first.wait_for()
+
+
 def _select_graph(page, graph_id, data):
     """Open ``graph_id`` and wait until the info panel shows it (a large graph renders slowly)."""
-    page.get_by_text(re.compile(r"^\s*\d+ nodes\s*$")).first.click()
-    page.get_by_text(graph_id, exact=True).last.click()
+    _open_graph_list(page)
+    page.locator(".cdk-overlay-pane").get_by_text(graph_id, exact=True).last.click()
     expected = len(data.graphs[graph_id].nodes)
     for _ in range(120):
         page.wait_for_timeout(500)
@@ -67,11 +79,11 @@ def _stats(page) -> dict:
 
 def test_graphs_are_listed_with_the_programs_node_counts(page, gpt_viewer, artifacts):
     _, data = gpt_viewer
-    page.get_by_text(re.compile(r"^\s*\d+ nodes\s*$")).first.click()
+    _open_graph_list(page)
     listing = page.locator("body").inner_text()
     for gid, graph in data.graphs.items():
         assert re.search(rf"{gid}\s+{len(graph.nodes)} nodes", listing), gid
-    page.get_by_text("forward", exact=True).last.click()  # choosing a graph closes the list
+    page.locator(".cdk-overlay-pane").get_by_text("forward", exact=True).last.click()  # closes the list
     page.wait_for_timeout(1000)
     for gid in ("forward", "gradient"):
         _select_graph(page, gid, data)
