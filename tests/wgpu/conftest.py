@@ -16,6 +16,7 @@ from rustyasg.wgpu.device import get_context
 from rustyasg.wgpu.kernels.elementwise import ElementwisePlanner
 from rustyasg.wgpu.kernels.matmul import MatmulPlanner
 from rustyasg.wgpu.pipelines import PipelineCache
+from rustyasg.wgpu import webgpu
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +63,18 @@ def rel_err(got, ref) -> float:
     got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
     denom = np.linalg.norm(ref)
     return float(np.linalg.norm(got - ref) / (denom if denom else 1.0))
+
+
+@pytest.fixture(scope="session")
+def dawn_null():
+    """A Dawn device on the Null backend: compiles shaders (Tint, which checks rules naga does not), runs nothing."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("WGPU_BACKEND_TYPE", "Null")  # read by wgpudawn when the adapter is requested
+    try:
+        adapter = webgpu.load("dawn").gpu.request_adapter_sync()
+    finally:
+        mp.undo()
+    assert adapter.info["backend_type"] == "Null"
+    features = ["shader-f16", "subgroups", webgpu.SUBGROUP_MATRIX]
+    assert all(f in adapter.features for f in features)
+    return adapter.request_device_sync(required_features=features)

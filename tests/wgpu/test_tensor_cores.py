@@ -29,21 +29,6 @@ LAYOUTS = [(ta, tb, vec) for ta in (False, True) for tb in (False, True) for vec
 H100_FRAGMENT = FragmentShape(16, 16, 16, 32)  # what Dawn reports on NVIDIA Hopper
 
 
-@pytest.fixture(scope="module")
-def dawn_null():
-    """A Dawn device on the Null backend: compiles shaders, runs nothing."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("WGPU_BACKEND_TYPE", "Null")  # read by wgpudawn when the adapter is requested
-    try:
-        adapter = webgpu.load("dawn").gpu.request_adapter_sync()
-    finally:
-        mp.undo()
-    assert adapter.info["backend_type"] == "Null"
-    features = ["shader-f16", "subgroups", webgpu.SUBGROUP_MATRIX]
-    assert all(f in adapter.features for f in features)
-    return adapter.request_device_sync(required_features=features)
-
-
 @pytest.mark.parametrize("out", ["f32", "f16"])
 @pytest.mark.parametrize("ta,tb,vec", LAYOUTS)
 def test_every_tensor_core_kernel_compiles_in_dawn(dawn_null, ta, tb, vec, out):

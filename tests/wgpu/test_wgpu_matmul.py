@@ -8,7 +8,7 @@ import pytest
 from rustyasg.wgpu.buffers import upload
 from rustyasg.wgpu.kernels.autotune import CACHE_ENV, Autotuner, cache_dir
 from rustyasg.wgpu.kernels.matmul import CANDIDATES, MatmulPlanner, heuristic_config, matmul_numpy, shape_class
-from rustyasg.wgpu.kernels.matmul_wgsl import MatmulLayout, TileConfig, generate_matmul_wgsl
+from rustyasg.wgpu.kernels.matmul_wgsl import GATHERS, MatmulLayout, TileConfig, generate_matmul_wgsl
 
 from conftest import rel_err
 
@@ -95,6 +95,33 @@ def test_generator_rejects_bad_configs():
         generate_matmul_wgsl(TileConfig(64, 64, 8, 6, 4), MatmulLayout())
     assert TileConfig(128, 128, 32, 8, 8).problems(max_shared=32768)
     assert "acc_7_1" in generate_matmul_wgsl(TileConfig(), MatmulLayout())  # named accumulators, no arrays
+    with pytest.raises(ValueError, match="grad_columns.*trans_b=True"):  # no such gather
+        generate_matmul_wgsl(TileConfig(), MatmulLayout(trans_b=True, vec_b=False, gather_b="grad_columns",
+                                                        gather_kernel=(3, 3)))
+    with pytest.raises(ValueError, match="element by element"):
+        generate_matmul_wgsl(TileConfig(), MatmulLayout(gather_b="columns", gather_kernel=(3, 3)))
+
+
+def test_a_gather_decomposes_each_load_units_column_once_before_the_k_loop():
+    """The window origin of an output position (or a tap's offsets) does not depend on k: each of a
+    thread's B load units computes it once, and the loop's loads only add the k-dependent part."""
+    src = generate_matmul_wgsl(TileConfig(), MatmulLayout(vec_b=False, gather_b="columns", gather_kernel=(3, 3)))
+    loop = src.index("for (var kt")
+    assert src.count("gather_fixed(min(") == src[:loop].count("gather_fixed(min(") == 4  # 128 x 8 / 256 threads
+    assert "gather_at(gb3, Bbase, (knext1 + pbk3))" in src[loop:]
+
+
+@pytest.mark.parametrize("gather", sorted(GATHERS))
+def test_every_gather_kernel_compiles_in_dawn(dawn_null, gather):
+    """Tint (Dawn's compiler, on the GPU machines) checks what naga (these tests' adapter) does not."""
+    kind, trans_b = gather
+    for dtype in ("f32", "f16"):
+        lay = MatmulLayout(trans_b=trans_b, vec_b=False, dtype=dtype, gather_b=kind, gather_kernel=(3, 1))
+        for name in ("128x128x8_8x8", "32x32x8_4x4"):
+            src = generate_matmul_wgsl(CANDIDATES[name], lay)
+            module = dawn_null.create_shader_module(code=src, label=f"{name} {lay.key}")  # raises on any error
+        # The whole pipeline where it fits the Null adapter's 16 KiB of workgroup memory.
+        dawn_null.create_compute_pipeline(layout="auto", compute={"module": module, "entry_point": "main"})
 
 
 def test_shape_class_and_heuristic():

@@ -36,7 +36,10 @@ How the kernel is built, and why:
   the padding. ``"grad_columns"``: for the input gradient, a row index a tap
   ``(o, i, j)`` of the output gradient and a column index an input pixel, zero
   where no window of that tap covers the pixel. The window geometry is a second
-  uniform block (:data:`CONV_UNIFORMS`).
+  uniform block (:data:`CONV_UNIFORMS`). A thread loads the same B columns of
+  every k-tile, so what a gather needs from the column alone (an output
+  position's image and window origin, a tap's offsets) is computed once, before
+  the k-loop.
 
 Example::
 
@@ -312,51 +315,89 @@ def _global_index(op: _Operand, j: int, k0: str) -> str:
     return f"{op.name}base + {k} * p.{op.ld} + {o}"
 
 
-#: The gathers of an implicit-GEMM B operand (``conv_gather(base, tap, pos)``), by name; a tap is
-#: ``(ch, i, j)``: a channel of the group, a kernel row and column.
-#: ``columns``: the input value (input channel ``ch``) under the tap at output position ``pos``
-#: (an index over ``SPLIT`` images' positions, for a weight gradient summing several images), 0 in
-#: the padding. ``grad_columns``: the output gradient (output channel ``ch``) that input pixel
-#: ``pos`` receives through the tap, 0 where that tap's window never covers the pixel (stride,
-#: padding, a cropped gradient).
-# KH and KW are constants of the generated kernel (one pipeline per kernel size): the tap's
-# division and remainders by them become multiply-shifts instead of ~20-instruction divisions
-# by a uniform, on every gathered element.
-_GATHER_HEAD = """
-fn conv_gather(base: u32, tap: u32, pos: u32) -> f32 {
-    let j = tap % KW;
+#: The gathers of an implicit-GEMM B operand, by name and by which of B's coordinates a load unit
+#: keeps over the k-loop: a thread loads the same B columns (index ``o``) of every k-tile, so what
+#: depends on ``o`` alone is computed once per load unit before the loop (``gather_fixed(o)``, a
+#: struct kept in registers) and each element costs only what depends on its ``k`` too
+#: (``gather_at(fixed, base, k)``). A tap is ``(ch, i, j)``: a channel of the group, a kernel row
+#: and column; KH and KW are constants of the generated kernel (one pipeline per kernel size), so a
+#: tap's division and remainders by them are multiply-shifts, not ~20-instruction divisions by a
+#: uniform.
+#: ``columns``: the input value (input channel ``ch``) under the tap at output position ``pos`` (an
+#: index over ``SPLIT`` images' positions, for a weight gradient summing several images), 0 in the
+#: padding; B is (taps x positions), or with ``trans_b`` (positions x taps, the weight gradient's
+#: ``cols^T``). ``grad_columns``: the output gradient (output channel ``ch``) that input pixel ``pos``
+#: receives through the tap, 0 where that tap's window never covers the pixel (stride, padding, a
+#: cropped gradient); B is (taps x pixels).
+_TAP = """    let j = tap % KW;
     let i = (tap / KW) % KH;
     let ch = tap / (KW * KH);
 """
 GATHERS = {
-    "columns": _GATHER_HEAD + """    let per_image = cv.OH * cv.OW;
-    let img = pos / per_image;
+    # Forward: o is an output position (fixed per unit), k a tap.
+    ("columns", False): """struct Gather { image: u32, h0: i32, w0: i32 }
+fn gather_fixed(pos: u32) -> Gather {
+    let per_image = cv.OH * cv.OW;
     let q = pos % per_image;
-    let h = i32((q / cv.OW) * cv.SH + i * cv.DH) - i32(cv.PH);
-    let w = i32((q % cv.OW) * cv.SW + j * cv.DW) - i32(cv.PW);
+    return Gather((pos / per_image) * cv.C * cv.H * cv.W,
+                  i32((q / cv.OW) * cv.SH) - i32(cv.PH), i32((q % cv.OW) * cv.SW) - i32(cv.PW));
+}
+fn gather_at(g: Gather, base: u32, tap: u32) -> f32 {
+""" + _TAP + """    let h = g.h0 + i32(i * cv.DH);
+    let w = g.w0 + i32(j * cv.DW);
     if (h < 0 || h >= i32(cv.H) || w < 0 || w >= i32(cv.W)) { return 0.0; }
-    return f32(B[base + ((img * cv.C + ch) * cv.H + u32(h)) * cv.W + u32(w)]);
+    return f32(B[base + g.image + (ch * cv.H + u32(h)) * cv.W + u32(w)]);
 }
 """,
-    "grad_columns": _GATHER_HEAD + """    let th = i32(pos / cv.W + cv.PH) - i32(i * cv.DH);
-    let tw = i32(pos % cv.W + cv.PW) - i32(j * cv.DW);
+    # Weight gradient (cols^T): o is a tap (fixed per unit), k an output position.
+    ("columns", True): """struct Gather { channel: u32, dh: i32, dw: i32 }
+fn gather_fixed(tap: u32) -> Gather {
+""" + _TAP + """    return Gather(ch * cv.H * cv.W, i32(i * cv.DH) - i32(cv.PH), i32(j * cv.DW) - i32(cv.PW));
+}
+fn gather_at(g: Gather, base: u32, pos: u32) -> f32 {
+    let per_image = cv.OH * cv.OW;
+    let q = pos % per_image;
+    let h = i32((q / cv.OW) * cv.SH) + g.dh;
+    let w = i32((q % cv.OW) * cv.SW) + g.dw;
+    if (h < 0 || h >= i32(cv.H) || w < 0 || w >= i32(cv.W)) { return 0.0; }
+    return f32(B[base + (pos / per_image) * cv.C * cv.H * cv.W + g.channel + u32(h) * cv.W + u32(w)]);
+}
+""",
+    # Input gradient: o is an input pixel (fixed per unit), k a tap. Unit strides (a uniform
+    # branch: no divergence) skip the stride divisions.
+    ("grad_columns", False): """struct Gather { th: i32, tw: i32 }
+fn gather_fixed(pos: u32) -> Gather {
+    return Gather(i32(pos / cv.W + cv.PH), i32(pos % cv.W + cv.PW));
+}
+fn gather_at(g: Gather, base: u32, tap: u32) -> f32 {
+""" + _TAP + """    let th = g.th - i32(i * cv.DH);
+    let tw = g.tw - i32(j * cv.DW);
     if (th < 0 || tw < 0) { return 0.0; }
-    let oh = u32(th) / cv.SH;
-    let ow = u32(tw) / cv.SW;
-    if (u32(th) % cv.SH != 0u || u32(tw) % cv.SW != 0u || oh >= cv.OH || ow >= cv.OW) { return 0.0; }
+    var oh = u32(th);
+    var ow = u32(tw);
+    if (cv.SH != 1u || cv.SW != 1u) {
+        if (oh % cv.SH != 0u || ow % cv.SW != 0u) { return 0.0; }
+        oh = oh / cv.SH;
+        ow = ow / cv.SW;
+    }
+    if (oh >= cv.OH || ow >= cv.OW) { return 0.0; }
     return f32(B[base + (ch * cv.OH + oh) * cv.OW + ow]);
 }
 """,
 }
 
 
-def _gather_load(op: _Operand, lay: MatmulLayout, j: int, k0: str, clamp: bool) -> str:
-    """The gathered value of B's load unit ``j`` (``clamp``: indices kept inside the matrix, for edge tiles)."""
-    k, o = f"({k0} + {op.reg}k{j})", f"({op.origin} + {op.reg}o{j})"
-    if clamp:
-        k, o = f"min({k}, p.K - 1u)", f"min({o}, p.N - 1u)"
-    tap, pos = (o, k) if lay.trans_b else (k, o)
-    return f"conv_gather(Bbase, {tap}, {pos})"
+def _gather_load(op: _Operand, j: int, k0: str, clamp: bool) -> str:
+    """The gathered value of B's load unit ``j`` (``clamp``: k kept inside the matrix, for edge tiles;
+    the unit's fixed part, ``gb{j}``, was computed from a clamped ``o`` before the loop)."""
+    k = f"({k0} + {op.reg}k{j})"
+    return f"gather_at(gb{j}, Bbase, {f'min({k}, p.K - 1u)' if clamp else k})"
+
+
+def _emit_gather_fixed(w: _Writer, cfg: TileConfig, op: _Operand) -> None:
+    """Each B load unit's k-independent part of its gathers (see :data:`GATHERS`)."""
+    for j in range(_load_plan(cfg, op)[2]):
+        w(f"let gb{j} = gather_fixed(min({op.origin} + {op.reg}o{j}, p.N - 1u));")
 
 
 def _emit_global_loads(w: _Writer, cfg: TileConfig, op: _Operand, lay: MatmulLayout, k0: str, checked: bool) -> None:
@@ -366,9 +407,9 @@ def _emit_global_loads(w: _Writer, cfg: TileConfig, op: _Operand, lay: MatmulLay
         for j in range(per_thread):
             if checked:
                 ok = f"{op.reg}in{j} && ({op.origin} + {op.reg}o{j} < p.N) && ({k0} + {op.reg}k{j} < p.K)"
-                w(f"{op.reg}{j} = select(0.0, {_gather_load(op, lay, j, k0, True)}, {ok});")
+                w(f"{op.reg}{j} = select(0.0, {_gather_load(op, j, k0, True)}, {ok});")
             else:
-                w(f"{op.reg}{j} = {_gather_load(op, lay, j, k0, False)};")
+                w(f"{op.reg}{j} = {_gather_load(op, j, k0, False)};")
         return
     for j in range(per_thread):
         idx = f"({_global_index(op, j, k0)})" + (" / 4u" if vw == 4 else "")
@@ -485,9 +526,11 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     bad = cfg.problems(max_threads=1 << 30, max_shared=1 << 30)
     if bad:
         raise ValueError(f"tile config {cfg.name}: " + "; ".join(bad))
-    if lay.gather_b and (lay.vec_b or lay.gather_b not in GATHERS or len(lay.gather_kernel) != 2):
-        raise ValueError(f"gather_b={lay.gather_b!r}: must be one of {sorted(GATHERS)}, read element by element "
-                         f"(vec_b False), with the kernel size as gather_kernel (got {lay.gather_kernel})")
+    gather = (lay.gather_b, lay.trans_b)
+    if lay.gather_b and (lay.vec_b or gather not in GATHERS or len(lay.gather_kernel) != 2):
+        raise ValueError(f"gather_b={lay.gather_b!r} with trans_b={lay.trans_b}: must be one of {sorted(GATHERS)}, "
+                         f"read element by element (vec_b False), with the kernel size as gather_kernel "
+                         f"(got {lay.gather_kernel})")
     ops = _operands(cfg, lay)
     st = "f32" if lay.dtype == "f32" else "f16"
     a_t = f"vec4<{st}>" if lay.vec_a else st
@@ -507,7 +550,7 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
         w("@group(0) @binding(4) var<uniform> cv: Conv;")
         w(f"const KH: u32 = {lay.gather_kernel[0]}u;")
         w(f"const KW: u32 = {lay.gather_kernel[1]}u;")
-        w(GATHERS[lay.gather_b])
+        w(GATHERS[gather])
     # [2 buffers * bk rows][padded row of vec4]: row index = buffer*bk + k.
     if ops[0].rows:
         # [2 buffers * bm rows][bk/4 vec4]; unpadded: a quarter-warp's vec4
@@ -550,6 +593,8 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
             w(f"var acc_{r}_{c} = vec4<f32>(0.0);")
     for op in ops:
         _emit_load_coords(w, cfg, op)
+        if op.name == "B" and lay.gather_b:
+            _emit_gather_fixed(w, cfg, op)
         vw, _, per_thread = _load_plan(cfg, op)
         vt = "vec4<f32>" if vw == 4 else "f32"
         for j in range(per_thread):
