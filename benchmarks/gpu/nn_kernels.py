@@ -143,6 +143,7 @@ VARIANTS = {
     "s=1": lambda: patched(nn_conv, "images_per_split", lambda geo, m: 1),
     "gemm": lambda: patched(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 0),
     "direct": lambda: patched(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 1 << 30),
+    "implicit": lambda: patched(nn_conv, "conv_mode", lambda: "implicit"),
     "fused rows": lambda: patched(nn_norm, "SEGMENT", 1 << 40),
     "tree reduce": lambda: patched(KernelBuilder, "has_subgroups", property(lambda self: False)),
 }
@@ -199,8 +200,8 @@ class Bench:
             self.pool.release(buf)
 
 
-def conv_cases(b: Bench, batch: int):
-    layers = [
+def conv_cases(b: Bench, batch: int, layers: str = ""):
+    cases = [
         ("stem 7x7/2 3->64 @224", (batch, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3)),
         ("3x3 64->64 @56", (batch, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
         ("3x3/2 128->256 @28", (batch, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1)),
@@ -208,15 +209,17 @@ def conv_cases(b: Bench, batch: int):
         ("1x1 256->64 @56", (batch, 256, 56, 56), (64, 256, 1, 1), {}),
         ("dw 3x3 256 @28", (batch, 256, 28, 28), (256, 1, 3, 3), dict(padding=1, groups=256)),
     ]
-    for name, xs, ws, hp in layers:
+    wanted = [w for w in layers.split(",") if w]
+    for name, xs, ws, hp in [case for case in cases if not wanted or any(w in case[0] for w in wanted)]:
         hp = OPS["conv2d"].check_attrs(hp)
         y = tuple(OPS["conv2d"].infer([TensorType(xs, dtypes.float32), TensorType(ws, dtypes.float32)], **hp).shape)
         flops = 2.0 * np.prod(y) * np.prod(ws[1:])
         other = ("gemm",) if ws[0] // hp["groups"] <= nn_conv_direct.DIRECT_MAX_OUT_PER_GROUP else ()
-        b.case(name, "conv2d", [xs, ws], hp, flops, variants=other)
-        b.case(name, "conv2d_backward_input", [y, ws], dict(hp, input_size=xs[2:]), flops, variants=other)
+        implicit = ("implicit",) if hp["groups"] == 1 and ws[2:] != (1, 1) else ()  # 1x1: no columns to gather
+        b.case(name, "conv2d", [xs, ws], hp, flops, variants=other + implicit)
+        b.case(name, "conv2d_backward_input", [y, ws], dict(hp, input_size=xs[2:]), flops, variants=other + implicit)
         b.case(name, "conv2d_backward_weight", [y, xs], dict(hp, kernel_size=ws[2:]), flops,
-               variants=other or ("s=1",))
+               variants=(other or ("s=1",)) + implicit)
 
 
 def pool_cases(b: Bench, batch: int):
@@ -248,6 +251,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sections", default="conv,pool,norm")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--layers", default="", help="conv layers whose name contains one of these comma-separated strings")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.backends.cudnn.allow_tf32 = False
@@ -255,7 +259,7 @@ def main() -> None:
     b = Bench()
     where = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
     print(f"adapter: {b.ctx.summary}; torch {torch.__version__} on {where}", flush=True)
-    sections = {"conv": conv_cases, "pool": pool_cases, "norm": norm_cases}
+    sections = {"conv": lambda b, batch: conv_cases(b, batch, args.layers), "pool": pool_cases, "norm": norm_cases}
     for name in args.sections.split(","):
         try:
             sections[name](b, args.batch)
