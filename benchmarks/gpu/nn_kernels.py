@@ -144,6 +144,7 @@ VARIANTS = {
     "gemm": lambda: patched(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 0),
     "direct": lambda: patched(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 1 << 30),
     "implicit": lambda: patched(nn_conv, "conv_mode", lambda: "implicit"),
+    "im2col": lambda: patched(nn_conv, "conv_mode", lambda: "im2col"),
     "fused rows": lambda: patched(nn_norm, "SEGMENT", 1 << 40),
     "tree reduce": lambda: patched(KernelBuilder, "has_subgroups", property(lambda self: False)),
 }
@@ -215,7 +216,8 @@ def conv_cases(b: Bench, batch: int, layers: str = ""):
         y = tuple(OPS["conv2d"].infer([TensorType(xs, dtypes.float32), TensorType(ws, dtypes.float32)], **hp).shape)
         flops = 2.0 * np.prod(y) * np.prod(ws[1:])
         other = ("gemm",) if ws[0] // hp["groups"] <= nn_conv_direct.DIRECT_MAX_OUT_PER_GROUP else ()
-        implicit = ("implicit",) if hp["groups"] == 1 and ws[2:] != (1, 1) else ()  # 1x1: no columns to gather
+        # The forced lowerings beside the default (auto): 1x1 has no columns to gather.
+        implicit = ("implicit", "im2col") if hp["groups"] == 1 and ws[2:] != (1, 1) else ()
         b.case(name, "conv2d", [xs, ws], hp, flops, variants=other + implicit)
         b.case(name, "conv2d_backward_input", [y, ws], dict(hp, input_size=xs[2:]), flops, variants=other + implicit)
         b.case(name, "conv2d_backward_weight", [y, xs], dict(hp, kernel_size=ws[2:]), flops,

@@ -55,7 +55,9 @@ def conv_path(request, monkeypatch):
 
 @pytest.fixture()
 def gemm_path(monkeypatch):
+    """im2col + GEMM: no direct kernel, no gathered columns."""
     monkeypatch.setattr(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 0)
+    monkeypatch.setenv(nn_conv.CONV_ENV, "im2col")
 
 
 def _view(kb, pool, array):
@@ -237,7 +239,7 @@ def _out_shape_conv(x_shape, w_shape, attrs):
 
 
 def test_conv_path_choice(kb, pool, rng, monkeypatch):
-    # Depthwise (one output per group) runs direct, one launch; a wide conv runs im2col + GEMM.
+    # Depthwise (one output per group) runs direct, one launch; a wide conv runs im2col + GEMM when asked.
     def labels(x_shape, w_shape, attrs):
         attrs = OPS["conv2d"].check_attrs(attrs)
         x = _view(kb, pool, rng.standard_normal(x_shape).astype(np.float32))
@@ -247,6 +249,7 @@ def test_conv_path_choice(kb, pool, rng, monkeypatch):
         return [launch.label for launch in nn_conv.conv2d(kb, Instr(0, "conv2d", (), attrs, y_shape, y.dtype),
                                                           [x, w], y)]
     assert labels((2, 8, 6, 6), (8, 1, 3, 3), {"groups": 8}) == ["conv2d"]
+    monkeypatch.setenv(nn_conv.CONV_ENV, "im2col")
     assert labels((2, 8, 6, 6), (16, 8, 3, 3), {})[0] == "conv2d im2col"
     monkeypatch.setenv(nn_conv.CONV_ENV, "implicit")  # one GEMM launch gathering its columns
     implicit = labels((2, 8, 6, 6), (16, 4, 3, 3), {"groups": 2, "padding": (1, 1)})
@@ -258,6 +261,18 @@ def test_conv_path_choice(kb, pool, rng, monkeypatch):
     dw_labels = [launch.label for launch in nn_conv.conv2d_backward_weight(
         kb, Instr(0, "conv2d_backward_weight", (), attrs, dw.shape, dw.dtype), [g, x], dw)]
     assert "(implicit conv)" in " ".join(dw_labels) and not any("im2col" in label for label in dw_labels)
+    monkeypatch.delenv(nn_conv.CONV_ENV)  # auto: implicit but for a strided convolution's gradients
+    assert labels((2, 8, 6, 6), (16, 8, 3, 3), {"stride": (2, 2)})[0].endswith("(implicit conv)")
+    gs = _view(kb, pool, rng.standard_normal((2, 16, 3, 3)).astype(np.float32))
+    ws = _view(kb, pool, rng.standard_normal((16, 8, 3, 3)).astype(np.float32))
+    for stride, gathered in (((2, 2), False), ((1, 1), True)):
+        g_shape = (2, 16, 3, 3) if stride == (2, 2) else (2, 16, 4, 4)
+        gv = gs if stride == (2, 2) else _view(kb, pool, rng.standard_normal(g_shape).astype(np.float32))
+        attrs = OPS["conv2d_backward_input"].check_attrs({"input_size": (6, 6), "stride": stride})
+        dx = TensorView(pool.acquire(4 * 2 * 8 * 36), (2, 8, 6, 6), np.dtype(np.float32), x.storage)
+        dx_labels = [launch.label for launch in nn_conv.conv2d_backward_input(
+            kb, Instr(0, "conv2d_backward_input", (), attrs, dx.shape, dx.dtype), [gv, ws], dx)]
+        assert any("(implicit conv)" in label for label in dx_labels) == gathered, (stride, dx_labels)
     monkeypatch.setenv(nn_conv.CONV_ENV, "winograd")
     with pytest.raises(ValueError, match="RUSTYASG_WGPU_CONV='winograd'.*im2col"):
         labels((2, 8, 6, 6), (16, 8, 3, 3), {})

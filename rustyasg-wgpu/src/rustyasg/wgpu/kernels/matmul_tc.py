@@ -26,16 +26,24 @@ from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, batch_params, shape_clas
 
 TENSOR_CORES_ENV = "RUSTYASG_WGPU_TENSOR_CORES"
 
-# Ordered fastest first as measured at 4096^3 on an H200 through Dawn (f32 out, TFLOP/s):
-# 256x128x16_4x2 110, 128x128x32_2x4 105, 64x64x32_2x2 76, 256x128 direct 73, 128x128x32_2x2 71;
-# the untuned heuristic takes the first one that gives the GPU enough workgroups.
+# Ordered fastest first as measured at 4096^3 through Dawn (f32 out, TFLOP/s). On an H100
+# (2026-12-07, benchmarks/results/2026-12-07-h100-tc-trial-4096.json), the single-buffered
+# configs first: 256x128x32_4x4_sb 166, 128x256x32_2x4_sb 159, 256x128x32_4x2_sb 152,
+# 128x256x16_2x4 136, 256x128x16_4x2 125, 128x128x64_2x4_sb 120, 128x128x32_2x4_sb 88; earlier on
+# an H200: 256x128x16_4x2 110, 128x128x32_2x4 105, 64x64x32_2x2 76, 256x128 direct 73,
+# 128x128x32_2x2 71. The untuned heuristic takes the first one that gives the GPU enough workgroups.
 CANDIDATES: dict[str, TcConfig] = {
     c.name: c
     for c in (
+        TcConfig(256, 128, 32, 4, 4, buffers=1),
+        TcConfig(128, 256, 32, 2, 4, buffers=1),
+        TcConfig(256, 128, 32, 4, 2, buffers=1),
         TcConfig(256, 128, 16, 4, 2),
         TcConfig(128, 128, 32, 2, 4),
         TcConfig(128, 128, 32, 2, 2),
         TcConfig(128, 256, 16, 2, 4),
+        TcConfig(128, 128, 64, 2, 4, buffers=1),
+        TcConfig(128, 128, 32, 2, 4, buffers=1),
         TcConfig(128, 128, 16, 2, 2),
         TcConfig(128, 64, 32, 2, 2),
         TcConfig(64, 128, 32, 2, 2),
@@ -54,18 +62,14 @@ CANDIDATES: dict[str, TcConfig] = {
 }
 
 
-#: Configs not yet checked and timed on a GPU: the tuner sees them only when asked
-#: (``TcMatmulPlanner(trial=True)``, ``benchmarks/gpu/tensor_cores.py --trial``). One staged k-tile
-#: (two barriers per k-tile) fits deeper k-tiles or 16-subgroup workgroups in 48 KiB.
+#: Configs not yet checked and timed on a GPU, or not worth the tuner's time: it sees them only
+#: when asked (``TcMatmulPlanner(trial=True)``, ``benchmarks/gpu/tensor_cores.py --trial``). One
+#: staged k-tile (two barriers per k-tile, ``_sb``) fits deeper k-tiles or 16-subgroup workgroups
+#: in 48 KiB; 256x256x16_4x4_sb was correct on an H100 but ran at 54 TFLOP/s.
 TRIAL_CANDIDATES: dict[str, TcConfig] = {
     c.name: c
     for c in (
-        TcConfig(128, 256, 32, 2, 4, buffers=1),
-        TcConfig(256, 128, 32, 4, 2, buffers=1),
-        TcConfig(128, 128, 64, 2, 4, buffers=1),
-        TcConfig(128, 128, 32, 2, 4, buffers=1),
         TcConfig(256, 256, 16, 4, 4, buffers=1),
-        TcConfig(256, 128, 32, 4, 4, buffers=1),
     )
 }
 ALL_CONFIGS: dict[str, TcConfig] = {**CANDIDATES, **TRIAL_CANDIDATES}
@@ -92,7 +96,7 @@ def heuristic_config(M: int, N: int, batch: int, names: list[str]) -> str:
     Example::
 
         >>> heuristic_config(4096, 4096, 1, list(CANDIDATES))
-        'tc256x128x16_4x2'
+        'tc256x128x32_4x4_sb'
         >>> heuristic_config(100, 100, 1, list(CANDIDATES))
         'tc64x32x16_2x2'
     """
