@@ -138,6 +138,28 @@ def test_transpose_of_matmul_is_computed_in_place_layout():
     np.testing.assert_allclose(f(xv, gv), gv.T @ xv)
 
 
+@pytest.mark.parametrize("a_shape,b_shape", [((6, 1), (1, 5)), ((3, 4, 1), (1, 2)), ((1, 1), (2, 1, 7)),
+                                             ((0, 1), (1, 3)), ((2, 3, 1), (2, 1, 1))])
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_a_matmul_over_an_inner_dimension_of_one_is_the_broadcast_product(a_shape, b_shape, backend):
+    rng = np.random.default_rng(7)
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -3.5, 1e-30], np.float32)
+    av, bv = (rng.standard_normal(s).astype(np.float32) for s in (a_shape, b_shape))
+    av.flat[: min(av.size, specials.size)] = specials[: av.size]
+    bv.flat[::2] = np.inf
+    a, b = rg.input(a_shape, "float32", name="a"), rg.input(b_shape, "float32", name="b")
+    f = rg.function([a, b], a @ b, backend=backend)
+    assert "matmul" not in [i.op for i in f.lower(av, bv).instrs]
+    want = np.matmul(av.astype(np.float64), bv.astype(np.float64))
+    np.testing.assert_array_equal(f(av, bv), want.astype(np.float32))  # one product each: exact, inf*0 = NaN too
+
+
+def test_a_matmul_with_a_longer_inner_dimension_stays_a_matmul():
+    a, b = rg.input((3, 2), "float32", name="a"), rg.input((2, 4), "float32", name="b")
+    p = dce(simplify(_program([a @ b], [a, b], [((3, 2), np.float32), ((2, 4), np.float32)])))
+    assert [i.op for i in p.instrs if i.op != "input"] == ["matmul"]
+
+
 def _split_sum(parts, axis, shape, seed, names=("a", "b", "c", "d")):
     """Gradient of ``sum(w * concat-free pieces of x)``: one slice per (start, stop) in ``parts``."""
     rng = np.random.default_rng(seed)

@@ -3,7 +3,10 @@
 A batched left operand times a plain matrix, ``(B, T, K) @ (K, N)``, is one GEMM
 of ``(B*T, K) @ (K, N)`` when the left operand is contiguous: numpy would
 otherwise call BLAS once per batch entry. Transposed operands are passed as
-strided views; BLAS reads them through its transpose flags without a copy.
+strided views; BLAS reads them through its transpose flags without a copy. A product of
+two float32/float64 matrices goes through ``numpy.dot``, which calls the same GEMM without
+the ufunc machinery of ``numpy.matmul``: 1.6 us against 3.7 us for a 32 x 32 x 64 product
+on a 2-vCPU Xeon, most of a tiny model's step (results identical: the same BLAS call).
 
 ``svdvals`` and ``svdvals_grad`` run numpy's batched SVD (LAPACK ``gesdd``, one C loop over the
 batch, in the operand's own float32 or float64) through the core's ``svdvals_reference`` /
@@ -32,14 +35,26 @@ from rustyasg.core.backend_api import svdvals_grad_reference, svdvals_reference
 from .protocol import Impl
 
 
+#: dtypes whose 2-D products ``numpy.dot`` hands straight to BLAS (see the module doc).
+_DOT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _product(x, y, out):
+    """The call computing ``out = x @ y``: ``numpy.dot`` for a BLAS matrix product, else ``numpy.matmul``."""
+    if (x.ndim == 2 and y.ndim == 2 and out.flags.c_contiguous
+            and x.dtype == y.dtype == out.dtype and out.dtype in _DOT_DTYPES):
+        return functools.partial(np.dot, x, y, out)
+    return functools.partial(np.matmul, x, y, out)
+
+
 def _matmul(ins, args):
     a, b = args
 
     def bind(x, y, out):
         if x.ndim > 2 and y.ndim == 2 and x.flags.c_contiguous:
             m = x.shape[-1]
-            return functools.partial(np.matmul, x.reshape(-1, m), y, out.reshape(-1, y.shape[-1]))
-        return functools.partial(np.matmul, x, y, out)
+            return _product(x.reshape(-1, m), y, out.reshape(-1, y.shape[-1]))
+        return _product(x, y, out)
 
     return Impl(bind=bind, label="blas.matmul")
 
