@@ -94,6 +94,8 @@ def main(argv=None):
                                                  "these comma-separated strings")
     p.add_argument("--trial", action="store_true",
                    help="also check and time the configs not yet verified on a GPU (matmul_tc.TRIAL_CANDIDATES)")
+    p.add_argument("--layouts", default="nn",
+                   help="comma list of operand layouts timed at 4096 and below: nn, nt (B transposed), tn, tt")
     p.add_argument("--rounds", type=int, default=1,
                    help="time every config this many times, round-robin, and keep each one's best")
     args = p.parse_args(argv)
@@ -148,6 +150,20 @@ def main(argv=None):
                 timings[n][name] = max(rate, timings[n].get(name, 0.0))
                 print(f"  tc {n}^3 round {r} {name:>24}: {rate:9.0f} GFLOP/s (f32 out)", flush=True)
     report["timings_f32_out"] = timings
+    # Transposed layouts (weight and input gradients are TN and NT products): every correct config.
+    by_layout = {}
+    for layout in [v for v in args.layouts.split(",") if v != "nn"]:
+        ta, tb = layout[0] == "t", layout[1] == "t"
+        for n in [n for n in sizes if n <= 4096]:
+            rates = by_layout.setdefault(layout, {}).setdefault(n, {})
+            for name in report["correct_configs"]:
+                try:
+                    rates[name] = time_case(ctx, tc, pool, n, "f32", name, ta=ta, tb=tb)
+                except Exception as exc:
+                    print(f"  {name} {layout} failed: {exc}"[:300])
+                    continue
+                print(f"  tc {n}^3 {layout} {name:>24}: {rates[name]:9.0f} GFLOP/s (f32 out)", flush=True)
+    report["timings_f32_out_by_layout"] = by_layout
     summary = {}
     for n in sizes:
         best = max(timings[n], key=timings[n].get)
