@@ -101,22 +101,6 @@ def test_one_staged_buffer_halves_the_tiles_and_adds_a_barrier_before_the_next_s
     assert single.name in CANDIDATES and not set(TRIAL_CANDIDATES) & set(CANDIDATES)
 
 
-@pytest.mark.parametrize("ta,tb", [(True, False), (False, True), (True, True)])
-def test_relayout_stages_transposed_operands_for_row_major_fragment_loads(ta, tb):
-    plain, relaid = TcConfig(128, 128, 32, 2, 4), TcConfig(128, 128, 32, 2, 4, relayout=True)
-    assert relaid.name == "tc128x128x32_2x4_rl" and not relaid.problems(H100_FRAGMENT)
-    assert TcConfig(relayout=True, staged=False).problems(H100_FRAGMENT)
-    lay = MatmulLayout(trans_a=ta, trans_b=tb, dtype="f16")
-    loads = lambda src: [ln for ln in src.splitlines() if "subgroupMatrixLoad" in ln]  # noqa: E731
-    src = generate_tc_matmul_wgsl(relaid, lay, H100_FRAGMENT)
-    assert all(", false, " in ln for ln in loads(src))  # never col_major
-    assert any(", true, " in ln for ln in loads(generate_tc_matmul_wgsl(plain, lay, H100_FRAGMENT)))
-    # The same workgroup memory as the plain kernel's own-layout tiles of the NN product.
-    nn = MatmulLayout(dtype="f16")
-    assert relaid.tile_halves(lay) == plain.tile_halves(nn)
-    assert generate_tc_matmul_wgsl(relaid, nn, H100_FRAGMENT) == generate_tc_matmul_wgsl(plain, nn, H100_FRAGMENT)
-
-
 def test_heuristic_prefers_fast_big_tiles_when_they_fill_the_gpu():
     names = list(CANDIDATES)
     assert heuristic_config(4096, 4096, 1, names) == names[0]

@@ -65,18 +65,11 @@ CANDIDATES: dict[str, TcConfig] = {
 #: Configs not yet checked and timed on a GPU, or not worth the tuner's time: it sees them only
 #: when asked (``TcMatmulPlanner(trial=True)``, ``benchmarks/gpu/tensor_cores.py --trial``). One
 #: staged k-tile (two barriers per k-tile, ``_sb``) fits deeper k-tiles or 16-subgroup workgroups
-#: in 48 KiB; 256x256x16_4x4_sb was correct on an H100 but ran at 54 TFLOP/s. ``_rl``: the fastest
-#: tiles with transposed operands staged transposed (row-major fragment loads; for NN products
-#: they are the same kernels as their plain twins).
+#: in 48 KiB; 256x256x16_4x4_sb was correct on an H100 but ran at 54 TFLOP/s.
 TRIAL_CANDIDATES: dict[str, TcConfig] = {
     c.name: c
     for c in (
         TcConfig(256, 256, 16, 4, 4, buffers=1),
-        TcConfig(256, 128, 32, 4, 4, buffers=1, relayout=True),
-        TcConfig(128, 256, 32, 2, 4, buffers=1, relayout=True),
-        TcConfig(256, 128, 32, 4, 2, buffers=1, relayout=True),
-        TcConfig(256, 128, 16, 4, 2, relayout=True),
-        TcConfig(128, 128, 32, 2, 4, relayout=True),
     )
 }
 ALL_CONFIGS: dict[str, TcConfig] = {**CANDIDATES, **TRIAL_CANDIDATES}

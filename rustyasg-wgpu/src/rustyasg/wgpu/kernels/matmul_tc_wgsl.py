@@ -14,10 +14,7 @@ How the kernel is built, and why:
 * Operand tiles are staged in workgroup memory in the operand's own layout
   (``subgroupMatrixLoad``'s ``col_major`` flag absorbs transposes, so the
   staging copy never transposes). Rows are padded by 8 halves (16 bytes) so
-  fragment loads of consecutive rows start in different banks. ``relayout``
-  stores a transposed operand's tile transposed instead (A as ``[m][k]``, B as
-  ``[k][n]``), so every fragment load is row-major: on an H100 the same
-  config ran an NT product at a third of its NN rate.
+  fragment loads of consecutive rows start in different banks.
 * Double buffering: the next k-tile is fetched from global memory into
   registers while the tensor cores work on the current one, then stored into
   the other buffer; one barrier per k-tile. ``buffers=1`` keeps one staged
@@ -104,7 +101,6 @@ class TcConfig:
     sg_n: int = 2
     staged: bool = True  # False: fragments straight from storage (tiles need not fit shared memory)
     buffers: int = 2     # staged k-tiles in workgroup memory: 2 (double buffering) or 1
-    relayout: bool = False  # transposed operands staged transposed: row-major fragment loads (module doc)
 
     @property
     def subgroups(self) -> int:
@@ -113,12 +109,12 @@ class TcConfig:
     @property
     def name(self) -> str:
         suffix = "_direct" if not self.staged else ("_sb" if self.buffers == 1 else "")
-        return f"tc{self.bm}x{self.bn}x{self.bk}_{self.sg_m}x{self.sg_n}" + suffix + ("_rl" if self.relayout else "")
+        return f"tc{self.bm}x{self.bn}x{self.bk}_{self.sg_m}x{self.sg_n}" + suffix
 
     def tile_halves(self, lay: MatmulLayout) -> tuple[int, int]:
         """Halves in one staged A tile and one B tile (padded rows)."""
-        a = self.bm * (self.bk + PAD) if not lay.trans_a or self.relayout else self.bk * (self.bm + PAD)
-        b = self.bk * (self.bn + PAD) if not lay.trans_b or self.relayout else self.bn * (self.bk + PAD)
+        a = self.bm * (self.bk + PAD) if not lay.trans_a else self.bk * (self.bm + PAD)
+        b = self.bk * (self.bn + PAD) if not lay.trans_b else self.bn * (self.bk + PAD)
         return a, b
 
     def shared_bytes(self, frag: FragmentShape) -> int:
@@ -137,8 +133,6 @@ class TcConfig:
             out.append(f"bk={self.bk} must be a multiple of the fragment's k={frag.k} and of 4")
         if self.buffers not in (1, 2):
             out.append(f"buffers={self.buffers} must be 1 or 2")
-        if self.relayout and not self.staged:
-            out.append("relayout needs staged tiles")
         threads = self.subgroups * frag.subgroup_size
         if threads > max_threads:
             out.append(f"{threads} invocations exceed {max_threads}")
@@ -152,8 +146,7 @@ class TcConfig:
 
 @dataclass(frozen=True)
 class _Stage:
-    """One operand's staged tile: ``rows x cols`` read in its own layout, stored so (or
-    transposed, ``cols x rows``, when ``swap``)."""
+    """One operand's staged tile: ``rows x cols`` in its own layout."""
 
     name: str      # A or B
     smem: str      # workgroup array
@@ -166,24 +159,23 @@ class _Stage:
     row_extent: str
     col_extent: str
     reg: str
-    swap: bool = False
 
     @property
     def stride(self) -> int:
-        return (self.rows if self.swap else self.cols) + PAD
+        return self.cols + PAD
 
     @property
     def tile(self) -> int:
-        return (self.cols if self.swap else self.rows) * self.stride
+        return self.rows * self.stride
 
 
 def _stages(cfg: TcConfig, lay: MatmulLayout) -> tuple[_Stage, _Stage]:
     if lay.trans_a:  # stored K x M
-        a = _Stage("A", "As", cfg.bk, cfg.bm, lay.vec_a, "lda", "k0", "row0", "p.K", "p.M", "ra", cfg.relayout)
+        a = _Stage("A", "As", cfg.bk, cfg.bm, lay.vec_a, "lda", "k0", "row0", "p.K", "p.M", "ra")
     else:
         a = _Stage("A", "As", cfg.bm, cfg.bk, lay.vec_a, "lda", "row0", "k0", "p.M", "p.K", "ra")
     if lay.trans_b:  # stored N x K
-        b = _Stage("B", "Bs", cfg.bn, cfg.bk, lay.vec_b, "ldb", "col0", "k0", "p.N", "p.K", "rb", cfg.relayout)
+        b = _Stage("B", "Bs", cfg.bn, cfg.bk, lay.vec_b, "ldb", "col0", "k0", "p.N", "p.K", "rb")
     else:
         b = _Stage("B", "Bs", cfg.bk, cfg.bn, lay.vec_b, "ldb", "k0", "col0", "p.K", "p.N", "rb")
     return a, b
@@ -220,11 +212,6 @@ def _emit_loads(w: _Writer, st: _Stage, threads: int, checked: bool) -> None:
 def _emit_stores(w: _Writer, st: _Stage, threads: int, buf: str) -> None:
     vw, per = _units(st, threads)
     for j in range(per):
-        if st.swap:  # element (r, c + e) of the tile goes to row c + e
-            base = f"({buf}) * {st.tile}u + {st.reg}c{j} * {st.stride}u + {st.reg}r{j}"
-            for e in range(vw):
-                w(f"{st.smem}[{base} + {e * st.stride}u] = {st.reg}{j}" + (f"[{e}];" if vw == 4 else ";"))
-            continue
         base = f"({buf}) * {st.tile}u + {st.reg}r{j} * {st.stride}u + {st.reg}c{j}"
         if vw == 1:
             w(f"{st.smem}[{base}] = {st.reg}{j};")
@@ -247,15 +234,11 @@ def _emit_fetch(w: _Writer, stages, threads: int, k0: str) -> None:
 
 
 def _left_offset(lay: MatmulLayout, a: _Stage, m: str, k: str) -> tuple[str, str]:
-    if lay.trans_a and not a.swap:
-        return f"{k} * {a.stride}u + {m}", "true"
-    return f"{m} * {a.stride}u + {k}", "false"
+    return (f"{k} * {a.stride}u + {m}", "true") if lay.trans_a else (f"{m} * {a.stride}u + {k}", "false")
 
 
 def _right_offset(lay: MatmulLayout, b: _Stage, n: str, k: str) -> tuple[str, str]:
-    if lay.trans_b and not b.swap:
-        return f"{n} * {b.stride}u + {k}", "true"
-    return f"{k} * {b.stride}u + {n}", "false"
+    return (f"{n} * {b.stride}u + {k}", "true") if lay.trans_b else (f"{k} * {b.stride}u + {n}", "false")
 
 
 def _emit_staged_loop(w: _Writer, cfg: TcConfig, lay: MatmulLayout, frag: FragmentShape, a: _Stage, b: _Stage,
