@@ -143,8 +143,8 @@ VARIANTS = {
     "s=1": lambda: patched(nn_conv, "images_per_split", lambda geo, m: 1),
     "gemm": lambda: patched(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 0),
     "direct": lambda: patched(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 1 << 30),
-    "implicit": lambda: patched(nn_conv, "conv_mode", lambda: "implicit"),
-    "im2col": lambda: patched(nn_conv, "conv_mode", lambda: "im2col"),
+    "implicit": lambda: patched(nn_conv, "conv_mode", lambda kb=None: "implicit"),
+    "im2col": lambda: patched(nn_conv, "conv_mode", lambda kb=None: "im2col"),
     "fused rows": lambda: patched(nn_norm, "SEGMENT", 1 << 40),
     "tree reduce": lambda: patched(KernelBuilder, "has_subgroups", property(lambda self: False)),
 }

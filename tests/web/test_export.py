@@ -23,6 +23,7 @@ from rustyasg.web import NativeRunner, WebExportError
 from rustyasg.web.capture import WEB_LIMITS
 
 from .conftest import serve
+from .models import mnist_cnn
 
 JS_DIR = Path(__file__).resolve().parents[2] / "rustyasg-web" / "js"
 
@@ -74,6 +75,38 @@ def test_kernels_fit_webgpu_default_limits(tmp_path):
             assert int(np.prod(dims)) <= 256
     out = NativeRunner(tmp_path).run({f"x{i}": f for i, f in enumerate(feeds)})["output"]
     np.testing.assert_allclose(out, fn(*feeds), rtol=1e-5, atol=1e-5)
+
+
+def test_convolutions_are_exported_with_written_columns_not_gathered_ones(tmp_path, monkeypatch):
+    """The browser's GPU is unknown: convolutions take im2col + GEMM, whatever the exporting machine's
+    own lowering (Chrome's software WebGPU took minutes on the gathered kernels of a small CNN)."""
+    import rustyasg.web.capture as capture
+
+    model = mnist_cnn()
+    model.eval()
+    x = np.random.default_rng(3).normal(size=(2, 1, 28, 28)).astype(np.float32)
+
+    def gathering_kernels(folder):
+        doc = json.loads((folder / "model.json").read_text())
+        return sum("fn gather_at(" in (folder / k["file"]).read_text() for k in doc["kernels"])
+
+    monkeypatch.setenv("RUSTYASG_WGPU_CONV", "implicit")
+    rg.web.export(model, x, tmp_path / "web")
+    assert gathering_kernels(tmp_path / "web") == 0
+    xi = rg.input(x.shape, "float32", name="x")
+    want = rg.function([xi], model(xi), backend="cpu")(x)
+    np.testing.assert_allclose(NativeRunner(tmp_path / "web").run({"x": x})["output"], want, atol=1e-5)
+    # The check sees gathered kernels where a builder asks for them.
+    web_backend = capture.web_backend
+
+    def implicit_backend(*args, **kwargs):
+        backend = web_backend(*args, **kwargs)
+        backend.kernel_builder.conv_lowering = "implicit"
+        return backend
+
+    monkeypatch.setattr(capture, "web_backend", implicit_backend)
+    rg.web.export(model, x, tmp_path / "gathered")
+    assert gathering_kernels(tmp_path / "gathered") >= 1
 
 
 def test_program_export_with_several_outputs_and_edge_values(tmp_path):

@@ -156,7 +156,10 @@ def web_backend(limits: Optional[Mapping[str, int]] = None, adapter: Optional[st
     """A fresh wgpu backend whose context records, with the browser's limits and no optional features.
 
     Matmul tile choice uses the size heuristic, not the autotuner: timings on the exporting
-    machine say nothing about the browser's GPU.
+    machine say nothing about the browser's GPU. Convolutions write their columns (im2col)
+    rather than gather them inside the GEMM: the gathered kernels were chosen by timings on an
+    H100, and Chrome's software WebGPU (SwiftShader) took minutes on a small CNN's instead of
+    seconds.
     """
     from rustyasg.wgpu.backend import WgpuBackend
     from rustyasg.wgpu.buffers import BufferPool, Readback
@@ -174,7 +177,8 @@ def web_backend(limits: Optional[Mapping[str, int]] = None, adapter: Optional[st
     backend.pool = BufferPool(ctx)
     backend.readback = Readback(ctx)
     backend.kernel_builder = KernelBuilder(ctx, backend.pipelines,
-                                           matmul=MatmulPlanner(ctx, backend.pipelines, autotune=False))
+                                           matmul=MatmulPlanner(ctx, backend.pipelines, autotune=False),
+                                           conv_lowering="im2col")
     return backend
 
 

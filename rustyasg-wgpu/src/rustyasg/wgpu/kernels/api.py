@@ -143,8 +143,11 @@ class KernelBuilder:
     """
 
     def __init__(self, ctx: Any, pipelines: Optional[PipelineCache] = None, matmul: Any = None,
-                 elementwise: Any = None, scratch_alloc: Optional[Callable[[int, str], Any]] = None):
+                 elementwise: Any = None, scratch_alloc: Optional[Callable[[int, str], Any]] = None,
+                 conv_lowering: Optional[str] = None):
         self.ctx = ctx
+        #: How convolutions reach the GEMM (``nn_conv.CONV_MODES``), over ``$RUSTYASG_WGPU_CONV``.
+        self.conv_lowering = conv_lowering
         self.pipelines = pipelines if pipelines is not None else PipelineCache(ctx)
         self._matmul = matmul
         self._elementwise = elementwise

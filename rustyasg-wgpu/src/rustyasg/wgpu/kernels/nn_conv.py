@@ -57,30 +57,31 @@ CONV_ENV = "RUSTYASG_WGPU_CONV"
 CONV_MODES = ("auto", "im2col", "implicit")
 
 
-def conv_mode() -> str:
-    """The convolution lowering chosen by ``RUSTYASG_WGPU_CONV``.
+def conv_mode(kb: Any = None) -> str:
+    """The convolution lowering: ``kb.conv_lowering`` where a kernel builder sets one (the web
+    export does), else ``RUSTYASG_WGPU_CONV``.
 
     Example::
 
         >>> conv_mode() in CONV_MODES
         True
     """
-    mode = os.environ.get(CONV_ENV, "").strip().lower() or "auto"
+    mode = getattr(kb, "conv_lowering", None) or os.environ.get(CONV_ENV, "").strip().lower() or "auto"
     if mode not in CONV_MODES:
         raise ValueError(f"{CONV_ENV}={mode!r} is not a convolution lowering; choose one of {list(CONV_MODES)}")
     return mode
 
 
-def gathers_columns(geo: ConvGeometry, pass_: str) -> bool:
+def gathers_columns(kb: Any, geo: ConvGeometry, pass_: str) -> bool:
     """Whether ``pass_`` (``forward``, ``input`` or ``weight`` gradient) of ``geo`` runs as an implicit GEMM.
 
     Example::
 
         >>> strided = ConvGeometry(8, 64, 28, 28, 128, 1, 3, 3, 14, 14, (2, 2), (1, 1), (1, 1))
-        >>> [gathers_columns(strided, p) for p in ("forward", "input", "weight")]  # by default
+        >>> [gathers_columns(None, strided, p) for p in ("forward", "input", "weight")]  # by default
         [True, False, False]
     """
-    mode = conv_mode()
+    mode = conv_mode(kb)
     if geo.identity_columns or mode == "im2col":
         return False
     return mode == "implicit" or pass_ == "forward" or tuple(geo.stride) == (1, 1)
@@ -289,7 +290,7 @@ def conv2d(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelL
     geo = conv_geometry(inputs[0].shape, inputs[1].shape, out.shape[2:], instr.attrs)
     if direct_applies(geo):
         return direct_conv(kb, "forward", geo, float_elem(instr.op, *inputs, out), x, w, out.buffer, instr.op)
-    if gathers_columns(geo, "forward"):
+    if gathers_columns(kb, geo, "forward"):
         return [implicit_forward(kb, geo, float_elem(instr.op, *inputs, out), x, w, out.buffer)]
     plan = _Plan(kb, instr, inputs, out, inputs[0].shape, inputs[1].shape, out.shape[2:])
     G, K, P = geo.G, geo.K, geo.P
@@ -317,7 +318,7 @@ def conv2d_backward_input(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) 
     geo = conv_geometry(out.shape, inputs[1].shape, inputs[0].shape[2:], instr.attrs)
     if direct_applies(geo):
         return direct_conv(kb, "backward_input", geo, float_elem(instr.op, *inputs, out), g, w, out.buffer, instr.op)
-    if gathers_columns(geo, "input"):
+    if gathers_columns(kb, geo, "input"):
         return implicit_input_gradient(kb, instr, inputs, out, geo)
     plan = _Plan(kb, instr, inputs, out, out.shape, inputs[1].shape, inputs[0].shape[2:])
     G, K, P = geo.G, geo.K, geo.P
@@ -392,7 +393,7 @@ def conv2d_backward_weight(kb: Any, instr: Any, inputs: Sequence[Any], out: Any)
     if direct_applies(geo):
         return direct_conv(kb, "backward_weight", geo, float_elem(instr.op, *inputs, out), g, x, out.buffer, instr.op)
     item = out.storage.itemsize
-    if gathers_columns(geo, "weight"):
+    if gathers_columns(kb, geo, "weight"):
         launches = implicit_weight_gradient(kb, instr, inputs, out, geo)
         if launches is not None:
             return launches
