@@ -37,9 +37,8 @@ How the kernel is built, and why:
   ``(o, i, j)`` of the output gradient and a column index an input pixel, zero
   where no window of that tap covers the pixel. The window geometry is a second
   uniform block (:data:`CONV_UNIFORMS`). A thread loads the same B columns of
-  every k-tile, so what a gather needs from the column alone (an output
-  position's image and window origin, a tap's offsets) is computed once, before
-  the k-loop.
+  every k-tile, so what a gather needs from an output position or input pixel
+  alone (its image, window origin) is computed once, before the k-loop.
 
 Example::
 
