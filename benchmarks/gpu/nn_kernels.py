@@ -151,7 +151,8 @@ VARIANTS = {
 
 
 class Bench:
-    def __init__(self):
+    def __init__(self, dtype=np.float32):
+        self.dtype = np.dtype(dtype)  # float32, or float16 (f16 storage, the tensor cores' GEMMs)
         self.ctx = get_context()
         self.pipelines = PipelineCache(self.ctx)
         self.pool = BufferPool(self.ctx)
@@ -163,9 +164,10 @@ class Bench:
     def case(self, name, op, shapes, attrs, flops=None, variants=()):
         t0 = time.perf_counter()
         attrs = OPS[op].check_attrs(attrs)
-        out_t = OPS[op].infer([TensorType(s, dtypes.float32) for s in shapes], **attrs)
-        arrays = [self.rng.standard_normal(s, dtype=np.float32) for s in shapes]
-        views = [TensorView(upload(self.ctx, a, self.pool), s, np.dtype(np.float32), storage_for(np.float32, True))
+        out_t = OPS[op].infer([TensorType(s, self.dtype) for s in shapes], **attrs)
+        arrays = [self.rng.standard_normal(s, dtype=np.float32).astype(self.dtype) for s in shapes]
+        st_in = storage_for(self.dtype, True)
+        views = [TensorView(upload(self.ctx, st_in.to_device(a), self.pool), s, self.dtype, st_in)
                  for a, s in zip(arrays, shapes)]
         st = storage_for(out_t.dtype, True)
         shape = tuple(out_t.shape)
@@ -177,7 +179,7 @@ class Bench:
         with torch.no_grad():
             ref = fn(*[t.double() for t in tin]).cpu().numpy()
             t_torch = torch_time(lambda: fn(*tin))
-        nbytes = sum(a.nbytes for a in arrays) + size * 4
+        nbytes = sum(a.nbytes for a in arrays) + size * st.itemsize
         for variant in ("default",) + tuple(variants):
             ctx = VARIANTS[variant]() if variant != "default" else contextlib.nullcontext()
             with ctx:
@@ -254,11 +256,13 @@ def main() -> None:
     ap.add_argument("--sections", default="conv,pool,norm")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--layers", default="", help="conv layers whose name contains one of these comma-separated strings")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float16"),
+                    help="float16: f16 tensors (the GEMMs on the tensor cores where the adapter has them), torch in half")
     ap.add_argument("--json", default="")
     args = ap.parse_args()
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    b = Bench()
+    b = Bench(args.dtype)
     where = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
     print(f"adapter: {b.ctx.summary}; torch {torch.__version__} on {where}", flush=True)
     sections = {"conv": lambda b, batch: conv_cases(b, batch, args.layers), "pool": pool_cases, "norm": norm_cases}

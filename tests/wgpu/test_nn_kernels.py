@@ -65,8 +65,9 @@ def _view(kb, pool, array):
     return TensorView(upload(kb.ctx, st.to_device(array), pool), tuple(array.shape), array.dtype, st)
 
 
-def run_op(kb, pool, readback, op, arrays, attrs, dtype=np.float32):
-    """(GPU result, float64 reference) of ``op`` on ``arrays`` with complete ``attrs``."""
+def run_op(kb, pool, readback, op, arrays, attrs, dtype=np.float32, labels=None):
+    """(GPU result, float64 reference) of ``op`` on ``arrays`` with complete ``attrs`` (the
+    launches' labels are appended to ``labels`` when it is a list)."""
     attrs = OPS[op].check_attrs(attrs)
     # The reference sees the same (rounded) inputs as the GPU: only the kernel's error is measured.
     arrays = [np.asarray(a, dtype).astype(np.float64) for a in arrays]
@@ -79,6 +80,8 @@ def run_op(kb, pool, readback, op, arrays, attrs, dtype=np.float32):
     kb.ctx.queue.write_buffer(out.buffer, 0, np.full(nbytes // 4, np.nan, np.float32).tobytes())
     instr = Instr(0, op, (), attrs, ref.shape, out_dtype, source="test_nn_kernels.py")
     launches = KERNELS[op](kb, instr, [_view(kb, pool, a.astype(dtype)) for a in arrays], out)
+    if labels is not None:
+        labels.extend(launch.label for launch in launches)
     enc = kb.ctx.device.create_command_encoder()
     cpass = enc.begin_compute_pass()
     for launch in launches:
@@ -447,6 +450,35 @@ def test_float16_tensors_on_either_storage(kb, pool, readback, rng, conv_path):
     for op, arrays, attrs in cases:
         got, ref = run_op(kb, pool, readback, op, arrays, attrs, dtype=np.float16)
         assert got.dtype == np.float16 and rel_err(got, ref) < 3e-3, (op, rel_err(got, ref))
+
+
+IMPLICIT_F16_CASES = [  # op, x shape, w shape, attrs: groups, padding, dilation, strides, ragged tiles
+    ("conv2d", (3, 6, 9, 11), (10, 3, 3, 3), {"groups": 2, "padding": (1, 2), "dilation": (1, 2)}),
+    ("conv2d", (2, 5, 12, 10), (7, 5, 3, 2), {"stride": (2, 1), "padding": (1, 0)}),
+    ("conv2d_backward_input", (3, 6, 9, 11), (10, 3, 3, 3), {"groups": 2, "padding": (1, 1)}),
+    ("conv2d_backward_input", (2, 5, 12, 10), (7, 5, 3, 3), {"stride": (2, 2), "padding": (1, 1)}),
+    ("conv2d_backward_weight", (3, 6, 9, 11), (10, 3, 3, 3), {"groups": 2, "padding": (1, 2), "dilation": (1, 2)}),
+    ("conv2d_backward_weight", (5, 5, 12, 10), (7, 5, 3, 2), {"stride": (2, 1), "padding": (1, 0)}),
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,attrs", IMPLICIT_F16_CASES)
+def test_float16_implicit_gemm_convolutions_gather_on_the_tensor_cores_where_there_are_some(
+        kb, pool, readback, rng, monkeypatch, op, x_shape, w_shape, attrs):
+    monkeypatch.setenv(nn_conv.CONV_ENV, "implicit")
+    monkeypatch.setattr(nn_conv_direct, "DIRECT_MAX_OUT_PER_GROUP", 0)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    grad = rng.standard_normal(_out_shape_conv(x_shape, w_shape, OPS["conv2d"].check_attrs(attrs)))
+    arrays, full = {"conv2d": ([x, w], attrs),
+                    "conv2d_backward_input": ([grad, w], {**attrs, "input_size": x_shape[2:]}),
+                    "conv2d_backward_weight": ([grad, x], {**attrs, "kernel_size": w_shape[2:]})}[op]
+    labels = []
+    got, ref = run_op(kb, pool, readback, op, arrays, full, dtype=np.float16, labels=labels)
+    assert got.dtype == np.float16 and rel_err(got, ref) < 3e-3, (op, rel_err(got, ref), labels)
+    gathered = [label for label in labels if label.endswith("(implicit conv)")]
+    assert len(gathered) == 1, labels
+    on_tensor_cores = kb.has_f16 and kb.matmul.tensor_cores is not None
+    assert gathered[0].startswith("matmul tc") == on_tensor_cores, (gathered, on_tensor_cores)
 
 
 def test_implicit_gemm_convolutions_train_like_torch(rng, monkeypatch):

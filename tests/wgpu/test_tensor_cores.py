@@ -16,12 +16,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rustyasg.core.registry import OPS
 from rustyasg.wgpu import webgpu
 from rustyasg.wgpu.buffers import upload
 from rustyasg.wgpu.kernels.matmul_tc import (ALL_CONFIGS, CANDIDATES, TRIAL_CANDIDATES, TcMatmulPlanner,
                                               heuristic_config, tensor_core_shape)
 from rustyasg.wgpu.kernels.matmul_tc_wgsl import FragmentShape, TcConfig, generate_tc_matmul_wgsl
-from rustyasg.wgpu.kernels.matmul_wgsl import MatmulLayout
+from rustyasg.wgpu.kernels.matmul_wgsl import GATHERS, MatmulLayout
+from rustyasg.wgpu.kernels.nn_conv_geometry import conv_geometry
 
 from conftest import rel_err
 
@@ -36,6 +38,33 @@ def test_every_tensor_core_kernel_compiles_in_dawn(dawn_null, ta, tb, vec, out):
     for name, cfg in ALL_CONFIGS.items():  # the trial configs too: CI compiles everything the GPU may tune
         src = webgpu.adapt_wgsl(generate_tc_matmul_wgsl(cfg, lay, H100_FRAGMENT, out), "dawn")
         dawn_null.create_shader_module(code=src, label=name)  # raises on any WGSL error
+
+
+@pytest.mark.parametrize("gather,tb", sorted(GATHERS))
+def test_every_gathering_tensor_core_kernel_compiles_in_dawn(dawn_null, gather, tb):
+    staged = [name for name, cfg in ALL_CONFIGS.items() if cfg.staged]
+    assert len(staged) > 10
+    for vec_a in (False, True):
+        lay = MatmulLayout(trans_b=tb, vec_a=vec_a, vec_b=False, vec_c=False, dtype="f16", gather_b=gather,
+                           gather_kernel=(3, 2))
+        for name in staged:
+            for out in ("f32", "f16"):
+                src = generate_tc_matmul_wgsl(ALL_CONFIGS[name], lay, H100_FRAGMENT, out)
+                assert "gather_at(gb0, Bbase" in src and "alias GatherT = f16;" in src
+                dawn_null.create_shader_module(code=webgpu.adapt_wgsl(src, "dawn"), label=f"{name} {gather}")
+
+
+def test_a_gathered_b_needs_staged_tiles():
+    lay = MatmulLayout(vec_b=False, dtype="f16", gather_b="columns", gather_kernel=(3, 3))
+    with pytest.raises(ValueError, match="cannot gather B"):
+        generate_tc_matmul_wgsl(TcConfig(64, 64, 16, 2, 2, staged=False), lay, H100_FRAGMENT)
+    with pytest.raises(ValueError, match="element by element"):
+        generate_tc_matmul_wgsl(TcConfig(), MatmulLayout(dtype="f16", gather_b="columns", gather_kernel=(3, 3)),
+                                H100_FRAGMENT)
+    planner = TcMatmulPlanner.__new__(TcMatmulPlanner)
+    planner.frag, planner.names = H100_FRAGMENT, list(CANDIDATES)
+    assert any(not ALL_CONFIGS[n].staged for n in planner.runnable(256, 256, 64))
+    assert planner.runnable(256, 256, 64, gathered=True) == [n for n in CANDIDATES if CANDIDATES[n].staged]
 
 
 def test_a_small_config_builds_a_whole_pipeline_in_dawn(dawn_null):
@@ -159,3 +188,30 @@ def test_f16_matmul_matches_float64(ctx, planner, pool, readback, rng, M, N, K, 
         for out in ("f32", "f16"):
             _, got = _f16_product(ctx, planner, pool, readback, a, b, M, N, K, ta, tb, batch, name, out)
             assert rel_err(got, ref) < (1e-4 if out == "f32" else 2e-3), (name, out)
+
+
+def test_every_staged_config_gathers_a_convolutions_columns(ctx, planner, pool, readback, rng):
+    # The forward implicit GEMM y[n] = W @ cols(x[n]) (padding, dilation, a stride, ragged tiles), with
+    # each config the tuner may pick; without tensor cores, the generic f16 kernel gathers. The other
+    # gathers run through the conv kernels' tests.
+    x = rng.standard_normal((3, 6, 13, 11)).astype(np.float16)
+    w = rng.standard_normal((20, 6, 3, 3)).astype(np.float16)
+    attrs = OPS["conv2d"].check_attrs({"stride": (1, 2), "padding": (1, 2), "dilation": (2, 1)})
+    ref = OPS["conv2d"].reference(x.astype(np.float64), w.astype(np.float64), **attrs)
+    geo = conv_geometry(x.shape, w.shape, ref.shape[2:], attrs)
+    xb, wb, yb = upload(ctx, x, pool), upload(ctx, w, pool), pool.acquire(ref.size * 2)
+    args = dict(batch=geo.N, inner_batch=1, outer_strides=(0, x[0].size, ref[0].size), lda=geo.K, ldc=geo.P,
+                stride_a=geo.Og * geo.K, stride_b=x[0].size, stride_c=ref[0].size, gather=("columns", geo.uniforms(0)))
+    if planner.tensor_cores is None:
+        launch = planner.launch(wb, xb, yb, geo.Og, geo.P, geo.K, dtype="f16", **args)
+        assert launch.label.endswith("(implicit conv)") and not launch.label.startswith("matmul tc")
+        launch.run()
+        assert rel_err(readback.read_array(yb, ref.shape, np.float16), ref) < 2e-3
+        return
+    names = planner.tensor_cores.runnable(geo.Og, geo.P, geo.K, gathered=True)
+    assert names and all(ALL_CONFIGS[n].staged for n in names)
+    for name in names:
+        launch = planner.tensor_cores.launch(wb, xb, yb, geo.Og, geo.P, geo.K, out_dtype="f16", config=name, **args)
+        assert launch.label == f"matmul {name} (implicit conv)"
+        launch.run()
+        assert rel_err(readback.read_array(yb, ref.shape, np.float16), ref) < 2e-3, name

@@ -160,12 +160,12 @@ class MatmulPlanner:
         sb = stride_b if stride_b is not None else K * N
         sc = stride_c if stride_c is not None else M * N
         levels = batch_params(batch, inner_batch, outer_strides)
-        if (dtype == "f16" and self.tensor_cores is not None and config is None and gather is None
-                and self.tensor_cores.runnable(M, N, K)):
+        if (dtype == "f16" and self.tensor_cores is not None and config is None
+                and self.tensor_cores.runnable(M, N, K, gather is not None)):
             return self.tensor_cores.launch(
                 a, b, c, M, N, K, batch=batch, trans_a=trans_a, trans_b=trans_b, lda=lda, ldb=ldb, ldc=ldc,
                 stride_a=sa, stride_b=sb, stride_c=sc, offset_a=offset_a, offset_b=offset_b, offset_c=offset_c,
-                inner_batch=inner_batch, outer_strides=outer_strides, out_dtype="f16")
+                inner_batch=inner_batch, outer_strides=outer_strides, out_dtype="f16", gather=gather)
         lay = self.layout(M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, offset_a, offset_b, offset_c, dtype,
                           levels, gather_b=gather[0] if gather is not None else "",
                           gather_kernel=(gather[1]["KH"], gather[1]["KW"]) if gather is not None else ())

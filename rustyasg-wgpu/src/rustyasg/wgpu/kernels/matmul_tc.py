@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from ..pipelines import KernelLaunch, PipelineCache, uniform_buffer
+from .nn_conv_geometry import CONV_UNIFORMS
 from ..webgpu import SUBGROUP_MATRIX
 from .autotune import Autotuner, autotune_enabled, time_gpu
 from .matmul_tc_wgsl import KERNEL_VERSION, FragmentShape, TcConfig, generate_tc_matmul_wgsl
@@ -140,12 +141,13 @@ class TcMatmulPlanner:
         planner = cls(ctx, frag, pipelines, autotune, trial)
         return planner if planner.names else None
 
-    def runnable(self, M: int, N: int, K: int) -> list[str]:
-        """Configs that can compute an ``M x N x K`` problem (direct ones need full tiles)."""
+    def runnable(self, M: int, N: int, K: int, gathered: bool = False) -> list[str]:
+        """Configs that can compute an ``M x N x K`` problem (direct ones need full tiles, and
+        cannot gather B)."""
         out = []
         for name in self.names:
             cfg = ALL_CONFIGS[name]
-            if cfg.staged or (M % cfg.bm == 0 and N % cfg.bn == 0 and K % self.frag.k == 0):
+            if cfg.staged or (not gathered and M % cfg.bm == 0 and N % cfg.bn == 0 and K % self.frag.k == 0):
                 out.append(name)
         return out
 
@@ -153,14 +155,18 @@ class TcMatmulPlanner:
         """WGSL of a named config."""
         return generate_tc_matmul_wgsl(ALL_CONFIGS[config], layout, self.frag, out_dtype)
 
-    def _build(self, config: str, lay: MatmulLayout, out_dtype: str, a, b, c, params: dict) -> KernelLaunch:
+    def _build(self, config: str, lay: MatmulLayout, out_dtype: str, a, b, c, params: dict,
+               gather: tuple[str, dict] | None = None) -> KernelLaunch:
         cfg = ALL_CONFIGS[config]
         tiles_m, tiles_n = -(-params["M"] // cfg.bm), -(-params["N"] // cfg.bn)
         total = tiles_m * tiles_n * params.pop("batch")
         data = MATMUL_UNIFORMS.pack(tiles_m=tiles_m, tiles_n=tiles_n, total=total, pad0=0, **params)
         pipe = self.pipelines.get(self.source(config, lay, out_dtype))
-        return KernelLaunch(self.ctx, pipe, [a, b, c, uniform_buffer(self.ctx, data)], total,
-                            label=f"matmul {config}")
+        resources = [a, b, c, uniform_buffer(self.ctx, data)]
+        if gather is not None:
+            resources.append(uniform_buffer(self.ctx, CONV_UNIFORMS.pack(**gather[1])))
+        label = f"matmul {config}" + (" (implicit conv)" if gather is not None else "")
+        return KernelLaunch(self.ctx, pipe, resources, total, label=label)
 
     def launch(
         self, a: Any, b: Any, c: Any, M: int, N: int, K: int, *, batch: int = 1,
@@ -169,9 +175,11 @@ class TcMatmulPlanner:
         stride_a: int | None = None, stride_b: int | None = None, stride_c: int | None = None,
         offset_a: int = 0, offset_b: int = 0, offset_c: int = 0,
         inner_batch: int | None = None, outer_strides: tuple[int, int, int] = (0, 0, 0),
-        out_dtype: str = "f32", config: str | None = None,
+        out_dtype: str = "f32", config: str | None = None, gather: tuple[str, dict] | None = None,
     ) -> KernelLaunch:
-        """A launch computing the batched f16 product into ``c`` (``out_dtype`` f32 or f16)."""
+        """A launch computing the batched f16 product into ``c`` (``out_dtype`` f32 or f16);
+        ``gather`` as for :meth:`~.matmul.MatmulPlanner.launch` (B gathered from a convolution's
+        input or output gradient)."""
         lda = lda if lda is not None else (M if trans_a else K)
         ldb = ldb if ldb is not None else (K if trans_b else N)
         ldc = ldc if ldc is not None else N
@@ -182,26 +190,28 @@ class TcMatmulPlanner:
         levels = batch_params(batch, inner_batch, outer_strides)
         lay = MatmulLayout(trans_a=trans_a, trans_b=trans_b,
                            vec_a=vec4_ok(M if trans_a else K, lda, sa if multi else 0, offset_a, levels["sa_outer"]),
-                           vec_b=vec4_ok(K if trans_b else N, ldb, sb if multi else 0, offset_b, levels["sb_outer"]),
-                           vec_c=False, dtype="f16")
+                           vec_b=gather is None and vec4_ok(K if trans_b else N, ldb, sb if multi else 0, offset_b,
+                                                            levels["sb_outer"]),
+                           vec_c=False, dtype="f16", gather_b=gather[0] if gather is not None else "",
+                           gather_kernel=(gather[1]["KH"], gather[1]["KW"]) if gather is not None else ())
         params = dict(M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb, ldc=ldc, sa=sa, sb=sb, sc=sc,
                       oa=offset_a, ob=offset_b, oc=offset_c, **levels)
         if config is None:
-            config = self.choose(M, N, K, batch, lay, out_dtype, a, b, c, params)
-        elif config not in self.runnable(M, N, K):
+            config = self.choose(M, N, K, batch, lay, out_dtype, a, b, c, params, gather)
+        elif config not in self.runnable(M, N, K, gather is not None):
             raise KeyError(f"tensor-core config {config!r} does not run here; these do: {self.names}")
-        return self._build(config, lay, out_dtype, a, b, c, dict(params))
+        return self._build(config, lay, out_dtype, a, b, c, dict(params), gather)
 
-    def choose(self, M, N, K, batch, lay, out_dtype, a, b, c, params) -> str:
+    def choose(self, M, N, K, batch, lay, out_dtype, a, b, c, params, gather=None) -> str:
         """Config for this problem: tuned and cached per shape class, or the heuristic."""
-        names = self.runnable(M, N, K)
+        names = self.runnable(M, N, K, gather is not None)
         if not names:
             raise ValueError(f"no tensor-core config computes a {M}x{N}x{K} product here")
         if self.tuner is None:
             return heuristic_config(M, N, batch, names)
 
         def time_one(name: str) -> float:
-            return time_gpu(self.ctx, self._build(name, lay, out_dtype, a, b, c, dict(params)).encode)
+            return time_gpu(self.ctx, self._build(name, lay, out_dtype, a, b, c, dict(params), gather).encode)
 
         aligned = "".join("1" if v % 128 == 0 else "0" for v in (M, N)) + ("1" if K % 16 == 0 else "0")
         cls = f"{shape_class(M, N, K, batch, lay)}_{out_dtype}_a{aligned}"

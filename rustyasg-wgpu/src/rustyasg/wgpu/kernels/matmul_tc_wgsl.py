@@ -27,6 +27,11 @@ How the kernel is built, and why:
   without bounds checks and store f32 results straight from the fragments;
   edge workgroups and f16 outputs go through a per-subgroup f32 scratch
   fragment and write element by element with checks and conversion.
+* A gathered B (``MatmulLayout.gather_b``: an implicit-GEMM convolution's
+  column matrix, never written out) is staged like any other tile, but each
+  element comes from ``gather_at`` of :mod:`.matmul_wgsl`'s :data:`GATHERS`
+  as it is fetched, with the part that depends on the load unit's fixed n
+  (``gather_fixed``) computed once before the k-loop. Staged configs only.
 * Fragment offsets come from ``@builtin(subgroup_id)``: subgroup-matrix
   loads and stores need subgroup-uniform offsets, which Tint proves for that
   builtin (not for ``local_invocation_index / 32``). The workgroup has
@@ -45,7 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL
-from .matmul_wgsl import BATCH_BASES_WGSL, MATMUL_UNIFORMS, MatmulLayout, _Writer
+from .matmul_wgsl import BATCH_BASES_WGSL, MATMUL_UNIFORMS, MatmulLayout, _Writer, gather_wgsl
 
 PAD = 8  # halves of padding per staged row (16 bytes)
 KERNEL_VERSION = 3  # bump when generated code changes: tuned choices of older versions are dropped
@@ -159,6 +164,17 @@ class _Stage:
     row_extent: str
     col_extent: str
     reg: str
+    gather: bool = False  # B gathered element by element (implicit GEMM), see matmul_wgsl.GATHERS
+    n_is_row: bool = False  # B's n (a gather's fixed coordinate) runs along the staged rows
+
+    @property
+    def n_coord(self) -> str:
+        """Load unit ``j``'s offset along n, as a format string of ``j``."""
+        return f"{self.reg}r{{j}}" if self.n_is_row else f"{self.reg}c{{j}}"
+
+    @property
+    def k_coord(self) -> str:
+        return f"{self.reg}c{{j}}" if self.n_is_row else f"{self.reg}r{{j}}"
 
     @property
     def stride(self) -> int:
@@ -174,10 +190,11 @@ def _stages(cfg: TcConfig, lay: MatmulLayout) -> tuple[_Stage, _Stage]:
         a = _Stage("A", "As", cfg.bk, cfg.bm, lay.vec_a, "lda", "k0", "row0", "p.K", "p.M", "ra")
     else:
         a = _Stage("A", "As", cfg.bm, cfg.bk, lay.vec_a, "lda", "row0", "k0", "p.M", "p.K", "ra")
+    gather = bool(lay.gather_b)
     if lay.trans_b:  # stored N x K
-        b = _Stage("B", "Bs", cfg.bn, cfg.bk, lay.vec_b, "ldb", "col0", "k0", "p.N", "p.K", "rb")
+        b = _Stage("B", "Bs", cfg.bn, cfg.bk, lay.vec_b, "ldb", "col0", "k0", "p.N", "p.K", "rb", gather, True)
     else:
-        b = _Stage("B", "Bs", cfg.bk, cfg.bn, lay.vec_b, "ldb", "k0", "col0", "p.K", "p.N", "rb")
+        b = _Stage("B", "Bs", cfg.bk, cfg.bn, lay.vec_b, "ldb", "k0", "col0", "p.K", "p.N", "rb", gather, False)
     return a, b
 
 
@@ -193,11 +210,22 @@ def _emit_coords(w: _Writer, st: _Stage, threads: int) -> None:
         w(f"let {st.reg}r{j} = (lid + {j * threads}u) / {per_row}u;")
         w(f"let {st.reg}c{j} = ((lid + {j * threads}u) % {per_row}u) * {vw}u;")
         w(f"var {st.reg}{j}: {'vec4<f16>' if vw == 4 else 'f16'};")
+        if st.gather:  # what the unit's gathers need from its fixed n, once (see matmul_wgsl.GATHERS)
+            w(f"let gb{j} = gather_fixed(min(col0 + {st.n_coord.format(j=j)}, p.N - 1u));")
 
 
 def _emit_loads(w: _Writer, st: _Stage, threads: int, checked: bool) -> None:
     vw, per = _units(st, threads)
     zero = "vec4<f16>(0.0h)" if vw == 4 else "0.0h"
+    if st.gather:
+        for j in range(per):
+            n, k = f"(col0 + {st.n_coord.format(j=j)})", f"(k0 + {st.k_coord.format(j=j)})"
+            if checked:
+                w(f"if ({n} < p.N && {k} < p.K) {{ {st.reg}{j} = gather_at(gb{j}, Bbase, {k}); }} "
+                  f"else {{ {st.reg}{j} = 0.0h; }}")
+            else:
+                w(f"{st.reg}{j} = gather_at(gb{j}, Bbase, {k});")
+        return
     for j in range(per):
         gr, gc = f"({st.row_origin} + {st.reg}r{j})", f"({st.col_origin} + {st.reg}c{j})"
         idx = f"{st.name}base + {gr} * p.{st.ld} + {gc}"
@@ -311,6 +339,8 @@ def generate_tc_matmul_wgsl(cfg: TcConfig, lay: MatmulLayout, frag: FragmentShap
         raise ValueError(f"tensor-core config {cfg.name}: " + "; ".join(bad))
     if out_dtype not in ("f32", "f16"):
         raise ValueError(f"tensor-core matmul output must be f32 or f16, not {out_dtype}")
+    if lay.gather_b and not cfg.staged:
+        raise ValueError(f"tensor-core config {cfg.name} loads fragments from storage: it cannot gather B")
     threads = cfg.subgroups * frag.subgroup_size
     a, b = _stages(cfg, lay)
     wm, wn = cfg.bm // cfg.sg_m, cfg.bn // cfg.sg_n
@@ -332,6 +362,8 @@ def generate_tc_matmul_wgsl(cfg: TcConfig, lay: MatmulLayout, frag: FragmentShap
     w(f"@group(0) @binding(1) var<storage, read> B: array<{b_t}>;")
     w(f"@group(0) @binding(2) var<storage, read_write> C: array<{out_dtype}>;")
     w("@group(0) @binding(3) var<uniform> p: Params;")
+    if lay.gather_b:
+        w(gather_wgsl(lay, "f16"))
     if staged:
         w(f"var<workgroup> As: array<f16, {cfg.buffers * a.tile}>;")
         w(f"var<workgroup> Bs: array<f16, {cfg.buffers * b.tile}>;")

@@ -341,11 +341,11 @@ fn gather_fixed(pos: u32) -> Gather {
     return Gather((pos / per_image) * cv.C * cv.H * cv.W,
                   i32((q / cv.OW) * cv.SH) - i32(cv.PH), i32((q % cv.OW) * cv.SW) - i32(cv.PW));
 }
-fn gather_at(g: Gather, base: u32, tap: u32) -> f32 {
+fn gather_at(g: Gather, base: u32, tap: u32) -> GatherT {
 """ + _TAP + """    let h = g.h0 + i32(i * cv.DH);
     let w = g.w0 + i32(j * cv.DW);
-    if (h < 0 || h >= i32(cv.H) || w < 0 || w >= i32(cv.W)) { return 0.0; }
-    return f32(B[base + g.image + (ch * cv.H + u32(h)) * cv.W + u32(w)]);
+    if (h < 0 || h >= i32(cv.H) || w < 0 || w >= i32(cv.W)) { return GatherT(0.0); }
+    return GatherT(B[base + g.image + (ch * cv.H + u32(h)) * cv.W + u32(w)]);
 }
 """,
     # Weight gradient (cols^T): o is a tap, k an output position. Nothing is kept per unit: holding
@@ -355,14 +355,14 @@ fn gather_at(g: Gather, base: u32, tap: u32) -> f32 {
 fn gather_fixed(tap: u32) -> Gather {
     return Gather(tap);
 }
-fn gather_at(g: Gather, base: u32, pos: u32) -> f32 {
+fn gather_at(g: Gather, base: u32, pos: u32) -> GatherT {
     let tap = g.tap;
 """ + _TAP + """    let per_image = cv.OH * cv.OW;
     let q = pos % per_image;
     let h = i32((q / cv.OW) * cv.SH + i * cv.DH) - i32(cv.PH);
     let w = i32((q % cv.OW) * cv.SW + j * cv.DW) - i32(cv.PW);
-    if (h < 0 || h >= i32(cv.H) || w < 0 || w >= i32(cv.W)) { return 0.0; }
-    return f32(B[base + (((pos / per_image) * cv.C + ch) * cv.H + u32(h)) * cv.W + u32(w)]);
+    if (h < 0 || h >= i32(cv.H) || w < 0 || w >= i32(cv.W)) { return GatherT(0.0); }
+    return GatherT(B[base + (((pos / per_image) * cv.C + ch) * cv.H + u32(h)) * cv.W + u32(w)]);
 }
 """,
     # Input gradient: o is an input pixel (fixed per unit), k a tap. Unit strides (a uniform
@@ -371,22 +371,47 @@ fn gather_at(g: Gather, base: u32, pos: u32) -> f32 {
 fn gather_fixed(pos: u32) -> Gather {
     return Gather(i32(pos / cv.W + cv.PH), i32(pos % cv.W + cv.PW));
 }
-fn gather_at(g: Gather, base: u32, tap: u32) -> f32 {
+fn gather_at(g: Gather, base: u32, tap: u32) -> GatherT {
 """ + _TAP + """    let th = g.th - i32(i * cv.DH);
     let tw = g.tw - i32(j * cv.DW);
-    if (th < 0 || tw < 0) { return 0.0; }
+    if (th < 0 || tw < 0) { return GatherT(0.0); }
     var oh = u32(th);
     var ow = u32(tw);
     if (cv.SH != 1u || cv.SW != 1u) {
-        if (oh % cv.SH != 0u || ow % cv.SW != 0u) { return 0.0; }
+        if (oh % cv.SH != 0u || ow % cv.SW != 0u) { return GatherT(0.0); }
         oh = oh / cv.SH;
         ow = ow / cv.SW;
     }
-    if (oh >= cv.OH || ow >= cv.OW) { return 0.0; }
-    return f32(B[base + (ch * cv.OH + oh) * cv.OW + ow]);
+    if (oh >= cv.OH || ow >= cv.OW) { return GatherT(0.0); }
+    return GatherT(B[base + (ch * cv.OH + oh) * cv.OW + ow]);
 }
 """,
 }
+
+
+def check_gather(lay: MatmulLayout) -> None:
+    """Raise ValueError unless ``lay``'s gathered B (if any) is one of :data:`GATHERS`, read
+    element by element, with the convolution's kernel size."""
+    if lay.gather_b and (lay.vec_b or (lay.gather_b, lay.trans_b) not in GATHERS or len(lay.gather_kernel) != 2):
+        raise ValueError(f"gather_b={lay.gather_b!r} with trans_b={lay.trans_b}: must be one of {sorted(GATHERS)}, "
+                         f"read element by element (vec_b False), with the kernel size as gather_kernel "
+                         f"(got {lay.gather_kernel})")
+
+
+def gather_wgsl(lay: MatmulLayout, elem: str) -> str:
+    """The declarations a kernel gathering B needs: the convolution's uniforms (binding 4), its
+    kernel size as constants, and ``gather_fixed``/``gather_at`` returning ``elem`` values.
+
+    Example::
+
+        >>> src = gather_wgsl(MatmulLayout(vec_b=False, gather_b="columns", gather_kernel=(3, 3)), "f16")
+        >>> "alias GatherT = f16;" in src and "const KH: u32 = 3u;" in src
+        True
+    """
+    check_gather(lay)
+    return "\n".join([CONV_UNIFORMS.wgsl_struct("Conv"), "@group(0) @binding(4) var<uniform> cv: Conv;",
+                      f"const KH: u32 = {lay.gather_kernel[0]}u;", f"const KW: u32 = {lay.gather_kernel[1]}u;",
+                      f"alias GatherT = {elem};", GATHERS[(lay.gather_b, lay.trans_b)]])
 
 
 def _gather_load(op: _Operand, j: int, k0: str, clamp: bool) -> str:
@@ -528,11 +553,7 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     bad = cfg.problems(max_threads=1 << 30, max_shared=1 << 30)
     if bad:
         raise ValueError(f"tile config {cfg.name}: " + "; ".join(bad))
-    gather = (lay.gather_b, lay.trans_b)
-    if lay.gather_b and (lay.vec_b or gather not in GATHERS or len(lay.gather_kernel) != 2):
-        raise ValueError(f"gather_b={lay.gather_b!r} with trans_b={lay.trans_b}: must be one of {sorted(GATHERS)}, "
-                         f"read element by element (vec_b False), with the kernel size as gather_kernel "
-                         f"(got {lay.gather_kernel})")
+    check_gather(lay)
     ops = _operands(cfg, lay)
     st = "f32" if lay.dtype == "f32" else "f16"
     a_t = f"vec4<{st}>" if lay.vec_a else st
@@ -548,11 +569,7 @@ def generate_matmul_wgsl(cfg: TileConfig, lay: MatmulLayout) -> str:
     w(f"@group(0) @binding(2) var<storage, read_write> C: array<{c_t}>;")
     w("@group(0) @binding(3) var<uniform> p: Params;")
     if lay.gather_b:
-        w(CONV_UNIFORMS.wgsl_struct("Conv"))
-        w("@group(0) @binding(4) var<uniform> cv: Conv;")
-        w(f"const KH: u32 = {lay.gather_kernel[0]}u;")
-        w(f"const KW: u32 = {lay.gather_kernel[1]}u;")
-        w(GATHERS[gather])
+        w(gather_wgsl(lay, "f32"))
     # [2 buffers * bk rows][padded row of vec4]: row index = buffer*bk + k.
     if ops[0].rows:
         # [2 buffers * bm rows][bk/4 vec4]; unpadded: a quarter-warp's vec4
