@@ -50,7 +50,7 @@ def _run(label, fn, report):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rows", default="matmul,W5,W5fused,W5mixed,W5mixedfused,R18")
+    p.add_argument("--rows", default="matmul,W5,W5fused,W5mixed,W5mixedfused,R18,R18mixed")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--small", action="store_true")
     p.add_argument("--json", default=None)
@@ -100,6 +100,8 @@ def main(argv=None):
         _run("W5mixedfused", workload("W5", "f16", ("bf16",), "fused"), report)
     if "R18" in rows:
         _run("R18", workload("R18", None, ("tf32",)), report)
+    if "R18mixed" in rows:  # f16 convolutions on the tensor cores (implicit GEMMs where they gather)
+        _run("R18mixed", workload("R18", "f16", ("bf16",)), report)
 
     def ratio(row, torch_key="torch"):
         r = report.get(row, {})
@@ -113,12 +115,13 @@ def main(argv=None):
     table.append(("W5 mixed (wgpu f16) vs torch bf16 autocast", ratio("W5mixed", "torch_bf16"), "<= 1.0"))
     table.append(("W5 mixed, fused attention, vs torch bf16", ratio("W5mixedfused", "torch_bf16"), "<= 1.0"))
     table.append(("ResNet-18 b64 fp32 vs torch eager fp32", ratio("R18"), "<= 1.3"))
+    table.append(("ResNet-18 b64 mixed (wgpu f16) vs torch bf16", ratio("R18mixed", "torch_bf16"), "(none)"))
     report["table"] = table
     print("\n==== targets ====")
     print(report["adapter"])
     for what, value, target in table:
         print(f"{what:45s} {'n/a' if value is None else f'{value:.3f}':>8}   target {target}")
-    for row in ("W5", "W5fused", "W5mixed", "W5mixedfused", "R18"):
+    for row in ("W5", "W5fused", "W5mixed", "W5mixedfused", "R18", "R18mixed"):
         r = report.get(row, {})
         if "rustyasg" in r:
             anchors = ", ".join(f"{k} {v['ms']:.2f} ms" for k, v in r.items() if k.startswith("torch"))
