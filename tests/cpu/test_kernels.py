@@ -200,3 +200,21 @@ def test_row_kernels_match_float64_across_row_blocks_splits_and_edge_rows(rng):
         norm.layer_norm_rows_backward(gf, xf, gamma, np.float32(eps), out, 0, len(xf))
         scale = np.abs(want_dx).max() if want_dx.size else 1.0
         np.testing.assert_allclose(out, want_dx, rtol=0, atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("layout", ["nn", "nt", "tn", "tt"])
+def test_matrix_products_take_numpy_dot_when_small_and_matmul_when_large(layout):
+    from rustyasg.cpu.kernels import linalg
+
+    rng = np.random.default_rng(abs(hash(layout)) % 2**32)
+    for m, k, n in [(3, 5, 2), (32, 32, 64), (64, 128, 64), (65, 128, 64), (128, 784, 10), (1, 0, 4)]:
+        a = rng.standard_normal((k, m) if layout[0] == "t" else (m, k)).astype(np.float32)
+        b = rng.standard_normal((n, k) if layout[1] == "t" else (k, n)).astype(np.float32)
+        a[..., :1] = np.inf if a.size else 0  # non-finite values go through BLAS as they are
+        x, y = (a.T if layout[0] == "t" else a), (b.T if layout[1] == "t" else b)
+        out = np.full((m, n), np.nan, np.float32)
+        call = linalg._product(x, y, out)
+        assert call.func is (np.dot if m * k * n <= linalg.DOT_MAX_MACS else np.matmul), (m, k, n)
+        call()
+        ref = x.astype(np.float64) @ y.astype(np.float64)
+        np.testing.assert_allclose(out, ref, rtol=2e-5, atol=1e-4 * max(k, 1))

@@ -3,10 +3,13 @@
 A batched left operand times a plain matrix, ``(B, T, K) @ (K, N)``, is one GEMM
 of ``(B*T, K) @ (K, N)`` when the left operand is contiguous: numpy would
 otherwise call BLAS once per batch entry. Transposed operands are passed as
-strided views; BLAS reads them through its transpose flags without a copy. A product of
-two float32/float64 matrices goes through ``numpy.dot``, which calls the same GEMM without
-the ufunc machinery of ``numpy.matmul``: 1.6 us against 3.7 us for a 32 x 32 x 64 product
-on a 2-vCPU Xeon, most of a tiny model's step (results identical: the same BLAS call).
+strided views; BLAS reads them through its transpose flags without a copy. A small product
+of two float32/float64 matrices (up to :data:`DOT_MAX_MACS` multiply-adds) goes through
+``numpy.dot``, which calls the same GEMM without the ufunc machinery of ``numpy.matmul``:
+1.6 us against 3.7 us for a 32 x 32 x 64 product on a 2-vCPU Xeon, most of a tiny model's
+step. From about a million multiply-adds on, ``numpy.matmul`` is the faster of the two on
+the same machine (W2's eight products, best of 15 interleaved rounds: 2.10 against 2.29 ms;
+a transposed-left 512 x 128 x 784 product 500 against 584 us), so larger products keep it.
 
 ``svdvals`` and ``svdvals_grad`` run numpy's batched SVD (LAPACK ``gesdd``, one C loop over the
 batch, in the operand's own float32 or float64) through the core's ``svdvals_reference`` /
@@ -37,11 +40,13 @@ from .protocol import Impl
 
 #: dtypes whose 2-D products ``numpy.dot`` hands straight to BLAS (see the module doc).
 _DOT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: The largest product (``M * K * N`` multiply-adds) that goes through ``numpy.dot``.
+DOT_MAX_MACS = 1 << 19
 
 
 def _product(x, y, out):
     """The call computing ``out = x @ y``: ``numpy.dot`` for a BLAS matrix product, else ``numpy.matmul``."""
-    if (x.ndim == 2 and y.ndim == 2 and out.flags.c_contiguous
+    if (x.ndim == 2 and y.ndim == 2 and out.flags.c_contiguous and out.size * x.shape[1] <= DOT_MAX_MACS
             and x.dtype == y.dtype == out.dtype and out.dtype in _DOT_DTYPES):
         return functools.partial(np.dot, x, y, out)
     return functools.partial(np.matmul, x, y, out)
