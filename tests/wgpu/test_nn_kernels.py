@@ -11,6 +11,7 @@ that only large or odd inputs take (image chunking, group/image loop orders, row
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import numpy as np
 import pytest
@@ -479,6 +480,18 @@ def test_float16_implicit_gemm_convolutions_gather_on_the_tensor_cores_where_the
     assert len(gathered) == 1, labels
     on_tensor_cores = kb.has_f16 and kb.matmul.tensor_cores is not None
     assert gathered[0].startswith("matmul tc") == on_tensor_cores, (gathered, on_tensor_cores)
+
+
+def test_auto_keeps_im2col_for_float16_convolutions_on_tensor_cores(monkeypatch):
+    geo = nn_conv.ConvGeometry(8, 64, 28, 28, 64, 1, 3, 3, 28, 28, (1, 1), (1, 1), (1, 1))
+    with_tc = types.SimpleNamespace(conv_lowering=None, matmul=types.SimpleNamespace(tensor_cores=object()))
+    without_tc = types.SimpleNamespace(conv_lowering=None, matmul=types.SimpleNamespace(tensor_cores=None))
+    passes = ("forward", "input", "weight")
+    assert [nn_conv.gathers_columns(with_tc, geo, p, "f16") for p in passes] == [False] * 3
+    assert [nn_conv.gathers_columns(with_tc, geo, p, "f32") for p in passes] == [True] * 3
+    assert [nn_conv.gathers_columns(without_tc, geo, p, "f16") for p in passes] == [True] * 3
+    monkeypatch.setenv(nn_conv.CONV_ENV, "implicit")  # asked for: the gathering tensor-core kernels
+    assert [nn_conv.gathers_columns(with_tc, geo, p, "f16") for p in passes] == [True] * 3
 
 
 def test_implicit_gemm_convolutions_train_like_torch(rng, monkeypatch):

@@ -72,8 +72,13 @@ def conv_mode(kb: Any = None) -> str:
     return mode
 
 
-def gathers_columns(kb: Any, geo: ConvGeometry, pass_: str) -> bool:
-    """Whether ``pass_`` (``forward``, ``input`` or ``weight`` gradient) of ``geo`` runs as an implicit GEMM.
+def gathers_columns(kb: Any, geo: ConvGeometry, pass_: str, elem: str = "f32") -> bool:
+    """Whether ``pass_`` (``forward``, ``input`` or ``weight`` gradient) of ``geo`` on ``elem``
+    values runs as an implicit GEMM.
+
+    Under ``auto``, f16 convolutions on an adapter with tensor cores keep im2col: their GEMMs
+    then run on the tensor-core kernels timed on GPUs; the gathering tensor-core kernels are
+    taken with ``RUSTYASG_WGPU_CONV=implicit``.
 
     Example::
 
@@ -84,7 +89,11 @@ def gathers_columns(kb: Any, geo: ConvGeometry, pass_: str) -> bool:
     mode = conv_mode(kb)
     if geo.identity_columns or mode == "im2col":
         return False
-    return mode == "implicit" or pass_ == "forward" or tuple(geo.stride) == (1, 1)
+    if mode == "implicit":
+        return True
+    if elem == "f16" and getattr(getattr(kb, "matmul", None), "tensor_cores", None) is not None:
+        return False
+    return pass_ == "forward" or tuple(geo.stride) == (1, 1)
 
 SUM_UNIFORMS = UniformLayout([("total", "u32"), ("rows", "u32"), ("accumulate", "u32")])
 
@@ -290,7 +299,7 @@ def conv2d(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelL
     geo = conv_geometry(inputs[0].shape, inputs[1].shape, out.shape[2:], instr.attrs)
     if direct_applies(geo):
         return direct_conv(kb, "forward", geo, float_elem(instr.op, *inputs, out), x, w, out.buffer, instr.op)
-    if gathers_columns(kb, geo, "forward"):
+    if gathers_columns(kb, geo, "forward", float_elem(instr.op, *inputs, out)):
         return [implicit_forward(kb, geo, float_elem(instr.op, *inputs, out), x, w, out.buffer)]
     plan = _Plan(kb, instr, inputs, out, inputs[0].shape, inputs[1].shape, out.shape[2:])
     G, K, P = geo.G, geo.K, geo.P
@@ -318,7 +327,7 @@ def conv2d_backward_input(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) 
     geo = conv_geometry(out.shape, inputs[1].shape, inputs[0].shape[2:], instr.attrs)
     if direct_applies(geo):
         return direct_conv(kb, "backward_input", geo, float_elem(instr.op, *inputs, out), g, w, out.buffer, instr.op)
-    if gathers_columns(kb, geo, "input"):
+    if gathers_columns(kb, geo, "input", float_elem(instr.op, *inputs, out)):
         return implicit_input_gradient(kb, instr, inputs, out, geo)
     plan = _Plan(kb, instr, inputs, out, out.shape, inputs[1].shape, inputs[0].shape[2:])
     G, K, P = geo.G, geo.K, geo.P
@@ -393,7 +402,7 @@ def conv2d_backward_weight(kb: Any, instr: Any, inputs: Sequence[Any], out: Any)
     if direct_applies(geo):
         return direct_conv(kb, "backward_weight", geo, float_elem(instr.op, *inputs, out), g, x, out.buffer, instr.op)
     item = out.storage.itemsize
-    if gathers_columns(kb, geo, "weight"):
+    if gathers_columns(kb, geo, "weight", float_elem(instr.op, *inputs, out)):
         launches = implicit_weight_gradient(kb, instr, inputs, out, geo)
         if launches is not None:
             return launches
