@@ -35,11 +35,11 @@ timeout "${TC_S:-150}" python3 benchmarks/gpu/tensor_cores.py --sizes 4096,8192 
 echo "tensor_cores.py exit $?"
 timeout "${TARGETS_S:-300}" python3 benchmarks/gpu/targets.py --json "$OUT/targets.json" > "$OUT/targets.log" 2>&1
 echo "targets.py exit $?"
-timeout "${TEST_S:-150}" python3 -c "
+timeout "${TEST_S:-240}" python3 -c "
 import sys, pytest, training
 training.ensure_backend()
 sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/wgpu/test_wgpu_conformance.py', 'tests/wgpu/test_executor.py',
-                     'tests/wgpu/test_tensor_cores.py', 'tests/wgpu/test_webgpu_choice.py']))
+                     'tests/wgpu/test_tensor_cores.py', 'tests/wgpu/test_nn_kernels.py', 'tests/wgpu/test_webgpu_choice.py']))
 " > "$OUT/tests_dawn.log" 2>&1
 echo "dawn tests exit $?"
 unset RUSTYASG_WEBGPU
