@@ -25,7 +25,7 @@ from .autotune import Autotuner, autotune_enabled, time_gpu
 from .matmul_tc import TcMatmulPlanner
 from .matmul_wgsl import (MATMUL_UNIFORMS, MatmulLayout, TileConfig, batch_params, generate_matmul_wgsl, shape_class,
                           vec4_ok)
-from .nn_conv_geometry import CONV_UNIFORMS
+from .nn_conv_geometry import GATHER_LABEL, gather_bindings, gather_fields
 
 # Candidates the autotuner times; the heuristic picks among the first three.
 CANDIDATES: dict[str, TileConfig] = {
@@ -132,10 +132,8 @@ class MatmulPlanner:
         total = tiles_m * tiles_n * params.pop("batch")
         data = MATMUL_UNIFORMS.pack(tiles_m=tiles_m, tiles_n=tiles_n, total=total, pad0=0, **params)
         pipe = self.pipelines.get(self.source(config, layout))
-        resources = [a, b, c, uniform_buffer(self.ctx, data)]
-        if gather is not None:
-            resources.append(uniform_buffer(self.ctx, CONV_UNIFORMS.pack(**gather[1])))
-        label = f"matmul {config}" + (" (implicit conv)" if gather is not None else "")
+        resources = [a, b, c, uniform_buffer(self.ctx, data)] + gather_bindings(self.ctx, gather)
+        label = f"matmul {config}" + (GATHER_LABEL if gather is not None else "")
         return KernelLaunch(self.ctx, pipe, resources, total, label=label)
 
     def launch(
@@ -167,8 +165,7 @@ class MatmulPlanner:
                 stride_a=sa, stride_b=sb, stride_c=sc, offset_a=offset_a, offset_b=offset_b, offset_c=offset_c,
                 inner_batch=inner_batch, outer_strides=outer_strides, out_dtype="f16", gather=gather)
         lay = self.layout(M, N, K, batch, trans_a, trans_b, lda, ldb, ldc, sa, sb, sc, offset_a, offset_b, offset_c, dtype,
-                          levels, gather_b=gather[0] if gather is not None else "",
-                          gather_kernel=(gather[1]["KH"], gather[1]["KW"]) if gather is not None else ())
+                          levels, **gather_fields(gather))
         params = dict(M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb, ldc=ldc, sa=sa, sb=sb, sc=sc,
                       oa=offset_a, ob=offset_b, oc=offset_c, **levels)
         if config is None:

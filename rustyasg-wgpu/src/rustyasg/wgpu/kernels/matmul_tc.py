@@ -19,11 +19,11 @@ import os
 from typing import Any
 
 from ..pipelines import KernelLaunch, PipelineCache, uniform_buffer
-from .nn_conv_geometry import CONV_UNIFORMS
 from ..webgpu import SUBGROUP_MATRIX
 from .autotune import Autotuner, autotune_enabled, time_gpu
 from .matmul_tc_wgsl import KERNEL_VERSION, FragmentShape, TcConfig, generate_tc_matmul_wgsl
 from .matmul_wgsl import MATMUL_UNIFORMS, MatmulLayout, batch_params, shape_class, vec4_ok
+from .nn_conv_geometry import GATHER_LABEL, gather_bindings, gather_fields
 
 TENSOR_CORES_ENV = "RUSTYASG_WGPU_TENSOR_CORES"
 
@@ -162,10 +162,8 @@ class TcMatmulPlanner:
         total = tiles_m * tiles_n * params.pop("batch")
         data = MATMUL_UNIFORMS.pack(tiles_m=tiles_m, tiles_n=tiles_n, total=total, pad0=0, **params)
         pipe = self.pipelines.get(self.source(config, lay, out_dtype))
-        resources = [a, b, c, uniform_buffer(self.ctx, data)]
-        if gather is not None:
-            resources.append(uniform_buffer(self.ctx, CONV_UNIFORMS.pack(**gather[1])))
-        label = f"matmul {config}" + (" (implicit conv)" if gather is not None else "")
+        resources = [a, b, c, uniform_buffer(self.ctx, data)] + gather_bindings(self.ctx, gather)
+        label = f"matmul {config}" + (GATHER_LABEL if gather is not None else "")
         return KernelLaunch(self.ctx, pipe, resources, total, label=label)
 
     def launch(
@@ -192,8 +190,7 @@ class TcMatmulPlanner:
                            vec_a=vec4_ok(M if trans_a else K, lda, sa if multi else 0, offset_a, levels["sa_outer"]),
                            vec_b=gather is None and vec4_ok(K if trans_b else N, ldb, sb if multi else 0, offset_b,
                                                             levels["sb_outer"]),
-                           vec_c=False, dtype="f16", gather_b=gather[0] if gather is not None else "",
-                           gather_kernel=(gather[1]["KH"], gather[1]["KW"]) if gather is not None else ())
+                           vec_c=False, dtype="f16", **gather_fields(gather))
         params = dict(M=M, N=N, K=K, batch=batch, lda=lda, ldb=ldb, ldc=ldc, sa=sa, sb=sb, sc=sc,
                       oa=offset_a, ob=offset_b, oc=offset_c, **levels)
         if config is None:

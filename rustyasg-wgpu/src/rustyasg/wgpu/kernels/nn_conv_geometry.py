@@ -10,8 +10,9 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ..pipelines import UniformLayout
+from ..pipelines import UniformLayout, uniform_buffer
 
 # The uniform block of every conv kernel: sizes, window, an element offset `base`
 # (a chunk of images) and `SPLIT` (images per column split, see im2col).
@@ -74,6 +75,29 @@ class ConvGeometry:
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
         return dict(total=total, N=self.N, C=self.C, H=self.H, W=self.W, O=self.O, G=self.G, OH=self.OH, OW=self.OW,
                     KH=self.KH, KW=self.KW, SH=sh, SW=sw, PH=ph, PW=pw, DH=dh, DW=dw, base=base, SPLIT=split)
+
+
+#: What a GEMM launch that gathers B (an implicit-GEMM convolution) adds to its label.
+GATHER_LABEL = " (implicit conv)"
+
+
+def gather_fields(gather: "tuple[str, dict] | None") -> dict:
+    """The ``MatmulLayout`` fields of a GEMM's ``gather`` (a gather's name and its convolution's
+    :data:`CONV_UNIFORMS` values, or None for a plain GEMM).
+
+    Example::
+
+        >>> gather_fields(("columns", {"KH": 3, "KW": 2}))
+        {'gather_b': 'columns', 'gather_kernel': (3, 2)}
+    """
+    if gather is None:
+        return {"gather_b": "", "gather_kernel": ()}
+    return {"gather_b": gather[0], "gather_kernel": (gather[1]["KH"], gather[1]["KW"])}
+
+
+def gather_bindings(ctx: Any, gather: "tuple[str, dict] | None") -> list:
+    """The bindings a GEMM launch adds for its ``gather``: its convolution's uniforms (binding 4), or none."""
+    return [] if gather is None else [uniform_buffer(ctx, CONV_UNIFORMS.pack(**gather[1]))]
 
 
 def conv_geometry(x_shape, w_shape, out_hw, attrs) -> ConvGeometry:
