@@ -167,14 +167,13 @@ class _Stage:
     gather: bool = False  # B gathered element by element (implicit GEMM), see matmul_wgsl.GATHERS
     n_is_row: bool = False  # B's n (a gather's fixed coordinate) runs along the staged rows
 
-    @property
-    def n_coord(self) -> str:
-        """Load unit ``j``'s offset along n, as a format string of ``j``."""
-        return f"{self.reg}r{{j}}" if self.n_is_row else f"{self.reg}c{{j}}"
+    def n_of(self, j: int) -> str:
+        """Load unit ``j``'s offset along n in the tile."""
+        return f"{self.reg}r{j}" if self.n_is_row else f"{self.reg}c{j}"
 
-    @property
-    def k_coord(self) -> str:
-        return f"{self.reg}c{{j}}" if self.n_is_row else f"{self.reg}r{{j}}"
+    def k_of(self, j: int) -> str:
+        """Load unit ``j``'s offset along k in the tile."""
+        return f"{self.reg}c{j}" if self.n_is_row else f"{self.reg}r{j}"
 
     @property
     def stride(self) -> int:
@@ -211,7 +210,7 @@ def _emit_coords(w: _Writer, st: _Stage, threads: int) -> None:
         w(f"let {st.reg}c{j} = ((lid + {j * threads}u) % {per_row}u) * {vw}u;")
         w(f"var {st.reg}{j}: {'vec4<f16>' if vw == 4 else 'f16'};")
         if st.gather:  # what the unit's gathers need from its fixed n, once (see matmul_wgsl.GATHERS)
-            w(f"let gb{j} = gather_fixed(min(col0 + {st.n_coord.format(j=j)}, p.N - 1u));")
+            w(f"let gb{j} = gather_fixed(min(col0 + {st.n_of(j)}, p.N - 1u));")
 
 
 def _emit_loads(w: _Writer, st: _Stage, threads: int, checked: bool) -> None:
@@ -219,7 +218,7 @@ def _emit_loads(w: _Writer, st: _Stage, threads: int, checked: bool) -> None:
     zero = "vec4<f16>(0.0h)" if vw == 4 else "0.0h"
     if st.gather:
         for j in range(per):
-            n, k = f"(col0 + {st.n_coord.format(j=j)})", f"(k0 + {st.k_coord.format(j=j)})"
+            n, k = f"(col0 + {st.n_of(j)})", f"(k0 + {st.k_of(j)})"
             if checked:
                 w(f"if ({n} < p.N && {k} < p.K) {{ {st.reg}{j} = gather_at(gb{j}, Bbase, {k}); }} "
                   f"else {{ {st.reg}{j} = 0.0h; }}")
