@@ -482,16 +482,19 @@ def test_float16_implicit_gemm_convolutions_gather_on_the_tensor_cores_where_the
     assert gathered[0].startswith("matmul tc") == on_tensor_cores, (gathered, on_tensor_cores)
 
 
-def test_auto_keeps_im2col_for_float16_convolutions_on_tensor_cores(monkeypatch):
-    geo = nn_conv.ConvGeometry(8, 64, 28, 28, 64, 1, 3, 3, 28, 28, (1, 1), (1, 1), (1, 1))
+def test_auto_gathers_the_forward_pass_and_unit_stride_gradients_with_or_without_tensor_cores(monkeypatch):
+    unit = nn_conv.ConvGeometry(8, 64, 28, 28, 64, 1, 3, 3, 28, 28, (1, 1), (1, 1), (1, 1))
+    strided = nn_conv.ConvGeometry(8, 64, 28, 28, 128, 1, 3, 3, 14, 14, (2, 2), (1, 1), (1, 1))
     with_tc = types.SimpleNamespace(conv_lowering=None, matmul=types.SimpleNamespace(tensor_cores=object()))
     without_tc = types.SimpleNamespace(conv_lowering=None, matmul=types.SimpleNamespace(tensor_cores=None))
     passes = ("forward", "input", "weight")
-    assert [nn_conv.gathers_columns(with_tc, geo, p, "f16") for p in passes] == [False] * 3
-    assert [nn_conv.gathers_columns(with_tc, geo, p, "f32") for p in passes] == [True] * 3
-    assert [nn_conv.gathers_columns(without_tc, geo, p, "f16") for p in passes] == [True] * 3
-    monkeypatch.setenv(nn_conv.CONV_ENV, "implicit")  # asked for: the gathering tensor-core kernels
-    assert [nn_conv.gathers_columns(with_tc, geo, p, "f16") for p in passes] == [True] * 3
+    for kb in (with_tc, without_tc):
+        assert [nn_conv.gathers_columns(kb, unit, p) for p in passes] == [True] * 3
+        assert [nn_conv.gathers_columns(kb, strided, p) for p in passes] == [True, False, False]
+    monkeypatch.setenv(nn_conv.CONV_ENV, "im2col")
+    assert [nn_conv.gathers_columns(with_tc, unit, p) for p in passes] == [False] * 3
+    monkeypatch.setenv(nn_conv.CONV_ENV, "implicit")
+    assert [nn_conv.gathers_columns(with_tc, strided, p) for p in passes] == [True] * 3
 
 
 def test_implicit_gemm_convolutions_train_like_torch(rng, monkeypatch):
