@@ -9,6 +9,7 @@ import rustyasg.core as rg
 from rustyasg.core import OPS
 from rustyasg.core.plugins import load_kernels
 from rustyasg.cpu.kernels.protocol import Elementwise
+from rustyasg.core.observe import Observer
 from rustyasg.cpu import cache
 
 TABLE = load_kernels("cpu")
@@ -179,3 +180,37 @@ def test_a_mean_scales_its_sums_with_loops_not_an_array_expression(axis, rng):
     source = open(kernel.py_func.__code__.co_filename, encoding="utf-8").read()
     assert "[:] * " not in source and "* np.float32(1.0 / (" in source
     np.testing.assert_allclose(f(xv), np.exp(xv.astype(np.float64)).mean(axis=axis), rtol=1e-6)
+
+
+class _Labels(Observer):
+    """An observer keeping the label of every step an executable runs."""
+
+    def __init__(self):
+        self.seen = []
+
+    def wrap_steps(self, exe, steps, infos):
+        self.seen += [i.label.split("(")[0] for i in infos]
+        return steps
+
+
+@pytest.mark.parametrize("op,axis", [("sum", 1), ("mean", None), ("max", 0), ("min", -1), ("sum_to", None)])
+@pytest.mark.parametrize("rows", [3, 64, 300])
+def test_a_reduction_alone_takes_numpys_reduce_up_to_the_small_size_and_a_generated_loop_above(op, axis, rows, rng):
+    """A cold start compiles no numba loop for a small reduction; every size gives the reference's answer."""
+    from rustyasg.core.observe import observing
+
+    shape = (rows, 40)
+    x = rg.input(shape, "float32", name="x")
+    r = rg.apply("sum_to", x, shape=(40,)) if op == "sum_to" else getattr(rg, op)(x, axis=axis)
+    xv = rng.standard_normal(shape).astype(np.float32)
+    xv[0, :4] = [np.inf, -np.inf, np.nan, -0.0]   # NaN and inf propagate as numpy's reduce does
+    xv[1, 5:8] = [np.inf, np.inf, -np.inf]
+    labels = _Labels()
+    with observing(labels):
+        got = rg.function([x], r, backend="cpu")(xv)
+    small = rows < 100   # a classifier's row sums and bias gradient (2,560 elements) vs 12,000
+    assert any(s.startswith("numpy." if small else "numba.") for s in labels.seen), (labels.seen, xv.size)
+    x64 = xv.astype(np.float64)
+    ref = {"sum": lambda a: a.sum(axis=axis), "mean": lambda a: a.mean(axis=axis), "max": lambda a: a.max(axis=axis),
+           "min": lambda a: a.min(axis=axis), "sum_to": lambda a: a.sum(axis=0)}[op](x64)
+    np.testing.assert_allclose(got, ref.astype(np.float32), rtol=2e-5, atol=2e-5)

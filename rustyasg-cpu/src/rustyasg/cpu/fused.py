@@ -40,6 +40,13 @@ def as_loop_shape(array: np.ndarray, shape: tuple) -> np.ndarray:
         return view
 
 
+#: Operand size (elements) up to which a reduction running alone takes numpy's reduce. Its
+#: generated loop saves a few microseconds at these sizes but costs ~0.1-0.2 s of numba compile
+#: on a cold start, where a small one is often the only user of its loop shape (a classifier's
+#: row sums and bias gradient; measured in benchmarks/cpu/NOTES.md).
+SMALL_REDUCTION = 8192
+
+
 def _words(array: np.ndarray) -> np.ndarray:
     """16-bit float arrays reach generated kernels as their words (numba has no bfloat16 or float16)."""
     return array.view(np.uint16) if array.dtype in (BF16, np.float16) else array
@@ -110,7 +117,7 @@ def build_kernel(ins, args, kernel) -> Impl:
     if isinstance(kernel, Elementwise):
         return build_single(ins, args, kernel)
     if isinstance(kernel, Reduction):
-        if ins.dtype == args[0].dtype and ins.dtype.kind in "fiu" and args[0].size > 0:
+        if ins.dtype == args[0].dtype and ins.dtype.kind in "fiu" and args[0].size > SMALL_REDUCTION:
             return build_single(ins, args, kernel)  # a generated loop: 2-7x faster than numpy's reduce
         return kernel.build(ins, args)
     return kernel(ins, args)
