@@ -214,3 +214,23 @@ def test_a_reduction_alone_takes_numpys_reduce_up_to_the_small_size_and_a_genera
     ref = {"sum": lambda a: a.sum(axis=axis), "mean": lambda a: a.mean(axis=axis), "max": lambda a: a.max(axis=axis),
            "min": lambda a: a.min(axis=axis), "sum_to": lambda a: a.sum(axis=0)}[op](x64)
     np.testing.assert_allclose(got, ref.astype(np.float32), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("rows", [3, 64, 300])
+@pytest.mark.parametrize("cond_shape", ["full", "row", "scalar"])
+def test_a_where_alone_is_numpys_copy_up_to_the_small_size_and_a_generated_loop_above(rows, cond_shape, rng):
+    from rustyasg.core.observe import observing
+
+    shape = (rows, 40)
+    c_shape = {"full": shape, "row": (40,), "scalar": ()}[cond_shape]
+    c, x = rg.input(c_shape, "bool", name="c"), rg.input(shape, "float32", name="x")
+    y = rg.input((40,), "float32", name="y")
+    cv, xv, yv = rng.random(c_shape) < 0.5, rng.standard_normal(shape).astype(np.float32), \
+        rng.standard_normal(40).astype(np.float32)
+    xv[0, :3], yv[:3] = [np.nan, np.inf, -0.0], [-np.inf, np.nan, 0.0]
+    labels = _Labels()
+    with observing(labels):
+        got = rg.function([c, x, y], rg.where(c, x, y), backend="cpu")(cv, xv, yv)
+    assert ("numpy.where" in labels.seen) == (rows < 100), labels.seen
+    np.testing.assert_array_equal(got, np.where(cv, xv, yv))
+    assert np.array_equal(np.signbit(got), np.signbit(np.where(cv, xv, yv)))

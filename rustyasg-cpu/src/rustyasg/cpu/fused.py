@@ -26,7 +26,7 @@ from rustyasg.core.backend_api import bfloat16 as BF16
 
 from .cache import load_source
 from .codegen import generate
-from .kernels.protocol import Elementwise, Impl, Reduction
+from .kernels.protocol import SMALL_ALONE, Elementwise, Impl, Reduction
 from .threads import MIN_WORK, splitter, threads
 
 
@@ -38,13 +38,6 @@ def as_loop_shape(array: np.ndarray, shape: tuple) -> np.ndarray:
         view = array.view()
         view.shape = shape
         return view
-
-
-#: Operand size (elements) up to which a reduction running alone takes numpy's reduce. Its
-#: generated loop saves a few microseconds at these sizes but costs ~0.1-0.2 s of numba compile
-#: on a cold start, where a small one is often the only user of its loop shape (a classifier's
-#: row sums and bias gradient; measured in benchmarks/cpu/NOTES.md).
-SMALL_REDUCTION = 8192
 
 
 def _words(array: np.ndarray) -> np.ndarray:
@@ -117,7 +110,7 @@ def build_kernel(ins, args, kernel) -> Impl:
     if isinstance(kernel, Elementwise):
         return build_single(ins, args, kernel)
     if isinstance(kernel, Reduction):
-        if ins.dtype == args[0].dtype and ins.dtype.kind in "fiu" and args[0].size > SMALL_REDUCTION:
+        if ins.dtype == args[0].dtype and ins.dtype.kind in "fiu" and args[0].size > SMALL_ALONE:
             return build_single(ins, args, kernel)  # a generated loop: 2-7x faster than numpy's reduce
         return kernel.build(ins, args)
     return kernel(ins, args)

@@ -18,7 +18,7 @@ import numpy as np
 from rustyasg.core.backend_api import ELEMENTWISE_TABLE as ROWS
 from rustyasg.core.backend_api import MAXIMUM, MINIMUM, EwRow
 
-from .protocol import Elementwise, Impl
+from .protocol import SMALL_ALONE, Elementwise, Impl
 
 __all__ = ["KERNELS", "MAXIMUM", "MINIMUM", "render"]
 
@@ -39,8 +39,21 @@ def _cast_alone(ins, args):
     return Impl(run=lambda x, out: np.copyto(out, x, casting="unsafe"), elementwise=True, label="numpy.cast")
 
 
+def _copy_where(cond, x, y, out):
+    np.copyto(out, y)
+    np.copyto(out, x, where=cond)
+
+
+def _where_alone(ins, args):
+    """A small ``where`` (a ReLU gradient next to a GEMM, say) as two numpy copies: its generated
+    loop, of mixed operand dtypes, would be one more numba compile on a cold start."""
+    if ins.size > SMALL_ALONE or args[0].dtype != np.bool_ or any(a.dtype != ins.dtype for a in args[1:]):
+        return None
+    return Impl(run=_copy_where, elementwise=True, label="numpy.where")
+
+
 #: Builders for ops that need cpu-specific handling when they run alone.
-ALONE = {"cast": _cast_alone}
+ALONE = {"cast": _cast_alone, "where": _where_alone}
 
 
 def _cast_formula(core_formula):

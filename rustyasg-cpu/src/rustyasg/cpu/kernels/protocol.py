@@ -37,6 +37,12 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+#: Result or operand size (elements) up to which an op running alone takes numpy instead of a
+#: generated numba loop: the loop saves microseconds at these sizes but costs ~0.1-0.2 s of numba
+#: compile on a cold start, where a small op is often the only user of its loop (a classifier's
+#: row sums, bias gradients and ReLU gradient; measured in benchmarks/cpu/NOTES.md).
+SMALL_ALONE = 8192
+
 
 @dataclass
 class Impl:
