@@ -41,14 +41,14 @@ W5 = (32, 8, 256, 64)
 SMALL = (2, 2, 70, 16)
 
 
-def rustyasg_step(shape, fused: bool, backward: bool, seed: int = 0):
+def rustyasg_step(shape, fused: bool, backward: bool, seed: int = 0, dtype: str = "float32"):
     """A compiled call of no arguments (operands are device-resident variables) and its output list."""
     import rustyasg.core as rg
 
     B, H, T, D = shape
     rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal(shape).astype(np.float32) for _ in "qkvg"]
-    q, k, v, g = (rg.variable(a, name=n, dtype="float32", trainable=False) for a, n in zip(arrays, "qkvg"))
+    arrays = [rng.standard_normal(shape).astype(dtype) for _ in "qkvg"]
+    q, k, v, g = (rg.variable(a, name=n, dtype=dtype, trainable=False) for a, n in zip(arrays, "qkvg"))
     if fused:
         y = rg.attention(q, k, v, scale=D ** -0.5, causal=True)
     else:
@@ -138,6 +138,9 @@ def main(argv=None):
     ap.add_argument("--small", action="store_true", help=f"shape {SMALL} instead of W5's {W5} (a smoke run)")
     ap.add_argument("--min-seconds", type=float, default=None,
                     help="time each row for at least this long (default 0.5, with --small one call)")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float16"),
+                    help="operands' dtype (float16: the tensor-core kernels where the adapter has them; "
+                         "torch runs the same dtype)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import torch
@@ -156,7 +159,7 @@ def main(argv=None):
     for backward in (False, True):
         what = "forward + backward" if backward else "forward"
         for fused in (True, False):
-            fn, arrays = rustyasg_step(shape, fused, backward)
+            fn, arrays = rustyasg_step(shape, fused, backward, dtype=args.dtype)
             ms, compile_s, first = time_rustyasg(fn, min_s)
             rows.append({"impl": f"rustyasg {'fused' if fused else 'chain'}", "pass": what, "ms": ms,
                          "compile_s": compile_s})
@@ -167,11 +170,11 @@ def main(argv=None):
             rows.append({"impl": f"torch {name}", "pass": what,
                          "ms": time_torch(f, arrays, backward, device, min_s)})
     info = get_context().info
-    result = {"shape": dict(zip(("batch", "heads", "T", "head_dim"), shape)), "causal": True, "dtype": "float32",
+    result = {"shape": dict(zip(("batch", "heads", "T", "head_dim"), shape)), "causal": True, "dtype": args.dtype,
               "gpu": info.get("device"), "backend": info.get("backend_type"), "torch": torch.__version__,
               "torch_device": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
               "max_abs_diff_vs_torch_float64": diffs, "rows": rows}
-    print(f"attention {shape} causal float32 on {result['gpu']} (torch on {result['torch_device']})")
+    print(f"attention {shape} causal {args.dtype} on {result['gpu']} (torch on {result['torch_device']})")
     print(f"{'implementation':<18} {'pass':<20} {'ms':>10} {'vs torch sdpa':>14}")
     for r in rows:
         base = next(x["ms"] for x in rows if x["impl"] == "torch sdpa" and x["pass"] == r["pass"])

@@ -416,6 +416,9 @@ def make_attention_kernel(op: str):
     n_operands = {"attention": 3, "attention_lse": 2, "attention_backward": 6}[op]
 
     def kernel(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelLaunch]:
+        from .attention_tc_wgsl import tc_attention_wgsl, tc_subgroups  # builds on this module's specs
+        from .matmul_tc import tensor_core_shape
+
         attrs = instr.attrs
         kind = {"attention": "forward", "attention_lse": "lse"}.get(op) or attrs["wrt"]
         q, k = inputs[0], inputs[1]
@@ -430,15 +433,22 @@ def make_attention_kernel(op: str):
             raise KernelError.of(instr, inputs, "query, key, value and dout need one float storage")
         spec = AttnSpec(kind, E, EV, bool(attrs.get("causal", False)), len(inputs) > n_operands,
                         floats.pop(), out.storage.name)
-        spec = AttnSpec(**{**spec.__dict__, "tile": tile_for(spec, kb.limit("max-compute-workgroup-storage-size", 16384))})
+        shared = kb.limit("max-compute-workgroup-storage-size", 16384)
+        spec = AttnSpec(**{**spec.__dict__, "tile": tile_for(spec, shared)})
         if out.size == 0:
             return []
         nb = int(np.prod(q.shape[:-2], dtype=np.int64))
         rows = S if kind in ("k", "v") else L
-        blocks = -(-rows // ROWS)
+        frag = tensor_core_shape(kb.ctx)
+        subgroups = tc_subgroups(spec, frag, shared)
+        if subgroups:  # f16 heads of multiples of 16 on an adapter with subgroup matrices
+            wgsl, per_group, label = tc_attention_wgsl(spec, subgroups, frag.subgroup_size), 16 * subgroups, "tc "
+        else:
+            wgsl, per_group, label = attention_wgsl(spec), ROWS, ""
+        blocks = -(-rows // per_group)
         values = dict(L=L, S=S, groups=nb * blocks, blocks=blocks, scale=float(attrs.get("scale", 1.0)))
-        return [kb.launch(attention_wgsl(spec), list(inputs) + [out], values["groups"], (ATTN_UNIFORMS, values),
-                          f"{op} {kind}")]
+        return [kb.launch(wgsl, list(inputs) + [out], values["groups"], (ATTN_UNIFORMS, values),
+                          f"{op} {label}{kind}")]
 
     kernel.__name__ = kernel.__qualname__ = op
     kernel.__doc__ = f"Kernel of ``{op}`` (see :mod:`rustyasg.wgpu.kernels.attention_wgsl`)."
