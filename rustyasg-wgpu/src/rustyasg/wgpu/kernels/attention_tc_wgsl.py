@@ -49,7 +49,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL
-from .attention_wgsl import _HELPERS, ATTN_UNIFORMS
+from .attention_common import EDGE_HELPERS_WGSL, ATTN_UNIFORMS
 from .matmul_wgsl import _Writer
 from .storage import STORAGES
 
@@ -208,7 +208,7 @@ def tc_attention_wgsl(spec, subgroups: int, lanes: int) -> str:
     w(f"var<workgroup> Sc: array<f32, {subgroups * FR * scw}>;")
     w(f"var<workgroup> Ps: array<f16, {subgroups * FR * pst}>;")
     w("var<workgroup> nonfinite: atomic<u32>;")
-    w(_HELPERS + _NONFINITE4)
+    w(EDGE_HELPERS_WGSL + _NONFINITE4)
     w(LINEAR_WORKGROUP_WGSL)
     w("@compute @workgroup_size(THREADS)")
     w.open("fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, "

@@ -49,8 +49,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch, UniformLayout
+from ..pipelines import LINEAR_WORKGROUP_WGSL, KernelLaunch
 from .api import KernelError, header
+from .attention_common import EDGE_HELPERS_WGSL, ATTN_UNIFORMS
+from .attention_tc_wgsl import tc_attention_wgsl, tc_subgroups
+from .matmul_tc import tensor_core_shape
 from .storage import STORAGES
 
 #: Largest head size (of queries/keys and of values) the kernels hold in registers.
@@ -60,27 +63,12 @@ ROWS = 64
 #: Key (or query) rows per staged tile, at most; fewer where workgroup memory is small.
 TILE = 32
 
-ATTN_UNIFORMS = UniformLayout([("L", "u32"), ("S", "u32"), ("groups", "u32"), ("blocks", "u32"),
-                               ("scale", "f32")])
 
 # Which operands each kernel binds, in order (the optional key_keep is bound after them, the output last).
 _OPERANDS = {"forward": ("q", "k", "v"), "lse": ("q", "k"), "q": ("q", "k", "v", "dout", "lse", "delta"),
              "k": ("q", "k", "v", "dout", "lse", "delta"), "v": ("q", "k", "v", "dout", "lse", "delta")}
 _STATS = ("lse", "delta")
 
-_HELPERS = """
-fn nan_f() -> f32 { return f32_from_bits(0x7fc00000u); }
-fn ninf_f() -> f32 { return f32_from_bits(0xff800000u); }
-// Bit tests, not x != x: drivers may fold self-comparisons away under fast math.
-fn isnan_f(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
-fn is_pinf(x: f32) -> bool { return bitcast<u32>(x) == 0x7f800000u; }
-fn is_ninf(x: f32) -> bool { return bitcast<u32>(x) == 0xff800000u; }
-// exp with IEEE edges said explicitly: NaN stays NaN, overflow is inf, -inf (and underflow) 0.
-fn exp_f(x: f32) -> f32 {
-    let r = select(exp(x), f32_from_bits(0x7f800000u), x > 88.72284);
-    return select(select(r, 0.0, x < -104.0), x, isnan_f(x));
-}
-"""
 
 
 @dataclass(frozen=True)
@@ -375,7 +363,7 @@ def attention_wgsl(spec: AttnSpec) -> str:
         header(*storages),
         ATTN_UNIFORMS.wgsl_struct("Params"),
         f"const BR: u32 = {ROWS}u;\nconst BC: u32 = {spec.tile}u;\nconst CAUSAL: bool = {str(spec.causal).lower()};",
-        _decls(spec), _HELPERS, LINEAR_WORKGROUP_WGSL,
+        _decls(spec), EDGE_HELPERS_WGSL, LINEAR_WORKGROUP_WGSL,
         "@compute @workgroup_size(BR)",
         "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,",
         "        @builtin(local_invocation_index) lane: u32) {",
@@ -416,9 +404,6 @@ def make_attention_kernel(op: str):
     n_operands = {"attention": 3, "attention_lse": 2, "attention_backward": 6}[op]
 
     def kernel(kb: Any, instr: Any, inputs: Sequence[Any], out: Any) -> list[KernelLaunch]:
-        from .attention_tc_wgsl import tc_attention_wgsl, tc_subgroups  # builds on this module's specs
-        from .matmul_tc import tensor_core_shape
-
         attrs = instr.attrs
         kind = {"attention": "forward", "attention_lse": "lse"}.get(op) or attrs["wrt"]
         q, k = inputs[0], inputs[1]
