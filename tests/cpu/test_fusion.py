@@ -234,3 +234,52 @@ def test_a_where_alone_is_numpys_copy_up_to_the_small_size_and_a_generated_loop_
     assert ("numpy.where" in labels.seen) == (rows < 100), labels.seen
     np.testing.assert_array_equal(got, np.where(cv, xv, yv))
     assert np.array_equal(np.signbit(got), np.signbit(np.where(cv, xv, yv)))
+
+
+@pytest.mark.parametrize("rows", [4, 64, 300])
+@pytest.mark.parametrize("op,axis", [("softmax", -1), ("log_softmax", -1), ("log_softmax", 0), ("softmax", 0)])
+def test_a_small_softmax_alone_is_numpys_and_every_size_gives_the_reference(op, axis, rows, rng):
+    """A classifier's log_softmax (64 x 10) compiles no numba loop; rows with NaN and infinities give NaN
+    on both paths, like the float64 reference."""
+    from rustyasg.core.observe import observing
+
+    shape = (rows, 40)
+    x = rg.input(shape, "float32", name="x")
+    xv = (3 * rng.standard_normal(shape)).astype(np.float32)
+    xv[0, 3], xv[1, :] = np.nan, -np.inf
+    xv[2, 7] = np.inf
+    labels = _Labels()
+    with observing(labels):
+        got = rg.function([x], getattr(rg, op)(x, axis=axis), backend="cpu")(xv)
+    assert any(s.startswith("numpy." if rows < 100 else "numba.") for s in labels.seen), labels.seen
+    ref = OPS[op].reference(xv.astype(np.float64), axis=axis)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_allclose(got, ref, rtol=3e-6, atol=3e-6)
+
+
+@pytest.mark.parametrize("n", [5, 3000])
+def test_small_gathers_and_scatter_adds_are_numpys_with_the_kernels_indices_and_errors(n, rng):
+    from rustyasg.core.observe import observing
+
+    x = rg.input((n, 10), "float32", name="x")
+    i = rg.input((n, 2), "int64", name="i")
+    s = rg.input((n, 2), "float32", name="s")
+    xv = rng.standard_normal((n, 10)).astype(np.float32)
+    iv = rng.integers(-10, 10, (n, 2))   # negative indices count from the end, as in numpy
+    iv[0] = [3, 3]                       # repeated positions accumulate
+    sv = rng.standard_normal((n, 2)).astype(np.float32)
+    labels = _Labels()
+    with observing(labels):
+        fn = rg.function([x, i, s], [rg.gather(x, i, axis=1), rg.scatter_add(x, i, s, axis=1)], backend="cpu")
+        got_g, got_s = fn(xv, iv, sv)
+    small = n * 10 <= 8192
+    assert ("numpy.take" in labels.seen and "numpy.add.at" in labels.seen) == small, labels.seen
+    np.testing.assert_array_equal(got_g, np.take_along_axis(xv, iv, axis=1))
+    ref = xv.astype(np.float64)
+    np.add.at(ref, (np.arange(n)[:, None], iv % 10), sv.astype(np.float64))
+    np.testing.assert_allclose(got_s, ref, rtol=1e-6, atol=1e-6)
+    iv[-1, 1] = 10
+    for k in range(2):
+        with pytest.raises(IndexError, match=("gather", "scatter_add")[k] + ": index out of range"):
+            fn(xv, iv, sv)
+        fn = rg.function([x, i, s], rg.scatter_add(x, i, s, axis=1), backend="cpu")

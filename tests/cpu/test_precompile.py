@@ -12,12 +12,13 @@ import pytest
 CHILD = r"""
 import json, os, sys, numpy as np, rustyasg.core as rg
 from rustyasg.cpu import precompile
-x = rg.input((5, 7), name="x")
-b = rg.input((7,), name="b")
-y = rg.softmax(rg.tanh(x * 1.5 + b), axis=-1).sum(axis=0) + rg.layer_norm(x, rg.constant(np.ones(7, np.float32)))
+# 130 x 70: above cpu's SMALL_ALONE, so the softmax running alone is a compiled kernel too
+x = rg.input((130, 70), name="x")
+b = rg.input((70,), name="b")
+y = rg.softmax(rg.tanh(x * 1.5 + b), axis=-1).sum(axis=0) + rg.layer_norm(x, rg.constant(np.ones(70, np.float32)))
 f = rg.function([x, b], y, backend="cpu")
 rng = np.random.default_rng(0)
-xv, bv = rng.standard_normal((5, 7)).astype(np.float32), rng.standard_normal(7).astype(np.float32)
+xv, bv = rng.standard_normal((130, 70)).astype(np.float32), rng.standard_normal(70).astype(np.float32)
 mode = sys.argv[1]
 exe = f.compile(xv, bv)   # with RUSTYASG_CPU_COMPILE_WORKERS=0 nothing is compiled yet
 jobs = precompile.pending(exe._steps)
@@ -129,10 +130,10 @@ def test_workers_setting(monkeypatch, value, cpus, expected):
 FORK_CHILD = r"""
 import json, os, numpy as np, rustyasg.core as rg
 from rustyasg.cpu import precompile
-x = rg.input((5, 7), name="x")
+x = rg.input((130, 70), name="x")  # above cpu's SMALL_ALONE: the softmax alone is a compiled kernel
 expr = lambda t: rg.softmax(rg.tanh(t * 1.5), axis=-1).sum(axis=0) + rg.sigmoid(t).mean(axis=0)
 f = rg.function([x], expr(x), backend="cpu")
-xv = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
+xv = np.random.default_rng(0).standard_normal((130, 70)).astype(np.float32)
 exe = f.compile(xv)                 # RUSTYASG_CPU_COMPILE_WORKERS=0: nothing compiled yet
 jobs = precompile.pending(exe._steps)
 os.environ["RUSTYASG_CPU_COMPILE_WORKERS"] = "1"

@@ -68,6 +68,23 @@ def scatter_add_flat(x, idx, src, base, stride, n, out):
         out[base[m] + j * stride] += src[m]
 
 
+def flat_positions(idx: np.ndarray, base: np.ndarray, stride: int, n: int, op: str) -> np.ndarray:
+    """``base + j * stride`` for the indices ``idx`` wrapped as :func:`_checked_index` does (numpy's
+    form of :func:`gather_flat`'s and :func:`scatter_add_flat`'s addressing, for small operands).
+
+    Example:
+        >>> flat_positions(np.array([1, -1]), np.array([0, 3]), 1, 3, "gather")
+        array([1, 5])
+    """
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"{op}: index out of range")
+    pos = np.remainder(idx, n, dtype=np.int64)  # a negative index counts from the end
+    if stride != 1:
+        pos *= stride
+    pos += base
+    return pos
+
+
 def base_offsets(x_shape, idx_shape, axis: int) -> np.ndarray:
     """Flat offset in ``x`` of each index position with the ``axis`` coordinate at 0."""
     strides = np.cumprod((1,) + tuple(x_shape[::-1]))[:-1][::-1]

@@ -21,7 +21,7 @@ import numpy as np
 from rustyasg.core.backend_api import normalize_axis, outer_reduced_inner
 
 from . import indexing
-from .protocol import Elementwise, Impl
+from .protocol import SMALL_ALONE, Elementwise, Impl
 
 
 def _reshape_view(shape):
@@ -153,6 +153,11 @@ def _gather_common(x_shape, idx_shape, axis):
 def _gather(ins, args):
     x, idx = args
     base, stride, n = _gather_common(x.shape, idx.shape, ins.attrs["axis"])
+    if idx.size <= SMALL_ALONE:  # a classifier's target picks: numpy, no numba loop to compile
+        def run(xa, ia, out):
+            np.take(xa.reshape(-1), indexing.flat_positions(ia.reshape(-1), base, stride, n, "gather"),
+                    out=out.reshape(-1))
+        return Impl(run=run, contiguous=True, label="numpy.take")
 
     def bind(xa, ia, out):
         return functools.partial(indexing.gather_flat, xa.reshape(-1), ia.reshape(-1), base, stride, n, out.reshape(-1))
@@ -163,6 +168,13 @@ def _gather(ins, args):
 def _scatter_add(ins, args):
     x, idx, src = args
     base, stride, n = _gather_common(x.shape, idx.shape, ins.attrs["axis"])
+    if max(idx.size, x.size) <= SMALL_ALONE:
+        def run(xa, ia, sa, out):
+            flat = out.reshape(-1)
+            at = indexing.flat_positions(ia.reshape(-1), base, stride, n, "scatter_add")
+            np.copyto(flat, xa.reshape(-1))
+            np.add.at(flat, at, sa.reshape(-1))
+        return Impl(run=run, contiguous=True, label="numpy.add.at")
 
     def bind(xa, ia, sa, out):
         return functools.partial(indexing.scatter_add_flat, xa.reshape(-1), ia.reshape(-1), sa.reshape(-1),

@@ -22,7 +22,7 @@ from rustyasg.core.shapes import normalize_axes, normalize_axis
 
 from ..codegen import reduced_axes
 from ..threads import splitter
-from .protocol import Impl, Reduction
+from .protocol import SMALL_ALONE, Impl, Reduction
 from . import rowwise
 
 
@@ -83,9 +83,12 @@ def _rowwise(rows, general):
         A, R, B = outer_reduced_inner(shape, normalize_axes(ins.attrs["axis"], len(shape)))  # () on a 0-d tensor
         if A * R * B == 0:
             return Impl(run=lambda x, out: None)
+        view = (A, R) if B == 1 else (A, R, B)
+        if A * R * B <= SMALL_ALONE:  # a classifier's loss: numpy, no numba loop to compile
+            return Impl(run=functools.partial(rowwise.numpy_form, rows, view), contiguous=True,
+                        label=f"numpy.{ins.op}")
         name = rows if B == 1 else general
         fn = rowwise.kernel(name, ins.dtype)
-        view = (A, R) if B == 1 else (A, R, B)
         return Impl(bind=lambda x, out: splitter(fn, A, 3 * A * R * B, x.reshape(view), out.reshape(view)),
                     contiguous=True, label=f"numba.{name}")
     return build

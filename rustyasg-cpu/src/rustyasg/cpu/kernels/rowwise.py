@@ -112,3 +112,23 @@ def kernel(name: str, dtype):
     exp = "exp32" if np.dtype(dtype) == np.float32 else "math.exp"
     source = _HEADER.format(stamp=helpers_stamp(), row_block=ROW_BLOCK) + TEMPLATES[name].format(exp=exp)
     return load_source(source, prefix=name).kernel
+
+
+def numpy_form(name: str, view: tuple, x: np.ndarray, out: np.ndarray) -> None:
+    """``softmax_rows`` or ``log_softmax_rows`` (``name``) through numpy, along axis 1 of ``view``
+    (``(A, R)`` or ``(A, R, B)``): the kernels' formulas, for operands too small to be worth a
+    compiled loop (NaN and infinities give what the kernels give).
+
+    Example:
+        >>> out = np.empty((1, 2)); numpy_form("log_softmax_rows", (1, 2), np.zeros((1, 2)), out); out
+        array([[-0.69314718, -0.69314718]])
+    """
+    xv, ov = x.reshape(view), out.reshape(view)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # inf - inf is NaN here, silently
+        np.subtract(xv, xv.max(axis=1, keepdims=True), out=ov)
+        if name == "softmax_rows":
+            np.exp(ov, out=ov)
+            ov *= x.dtype.type(1) / ov.sum(axis=1, keepdims=True)
+        else:
+            ov -= np.log(np.exp(ov).sum(axis=1, keepdims=True))
+
