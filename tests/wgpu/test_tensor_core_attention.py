@@ -6,9 +6,11 @@ Like ``test_tensor_cores.py``, two halves:
   f16 or f32 results, several head sizes) is compiled by Dawn's WGSL compiler on Dawn's Null
   adapter, which checks the subgroup-uniformity rules of the fragment loads and barriers;
 * f16 attention and its three gradients are checked against the float64 reference on the
-  adapter the tests run on, on random shapes with masks and edge values: lavapipe (CI) runs the
-  scalar kernels, a GPU under ``RUSTYASG_WEBGPU=dawn`` the tensor-core ones (the launch labels
-  say which ran, and the test asserts it is the one the adapter should take).
+  adapter the tests run on, on random shapes with masks and edge values, with the tensor-core
+  kernels asked for (``RUSTYASG_WGPU_ATTENTION_TC=1``) and not: lavapipe (CI) runs the scalar
+  kernels either way, a GPU under ``RUSTYASG_WEBGPU=dawn`` the tensor-core ones when asked (the
+  launch labels say which ran, and the test asserts it is the one it should be). On the H100 the
+  asked-for tensor-core runs fail (2026-12-07), which is why they are not the default.
 """
 
 from __future__ import annotations
@@ -100,10 +102,13 @@ SHAPES = [((2, 2), 128, 128, 64, 64), ((3,), 70, 45, 32, 16), ((), 1, 33, 16, 48
           ((1, 3), 40, 7, 16, 16)]
 
 
+@pytest.mark.parametrize("opt_in", ["0", "1"])
 @pytest.mark.parametrize("batch,L,S,E,EV", SHAPES)
-def test_float16_attention_and_gradients_equal_the_float64_reference(ctx, pool, readback, rng, batch, L, S, E, EV):
+def test_float16_attention_and_gradients_equal_the_float64_reference(ctx, pool, readback, rng, monkeypatch,
+                                                                     batch, L, S, E, EV, opt_in):
+    monkeypatch.setenv(attention_wgsl.TENSOR_CORE_ATTENTION_ENV, opt_in)
     kb = KernelBuilder(ctx, PipelineCache(ctx), scratch_alloc=lambda n, label: pool.acquire(n))
-    tensor_cores = tensor_core_shape(ctx) is not None and kb.has_f16
+    tensor_cores = tensor_core_shape(ctx) is not None and kb.has_f16 and opt_in == "1"
     for causal, use_keep in ((False, False), (True, False), (False, True), (True, True)):
         q, k, v = (rng.standard_normal(batch + shp).astype(np.float16) for shp in ((L, E), (S, E), (S, EV)))
         keep = rng.random(batch + (S,)) < 0.75 if use_keep else None
@@ -130,9 +135,10 @@ def test_float16_attention_and_gradients_equal_the_float64_reference(ctx, pool, 
             _close(got, ref, what, 1.5e-2 if op == "attention_backward" else 4e-3)
 
 
-def test_masked_nan_and_inf_never_reach_a_tensor_core_sum(ctx, pool, readback, rng):
+def test_masked_nan_and_inf_never_reach_a_tensor_core_sum(ctx, pool, readback, rng, monkeypatch):
     """A NaN value behind the causal diagonal, an infinite key dropped by key_keep and an infinite
     query: the reference skips masked pairs, so a zero probability must not multiply them."""
+    monkeypatch.setenv(attention_wgsl.TENSOR_CORE_ATTENTION_ENV, "1")
     kb = KernelBuilder(ctx, PipelineCache(ctx), scratch_alloc=lambda n, label: pool.acquire(n))
     L = S = 80
     q, k, v = (rng.standard_normal((2, n, 32)).astype(np.float16) for n in (L, S, S))

@@ -29,6 +29,11 @@ How a kernel is laid out (FlashAttention-2's split, in WGSL):
   counts such rows as it stages them and that tile's second product runs as
   per-lane sums over the allowed pairs only (rare: it exists for the edge values).
 
+**Not the default** (``$RUSTYASG_WGPU_ATTENTION_TC=1`` asks for it, see
+:func:`.attention_wgsl.tensor_core_attention`): Dawn's compiler accepts every kernel, but their first
+run on a GPU (an H100, 2026-12-07) gave wrong forward results, where the scalar kernels agree with
+float64. ``tests/wgpu/test_tensor_core_attention.py`` is the check to run on a GPU.
+
 The row-axis length must make whole 16-row fragments only for speed: rows past
 the end are staged as zeros and never written. Head sizes must be multiples of
 16 (the fragment's k); :func:`tc_subgroups` says whether a spec fits the adapter.

@@ -42,6 +42,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from textwrap import indent
@@ -392,6 +393,17 @@ def tile_for(spec: AttnSpec, shared_limit: int) -> int:
     return tile
 
 
+#: ``1`` takes the tensor-core kernels (:mod:`.attention_tc_wgsl`) where they fit. Off by default:
+#: their first run on a GPU (an H100 under Dawn, 2026-12-07) gave wrong forward results (values
+#: off, NaN in partial tiles) where the scalar kernels agree with float64; not found yet.
+TENSOR_CORE_ATTENTION_ENV = "RUSTYASG_WGPU_ATTENTION_TC"
+
+
+def tensor_core_attention() -> bool:
+    """Whether ``$RUSTYASG_WGPU_ATTENTION_TC`` asks for the tensor-core attention kernels (default: no)."""
+    return os.environ.get(TENSOR_CORE_ATTENTION_ENV, "0").strip() == "1"
+
+
 def make_attention_kernel(op: str):
     """The kernel (interface of :mod:`.api`) of ``op``: ``attention``, ``attention_lse`` or
     ``attention_backward`` (which of ``dq``/``dk``/``dv`` it writes comes from ``wrt``).
@@ -424,7 +436,7 @@ def make_attention_kernel(op: str):
             return []
         nb = int(np.prod(q.shape[:-2], dtype=np.int64))
         rows = S if kind in ("k", "v") else L
-        frag = tensor_core_shape(kb.ctx)
+        frag = tensor_core_shape(kb.ctx) if tensor_core_attention() else None
         subgroups = tc_subgroups(spec, frag, shared)
         if subgroups:  # f16 heads of multiples of 16 on an adapter with subgroup matrices
             wgsl, per_group, label = tc_attention_wgsl(spec, subgroups, frag.subgroup_size), 16 * subgroups, "tc "
