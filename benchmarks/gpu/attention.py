@@ -139,8 +139,8 @@ def main(argv=None):
     ap.add_argument("--min-seconds", type=float, default=None,
                     help="time each row for at least this long (default 0.5, with --small one call)")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float16"),
-                    help="operands' dtype (float16: the tensor-core kernels where the adapter has them; "
-                         "torch runs the same dtype)")
+                    help="operands' dtype; torch runs the same dtype (float16 with RUSTYASG_WGPU_ATTENTION_TC=1: "
+                         "the tensor-core kernels, off by default while they give wrong results)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import torch

@@ -64,12 +64,10 @@ ROWS = 64
 #: Key (or query) rows per staged tile, at most; fewer where workgroup memory is small.
 TILE = 32
 
-
 # Which operands each kernel binds, in order (the optional key_keep is bound after them, the output last).
 _OPERANDS = {"forward": ("q", "k", "v"), "lse": ("q", "k"), "q": ("q", "k", "v", "dout", "lse", "delta"),
              "k": ("q", "k", "v", "dout", "lse", "delta"), "v": ("q", "k", "v", "dout", "lse", "delta")}
 _STATS = ("lse", "delta")
-
 
 
 @dataclass(frozen=True)
