@@ -13,8 +13,10 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import sys
 from importlib.abc import MetaPathFinder
+from typing import Any, Callable, Dict, List, Tuple
 
 from .errors import MissingPartError
 
@@ -58,3 +60,39 @@ def distribution_version(distribution: str) -> str:
     except md.PackageNotFoundError:
         return "0+unknown"
 
+
+
+def lazy_exports(package: str, exports: Dict[str, str]) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
+    """A package's module-level ``__getattr__`` and ``__dir__`` that import each exported name's
+    submodule when the name is first read (PEP 562), so importing the package stays cheap.
+
+    Plugins are found through entry points, and loading ``rustyasg.<part>.plugin`` imports the
+    package ``rustyasg.<part>`` first: a part whose package imports a web framework or a model
+    format on import would make every ``import rustyasg.core`` pay for it. ``exports`` maps
+    a name to its submodule relative to the package (a name may not also be a submodule's
+    name: importing that submodule would rebind the package attribute to the module).
+
+    Example::
+
+        >>> import types
+        >>> sys.modules["lazy_demo"] = pkg = types.ModuleType("lazy_demo")
+        >>> pkg.__getattr__, pkg.__dir__ = lazy_exports("lazy_demo", {"dumps": "json"})
+        >>> pkg.dumps([1])  # the first read imports json (absolute: the package here has no path)
+        '[1]'
+        >>> "dumps" in dir(pkg)
+        True
+        >>> del sys.modules["lazy_demo"]
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        setattr(sys.modules[package], name, value)  # later reads are plain attribute reads
+        return value
+
+    def __dir__() -> List[str]:
+        return sorted(set(vars(sys.modules[package])) | set(exports))
+
+    return __getattr__, __dir__

@@ -16,6 +16,7 @@ Example:
     >>> a = rg.input((4, 8), "bfloat16", name="a")
     >>> f = rg.function([a], rg.matmul(a, a.mT), backend="cpu")
     >>> ops = [i.op for i in f.lower(np.ones((4, 8), rg.bfloat16)).instrs]
+    >>> from rustyasg.cpu.kernels.mkl import use_bf16_gemm
     >>> ("cpu.matmul_bf16" in ops) == use_bf16_gemm()
     True
 """
@@ -28,7 +29,6 @@ import numpy as np
 
 from rustyasg.core.backend_api import bfloat16
 
-from .kernels.mkl import use_bf16_gemm
 
 #: Moves a widened operand may pass through on its way to the matmul (replayed on the 16-bit value).
 MOVES = ("reshape", "transpose")
@@ -51,6 +51,8 @@ def _narrow_source(by_id, value) -> Optional[Tuple[object, List[object]]]:
 
 def bf16_gemm(program):
     """Turn float32 matmuls of two widened bfloat16 operands into ``cpu.matmul_bf16`` (see the module doc)."""
+    from .kernels.mkl import use_bf16_gemm  # here, not at import: registering passes loads no numba
+
     bf16 = np.dtype(bfloat16)
     if not any(i.dtype == bf16 for i in program.instrs) or not use_bf16_gemm():
         return program

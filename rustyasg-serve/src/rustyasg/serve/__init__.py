@@ -12,13 +12,21 @@ Example::
     {"outputs": {"output": [[...]]}}
 """
 
-from .app import ServeConfig, create_app
-from .batcher import Batcher, QueueFull
-from .model import InputSpec, RequestError, ServedModel, find_program
+from typing import TYPE_CHECKING
 
-__all__ = ["ServeConfig", "create_app", "Batcher", "QueueFull", "ServedModel", "InputSpec", "RequestError",
-           "find_program"]
+from rustyasg.core.parts import distribution_version as _distribution_version
+from rustyasg.core.parts import lazy_exports
 
-from rustyasg.core.parts import distribution_version as _distribution_version  # noqa: E402
+# Imported on first use: the plugin entry point imports this package in every process that
+# imports rustyasg.core, and the server's web framework is not needed there.
+_EXPORTS = {"ServeConfig": ".app", "create_app": ".app", "Batcher": ".batcher", "QueueFull": ".batcher",
+            "InputSpec": ".model", "RequestError": ".model", "ServedModel": ".model", "find_program": ".model"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)
+
+if TYPE_CHECKING:
+    from .app import ServeConfig, create_app
+    from .batcher import Batcher, QueueFull
+    from .model import InputSpec, RequestError, ServedModel, find_program
 
 __version__ = _distribution_version("rustyasg-serve")  # from the package metadata
