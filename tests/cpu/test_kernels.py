@@ -13,13 +13,7 @@ import rustyasg.core as rg
 from rustyasg.cpu.kernels import fastmath
 
 
-@pytest.mark.parametrize("fn,ref,lo,hi,tol", [
-    (fastmath.exp32, np.exp, -87.0, 88.0, 3e-7),
-    (fastmath.tanh32, np.tanh, -12.0, 12.0, 5e-7),
-    (fastmath.erf32, np.vectorize(math.erf), -6.0, 6.0, 5e-7),
-    (fastmath.sigmoid32, lambda x: 1 / (1 + np.exp(-x)), -30.0, 30.0, 5e-7),
-])
-def test_fast_float32_functions_are_accurate(fn, ref, lo, hi, tol):
+def _apply_elementwise(fn):
     from numba import njit
 
     @njit
@@ -29,11 +23,59 @@ def test_fast_float32_functions_are_accurate(fn, ref, lo, hi, tol):
             out[i] = fn(x[i])
         return out
 
+    return apply
+
+
+@pytest.mark.parametrize("fn,ref,lo,hi,tol", [
+    (fastmath.exp32, np.exp, -87.0, 88.0, 3e-7),
+    (fastmath.tanh32, np.tanh, -12.0, 12.0, 5e-7),
+    (fastmath.erf32, np.vectorize(math.erf), -6.0, 6.0, 5e-7),
+    (fastmath.sigmoid32, lambda x: 1 / (1 + np.exp(-x)), -30.0, 30.0, 5e-7),
+    (fastmath.log32, np.log, 1e-6, 1e6, 2e-7),
+    (fastmath.log1p32, np.log1p, -0.999, 50.0, 3e-7),
+    (fastmath.expm1_32, np.expm1, -20.0, 80.0, 3e-7),
+])
+def test_fast_float32_functions_are_accurate(fn, ref, lo, hi, tol):
     x = np.concatenate([np.linspace(lo, hi, 20001), np.random.default_rng(0).uniform(lo, hi, 5000)]).astype(np.float32)
-    got = apply(x).astype(np.float64)
+    got = _apply_elementwise(fn)(x).astype(np.float64)
     want = ref(x.astype(np.float64))
     err = np.abs(got - want) / np.maximum(np.abs(want), 1e-30)
     assert np.max(np.where(np.abs(want) > 1e-30, err, 0)) < tol
+
+
+def _ulps(got, want64):
+    """|got - want| in units of the float32 spacing at the correctly rounded result."""
+    want32 = want64.astype(np.float32)
+    return np.abs(got.astype(np.float64) - want64) / np.spacing(np.abs(want32)).astype(np.float64)
+
+
+@pytest.mark.parametrize("fn,ref,sample,max_ulps", [
+    # every magnitude float32 has, subnormals included; results down to subnormal and up to overflow
+    (fastmath.log32, np.log, lambda r: 10.0 ** r.uniform(-45, 38.5, 200_000), 1.0),
+    (fastmath.log1p32, np.log1p, lambda r: np.concatenate([10.0 ** r.uniform(-45, 38, 100_000),
+                                                            -(10.0 ** r.uniform(-45, -1e-7, 100_000))]), 2.5),
+    (fastmath.expm1_32, np.expm1, lambda r: np.concatenate([r.uniform(-110, 88.7, 100_000),
+                                                             r.uniform(-1, 1, 100_000) * 10.0 ** r.uniform(-40, 0, 100_000)]), 2.5),
+    (fastmath.exp32, np.exp, lambda r: np.concatenate([r.uniform(-110, 88.72, 100_000), np.linspace(88.5, 88.8, 30001),
+                                                        np.linspace(-104.5, -86, 30001)]), 1.5),
+])
+def test_fast_float32_functions_over_their_whole_range_and_edges(fn, ref, sample, max_ulps):
+    """What numpy's float32 gives at the edges: 0, -0, +-inf, NaN, subnormal operands and results,
+    overflow at the same threshold; within a few ulp (subnormal results: of the smallest subnormal)."""
+    edges = [0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, -1e-30, 1.0, 1e-45, 1.1754942e-38, 3.4028235e38, 0.70710677,
+             88.72283, 88.72284, -87.33654, -103.97, -104.0]
+    x = np.concatenate([sample(np.random.default_rng(7)), edges]).astype(np.float32)
+    got = _apply_elementwise(fn)(x)
+    with np.errstate(all="ignore"):
+        want64 = ref(x.astype(np.float64))
+        numpy32 = ref(x)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(numpy32))
+    inf = np.isinf(numpy32)
+    np.testing.assert_array_equal(got[inf], numpy32[inf])
+    assert not np.isinf(got[~inf]).any()
+    assert np.array_equal(got == 0, numpy32 == 0) or fn is fastmath.exp32  # exp: the last subnormal may round to 0
+    fin = np.isfinite(numpy32)
+    assert np.max(_ulps(got[fin], want64[fin])) <= max_ulps
 
 
 def test_exp32_edge_values():

@@ -190,5 +190,5 @@ logaddexp = define_elementwise(
     "logaddexp", _logaddexp_ref, lambda g, y, a, b: (g * exp(a - y), g * exp(b - y)),
     "``log(exp(a) + exp(b))`` without overflow.", arity=2,
     numba="(({0} + {T}(0.6931471805599453)) if {0} == {1} else (({0} if {0} > {1} or {0} != {0} else {1}) "
-          "+ math.log1p({exp}(-abs({0} - {1})))))",
+          "+ {log1p}({exp}(-abs({0} - {1})))))",
     wgsl="logaddexp_{S}({0}, {1})", infer=_float_binary, examples=_ex(*_BIN), **_F)

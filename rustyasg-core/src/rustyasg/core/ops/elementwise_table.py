@@ -13,7 +13,7 @@ test's) reaches every installed backend; :func:`define_elementwise` declares an 
 row in one call.
 
 Template placeholders. numba: ``{0}``, ``{1}``... the operands, ``{T}`` the result dtype's
-constructor, ``{exp}``/``{tanh}``/``{erf}``/``{sigmoid}`` the backend's fastest version for
+constructor, ``{exp}``/``{tanh}``/``{erf}``/``{sigmoid}``/``{log}``/``{log1p}``/``{expm1}`` the backend's fastest version for
 that dtype, each attribute by name as a typed literal; a callable ``formula(args, dtype,
 attrs)`` where text is not enough. WGSL: ``{0}``... the operands followed by the attributes
 in ``attrs`` order, ``{T}`` the value type (``f32`` or ``vec4<f32>``), ``{S}`` the helper
@@ -170,9 +170,9 @@ _row("identity", 1, "{0}", "{0}", **_X)
 _row("stop_gradient", 1, "{0}", "{0}", **_X)
 # transcendental
 _row("exp", 1, "{exp}({0})", "exp({0})", np.exp, **_F)
-_row("log", 1, "math.log({0})", "log({0})", np.log, **_F)
-_row("log1p", 1, "math.log1p({0})", "log1p_{S}({0})", np.log1p, **_F)
-_row("expm1", 1, "math.expm1({0})", "expm1_{S}({0})", np.expm1, **_F)
+_row("log", 1, "{log}({0})", "log({0})", np.log, **_F)
+_row("log1p", 1, "{log1p}({0})", "log1p_{S}({0})", np.log1p, **_F)
+_row("expm1", 1, "{expm1}({0})", "expm1_{S}({0})", np.expm1, **_F)
 _row("sqrt", 1, "math.sqrt({0})", "sqrt({0})", np.sqrt, **_F)
 _row("rsqrt", 1, "{T}(1) / math.sqrt({0})", "inverseSqrt({0})", **_F)
 _row("sin", 1, "math.sin({0})", "sin({0})", np.sin, **_F)
@@ -198,7 +198,7 @@ _row("silu", 1, "{0} * {sigmoid}({0})", "({0} / ({T}(1.0) + exp(-{0})))", **_F)
 _GELU_S = "{sigmoid}({T}(1.5957691216057308) * ({1} + {T}(0.044715) * {1} * {1} * {1}))"
 _row("gelu_tanh_grad", 2, f"{{0}} * ({_GELU_S} + {{1}} * {_GELU_S} * ({{T}}(1) - {_GELU_S}) * "
      "{T}(1.5957691216057308) * ({T}(1) + {T}(0.134145) * {1} * {1}))", "gelu_tanh_grad_{S}({0}, {1})", **_F)
-_row("softplus", 1, "({0} if {beta} * {0} > {threshold} else math.log1p({exp}({beta} * {0})) / {beta})",
+_row("softplus", 1, "({0} if {beta} * {0} > {threshold} else {log1p}({exp}({beta} * {0})) / {beta})",
      "softplus_{S}({0}, {1}, {2})", attrs=("beta", "threshold"), **_F)
 # binary arithmetic
 _row("add", 2, "{0} + {1}", "({0} + {1})", np.add, **_X)
