@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import rustyasg.core as rg
+from rustyasg.core.registry import OPS
 from rustyasg.cpu.kernels import fastmath
 
 
@@ -83,6 +84,26 @@ def test_exp32_edge_values():
     assert vals(np.float32(-np.inf)) == 0.0
     assert np.isnan(vals(np.float32(np.nan)))
     assert vals(np.float32(0.0)) == 1.0
+
+
+@pytest.mark.parametrize("op", ["exp", "log", "tanh", "log1p", "expm1", "sigmoid", "erf"])
+def test_large_float32_ops_alone_run_the_vectorized_helpers_with_numpys_edges(op, rng):
+    """A lone op past numpy's small-size path runs the generated loop (its label says which ran)
+    and gives numpy's NaN, infinities and zeros, and its values within float32 rounding."""
+    x = rng.standard_normal(20_000).astype(np.float32) * 30
+    x[:12] = [0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, 1e-45, -1e-30, 88.7, -104.0, 1e30, -1e30]
+    inp = rg.input(x.shape, "float32", name="x")
+    f = rg.function([inp], getattr(rg, op)(inp), backend="cpu")
+    got = f(x)
+    labels = f.compile(x).describe()
+    assert "numba." + op in labels, labels
+    with np.errstate(all="ignore"):
+        want = OPS[op].reference(x.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    inf = np.isinf(want)
+    np.testing.assert_array_equal(got[inf], want[inf])
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=1e-6, atol=1e-37)
 
 
 def test_take_wraps_negative_indices_and_rejects_out_of_range(rng):
