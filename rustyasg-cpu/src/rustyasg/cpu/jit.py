@@ -17,9 +17,9 @@ processors with AVX-512 (:func:`prefer_wide_vectors`); LLVM's default there is 2
 
 Example (kernels are defined in modules, so numba can cache them by file):
     >>> import numpy as np
-    >>> from rustyasg.cpu.kernels.conv import pad_into   # defined with @kernel_jit
-    >>> xp = np.empty((1, 1, 3, 3)); pad_into(np.ones((1, 1, 1, 1)), xp, 1, 1, 0, 1); float(xp.sum())
-    1.0
+    >>> from rustyasg.cpu.kernels.conv import col2im   # defined with @kernel_jit
+    >>> dxp = np.empty((1, 1, 2, 2)); col2im(np.ones((1, 1, 4)), dxp, 1, 1, 1, 1, 1, 1, 2, 2, 0, 1); float(dxp.sum())
+    4.0
 """
 
 from __future__ import annotations
