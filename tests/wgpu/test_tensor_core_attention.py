@@ -27,7 +27,7 @@ from rustyasg.wgpu.kernels.api import KernelBuilder, TensorView, storage_for
 from rustyasg.wgpu.kernels.attention_tc_wgsl import tc_attention_wgsl, tc_shared_bytes, tc_subgroups
 from rustyasg.wgpu.kernels.attention_wgsl import AttnSpec
 from rustyasg.wgpu.kernels.matmul_tc import tensor_core_shape
-from rustyasg.wgpu.kernels.matmul_tc_wgsl import FragmentShape
+from rustyasg.wgpu.kernels.matmul_tc_wgsl import FragmentShape, check_fragment_alignment, workgroup_bytes
 from rustyasg.wgpu.pipelines import PipelineCache
 
 H100_FRAGMENT = FragmentShape(16, 16, 16, 32)
@@ -60,6 +60,18 @@ def test_which_specs_the_tensor_core_kernels_take():
     for kind in KINDS:  # memory grows with the head size and the subgroups
         spec = AttnSpec(kind, 64, 64, elem="f16")
         assert tc_shared_bytes(spec, 2) < tc_shared_bytes(spec, 4) < tc_shared_bytes(AttnSpec(kind, 128, 128), 4)
+
+
+def test_every_workgroup_variable_keeps_fragments_16_byte_aligned():
+    """On an H100 a 4-byte counter ahead of the operand arrays shifted every fragment by two
+    halves; the generators refuse such a layout, and every kernel they make is aligned."""
+    with pytest.raises(ValueError, match="nonfinite"):
+        check_fragment_alignment("var<workgroup> nonfinite: atomic<u32>;\nvar<workgroup> Rs: array<f16, 64>;", "k")
+    for kind in KINDS:
+        for E, EV in ((16, 16), (64, 32), (128, 128)):
+            spec = AttnSpec(kind, E, EV, True, True, "f16", "f32")
+            sizes = workgroup_bytes(tc_attention_wgsl(spec, tc_subgroups(spec, H100_FRAGMENT, 49152), 32))
+            assert sizes and all(b % 16 == 0 for b in sizes.values()), (spec, sizes)
 
 
 def _views(kb, pool, arrays):

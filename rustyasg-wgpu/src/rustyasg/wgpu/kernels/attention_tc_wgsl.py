@@ -45,7 +45,7 @@ Example::
     >>> "subgroupMatrixMultiplyAccumulate" in src and "const THREADS: u32 = 128u;" in src
     True
     >>> tc_shared_bytes(AttnSpec("q", 64, 64, elem="f16"), 4)
-    40324
+    40336
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from typing import Any
 
 from ..pipelines import LINEAR_WORKGROUP_WGSL
 from .attention_common import EDGE_HELPERS_WGSL, ATTN_UNIFORMS
+from .matmul_tc_wgsl import check_fragment_alignment
 from .matmul_wgsl import _Writer
 from .storage import STORAGES
 
@@ -105,7 +106,7 @@ def tc_shared_bytes(spec, subgroups: int) -> int:
     stats = 3 * BC  # column flags, lse, delta
     scratch = subgroups * FR * _scratch_cols(spec)
     probs = subgroups * FR * (BC + PAD)
-    return 2 * (staged_rows + staged_cols + probs) + 4 * (stats + scratch) + 4
+    return 2 * (staged_rows + staged_cols + probs) + 4 * (stats + scratch) + 16
 
 
 def tc_subgroups(spec, frag: Any, shared_limit: int) -> int | None:
@@ -144,7 +145,7 @@ def _stage(w: _Writer, arr: str, src: str, width: int, rows: int, first: str, co
     w.open(f"if (g < {count} && {valid})")
     w(f"val = {src}[(b * {count} + g) * {n4}u + x % {n4}u];")
     if flag:
-        w("if (nonfinite4(val)) { atomicAdd(&nonfinite, 1u); }")
+        w("if (nonfinite4(val)) { atomicAdd(&nonfinite[0], 1u); }")
     w.close()
     w(f"let o = rr * {stride}u + (x % {n4}u) * 4u;")
     w(f"{arr}[o] = val.x; {arr}[o + 1u] = val.y; {arr}[o + 2u] = val.z; {arr}[o + 3u] = val.w;")
@@ -212,7 +213,9 @@ def tc_attention_wgsl(spec, subgroups: int, lanes: int) -> str:
     w(f"var<workgroup> cd: array<f32, {BC}>;")
     w(f"var<workgroup> Sc: array<f32, {subgroups * FR * scw}>;")
     w(f"var<workgroup> Ps: array<f16, {subgroups * FR * pst}>;")
-    w("var<workgroup> nonfinite: atomic<u32>;")
+    # Every workgroup variable is a multiple of 16 bytes (see check_fragment_alignment): a lone
+    # 4-byte counter ahead of an operand array shifted every fragment by two halves on an H100.
+    w("var<workgroup> nonfinite: array<atomic<u32>, 4>;  // element 0 counts; 16 bytes keep the rest aligned")
     w(EDGE_HELPERS_WGSL + _NONFINITE4)
     w(LINEAR_WORKGROUP_WGSL)
     w("@compute @workgroup_size(THREADS)")
@@ -229,7 +232,7 @@ def tc_attention_wgsl(spec, subgroups: int, lanes: int) -> str:
     w("let row = r0 + r;")
     w(f"let sbase = sg * {FR * scw}u + r * {scw}u;")
     w(f"let pbase = sg * {FR * pst}u;")
-    w("if (lid == 0u) { atomicStore(&nonfinite, 0u); }")
+    w("if (lid == 0u) { atomicStore(&nonfinite[0], 0u); }")
     if spec.kind == "v":  # dv reads neither v nor delta; a never-taken use keeps them in the binding layout
         w("if (p.groups == 0u) { _ = v[0]; _ = delta[0]; }")
 
@@ -283,7 +286,7 @@ def tc_attention_wgsl(spec, subgroups: int, lanes: int) -> str:
         w(f"cv[c] = select(0u, 1u, g < p.S{kept});")
     w.close()
     w("workgroupBarrier();")
-    w("let count = workgroupUniformLoad(&nonfinite);")
+    w("let count = workgroupUniformLoad(&nonfinite[0]);")
     w("let exact = count != seen;  // a non-finite value in this tile's second operand")
     w("seen = count;")
 
@@ -415,4 +418,4 @@ def tc_attention_wgsl(spec, subgroups: int, lanes: int) -> str:
         w(f"{out_st.store('out', f'(b * {nrows} + row) * {ow}u + col', 'o')};")
         w.close()
     w.close()
-    return w.text()
+    return check_fragment_alignment(w.text(), f"tensor-core attention {spec}")
