@@ -132,12 +132,12 @@ def tc_subgroups(spec, frag: Any, shared_limit: int) -> int | None:
 
 
 def _stage(w: _Writer, arr: str, src: str, width: int, rows: int, first: str, count: str, valid: str,
-           flag: bool) -> None:
+           flag: bool, stride: int) -> None:
     """Copy ``rows`` rows of ``src`` (f16, ``width`` per row) from row ``first`` of this batch into
-    ``arr``; rows failing ``valid`` (an expression of ``g``) or past ``count`` are zeros. With
-    ``flag`` a non-finite value in a kept row bumps the workgroup's ``nonfinite`` counter."""
+    ``arr``, ``stride`` halves apart (the stride its fragment loads use); rows failing ``valid``
+    (an expression of ``g``) or past ``count`` are zeros. With ``flag`` a non-finite value in a
+    kept row bumps the workgroup's ``nonfinite`` counter."""
     n4 = width // 4
-    stride = width + PAD
     w.open(f"for (var x = lid; x < {rows * n4}u; x = x + THREADS)")
     w(f"let rr = x / {n4}u;")
     w(f"let g = {first} + rr;")
@@ -240,7 +240,9 @@ def tc_attention_wgsl(spec, subgroups: int, lanes: int) -> str:
     for i, name in enumerate(rows_ops):
         if i:
             w("workgroupBarrier();")
-        _stage(w, "Rs", name, _width(spec, name), FR * subgroups, "i0", nrows, "true", False)
+        # Both row operands share Rs and its stride (the wider one's): of different widths (dout
+        # or v narrower than q or k), each staged at its own stride gave wrong gradients on an H100.
+        _stage(w, "Rs", name, _width(spec, name), FR * subgroups, "i0", nrows, "true", False, rstride)
         w("workgroupBarrier();")
         for e in range(_width(spec, name) // FR):
             w(f"let rf{i}_{e} = subgroupMatrixLoad<{left}>(&Rs, sg * {FR * rstride}u + {e * FR}u, false, {rstride}u);")
@@ -273,7 +275,7 @@ def tc_attention_wgsl(spec, subgroups: int, lanes: int) -> str:
     w("workgroupBarrier();")
     for i, name in enumerate(col_ops):
         valid = "keep[b * p.S + g] != 0u" if (spec.keep and not keys_rows) else "true"
-        _stage(w, f"C{i}s", name, _width(spec, name), BC, "t0", ncols, valid, i == second)
+        _stage(w, f"C{i}s", name, _width(spec, name), BC, "t0", ncols, valid, i == second, _width(spec, name) + PAD)
     w.open("for (var c = lid; c < BC; c = c + THREADS)")
     w("let g = t0 + c;")
     if keys_rows:
