@@ -10,7 +10,8 @@ Like ``test_tensor_cores.py``, two halves:
   kernels asked for (``RUSTYASG_WGPU_ATTENTION_TC=1``) and not: lavapipe (CI) runs the scalar
   kernels either way, a GPU under ``RUSTYASG_WEBGPU=dawn`` the tensor-core ones when asked (the
   launch labels say which ran, and the test asserts it is the one it should be). On the H100 the
-  asked-for tensor-core runs fail (2026-12-07), which is why they are not the default.
+  asked-for tensor-core runs passed the forward and lse on every shape after the fragment-alignment
+  fix (2026-12-07); dq/dk of unequal head sizes failed until the staging-stride fix.
 """
 
 from __future__ import annotations

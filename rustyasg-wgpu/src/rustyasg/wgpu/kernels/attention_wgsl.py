@@ -392,8 +392,8 @@ def tile_for(spec: AttnSpec, shared_limit: int) -> int:
 
 
 #: ``1`` takes the tensor-core kernels (:mod:`.attention_tc_wgsl`) where they fit. Off by default:
-#: their first run on a GPU (an H100 under Dawn, 2026-12-07) gave wrong forward results (values
-#: off, NaN in partial tiles) where the scalar kernels agree with float64; not found yet.
+#: on an H100 (2026-12-07) they were right after two fixes (the last not yet run on a GPU) and
+#: slower than the unfused chain of tensor-core GEMMs.
 TENSOR_CORE_ATTENTION_ENV = "RUSTYASG_WGPU_ATTENTION_TC"
 
 
