@@ -139,8 +139,8 @@ def main(argv=None):
     ap.add_argument("--min-seconds", type=float, default=None,
                     help="time each row for at least this long (default 0.5, with --small one call)")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float16"),
-                    help="operands' dtype; torch runs the same dtype (float16 with RUSTYASG_WGPU_ATTENTION_TC=1: "
-                         "the tensor-core kernels, off by default while slower than the chain)")
+                    help="operands' dtype; torch runs the same dtype (float16 unless RUSTYASG_WGPU_ATTENTION_TC=0: "
+                         "the tensor-core kernels)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     import torch

@@ -7,11 +7,11 @@ Like ``test_tensor_cores.py``, two halves:
   adapter, which checks the subgroup-uniformity rules of the fragment loads and barriers;
 * f16 attention and its three gradients are checked against the float64 reference on the
   adapter the tests run on, on random shapes with masks and edge values, with the tensor-core
-  kernels asked for (``RUSTYASG_WGPU_ATTENTION_TC=1``) and not: lavapipe (CI) runs the scalar
+  kernels allowed (the default) and turned off (``RUSTYASG_WGPU_ATTENTION_TC=0``): lavapipe (CI) runs the scalar
   kernels either way, a GPU under ``RUSTYASG_WEBGPU=dawn`` the tensor-core ones when asked (the
-  launch labels say which ran, and the test asserts it is the one it should be). On the H100 the
-  asked-for tensor-core runs passed the forward and lse on every shape after the fragment-alignment
-  fix (2026-12-07); dq/dk of unequal head sizes failed until the staging-stride fix.
+  launch labels say which ran, and the test asserts it is the one it should be). On the H100 every test
+  here passes with the tensor-core kernels (2026-12-07, after the fragment-alignment and the
+  staging-stride fixes).
 """
 
 from __future__ import annotations

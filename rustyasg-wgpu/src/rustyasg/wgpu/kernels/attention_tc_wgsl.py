@@ -29,12 +29,12 @@ How a kernel is laid out (FlashAttention-2's split, in WGSL):
   counts such rows as it stages them and that tile's second product runs as
   per-lane sums over the allowed pairs only (rare: it exists for the edge values).
 
-**Not the default** (``$RUSTYASG_WGPU_ATTENTION_TC=1`` asks for it, see
-:func:`.attention_wgsl.tensor_core_attention`). Their runs on an H100 (2026-12-07) found two faults,
-both fixed: fragments shifted by a 4-byte workgroup variable (see
+The default for f16 attention where they fit (``$RUSTYASG_WGPU_ATTENTION_TC=0`` turns them off, see
+:func:`.attention_wgsl.tensor_core_attention`). Their first runs on an H100 (2026-12-07) found two
+faults, both fixed: fragments shifted by a 4-byte workgroup variable (see
 :func:`.matmul_tc_wgsl.check_fragment_alignment`), and dq/dk wrong where the value head differs from
-the query head (the second row operand's staging stride); the second fix has not yet run on a GPU.
-They are also slower than the unfused chain on tensor-core GEMMs (``benchmarks/gpu/NOTES.md``).
+the query head (the second row operand's staging stride). They beat the scalar fused kernels but not
+yet the unfused chain on tensor-core GEMMs (``benchmarks/gpu/NOTES.md``).
 ``tests/wgpu/test_tensor_core_attention.py`` is the check to run on a GPU.
 
 The row-axis length must make whole 16-row fragments only for speed: rows past
