@@ -445,6 +445,50 @@ def section_training(ctx, args, report):
                   f"first-loss rel diff {r.get('first_losses_max_rel_diff', float('nan')):.1e}", flush=True)
 
 
+def section_dispatch(ctx, args, report):
+    """What one small dispatch costs inside a command buffer, submit overhead taken out.
+
+    A training step records hundreds of launches into one pass; the per-launch isolated times of
+    ``profile`` each carry a share of a submit. Here ``k`` copies of one tiny elementwise launch
+    are recorded into one pass and submitted once, for two values of ``k``: the difference per
+    extra dispatch is the in-stream cost. ``chained``: every launch writes the same output
+    (the driver must order them); ``independent``: each writes its own.
+    """
+    pool = BufferPool(ctx)
+    ew = ElementwisePlanner(ctx)
+    spec = ElementwiseSpec(("x", "y"), (EwOp("z", "add", ("x", "y")),), ("z",))
+    rows = report.setdefault("dispatch", [])
+    few, many = 50, 500
+
+    def timed(record, reps):
+        best = float("inf")
+        for _ in range(3):
+            enc = ctx.device.create_command_encoder()
+            cpass = enc.begin_compute_pass()
+            record(cpass, reps)
+            cpass.end()
+            t0 = time.perf_counter()
+            ctx.queue.submit([enc.finish()])
+            ctx.synchronize()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    for n in (1, 512, 65536):
+        x, y = upload(ctx, random_f32((n,), 1), pool), upload(ctx, random_f32((n,), 2), pool)
+        outs = [pool.acquire(max(n, 4) * 4) for _ in range(many)]
+        chained = ew.launch(spec, (n,), [(x, (1,), 0), (y, (1,), 0)], [outs[0]])  # each writes it again
+        separate = [ew.launch(spec, (n,), [(x, (1,), 0), (y, (1,), 0)], [o]) for o in outs]
+        chained.run(); separate[0].run()
+        for name, record in (("chained", lambda cp, k: [chained.encode(cp) for _ in range(k)]),
+                             ("independent", lambda cp, k: [separate[i].encode(cp) for i in range(k)])):
+            t_few, t_many = timed(record, few), timed(record, many)
+            per = (t_many - t_few) / (many - few)
+            rows.append({"n": n, "kind": name, "us_per_dispatch": per * 1e6, "submit_ms": (t_few - few * per) * 1e3})
+            print(f"  dispatch n={n:6d} {name:11s}: {per * 1e6:6.2f} us each in one pass "
+                  f"(one submit of {few}: {t_few * 1e3:.2f} ms)", flush=True)
+    pool.trim()
+
+
 def section_profile(ctx, args, report):
     """Per-launch GPU time of one compiled training step (where the time goes)."""
     import training
@@ -484,6 +528,7 @@ SECTIONS = {
     "reduction": section_reduction,
     "training": section_training,
     "profile": section_profile,
+    "dispatch": section_dispatch,
 }
 
 

@@ -56,6 +56,14 @@ def ensure_backend() -> None:
         register_plugin(plugin, "wgpu")
     register_backend_instance("wgpu", WgpuBackend())
     register_backend_instance("reference", ReferenceBackend())  # the tests compare against it
+    try:  # the cpu backend too where numba is there: some wgpu tests compare with it bit for bit
+        import rustyasg.cpu.plugin as cpu_plugin
+        from rustyasg.cpu.backend import CpuBackend
+    except ImportError:
+        return
+    if "cpu" not in plugin_names():
+        register_plugin(cpu_plugin, "cpu")
+    register_backend_instance("cpu", CpuBackend())
 
 
 def rustyasg_model(cfg, seed: int = 0):
