@@ -59,7 +59,7 @@ def plan_units(order: Sequence[int], inputs_of: Callable[[int], Sequence[int]],
     placed right before a late reader) otherwise turns into one more output of that group,
     stored until its reader runs.
     """
-    units = _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, min_group, reach_of)
+    units = _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, min_group, reach_of, roots)
     if hint_of is not None:
         for u in units:
             hint = hint_of(u.head)
@@ -84,41 +84,57 @@ def _key_fn(order, key_of):
     return lambda v: v if v in known else None
 
 
-def _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, min_group, reach_of=None) -> List[Unit]:
+def _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, min_group, reach_of=None,
+           roots: Iterable[int] = ()) -> List[Unit]:
     key = _key_fn(order, key_of)
     units: List[Unit] = []
     unit_of: Dict[int, int] = {}
     anc: List[int] = []       # anc[u]: bits of the units u depends on (itself included), transitively closed
     reduced: List[set] = []   # reduction members per unit
-    ext: List[int] = []       # operands bound from outside, per unit (an upper bound)
+    ext: List[set] = []       # values each unit reads from outside (distinct: each is bound once)
     latest: Dict[tuple, List[int]] = {}
+    readers: Dict[int, set] = {}  # value key -> the instructions reading it
+    if max_bindings is not None:
+        for iid in order:
+            for v in inputs_of(iid):
+                k = key(v)
+                if k is not None:
+                    readers.setdefault(k, set()).add(iid)
+    root_keys = {key(r) for r in roots} - {None}
+
+    def bindings(cands: List[int], iid: int, ins: Sequence[int]) -> int:
+        """Storage buffers the group ``cands`` + ``iid`` binds: the distinct values it reads from
+        outside and the members read outside it (readers not placed yet count as outside)."""
+        members = {iid}
+        reads = set()
+        for g in cands:
+            members.update(units[g].members)
+            reads |= ext[g]
+        reads.update(v for v in ins if not (producer(v) in cands and key(v) == v))
+        reads -= members
+        writes = sum(1 for m in members if m in root_keys or not readers.get(m, set()) <= members)
+        return len(reads) + writes
 
     def producer(v) -> Optional[int]:
         k = key(v)
         return unit_of.get(k) if k is not None else None
 
-    def legal(cands: List[int], ins: Sequence[int]) -> bool:
+    def legal(cands: List[int], iid: int, ins: Sequence[int]) -> bool:
         bits = 0
         for g in cands:
             bits |= 1 << g
         for g in cands:
             if anc[g] & (bits & ~(1 << g)):
                 return False  # one merging group depends on another: a path leaves and re-enters
-        new_ext = 0
         for v in ins:
             g = producer(v)
             if g is not None and g in cands and key(v) == v:
                 if v in reduced[g]:
                     return False  # a reduction's value does not exist per element inside its loop
                 continue
-            new_ext += 1
             if g is not None and anc[g] & bits:
                 return False  # the producer of this operand already depends on the group
-        if max_bindings is not None:
-            need = sum(ext[g] + len(units[g].members) for g in cands) + new_ext + 1
-            if need > max_bindings:
-                return False
-        return True
+        return max_bindings is None or bindings(cands, iid, ins) <= max_bindings
 
     for pos, iid in enumerate(order):
         ins = list(inputs_of(iid))
@@ -143,7 +159,7 @@ def _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, mi
             options += [[g] for g in cands]
             options += [[g] for g in reversed(latest.get(shape, [])[-recent:] if recent else [])
                         if units[g].kind == "fused" and g not in cands]
-            chosen = next((opt for opt in options if legal(opt, ins)), [])
+            chosen = next((opt for opt in options if legal(opt, iid, ins)), [])
         if chosen:
             target = min(chosen)
             for g in chosen:
@@ -152,7 +168,7 @@ def _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, mi
                 other = units[g]
                 units[target].members += other.members
                 reduced[target] |= reduced[g]
-                ext[target] += ext[g]
+                ext[target] |= ext[g]
                 for m in other.members:
                     unit_of[m] = target
                 other.kind, other.members = "merged", []
@@ -162,12 +178,12 @@ def _group(order, inputs_of, role_of, shape_of, key_of, max_bindings, recent, mi
             units.append(Unit(kind, [], tuple(shape_of(iid)) if role else ()))
             anc.append(1 << target)
             reduced.append(set())
-            ext.append(0)
+            ext.append(set())
             if kind == "fused":
                 latest.setdefault(units[target].shape, []).append(target)
             chosen = [target]
         u = units[target]
-        ext[target] += sum(1 for v in ins if not (producer(v) == target and key(v) == v))
+        ext[target].update(v for v in ins if not (producer(v) == target and key(v) == v))
         u.members.append(iid)
         u.order = pos
         if role == REDUCTION:
