@@ -258,6 +258,7 @@ def run_workload(name: str, warmup: int = 3, steps: int = 20, backend: str = "wg
     out["rustyasg"] = time_rustyasg(step, data, warmup, steps)
     exe = step.compile(*data[0])
     out["rustyasg"]["plan"] = exe.memory_report()
+    out["rustyasg"]["launches"] = len(getattr(exe, "launches", ()))  # kernel dispatches per step
     if with_torch:
         import torch
 
