@@ -65,6 +65,38 @@ def test_each_op_matches_numpy(ctx, ew, pool, readback, rng, op, shape):
 
 
 
+def test_tan_keeps_relative_precision_next_to_its_poles(ctx, ew, pool, readback, rng):
+    # float32 inputs a few ulps from k*pi/2 (k odd), where the result is large and ill-conditioned in
+    # x but exact in the float32 x itself; the float64 tan of that float32 is the reference. A
+    # driver's sin/cos-based tan was 500 ulp off next to the pole at -pi/2 * 567 (H100, Dawn).
+    def near_poles(k):
+        pole = (k * np.pi / 2).astype(np.float32)
+        steps = rng.integers(1, 5, len(k)) * rng.choice([-1, 1], len(k))
+        x = pole.copy()
+        for n in range(4):
+            x = np.where(np.abs(steps) > n, np.nextafter(x, np.float32(np.inf) * np.sign(steps)), x)
+        return np.concatenate([x, pole]).astype(np.float32)
+
+    small = near_poles(rng.integers(-60, 60, 400) * 2 + 1)         # |x| < 190
+    large = near_poles(rng.integers(-2600, 2600, 400) * 2 + 1)     # |x| < 8170
+    wide = rng.uniform(-8000, 8000, 600).astype(np.float32)
+    edges = np.float32([0.0, -0.0, 1e-30, -1e-30, 1.5e-45, 0.785398, -2.356194, 1e4, -3e5, np.inf, -np.inf, np.nan])
+    x = np.concatenate([small, large, wide, edges]).astype(np.float32)
+    spec = ElementwiseSpec(("x",), (EwOp("r", "tan", ("x",)),), ("r",))
+    _, (got,) = _run(ctx, ew, pool, readback, spec, x.shape, {"x": x})
+    with np.errstate(invalid="ignore"):
+        ref = np.tan(x.astype(np.float64))
+    n_small = len(small)
+    np.testing.assert_allclose(got[:n_small], ref[:n_small], rtol=3e-6, atol=0)
+    # Further out the reduced argument carries an absolute error of ~1e-11 (pi/4 in three float32
+    # parts, times k): near a pole that is relative error of the result, tan' = 1 + tan^2 times it.
+    body = slice(n_small, len(x) - 5)  # past 8192 the driver's tan stands (its own precision)
+    bound = 3e-6 * np.abs(ref[body]) + 5e-11 * (1.0 + ref[body] ** 2)
+    assert (np.abs(got[body] - ref[body]) <= bound).all(), np.max(np.abs(got[body] - ref[body]) / bound)
+    np.testing.assert_array_equal(np.signbit(got[-12:-10]), [False, True])  # tan(+-0) = +-0
+    assert np.isnan(got[-3:]).all()  # tan(+-inf) and tan(NaN) are NaN, as numpy's
+
+
 def test_atanh_near_both_poles_keeps_relative_precision(ctx, ew, pool, readback, rng):
     # Within a few ulps of -1 and +1 the result is large and ill-conditioned in x, but exact in the
     # float32 x itself: the kernel must not lose digits on either side (atanh is odd).

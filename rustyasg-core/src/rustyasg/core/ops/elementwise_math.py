@@ -77,7 +77,7 @@ def _trunc_numba(args, dtype, attrs):
 
 # --- unary -----------------------------------------------------------------------------------------
 tan = define_elementwise("tan", np.tan, lambda g, y, x: (g * (1.0 + y * y),), "Tangent.",
-                         numba="math.tan({0})", wgsl="tan({0})", examples=_ex(_UNIT), **_F)
+                         numba="math.tan({0})", wgsl="tan_{S}({0})", examples=_ex(_UNIT), **_F)
 asin = define_elementwise("asin", np.arcsin, lambda g, y, x: (g * rsqrt(1.0 - x * x),),
                           "Inverse sine (``torch.asin``); NaN outside [-1, 1].",
                           numba="math.asin({0})", wgsl="asin_{S}({0})", examples=_ex(_UNIT), **_F)

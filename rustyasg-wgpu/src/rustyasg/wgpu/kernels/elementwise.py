@@ -161,6 +161,23 @@ HELPERS: dict[str, str] = {
     let r = select(m * sqrt(1.0 + q * q), a + b, isnan_{S}(a) | isnan_{S}(b));
     return select(r, {T}(f32_from_bits(0x7f800000u)), isinf_{S}(a) | isinf_{S}(b));
 }""",
+    # The built-in tan is sin / cos at the driver's precision: on an H100 under Dawn it was 500 ulp
+    # off near a pole (-891.364 for -891.396). Cephes' tanf instead: reduced by pi/4 in three parts
+    # (exact products up to |x| = 8192), a polynomial on [-pi/4, pi/4], -1/tan in odd quadrants;
+    # past 8192 the built-in. inf gives NaN (inf - inf), as numpy.
+    "tan": """fn tan_{S}(x: {T}) -> {T} {
+    let a = abs(x);
+    var j = floor(a * 1.2732395447351628);
+    j = j + (j - 2.0 * floor(0.5 * j));
+    let z = ((a - j * 0.78515625) - j * 2.4187564849853515625e-4) - j * 3.77489497744594108e-8;
+    let zz = z * z;
+    let p = (((((9.38540185543e-3 * zz + 3.11992232697e-3) * zz + 2.44301354525e-2) * zz
+              + 5.34112807005e-2) * zz + 1.33387994085e-1) * zz + 3.33331568548e-1) * zz * z + z;
+    let q = 0.5 * j;
+    let t = select(p, -1.0 / p, q - 2.0 * floor(0.5 * q) == {T}(1.0));
+    let r = bitcast<{T}>(bitcast<{U}>(t) ^ (bitcast<{U}>(x) & {U}(0x80000000u)));
+    return select(r, tan(x), (a > {T}(8192.0)) & (a < {T}(f32_from_bits(0x7f800000u))));
+}""",
     # The built-in atan gives 0 for NaN on a software driver, and atan2 gets (+-0, +-0) and
     # (+-inf, +-inf) wrong there: those cases are spelled out (C's atan2).
     "atan": """fn atan_{S}(x: {T}) -> {T} {
