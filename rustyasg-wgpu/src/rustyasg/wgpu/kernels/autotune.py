@@ -61,6 +61,19 @@ def autotune_enabled(ctx: Any) -> bool:
     return not getattr(ctx, "is_software", False)
 
 
+def time_submit(ctx: Any, record: Callable[[Any], None], reps: int = 1) -> float:
+    """Wall seconds of one submit of ``reps`` calls of ``record(cpass)`` in one pass, until done."""
+    enc = ctx.device.create_command_encoder()
+    cpass = enc.begin_compute_pass()
+    for _ in range(reps):
+        record(cpass)
+    cpass.end()
+    t0 = time.perf_counter()
+    ctx.queue.submit([enc.finish()])
+    ctx.synchronize()
+    return time.perf_counter() - t0
+
+
 def time_gpu(ctx: Any, record: Callable[[Any], None], min_seconds: float = 0.02, max_reps: int = 200) -> float:
     """Seconds per call of ``record(cpass)`` (which records dispatches into a pass).
 
@@ -70,15 +83,7 @@ def time_gpu(ctx: Any, record: Callable[[Any], None], min_seconds: float = 0.02,
     """
 
     def run(reps: int) -> float:
-        enc = ctx.device.create_command_encoder()
-        cpass = enc.begin_compute_pass()
-        for _ in range(reps):
-            record(cpass)
-        cpass.end()
-        t0 = time.perf_counter()
-        ctx.queue.submit([enc.finish()])
-        ctx.synchronize()
-        return time.perf_counter() - t0
+        return time_submit(ctx, record, reps)
 
     run(1)
     one = max(run(1), 1e-6)
