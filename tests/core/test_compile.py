@@ -96,6 +96,25 @@ def test_transpose_pairs_cancel_and_square_rewrite():
     assert [i.op for i in p.instrs] == ["input", "square"]
 
 
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_stop_gradient_leaves_the_differentiated_program(backend):
+    # The gradient is built before lowering, so in the program stop_gradient is an identity: a kept
+    # one was a copy of its whole operand wherever it joined a fused group.
+    x = rg.input((4, 5), "float32", name="x")
+    wv = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    w = rg.variable(wv, name="w")
+    loss = (rg.stop_gradient(x * w) * w).sum() + rg.stop_gradient(x).mean()
+    (gw,) = rg.grad(loss, [w])
+    p = dce(simplify(_program([loss, gw], [x], [((4, 5), np.float32)])))
+    assert "stop_gradient" not in [i.op for i in p.instrs]
+    xv = np.random.default_rng(1).standard_normal((4, 5)).astype(np.float32)
+    xv[0, :2] = [np.inf, np.nan]
+    got = rg.function([x], [loss, gw], backend=backend)(xv)
+    x64, w64 = xv.astype(np.float64), wv.astype(np.float64)
+    np.testing.assert_allclose(got[1], x64 * w64, rtol=1e-6)  # only the outer w carries a gradient
+    np.testing.assert_allclose(got[0], (x64 * w64 * w64).sum() + x64.mean(), rtol=1e-5)
+
+
 def test_dim_size_folds_to_a_constant_once_shapes_are_known():
     x = rg.input(("B", 4), "float32", name="x")
     f = rg.function([x], rg.mean(x), backend="reference")

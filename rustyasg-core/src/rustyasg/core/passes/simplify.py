@@ -2,7 +2,8 @@
 
 Rules (each keeps dtype and shape exactly, so the rewrite is invisible):
 ``x + 0``, ``x - 0``, ``x * 1``, ``x / 1``, ``x ** 1``, ``neg(neg(x))``, ``identity(x)``,
-reshape/broadcast_to/sum_to to the same shape, identity transposes, casts to the same
+``stop_gradient(x)`` (a program is already differentiated: a kept one became a copy of its
+input wherever it joined a fused group, a batch norm's whole input on every step), reshape/broadcast_to/sum_to to the same shape, identity transposes, casts to the same
 dtype, and transpose-of-transpose; ``x ** 2`` becomes ``square(x)``; the transpose of a
 matmul used once becomes the matmul of the swapped, transposed operands; a sum of slice
 gradients over adjacent ranges of one axis becomes one concat (:mod:`.slice_grads`); a
@@ -116,7 +117,7 @@ def simplify(program):
             ins.op, ins.inputs, ins.attrs = "square", (args[0].id,), {}
         elif ins.op == "neg" and args[0].op == "neg":
             target = src(args[0].inputs[0])
-        elif ins.op in ("identity", "reshape", "broadcast_to", "sum_to", "cast") and same(args[0]):
+        elif ins.op in ("identity", "stop_gradient", "reshape", "broadcast_to", "sum_to", "cast") and same(args[0]):
             target = args[0]
         elif (ins.op == "transpose" and len(ins.shape) >= 2 and tuple(ins.attrs["axes"]) == _swap_last_two(len(ins.shape))
               and args[0].op == "matmul" and uses.get(args[0].id) == 1
