@@ -3,7 +3,8 @@
 Compilation (once per input signature):
 
 1. each unit of the program's plan (``program.plan``, see :mod:`.fusion`; every
-   instruction alone when fusion is disabled) is built by its kernel, in the plan's
+   instruction alone when fusion is disabled; small groups split where numpy's calls cost
+   less than their compile, :mod:`.small_groups`) is built by its kernel, in the plan's
    order; an op without a cpu kernel is a :class:`MissingKernelError` naming it;
 2. a probe pass finds which results are views (reshape, transpose, slice ...)
    and which strided views must be copied before a kernel that needs
@@ -39,6 +40,7 @@ from rustyasg.core.executor import Executable
 from .fused import GroupKernel, build_kernel
 from .fusion import cpu_plan
 from .kernels.protocol import Impl
+from .small_groups import numpy_groups
 from .memory import LAYOUT, allocate, buffer_view
 
 
@@ -108,7 +110,8 @@ class _Builder:
     def _units(self) -> List[Unit]:
         if self.program.plan is None:
             self.program.plan = cpu_plan(self.program, fuse=False, table=self.table)
-        plan = self.program.plan
+        plan, codes = numpy_groups(self.program.plan, self.program, self.table)
+        self.program.plan = plan
         units, missing = [], {}
         for pu in plan.units:
             members = [self.by_id[m] for m in pu.members]
@@ -118,7 +121,7 @@ class _Builder:
             if any(m.op not in self.table for m in members):
                 continue
             if pu.kind == "fused":
-                kernel = GroupKernel(members, pu.writes, self.by_id, self.table)
+                kernel = GroupKernel(members, pu.writes, self.by_id, self.table, codes.get(tuple(pu.members)))
                 mset = set(pu.members)
                 ext = [i for i in kernel.inputs if i not in mset]
                 label = "fused[" + ",".join(m.op for m in members) + "]"

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import Dict, Mapping, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -50,8 +50,8 @@ class GroupKernel:
     """One generated numba kernel computing a group of instructions."""
 
     def __init__(self, members: Sequence, outputs: Sequence[int], by_id: Mapping[int, object],
-                 table: Mapping[str, object]):
-        code = generate(members, outputs, by_id, table)
+                 table: Mapping[str, object], code=None):
+        code = code or generate(members, outputs, by_id, table)
         module = load_source(code.source, prefix="fused")
         self.code = code
         self.fn = module.kernel
@@ -88,8 +88,9 @@ def _numpy_fits(ins, args, kernel) -> bool:
     return kernel.predicate or ins.dtype in dts
 
 
-def build_single(ins, args, kernel) -> Impl:
-    """Kernel for an elementwise op or a reduction that runs alone (not in a fused group)."""
+def _without_loop(ins, args, kernel) -> Optional[Impl]:
+    """How an op running alone runs without a generated loop, if it does: its own builder's way,
+    a view, or numpy's ufunc."""
     if getattr(kernel, "alone", None) is not None:
         impl = kernel.alone(ins, args)
         if impl is not None:
@@ -100,6 +101,21 @@ def build_single(ins, args, kernel) -> Impl:
         fn = kernel.numpy
         return Impl(bind=lambda *arrays: functools.partial(fn, *arrays[:-1], out=arrays[-1]), elementwise=True,
                     label=f"numpy.{getattr(fn, '__name__', ins.op)}")
+    return None
+
+
+def numpy_single(ins, args, kernel) -> Optional[Impl]:
+    """The :class:`Impl` of an elementwise op running alone when it compiles nothing: a view or a
+    numpy call (labelled ``numpy.*``; an op's own builder may also run a numba kernel), else None."""
+    impl = _without_loop(ins, args, kernel)
+    return impl if impl is not None and (impl.view is not None or impl.label.startswith("numpy.")) else None
+
+
+def build_single(ins, args, kernel) -> Impl:
+    """Kernel for an elementwise op or a reduction that runs alone (not in a fused group)."""
+    impl = _without_loop(ins, args, kernel)
+    if impl is not None:
+        return impl
     by_id: Dict[int, object] = {a.id: a for a in args}
     group = GroupKernel([ins], [ins.id], by_id, {ins.op: kernel})
 

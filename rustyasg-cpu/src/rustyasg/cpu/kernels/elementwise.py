@@ -23,9 +23,18 @@ from .protocol import SMALL_ALONE, Elementwise, Impl
 __all__ = ["KERNELS", "MAXIMUM", "MINIMUM", "render"]
 
 
+def _small_cast(x, out):
+    """numpy's cast, with floats to integers by the core's rule (what the generated loop computes)."""
+    from rustyasg.core.backend_api import float_to_int
+
+    to_int = x.dtype.kind == "f" and out.dtype.kind in "iu"
+    np.copyto(out, float_to_int(x, out.dtype) if to_int else x, casting="unsafe")
+
+
 def _cast_alone(ins, args):
     """Casts from or to 16-bit floats, which numba cannot compute on: bfloat16 by bit shifts
-    (:mod:`.bfloat16`), float16 as numpy copies."""
+    (:mod:`.bfloat16`), float16 as numpy copies; a small cast (a classifier's label mask turned
+    into weights) as numpy's, one numba compile fewer on a cold start."""
     from rustyasg.core.backend_api import bfloat16
 
     from .bfloat16 import from_bfloat16, to_bfloat16
@@ -34,9 +43,11 @@ def _cast_alone(ins, args):
         return Impl(run=from_bfloat16, label="cast.from_bfloat16")
     if ins.dtype == bfloat16 and args[0].dtype != bfloat16:
         return Impl(run=to_bfloat16, label="cast.to_bfloat16")
-    if np.float16 not in (ins.dtype, args[0].dtype):
-        return None
-    return Impl(run=lambda x, out: np.copyto(out, x, casting="unsafe"), elementwise=True, label="numpy.cast")
+    if np.float16 in (ins.dtype, args[0].dtype):
+        return Impl(run=lambda x, out: np.copyto(out, x, casting="unsafe"), elementwise=True, label="numpy.cast")
+    if ins.size <= SMALL_ALONE and args[0].dtype.kind in "biuf" and ins.dtype.kind in "biuf":
+        return Impl(run=_small_cast, elementwise=True, label="numpy.cast")
+    return None
 
 
 def _copy_where(cond, x, y, out):
