@@ -20,15 +20,15 @@ numpy path it takes when it runs alone (``fused.build_kernel``), under two condi
 The choice depends only on the program, so a step always runs the same code: the same results on
 every run, warm caches or cold.
 
-Example (a scalar schedule next to a GEMM of a million values, then on its own):
+Example (a scalar schedule next to a GEMM of 2048 x 2048 values, then on its own):
     >>> import numpy as np, rustyasg.core as rg
-    >>> x, t = rg.input((1024, 1024), name="x"), rg.input((), name="t")
-    >>> w = rg.constant(np.full((1024, 1024), 0.01, np.float32))
+    >>> x, t = rg.input((2048, 2048), name="x"), rg.input((), name="t")
+    >>> w = rg.constant(np.full((2048, 2048), 0.01, np.float32))
     >>> scale = rg.sqrt(1.0 - rg.exp(t * -0.1)) * 2.0 + 1.0
     >>> f = rg.function([x, t], [rg.tanh(x @ w), scale], backend="cpu")
     >>> def kernels(fn, *args):
     ...     return [line.split("(")[0] for line in fn.compile(*args).describe().splitlines()]
-    >>> kernels(f, np.ones((1024, 1024), np.float32), np.float32(3.0))  # doctest: +NORMALIZE_WHITESPACE
+    >>> kernels(f, np.ones((2048, 2048), np.float32), np.float32(3.0))  # doctest: +NORMALIZE_WHITESPACE
     ['blas.matmul', 'numba.tanh', 'numpy.multiply', 'numpy.exp', 'numpy.subtract', 'numpy.sqrt',
      'numpy.multiply', 'numpy.add']
     >>> kernels(rg.function([t], scale, backend="cpu"), np.float32(3.0))
@@ -44,13 +44,15 @@ from rustyasg.core.compile.plan import Plan, Unit
 from .codegen import generate
 from .kernels.protocol import SMALL_ALONE, Elementwise, Reduction
 
-#: What one member costs as its own numpy call inside a step: a ufunc on a 0-d or 128-element
-#: operand with ``out=`` takes 0.5-0.7 us alone, a small reduce 0.9 us; the demo's step with 153
-#: more such calls took 0.1-0.3 ms longer (AMD EPYC, numpy 2.4).
-NUMPY_CALL_S = 1.0e-6
-#: Seconds per element an instruction reads or writes, for the step estimate. Measured steps per
-#: element touched: W2 0.15 ns, W1 0.33, W4 0.36, W3 0.41, the demo 0.63 (AMD EPYC, 2 cores).
-ELEMENT_S = 0.3e-9
+#: What one member costs as its own numpy call inside a step. Alone, a ufunc on a 0-d or
+#: 128-element operand with ``out=`` takes 0.5-0.7 us and a small reduce 0.9 us; inside whole
+#: steps, 62 more calls made W2 0.08-0.09 ms slower and 267 made W4 0.24-0.4 ms slower
+#: (AMD EPYC, numpy 2.4, ``benchmarks/cpu/NOTES.md``).
+NUMPY_CALL_S = 1.5e-6
+#: Seconds per element an instruction reads or writes, for the step estimate: the lowest of the
+#: measured steps per element touched (W2 0.15 ns; W1 0.33, W4 0.36, W3 0.41, the demo 0.63),
+#: so the estimate errs short and the budget small.
+ELEMENT_S = 0.15e-9
 #: Share of the estimated step that numpy calls of split groups may add.
 STEP_SHARE = 0.01
 
