@@ -145,6 +145,31 @@ def test_one_generated_kernel_serves_every_batch_size(rng):
     assert len(kernels) == 1
 
 
+def test_a_group_of_scalars_calls_libm_and_a_loop_the_vectorized_helpers():
+    # Float32 helpers (exp32, expm1_32 ...) vectorize long loops; a 0-d group (an optimizer's bias
+    # corrections) calls math's functions instead, and compiles no helper.
+    t = rg.input((), "float32", name="t")
+    v = rg.input((64,), "float32", name="v")
+    scalar = rg.sqrt(-rg.expm1(t * -0.001)) / (1.0 + rg.exp(t * -0.1))
+    f = rg.function([t, v], [scalar, rg.exp(v * 0.5) * 3.0], backend="cpu")
+    exe = f.compile(np.float32(3.0), np.zeros(64, np.float32))
+    bodies = [g.code.source.split("def kernel")[1] for g in exe._groups]
+    (scalar_body,) = [b for b in bodies if "expm1" in b]
+    (loop_body,) = [b for b in bodies if "expm1" not in b]
+    assert "math.expm1(" in scalar_body and "math.exp(" in scalar_body and "exp32(" not in scalar_body
+    assert "exp32(" in loop_body
+    for tv in (np.float32(0.0), np.float32(3.0), np.float32(1e-3), np.float32(-2.0), np.float32(np.inf),
+               np.float32(np.nan)):
+        vv = np.linspace(-180, 180, 64, dtype=np.float32)
+        got = f(tv, vv)
+        with np.errstate(all="ignore"):
+            t64 = np.float64(tv)
+            want = np.sqrt(-np.expm1(t64 * -0.001)) / (1.0 + np.exp(t64 * -0.1))
+            want_v = (np.exp(vv.astype(np.float64) * 0.5) * 3.0).astype(np.float32)  # inf past float32
+        np.testing.assert_allclose(got[0], np.float32(want), rtol=2e-6)
+        np.testing.assert_allclose(got[1], want_v, rtol=3e-6)
+
+
 def test_generated_source_is_written_to_the_cache_dir():
     x = rg.input((4,), "float64", name="x")
     f = rg.function([x], rg.erf(x) * rg.silu(x), backend="cpu")

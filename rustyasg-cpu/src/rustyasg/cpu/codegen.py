@@ -245,6 +245,11 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
         if prefix == rank:
             prefix = None  # nothing reduced after collapsing: accumulate directly
         red_plan.append((r, f"r{k}", prefix, pattern))
+    # A group of scalars (an optimizer's bias corrections) calls math's float64 functions: the
+    # float32 helpers pay for themselves in SIMD loops, and each costs a numba compile on a cold
+    # start (such a group was the demo's only user of exp32). Scalars are scalars at every batch
+    # size, so one kernel still serves them all.
+    libm = not S
     for m in members:
         kernel = table[m.op]
         if isinstance(kernel, Reduction):
@@ -261,7 +266,7 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
             body.append(f"{name} = {WORDS[m.dtype][1]}(np.float32({args[0]}))")
             names[m.id] = name
             continue
-        expr = kernel.render(args, m.dtype, m.attrs)
+        expr = kernel.render(args, m.dtype, m.attrs, libm=libm)
         body.append(f"{name} = {expr}" if m.dtype.kind == "b" else f"{name} = np.{m.dtype.name}({expr})")
         names[m.id] = name
     for k, o in enumerate(ew_outs):

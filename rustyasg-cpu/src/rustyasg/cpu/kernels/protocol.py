@@ -88,15 +88,17 @@ class Elementwise:
     predicate: bool = False  # the result is bool computed from same-dtype operands
     alone: Optional[Callable] = None  # builder used when the op is not fused (e.g. a view)
 
-    def render(self, args: Sequence[str], dtype: np.dtype, attrs: Mapping[str, Any]) -> str:
-        """The numba expression for one element, given operand expressions."""
+    def render(self, args: Sequence[str], dtype: np.dtype, attrs: Mapping[str, Any], libm: bool = False) -> str:
+        """The numba expression for one element, given operand expressions. ``libm``: call the
+        float64 functions (``math.exp`` ...) for float32 too, as a group of scalars does: the
+        float32 helpers pay for themselves in SIMD loops, and each costs a compile."""
         from .fastmath import FAST
 
         if self.formula is not None:
             return self.formula(args, np.dtype(dtype), attrs)
         dtype = np.dtype(dtype)
         tname = f"np.{dtype.name}" if dtype.kind != "b" else "np.bool_"
-        names = {k: (v[0] if dtype == np.float32 else v[1]) for k, v in FAST.items()}
+        names = {k: (v[0] if dtype == np.float32 and not libm else v[1]) for k, v in FAST.items()}
         lits = {k: literal(v, dtype) for k, v in attrs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         return self.template.format(*args, T=tname, **names, **lits)
 
