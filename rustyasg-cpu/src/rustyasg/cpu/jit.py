@@ -11,6 +11,7 @@ across processes:
   ever aliases an output with an input read at exactly the same index, which
   stays correct under noalias.
 - :func:`helper_jit`: small scalar functions inlined by LLVM into kernels.
+- :func:`inlined_jit`: helpers inlined into their callers before they compile.
 
 ``RUSTYASG_CPU_VECTOR_WIDTH=512`` has kernels vectorized with 512-bit registers on
 processors with AVX-512 (:func:`prefer_wide_vectors`); LLVM's default there is 256.
@@ -134,6 +135,17 @@ def elementwise_jit(fn):
     """
     return _tracked(njit(cache=True, fastmath=set(FASTMATH - {"reassoc"}), error_model="numpy", nogil=True,
                          pipeline_class=NoAliasCompiler)(fn))
+
+
+def inlined_jit(fn):
+    """``numba.njit(inline="always")``: a helper whose numba IR each caller takes in before it is
+    compiled (with the caller's flags), so it is never a compilation of its own.
+
+    For loops shared by several kernels where a helper of its own would be one more compile in
+    each process that needs it, and where calling it as a compiled function would change what the
+    caller's loops compile to (:func:`.kernels.norm._channel_moments`).
+    """
+    return njit(inline="always", error_model="numpy")(fn)
 
 
 def helper_jit(fn):

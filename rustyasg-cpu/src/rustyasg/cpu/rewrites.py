@@ -56,6 +56,60 @@ def broadcast_elim(program):
     return program
 
 
+def moments(program):
+    """A ``mean`` and a ``var`` of the same value over the same axes become one ``cpu.moments``.
+
+    A batch norm's running statistics are such a pair (``nn.batch_statistics``). Apart, the
+    mean was a numba loop and the variance numpy's ``var``, which makes four passes and two
+    temporaries (1.6 ms of the demo's 17 ms step for its three batch norms). Together they are
+    the two-pass loop the batch norm kernels already use (``kernels.norm.channel_moments``):
+    one kernel, the mean and the variance read as views of its ``(2, ...)`` result. Only where
+    the kept axes are adjacent (a channel block between reduced axes).
+    """
+    from rustyasg.core.program import Instr
+    from rustyasg.core.shapes import normalize_axes
+
+    from .kernels.norm import kept_block
+
+    by_id = program.by_id()
+
+    def key(ins):
+        x = by_id[ins.inputs[0]]
+        axes = normalize_axes(ins.attrs.get("axis"), len(x.shape))
+        return x.id, axes, bool(ins.attrs.get("keepdims", False))
+
+    means = {}
+    for ins in program.instrs:
+        x = by_id[ins.inputs[0]] if ins.inputs else None
+        if ins.op == "mean" and x.dtype == ins.dtype and x.dtype in (np.float32, np.float64):
+            means.setdefault(key(ins), ins)
+    pairs = {}
+    for ins in program.instrs:
+        if ins.op != "var" or ins.dtype != by_id[ins.inputs[0]].dtype:
+            continue
+        k = key(ins)
+        mean = means.get(k)
+        if mean is None or mean.id in pairs or kept_block(by_id[ins.inputs[0]].shape, k[1]) is None:
+            continue
+        pairs[mean.id] = ins
+    if not pairs:
+        return program
+    next_id, out = program.new_id(), []
+    first = {min(m, v.id): (m, v) for m, v in pairs.items()}
+    for ins in program.instrs:
+        if ins.id in first:  # the moments go where the earlier of the two stood
+            m, v = first[ins.id]
+            both = Instr(next_id, "cpu.moments", (v.inputs[0],), {"axis": key(v)[1], "correction": v.attrs["correction"]},
+                         (2,) + tuple(v.shape), v.dtype, v.source)
+            next_id += 1
+            out.append(both)
+            for member, k in ((by_id[m], 0), (v, 1)):
+                member.op, member.inputs, member.attrs = "cpu.moment", (both.id,), {"index": k}
+        out.append(ins)
+    program.instrs = out
+    return program
+
+
 def matmul_batch_fold(program):
     """``sum_to(transpose(X) @ G)`` over batch dims -> one GEMM on the flattened batch.
 
