@@ -134,3 +134,24 @@ def test_a_small_cast_runs_on_numpy_with_the_cores_float_to_int_rule(dtype):
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got, rg.function([x], x.astype(dtype), backend="reference")(xv))
+
+
+def test_numpy_steps_are_as_quiet_as_compiled_ones_and_leave_numpys_settings_alone():
+    import warnings
+
+    # log of a negative, division by zero, exp overflow: values (NaN, inf), not warnings, whether
+    # a step runs numba's loop or numpy's ufunc.
+    x = rg.input((4,), name="x")
+    values = np.array([-1.0, 0.0, 1.0, 100.0], np.float32)
+    alone = rg.function([x], rg.log(x), backend="cpu")
+    chain = rg.function([x], rg.exp(x * 2.0) / x, backend="cpu")
+    assert _labels(alone.compile(values)) == ["numpy.log"]
+    before = np.geterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got_log, got_chain = alone(values), chain(values)
+    assert np.geterr() == before
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(got_log, np.log(values))
+        np.testing.assert_allclose(got_chain, (np.exp(values.astype(np.float64) * 2) / values).astype(np.float32),
+                                   rtol=2e-6)
