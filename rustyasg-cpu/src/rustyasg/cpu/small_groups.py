@@ -42,6 +42,7 @@ from typing import Dict, List, Mapping, Tuple
 from rustyasg.core.compile.plan import Plan, Unit
 
 from .codegen import generate
+from .fused import numpy_single
 from .kernels.protocol import SMALL_ALONE, Elementwise, Reduction
 
 #: What one member costs as its own numpy call inside a step. Alone, a ufunc on a 0-d or
@@ -70,8 +71,6 @@ def estimated_step_seconds(program) -> float:
 def runs_on_numpy(ins, args, kernel) -> bool:
     """Whether ``ins``, running alone, takes numpy rather than a generated numba loop (the choice
     :func:`rustyasg.cpu.fused.build_kernel` makes)."""
-    from .fused import numpy_single
-
     if isinstance(kernel, Reduction):
         return not (ins.dtype == args[0].dtype and ins.dtype.kind in "fiu" and args[0].size > SMALL_ALONE)
     return isinstance(kernel, Elementwise) and numpy_single(ins, args, kernel) is not None
