@@ -129,6 +129,20 @@ def build_single(ins, args, kernel) -> Impl:
     return Impl(bind=bind, contiguous=True, elementwise=elementwise, label=f"numba.{ins.op}")
 
 
+def _reduction_loops(ins, args) -> bool:
+    """Whether a reduction running alone takes a generated loop (2-7x faster than numpy's reduce
+    past :data:`SMALL_ALONE` elements) rather than its numpy form."""
+    return ins.dtype == args[0].dtype and ins.dtype.kind in "fiu" and args[0].size > SMALL_ALONE
+
+
+def runs_on_numpy(ins, args, kernel) -> bool:
+    """Whether an elementwise op or a reduction running alone takes numpy (or a view) rather than
+    a generated numba loop: the choice :func:`build_kernel` makes."""
+    if isinstance(kernel, Reduction):
+        return not _reduction_loops(ins, args)
+    return isinstance(kernel, Elementwise) and numpy_single(ins, args, kernel) is not None
+
+
 def build_kernel(ins, args, kernel) -> Impl:
     """The one dispatch from a registered cpu kernel to the :class:`Impl` of one instruction.
 
@@ -138,7 +152,5 @@ def build_kernel(ins, args, kernel) -> Impl:
     if isinstance(kernel, Elementwise):
         return build_single(ins, args, kernel)
     if isinstance(kernel, Reduction):
-        if ins.dtype == args[0].dtype and ins.dtype.kind in "fiu" and args[0].size > SMALL_ALONE:
-            return build_single(ins, args, kernel)  # a generated loop: 2-7x faster than numpy's reduce
-        return kernel.build(ins, args)
+        return build_single(ins, args, kernel) if _reduction_loops(ins, args) else kernel.build(ins, args)
     return kernel(ins, args)

@@ -42,8 +42,8 @@ from typing import Dict, List, Mapping, Tuple
 from rustyasg.core.compile.plan import Plan, Unit
 
 from .codegen import generate
-from .fused import numpy_single
-from .kernels.protocol import SMALL_ALONE, Elementwise, Reduction
+from .fused import runs_on_numpy
+from .kernels.protocol import SMALL_ALONE
 
 #: What one member costs as its own numpy call inside a step. Alone, a ufunc on a 0-d or
 #: 128-element operand with ``out=`` takes 0.5-0.7 us and a small reduce 0.9 us; inside whole
@@ -68,14 +68,6 @@ def estimated_step_seconds(program) -> float:
     return touched * ELEMENT_S
 
 
-def runs_on_numpy(ins, args, kernel) -> bool:
-    """Whether ``ins``, running alone, takes numpy rather than a generated numba loop (the choice
-    :func:`rustyasg.cpu.fused.build_kernel` makes)."""
-    if isinstance(kernel, Reduction):
-        return not (ins.dtype == args[0].dtype and ins.dtype.kind in "fiu" and args[0].size > SMALL_ALONE)
-    return isinstance(kernel, Elementwise) and numpy_single(ins, args, kernel) is not None
-
-
 def _small(members, by_id) -> bool:
     return all(max([m.size] + [by_id[a].size for a in m.inputs]) <= SMALL_ALONE for m in members)
 
@@ -95,8 +87,8 @@ def numpy_groups(plan: Plan, program, table: Mapping[str, object]) -> Tuple[Plan
         if any(m.op not in table for m in members):
             return plan, {}  # the executable reports the missing kernel
         code = codes[tuple(u.members)] = generate(members, u.writes, by_id, table)
-        kinds.setdefault(code.source, []).append(u)
         source = code.source
+        kinds.setdefault(source, []).append(u)
         fits[source] = fits.get(source, True) and _small(members, by_id) and all(
             runs_on_numpy(m, [by_id[a] for a in m.inputs], table[m.op]) for m in members)
     costs = sorted((sum(len(u.members) for u in units) * NUMPY_CALL_S, source)
