@@ -40,8 +40,8 @@ from rustyasg.core.executor import Executable
 from .fused import GroupKernel, build_kernel
 from .fusion import cpu_plan
 from .kernels.protocol import Impl
-from .small_groups import numpy_groups
 from .memory import LAYOUT, allocate, buffer_view
+from .small_groups import numpy_groups
 
 
 @dataclass
