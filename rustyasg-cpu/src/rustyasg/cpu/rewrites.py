@@ -64,12 +64,15 @@ def moments(program):
     temporaries (1.6 ms of the demo's 17 ms step for its three batch norms). Together they are
     the two-pass loop the batch norm kernels already use (``kernels.norm.channel_moments``):
     one kernel, the mean and the variance read as views of its ``(2, ...)`` result. Only where
-    the kept axes are adjacent (a channel block between reduced axes).
+    the kept axes are adjacent (a channel block between reduced axes), and past
+    :data:`~.kernels.protocol.SMALL_ALONE` elements: smaller ones stay numpy's, with no kernel
+    to compile.
     """
     from rustyasg.core.program import Instr
     from rustyasg.core.shapes import normalize_axes
 
     from .kernels.norm import kept_block
+    from .kernels.protocol import SMALL_ALONE
 
     by_id = program.by_id()
 
@@ -80,8 +83,10 @@ def moments(program):
 
     means = {}
     for ins in program.instrs:
-        x = by_id[ins.inputs[0]] if ins.inputs else None
-        if ins.op == "mean" and x.dtype == ins.dtype and x.dtype in (np.float32, np.float64):
+        if ins.op != "mean":
+            continue
+        x = by_id[ins.inputs[0]]
+        if x.dtype == ins.dtype and x.dtype in (np.float32, np.float64) and x.size > SMALL_ALONE:
             means.setdefault(key(ins), ins)
     pairs = {}
     for ins in program.instrs:

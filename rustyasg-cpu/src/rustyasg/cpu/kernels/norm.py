@@ -219,12 +219,9 @@ def _batch_norm_backward(ins, args):
 
 
 def kept_block(shape, axes):
-    """``(A, C, B)``: ``shape`` viewed with the axes not in ``axes`` as one middle block ``C``
-    between reduced ones, or None when the kept axes are not adjacent."""
-    kept = [d for d in range(len(shape)) if d not in set(axes)]
-    if not kept or kept != list(range(kept[0], kept[-1] + 1)):
-        return None
-    return (math.prod(shape[:kept[0]]), math.prod(shape[kept[0]:kept[-1] + 1]), math.prod(shape[kept[-1] + 1:]))
+    """``(A, C, B)``: ``shape`` reduced over ``axes`` viewed with the kept axes as one middle block
+    ``C`` (1 when nothing is kept), or None when the kept axes are not adjacent."""
+    return outer_reduced_inner(shape, [d for d in range(len(shape)) if d not in set(axes)])
 
 
 def _moments(ins, args):
@@ -240,7 +237,7 @@ def _moments(ins, args):
 
 def _moment(ins, args):
     k, shape = ins.attrs["index"], tuple(ins.shape)
-    return Impl(view=lambda m: m[k].reshape(shape), label="moment")
+    return Impl(view=lambda m: m[k, ...].reshape(shape), label="moment")  # [k, ...]: a view even when 0-d
 
 
 KERNELS = {
