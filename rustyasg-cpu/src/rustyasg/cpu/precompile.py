@@ -54,6 +54,8 @@ import tempfile
 import time
 from typing import Callable, Iterable, List, Sequence, Tuple
 
+from .job_order import two_lane_order
+
 #: A worker starts only with at least this many kernels left to compile (it costs ~0.5 s to start).
 MIN_KERNELS = int(os.environ.get("RUSTYASG_CPU_COMPILE_MIN", 4))
 GENERATED = "rustyasg_generated."
@@ -149,11 +151,13 @@ def precompile(steps: Sequence) -> int:
 
     This process takes jobs from the front of the list, the worker from the back, each job
     claimed by whichever gets to it first, so neither waits while work is left and a worker
-    slow to start (a busy machine) only takes less. Returns how many jobs the worker took.
+    slow to start (a busy machine) only takes less. The list is ordered by
+    :func:`.job_order.two_lane_order`: the largest jobs at both ends, and the kernels that share
+    a helper on one side, so it is compiled once. Returns how many jobs the worker took.
     """
     if workers() < 1:
         return 0  # the first call compiles each kernel, as it always did
-    jobs = pending(steps)
+    jobs = two_lane_order(pending(steps))  # largest at both ends, each helper on one side
     if not jobs:
         return 0
     worker, folder, mine = None, tempfile.mkdtemp(prefix="rustyasg-jit-"), 0
