@@ -59,6 +59,20 @@ def test_gelu_tanh_far_out_is_exact_as_in_torch(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_tanh_far_out_is_exactly_one_and_its_gradient_zero_as_in_torch(backend):
+    x = rg.input((8,), "float32", name="x")
+    xv = np.array([-300.0, -30.0, -9.5, -9.0109, 9.0109, 9.5, 30.0, np.inf], np.float32)
+    (g,) = rg.grad(rg.sum(rg.tanh(x)), [x])
+    got = rg.function([x], [rg.tanh(x), g], backend=backend)(xv)
+    xt = torch.tensor(xv, requires_grad=True)
+    torch.tanh(xt).sum().backward()
+    far = np.abs(xv) >= 9.5
+    np.testing.assert_array_equal(got[0][far], torch.tanh(torch.tensor(xv)).numpy()[far])   # exactly +-1
+    np.testing.assert_array_equal(got[1][far], xt.grad.numpy()[far])                        # exactly 0
+    np.testing.assert_allclose(got[0], np.tanh(xv.astype(np.float64)), rtol=0, atol=3e-7)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_integer_powers_of_negative_bases_and_zero(backend):
     a = rg.input((6,), "float32", name="a")
     av = np.array([-2.0, -0.5, 0.0, 3.0, np.nan, -np.inf], np.float32)

@@ -72,7 +72,8 @@ def exp32(x):
 
 @helper_jit
 def tanh32(x):
-    """tanh: a [13/6] rational approximation on [-7.9, 7.9] (Eigen's float tanh)."""
+    """tanh: a [13/6] rational approximation on [-7.9, 7.9] (Eigen's float tanh), +-1 where float32's
+    correctly rounded tanh is."""
     xc = min(max(x, F(-7.90531110763549805)), F(7.90531110763549805))
     x2 = xc * xc
     p = F(-2.76076847742355e-16)
@@ -88,6 +89,9 @@ def tanh32(x):
     q = q * x2 + F(2.26843463243900e-03)
     q = q * x2 + F(4.89352518554385e-03)
     y = p / q
+    # Past 9.01084 float32's tanh rounds to +-1 (where the rational stops at 1 - 2.4e-7): exact, so
+    # that 1 + tanh(x) is exactly 0 far out (the tanh-GELU of a large negative value).
+    y = np.copysign(F(1.0), x) if abs(x) >= F(9.01084) else y
     return x if abs(x) < F(0.0004) else y
 
 
