@@ -90,7 +90,7 @@ def tanh32(x):
     q = q * x2 + F(4.89352518554385e-03)
     y = p / q
     # Past 9.01084 float32's tanh rounds to +-1 (where the rational stops at 1 - 2.4e-7): exact, so
-    # that 1 + tanh(x) is exactly 0 far out (the tanh-GELU of a large negative value).
+    # that far out the gradient 1 - tanh(x)**2 is exactly 0, as in torch. 10-20% slower in a loop.
     y = np.copysign(F(1.0), x) if abs(x) >= F(9.01084) else y
     return x if abs(x) < F(0.0004) else y
 
