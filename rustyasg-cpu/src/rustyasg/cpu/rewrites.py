@@ -115,6 +115,69 @@ def moments(program):
     return program
 
 
+def batch_norm_stats(program):
+    """A batch norm's statistics, once: the ops of a training step that compute them from one input
+    share a ``cpu.channel_stats`` (its ``(2, C)`` float64 mean and biased variance).
+
+    A training step computes a batch norm's statistics four times over the same input: its forward
+    op, its backward op, the forward op again (autograd's normalised input for the scale's
+    gradient) and the running statistics (``cpu.moments``). Each is two passes over the input.
+    Here ``batch_norm`` becomes ``cpu.batch_norm`` and ``batch_norm_backward``
+    ``cpu.batch_norm_backward``, both reading the shared statistics, and the running statistics
+    become ``cpu.moments_from_stats`` (2 x C values on numpy: the variance rescaled to its
+    correction). The statistics are the same float64 values each op computed alone, so the
+    results are the same to the bit. Only where two or more such ops read one input.
+    """
+    from rustyasg.core.backend_api import normalize_axis
+    from rustyasg.core.program import Instr
+    from rustyasg.core.shapes import normalize_axes
+
+    by_id = program.by_id()
+    users = {}  # (input id, channel axis) -> instructions
+    for ins in program.instrs:
+        if ins.op in ("batch_norm", "batch_norm_backward"):
+            x = by_id[ins.inputs[0 if ins.op == "batch_norm" else 1]]
+            key = (x.id, normalize_axis(ins.attrs["axis"], len(x.shape)))
+        elif ins.op == "cpu.moments":
+            x = by_id[ins.inputs[0]]
+            kept = set(range(len(x.shape))) - set(normalize_axes(ins.attrs["axis"], len(x.shape)))
+            if len(kept) != 1:
+                continue
+            key = (x.id, kept.pop())
+        else:
+            continue
+        if x.dtype in (np.float32, np.float64):
+            users.setdefault(key, []).append(ins)
+    shared = {key: group for key, group in users.items()
+              if len(group) > 1 and any(u.op != "cpu.moments" for u in group)}
+    if not shared:
+        return program
+    next_id, first = program.new_id(), {}
+    for (x_id, axis), group in shared.items():
+        x = by_id[x_id]
+        stats = Instr(next_id, "cpu.channel_stats", (x_id,), {"axis": axis}, (2, x.shape[axis]), np.dtype(np.float64),
+                      group[0].source)
+        next_id += 1
+        first[group[0].id] = stats
+        for ins in group:
+            if ins.op == "batch_norm":
+                x_, gamma, beta = ins.inputs
+                ins.op, ins.inputs = "cpu.batch_norm", (x_, stats.id, gamma, beta)
+            elif ins.op == "batch_norm_backward":
+                g, x_, gamma = ins.inputs
+                ins.op, ins.inputs = "cpu.batch_norm_backward", (g, x_, stats.id, gamma)
+            else:
+                ins.op, ins.inputs = "cpu.moments_from_stats", (stats.id,)
+                ins.attrs = {"correction": ins.attrs["correction"], "count": x.size // x.shape[axis]}
+    out = []
+    for ins in program.instrs:
+        if ins.id in first:  # the statistics go just before their first reader
+            out.append(first[ins.id])
+        out.append(ins)
+    program.instrs = out
+    return program
+
+
 def matmul_batch_fold(program):
     """``sum_to(transpose(X) @ G)`` over batch dims -> one GEMM on the flattened batch.
 

@@ -43,7 +43,7 @@ from rustyasg.core.backend_api import bfloat16
 
 from ..jit import kernel_jit
 from ..threads import splitter
-from .protocol import Impl
+from .protocol import Impl, in_order
 
 BF16 = np.dtype(bfloat16)
 
@@ -208,15 +208,7 @@ def _im2col_call(xa, cols, xp, kernel, stride, padding, dilation, out_hw):
     fill = splitter(kernel, n, cols.size, xa if xp is None else xp, c3, kh, kw, s0, s1, d0, d1, oh, ow)
     if xp is None:
         return fill
-    return _in_order(splitter(pad_into, n, xp.size, xa, xp, p0, p1), fill)
-
-
-def _in_order(first, second):
-    """Zero-argument call running ``first()`` then ``second()``."""
-    def run():
-        first()
-        second()
-    return run
+    return in_order(splitter(pad_into, n, xp.size, xa, xp, p0, p1), fill)
 
 
 def _pad_scratch(x_shape, padding, dtype):
@@ -261,7 +253,7 @@ def _chunked_fills(xa, cols, scratch, kernel, stride, padding, dilation, out_hw,
         steps.append(functools.partial(_widen_into, words, src, bf16))
     fills = [_im2col_call(src[n0:n0 + nb], cols, None, kernel, stride, padding, dilation, out_hw)
              for n0 in range(0, n, nb)]
-    return (_in_order(*steps) if len(steps) == 2 else steps[0] if steps else None), fills
+    return (in_order(*steps) if len(steps) == 2 else steps[0] if steps else None), fills
 
 
 def _chunked(ins) -> bool:
@@ -344,7 +336,7 @@ def _conv2d(ins, args):
     def bind(xa, wa, out, cols, tmp, *xp):
         if not chunked:
             fill = _im2col_call(xa, cols, xp[0] if xp else None, (kh, kw), stride, padding, dilation, (oh, ow))
-            return _in_order(fill, _gemm_forward(cols, wa, out, tmp, g))
+            return in_order(fill, _gemm_forward(cols, wa, out, tmp, g))
         pad, fills = _chunked_fills(xa, cols, xp, (kh, kw), stride, padding, dilation, (oh, ow), nb)
         gemms = [_gemm_forward(cols, wa, out[n0:n0 + nb], tmp, g) for n0 in range(0, N, nb)]
 
@@ -393,7 +385,7 @@ def _backward_weight(ins, args):
     def bind(ga, xa, out, cols, gt, *rest):
         if not chunked:
             fill = _im2col_call(xa, cols, rest[0] if rest else None, (kh, kw), stride, padding, dilation, (oh, ow))
-            return _in_order(fill, _gemm_weight(ga, cols, out, gt, g, per_image))
+            return in_order(fill, _gemm_weight(ga, cols, out, gt, g, per_image))
         part = rest[0]
         pad, fills = _chunked_fills(xa, cols, rest[1:], (kh, kw), stride, padding, dilation, (oh, ow), nb)
         P = oh * ow

@@ -7,13 +7,15 @@ of the axes swapped:
 - layer_norm over the last k axes: ``A`` rows of ``C*B`` values, parameters per
   column (viewed as ``(A, D)`` with ``D`` the normalised size);
 - batch_norm with channel axis ``c``: statistics per channel over ``A`` and ``B``,
-  parameters per channel; its running statistics (the mean and variance of the same
-  channels, ``cpu.moments``) come from the same loops.
+  parameters per channel.
 
 Statistics accumulate in float64 (two passes: mean, then centred variance), so a
-float32 batch of 50k values per channel keeps full float32 accuracy. The
-backward ops recompute the statistics instead of keeping them: it is one read
-of ``x``, cheaper than storing and planning two more buffers per call.
+float32 batch of 50k values per channel keeps full float32 accuracy. A batch norm's
+statistics are one ``(2, C)`` float64 value (:func:`channel_moments`): in a training step
+``rewrites.batch_norm_stats`` computes it once (``cpu.channel_stats``) for the forward op,
+the backward op, the forward op autograd repeats for the scale's gradient and the running
+statistics; an op alone computes its own. The layer norm's backward op recomputes its
+row statistics (one read of a row it reads anyway).
 
 Example:
     >>> import numpy as np
@@ -24,14 +26,16 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numpy as np
 
 from rustyasg.core.backend_api import normalize_axis, outer_reduced_inner
 
 from ..jit import accumulate, elementwise_jit, inlined_jit, kernel_jit
 from ..threads import splitter
-from .protocol import Impl
+from .protocol import Impl, in_order
 
 
 @kernel_jit
@@ -92,11 +96,7 @@ def layer_norm_rows_backward(g, x, gamma, eps, out, lo, hi):
 
 @inlined_jit
 def _channel_moments(x, c):
-    """(mean, sum of squared deviations from it) of channel c over the A and B axes, in float64.
-
-    Inlined into its callers: the batch norm kernels reach it through :func:`_channel_stats`,
-    which computes the scale too (with the square root in the caller instead, the forward kernel
-    ran 0.18 -> 0.26-0.29 ms on 128 x 16 x 196, its normalising loop no longer as fast)."""
+    """(mean, sum of squared deviations from it) of channel c over the A and B axes, in float64."""
     A, _, B = x.shape
     s = 0.0
     for a in range(A):
@@ -112,18 +112,12 @@ def _channel_moments(x, c):
 
 
 @kernel_jit
-def _channel_stats(x, eps, c):
-    """(mean, 1/sqrt(var + eps)) of channel c over the A and B axes."""
-    m, v = _channel_moments(x, c)
-    A, _, B = x.shape
-    return m, 1.0 / math.sqrt(v / (A * B) + eps)
-
-
-@kernel_jit
 def channel_moments(x, correction, out, lo, hi):
     """Mean and variance (``correction`` as numpy's ``ddof``) of each channel c of (A, C, B) ``x``
-    over A and B, into ``out[0, c]`` and ``out[1, c]``: a batch norm's running statistics in one
-    kernel (``rewrites.moments``)."""
+    over A and B, into ``out[0, c]`` and ``out[1, c]``.
+
+    A batch norm's statistics (float64 ``out``, correction 0), which its forward and backward
+    kernels read, and its running statistics (``rewrites.moments``, ``rewrites.batch_norm_stats``)."""
     A, _, B = x.shape
     d = max(A * B - correction, 0.0)
     for c in range(lo, hi):
@@ -133,23 +127,26 @@ def channel_moments(x, correction, out, lo, hi):
 
 
 @kernel_jit
-def batch_norm_channels(x, gamma, beta, eps, out, lo, hi):
+def batch_norm_channels(x, stats, gamma, beta, eps, out, lo, hi):
+    """Channel c of ``out`` = (x - mean) / sqrt(var + eps) * gamma + beta, with the float64 mean and
+    biased variance of ``stats`` (``channel_moments``)."""
     A, _, B = x.shape
     for c in range(lo, hi):
-        mu, r = _channel_stats(x, eps, c)
-        scale = r * gamma[c]
-        shift = beta[c] - mu * scale
+        scale = gamma[c] / math.sqrt(stats[1, c] + eps)
+        shift = beta[c] - stats[0, c] * scale
         for a in range(A):
             for b in range(B):
                 out[a, c, b] = x[a, c, b] * scale + shift
 
 
 @kernel_jit
-def batch_norm_channels_backward(g, x, gamma, eps, out, lo, hi):
+def batch_norm_channels_backward(g, x, stats, gamma, eps, out, lo, hi):
+    """The input gradient of :func:`batch_norm_channels` for the output gradient ``g``."""
     A, _, B = x.shape
     n = A * B
     for c in range(lo, hi):
-        mu, r = _channel_stats(x, eps, c)
+        mu = stats[0, c]
+        r = 1.0 / math.sqrt(stats[1, c] + eps)
         sa = 0.0
         sax = 0.0
         for a in range(A):
@@ -196,26 +193,75 @@ def _layer_norm_backward(ins, args):
     return Impl(bind=bind, contiguous=True, label="numba.layer_norm_backward")
 
 
-def _batch_norm(ins, args):
+def _statistics(layout):
+    """A bind's call that writes the (2, C) float64 mean and biased variance of ``x`` (viewed as
+    ``layout``) into ``stats``, and the stats scratch it needs."""
+    def call(x, stats):
+        return splitter(channel_moments, layout[1], 2 * x.size, x.reshape(layout), 0.0, stats)
+    return call, (((2, layout[1]), np.float64),)
+
+
+def _batch_norm(ins, args, shared=False):
+    """``batch_norm`` (training form): its statistics, then the normalisation. With ``shared``
+    (``cpu.batch_norm``, from ``rewrites.batch_norm_stats``) the statistics are an input."""
     layout = _bn_layout(ins, args[0].shape)
     eps = ins.attrs["eps"]
+    statistics, scratch = _statistics(layout)
 
-    def bind(x, gamma, beta, out):
-        return splitter(batch_norm_channels, layout[1], x.size, x.reshape(layout), gamma, beta, eps,
+    def normalise(x, stats, gamma, beta, out):
+        return splitter(batch_norm_channels, layout[1], x.size, x.reshape(layout), stats, gamma, beta, eps,
                         out.reshape(layout))
 
-    return Impl(bind=bind, contiguous=True, label="numba.batch_norm")
+    if shared:
+        return Impl(bind=normalise, contiguous=True, label="numba.batch_norm")
+
+    def bind(x, gamma, beta, out, stats):
+        return in_order(statistics(x, stats), normalise(x, stats, gamma, beta, out))
+
+    return Impl(bind=bind, scratch=scratch, contiguous=True, label="numba.batch_norm")
 
 
-def _batch_norm_backward(ins, args):
+def _batch_norm_backward(ins, args, shared=False):
+    """``batch_norm_backward``: the statistics again (or, ``shared``, as an input), then the gradient."""
     layout = _bn_layout(ins, args[1].shape)
     eps = ins.attrs["eps"]
+    statistics, scratch = _statistics(layout)
 
-    def bind(g, x, gamma, out):
+    def gradient(g, x, stats, gamma, out):
         return splitter(batch_norm_channels_backward, layout[1], 2 * x.size, g.reshape(layout), x.reshape(layout),
-                        gamma, eps, out.reshape(layout))
+                        stats, gamma, eps, out.reshape(layout))
 
-    return Impl(bind=bind, contiguous=True, label="numba.batch_norm_backward")
+    if shared:
+        return Impl(bind=gradient, contiguous=True, label="numba.batch_norm_backward")
+
+    def bind(g, x, gamma, out, stats):
+        return in_order(statistics(x, stats), gradient(g, x, stats, gamma, out))
+
+    return Impl(bind=bind, scratch=scratch, contiguous=True, label="numba.batch_norm_backward")
+
+
+def _channel_stats(ins, args):
+    """``cpu.channel_stats``: a batch norm's (2, C) float64 mean and biased variance, once for its
+    forward, backward and running statistics (``rewrites.batch_norm_stats``)."""
+    layout = _bn_layout(ins, args[0].shape)
+    statistics, _ = _statistics(layout)
+    return Impl(bind=lambda x, out: statistics(x, out), contiguous=True, label="numba.channel_stats")
+
+
+def _moments_from_stats(ins, args):
+    """``cpu.moments_from_stats``: the running statistics (mean, variance with ``correction``) of
+    the shared float64 statistics, on numpy (2 x C values)."""
+    n, correction = ins.attrs["count"], ins.attrs["correction"]
+    factor = n / (n - correction) if n > correction else np.inf  # numpy: inf (nan for a zero sum)
+
+    def bind(stats, out):
+        out2 = out.reshape(2, -1)
+
+        def run():
+            np.copyto(out2[0], stats[0], casting="same_kind")
+            np.multiply(stats[1], factor, out=out2[1], casting="same_kind")
+        return run
+    return Impl(bind=bind, label="numpy.moments_from_stats")
 
 
 def kept_block(shape, axes):
@@ -241,6 +287,10 @@ def _moment(ins, args):
 
 
 KERNELS = {
+    "cpu.channel_stats": _channel_stats,
+    "cpu.batch_norm": functools.partial(_batch_norm, shared=True),
+    "cpu.batch_norm_backward": functools.partial(_batch_norm_backward, shared=True),
+    "cpu.moments_from_stats": _moments_from_stats,
     "cpu.moments": _moments,
     "cpu.moment": _moment,
     "layer_norm": _layer_norm,

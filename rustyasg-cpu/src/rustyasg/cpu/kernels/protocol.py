@@ -103,6 +103,14 @@ class Elementwise:
         return self.template.format(*args, T=tname, **names, **lits)
 
 
+def in_order(first, second):
+    """Zero-argument call running ``first()`` then ``second()`` (a bound step made of two calls)."""
+    def run():
+        first()
+        second()
+    return run
+
+
 def literal(value, dtype) -> str:
     """Source text of ``value`` as a scalar of ``dtype`` (exact: repr round-trips)."""
     dtype = np.dtype(dtype)
