@@ -145,6 +145,22 @@ def test_one_generated_kernel_serves_every_batch_size(rng):
     assert len(kernels) == 1
 
 
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (1, 64), (64,), (32, 64), (3, 1, 5)])
+def test_an_update_of_one_element_is_the_same_kernel_as_of_many(shape, rng):
+    """``p - lr * g`` with a scalar ``lr``: a one-element loop reads the scalar once as a larger one
+    does, and takes the same ``(lo, hi)``, so an optimizer's 1-element bias shares its weights' kernel."""
+    lr = rg.input((), "float32", name="lr")
+    p, g = rg.input(shape, "float32", name="p"), rg.input(shape, "float32", name="g")
+    q, h = rg.input((4096,), "float32", name="q"), rg.input((4096,), "float32", name="h")
+    f = rg.function([lr, p, g, q, h], [p - lr * g, q - lr * h], backend="cpu")
+    args = [np.float32(0.1), *(rng.standard_normal(s).astype(np.float32) for s in (shape, shape, 4096, 4096))]
+    args[1].reshape(-1)[0] = np.nan
+    assert len(set(f.compile(*args).generated_kernels())) == 1
+    want = rg.function([lr, p, g, q, h], [p - lr * g, q - lr * h], backend="reference")(*args)
+    for got, ref in zip(f(*args), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)  # a fused multiply-add: within an ulp
+
+
 def test_a_group_of_scalars_calls_libm_and_a_loop_the_vectorized_helpers():
     # Float32 helpers (exp32, expm1_32 ...) vectorize long loops; a 0-d group (an optimizer's bias
     # corrections) calls math's functions instead, and compiles no helper.

@@ -116,11 +116,17 @@ def _presence_of(shape, S) -> List[bool]:
     return [aligned[d] is not None and aligned[d] == S[d] and S[d] != 1 for d in range(n)]
 
 
-def _collapse(S, patterns: Sequence[List[bool]]):
-    """Drop size-1 axes and merge neighbours that every operand treats alike."""
+def _collapse(S, patterns: Sequence[List[bool]], full: Sequence[bool] = ()):
+    """Drop size-1 axes and merge neighbours that every operand treats alike.
+
+    A loop of one element keeps one axis, spanned by the operands ``full`` marks (those of the
+    loop's rank): a lower-rank operand stays a broadcast, read once, as in the same group over
+    more elements, so the two are one kernel (an optimizer's update of a 1-element bias and of a
+    weight).
+    """
     keep = [d for d in range(len(S)) if S[d] != 1]
     if not keep:
-        return [1], [[True] for _ in patterns]
+        return [1], [[full[k] if k < len(full) else True] for k in range(len(patterns))]
     sizes, pats = [S[keep[0]]], [[p[keep[0]]] for p in patterns]
     for d in keep[1:]:
         if all(p[d] == q[-1] for p, q in zip(patterns, pats)):
@@ -200,7 +206,7 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
     patterns += [_presence_of(S, S) for _ in ew_outs]
     red_axes = {r.id: reduced_axes(r, S) for r in red_outs}
     patterns += [[d not in red_axes[r.id] and S[d] != 1 for d in range(len(S))] for r in red_outs]
-    sizes, pats = _collapse(S, patterns)
+    sizes, pats = _collapse(S, patterns, [len(by_id[a].shape) == len(S) for a in ext_ids])
     rank = len(sizes)
 
     names: Dict[int, str] = {}
@@ -273,8 +279,9 @@ def generate(members: Sequence, outputs: Sequence[int], by_id: Mapping[int, obje
         value = f"{WORDS[dtype_of[o]][2]}({names[o]})" if dtype_of[o] in WORDS else names[o]
         body.append(f"y{k}[{index(pats[len(ext_ids) + k])}] = {value}")
 
-    # Threads split the outer loop (see threads.py), only when no reduction runs along it.
-    split = all(pattern[0] for _, _, _, pattern in red_plan) and sizes[0] > 1
+    # Threads split the outer loop (see threads.py), only when no reduction runs along it. A loop
+    # of one element takes (lo, hi) too: one source, one kernel, for every size of the group.
+    split = all(pattern[0] for _, _, _, pattern in red_plan)
     inits_at: Dict[int, List[str]] = {}
     stores_at: Dict[int, List[str]] = {}
     tail: List[str] = []

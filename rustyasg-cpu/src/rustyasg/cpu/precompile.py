@@ -56,8 +56,13 @@ from typing import Callable, Iterable, List, Sequence, Tuple
 
 from .job_order import two_lane_order
 
-#: A worker starts only with at least this many kernels left to compile (it costs ~0.5 s to start).
-MIN_KERNELS = int(os.environ.get("RUSTYASG_CPU_COMPILE_MIN", 4))
+#: Linux: the worker is a fork of this process, which has numba set up and every kernel loaded,
+#: so it compiles at once (a fresh worker spends ~1.2 s of CPU starting). Elsewhere (no fork, or
+#: macOS, where forking a process with threads is unsafe) a warm worker process serves the jobs.
+FORK = sys.platform.startswith("linux") and hasattr(os, "fork")
+#: A worker starts only with at least this many kernels left to compile: a fork costs a few
+#: milliseconds, less than any kernel's compile (0.1-0.6 s), so two; a fresh process ~0.5 s.
+MIN_KERNELS = int(os.environ.get("RUSTYASG_CPU_COMPILE_MIN", 2 if FORK else 4))
 GENERATED = "rustyasg_generated."
 
 
@@ -196,12 +201,6 @@ def precompile(steps: Sequence) -> int:
         return len([f for f in os.listdir(folder) if f.isdigit()]) - mine
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-#: Linux: the worker is a fork of this process, which has numba set up and every kernel loaded,
-#: so it compiles at once (a fresh worker spends ~1.2 s of CPU starting). Elsewhere (no fork, or
-#: macOS, where forking a process with threads is unsafe) a warm worker process serves the jobs.
-FORK = sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
 def _not_cached(fn) -> bool:
