@@ -89,3 +89,25 @@ def test_running_variance_is_the_shared_one_rescaled_and_numpys_inf_or_nan_past_
     with np.errstate(all="ignore"):  # as the executor runs its steps
         _moments_from_stats(Ins, None).bind(stats, out)()
     np.testing.assert_array_equal(out, np.float32([[1.5, -2.0], want]))
+
+
+@pytest.mark.parametrize("shape", [(4, 0, 3), (2, 5, 1), (2, 1, 1, 1), (3, 2, 2)])
+def test_edge_shapes_give_the_references_values(shape):
+    """No channels, the fewest values per channel training allows (two; one is an error while the
+    graph is built, as in torch), a single channel: what the reference backend gives."""
+    x = rg.input(shape, "float32", name="x")
+    g, b = rg.input((shape[1],), "float32", name="g"), rg.input((shape[1],), "float32", name="b")
+    axes = (0,) + tuple(range(2, len(shape)))
+    y = rg.batch_norm(x, g, b, axis=1, eps=1e-5)
+    (gx,) = rg.grad((y * y).sum(), [x])
+    outs = [y, gx, rg.stop_gradient(x).mean(axis=axes), rg.stop_gradient(x).var(axis=axes, correction=1)]
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(shape).astype(np.float32), rng.uniform(0.5, 2, shape[1]).astype(np.float32),
+            rng.standard_normal(shape[1]).astype(np.float32)]
+    f = rg.function([x, g, b], outs, backend="cpu")
+    if shape[0] * shape[1]:
+        assert "numba.channel_stats" in _labels(f, *args)
+    with np.errstate(all="ignore"):
+        want = rg.function([x, g, b], outs, backend="reference")(*args)
+    for got, ref in zip(f(*args), want):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6, equal_nan=True)

@@ -168,7 +168,7 @@ def batch_norm_stats(program):
                 ins.op, ins.inputs = "cpu.batch_norm_backward", (g, x_, stats.id, gamma)
             else:
                 ins.op, ins.inputs = "cpu.moments_from_stats", (stats.id,)
-                ins.attrs = {"correction": ins.attrs["correction"], "count": x.size // x.shape[axis]}
+                ins.attrs = {"correction": ins.attrs["correction"], "count": x.size // max(x.shape[axis], 1)}
     out = []
     for ins in program.instrs:
         if ins.id in first:  # the statistics go just before their first reader
