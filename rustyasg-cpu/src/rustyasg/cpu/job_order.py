@@ -63,26 +63,26 @@ LOOP_S = 0.04
 SHARED_HELPER_S = 0.15
 
 
+def _codes(py_func):
+    """A function's code object and those of the functions nested in it."""
+    stack = [py_func.__code__]
+    while stack:
+        code = stack.pop()
+        yield code
+        stack += [c for c in code.co_consts if hasattr(c, "co_code")]
+
+
 def _code_seconds(py_func) -> float:
     """Estimated compile seconds of a function's own code (its nested functions' included)."""
-    codes, seconds = [py_func.__code__], 0.0
-    while codes:
-        code = codes.pop()
-        loops = sum(1 for op in dis.get_instructions(code) if op.opname == "FOR_ITER")
-        seconds += BYTE_S * len(code.co_code) + LOOP_S * loops
-        codes += [c for c in code.co_consts if hasattr(c, "co_code")]
-    return seconds
+    return sum(BYTE_S * len(code.co_code) + LOOP_S * sum(op.opname == "FOR_ITER" for op in dis.get_instructions(code))
+               for code in _codes(py_func))
 
 
 def _callees(py_func) -> list:
     """The numba dispatchers a function's code names (its globals), in name order."""
     from numba.core.dispatcher import Dispatcher
 
-    codes, names = [py_func.__code__], set()
-    while codes:
-        code = codes.pop()
-        names.update(code.co_names)
-        codes += [c for c in code.co_consts if hasattr(c, "co_code")]
+    names = set().union(*(code.co_names for code in _codes(py_func)))
     found = (py_func.__globals__.get(n) for n in sorted(names))
     return [d for d in found if isinstance(d, Dispatcher)]
 

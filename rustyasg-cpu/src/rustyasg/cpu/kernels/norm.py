@@ -193,11 +193,13 @@ def _layer_norm_backward(ins, args):
     return Impl(bind=bind, contiguous=True, label="numba.layer_norm_backward")
 
 
-def _statistics(layout):
-    """A bind's call that writes the (2, C) float64 mean and biased variance of ``x`` (viewed as
-    ``layout``) into ``stats``, and the stats scratch it needs."""
+def _statistics(layout, correction=0.0):
+    """A bind's call that writes the (2, C) mean and variance (``correction`` as numpy's ``ddof``;
+    a batch norm's: 0, biased) of ``x`` (viewed as ``layout``) into ``stats``, and the float64
+    stats scratch a batch norm needs."""
     def call(x, stats):
-        return splitter(channel_moments, layout[1], 2 * x.size, x.reshape(layout), 0.0, stats)
+        return splitter(channel_moments, layout[1], 2 * x.size, x.reshape(layout), correction,
+                        stats.reshape(2, layout[1]))
     return call, (((2, layout[1]), np.float64),)
 
 
@@ -245,7 +247,7 @@ def _channel_stats(ins, args):
     forward, backward and running statistics (``rewrites.batch_norm_stats``)."""
     layout = _bn_layout(ins, args[0].shape)
     statistics, _ = _statistics(layout)
-    return Impl(bind=lambda x, out: statistics(x, out), contiguous=True, label="numba.channel_stats")
+    return Impl(bind=statistics, contiguous=True, label="numba.channel_stats")
 
 
 def _moments_from_stats(ins, args):
@@ -271,14 +273,8 @@ def kept_block(shape, axes):
 
 
 def _moments(ins, args):
-    layout = kept_block(args[0].shape, ins.attrs["axis"])
-    correction = float(ins.attrs["correction"])
-
-    def bind(x, out):
-        return splitter(channel_moments, layout[1], 2 * x.size, x.reshape(layout), correction,
-                        out.reshape(2, layout[1]))
-
-    return Impl(bind=bind, contiguous=True, label="numba.channel_moments")
+    statistics, _ = _statistics(kept_block(args[0].shape, ins.attrs["axis"]), float(ins.attrs["correction"]))
+    return Impl(bind=statistics, contiguous=True, label="numba.channel_moments")
 
 
 def _moment(ins, args):
