@@ -25,7 +25,7 @@ def _takes_float(op: str) -> bool:
     return True
 
 
-UNARY_FLOAT = sorted(n for n, k in TABLE.items() if isinstance(k, Elementwise) and OPS[n].num_inputs == 1
+UNARY_FLOAT = sorted(n for n, k in TABLE.items() if isinstance(k, Elementwise) and n in OPS and OPS[n].num_inputs == 1
                      and OPS[n].kind == "elementwise" and _takes_float(n)
                      and n not in ("logical_not", "isnan", "cast", "sign", "floor", "ceil", "round"))
 BINARY_FLOAT = ["add", "sub", "mul", "div", "maximum", "minimum", "pow", "mod", "floor_divide"]

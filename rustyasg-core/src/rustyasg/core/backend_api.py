@@ -52,7 +52,8 @@ from .dtypes import LOW_PRECISION, bfloat16
 from .errors import MissingKernelError
 from .executor import Backend, Executable
 from .hookspecs import hookimpl
-from .ops.elementwise_table import CHEAP, HEAVY, MAXIMUM, MINIMUM, EwRow, add_row, define_elementwise, subscribe
+from .ops.elementwise_table import (CHEAP, GELU_TANH_GATE, GELU_TANH_GRAD_GATED, HEAVY, MAXIMUM, MINIMUM, EwRow, add_row,
+                                    define_elementwise, subscribe)
 from .ops.elementwise_table import ROWS as ELEMENTWISE_TABLE
 from .ops.elementwise import FLOAT_TO_INT_VIA, float_to_int
 from .ops.random import GOLDEN, M1, M2, hash32, stream_key, uniform_bits
@@ -77,6 +78,7 @@ __all__ = [
     "TensorType", "MissingKernelError",
     # the elementwise table
     "EwRow", "ELEMENTWISE_TABLE", "add_row", "subscribe", "define_elementwise", "CHEAP", "HEAVY", "MAXIMUM", "MINIMUM",
+    "GELU_TANH_GATE", "GELU_TANH_GRAD_GATED",
     # 16-bit floats: stored narrow, computed in float32 where a backend has no 16-bit math
     "compute_widened", "MOVES_ONLY", "LOW_PRECISION", "bfloat16",
     # shape algebra

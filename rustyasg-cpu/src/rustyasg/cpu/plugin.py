@@ -35,8 +35,8 @@ def rustyasg_register_passes(registry):
     from .attention_share import attention_share
     from .bf16_gemm import bf16_gemm
     from .fusion import cpu_fusion
-    from .rewrites import (batch_norm_stats, broadcast_elim, conv_im2col, float16_compute, matmul_batch_fold, moments,
-                           slice_assemble)
+    from .rewrites import (batch_norm_stats, broadcast_elim, conv_im2col, float16_compute, gelu_gate, matmul_batch_fold,
+                           moments, slice_assemble)
 
     registry.register("cpu_float16", float16_compute, 99, backends=("cpu",))
     registry.register("cpu_matmul_batch_fold", matmul_batch_fold, 100, backends=("cpu",))
@@ -46,5 +46,6 @@ def rustyasg_register_passes(registry):
     registry.register("cpu_slice_assemble", slice_assemble, 103, backends=("cpu",))
     registry.register("cpu_moments", moments, 104, backends=("cpu",))
     registry.register("cpu_batch_norm_stats", batch_norm_stats, 104.5, backends=("cpu",))
+    registry.register("cpu_gelu_gate", gelu_gate, 104.7, backends=("cpu",))
     registry.register("cpu_broadcast_elim", broadcast_elim, 105, backends=("cpu",))
     registry.register("cpu_fusion", cpu_fusion, 110, backends=("cpu",))

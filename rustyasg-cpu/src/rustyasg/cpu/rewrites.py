@@ -115,6 +115,18 @@ def moments(program):
     return program
 
 
+def _insert_before(program, new):
+    """``program`` with each instruction of ``new`` (reader id -> new instruction) placed just before
+    that reader."""
+    out = []
+    for ins in program.instrs:
+        if ins.id in new:
+            out.append(new[ins.id])
+        out.append(ins)
+    program.instrs = out
+    return program
+
+
 def batch_norm_stats(program):
     """A batch norm's statistics, once: the ops of a training step that compute them from one input
     share a ``cpu.channel_stats`` (its ``(2, C)`` float64 mean and biased variance).
@@ -169,13 +181,45 @@ def batch_norm_stats(program):
             else:
                 ins.op, ins.inputs = "cpu.moments_from_stats", (stats.id,)
                 ins.attrs = {"correction": ins.attrs["correction"], "count": x.size // max(x.shape[axis], 1)}
-    out = []
+    return _insert_before(program, first)  # the statistics go just before their first reader
+
+
+def gelu_gate(program):
+    """A tanh-GELU's gate, once: where a step computes ``gelu_tanh(x)`` and its gradient
+    ``gelu_tanh_grad(g, x)``, both read one ``cpu.gelu_tanh_gate(x)``.
+
+    The gate ``s = sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3))`` is an exp and a division per element,
+    most of either op's work: the forward becomes ``x * s`` (fused, it writes ``s`` beside its
+    result) and the gradient ``cpu.gelu_tanh_grad_gated(g, x, s)``, arithmetic only. The formulas
+    are the core's, so the values are the same to the bit. float32 and float64 only: a 16-bit
+    gate would be rounded where the single op keeps it in float32.
+    """
+    from rustyasg.core.program import Instr
+
+    by_id = program.by_id()
+    forward, backward, first = {}, {}, {}
     for ins in program.instrs:
-        if ins.id in first:  # the statistics go just before their first reader
-            out.append(first[ins.id])
-        out.append(ins)
-    program.instrs = out
-    return program
+        if ins.op not in ("gelu_tanh", "gelu_tanh_grad"):
+            continue
+        x = ins.inputs[-1]
+        if ins.dtype in (np.float32, np.float64) and by_id[x].dtype == ins.dtype:
+            first.setdefault(x, ins.id)
+            if ins.op == "gelu_tanh":
+                forward.setdefault(x, ins)
+            else:
+                backward.setdefault(x, []).append(ins)
+    shared = [x for x in forward if x in backward]
+    if not shared:
+        return program
+    next_id, gates = program.new_id(), {}
+    for x in shared:
+        fwd = forward[x]
+        gates[first[x]] = Instr(next_id, "cpu.gelu_tanh_gate", (x,), {}, fwd.shape, fwd.dtype, fwd.source)
+        fwd.op, fwd.inputs = "mul", (x, next_id)
+        for ins in backward[x]:
+            ins.op, ins.inputs = "cpu.gelu_tanh_grad_gated", (ins.inputs[0], x, next_id)
+        next_id += 1
+    return _insert_before(program, gates)
 
 
 def matmul_batch_fold(program):

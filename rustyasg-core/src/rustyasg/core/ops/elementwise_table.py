@@ -190,14 +190,17 @@ _row("gelu", 1, "{T}(0.5) * {0} * ({T}(1) + {erf}({0} * {T}(0.7071067811865476))
      "({0} * 0.5 * ({T}(1.0) + erf_{S}({0} * 0.7071067811865476)))", **_F)
 # numba: 0.5 * (1 + tanh(z)) == sigmoid(2z), exactly 0 or 1 far out where 1 + tanh(z) would keep
 # the approximation's last ulp (times a large x).
-_row("gelu_tanh", 1, "{0} * {sigmoid}({T}(1.5957691216057308) * ({0} + {T}(0.044715) * {0} * {0} * {0}))",
+#: The tanh-GELU's gate s = sigmoid(z2), z2 = 2 sqrt(2/pi) (x + 0.044715 x^3): gelu_tanh(x) = x * s.
+GELU_TANH_GATE = "{sigmoid}({T}(1.5957691216057308) * ({0} + {T}(0.044715) * {0} * {0} * {0}))"
+#: g * gelu_tanh'(x) from g ({0}), x ({1}) and the gate s ({2}): s + x s (1 - s) z2'.
+GELU_TANH_GRAD_GATED = ("{0} * ({2} + {1} * {2} * ({T}(1) - {2}) * {T}(1.5957691216057308) * "
+                        "({T}(1) + {T}(0.134145) * {1} * {1}))")
+_row("gelu_tanh", 1, "{0} * " + GELU_TANH_GATE,
      "({0} * 0.5 * ({T}(1.0) + tanh_{S}(0.7978845608028654 * ({0} + 0.044715 * {0} * {0} * {0}))))", **_F)
 _row("silu", 1, "{0} * {sigmoid}({0})", "({0} / ({T}(1.0) + exp(-{0})))", **_F)
-# g * gelu_tanh'(x): s + x s (1 - s) z2' with s = sigmoid(z2), z2 = 2 sqrt(2/pi) (x + 0.044715 x^3)
-# (LLVM computes the three identical sigmoids once)
-_GELU_S = "{sigmoid}({T}(1.5957691216057308) * ({1} + {T}(0.044715) * {1} * {1} * {1}))"
-_row("gelu_tanh_grad", 2, f"{{0}} * ({_GELU_S} + {{1}} * {_GELU_S} * ({{T}}(1) - {_GELU_S}) * "
-     "{T}(1.5957691216057308) * ({T}(1) + {T}(0.134145) * {1} * {1}))", "gelu_tanh_grad_{S}({0}, {1})", **_F)
+# g * gelu_tanh'(x), the gate computed from x (LLVM computes the three identical sigmoids once)
+_row("gelu_tanh_grad", 2, GELU_TANH_GRAD_GATED.replace("{2}", GELU_TANH_GATE.replace("{0}", "{1}")),
+     "gelu_tanh_grad_{S}({0}, {1})", **_F)
 _row("softplus", 1, "({0} if {beta} * {0} > {threshold} else {log1p}({exp}({beta} * {0})) / {beta})",
      "softplus_{S}({0}, {1}, {2})", attrs=("beta", "threshold"), **_F)
 # binary arithmetic

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from rustyasg.core.backend_api import ELEMENTWISE_TABLE as ROWS
-from rustyasg.core.backend_api import MAXIMUM, MINIMUM, EwRow
+from rustyasg.core.backend_api import GELU_TANH_GATE, GELU_TANH_GRAD_GATED, MAXIMUM, MINIMUM, EwRow
 
 from .protocol import SMALL_ALONE, Elementwise, Impl
 
@@ -91,3 +91,7 @@ def render(row: EwRow) -> Elementwise:
 
 
 KERNELS = {name: render(row) for name, row in ROWS.items() if row.numba is not None}
+# The tanh-GELU's gate, and its gradient from the gate, for a training step that computes the gate once
+# (``cpu_gelu_gate``): the core's formulas, so the values are those of ``gelu_tanh`` and its gradient.
+KERNELS["cpu.gelu_tanh_gate"] = Elementwise(GELU_TANH_GATE, cast_inputs=True)
+KERNELS["cpu.gelu_tanh_grad_gated"] = Elementwise(GELU_TANH_GRAD_GATED, cast_inputs=True)
