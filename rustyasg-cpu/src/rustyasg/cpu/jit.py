@@ -44,6 +44,12 @@ from rustyasg.core import observe
 FASTMATH = frozenset({"contract", "nsz", "reassoc"})
 #: Helpers keep exact association: the range reductions of exp/tanh rely on it.
 HELPER_FASTMATH = frozenset({"contract"})
+#: No C-callable wrapper: kernels are called from Python (or inlined into each other), never
+#: through a C function pointer, and the wrapper is one more function for LLVM to compile.
+#: Generated loops also go without numba's reference-counting runtime (``_nrt=False``): they
+#: only index the arrays they are given. Together 10-20% of a small kernel's compile (a fused
+#: SGD update 0.11-0.12 -> 0.095-0.10 s, W1's tanh layer 0.33-0.35 -> 0.29-0.30 s; AMD EPYC).
+LEAN = {"no_cfunc_wrapper": True}
 
 
 def prefer_wide_vectors() -> bool:
@@ -123,7 +129,7 @@ def kernel_jit(fn):
     Kernels release the GIL so :mod:`.threads` can run chunks of one on several cores.
     """
     return _tracked(njit(cache=True, fastmath=set(FASTMATH), error_model="numpy", nogil=True,
-                         pipeline_class=NoAliasCompiler)(fn))
+                         pipeline_class=NoAliasCompiler, **LEAN)(fn))
 
 
 def elementwise_jit(fn):
@@ -134,7 +140,7 @@ def elementwise_jit(fn):
     reductions add their elements through :func:`accumulate`.
     """
     return _tracked(njit(cache=True, fastmath=set(FASTMATH - {"reassoc"}), error_model="numpy", nogil=True,
-                         pipeline_class=NoAliasCompiler)(fn))
+                         pipeline_class=NoAliasCompiler, **LEAN, _nrt=False)(fn))
 
 
 def inlined_jit(fn):
@@ -150,7 +156,7 @@ def inlined_jit(fn):
 
 def helper_jit(fn):
     """``numba.njit`` for scalar helpers that kernels call (and LLVM inlines)."""
-    return _tracked(njit(cache=True, fastmath=set(HELPER_FASTMATH), error_model="numpy")(fn))
+    return _tracked(njit(cache=True, fastmath=set(HELPER_FASTMATH), error_model="numpy", **LEAN)(fn))
 
 
 @_tracked
