@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 import time
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -66,8 +68,12 @@ class Function:
         self.disabled_passes = tuple(disabled_passes)
         self.name = name
         self._cache: Dict[Tuple, Any] = {}
-        # last_compile_s: lowering + passes + backend compile + the first run of the new signature.
-        self.stats = {"compiles": 0, "last_compile_s": 0.0}
+        self._pending: Dict[Tuple, concurrent.futures.Future] = {}  # background compiles (compile(background=True))
+        self._lock = threading.Lock()
+        # last_compile_s: lowering + passes + backend compile + the first run of the new signature; for a
+        # signature compiled in the background, what its first call waited for it (and background_compile_s
+        # the whole compile).
+        self.stats = {"compiles": 0, "last_compile_s": 0.0, "background_compile_s": 0.0}
 
     # -- whole-step options: mixed precision, loss scaling, rematerialization ---------------------
     def _whole_step_options(self, precision, memory_budget, memory_solver) -> None:
@@ -158,30 +164,75 @@ class Function:
         program = self._lower(self._convert(args))
         return run_passes(program, self.backend.passes_for(), self.disabled_passes)
 
-    def compile(self, *args):
-        """Compile (or fetch from the cache) the executable for these arguments."""
+    def compile(self, *args, background: bool = False):
+        """Compile (or fetch from the cache) the executable for these arguments.
+
+        Only the arguments' shapes and dtypes matter: ``np.zeros`` of a batch's shape will do.
+        With ``background=True`` the compile runs in a thread and this returns at once, with a
+        :class:`concurrent.futures.Future` of the executable: the compile overlaps what the
+        program does next (loading its data, say), and the first call with these shapes waits
+        only for what is left (an error of the compile is raised there, and by the future).
+
+        >>> import numpy as np, rustyasg.core as rg
+        >>> x = rg.input((None, 3), "float64", name="x")
+        >>> f = rg.function([x], (x * 2.0).sum(), backend="reference")
+        >>> pending = f.compile(np.zeros((4, 3)), background=True)
+        >>> float(f(np.ones((4, 3)))), pending.done(), f.stats["compiles"]
+        (24.0, True, 1)
+        """
         arrays = self._convert(args)
-        return self._executable(arrays)
+        if not background:
+            return self._executable(arrays)
+        key = self.signature_of(arrays)
+        with self._lock:
+            future = self._pending.get(key)
+            if future is None:
+                future = concurrent.futures.Future()
+                if key in self._cache:
+                    future.set_result(self._cache[key])
+                    return future
+                self._pending[key] = future
+                threading.Thread(target=self._build_into, args=(future, arrays), daemon=True,
+                                 name=f"rustyasg-compile-{self.name or 'function'}").start()
+        return future
+
+    def _build_into(self, future: concurrent.futures.Future, arrays) -> None:
+        t0 = time.perf_counter()
+        try:
+            exe = self._build(arrays)
+        except BaseException as exc:  # noqa: BLE001 - raised by the first call that needs it
+            future.set_exception(exc)
+            return
+        self.stats["background_compile_s"] = time.perf_counter() - t0
+        future.set_result(exe)
 
     def _executable(self, arrays):
         key = self.signature_of(arrays)
         exe = self._cache.get(key)
         if exe is None:
-            observe.compile_event("cache_miss", 0.0, function=self.name, signature=key)
+            with self._lock:
+                future = self._pending.pop(key, None)
             t0 = time.perf_counter()
-            program = self._lower(arrays)
-            observe.compile_event("lower", time.perf_counter() - t0, function=self.name)
-            program = run_passes(program, self.backend.passes_for(), self.disabled_passes)
-            t2 = time.perf_counter()
-            exe = self.backend.compile(program)
-            if self.memory_budget is not None:
-                exe = self._fit_budget(arrays, exe)
-            observe.compile_event("backend_compile", time.perf_counter() - t2, function=self.name)
+            exe = future.result() if future is not None else self._build(arrays)
             self._cache[key] = exe
             self.stats["compiles"] += 1
             self.stats["last_compile_s"] = time.perf_counter() - t0
         elif observe.ACTIVE is not None:
             observe.compile_event("cache_hit", 0.0, function=self.name, signature=key)
+        return exe
+
+    def _build(self, arrays):
+        """Lower, optimise and compile for these arrays' signature (the executable is not cached here)."""
+        observe.compile_event("cache_miss", 0.0, function=self.name, signature=self.signature_of(arrays))
+        t0 = time.perf_counter()
+        program = self._lower(arrays)
+        observe.compile_event("lower", time.perf_counter() - t0, function=self.name)
+        program = run_passes(program, self.backend.passes_for(), self.disabled_passes)
+        t2 = time.perf_counter()
+        exe = self.backend.compile(program)
+        if self.memory_budget is not None:
+            exe = self._fit_budget(arrays, exe)
+        observe.compile_event("backend_compile", time.perf_counter() - t2, function=self.name)
         return exe
 
     def _convert(self, args):

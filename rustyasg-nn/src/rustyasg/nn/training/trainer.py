@@ -222,6 +222,25 @@ class Trainer:
                                                check_finite=self.halt_on_nonfinite, precision=self.precision,
                                                memory_budget=self.memory_budget)
 
+    def compile(self, batch, background: bool = False):
+        """Build and compile the training step for batches shaped like ``batch`` now, rather than on
+        :meth:`fit`'s first step (only shapes and dtypes matter: zeros will do).
+
+        With ``background=True`` the compile runs in a thread while the program goes on (loading
+        its data, say); :meth:`fit`'s first step waits only for what is left, and reports that
+        wait as its compile time (the whole compile is ``train_step.stats["background_compile_s"]``).
+        Returns the executable, or a :class:`concurrent.futures.Future` of it.
+
+        >>> import numpy as np, rustyasg.nn as nn
+        >>> model = nn.Linear(3, 2)
+        >>> trainer = Trainer(model, nn.cross_entropy, nn.optim.SGD(model.parameters(), lr=0.1), progress=False)
+        >>> pending = trainer.compile((np.zeros((4, 3), np.float32), np.zeros(4, np.int64)), background=True)
+        >>> pending.result() is not None
+        True
+        """
+        self._ensure_train_step(batch)
+        return self.train_step.compile(*flatten_batch(batch), background=background)
+
     def _ensure_eval_step(self, batch) -> None:
         if self.eval_step is None:
             self.eval_step = build_eval_step(self.model, self.loss_fn, batch, self.backend, self.forward)
