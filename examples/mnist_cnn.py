@@ -11,9 +11,9 @@ cosine learning-rate schedule at batch size 128, without augmentation. One compi
 runs each whole training step (forward, backward, AdamW update, BatchNorm running statistics);
 another evaluates.
 
-Measured on the 2-core development machine with the cpu backend (3 epochs, seed 0): 99.12% test
-accuracy (the same on every run; earlier versions, which rounded a few kernels differently, gave
-99.18-99.22%), 23-35 s of training (101 s while other jobs loaded the machine to a load average of
+Measured on the 2-core development machine with the cpu backend (3 epochs, seed 0): 99.11% test
+accuracy (the same on every run; earlier versions, which summed or rounded a few kernels differently,
+gave 99.12-99.22%), 23-35 s of training (101 s while other jobs loaded the machine to a load average of
 about 5). ``bash scripts/demo.sh`` from a fresh checkout took 66 s in all.
 
 Outputs under ``--out`` (default ``runs/mnist/``): ``metrics.csv`` (the training log),

@@ -173,30 +173,57 @@ def test_max_pool_values_indices_and_gradient_match_pytorch(kernel, stride, padd
     np.testing.assert_allclose(gv, xt.grad.numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("disabled", [(), ("cpu_conv_im2col",)])
 @pytest.mark.parametrize("x_shape,w_shape,attrs", [
     ((64, 1, 28, 28), (6, 1, 5, 5), {"padding": 2}),              # LeNet's first layer: 150 results
-    ((40, 3, 17, 15), (5, 3, 3, 2), {"stride": (2, 1), "dilation": (1, 2)}),
+    ((40, 3, 17, 15), (5, 3, 3, 2), {"stride": (2, 1), "dilation": (1, 2)}),  # an odd number of channels
+    ((32, 1, 28, 28), (16, 1, 5, 5), {"stride": 2, "padding": 2}),  # the README demo's first layer
 ])
-def test_small_weight_gradient_is_summed_from_per_image_products_like_pytorch(rng, x_shape, w_shape, attrs):
-    """A weight gradient with few results over many positions: per-image BLAS products read in
-    place, then summed."""
+def test_small_weight_gradient_is_computed_by_dot_products_like_pytorch(rng, x_shape, w_shape, attrs, disabled):
+    """A weight gradient with few results over many positions: dot products of the gradient's rows
+    with the columns' rows (with the columns shared with the forward pass, and built by the op itself)."""
     from rustyasg.cpu.kernels import conv
 
     cv_shape = tuple(F.conv2d(torch.zeros(x_shape), torch.zeros(w_shape), **attrs).shape)
-    assert conv._weight_per_image(cv_shape, w_shape, 1)
-    assert not conv._weight_per_image((64, 16, 10, 10), (16, 6, 5, 5), 1)  # 2,400 results: one GEMM
+    assert conv._weight_by_dots(cv_shape, w_shape, 1)
+    assert not conv._weight_by_dots((64, 16, 10, 10), (16, 6, 5, 5), 1)  # 2,400 results: one GEMM
     xv = rng.standard_normal(x_shape).astype(np.float32)
     wv = rng.standard_normal(w_shape).astype(np.float32)
     cv = rng.standard_normal(cv_shape).astype(np.float32)
     x, w, cot = rg.input(xv.shape, name="x"), rg.input(wv.shape, name="w"), rg.input(cv.shape, name="cot")
     (gw,) = rg.grad((rg.conv2d(x, w, **attrs) * cot).sum(), [w])
-    f = rg.function([x, w, cot], gw, backend="cpu")
-    assert "gemm per image(conv dW)" in f.compile(xv, wv, cv).describe()
+    f = rg.function([x, w, cot], gw, backend="cpu", disabled_passes=disabled)
+    assert "dots(conv dW)" in f.compile(xv, wv, cv).describe() if not disabled else \
+        "im2col+gemm(dW)" in f.compile(xv, wv, cv).describe()
     xt, wt = torch.tensor(xv, dtype=torch.float64), torch.tensor(wv, dtype=torch.float64, requires_grad=True)
     (F.conv2d(xt, wt, **attrs) * torch.tensor(cv, dtype=torch.float64)).sum().backward()
-    for _ in range(2):  # the second call reuses the scratch the first one filled
+    for _ in range(2):  # the second call reuses the buffers the first one filled
         got = f(xv, wv, cv)
         np.testing.assert_allclose(got, wt.grad.numpy(), rtol=0, atol=2e-5 * np.abs(wt.grad.numpy()).max())
+
+
+def test_dot_product_weight_gradient_keeps_torchs_infinities_and_nans(rng):
+    """An infinity in the input reaches only the taps that read it (inf or NaN there, as in torch); a
+    zero gradient row times an infinity is NaN, as in BLAS and torch."""
+    x_shape, w_shape = (40, 1, 13, 13), (3, 1, 3, 3)
+    xv = rng.standard_normal(x_shape).astype(np.float32)
+    xv[0, 0, 0, 0], xv[5, 0, 12, 12], xv[7, 0, 12, 3] = np.inf, np.nan, -np.inf  # corners and an edge
+    wv = rng.standard_normal(w_shape).astype(np.float32)
+    cv = rng.standard_normal((40, 3, 11, 11)).astype(np.float32)
+    cv[:, 1] = 0.0  # one output channel with no gradient at all
+    x, w, cot = rg.input(x_shape, name="x"), rg.input(w_shape, name="w"), rg.input(cv.shape, name="cot")
+    (gw,) = rg.grad((rg.conv2d(x, w) * cot).sum(), [w])
+    f = rg.function([x, w, cot], gw, backend="cpu")
+    assert "dots(conv dW)" in f.compile(xv, wv, cv).describe()
+    xt, wt = torch.tensor(xv, dtype=torch.float64), torch.tensor(wv, dtype=torch.float64, requires_grad=True)
+    (F.conv2d(xt, wt) * torch.tensor(cv, dtype=torch.float64)).sum().backward()
+    want = wt.grad.numpy()
+    got = f(xv, wv, cv)
+    assert np.isnan(want).any() and np.isinf(want).any() and np.isfinite(want).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=0, atol=2e-5 * np.abs(want[finite]).max())
 
 
 def test_softmax_handles_masked_rows(rng):

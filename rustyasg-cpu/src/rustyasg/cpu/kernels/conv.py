@@ -165,12 +165,45 @@ def col2im_dense(cols, dxp, kh, kw, s0, s1, d0, d1, oh, ow, lo, hi):
                             dxp[n, c, h, z + j] += cols[row, n, base + z]
 
 
+@kernel_jit
+def weight_grad_dots(g, cols, dw):
+    """``dw[o, k] = sum over images n and positions p of g[n, o, p] * cols[k, n*P + p]``.
+
+    A convolution's weight gradient with few results (``O x C*kh*kw``) over many positions, as dot
+    products of the gradient's rows with the columns' rows, two output channels at a time (each
+    column element read once per pair), accumulated image by image. One core, no BLAS call per
+    image: steadier than per-image GEMMs on a busy machine (see :func:`_weight_by_dots`).
+    """
+    N, O, P = g.shape
+    K = cols.shape[0]
+    for o in range(np.uint64(0), np.uint64(O)):
+        for k in range(np.uint64(0), np.uint64(K)):
+            dw[o, k] = 0
+    for n in range(np.uint64(0), np.uint64(N)):
+        base = n * np.uint64(P)
+        for o in range(np.uint64(0), np.uint64(O), np.uint64(2)):
+            o1 = min(o + np.uint64(1), np.uint64(O) - np.uint64(1))  # an odd last channel pairs with itself
+            g0 = g[n, o]
+            g1 = g[n, o1]
+            for k in range(np.uint64(0), np.uint64(K)):
+                row = cols[k]
+                s0 = g.dtype.type(0)
+                s1 = g.dtype.type(0)
+                for p in range(np.uint64(0), np.uint64(P)):
+                    c = row[base + p]
+                    s0 += g0[p] * c
+                    s1 += g1[p] * c
+                dw[o, k] += s0
+                if o1 != o:
+                    dw[o1, k] += s1
+
+
 #: Column bytes of one chunk of images (``columns="chunked"``): small enough to stay in cache
 #: between im2col and GEMM, large enough for an efficient GEMM.
 CHUNK_BYTES = 4 << 20
 
-#: Most results (``O * C/g * kh * kw``) a weight gradient may have to be summed from per-image products.
-PER_IMAGE_MAX_RESULTS = 512
+#: Most results (``O * C/g * kh * kw``) of a weight gradient computed by :func:`weight_grad_dots`.
+DOTS_MAX_RESULTS = 512
 
 
 def chunk_images(n: int, image_bytes: int) -> int:
@@ -276,34 +309,28 @@ def _gemm_forward(cols, wa, out, tmp, g):
     return run
 
 
-def _weight_per_image(grad_shape, out_shape, groups: int) -> bool:
-    """Whether a weight gradient is summed from per-image products: few results (at most
-    :data:`PER_IMAGE_MAX_RESULTS`) over many positions. One GEMM with a 6 x 25 result over
-    64 x 784 positions (LeNet's first layer) runs BLAS at 14 GFLOP/s after a transposing copy
-    of the gradient (1.2-1.8 ms); 64 stacked products of 6 x 784 x 25, reading the gradient
-    and the columns in place, and their sum take 0.3-0.47 ms (measured in one process on the
-    2-vCPU Xeon; 16 x 9 over 128 x 196, the README demo's first layer: 0.13-0.23 vs 0.47-0.71 ms).
-    With 2,400 results (LeNet's second layer) the single GEMM is 1.7x faster, so it stays.
+def _weight_by_dots(grad_shape, out_shape, groups: int) -> bool:
+    """Whether a weight gradient is computed by :func:`weight_grad_dots`: few results (at most
+    :data:`DOTS_MAX_RESULTS`) over many positions, where one BLAS GEMM is at its worst.
+
+    LeNet's first layer, 6 x 25 results over 64 x 784 positions: one GEMM runs BLAS at 14 GFLOP/s
+    after a transposing copy of the gradient (1.2-1.8 ms, 2-vCPU Xeon); 64 per-image products
+    and their sum 0.67-0.99 ms, :func:`weight_grad_dots` 0.42-0.49 ms. The README demo's first
+    layer, 16 x 25 over 128 x 196: per-image 0.30-0.36 ms, dots 0.20-0.23 ms (AMD EPYC, minimum
+    and median of 200 calls each). With 2,400 results (LeNet's second layer) the single GEMM is
+    1.7x faster than per-image products, so it stays.
     """
     positions = grad_shape[0] * int(np.prod(grad_shape[2:]))
-    return groups == 1 and int(np.prod(out_shape)) <= PER_IMAGE_MAX_RESULTS and positions >= 4096
+    return groups == 1 and int(np.prod(out_shape)) <= DOTS_MAX_RESULTS and positions >= 4096
 
 
-def _gemm_weight(ga, cols, out, scratch, g, per_image=False):
-    """dW (O, C/g, kh, kw) = gradT @ cols.T per group, through ``scratch``: the transposed gradient
-    (g, O/g, N, P), or with ``per_image`` (see :func:`_weight_per_image`) the per-image products
-    (N, O, C*kh*kw) that are then summed."""
+def _gemm_weight(ga, cols, out, scratch, g, dots=False):
+    """dW (O, C/g, kh, kw) = gradT @ cols.T per group, through ``scratch``, the transposed gradient
+    (g, O/g, N, P); with ``dots`` (see :func:`_weight_by_dots`) :func:`weight_grad_dots`, no scratch."""
     N, O = ga.shape[:2]
     P = ga.size // (N * O)
-    if per_image:
-        T = out.size // O
-        product = gemm(ga.reshape(N, O, P), cols.reshape(T, N, P).transpose(1, 2, 0), scratch)
-        out2 = out.reshape(O, T)
-
-        def run_per_image():
-            product()
-            np.add.reduce(scratch, 0, None, out2)
-        return run_per_image
+    if dots:
+        return functools.partial(weight_grad_dots, ga.reshape(N, O, P), cols.reshape(-1, N * P), out.reshape(O, -1))
     gt = scratch
     src = ga.reshape(N, g, O // g, P).transpose(1, 2, 0, 3)
     g3 = gt.reshape(g, O // g, N * P)
@@ -378,14 +405,15 @@ def _backward_weight(ins, args):
         + (((((g, O // g, C // g * kh * kw), ins.dtype),) + _input_scratch(x.shape, x.dtype, padding, cdt))
            if chunked else _pad_scratch(x.shape, padding, cdt))
 
-    per_image = not chunked and cdt == ins.dtype == gr.dtype and _weight_per_image(gr.shape, ins.shape, g)
-    if per_image:  # per-image products in place of the transposed gradient
-        scratch = (scratch[0], ((N, O, C * kh * kw), ins.dtype)) + scratch[2:]
+    dots = not chunked and cdt == ins.dtype == gr.dtype and _weight_by_dots(gr.shape, ins.shape, g)
+    if dots:  # no transposed gradient
+        scratch = scratch[:1] + scratch[2:]
 
-    def bind(ga, xa, out, cols, gt, *rest):
+    def bind(ga, xa, out, cols, *rest):
+        gt, rest = (None, rest) if dots else (rest[0], rest[1:])
         if not chunked:
             fill = _im2col_call(xa, cols, rest[0] if rest else None, (kh, kw), stride, padding, dilation, (oh, ow))
-            return in_order(fill, _gemm_weight(ga, cols, out, gt, g, per_image))
+            return in_order(fill, _gemm_weight(ga, cols, out, gt, g, dots))
         part = rest[0]
         pad, fills = _chunked_fills(xa, cols, rest[1:], (kh, kw), stride, padding, dilation, (oh, ow), nb)
         P = oh * ow
@@ -479,14 +507,13 @@ def _conv_gemm_weight_op(ins, args):
     N, O = gr.shape[:2]
     P = int(np.prod(gr.shape[2:]))
 
-    per_image = args[1].dtype == gr.dtype == ins.dtype and _weight_per_image(gr.shape, ins.shape, g)
+    if args[1].dtype == gr.dtype == ins.dtype and _weight_by_dots(gr.shape, ins.shape, g):
+        return Impl(bind=lambda ga, cols, out: _gemm_weight(ga, cols, out, None, g, dots=True), contiguous=True,
+                    label="dots(conv dW)")
 
     def bind(ga, cols, out, scratch):
-        return _gemm_weight(ga, cols, out, scratch, g, per_image)
+        return _gemm_weight(ga, cols, out, scratch, g)
 
-    if per_image:
-        return Impl(bind=bind, scratch=(((N, O, int(np.prod(ins.shape[1:]))), ins.dtype),), contiguous=True,
-                    label="gemm per image(conv dW)")
     return Impl(bind=bind, scratch=(((g, O // g, N, P), gr.dtype),), contiguous=True, label="gemm(conv dW)")
 
 
