@@ -156,6 +156,30 @@ def test_pointwise_conv_runs_without_columns(rng):
     np.testing.assert_allclose(f(xv, wv), F.conv2d(torch.tensor(xv), torch.tensor(wv)).numpy(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(3, 4, 8, 6), (2, 3, 11, 9), (1, 2, 2, 3)])
+def test_2x2_max_pool_values_and_gradient_with_nans_infinities_and_ties_match_pytorch(rng, shape, dtype):
+    """The 2x2 stride-2 pooling's forward writes values only; its backward finds the maxima again.
+    NaN wins its window (the last NaN), -inf and +inf are ordinary values, the first of tied maxima
+    takes the gradient; an odd last row or column gets none."""
+    xv = rng.standard_normal(shape).astype(dtype)
+    flat = xv.reshape(-1)
+    picks = rng.choice(flat.size, size=min(flat.size, 12), replace=False)
+    flat[picks[0::4]], flat[picks[1::4]], flat[picks[2::4]] = np.nan, np.inf, -np.inf
+    xv[0, 0, :2, :2] = 0.75  # a window of four equal maxima
+    x = rg.input(shape, dtype, name="x")
+    y = rg.max_pool2d(x, 2, stride=2)
+    (gx,) = rg.grad((y * rg.constant(np.arange(1, int(np.prod(y.shape)) + 1, dtype=dtype).reshape(y.shape))).sum(),
+                    [x])
+    f = rg.function([x], [y, gx], backend="cpu")
+    out, gv = f(xv)
+    xt = torch.tensor(xv, requires_grad=True)
+    yt = F.max_pool2d(xt, 2, stride=2)
+    (yt * torch.arange(1, yt.numel() + 1, dtype=yt.dtype).reshape(yt.shape)).sum().backward()
+    np.testing.assert_array_equal(out, yt.detach().numpy())
+    np.testing.assert_array_equal(gv, xt.grad.numpy())
+
+
 @pytest.mark.parametrize("kernel,stride,padding,ceil", [(2, 2, 0, False), (3, 2, 1, True), (3, 1, 1, False)])
 def test_max_pool_values_indices_and_gradient_match_pytorch(kernel, stride, padding, ceil, rng):
     xv = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
