@@ -8,7 +8,9 @@ hand-offs dominate on a busy machine), at the price of a cheap transpose of the
 (small) output or output-gradient between ``(N, O, P)`` and ``(O, N, P)``:
 
 - forward:          ``out[g] = W[g] @ cols[g]``                 (O/g, N*P)
-- backward_weight:  ``dW[g] = gradT[g] @ cols[g].T``            (O/g, C/g*kh*kw)
+- backward_weight:  ``dW[g] = gradT[g] @ cols[g].T``            (O/g, C/g*kh*kw); a gradient with
+  few results over many positions (a first layer's) is dot products on one core instead
+  (:func:`weight_grad_dots`), where the GEMM's shape is BLAS's worst
 - backward_input:   ``dcols[g] = W[g].T @ gradT[g]``, then col2im adds the
   columns back into the input positions they came from.
 
